@@ -1,0 +1,71 @@
+"""One error hierarchy. Everything smtprun raises on purpose derives from SmtprunError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class SmtprunError(Exception):
+    """Base of every error smtprun reports to its user."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a plan file: 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class Problem:
+    """One thing wrong with a plan, located like a compiler message."""
+
+    message: str
+    location: Location | None = None
+    hint: str | None = None
+    source_line: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        head = f"{self.location}: " if self.location else ""
+        out = [f"{head}error: {self.message}"]
+        if self.source_line is not None and self.location is not None:
+            out.append(f"    {self.source_line.rstrip()}")
+            out.append("    " + " " * (self.location.col - 1) + "^")
+        if self.hint:
+            out.append(f"    hint: {self.hint}")
+        out.extend(f"    note: {n}" for n in self.notes)
+        return "\n".join(out)
+
+
+class PlanError(SmtprunError):
+    """A plan cannot be used: bad YAML, schema violation, bad regex, unknown variable."""
+
+    def __init__(self, problems: list[Problem] | Problem):
+        self.problems = [problems] if isinstance(problems, Problem) else list(problems)
+        super().__init__("\n".join(p.render() for p in self.problems))
+
+
+class UsageError(SmtprunError):
+    """The command line is wrong."""
+
+
+class ProtocolError(SmtprunError):
+    """The server broke the SMTP reply grammar or a limit smtprun enforces."""
+
+    def __init__(self, message: str, received: bytes = b""):
+        super().__init__(message)
+        self.received = received  # the offending bytes, bounded, for the transcript
+
+
+class StepError(SmtprunError):
+    """A step could not be carried out (rendering failed, a connection dropped, ...)."""
+
+
+class ReportError(SmtprunError):
+    """A report could not be written."""

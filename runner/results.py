@@ -1,0 +1,178 @@
+"""The result model every reporter reads: run -> plans -> cases -> steps, plus each case's transcript.
+
+Reporters (console, HTML, JSON, JUnit) only read this model; `to_dict()` is the JSON shape and the
+form archived reports are compared by. Secrets are redacted before anything reaches this model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from runner.protocol import Reply
+
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+
+SEND, RECV, INFO = "C", "S", "*"  # transcript directions: client, server, smtprun's own note
+
+_ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\"}
+
+
+def show_bytes(data: bytes) -> str:
+    """Bytes as readable text: UTF-8 shown as is, control and invalid bytes escaped (\\r, \\x00)."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if o in _ESCAPES:
+            out.append(_ESCAPES[o])
+        elif 0xDC80 <= o <= 0xDCFF:  # an undecodable byte, kept by surrogateescape
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif o < 0x20 or o == 0x7F or 0x80 <= o < 0xA0:
+            out.append(f"\\x{o:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def utc_iso(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Event:
+    """One transcript entry: who spoke, when (seconds since the case began), the exact bytes."""
+
+    t: float
+    direction: str
+    data: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t": round(self.t, 6), "dir": self.direction, "data": show_bytes(self.data)}
+
+
+def reply_dict(reply: Reply | None) -> dict[str, Any] | None:
+    if reply is None:
+        return None
+    return {"code": reply.code, "lines": list(reply.lines), "enhanced": reply.enhanced}
+
+
+@dataclass
+class StepResult:
+    index: int  # 1-based position in the case
+    line: int | None  # the step's line in the plan file
+    action: str  # send, raw, data, expect, sleep, close, starttls, auth, ...
+    label: str  # what was done, rendered and redacted, e.g. "EHLO test.com"
+    status: str = PASSED
+    expected: str | None = None  # the expectation in words
+    reply: Reply | None = None
+    reason: str | None = None  # why it failed
+    started: float = 0.0  # seconds since the case began
+    duration: float = 0.0
+    captures: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "line": self.line,
+            "action": self.action,
+            "sent": self.label,
+            "status": self.status,
+            "expected": self.expected,
+            "reply": reply_dict(self.reply),
+            "reason": self.reason,
+            "started": round(self.started, 6),
+            "duration": round(self.duration, 6),
+            "captures": dict(self.captures),
+        }
+
+
+@dataclass
+class CaseResult:
+    name: str
+    status: str = PASSED
+    steps: list[StepResult] = field(default_factory=list)
+    transcript: list[Event] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    duration: float = 0.0
+    target: str = ""  # host:port as the plan gave it
+    peer: str | None = None  # the address actually connected to
+    reason: str | None = None  # the first failure, in one line
+    line: int | None = None  # the case's line in the plan file
+    tls: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed_step(self) -> StepResult | None:
+        return next((s for s in self.steps if s.status == FAILED), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "line": self.line,
+            "target": self.target,
+            "peer": self.peer,
+            "started_at": utc_iso(self.started_at),
+            "duration": round(self.duration, 6),
+            "reason": self.reason,
+            "tls": self.tls,
+            "notes": list(self.notes),
+            "steps": [s.to_dict() for s in self.steps],
+            "transcript": [e.to_dict() for e in self.transcript],
+        }
+
+
+@dataclass
+class PlanResult:
+    name: str
+    file: str
+    source: str  # the plan file's text, embedded so a report explains itself
+    target: str
+    cases: list[CaseResult] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return FAILED if any(c.status == FAILED for c in self.cases) else PASSED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "file": self.file,
+            "target": self.target,
+            "status": self.status,
+            "source": self.source,
+            "cases": [c.to_dict() for c in self.cases],
+        }
+
+
+@dataclass
+class RunResult:
+    version: str
+    started_at: datetime
+    plans: list[PlanResult] = field(default_factory=list)
+    duration: float = 0.0
+    interrupted: bool = False
+
+    def counts(self) -> dict[str, int]:
+        counts = {PASSED: 0, FAILED: 0, SKIPPED: 0}
+        for plan in self.plans:
+            for case in plan.cases:
+                counts[case.status] = counts.get(case.status, 0) + 1
+        return counts
+
+    @property
+    def status(self) -> str:
+        return FAILED if any(p.status == FAILED for p in self.plans) else PASSED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "smtprun": self.version,
+            "started_at": utc_iso(self.started_at),
+            "duration": round(self.duration, 6),
+            "interrupted": self.interrupted,
+            "status": self.status,
+            "counts": self.counts(),
+            "plans": [p.to_dict() for p in self.plans],
+        }
