@@ -69,3 +69,7 @@ class StepError(SmtprunError):
 
 class ReportError(SmtprunError):
     """A report could not be written."""
+
+
+class ConnectionLost(SmtprunError):
+    """The server closed or reset the connection when smtprun needed it open."""

@@ -13,8 +13,8 @@ from runner.errors import ProtocolError
 
 __all__ = [
     "MAX_REPLY_BYTES",
-    "MAX_REPLY_LINES",
     "MAX_REPLY_LINE",
+    "MAX_REPLY_LINES",
     "DataEncoder",
     "Reply",
     "ReplyParser",

@@ -1,0 +1,234 @@
+"""The command line: arguments in, one call into the program, an ExitStatus out.
+
+`program()` is the main program without error handling; `main()` maps every SmtprunError to its
+exit status and message, so no user ever sees a traceback for something they did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from runner import __version__
+from runner.console import Console
+from runner.errors import PlanError, ReportError, SmtprunError, UsageError
+from runner.results import RunResult
+from runner.status import ExitStatus
+
+__all__ = ["main", "program"]
+
+COMMANDS = ("run", "validate", "serve")
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
+    return int(text)
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 10000:
+        raise argparse.ArgumentTypeError(f"--jobs takes a whole number from 1 to 10000, got {text!r}")
+    return int(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="smtprun", description="Run SMTP test plans written in YAML.")
+    parser.add_argument("--version", action="version", version=f"smtprun {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run plans (the default command)")
+    run.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
+    run.add_argument("--host", help="connect here instead of the plan's target.host")
+    run.add_argument("--port", type=_port, help="connect to this port instead of the plan's")
+    run.add_argument("--timeout", type=_positive, help="seconds to wait for each reply (overrides the plans)")
+    run.add_argument("--session-timeout", type=_positive, help="seconds a whole case may take")
+    run.add_argument("--var", action="append", type=_pair, default=[], metavar="NAME=VALUE",
+                     help="set a plan variable (repeatable)")
+    run.add_argument("--secret", action="append", type=_pair, default=[], metavar="NAME=VALUE",
+                     help="set a variable whose value is redacted in every output (repeatable)")
+    run.add_argument("-j", "--jobs", type=_jobs, default=20, help="sessions in flight at once (default 20)")
+    run.add_argument("-v", "--verbose", action="store_true", help="print the live transcript (C: / S: lines)")
+    run.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
+    run.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
+    run.add_argument("--report-dir", default="reports", metavar="DIR", help="where HTML reports go (default reports/)")
+    run.add_argument("--no-report", action="store_true", help="write no HTML report")
+    run.add_argument("--embedded", action="store_true",
+                     help="start the embedded server on a free loopback port and run the plans against it")
+    run.add_argument("--profile", default="default", help="the embedded server's profile (with --embedded)")
+
+    val = sub.add_parser("validate", help="check plans without sending anything")
+    val.add_argument("plans", nargs="+", metavar="PLAN")
+
+    srv = sub.add_parser("serve", help="run the embedded SMTP server")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=_port, default=2525)
+    srv.add_argument("--profile", default="default", help="answer like: default, exchange, postfix")
+    srv.add_argument("--tls-cert", metavar="PEM", help="certificate for STARTTLS (or implicit TLS)")
+    srv.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    srv.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (port 465 style)")
+    srv.add_argument("--auth-user", help="accept AUTH PLAIN/LOGIN/CRAM-MD5 for this user")
+    srv.add_argument("--auth-password", help="the password for --auth-user")
+    return parser
+
+
+def _read_plans(paths: Sequence[str], overrides: dict[str, str]) -> list:
+    from runner.plan import read_plan
+
+    plans, problems = [], []
+    for path in paths:
+        try:
+            plans.append(read_plan(path, overrides))
+        except PlanError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise PlanError(problems)
+    return plans
+
+
+def _validate(args: argparse.Namespace, console: Console) -> ExitStatus:
+    plans = _read_plans(args.plans, {})
+    for plan in plans:
+        console.out.write(f"{plan.file}: ok ({len(plan.cases)} case{'s' * (len(plan.cases) != 1)})\n")
+    return ExitStatus.OK
+
+
+def _serve(args: argparse.Namespace, console: Console) -> ExitStatus:
+    from runner.server import PROFILES, serve
+
+    if args.profile not in PROFILES:
+        raise UsageError(f"unknown profile {args.profile!r}; choose from {', '.join(PROFILES)}")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    if bool(args.auth_user) != bool(args.auth_password):
+        raise UsageError("--auth-user and --auth-password go together")
+    if args.implicit_tls and not args.tls_cert:
+        raise UsageError("--implicit-tls needs --tls-cert and --tls-key")
+    serve(args.host, args.port, args.profile, tls_cert=args.tls_cert, tls_key=args.tls_key,
+          implicit_tls=args.implicit_tls, auth_user=args.auth_user, auth_password=args.auth_password, out=console.out)
+    return ExitStatus.OK
+
+
+def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
+    from runner.execute import RunOptions, run_plans
+
+    overrides = dict(args.var) | dict(args.secret)
+    plans = _read_plans(args.plans, overrides)
+    options = RunOptions(host=args.host, port=args.port, timeout=args.timeout,
+                         session_timeout=args.session_timeout, jobs=args.jobs, secrets=dict(args.secret),
+                         on_case=console.case_done)
+    if args.verbose:
+        options.listener = console.live
+        if args.jobs == 20 and sum(len(p.cases) for p in plans) > 1:
+            options.jobs = 1  # a readable live transcript: one session at a time
+    server = None
+    if args.embedded:
+        from runner.server import PROFILES, EmbeddedServer
+
+        if args.profile not in PROFILES:
+            raise UsageError(f"unknown profile {args.profile!r}; choose from {', '.join(PROFILES)}")
+        server = EmbeddedServer(profile=args.profile).start()
+        options.host, options.port = server.host, server.port
+        console.out.write(f"embedded server ({args.profile}) on {server.host}:{server.port}\n")
+    else:
+        missing = [p.file for p in plans if not (options.host or p.target.host)]
+        if missing:
+            raise UsageError(f"no target host for {', '.join(missing)}: set target.host in the plan, "
+                             "or give --host or --embedded")
+    try:
+        run = run_plans(plans, options)
+    finally:
+        if server is not None:
+            server.stop()
+    console.summary(run)
+    status = ExitStatus.INTERRUPTED if run.interrupted else (
+        ExitStatus.FAILED if run.status == "failed" else ExitStatus.OK)
+    return _write_reports(run, args, console, status)
+
+
+def _write_reports(run: RunResult, args: argparse.Namespace, console: Console, status: ExitStatus) -> ExitStatus:
+    """Every requested output is attempted; a failure to write one is reported and not fatal to the rest."""
+    failed = False
+    outputs = []
+    if args.json:
+        outputs.append(("JSON", "runner.report.jsonout", "write_json", Path(args.json) if args.json != "-" else "-"))
+    if args.junit:
+        outputs.append(("JUnit", "runner.report.junit", "write_junit", Path(args.junit)))
+    for kind, module, func, path in outputs:
+        try:
+            getattr(__import__(module, fromlist=[func]), func)(run, path)
+        except (OSError, ReportError) as exc:
+            console.error(f"smtprun: cannot write {kind} to {path}: {getattr(exc, 'strerror', None) or exc}")
+            failed = True
+    if not args.no_report:
+        from runner.report.html import write_html_reports
+
+        try:
+            for path in write_html_reports(run, Path(args.report_dir)):
+                console.out.write(f"report: {path}\n")
+        except (OSError, ReportError) as exc:
+            console.error(f"smtprun: cannot write the HTML report to {args.report_dir}: "
+                          f"{getattr(exc, 'strerror', None) or exc}")
+            failed = True
+    if failed and status == ExitStatus.OK:
+        return ExitStatus.ERROR
+    return status
+
+
+def program(argv: Sequence[str], console: Console) -> ExitStatus:
+    argv = list(argv)
+    if argv and argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
+        argv.insert(0, "run")  # `smtprun PLAN` means `smtprun run PLAN`
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help(console.out)
+        return ExitStatus.USAGE
+    handler = {"run": _run, "validate": _validate, "serve": _serve}[args.command]
+    return handler(args, console)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    console = Console(out or sys.stdout, err or sys.stderr)
+    try:
+        return int(program(sys.argv[1:] if argv is None else argv, console))
+    except PlanError as exc:
+        console.error(str(exc))
+        n = len(exc.problems)
+        console.error(f"smtprun: {n} problem{'s' * (n != 1)} found; nothing was sent")
+        return int(ExitStatus.USAGE)
+    except UsageError as exc:
+        console.error(str(exc))
+        return int(ExitStatus.USAGE)
+    except SmtprunError as exc:
+        console.error(f"smtprun: {exc}")
+        return int(ExitStatus.ERROR)
+    except KeyboardInterrupt:
+        console.error("smtprun: interrupted")
+        return int(ExitStatus.INTERRUPTED)
+    except SystemExit as exc:  # --help and --version
+        return int(exc.code or 0)

@@ -1,0 +1,74 @@
+"""What a person sees in the terminal: a line per case as it ends, failing steps, a summary."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+from runner.results import FAILED, PASSED, RECV, SEND, SKIPPED, CaseResult, PlanResult, RunResult, show_bytes
+
+__all__ = ["Console"]
+
+_COLOURS = {PASSED: "32", FAILED: "31", SKIPPED: "33", "dim": "2", "bold": "1"}
+_WORDS = {PASSED: "PASS", FAILED: "FAIL", SKIPPED: "SKIP"}
+
+
+@dataclass
+class Console:
+    out: TextIO = sys.stdout
+    err: TextIO = sys.stderr
+    colour: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.colour is None:
+            self.colour = bool(getattr(self.out, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ \
+                and os.environ.get("TERM") != "dumb"
+
+    def paint(self, text: str, style: str) -> str:
+        return f"\033[{_COLOURS[style]}m{text}\033[0m" if self.colour else text
+
+    def case_done(self, plan: PlanResult, case: CaseResult) -> None:
+        word = self.paint(_WORDS.get(case.status, case.status.upper()), case.status)
+        where = f" → {case.peer}" if case.peer else ""
+        self.out.write(f"{word}  {plan.file} · {case.name}{self.paint(f'  ({case.duration:.2f}s{where})', 'dim')}\n")
+        step = case.failed_step
+        if case.status == FAILED:
+            if step is not None:
+                self.out.write(f"      step {step.index} at {plan.file}:{step.line}: {step.action} {step.label}\n")
+                if step.expected:
+                    self.out.write(f"        expected: {step.expected}\n")
+                if step.reply is not None:
+                    got = "\n                  ".join(f"{step.reply.code} {line}".rstrip() for line in step.reply.lines)
+                    self.out.write(f"        got:      {got}\n")
+                self.out.write(f"        {self.paint('why:', 'bold')}      {step.reason}\n")
+            elif case.reason:
+                self.out.write(f"        {case.reason}\n")
+        self.out.flush()
+
+    def live(self, case: str, direction: str, data: bytes) -> None:
+        """-v: the transcript as it happens, C: for what smtprun sent, S: for the server."""
+        tag = {SEND: "C:", RECV: "S:"}.get(direction, "*")
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        for line in lines[:200]:
+            self.out.write(f"  {self.paint(tag, 'dim')} {show_bytes(line.removesuffix(chr(13).encode()))}\n")
+        if len(lines) > 200:
+            self.out.write(f"  {tag} ... {len(lines) - 200} more lines\n")
+        self.out.flush()
+
+    def summary(self, run: RunResult) -> None:
+        counts = run.counts()
+        parts = [self.paint(f"{counts[PASSED]} passed", PASSED) if counts[PASSED] else "0 passed"]
+        if counts[FAILED]:
+            parts.append(self.paint(f"{counts[FAILED]} failed", FAILED))
+        if counts[SKIPPED]:
+            parts.append(self.paint(f"{counts[SKIPPED]} skipped", SKIPPED))
+        tail = " (interrupted)" if run.interrupted else ""
+        self.out.write(f"{', '.join(parts)} in {run.duration:.2f}s{tail}\n")
+
+    def error(self, text: str) -> None:
+        self.err.write(text.rstrip("\n") + "\n")
+        self.err.flush()

@@ -1,0 +1,80 @@
+"""Judging a reply against a step's expectation, and describing both in words."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from runner.protocol import Reply
+from runner.template import render
+
+__all__ = ["CLOSED", "check", "describe"]
+
+CLOSED = "closed"
+
+
+def _code_matches(spec: int | str, code: int) -> bool:
+    pattern = str(spec).lower()
+    return len(pattern) == 3 and all(p in ("x", c) for p, c in zip(pattern, str(code), strict=True))
+
+
+def _codes(spec: Any) -> list[int | str]:
+    if spec is None:
+        return []
+    return list(spec) if isinstance(spec, list) else [spec]
+
+
+def _enhanced_matches(pattern: str, actual: str | None) -> bool:
+    if actual is None:
+        return False
+    return all(p in ("x", a) for p, a in zip(pattern.split("."), actual.split("."), strict=True))
+
+
+def describe(spec: Any) -> str:
+    """The expectation as a person would say it: '250', '2xx or 3xx', 'closed', '250 matching /ok/'."""
+    if spec == CLOSED:
+        return "the server closes the connection"
+    if not isinstance(spec, dict):
+        return " or ".join(str(c) for c in _codes(spec))
+    parts = [" or ".join(str(c) for c in _codes(spec.get("code")))] if "code" in spec else ["any reply"]
+    if "enhanced" in spec:
+        parts.append(f"enhanced {spec['enhanced']}")
+    if "text" in spec:
+        parts.append(f"text matching /{spec['text']}/")
+    if spec.get("keywords"):
+        parts.append("keywords " + ", ".join(spec["keywords"]))
+    if spec.get("absent"):
+        parts.append("without " + ", ".join(spec["absent"]))
+    return ", ".join(parts)
+
+
+def check(spec: Any, reply: Reply, variables: Mapping[str, Any]) -> str | None:
+    """Why `reply` does not meet `spec`, or None when it does."""
+    if spec is None:
+        return None
+    if spec == CLOSED:
+        return f"expected the server to close the connection, got {reply.summary()}"
+    codes = _codes(spec.get("code") if isinstance(spec, dict) else spec)
+    if codes and not any(_code_matches(c, reply.code) for c in codes):
+        return f"expected {' or '.join(map(str, codes))}, got {reply.summary()}"
+    if not isinstance(spec, dict):
+        return None
+    if "enhanced" in spec and not _enhanced_matches(spec["enhanced"], reply.enhanced):
+        return f"expected enhanced code {spec['enhanced']}, got {reply.enhanced or 'none'} in {reply.summary()}"
+    if "text" in spec:
+        pattern = render(spec["text"], variables)
+        try:
+            found = re.search(pattern, reply.text)
+        except re.error as exc:
+            return f"bad regex /{pattern}/: {exc}"
+        if not found:
+            return f"expected text matching /{pattern}/, got {reply.summary()}"
+    keywords = reply.keywords()
+    missing = [k for k in spec.get("keywords", []) if k.upper() not in keywords]
+    if missing:
+        return f"EHLO keywords missing: {', '.join(missing)} (offered: {', '.join(keywords) or 'none'})"
+    present = [k for k in spec.get("absent", []) if k.upper() in keywords]
+    if present:
+        return f"EHLO keywords offered but expected absent: {', '.join(present)}"
+    return None

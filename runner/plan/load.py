@@ -1,0 +1,193 @@
+"""Read a plan file into plain data, remembering where every key and value stands.
+
+YAML is composed with PyYAML's safe machinery and built by hand, so that: only the plain data
+tags are accepted (no `!!python/...`), a key repeated in one mapping is an error, alias
+expansion is bounded (a "billion laughs" file fails fast), and every value keeps its line and
+column for compiler-style messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from runner.errors import Location, PlanError, Problem
+
+__all__ = ["MAX_NODES", "MAX_PLAN_BYTES", "Loaded", "Source", "load_file", "load_text"]
+
+MAX_PLAN_BYTES = 1024 * 1024  # a plan is a page of steps; a megabyte is far past any real one
+MAX_NODES = 200_000  # values after alias expansion: bounds memory against alias bombs
+MAX_DEPTH = 64
+
+Path_ = tuple[Any, ...]
+
+_T = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_T + "str", _T + "int", _T + "float", _T + "bool", _T + "null"}
+_TEXT_TAGS = {_T + "timestamp"}  # an implicit date stays the text it was written as
+_MERGE = _T + "merge"
+
+
+@dataclass
+class Source:
+    """A plan file's name (as the user gave it) and text."""
+
+    name: str
+    text: str
+    lines: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lines = self.text.splitlines()
+
+    def problem(self, message: str, line: int | None, col: int = 1, hint: str | None = None) -> Problem:
+        if line is None:
+            return Problem(message, Location(self.name, 1, 1), hint)
+        src = self.lines[line - 1] if 0 < line <= len(self.lines) else None
+        return Problem(message, Location(self.name, line, col), hint, src)
+
+
+@dataclass
+class Loaded:
+    data: Any
+    source: Source
+    marks: dict[Path_, tuple[int, int]]  # path of a value -> (line, col) of the value
+    key_marks: dict[Path_, tuple[int, int]]  # path of a value -> (line, col) of its key
+
+    def where(self, path: Path_, key: bool = False) -> tuple[int, int] | None:
+        """The closest known position to `path` (a missing item points at its parent)."""
+        table = self.key_marks if key else self.marks
+        p = tuple(path)
+        while True:
+            if p in table:
+                return table[p]
+            if p in self.marks:
+                return self.marks[p]
+            if not p:
+                return None
+            p = p[:-1]
+
+    def problem(self, message: str, path: Path_, key: bool = False, hint: str | None = None) -> Problem:
+        pos = self.where(path, key)
+        return self.source.problem(message, *(pos or (None, 1)), hint=hint)
+
+
+def load_file(path: str | Path, display: str | None = None) -> Loaded:
+    name = display or str(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_PLAN_BYTES + 1)
+    except OSError as exc:
+        raise PlanError(Problem(f"cannot read plan: {exc.strerror or exc}", Location(name, 1, 1))) from None
+    if len(raw) > MAX_PLAN_BYTES:
+        raise PlanError(Problem(f"plan file is larger than {MAX_PLAN_BYTES} bytes", Location(name, 1, 1)))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise PlanError(
+            Problem(f"plan is not UTF-8: invalid byte 0x{raw[exc.start]:02x} at offset {exc.start}",
+                    Location(name, line, col))
+        ) from None
+    return load_text(text.removeprefix("\ufeff"), name)
+
+
+def load_text(text: str, name: str = "<plan>") -> Loaded:
+    source = Source(name, text)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        msg = f"YAML syntax: {exc.problem or exc.context}"
+        if mark is None:
+            raise PlanError(source.problem(msg, None)) from None
+        raise PlanError(source.problem(msg, mark.line + 1, mark.column + 1)) from None
+    except yaml.YAMLError as exc:
+        raise PlanError(source.problem(f"YAML: {exc}", None)) from None
+    builder = _Builder(source)
+    data = builder.build(node, ()) if node is not None else None
+    return Loaded(data, source, builder.marks, builder.key_marks)
+
+
+def _pos(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.marks: dict[Path_, tuple[int, int]] = {}
+        self.key_marks: dict[Path_, tuple[int, int]] = {}
+        self.count = 0
+        self.constructor = yaml.SafeLoader("")
+
+    def fail(self, message: str, node: Node, hint: str | None = None) -> PlanError:
+        return PlanError(self.source.problem(message, *_pos(node), hint=hint))
+
+    def build(self, node: Node, path: Path_, depth: int = 0) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.fail(f"plan expands to more than {MAX_NODES} values (alias expansion?)", node)
+        if depth > MAX_DEPTH:
+            raise self.fail(f"plan is nested deeper than {MAX_DEPTH} levels", node)
+        self.marks.setdefault(path, _pos(node))
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, SequenceNode):
+            if node.tag != _T + "seq":
+                raise self._bad_tag(node)
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _bad_tag(self, node: Node) -> PlanError:
+        tag = node.tag.replace(_T, "!!")
+        return self.fail(f"YAML tag {tag} is not allowed: a plan holds plain data only", node)
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        if node.tag in _TEXT_TAGS:
+            return node.value
+        if node.tag not in _SCALAR_TAGS:
+            raise self._bad_tag(node)
+        try:
+            return self.constructor.construct_object(node)
+        except yaml.YAMLError as exc:
+            raise self.fail(f"bad value: {exc}", node) from None
+
+    def _pairs(self, node: MappingNode) -> Iterator[tuple[Node, Node]]:
+        """Key/value nodes, with YAML merge keys (`<<: *base`) expanded; explicit keys win."""
+        explicit = [(k, v) for k, v in node.value if k.tag != _MERGE]
+        explicit_keys = {k.value for k, _ in explicit if isinstance(k, ScalarNode)}
+        merged: list[tuple[Node, Node]] = []
+        for k, v in node.value:
+            if k.tag != _MERGE:
+                continue
+            sources = v.value if isinstance(v, SequenceNode) else [v]
+            for src in sources:
+                if not isinstance(src, MappingNode):
+                    raise self.fail("a merge key (<<) takes a mapping or a list of mappings", src)
+                for mk, mv in self._pairs(src):
+                    if mk.value not in explicit_keys and all(mk.value != m.value for m, _ in merged):
+                        merged.append((mk, mv))
+        yield from merged
+        yield from explicit
+
+    def _mapping(self, node: MappingNode, path: Path_, depth: int) -> dict[str, Any]:
+        if node.tag != _T + "map":
+            raise self._bad_tag(node)
+        out: dict[str, Any] = {}
+        for knode, vnode in self._pairs(node):
+            if not isinstance(knode, ScalarNode):
+                raise self.fail("a mapping key must be a plain name, not a list or mapping", knode)
+            key = self._scalar(knode)
+            if not isinstance(key, str):
+                key = knode.value
+            if key in out:
+                line, _ = self.key_marks[(*path, key)]
+                raise self.fail(f"duplicate key '{key}' (first given on line {line})", knode)
+            self.key_marks[(*path, key)] = _pos(knode)
+            out[key] = self.build(vnode, (*path, key), depth + 1)
+        return out

@@ -1,0 +1,166 @@
+"""Check plan data against schemas/plan.schema.json and explain failures like a compiler."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from runner.errors import Problem
+from runner.plan.load import Loaded
+
+__all__ = ["SCHEMA_NAME", "schema", "schema_text", "validate"]
+
+SCHEMA_NAME = "plan.schema.json"
+_REPO_COPY = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
+
+
+def schema_text() -> str:
+    """The schema as shipped: inside the installed package, or beside it in a source checkout."""
+    try:
+        return resources.files("runner.schemas").joinpath(SCHEMA_NAME).read_text("utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return _REPO_COPY.read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(schema_text())
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema())
+
+
+def validate(loaded: Loaded) -> list[Problem]:
+    """Every schema violation in the plan, in file order; empty when the plan is valid."""
+    found: dict[tuple[Any, ...], Problem] = {}
+    for error in _validator().iter_errors(loaded.data):
+        for problem in _explain(error, loaded):
+            loc = problem.location
+            found.setdefault((loc.line, loc.col, problem.message) if loc else (0, 0, problem.message), problem)
+    return [found[k] for k in sorted(found, key=lambda k: (k[0], k[1]))]
+
+
+_JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "true/false",
+               int: "a number", float: "a number", type(None): "empty"}
+
+
+def _kind(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _name(path: tuple[Any, ...]) -> str:
+    """What the value at `path` is called: a key's name, or 'step'/'case' for a list item."""
+    for i in range(len(path) - 1, -1, -1):
+        if isinstance(path[i], str):
+            if i < len(path) - 1:
+                return {"steps": "step", "cases": "case"}.get(path[i], path[i])
+            return path[i]
+    return "plan"
+
+
+def _explain(error: Any, loaded: Loaded) -> list[Problem]:
+    path = tuple(error.absolute_path)
+    name = _name(path)
+    kind = error.validator
+    if kind is None and "dependentSchemas" in error.schema_path:
+        parts = list(error.schema_path)
+        present = parts[parts.index("dependentSchemas") + 1]
+        parent = _at(loaded.data, path)
+        exclusive = set(schema()["$defs"]["step"]["dependentSchemas"])
+        others = sorted(k for k in parent if k in exclusive and k != present) if isinstance(parent, dict) else []
+        if not others:
+            return [loaded.problem(f"{name}: {error.message}", path)]
+        first, second = sorted((present, others[0]))
+        return [loaded.problem(f"a step does one thing: '{first}' and '{second}' cannot be in the same step",
+                               path, hint="split it into two steps")]
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        return [_unknown_key(loaded, path, extra, allowed) for extra in error.instance
+                if extra not in error.schema.get("properties", {})]
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return [loaded.problem(f"missing required key '{missing}' in {name}", path)]
+    if kind == "oneOf" and not path and isinstance(error.instance, dict):
+        if "steps" in error.instance and "cases" in error.instance:
+            return [loaded.problem("give either 'steps' or 'cases', not both", ("cases",), key=True)]
+        return [loaded.problem("a plan needs 'steps:' (one session) or 'cases:' (several)", ())]
+    if kind in ("anyOf", "oneOf"):
+        deeper = _best_branch(error)
+        if deeper:
+            return [p for sub in deeper for p in _explain(sub, loaded)]
+        desc = error.schema.get("description", "")
+        return [loaded.problem(f"invalid {name}: {_show(error.instance)}" + (f" — {desc}" if desc else ""), path)]
+    if kind == "type":
+        want = error.validator_value
+        wants = " or ".join(want) if isinstance(want, list) else want
+        return [loaded.problem(f"'{name}' must be {_article(wants)}, not {_kind(error.instance)}", path)]
+    if kind == "const" and error.validator_value is True:
+        return [loaded.problem(f"'{name}' takes only the value true", path)]
+    if kind == "enum":
+        choices = ", ".join(map(str, error.validator_value))
+        return [loaded.problem(f"'{name}' must be one of: {choices} (got {_show(error.instance)})", path)]
+    if kind == "propertyNames":
+        return [loaded.problem(f"'{error.instance}' is not a valid variable name (letters, digits, _)", path)]
+    return [loaded.problem(f"{name}: {error.message}", path)]
+
+
+def _at(data: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _article(word: str) -> str:
+    names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "a whole number",
+             "number": "a number", "boolean": "true or false"}
+    return names.get(word, word)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unknown_key(loaded: Loaded, path: tuple[Any, ...], extra: str, allowed: list[str]) -> Problem:
+    close = difflib.get_close_matches(str(extra), allowed, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'?" if close else "allowed here: " + ", ".join(allowed)
+    return loaded.problem(f"unknown key '{extra}' in {_name(path)}", (*path, extra), key=True, hint=hint)
+
+
+def _fits_type(errors: list[Any]) -> bool:
+    """False when a branch failed on the value's very shape (type, const, enum)."""
+    for e in errors:
+        if e.relative_path:
+            continue
+        if e.validator in ("type", "const", "enum"):
+            return False
+        if e.validator in ("anyOf", "oneOf") and not any(_fits_type(b) for b in _branches(e).values()):
+            return False
+    return True
+
+
+def _branches(error: Any) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = {}
+    for sub in error.context:
+        out.setdefault(sub.relative_schema_path[0], []).append(sub)
+    return out
+
+
+def _best_branch(error: Any) -> list[Any]:
+    """Errors of the one alternative that fits the value's shape, when they lie deeper inside it."""
+    fitting = [errs for errs in _branches(error).values() if _fits_type(errs)]
+    if len(fitting) != 1:
+        return []
+    errs = fitting[0]
+    if all(not e.relative_path and e.validator not in ("anyOf", "oneOf", "additionalProperties", "required")
+           for e in errs):
+        return []
+    return errs

@@ -1,0 +1,87 @@
+"""TLS client contexts and the facts of an established TLS session (RFC 3207, RFC 8314)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import tempfile
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["client_context", "describe_failure", "session_facts"]
+
+_VERSIONS = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def client_context(verify: bool = True, cafile: str | None = None, min_version: str | None = None) -> ssl.SSLContext:
+    """A client context; with verify, the chain and the host name are checked. OSError/SSLError pass up."""
+    ctx = ssl.create_default_context(cafile=cafile) if verify else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if cafile:
+            ctx.load_verify_locations(cafile)
+    if min_version:
+        if min_version in ("TLSv1", "TLSv1.1"):
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # old servers can only be tested if allowed
+        ctx.minimum_version = _VERSIONS[min_version]
+    return ctx
+
+
+def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verification failed: {exc.verify_message or exc.reason}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "TLS handshake timed out"
+    return f"TLS handshake failed: {exc}"
+
+
+def _names(seq: Any) -> str:
+    return ", ".join(f"{k}={v}" for rdn in seq or () for k, v in rdn)
+
+
+def _decode_der(der: bytes) -> dict[str, Any]:
+    """Decode a certificate the handshake did not verify (stdlib only decodes from a file)."""
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".pem") as fh:
+            fh.write(ssl.DER_cert_to_PEM_cert(der))
+            fh.flush()
+            return ssl._ssl._test_decode_cert(fh.name)  # type: ignore[attr-defined]
+    except Exception:
+        return {}
+
+
+def session_facts(tls: ssl.SSLObject | None, verified: bool) -> dict[str, Any]:
+    """Protocol, cipher and certificate facts of a TLS session, as reports show them."""
+    if tls is None:
+        return {}
+    cipher = tls.cipher()
+    facts: dict[str, Any] = {
+        "version": tls.version(),
+        "cipher": cipher[0] if cipher else None,
+        "verified": verified,
+    }
+    cert = tls.getpeercert() if verified else None
+    if not cert:
+        der = tls.getpeercert(binary_form=True)
+        cert = _decode_der(der) if der else {}
+    if cert:
+        not_after = cert.get("notAfter")
+        facts.update(
+            subject=_names(cert.get("subject")),
+            issuer=_names(cert.get("issuer")),
+            san=[v for k, v in cert.get("subjectAltName", ()) if k in ("DNS", "IP Address")],
+            not_before=cert.get("notBefore"),
+            not_after=not_after,
+        )
+        if not_after:
+            expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), timezone.utc)
+            facts["days_left"] = (expires - datetime.now(timezone.utc)).days
+    return facts

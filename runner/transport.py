@@ -1,0 +1,155 @@
+"""The thin asyncio layer: connect, write, read with a deadline, upgrade to TLS. No SMTP here.
+
+Bytes read are handed to the sans-IO ReplyParser by the caller. Reading pauses when a small
+buffer is full, so a server streaming junk cannot grow memory; every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+
+from runner.errors import ConnectionLost
+
+__all__ = ["Connection", "open_connection"]
+
+READ_HIGH_WATER = 256 * 1024  # pause reading past this many unread bytes
+
+
+class _Wire(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.closed = False
+        self.error: BaseException | None = None
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        self._readable.set()
+        if len(self.buf) > READ_HIGH_WATER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self._readable.set()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.error = exc
+        self._readable.set()
+        self._writable.set()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    def take(self) -> bytes:
+        data = bytes(self.buf)
+        self.buf.clear()
+        self._readable.clear()
+        if self._paused and self.transport is not None and not self.closed:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+
+async def _until(awaitable, deadline: float):  # type: ignore[no-untyped-def]
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise asyncio.TimeoutError
+    return await asyncio.wait_for(awaitable, remaining)
+
+
+class Connection:
+    def __init__(self, wire: _Wire, peer: str) -> None:
+        self._wire = wire
+        self.peer = peer
+        self.tls_object: ssl.SSLObject | None = None
+
+    async def read(self, deadline: float) -> bytes:
+        """Whatever bytes have arrived (at least one), or b"" once the server has closed."""
+        wire = self._wire
+        while not wire.buf:
+            if wire.closed:
+                return b""
+            await _until(wire._readable.wait(), deadline)
+            if not wire.buf and not wire.closed:
+                wire._readable.clear()
+        return wire.take()
+
+    def buffered(self) -> bytes:
+        """Bytes received but not yet read, taken out of the buffer."""
+        return self._wire.take()
+
+    async def write(self, data: bytes, deadline: float) -> None:
+        wire = self._wire
+        if wire.closed or wire.transport is None or wire.transport.is_closing():
+            raise ConnectionLost("connection closed by the server before sending")
+        wire.transport.write(data)
+        await _until(wire._writable.wait(), deadline)
+        if wire.closed and wire.error is not None:
+            raise ConnectionLost(f"connection lost while sending: {wire.error}")
+
+    async def start_tls(self, context: ssl.SSLContext, server_name: str | None, deadline: float) -> None:
+        """Upgrade in place (RFC 3207 §4); the caller has already discarded plaintext leftovers."""
+        wire = self._wire
+        loop = asyncio.get_running_loop()
+        assert wire.transport is not None
+        remaining = max(0.001, deadline - time.monotonic())
+        new = await _until(
+            loop.start_tls(wire.transport, wire, context, server_hostname=server_name,
+                           ssl_handshake_timeout=remaining),
+            deadline,
+        )
+        wire.transport = new  # type: ignore[assignment]
+        self.tls_object = new.get_extra_info("ssl_object")
+
+    @property
+    def closed(self) -> bool:
+        return self._wire.closed
+
+    def close(self) -> None:
+        transport = self._wire.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+        self._wire.closed = True
+
+    def abort(self) -> None:
+        if self._wire.transport is not None:
+            self._wire.transport.abort()
+        self._wire.closed = True
+
+
+async def open_connection(
+    host: str,
+    port: int,
+    deadline: float,
+    tls: ssl.SSLContext | None = None,
+    server_name: str | None = None,
+) -> Connection:
+    """Connect (and with `tls`, handshake) before `deadline`; OSError and TimeoutError pass up."""
+    loop = asyncio.get_running_loop()
+    wire = _Wire()
+    remaining = max(0.001, deadline - time.monotonic())
+    kwargs = {}
+    if tls is not None:
+        kwargs = {"ssl": tls, "server_hostname": server_name or host, "ssl_handshake_timeout": remaining}
+    transport, _ = await _until(loop.create_connection(lambda: wire, host, port, **kwargs), deadline)
+    peername = transport.get_extra_info("peername")
+    peer = f"[{peername[0]}]:{peername[1]}" if ":" in peername[0] else f"{peername[0]}:{peername[1]}"
+    conn = Connection(wire, peer)
+    if tls is not None:
+        conn.tls_object = transport.get_extra_info("ssl_object")
+    return conn
