@@ -63,8 +63,13 @@ class ProtocolError(SmtprunError):
         self.received = received  # the offending bytes, bounded, for the transcript
 
 
-class StepError(SmtprunError):
-    """A step could not be carried out (rendering failed, a connection dropped, ...)."""
+class StepFailed(SmtprunError):
+    """A step did not get what it expected, or could not be carried out; ends its case."""
+
+    def __init__(self, reason: str, reply: object | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.reply = reply  # the Reply that failed the step, when one came
 
 
 class ReportError(SmtprunError):

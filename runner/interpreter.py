@@ -8,27 +8,25 @@ steps after it are reported as not run. Nothing here waits without a deadline.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
 from runner import expect as expectations
 from runner import tls as tlsinfo
-from runner.errors import ConnectionLost, ProtocolError, StepError
+from runner.errors import ConnectionLost, ProtocolError, StepFailed
 from runner.plan.model import Case, Plan, Step, Target
-from runner.protocol import DataEncoder, Reply, ReplyParser, encode_line
+from runner.protocol import DataEncoder, Reply, ReplyParser
 from runner.redact import Redactor
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult, Event, StepResult
+from runner.steps import ACTIONS
 from runner.template import ENVIRON, RenderError, render
 from runner.transport import Connection, open_connection
 
-__all__ = ["run_case"]
+__all__ = ["Session", "run_case"]
 
 MAX_EVENT_BYTES = 64 * 1024  # one transcript entry; a large body is shown cut, with its size
 MAX_TRANSCRIPT_BYTES = 4 * 1024 * 1024
@@ -36,14 +34,7 @@ DATA_CHUNK = 64 * 1024
 Listener = Callable[[str, str, bytes], None]  # (case name, direction, bytes) for -v
 
 
-class StepFailed(Exception):
-    def __init__(self, reason: str, reply: Reply | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.reply = reply
-
-
-class _Session:
+class Session:
     """What one case knows while it runs: the connection, the parser, variables, transcript."""
 
     def __init__(self, plan: Plan, case: Case, target: Target, variables: dict[str, Any],
@@ -99,14 +90,8 @@ class _Session:
             self.result.tls = tlsinfo.session_facts(self.conn.tls_object, t.verify)
 
     async def send(self, data: bytes, deadline: float) -> None:
-        assert self.conn is not None
         self.record(SEND, data)
-        try:
-            await self.conn.write(data, deadline)
-        except asyncio.TimeoutError:
-            raise StepFailed("timed out sending: the server is not reading") from None
-        except (ConnectionLost, OSError) as exc:
-            raise StepFailed(str(exc)) from None
+        await self.write(data, deadline)
 
     async def read_reply(self, deadline: float) -> Reply:
         assert self.conn is not None
@@ -159,37 +144,10 @@ class _Session:
 
     async def run_step(self, step: Step, out: StepResult) -> None:
         deadline = self.deadline(step)
-        act = step.action
-        if act == "send":
-            line = self.text(step.value)
-            out.label = self.redactor.text(line)
-            try:
-                data = encode_line(line)
-            except ValueError as exc:
-                raise StepFailed(str(exc)) from None
-            await self.send(data, deadline)
-        elif act == "raw":
-            data = self.text(step.value).encode("utf-8")
-            out.label = self.redactor.text(repr(data.decode("utf-8"))[1:-1])
-            await self.send(data, deadline)
-        elif act == "data":
-            body = self.text(step.value).encode("utf-8")
-            out.label = f"message body ({len(body)} bytes)"
-            await self.send_body(body, deadline)
-        elif act == "sleep":
-            out.label = f"sleep {step.value:g}s"
-            await asyncio.sleep(step.value)
-        elif act == "close":
-            out.label = "close the connection"
-            assert self.conn is not None
-            self.conn.close()
-            self.note("client closed the connection")
-        elif act == "starttls":
-            await self.starttls(step, out, deadline)
-            return
-        elif act == "auth":
-            await self.auth(step, out, deadline)
-            return
+        action = ACTIONS.get(step.action)
+        if action is not None:
+            if await action(self, step, out, deadline):
+                return  # the action judged its own replies
         else:
             out.label = "read a reply"
         if step.reads_reply:
@@ -201,10 +159,7 @@ class _Session:
         if spec == expectations.CLOSED:
             await self.wait_closed(deadline)
             return None
-        try:
-            reply = await self.read_reply(deadline)
-        except ConnectionLost as exc:
-            raise StepFailed(str(exc)) from None
+        reply = await self.reply(deadline)
         out.reply = reply
         why = expectations.check(spec, reply, self.vars)
         if why:
@@ -213,6 +168,13 @@ class _Session:
         if out.label.upper().startswith(("EHLO", "LHLO")) and reply.code == 250:
             self.vars["ehlo"] = reply.keywords()
         return reply
+
+    async def reply(self, deadline: float) -> Reply:
+        """The next reply; a closed connection fails the step."""
+        try:
+            return await self.read_reply(deadline)
+        except ConnectionLost as exc:
+            raise StepFailed(str(exc)) from None
 
     def capture(self, step: Step, reply: Reply, out: StepResult) -> None:
         for name, pattern in step.capture.items():
@@ -227,22 +189,23 @@ class _Session:
             self.vars[name] = value
             out.captures[name] = self.redactor.text(value or "")
 
-    async def send_body(self, body: bytes, deadline: float) -> None:
-        """Stream a body with dot-stuffing in chunks (RFC 5321 §4.5.2); recorded as one entry."""
-        assert self.conn is not None
+    async def send_stream(self, chunks: Iterable[bytes], deadline: float, what: str) -> None:
+        """Stream a body with dot-stuffing (RFC 5321 §4.5.2), chunk by chunk; recorded as one entry."""
         encoder = DataEncoder()
-        shown = bytearray()
-        for i in range(0, max(len(body), 1), DATA_CHUNK):
-            chunk = encoder.encode(body[i:i + DATA_CHUNK])
+        shown, total = bytearray(), 0
+        for raw in chunks:
+            total += len(raw)
+            chunk = encoder.encode(raw)
             if len(shown) <= MAX_EVENT_BYTES:
                 shown += chunk[: MAX_EVENT_BYTES + 1 - len(shown)]
-            await self._write(chunk, deadline)
+            await self.write(chunk, deadline)
         tail = encoder.end()
-        shown += tail
-        self.record(SEND, bytes(shown))
-        await self._write(tail, deadline)
+        self.record(SEND, bytes(shown[:MAX_EVENT_BYTES]) + (b"" if len(shown) <= MAX_EVENT_BYTES else
+                    f"... [{what}: {total} bytes in all]\r\n".encode()) + tail)
+        await self.write(tail, deadline)
 
-    async def _write(self, data: bytes, deadline: float) -> None:
+    async def write(self, data: bytes, deadline: float) -> None:
+        """Write without recording (the caller records what it sent)."""
         assert self.conn is not None
         try:
             await self.conn.write(data, deadline)
@@ -251,86 +214,8 @@ class _Session:
         except (ConnectionLost, OSError) as exc:
             raise StepFailed(str(exc)) from None
 
-    async def starttls(self, step: Step, out: StepResult, deadline: float) -> None:
-        opts = step.value or {}
-        out.label = "STARTTLS"
-        out.expected = "220, then a TLS handshake"
-        await self.send(b"STARTTLS\r\n", deadline)
-        try:
-            reply = await self.read_reply(deadline)
-        except ConnectionLost as exc:
-            raise StepFailed(str(exc)) from None
-        out.reply = reply
-        if reply.code != 220:
-            raise StepFailed(f"expected 220 to STARTTLS, got {reply.summary()}", reply)
-        assert self.conn is not None
-        injected = self.parser.pending + self.conn.buffered()
-        self.parser = ReplyParser()
-        if injected:
-            self.record(RECV, injected)
-            raise StepFailed(f"server sent {len(injected)} bytes of plaintext after its 220 to STARTTLS: "
-                             "response injection (RFC 3207 §4.2, cf. CVE-2011-0411)", reply)
-        verify = opts.get("verify", True)
-        server_name = self.text(opts["server_name"]) if "server_name" in opts else render(self.target.host or "",
-                                                                                          self.vars)
-        try:
-            context = tlsinfo.client_context(verify, opts.get("cafile"), opts.get("min_version"))
-            await self.conn.start_tls(context, server_name, deadline)
-        except (ssl.SSLError, asyncio.TimeoutError, OSError, ConnectionError) as exc:
-            raise StepFailed(tlsinfo.describe_failure(exc), reply) from None
-        facts = tlsinfo.session_facts(self.conn.tls_object, verify)
-        self.result.tls = facts
-        self.vars["ehlo"] = {}  # RFC 3207 §4.2: forget what was learned before TLS
-        self.note(f"TLS established: {facts.get('version')} {facts.get('cipher')}"
-                  + (f", certificate {facts['subject']}" if facts.get("subject") else ""))
 
-    async def auth(self, step: Step, out: StepResult, deadline: float) -> None:
-        """The whole AUTH exchange of RFC 4954; every credential form is registered as a secret."""
-        opts = step.value
-        mech = opts["mechanism"]
-        user, password = self.text(opts["username"]), self.text(opts["password"])
-        self.redactor.add(password)
-        out.label = f"AUTH {mech} as {user}"
-        if mech == "PLAIN":
-            blob = f"\0{user}\0{password}".encode()
-            self.redactor.add(blob)
-            first, answers = f"AUTH PLAIN {base64.b64encode(blob).decode()}", []
-        elif mech == "XOAUTH2":
-            blob = f"user={user}\x01auth=Bearer {password}\x01\x01".encode()
-            self.redactor.add(blob)
-            first, answers = f"AUTH XOAUTH2 {base64.b64encode(blob).decode()}", []
-        elif mech == "LOGIN":
-            first, answers = "AUTH LOGIN", [lambda _c: user.encode(), lambda _c: password.encode()]
-        else:  # CRAM-MD5, RFC 2195
-            def cram(challenge: bytes) -> bytes:
-                digest = hmac.new(password.encode(), challenge, hashlib.md5).hexdigest()
-                return f"{user} {digest}".encode()
-            first, answers = "AUTH CRAM-MD5", [cram]
-        await self.send(encode_line(first), deadline)
-        for answer in answers:
-            try:
-                reply = await self.read_reply(deadline)
-            except ConnectionLost as exc:
-                raise StepFailed(str(exc)) from None
-            out.reply = reply
-            if reply.code != 334:
-                break
-            try:
-                challenge = base64.b64decode(reply.lines[0].strip() or b"", validate=True)
-            except ValueError:
-                raise StepFailed(f"AUTH {mech}: challenge is not base64: {reply.summary()}", reply) from None
-            response = base64.b64encode(answer(challenge))
-            self.redactor.add(response, encoded=False)
-            await self.send(response + b"\r\n", deadline)
-        else:
-            await self.judge(step, out, deadline, default=235)
-            return
-        why = expectations.check(step.expect if step.expect is not None else 235, out.reply, self.vars)
-        if why:
-            raise StepFailed(why, out.reply)
-
-
-async def _run_steps(session: _Session) -> None:
+async def _run_steps(session: Session) -> None:
     result = session.result
     steps = session.case.steps
     try:
@@ -375,7 +260,7 @@ async def run_case(
     listener: Listener | None = None,
 ) -> CaseResult:
     """Run one case to its verdict. Never raises for anything the server or network does."""
-    session = _Session(plan, case, target, variables, redactor, listener)
+    session = Session(plan, case, target, variables, redactor, listener)
     session.result.started_at = datetime.now(timezone.utc)
     try:
         if target.session_timeout:
@@ -388,8 +273,6 @@ async def run_case(
         for s in session.result.steps:
             if s.status == PASSED and s is session.result.steps[-1]:
                 s.status, s.reason = FAILED, session.result.reason
-    except StepError as exc:
-        session.result.status, session.result.reason = FAILED, str(exc)
     finally:
         if session.conn is not None:
             session.conn.abort() if session.result.status == FAILED else session.conn.close()

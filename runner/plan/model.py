@@ -19,7 +19,21 @@ from runner.plan.load import Loaded
 
 __all__ = ["ACTIONS", "Case", "Plan", "Step", "Target", "build_plan"]
 
-ACTIONS = ("send", "raw", "data", "sleep", "close", "starttls", "auth")
+ACTIONS = ("send", "raw", "data", "data_file", "data_size", "sleep", "close", "starttls", "auth", "pipeline", "bdat",
+           "expect_tls")
+# RFC 2920 §3.1: these may only end a pipelined group; STARTTLS (RFC 3207 §4.1) and AUTH likewise.
+LAST_IN_GROUP = frozenset({"EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "STARTTLS", "AUTH"})
+MAX_GENERATED_BODY = 16 * 1024**3
+_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]i?)?[bB]?$")
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """"50MB" -> 50_000_000, "64KiB" -> 65_536, "1000" -> 1000 (the schema has checked the form)."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"not a size: {text!r}")
+    return int(float(m[1]) * _UNITS[(m[2] or "").lower()])
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_PORT = 25
 IMPLICIT_TLS_PORT = 465  # RFC 8314 §7.3
@@ -54,7 +68,7 @@ class Step:
 
     @property
     def reads_reply(self) -> bool:
-        return self.expect is not None or bool(self.capture) or self.action in ("starttls", "auth")
+        return self.expect is not None or bool(self.capture)
 
 
 @dataclass(frozen=True)
@@ -148,10 +162,34 @@ class _Checker:
             if isinstance(expect, dict) and "text" in expect:
                 self.regex(expect["text"], (*spath, "expect", "text"))
             line = (self.loaded.where(spath) or (1, 1))[0]
-            out.append(Step(index=i + 1, line=line, action=action, value=raw.get(action), expect=expect,
+            value = self._value(action, raw.get(action), (*spath, action))
+            out.append(Step(index=i + 1, line=line, action=action, value=value, expect=expect,
                             capture=dict(raw.get("capture", {})), timeout=raw.get("timeout"), name=raw.get("name")))
             captured |= set(raw.get("capture", {}))
         return out
+
+    def _value(self, action: str, value: Any, path: tuple[Any, ...]) -> Any:
+        """Action arguments that can be settled now: file paths, sizes, pipelining order."""
+        if action == "data_file" and not template.is_template(value):
+            resolved = Path(self.loaded.source.name).parent / value
+            if not resolved.is_file():
+                self.problems.append(self.loaded.problem(f"data_file not found: {resolved}", path))
+            return str(resolved)
+        if action == "data_size":
+            size = parse_size(value)
+            if size > MAX_GENERATED_BODY:
+                self.problems.append(self.loaded.problem(f"data_size is over {MAX_GENERATED_BODY} bytes", path))
+            return size
+        if action == "pipeline":
+            for i, item in enumerate(value[:-1]):
+                verb = item["send"].split(" ", 1)[0].upper()
+                if verb in LAST_IN_GROUP:
+                    self.problems.append(self.loaded.problem(
+                        f"{verb} may only be the last command of a pipelined group (RFC 2920 §3.1)", (*path, i)))
+            for i, item in enumerate(value):
+                if isinstance(item.get("expect"), dict) and "text" in item["expect"]:
+                    self.regex(item["expect"]["text"], (*path, i, "expect", "text"))
+        return value
 
     def _strings(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> None:
         if isinstance(value, str):

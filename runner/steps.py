@@ -1,0 +1,279 @@
+"""What each step action does on the wire. One function per action, chosen by name.
+
+Each takes the running Session, the Step, its StepResult and the step's deadline, and returns
+True when it judged its own replies (STARTTLS, AUTH, PIPELINING, BDAT), False to let the
+interpreter read and judge the step's one reply as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import ssl
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from runner import expect as expectations
+from runner import tls as tlsinfo
+from runner.errors import StepFailed
+from runner.protocol import Reply, ReplyParser, encode_line
+from runner.results import RECV, StepResult
+from runner.template import render
+
+if TYPE_CHECKING:
+    from runner.interpreter import Session
+    from runner.plan.model import Step
+
+__all__ = ["ACTIONS"]
+
+FILE_CHUNK = 64 * 1024
+_FILLER = b"smtprun generated body: the quick brown fox jumps over the lazy dog 0123456789\r\n"
+_TLS_ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+
+Action = Callable[["Session", "Step", StepResult, float], Awaitable[bool]]
+
+
+def _line(session: Session, text: str) -> bytes:
+    try:
+        return encode_line(text)
+    except ValueError as exc:
+        raise StepFailed(str(exc)) from None
+
+
+async def do_send(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    line = session.text(step.value)
+    out.label = session.redactor.text(line)
+    await session.send(_line(session, line), deadline)
+    return False
+
+
+async def do_raw(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    text = session.text(step.value)
+    out.label = session.redactor.text(repr(text)[1:-1])
+    await session.send(text.encode("utf-8"), deadline)
+    return False
+
+
+async def do_data(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    body = session.text(step.value).encode("utf-8")
+    out.label = f"message body ({len(body)} bytes)"
+    await session.send_stream([body], deadline, "body")
+    return False
+
+
+def _file_chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(FILE_CHUNK):
+            yield chunk
+
+
+async def do_data_file(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    path = session.text(step.value)
+    out.label = f"message body from {path}"
+    try:
+        chunks = _file_chunks(path)
+        await session.send_stream(chunks, deadline, path)
+    except OSError as exc:
+        raise StepFailed(f"cannot read data_file {path}: {exc.strerror or exc}") from None
+    return False
+
+
+def _generated(size: int) -> Iterator[bytes]:
+    head = b"Subject: smtprun generated message\r\n\r\n"
+    block = _FILLER * (FILE_CHUNK // len(_FILLER))
+    yield head[:size]
+    left = size - min(size, len(head))
+    while left > 0:
+        yield block[:left]
+        left -= min(left, len(block))
+
+
+async def do_data_size(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    out.label = f"generated message body ({step.value} bytes)"
+    await session.send_stream(_generated(step.value), deadline, "generated body")
+    return False
+
+
+async def do_sleep(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    out.label = f"sleep {step.value:g}s"
+    await asyncio.sleep(step.value)
+    return False
+
+
+async def do_close(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    out.label = "close the connection"
+    assert session.conn is not None
+    session.conn.close()
+    session.note("client closed the connection")
+    return False
+
+
+async def do_starttls(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    """RFC 3207: STARTTLS, 220, no plaintext after it (§4.2, cf. CVE-2011-0411), handshake, forget."""
+    opts = step.value or {}
+    out.label, out.expected = "STARTTLS", "220, then a TLS handshake"
+    await session.send(b"STARTTLS\r\n", deadline)
+    reply = out.reply = await session.reply(deadline)
+    if reply.code != 220:
+        raise StepFailed(f"expected 220 to STARTTLS, got {reply.summary()}", reply)
+    assert session.conn is not None
+    injected = session.parser.pending + session.conn.buffered()
+    session.parser = ReplyParser()
+    if injected:
+        session.record(RECV, injected)
+        raise StepFailed(f"server sent {len(injected)} bytes of plaintext after its 220 to STARTTLS: "
+                         "response injection (RFC 3207 §4.2, cf. CVE-2011-0411)", reply)
+    verify = opts.get("verify", True)
+    name = session.text(opts.get("server_name") or session.target.server_name or session.target.host or "")
+    try:
+        context = tlsinfo.client_context(verify, opts.get("cafile"), opts.get("min_version"))
+        await session.conn.start_tls(context, name, deadline)
+    except (ssl.SSLError, asyncio.TimeoutError, OSError, ConnectionError) as exc:
+        raise StepFailed(tlsinfo.describe_failure(exc), reply) from None
+    facts = session.result.tls = tlsinfo.session_facts(session.conn.tls_object, verify)
+    session.vars["ehlo"] = {}  # RFC 3207 §4.2: what was learned before TLS is void
+    session.note(f"TLS established: {facts.get('version')} {facts.get('cipher')}"
+                 + (f", certificate {facts['subject']}" if facts.get("subject") else ""))
+    return True
+
+
+def _auth_plan(session: Session, mech: str, user: str, password: str) -> tuple[str, list[Callable[[bytes], bytes]]]:
+    """The first line and the answers to each 334 challenge, for one SASL mechanism (RFC 4954)."""
+    secret = session.redactor
+    if mech == "PLAIN":  # RFC 4616
+        blob = f"\0{user}\0{password}".encode()
+        secret.add(blob)
+        return f"AUTH PLAIN {base64.b64encode(blob).decode()}", []
+    if mech == "XOAUTH2":
+        blob = f"user={user}\x01auth=Bearer {password}\x01\x01".encode()
+        secret.add(blob)
+        return f"AUTH XOAUTH2 {base64.b64encode(blob).decode()}", [lambda _c: b""]  # 334 error -> empty line
+    if mech == "LOGIN":
+        return "AUTH LOGIN", [lambda _c: user.encode(), lambda _c: password.encode()]
+
+    def cram(challenge: bytes) -> bytes:  # RFC 2195
+        return f"{user} {hmac.new(password.encode(), challenge, hashlib.md5).hexdigest()}".encode()
+
+    return "AUTH CRAM-MD5", [cram]
+
+
+async def do_auth(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    opts = step.value
+    mech = opts["mechanism"]
+    user, password = session.text(opts["username"]), session.text(opts["password"])
+    session.redactor.add(password)
+    out.label = f"AUTH {mech} as {session.redactor.text(user)}"
+    spec = step.expect if step.expect is not None else 235
+    out.expected = expectations.describe(spec)
+    first, answers = _auth_plan(session, mech, user, password)
+    await session.send(_line(session, first), deadline)
+    reply = out.reply = await session.reply(deadline)
+    for answer in answers:
+        if reply.code != 334:
+            break
+        try:
+            challenge = base64.b64decode(reply.lines[0].strip(), validate=True)
+        except ValueError:
+            raise StepFailed(f"AUTH {mech}: challenge is not base64: {reply.summary()}", reply) from None
+        response = base64.b64encode(answer(challenge))
+        session.redactor.add(response, encoded=False)
+        await session.send(response + b"\r\n", deadline)
+        reply = out.reply = await session.reply(deadline)
+    why = expectations.check(spec, reply, session.vars)
+    if why:
+        raise StepFailed(why, reply)
+    session.capture(step, reply, out)
+    return True
+
+
+async def do_pipeline(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    """RFC 2920: the whole group in one write, then one reply per command, judged in order."""
+    lines = [session.text(item["send"]) for item in step.value]
+    out.label = " | ".join(session.redactor.text(line) for line in lines)
+    if "PIPELINING" not in session.vars.get("ehlo", {}):
+        session.note("the last EHLO did not offer PIPELINING (RFC 2920)")
+    await session.send(b"".join(_line(session, line) for line in lines), deadline)
+    for n, (item, line) in enumerate(zip(step.value, lines, strict=True), start=1):
+        reply = out.reply = await session.reply(deadline)
+        why = expectations.check(item.get("expect"), reply, session.vars)
+        if why:
+            raise StepFailed(f"reply {n} of {len(lines)} ({session.redactor.text(line)}): {why}", reply)
+    out.expected = ", ".join(expectations.describe(i["expect"]) if "expect" in i else "any" for i in step.value)
+    return True
+
+
+def _bdat_body(value: Any) -> tuple[str, int | None]:
+    if isinstance(value, str):
+        return value, None
+    return value["data"], value.get("chunk_size")
+
+
+async def do_bdat(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    """RFC 3030: BDAT <size> [LAST] and exactly that many octets, no dot-stuffing, a reply each."""
+    text, size = _bdat_body(step.value)
+    body = session.text(text).replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    size = size or max(len(body), 1)
+    chunks = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
+    spec = step.expect if step.expect is not None else 250
+    out.label, out.expected = f"BDAT {len(body)} bytes in {len(chunks)} chunk(s)", expectations.describe(spec)
+    for n, chunk in enumerate(chunks, start=1):
+        last = n == len(chunks)
+        await session.send(f"BDAT {len(chunk)}{' LAST' if last else ''}\r\n".encode() + chunk, deadline)
+        reply: Reply = await session.reply(deadline)
+        out.reply = reply
+        why = expectations.check(spec if last else "2xx", reply, session.vars)
+        if why:
+            raise StepFailed(f"chunk {n} of {len(chunks)}: {why}", reply)
+    session.capture(step, out.reply, out)  # type: ignore[arg-type]
+    return True
+
+
+def _name_matches(name: str, pattern: str) -> bool:
+    """RFC 6125 §6.4.3: a wildcard stands for exactly one whole left-most label."""
+    name, pattern = name.lower().rstrip("."), pattern.lower().rstrip(".")
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return name == pattern
+
+
+async def do_expect_tls(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    want = step.value
+    out.label = "check the TLS session"
+    out.expected = ", ".join(f"{k} {v}" for k, v in want.items())
+    facts = session.result.tls
+    if not facts:
+        raise StepFailed("no TLS session in force: use starttls first, or target tls: implicit")
+    problems = []
+    if "min_version" in want and facts.get("version") in _TLS_ORDER \
+            and _TLS_ORDER.index(facts["version"]) < _TLS_ORDER.index(want["min_version"]):
+        problems.append(f"version {facts['version']} is below {want['min_version']}")
+    if "days_valid" in want and facts.get("days_left", -1) < want["days_valid"]:
+        problems.append(f"certificate expires in {facts.get('days_left', '?')} days, under {want['days_valid']}")
+    if "name" in want:
+        name = render(want["name"], session.vars)
+        if not any(_name_matches(name, san) for san in facts.get("san", [])):
+            problems.append(f"certificate is not valid for {name} (names: {', '.join(facts.get('san', [])) or 'none'})")
+    if "verified" in want and facts.get("verified") != want["verified"]:
+        problems.append(f"certificate verified is {facts.get('verified')}, expected {want['verified']}")
+    if problems:
+        raise StepFailed("; ".join(problems))
+    return True
+
+
+ACTIONS: dict[str, Action] = {
+    "send": do_send,
+    "raw": do_raw,
+    "data": do_data,
+    "data_file": do_data_file,
+    "data_size": do_data_size,
+    "sleep": do_sleep,
+    "close": do_close,
+    "starttls": do_starttls,
+    "auth": do_auth,
+    "pipeline": do_pipeline,
+    "bdat": do_bdat,
+    "expect_tls": do_expect_tls,
+}
