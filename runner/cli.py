@@ -189,7 +189,9 @@ def _write_reports(run: RunResult, args: argparse.Namespace, console: Console, s
         from runner.report.html import write_html_reports
 
         try:
-            for path in write_html_reports(run, Path(args.report_dir)):
+            paths = write_html_reports(run, Path(args.report_dir),
+                                       on_warning=lambda w: console.error(f"smtprun: warning: {w}"))
+            for path in paths:
                 console.out.write(f"report: {path}\n")
         except (OSError, ReportError) as exc:
             console.error(f"smtprun: cannot write the HTML report to {args.report_dir}: "

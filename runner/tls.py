@@ -20,6 +20,7 @@ _VERSIONS = {
 
 def client_context(verify: bool = True, cafile: str | None = None, min_version: str | None = None) -> ssl.SSLContext:
     """A client context; with verify, the chain and the host name are checked. OSError/SSLError pass up."""
+    cafile = cafile or None  # an empty string (an unset plan variable) means the system store
     ctx = ssl.create_default_context(cafile=cafile) if verify else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if not verify:
         ctx.check_hostname = False

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
-from runner.server import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,7 +103,7 @@ steps:
   - sned: EHLO test.com
     expect: 250
 """)
-    code, out, err = run(plan, "--no-report")
+    code, _, err = run(plan, "--no-report")
     assert code == 2
     assert f"{plan}:4:5: error: unknown key 'sned' in step" in err
     assert "did you mean 'send'?" in err
@@ -114,7 +113,8 @@ steps:
 
 
 def test_one_bad_plan_stops_every_plan(tmp_path, silent):
-    good = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {silent.port}}}\nsteps:\n  - expect: 220\n", "a.yaml")
+    good = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {silent.port}}}\nsteps:\n  - expect: 220\n",
+                      "a.yaml")
     bad = write_plan(tmp_path, "steps:\n  - expect: 2yy\n", "b.yaml")
     code, _, err = run(good, bad, "--no-report")
     assert code == 2 and "b.yaml:2:13" in err
@@ -123,7 +123,8 @@ def test_one_bad_plan_stops_every_plan(tmp_path, silent):
 
 
 def test_silent_server_fails_the_case_within_its_timeout(tmp_path, silent):
-    plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {silent.port}, timeout: 1}}\nsteps:\n  - expect: 220\n")
+    plan = write_plan(tmp_path,
+                      f"target: {{host: 127.0.0.1, port: {silent.port}, timeout: 1}}\nsteps:\n  - expect: 220\n")
     t0 = time.monotonic()
     code, out, _ = run(plan, "--no-report")
     elapsed = time.monotonic() - t0
@@ -235,7 +236,8 @@ def test_validate_command(tmp_path):
     assert code == 2 and f"{bad}:1:8" in err
 
 
-@pytest.mark.parametrize("argv", [["--port", "abc", "x.yaml"], ["--jobs", "0", "x.yaml"], ["--var", "novalue", "x.yaml"]])
+@pytest.mark.parametrize("argv", [["--port", "abc", "x.yaml"], ["--jobs", "0", "x.yaml"],
+                                  ["--var", "novalue", "x.yaml"]])
 def test_bad_command_line_exits_2(argv):
     code, _, err = run(*argv)
     assert code == 2 and "smtprun" in err

@@ -1,0 +1,301 @@
+"""The report folder: file names that sort and never collide, atomic writes, and the index.
+
+Each HTML report carries its own data (two <script type="application/json"> blocks: a small
+summary in <head>, the whole plan result at the end), so the index and the comparison with an
+earlier run are rebuilt from the reports themselves; there is no database to get out of step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from runner.errors import ReportError
+from runner.report.render import environment, format_seconds, format_utc, parse_utc, printable
+
+__all__ = [
+    "DATA_ID",
+    "FORMAT",
+    "INDEX_NAME",
+    "SUMMARY_ID",
+    "ReportEntry",
+    "atomic_write",
+    "read_embedded",
+    "rebuild_index",
+    "report_stem",
+    "scan_reports",
+    "write_new",
+]
+
+INDEX_NAME = "index.html"
+REPORT_SUFFIX = ".html"
+SUMMARY_ID = "smtprun-summary"  # in <head>: what the index lists, readable without the whole file
+DATA_ID = "smtprun-data"  # at the end: the run's data for this plan, what comparisons read
+FORMAT = 1  # version of the embedded data's shape
+
+_HEAD_LIMIT = 1 << 20  # the summary sits in <head>; stop looking for it after 1 MiB
+_MAX_SEQUENCE = 10_000
+_NAME = re.compile(r"-(\d{8}T\d{6})Z(?:-(\d+))?\.html$")
+_LINK_UNSUPPORTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+def _temp_file(directory: Path, name: str, data: bytes) -> Path:
+    """Write data to a fresh hidden temp file in directory (so a rename stays on one filesystem)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace path with data all at once: readers see the old file or the new one, never a part."""
+    path = Path(path)
+    tmp = _temp_file(path.parent, path.name, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def report_stem(plan_file: str, started_at: datetime) -> str:
+    """`<plan-file-stem>-<UTC YYYYmmddTHHMMSS>Z`: one plan's reports sort by time."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(plan_file).stem).lstrip(".") or "plan"
+    return f"{stem}-{started_at.astimezone(timezone.utc):%Y%m%dT%H%M%S}Z"
+
+
+def _candidates(stem: str, suffix: str):
+    yield f"{stem}{suffix}"
+    for n in range(1, _MAX_SEQUENCE):
+        yield f"{stem}-{n}{suffix}"
+
+
+def write_new(directory: Path, stem: str, suffix: str, data: bytes) -> Path:
+    """Write data under the first free name of stem, stem-1, stem-2, ... and return that path.
+
+    The content is written to a temp file first and then hard-linked to the final name: link()
+    fails rather than replace an existing file, and the name appears only once the content is
+    complete, so concurrent writers each keep their own file and a killed run leaves no partial
+    report. Where the filesystem has no hard links, the name is reserved with O_EXCL and the
+    complete file renamed over the (empty) reservation.
+    """
+    directory = Path(directory)
+    tmp = _temp_file(directory, stem + suffix, data)
+    try:
+        for name in _candidates(stem, suffix):
+            final = directory / name
+            try:
+                os.link(tmp, final)
+                return final
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                if exc.errno not in _LINK_UNSUPPORTED:
+                    raise
+            try:
+                os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            except FileExistsError:
+                continue
+            os.replace(tmp, final)
+            return final
+        raise FileExistsError(errno.EEXIST, f"no free name for {stem}{suffix} in {directory}")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _opening(element_id: str) -> str:
+    return f'<script type="application/json" id="{element_id}">'
+
+
+def _extract(text: str, element_id: str) -> Any:
+    opening = _opening(element_id)
+    start = text.find(opening)
+    if start < 0:
+        raise LookupError(element_id)
+    start += len(opening)
+    end = text.find("</script>", start)
+    if end < 0:
+        raise ValueError(f"the {element_id} block is not closed (file cut short?)")
+    return json.loads(text[start:end])
+
+
+def read_embedded(path: Path, element_id: str = DATA_ID) -> Any:
+    """The JSON embedded in a report under element_id.
+
+    Raises LookupError when the file has no such block, ValueError when it is damaged, OSError
+    when it cannot be read.
+    """
+    if element_id == SUMMARY_ID:
+        head = _read_head(path, _opening(SUMMARY_ID))
+        return _extract(head.decode("utf-8"), SUMMARY_ID)
+    return _extract(Path(path).read_bytes().decode("utf-8"), element_id)
+
+
+def _read_head(path: Path, opening: str) -> bytes:
+    """The start of a file, up to the end of the block that opening starts (or _HEAD_LIMIT)."""
+    marker, closing = opening.encode(), b"</script>"
+    buf = b""
+    with open(path, "rb") as f:
+        while len(buf) < _HEAD_LIMIT:
+            chunk = f.read(64 * 1024)
+            if not chunk:
+                break
+            buf += chunk
+            start = buf.find(marker)
+            end = buf.find(closing, start) if start >= 0 else -1
+            if end >= 0:
+                return buf[: end + len(closing)]  # cut before a character the chunk may have split
+    return buf
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    """One report file in the folder, known from its embedded summary."""
+
+    path: Path
+    summary: dict[str, Any]
+    started: datetime
+    sequence: int  # the -N of the file name, 0 without
+
+    @property
+    def plan(self) -> dict[str, Any]:
+        return self.summary["plan"]
+
+    @property
+    def sort_key(self) -> tuple[datetime, int, str]:
+        return (self.started, self.sequence, self.path.name)
+
+
+def _valid_summary(summary: Any) -> bool:
+    if not isinstance(summary, dict) or not isinstance(summary.get("plan"), dict):
+        return False
+    plan, counts = summary["plan"], summary.get("counts")
+    return (
+        isinstance(summary.get("started_at"), str)
+        and all(isinstance(plan.get(k), str) for k in ("name", "file", "target", "status"))
+        and isinstance(counts, dict)
+        and all(isinstance(v, int) for v in counts.values())
+    )
+
+
+def _entry(path: Path) -> ReportEntry:
+    """Raises ValueError with a reason a person can read when path is not a usable report."""
+    try:
+        summary = read_embedded(path, SUMMARY_ID)
+    except LookupError:
+        raise ValueError("not an smtprun report (no embedded run data)") from None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"embedded run data is damaged ({exc.msg})") from None
+    if not _valid_summary(summary):
+        raise ValueError("embedded run data has an unexpected shape")
+    try:
+        started = parse_utc(summary["started_at"])
+    except ValueError:
+        raise ValueError(f"embedded start time {summary['started_at']!r} is not a UTC timestamp") from None
+    m = _NAME.search(path.name)
+    return ReportEntry(path, summary, started, int(m[2]) if m and m[2] else 0)
+
+
+def scan_reports(report_dir: Path) -> tuple[list[ReportEntry], list[str]]:
+    """Every readable report in report_dir, oldest first, and a warning for each file skipped."""
+    entries: list[ReportEntry] = []
+    warnings: list[str] = []
+    try:
+        paths = sorted(p for p in Path(report_dir).glob("*" + REPORT_SUFFIX) if p.name != INDEX_NAME)
+    except FileNotFoundError:
+        return [], []
+    for path in paths:
+        try:
+            entries.append(_entry(path))
+        except ValueError as exc:
+            warnings.append(f"{path}: skipped: {exc}")
+        except OSError as exc:
+            warnings.append(f"{path}: skipped: cannot read it ({exc.strerror or exc})")
+    entries.sort(key=lambda e: e.sort_key)
+    return entries, warnings
+
+
+@dataclass(frozen=True)
+class _IndexRow:
+    href: str
+    name: str
+    started: str
+    plan_name: str
+    plan_file: str
+    target: str
+    status: str
+    passed: int
+    failed: int
+    skipped: int
+    duration: str
+    interrupted: bool
+
+
+def _row(entry: ReportEntry) -> _IndexRow:
+    s, plan = entry.summary, entry.plan
+    counts = s["counts"]
+    duration = s.get("duration")
+    return _IndexRow(
+        href=quote(entry.path.name),
+        name=entry.path.name,
+        started=format_utc(entry.started),
+        plan_name=printable(plan["name"]),
+        plan_file=printable(plan["file"]),
+        target=printable(plan["target"]),
+        status=plan["status"],
+        passed=counts.get("passed", 0),
+        failed=counts.get("failed", 0),
+        skipped=counts.get("skipped", 0),
+        duration=format_seconds(duration) if isinstance(duration, (int, float)) else "",
+        interrupted=s.get("interrupted") is True,
+    )
+
+
+def render_index(entries: list[ReportEntry], warnings: list[str]) -> str:
+    newest_first = sorted(entries, key=lambda e: e.sort_key, reverse=True)
+    rows = [_row(e) for e in newest_first]
+    latest: dict[tuple[str, str], _IndexRow] = {}
+    for entry, row in zip(newest_first, rows, strict=True):
+        latest.setdefault((entry.plan["file"], entry.plan["target"]), row)
+    return environment().get_template("index.html.j2").render(
+        rows=rows,
+        latest=sorted(latest.values(), key=lambda r: (r.plan_name, r.target)),
+        warnings=[printable(w) for w in warnings],
+        generated=format_utc(datetime.now(timezone.utc)),
+    )
+
+
+def rebuild_index(report_dir: Path) -> list[str]:
+    """Rewrite report_dir/index.html from the reports in the folder; return a warning per file skipped.
+
+    A file that is not a report, or is damaged, is left alone and named in a warning (also shown
+    on the index page); it never stops the index from being built.
+    """
+    report_dir = Path(report_dir)
+    entries, warnings = scan_reports(report_dir)
+    page = render_index(entries, warnings).encode("utf-8")
+    try:
+        atomic_write(report_dir / INDEX_NAME, page)
+    except OSError as exc:
+        raise ReportError(f"cannot write {report_dir / INDEX_NAME}: {exc.strerror or exc}") from exc
+    return warnings

@@ -1,0 +1,185 @@
+"""What changed between two runs of one plan against one target.
+
+Pure functions over the data a report embeds ({"started_at": ..., "plan": PlanResult.to_dict()}),
+so the comparison works on archived reports written by any earlier run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CaseChange",
+    "Changes",
+    "StepChange",
+    "banner",
+    "compare_runs",
+    "ehlo_keywords",
+    "status_changes",
+]
+
+PASSED, FAILED = "passed", "failed"
+_FLIPS = {(PASSED, FAILED), (FAILED, PASSED)}
+
+
+@dataclass(frozen=True)
+class StepChange:
+    """A step that passed before and fails now, or the other way round (matched by position)."""
+
+    index: int
+    line: int | None
+    action: str
+    label: str
+    before: str
+    after: str
+    reason: str | None  # why it fails now, if it does
+
+
+@dataclass(frozen=True)
+class CaseChange:
+    name: str
+    before: str
+    after: str
+    steps: tuple[StepChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class Changes:
+    since: str  # started_at of the earlier run
+    now_failing: tuple[CaseChange, ...] = ()  # passed before, fail now
+    now_passing: tuple[CaseChange, ...] = ()  # failed before, pass now
+    steps_moved: tuple[CaseChange, ...] = ()  # failing both times, but at a different step
+    cases_added: tuple[str, ...] = ()
+    cases_removed: tuple[str, ...] = ()
+    banner_before: str | None = None
+    banner_after: str | None = None
+    keywords_added: dict[str, str] = field(default_factory=dict)
+    keywords_removed: dict[str, str] = field(default_factory=dict)
+    keywords_changed: dict[str, tuple[str, str]] = field(default_factory=dict)  # params before, after
+
+    @property
+    def banner_changed(self) -> bool:
+        return self.banner_before != self.banner_after
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.now_failing
+            or self.now_passing
+            or self.steps_moved
+            or self.cases_added
+            or self.cases_removed
+            or self.banner_changed
+            or self.keywords_added
+            or self.keywords_removed
+            or self.keywords_changed
+        )
+
+
+def _reply_text(reply: dict[str, Any]) -> str:
+    code = reply.get("code")
+    lines = reply.get("lines") or [""]
+    last = len(lines) - 1
+    return "\n".join(f"{code}{'-' if i < last else ' '}{line}".rstrip() for i, line in enumerate(lines))
+
+
+def _steps(plan: dict[str, Any]):
+    for case in plan.get("cases") or []:
+        yield from case.get("steps") or []
+
+
+def banner(plan: dict[str, Any]) -> str | None:
+    """The greeting: the reply of the plan's first `expect` step that got a 220 (RFC 5321 §4.3.1)."""
+    for step in _steps(plan):
+        reply = step.get("reply")
+        if step.get("action") == "expect" and reply and reply.get("code") == 220:
+            return _reply_text(reply)
+    return None
+
+
+def _is_ehlo(label: str | None) -> bool:
+    words = (label or "").split(None, 1)
+    return bool(words) and words[0].upper() == "EHLO"
+
+
+def ehlo_keywords(plan: dict[str, Any]) -> dict[str, str]:
+    """Keywords any accepted EHLO advertised (RFC 5321 §4.1.1.1): every reply line after the first.
+
+    KEYWORD -> parameters; across several EHLOs (before and after STARTTLS) the first wins.
+    """
+    found: dict[str, str] = {}
+    for step in _steps(plan):
+        reply = step.get("reply")
+        if not (reply and reply.get("code") == 250 and _is_ehlo(step.get("sent"))):
+            continue
+        for line in (reply.get("lines") or [])[1:]:
+            word, _, params = line.strip().partition(" ")
+            if word:
+                found.setdefault(word.upper(), params.strip())
+    return found
+
+
+def _step_flips(before: dict[str, Any], after: dict[str, Any]) -> tuple[StepChange, ...]:
+    old = {s.get("index"): s for s in before.get("steps") or []}
+    flips = []
+    for step in after.get("steps") or []:
+        prev = old.get(step.get("index"))
+        if prev is None or (prev.get("status"), step.get("status")) not in _FLIPS:
+            continue
+        flips.append(
+            StepChange(
+                index=step.get("index"),
+                line=step.get("line"),
+                action=step.get("action") or "",
+                label=step.get("sent") or "",
+                before=prev.get("status"),
+                after=step.get("status"),
+                reason=step.get("reason") if step.get("status") == FAILED else None,
+            )
+        )
+    return tuple(flips)
+
+
+def status_changes(
+    before: dict[str, Any], after: dict[str, Any]
+) -> tuple[tuple[CaseChange, ...], tuple[CaseChange, ...], tuple[CaseChange, ...]]:
+    """Cases now failing, now passing, and failing both times at a different step (by case name)."""
+    old = {c.get("name"): c for c in before.get("cases") or []}
+    failing, passing, moved = [], [], []
+    for case in after.get("cases") or []:
+        prev = old.get(case.get("name"))
+        if prev is None:
+            continue
+        was, now = prev.get("status"), case.get("status")
+        change = CaseChange(case.get("name"), was, now, _step_flips(prev, case))
+        if (was, now) == (PASSED, FAILED):
+            failing.append(change)
+        elif (was, now) == (FAILED, PASSED):
+            passing.append(change)
+        elif was == now == FAILED and change.steps:
+            moved.append(change)
+    return tuple(failing), tuple(passing), tuple(moved)
+
+
+def compare_runs(previous: dict[str, Any], current: dict[str, Any]) -> Changes:
+    """Compare two reports' embedded data of the same plan against the same target."""
+    before, after = previous.get("plan") or {}, current.get("plan") or {}
+    failing, passing, moved = status_changes(before, after)
+    old_names = [c.get("name") for c in before.get("cases") or []]
+    new_names = [c.get("name") for c in after.get("cases") or []]
+    old_set, new_set = set(old_names), set(new_names)
+    old_kw, new_kw = ehlo_keywords(before), ehlo_keywords(after)
+    return Changes(
+        since=previous.get("started_at") or "",
+        now_failing=failing,
+        now_passing=passing,
+        steps_moved=moved,
+        cases_added=tuple(n for n in new_names if n not in old_set),
+        cases_removed=tuple(n for n in old_names if n not in new_set),
+        banner_before=banner(before),
+        banner_after=banner(after),
+        keywords_added={k: v for k, v in new_kw.items() if k not in old_kw},
+        keywords_removed={k: v for k, v in old_kw.items() if k not in new_kw},
+        keywords_changed={k: (old_kw[k], v) for k, v in new_kw.items() if k in old_kw and old_kw[k] != v},
+    )

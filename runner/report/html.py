@@ -1,0 +1,292 @@
+"""One self-contained HTML page per plan per run, compared with the plan's previous report.
+
+The page needs nothing but itself: CSS inline, no script that runs (a Content-Security-Policy
+forbids any), collapsing done with <details>. The run's data for the plan is embedded as JSON so
+the index and later comparisons can read the report back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.errors import ReportError
+from runner.report.archive import (
+    DATA_ID,
+    FORMAT,
+    SUMMARY_ID,
+    ReportEntry,
+    read_embedded,
+    rebuild_index,
+    report_stem,
+    scan_reports,
+    write_new,
+)
+from runner.report.compare import Changes, compare_runs
+from runner.report.render import embed_json, environment, format_seconds, format_utc, parse_utc, printable, split_lines
+from runner.results import (
+    FAILED,
+    INFO,
+    PASSED,
+    RECV,
+    SEND,
+    SKIPPED,
+    CaseResult,
+    PlanResult,
+    RunResult,
+    StepResult,
+    show_bytes,
+    utc_iso,
+)
+
+__all__ = ["plan_data", "render_report", "write_html_reports"]
+
+MAX_EVENT_LINES = 400  # a long DATA body is cut in the page; the embedded data keeps all of it
+_DIRECTION = {SEND: ("C:", "c"), RECV: ("S:", "s"), INFO: ("*", "i")}
+
+
+def plan_counts(plan: PlanResult) -> dict[str, int]:
+    counts = {PASSED: 0, FAILED: 0, SKIPPED: 0}
+    for case in plan.cases:
+        counts[case.status] = counts.get(case.status, 0) + 1
+    return counts
+
+
+def plan_summary(run: RunResult, plan: PlanResult) -> dict[str, Any]:
+    """What the index lists for one report."""
+    return {
+        "format": FORMAT,
+        "smtprun": run.version,
+        "started_at": utc_iso(run.started_at),
+        "duration": round(run.duration, 6),
+        "interrupted": run.interrupted,
+        "counts": plan_counts(plan),
+        "plan": {"name": plan.name, "file": plan.file, "target": plan.target, "status": plan.status},
+    }
+
+
+def plan_data(run: RunResult, plan: PlanResult) -> dict[str, Any]:
+    """The machine-readable run for one plan, as embedded in its report."""
+    return {
+        "format": FORMAT,
+        "smtprun": run.version,
+        "started_at": utc_iso(run.started_at),
+        "duration": round(run.duration, 6),
+        "interrupted": run.interrupted,
+        "status": plan.status,
+        "counts": plan_counts(plan),
+        "plan": plan.to_dict(),
+    }
+
+
+@dataclass(frozen=True)
+class _Step:
+    index: int
+    ref: str
+    href: str
+    action: str
+    label: str
+    expected: str
+    reply: str
+    status: str
+    reason: str
+    duration: str
+
+
+@dataclass(frozen=True)
+class _Case:
+    anchor: str
+    name: str
+    status: str
+    open: bool
+    ref: str
+    href: str
+    duration: str
+    started: str
+    target: str
+    peer: str
+    reason: str
+    notes: list[str]
+    failed_step: _Step | None
+    steps: list[_Step]
+    captures: list[tuple[str, str, int]]
+    tls: list[tuple[str, str]]
+    transcript: list[tuple[str, str, str, str]]  # offset, direction, css class, text
+
+
+def _ref(file: str, line: int | None) -> str:
+    return printable(f"{file}:{line}" if line else file)
+
+
+def _href(line: int | None) -> str:
+    """Link to the line in the embedded plan source."""
+    return f"#L{line}" if line else "#source"
+
+
+def _reply(step: StepResult) -> str:
+    reply = step.reply
+    if reply is None:
+        return ""
+    lines = reply.lines or ("",)
+    last = len(lines) - 1
+    return printable(
+        "\n".join(f"{reply.code}{'-' if i < last else ' '}{line}".rstrip() for i, line in enumerate(lines))
+    )
+
+
+def _step(step: StepResult, file: str) -> _Step:
+    return _Step(
+        index=step.index,
+        ref=_ref(file, step.line),
+        href=_href(step.line),
+        action=step.action,
+        label=printable(step.label),
+        expected=printable(step.expected),
+        reply=_reply(step),
+        status=step.status,
+        reason=printable(step.reason),
+        duration=f"{step.duration:.3f}s",
+    )
+
+
+def _transcript(case: CaseResult) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for event in case.transcript:
+        who, css = _DIRECTION.get(event.direction, (event.direction, "i"))
+        offset = f"+{event.t:.3f}s"
+        if event.direction == INFO:
+            rows.append((offset, who, css, printable(event.data.decode("utf-8", "surrogateescape"))))
+            continue
+        lines = split_lines(event.data)
+        for i, line in enumerate(lines[:MAX_EVENT_LINES]):
+            rows.append((offset if i == 0 else "", who, css, show_bytes(line)))
+        if len(lines) > MAX_EVENT_LINES:
+            hidden = len(lines) - MAX_EVENT_LINES
+            note = f"… {hidden} more lines ({len(event.data)} bytes in all) not shown; the embedded data has them"
+            rows.append(("", who, "i", note))
+    return rows
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return printable(value)
+    return printable(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _case(n: int, case: CaseResult, file: str) -> _Case:
+    steps = [_step(s, file) for s in case.steps]
+    failed = next((v for s, v in zip(case.steps, steps, strict=True) if s.status == FAILED), None)
+    return _Case(
+        anchor=f"case-{n}",
+        name=printable(case.name),
+        status=case.status,
+        open=case.status == FAILED,
+        ref=_ref(file, case.line),
+        href=_href(case.line),
+        duration=format_seconds(case.duration),
+        started=format_utc(case.started_at),
+        target=printable(case.target),
+        peer=printable(case.peer),
+        reason=printable(case.reason),
+        notes=[printable(n) for n in case.notes],
+        failed_step=failed,
+        steps=steps,
+        captures=[(printable(k), printable(v), s.index) for s in case.steps for k, v in s.captures.items()],
+        tls=[(printable(str(k)), _value(v)) for k, v in (case.tls or {}).items()],
+        transcript=_transcript(case),
+    )
+
+
+def render_report(
+    run: RunResult,
+    plan: PlanResult,
+    changes: Changes | None = None,
+    previous: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> str:
+    """The report page for one plan; previous is the file name of the report changes compare with."""
+    counts = plan_counts(plan)
+    cases = [_case(n, c, plan.file) for n, c in enumerate(plan.cases, 1)]
+    peers = sorted({c.peer for c in plan.cases if c.peer})
+    return environment().get_template("report.html.j2").render(
+        plan_name=printable(plan.name),
+        plan_file=printable(plan.file),
+        target=printable(plan.target),
+        peers=[printable(p) for p in peers],
+        status=plan.status,
+        interrupted=run.interrupted,
+        counts=counts,
+        total=sum(counts.values()),
+        started=format_utc(run.started_at),
+        duration=format_seconds(sum(c.duration for c in plan.cases)),
+        run_duration=format_seconds(run.duration) if len(run.plans) > 1 else None,
+        plans_in_run=len(run.plans),
+        version=printable(run.version),
+        cases=cases,
+        failed_cases=[c for c in cases if c.status == FAILED],
+        changes=changes,
+        since=format_utc(parse_utc(changes.since)) if changes and changes.since else "",
+        previous=previous,
+        source=list(enumerate(printable(plan.source).splitlines(), 1)),
+        summary_id=SUMMARY_ID,
+        summary_json=embed_json(plan_summary(run, plan)),
+        data_id=DATA_ID,
+        data_json=embed_json(data if data is not None else plan_data(run, plan)),
+    )
+
+
+def _previous(
+    entries: list[ReportEntry], data: dict[str, Any], warnings: list[str]
+) -> tuple[ReportEntry, dict[str, Any]] | None:
+    """The newest report of the same plan file against the same target from an earlier run."""
+    started = parse_utc(data["started_at"])
+    plan = data["plan"]
+    for entry in sorted(entries, key=lambda e: e.sort_key, reverse=True):
+        same = (entry.plan["file"], entry.plan["target"]) == (plan["file"], plan["target"])
+        if not same or entry.started >= started:
+            continue
+        try:
+            earlier = read_embedded(entry.path, DATA_ID)
+        except (OSError, LookupError, ValueError) as exc:
+            warnings.append(f"{entry.path}: not compared with: its run data cannot be read ({exc})")
+            continue
+        if isinstance(earlier, dict) and isinstance(earlier.get("plan"), dict):
+            return entry, earlier
+        warnings.append(f"{entry.path}: not compared with: its run data has an unexpected shape")
+    return None
+
+
+def write_html_reports(
+    run: RunResult, report_dir: Path, on_warning: Callable[[str], None] | None = None
+) -> list[Path]:
+    """Write one HTML report per plan into report_dir, then rebuild its index.html.
+
+    Returns the reports written. Files are named `<plan-file-stem>-<UTC YYYYmmddTHHMMSS>Z[-N].html`
+    and never overwrite one another. Files in the folder that cannot be read are skipped and
+    reported through on_warning (one line each; by default, the logging module).
+    """
+    report_dir = Path(report_dir)
+    warnings: list[str] = []
+    written: list[Path] = []
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        entries, _ = scan_reports(report_dir)  # rebuild_index below warns about unreadable files
+        for plan in run.plans:
+            data = plan_data(run, plan)
+            found = _previous(entries, data, warnings)
+            changes = compare_runs(found[1], data) if found else None
+            page = render_report(run, plan, changes, found[0].path.name if found else None, data)
+            stem = report_stem(plan.file, run.started_at)
+            written.append(write_new(report_dir, stem, ".html", page.encode("utf-8")))
+    except OSError as exc:
+        where = exc.filename or report_dir
+        raise ReportError(f"cannot write the HTML report in {where}: {exc.strerror or exc}") from exc
+    warnings.extend(rebuild_index(report_dir))
+    warn = on_warning or logging.getLogger(__name__).warning
+    for warning in dict.fromkeys(warnings):
+        warn(warning)
+    return written

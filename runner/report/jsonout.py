@@ -1,0 +1,36 @@
+"""The run as JSON: `RunResult.to_dict()`, the one machine-readable shape of a run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from runner.errors import ReportError
+from runner.report.archive import atomic_write
+from runner.results import RunResult
+
+__all__ = ["json_text", "write_json"]
+
+
+def json_text(run: RunResult) -> str:
+    data = run.to_dict()
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (an undecodable byte kept as text): escape it
+        text = json.dumps(data, indent=2, ensure_ascii=True)
+    return text + "\n"
+
+
+def write_json(run: RunResult, path: Path | str) -> None:
+    """Write the run as JSON to path (atomically), or to standard output when path is "-"."""
+    text = json_text(run)
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        atomic_write(Path(path), text.encode("utf-8"))
+    except OSError as exc:
+        raise ReportError(f"cannot write the JSON report {path}: {exc.strerror or exc}") from exc

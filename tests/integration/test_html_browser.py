@@ -1,0 +1,209 @@
+"""The HTML report in a real browser (headless Chromium): it renders, collapses, and runs nothing.
+
+Needs /usr/bin/chromium (Debian package `chromium`) and, for the click test, chromedriver
+(`chromium-driver`). WebDriver is spoken over plain HTTP with urllib, so no client library is
+needed. Without the browser the tests are skipped, or fail when CI=true.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from runner.protocol import Reply
+from runner.report import write_html_reports
+from runner.results import FAILED, INFO, PASSED, RECV, SEND, CaseResult, Event, PlanResult, RunResult, StepResult
+
+CHROMIUM = os.environ.get("SMTPRUN_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("SMTPRUN_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
+HOSTILE = "<script>alert(1)</script>"
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C WebDriver element reference key
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1200,900",
+]
+
+
+def need(path: str, package: str) -> None:
+    if os.access(path, os.X_OK):
+        return
+    message = f"{path} not found (install the Debian package {package})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def reply(code: int, *lines: str) -> Reply:
+    raw = b"".join(f"{code}{'-' if i < len(lines) - 1 else ' '}{t}\r\n".encode() for i, t in enumerate(lines))
+    return Reply(code, tuple(lines), raw)
+
+
+def hostile_run() -> RunResult:
+    """A server whose banner is markup: one case passes, one fails on a 550."""
+    t0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    banner = reply(220, HOSTILE)
+    ok = CaseResult(
+        "greeting", PASSED, started_at=t0, duration=0.01, target="mx.example.test:25", peer="192.0.2.25:25",
+        line=4,
+        steps=[StepResult(1, 5, "expect", "banner", expected="220", reply=banner),
+               StepResult(2, 6, "send", "QUIT", expected="221", reply=reply(221, "Bye"))],
+        transcript=[Event(0.0, INFO, b"connected to 192.0.2.25:25"), Event(0.003, RECV, banner.raw),
+                    Event(0.004, SEND, b"QUIT\r\n"), Event(0.006, RECV, b"221 Bye\r\n")],
+    )
+    refused = reply(550, "5.7.1 relaying denied")
+    bad = CaseResult(
+        "relay is refused", FAILED, started_at=t0, duration=0.02, target="mx.example.test:25",
+        peer="192.0.2.25:25", line=8, reason="step 2: expected 250, got 550",
+        steps=[StepResult(1, 9, "expect", "banner", expected="220", reply=banner),
+               StepResult(2, 10, "send", "RCPT TO:<x@elsewhere.test>", status=FAILED, expected="250",
+                          reply=refused, reason="expected 250, got 550")],
+        transcript=[Event(0.003, RECV, banner.raw), Event(0.004, SEND, b"RCPT TO:<x@elsewhere.test>\x00\r\n"),
+                    Event(0.02, RECV, refused.raw)],
+    )
+    plan = PlanResult("hostile banner", "plans/hostile.yaml", "name: hostile banner\n", "mx.example.test:25",
+                      [ok, bad])
+    return RunResult("0.1.0", t0, [plan], duration=0.05)
+
+
+@pytest.fixture
+def report(tmp_path) -> Path:
+    return write_html_reports(hostile_run(), tmp_path / "reports")[0]
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+        capture_output=True, text=True, timeout=90, check=False,
+    )
+
+
+def test_screenshot_renders(report, tmp_path):
+    need(CHROMIUM, "chromium")
+    shot = tmp_path / "report.png"
+    result = chromium(tmp_path, f"--screenshot={shot}", report.as_uri())
+    assert shot.is_file(), result.stderr[-2000:]
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (1200, 900)
+    assert len(png) > 20_000, "a blank page compresses to a few KB"
+
+
+def test_dom_shows_summary_and_banner_as_text(report, tmp_path):
+    need(CHROMIUM, "chromium")
+    dom = chromium(tmp_path, "--dump-dom", report.as_uri()).stdout
+    assert 'id="summary"' in dom and "hostile banner" in dom
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+    assert "<script>alert" not in dom
+    assert dom.count("<script") == dom.count('<script type="application/json"') == 2
+
+
+class WebDriver:
+    """Just enough of the W3C WebDriver protocol to open a page, find, click and read."""
+
+    def __init__(self, driver: str, browser: str, profile: Path):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.base = f"http://127.0.0.1:{port}"
+        self.http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self.proc = subprocess.Popen([driver, f"--port={port}"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if self.call("GET", "/status")["ready"]:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError("chromedriver did not start")
+            time.sleep(0.1)
+        options = {"binary": browser, "args": [*BROWSER_FLAGS, f"--user-data-dir={profile}"]}
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}}
+        self.session = "/session/" + self.call("POST", "/session", caps)["sessionId"]
+
+    def call(self, method: str, path: str, body: dict | None = None):
+        data = json.dumps(body if body is not None else {}).encode() if method == "POST" else None
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with self.http.open(request, timeout=60) as response:
+                return json.loads(response.read())["value"]
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())["value"]  # a WebDriver error: {"error": ..., "message": ...}
+
+    def do(self, method: str, path: str = "", body: dict | None = None):
+        return self.call(method, self.session + path, body)
+
+    def find(self, css: str) -> str:
+        found = self.do("POST", "/element", {"using": "css selector", "value": css})
+        assert ELEMENT in found, found
+        return found[ELEMENT]
+
+    def script(self, source: str):
+        return self.do("POST", "/execute/sync", {"script": source, "args": []})
+
+    def close(self) -> None:
+        try:
+            self.do("DELETE")
+        finally:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    need(CHROMIUM, "chromium")
+    need(CHROMEDRIVER, "chromium-driver")
+    driver = WebDriver(CHROMEDRIVER, CHROMIUM, tmp_path / "wd-profile")
+    yield driver
+    driver.close()
+
+
+def test_summary_visible_cases_open_on_click_and_nothing_runs(report, browser):
+    browser.do("POST", "/url", {"url": report.as_uri()})
+
+    summary = browser.find("#summary")
+    assert browser.do("GET", f"/element/{summary}/displayed") is True
+    text = browser.do("GET", f"/element/{summary}/text")
+    assert "FAILED" in text and "1\nPASSED" in text and "mx.example.test:25" in text
+
+    failed = browser.find("#case-2")
+    assert browser.do("GET", f"/element/{failed}/property/open") is True
+    assert "expected 250, got 550" in browser.do("GET", f"/element/{browser.find('#case-2 .failure')}/text")
+
+    passed = browser.find("#case-1")
+    steps = browser.find("#case-1 table.steps")
+    assert browser.do("GET", f"/element/{passed}/property/open") is False
+    assert browser.do("GET", f"/element/{steps}/displayed") is False
+    browser.do("POST", f"/element/{browser.find('#case-1 > summary')}/click")
+    assert browser.do("GET", f"/element/{passed}/property/open") is True
+    assert browser.do("GET", f"/element/{steps}/displayed") is True
+
+    cell = browser.find("#case-1 table.steps tr:first-child td:nth-child(6)")
+    assert browser.do("GET", f"/element/{cell}/text") == f"220 {HOSTILE}"
+    assert browser.do("GET", "/alert/text").get("error") == "no such alert"
+    scripts = browser.script("return [...document.scripts].map(s => s.type + ' ' + s.id)")
+    assert scripts == ["application/json smtprun-summary", "application/json smtprun-data"]
+    assert browser.script("return JSON.parse(document.getElementById('smtprun-data').textContent)"
+                          ".plan.cases[0].steps[0].reply.lines[0]") == HOSTILE

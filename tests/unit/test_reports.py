@@ -1,0 +1,379 @@
+"""Reporters: what a user finds in the report folder, the HTML page, the JUnit and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from runner.errors import ReportError
+from runner.protocol import Reply
+from runner.report import atomic_write, rebuild_index, write_html_reports, write_json, write_junit
+from runner.report.archive import DATA_ID, INDEX_NAME, read_embedded, write_new
+from runner.report.compare import banner, compare_runs, ehlo_keywords
+from runner.report.html import plan_data
+from runner.results import (
+    FAILED,
+    INFO,
+    PASSED,
+    RECV,
+    SEND,
+    SKIPPED,
+    CaseResult,
+    Event,
+    PlanResult,
+    RunResult,
+    StepResult,
+)
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)
+HOSTILE = "<script>alert(1)</script>"
+PLAN_SOURCE = "name: basic\ntarget: mx.example.test:25\ncases:\n  - name: greeting\n"
+
+
+def reply(code: int, *lines: str) -> Reply:
+    raw = b"".join(
+        f"{code}{'-' if i < len(lines) - 1 else ' '}{line}\r\n".encode() for i, line in enumerate(lines)
+    )
+    return Reply(code, tuple(lines), raw)
+
+
+def ehlo_reply(*keywords: str) -> Reply:
+    return reply(250, "mx.example.test Hello", *keywords)
+
+
+def passing_case(name: str = "greeting and EHLO", keywords=("PIPELINING", "SIZE 10240000", "STARTTLS")):
+    steps = [
+        StepResult(1, 5, "expect", "banner", expected="220", reply=reply(220, "mx.example.test ESMTP")),
+        StepResult(2, 6, "send", "EHLO client.test", expected="250", reply=ehlo_reply(*keywords)),
+        StepResult(3, 7, "send", "QUIT", expected="221", reply=reply(221, "Bye")),
+    ]
+    transcript = [
+        Event(0.0, INFO, b"connected to 192.0.2.25:25"),
+        Event(0.004, RECV, b"220 mx.example.test ESMTP\r\n"),
+        Event(0.005, SEND, b"EHLO client.test\r\n"),
+        Event(0.012, RECV, ehlo_reply(*keywords).raw),
+        Event(0.013, SEND, b"QUIT\r\n"),
+        Event(0.015, RECV, b"221 Bye\r\n"),
+    ]
+    return CaseResult(
+        name, PASSED, steps, transcript, started_at=T0, duration=0.015, target="mx.example.test:25",
+        peer="192.0.2.25:25", line=4, tls={"version": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384"},
+    )
+
+
+def failing_case(name: str = "relay is refused") -> CaseResult:
+    rejection = reply(550, f"5.7.1 relaying denied {HOSTILE}")
+    steps = [
+        StepResult(1, 10, "expect", "banner", expected="220", reply=reply(220, HOSTILE)),
+        StepResult(2, 11, "send", "RCPT TO:<victim@elsewhere.test>", status=FAILED, expected="250",
+                   reply=rejection, reason="expected 250, got 550 (bad byte \x00 in reason)"),
+        StepResult(3, 12, "send", "QUIT", status=SKIPPED),
+    ]
+    steps[0].captures["greeting"] = HOSTILE
+    transcript = [
+        Event(0.0, INFO, b"connected to 192.0.2.25:25"),
+        Event(0.003, RECV, b"220 " + HOSTILE.encode() + b"\r\n"),
+        Event(0.004, SEND, b"RCPT TO:<victim@elsewhere.test>\x00\r\n"),
+        Event(0.021, RECV, rejection.raw),
+    ]
+    return CaseResult(
+        name, FAILED, steps, transcript, started_at=T0, duration=0.021, target="mx.example.test:25",
+        peer="192.0.2.25:25", line=9, reason="step 2: expected 250, got 550 5.7.1 relaying denied",
+    )
+
+
+def skipped_case() -> CaseResult:
+    return CaseResult("needs TLS", SKIPPED, started_at=T0, reason="skipped: no TLS certificate given", line=14)
+
+
+def make_run(cases: list[CaseResult], started: datetime = T0, file: str = "plans/basic.yaml") -> RunResult:
+    plan = PlanResult("basic checks", file, PLAN_SOURCE, "mx.example.test:25", cases)
+    return RunResult("0.1.0", started, [plan], duration=0.5)
+
+
+def standard_run(started: datetime = T0) -> RunResult:
+    return make_run([passing_case(), failing_case(), skipped_case()], started)
+
+
+def html_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.html") if p.name != INDEX_NAME)
+
+
+# --- file naming and the report folder --------------------------------------------------------
+
+
+def test_report_is_named_after_the_plan_file_and_utc_start(tmp_path):
+    written = write_html_reports(standard_run(), tmp_path)
+    assert [p.name for p in written] == ["basic-20240501T120000Z.html"]
+    assert (tmp_path / INDEX_NAME).is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temp file left behind"
+
+
+def test_two_runs_in_the_same_second_both_survive(tmp_path):
+    first = write_html_reports(standard_run(), tmp_path)[0]
+    first_bytes = first.read_bytes()
+    second = write_html_reports(standard_run(T0 + timedelta(microseconds=500000)), tmp_path)[0]
+    assert html_files(tmp_path) == ["basic-20240501T120000Z-1.html", "basic-20240501T120000Z.html"]
+    assert second.name == "basic-20240501T120000Z-1.html"
+    assert first.read_bytes() == first_bytes, "the first report was not overwritten"
+
+
+def test_write_new_never_replaces_an_existing_file(tmp_path):
+    (tmp_path / "x-1.html").write_text("someone else's")
+    paths = [write_new(tmp_path, "x", ".html", f"report {n}".encode()) for n in range(3)]
+    assert [p.name for p in paths] == ["x.html", "x-2.html", "x-3.html"]
+    assert (tmp_path / "x-1.html").read_text() == "someone else's"
+    assert [p.read_text() for p in paths] == ["report 0", "report 1", "report 2"]
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "out.json"
+    atomic_write(target, b"old")
+    atomic_write(target, b"new content")
+    assert target.read_bytes() == b"new content"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_index_lists_every_run_newest_first(tmp_path):
+    write_html_reports(standard_run(T0), tmp_path)
+    write_html_reports(make_run([passing_case()], T0 + timedelta(hours=1)), tmp_path)
+    index = (tmp_path / INDEX_NAME).read_text()
+    newer, older = "basic-20240501T130000Z.html", "basic-20240501T120000Z.html"
+    assert f'href="{newer}"' in index and f'href="{older}"' in index
+    runs = index[index.index("All runs"):]
+    assert runs.index(newer) < runs.index(older)
+    assert "2024-05-01 13:00:00 UTC" in index
+    assert "1 failed" in index and "1 skipped" in index
+
+
+def test_index_orders_same_second_runs_by_their_number(tmp_path):
+    write_html_reports(standard_run(T0), tmp_path)
+    write_html_reports(standard_run(T0 + timedelta(microseconds=1)), tmp_path)
+    runs = (tmp_path / INDEX_NAME).read_text().split("All runs", 1)[1]
+    assert runs.index("basic-20240501T120000Z-1.html") < runs.index('"basic-20240501T120000Z.html"')
+
+
+def test_corrupt_or_foreign_html_gives_a_warning_and_the_index_still_builds(tmp_path):
+    write_html_reports(standard_run(), tmp_path)
+    (tmp_path / "notes.html").write_text("<html><body>my own notes</body></html>")
+    (tmp_path / "broken.html").write_text(
+        '<script type="application/json" id="smtprun-summary">{"started_at": </script>'
+    )
+    (tmp_path / "binary.html").write_bytes(b"\xff\xfe\x00garbage")
+    warnings: list[str] = []
+    write_html_reports(standard_run(T0 + timedelta(days=1)), tmp_path, on_warning=warnings.append)
+    assert len(warnings) == 3
+    assert any("notes.html" in w and "not an smtprun report" in w for w in warnings)
+    assert any("broken.html" in w and "damaged" in w for w in warnings)
+    assert any("binary.html" in w for w in warnings)
+    index = (tmp_path / INDEX_NAME).read_text()
+    assert index.count('<td class="when">2024-05-0') == 2, "both real reports are listed"
+    assert "broken.html" in index, "the index says which file it skipped"
+    assert len(rebuild_index(tmp_path)) == 3
+
+
+def test_rebuild_index_on_an_empty_folder(tmp_path):
+    assert rebuild_index(tmp_path) == []
+    assert "No reports in this folder yet" in (tmp_path / INDEX_NAME).read_text()
+
+
+# --- the HTML page ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def page(tmp_path) -> str:
+    return write_html_reports(standard_run(), tmp_path)[0].read_text(encoding="utf-8")
+
+
+def test_page_escapes_what_the_server_sent(page):
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "\x00" not in page
+    assert "RCPT TO:&lt;victim@elsewhere.test&gt;\\x00\\r\\n" in page, "NUL and CRLF shown as escapes"
+    assert "bad byte \\x00 in reason" in page
+
+
+def test_page_runs_no_script_and_loads_nothing(page):
+    scripts = page.count("<script")
+    assert scripts == page.count('<script type="application/json"') == 2
+    assert "default-src 'none'" in page
+    for external in ("http://", "https://", "@import", "url(", "<link", "<img", "<iframe", " src="):
+        assert external not in page
+
+
+def test_page_shows_summary_plan_target_and_peer(page):
+    summary = page[page.index('id="summary"'):page.index('<h2>Cases')]
+    assert '<span class="verdict failed">failed</span>' in summary
+    for count, label in ((1, "passed"), (1, "failed"), (1, "skipped"), (3, "cases")):
+        assert f'<div class="n">{count}</div><div class="l">{label}</div>' in summary
+    for text in ("basic checks", "plans/basic.yaml", "mx.example.test:25", "192.0.2.25:25",
+                 "2024-05-01 12:00:00 UTC", "0.036 s", "0.1.0"):
+        assert text in summary
+
+
+def test_failed_case_is_open_and_passed_case_closed(page):
+    assert '<details class="case failed" id="case-2" open>' in page
+    assert '<details class="case passed" id="case-1">' in page
+    assert '<details class="case skipped" id="case-3">' in page
+    failed = page[page.index('id="case-2"'):page.index('id="case-3"')]
+    box = failed[failed.index('class="failure"'):failed.index('class="facts"')]
+    assert "Failed at step 2 (send)" in box and "plans/basic.yaml:11" in box
+    assert "<dt>expected</dt><dd>250</dd>" in box
+    assert "550 5.7.1 relaying denied &lt;script&gt;" in box
+
+
+def test_transcript_tells_client_from_server_with_offsets(page):
+    case = page[page.index('id="case-1"'):page.index('id="case-2"')]
+    assert '<div class="r c"><span class="o">+0.005s</span><span class="d">C:</span>' in case
+    assert '<div class="r s"><span class="o">+0.012s</span><span class="d">S:</span>' in case
+    assert '<div class="r i"><span class="o">+0.000s</span><span class="d">*</span>' in case
+    assert "250-PIPELINING\\r\\n" in case, "a multiline reply is shown one line per row"
+    assert "TLS_AES_256_GCM_SHA384" in case
+
+
+def test_embedded_data_reads_back_and_cannot_break_out(tmp_path):
+    path = write_html_reports(standard_run(), tmp_path)[0]
+    raw = path.read_text()
+    block = raw[raw.index(f'id="{DATA_ID}">'):]
+    block = block[: block.index("</script>")]
+    assert "<" not in block[len(f'id="{DATA_ID}">'):] and "\\u003cscript\\u003e" in block
+    data = read_embedded(path)
+    assert data["smtprun"] == "0.1.0" and data["started_at"] == "2024-05-01T12:00:00.250000Z"
+    assert data == json.loads(json.dumps(plan_data(standard_run(), standard_run().plans[0])))
+    assert data["plan"]["cases"][1]["steps"][0]["reply"]["lines"] == [HOSTILE]
+
+
+def test_plan_source_is_embedded_with_line_anchors(page):
+    assert '<details class="source" id="source">' in page
+    assert '<span class="sl" id="L2"><span class="ln">2</span>target: mx.example.test:25</span>' in page
+
+
+def test_a_thousand_cases_are_written_quickly(tmp_path, capsys):
+    cases = [failing_case(f"case {n}") if n % 50 == 0 else passing_case(f"case {n}") for n in range(1000)]
+    run = make_run(cases)
+    started = time.perf_counter()
+    path = write_html_reports(run, tmp_path)[0]
+    elapsed = time.perf_counter() - started
+    with capsys.disabled():
+        print(f"\n1,000-case HTML report: {elapsed:.2f} s, {path.stat().st_size / 1e6:.1f} MB")
+    assert elapsed < 5.0
+    page = path.read_text()
+    assert page.count('<details class="case passed"') == 980
+    opened = re.findall(r'<details class="case (\w+)" id="case-\d+" open>', page)
+    assert opened == ["failed"] * 20, "only the failed cases are open"
+
+
+# --- comparison with the previous run -----------------------------------------------------------
+
+
+def test_comparison_finds_newly_failing_step_and_vanished_keyword(tmp_path):
+    before = make_run([passing_case("relay is refused"), passing_case()], T0)
+    after_case = failing_case("relay is refused")
+    after = make_run([after_case, passing_case(keywords=("PIPELINING", "SIZE 20480000"))], T0 + timedelta(days=1))
+    write_html_reports(before, tmp_path)
+    page = write_html_reports(after, tmp_path)[0].read_text()
+    changes = page[page.index('id="changes"'):page.index("<h2>Cases")]
+    assert "Changes since 2024-05-01 12:00:00 UTC" in changes
+    assert "Now failing (1)" in changes and "relay is refused" in changes
+    assert "step 2" in changes and "RCPT TO" in changes
+    assert "Banner changed" in changes and "220 &lt;script&gt;alert(1)&lt;/script&gt;" in changes
+    assert '<span class="kw removed" title="vanished">− STARTTLS</span>' in changes
+    assert "SIZE 10240000 → 20480000" in changes
+
+
+def test_comparison_ignores_other_targets_and_later_runs(tmp_path):
+    other = make_run([failing_case()], T0 - timedelta(days=2))
+    other.plans[0].target = "other.example.test:25"
+    write_html_reports(other, tmp_path)
+    write_html_reports(make_run([failing_case()], T0 + timedelta(days=5)), tmp_path)  # later, not earlier
+    page = write_html_reports(make_run([failing_case()], T0), tmp_path)[0].read_text()
+    assert 'id="changes"' not in page
+    page = write_html_reports(make_run([failing_case()], T0 + timedelta(days=6)), tmp_path)[0].read_text()
+    assert "Changes since 2024-05-06 12:00:00 UTC" in page and "No change" in page
+
+
+def _data(run: RunResult) -> dict:
+    return json.loads(json.dumps(plan_data(run, run.plans[0])))
+
+
+def test_compare_runs_on_plain_dicts():
+    before = _data(make_run([passing_case("a"), failing_case("b"), passing_case("gone")]))
+    after = _data(make_run([failing_case("a"), passing_case("b"), passing_case("new")], T0 + timedelta(1)))
+    changes = compare_runs(before, after)
+    assert changes.since == "2024-05-01T12:00:00.250000Z"
+    assert [c.name for c in changes.now_failing] == ["a"]
+    assert [(s.index, s.before, s.after) for s in changes.now_failing[0].steps] == [(2, PASSED, FAILED)]
+    assert [c.name for c in changes.now_passing] == ["b"]
+    assert changes.cases_added == ("new",) and changes.cases_removed == ("gone",)
+    assert changes.banner_before == "220 mx.example.test ESMTP"
+    assert not changes.empty
+    assert compare_runs(before, before).empty
+
+
+def test_banner_and_ehlo_keywords_from_plan_dict():
+    plan = _data(make_run([passing_case()]))["plan"]
+    assert banner(plan) == "220 mx.example.test ESMTP"
+    assert ehlo_keywords(plan) == {"PIPELINING": "", "SIZE": "10240000", "STARTTLS": ""}
+    assert banner({"cases": []}) is None and ehlo_keywords({}) == {}
+
+
+# --- JUnit and JSON -----------------------------------------------------------------------------
+
+
+def test_junit_parses_and_counts(tmp_path):
+    path = tmp_path / "junit.xml"
+    write_junit(standard_run(), path)
+    root = ET.parse(path).getroot()
+    assert root.tag == "testsuites"
+    assert {k: root.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
+        "tests": "3", "failures": "1", "errors": "0", "skipped": "1"}
+    float(root.get("time"))
+    [suite] = root.findall("testsuite")
+    assert suite.get("name") == "basic checks" and suite.get("tests") == "3" and suite.get("failures") == "1"
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["greeting and EHLO", "relay is refused", "needs TLS"]
+    assert {c.get("classname") for c in cases} == {"basic checks"}
+    failure = cases[1].find("failure")
+    assert failure.get("message") == "step 2: expected 250, got 550 5.7.1 relaying denied"
+    assert "got:      550 5.7.1 relaying denied <script>alert(1)</script>" in failure.text
+    assert "C: RCPT TO:<victim@elsewhere.test>\\x00\\r\\n" in failure.text
+    assert cases[2].find("skipped") is not None and cases[0].find("failure") is None
+    assert "S: 250-PIPELINING\\r\\n" in cases[0].find("system-out").text
+    assert b"\x00" not in path.read_bytes()
+
+
+def test_junit_survives_control_characters_in_names(tmp_path):
+    case = failing_case("bad\x00name\x1b")
+    case.reason = "why\x00\x07"
+    write_junit(make_run([case]), tmp_path / "j.xml")
+    tc = ET.parse(tmp_path / "j.xml").getroot().find("testsuite/testcase")
+    assert tc.get("name") == "bad\\x00name\\x1b"
+    assert tc.find("failure").get("message") == "why\\x00\\x07"
+
+
+def test_json_round_trips(tmp_path):
+    run = standard_run()
+    write_json(run, tmp_path / "run.json")
+    assert json.loads((tmp_path / "run.json").read_text()) == json.loads(json.dumps(run.to_dict()))
+
+
+def test_json_to_stdout(capsys):
+    write_json(standard_run(), "-")
+    assert json.loads(capsys.readouterr().out)["counts"] == {"passed": 1, "failed": 1, "skipped": 1}
+
+
+def test_unwritable_report_folder_is_a_report_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ReportError):
+        write_html_reports(standard_run(), blocker / "reports")
+    with pytest.raises(ReportError):
+        write_json(standard_run(), blocker / "run.json")
+    assert os.listdir(tmp_path) == ["file"]
