@@ -72,12 +72,17 @@ class Session:
         t = self.target
         deadline = time.monotonic() + t.timeout
         context = None
+        host = self.text(t.host or "")
         if t.tls == "implicit":
-            context = tlsinfo.client_context(t.verify, t.cafile)
-        host = render(t.host or "", self.vars)
+            cafile = self.text(t.cafile or "")
+            try:
+                context = tlsinfo.client_context(t.verify, cafile)
+            except OSError as exc:
+                raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}") from None
         self.note(f"connecting to {self.target}" + (" (implicit TLS)" if context else ""))
         try:
-            self.conn = await open_connection(host, t.port, deadline, context, t.server_name)
+            server_name = self.text(t.server_name) if t.server_name else None
+            self.conn = await open_connection(host, t.port, deadline, context, server_name)
         except asyncio.TimeoutError:
             raise StepFailed(f"connection to {self.target} timed out after {t.timeout:g}s") from None
         except ssl.SSLError as exc:

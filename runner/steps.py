@@ -127,8 +127,12 @@ async def do_starttls(session: Session, step: Step, out: StepResult, deadline: f
                          "response injection (RFC 3207 §4.2, cf. CVE-2011-0411)", reply)
     verify = opts.get("verify", True)
     name = session.text(opts.get("server_name") or session.target.server_name or session.target.host or "")
+    cafile = session.text(opts.get("cafile") or "")
     try:
-        context = tlsinfo.client_context(verify, opts.get("cafile"), opts.get("min_version"))
+        context = tlsinfo.client_context(verify, cafile, opts.get("min_version"))
+    except OSError as exc:
+        raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}", reply) from None
+    try:
         await session.conn.start_tls(context, name, deadline)
     except (ssl.SSLError, asyncio.TimeoutError, OSError, ConnectionError) as exc:
         raise StepFailed(tlsinfo.describe_failure(exc), reply) from None
