@@ -1,0 +1,453 @@
+"""The embedded SMTP server: aiosmtpd in its own thread, answering like a chosen real server.
+
+A profile is a table of reply literals, an EHLO keyword list and a few limits. The policy is
+the same for every profile: DSN parameters are accepted (RFC 3461), recipients named
+``unknown`` or ``nosuchuser*`` do not exist, and a profile with ``accepted_domains`` refuses
+to relay for anyone who has not authenticated.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hmac
+import logging
+import re
+import secrets
+import socket
+import ssl
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, auth_mechanism, syntax
+
+from runner.errors import UsageError
+
+__all__ = ["PROFILES", "EmbeddedServer", "Profile", "Received", "serve", "server_tls_context"]
+
+REPLY_KEYS = frozenset({
+    "banner", "ehlo", "mail_ok", "rcpt_ok", "data_go", "data_ok", "rset", "noop", "vrfy",
+    "quit", "starttls", "unknown_user", "relay_denied",
+})
+
+# Replies that do not depend on the profile. DSN syntax per RFC 3461 s 4.1-4.4, texts as Postfix's.
+COMMON_REPLIES = {
+    "bad_param": "501 5.5.4 Bad {param} parameter syntax",
+    "misplaced_param": "555 5.5.4 Unsupported option: {param}",
+    "cram_initial": "501 5.5.2 CRAM-MD5 takes no initial response",
+    "auth_disabled": "503 5.5.1 Error: authentication not enabled",
+}
+
+AUTH_MECHANISMS = ("CRAM-MD5", "LOGIN", "PLAIN")
+MAIL_DSN = frozenset({"RET", "ENVID"})     # RFC 3461 s 4.3, 4.4
+RCPT_DSN = frozenset({"NOTIFY", "ORCPT"})  # RFC 3461 s 4.1, 4.2
+ENVID_LIMIT = 100                          # RFC 3461 s 4.4: at most 100 characters
+
+# EHLO keywords whose line aiosmtpd writes itself, and only when it can honour them.
+WRITTEN_BY_AIOSMTPD = frozenset({"SIZE", "8BITMIME", "SMTPUTF8", "STARTTLS", "AUTH", "HELP"})
+
+# aiosmtpd's own fixed replies that a profile words differently.
+AIOSMTPD_LITERALS = {
+    "354 End data with <CR><LF>.<CR><LF>": "data_go",
+    "220 Ready to start TLS": "starttls",
+}
+
+
+def _not_login_data_notice(record: logging.LogRecord) -> bool:
+    # aiosmtpd itself sets the deprecated Session.login_data on every successful AUTH and logs
+    # a warning about it each time; the notice is for aiosmtpd's users, not ours.
+    return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_not_login_data_notice)
+
+# With ENHANCEDSTATUSCODES advertised every reply after EHLO carries one (RFC 2034 s 3);
+# these are given to aiosmtpd's error replies that lack one (subjects from RFC 3463 s 3.4, 3.6).
+ENHANCED_FOR_CODE = {"500": "5.5.2", "501": "5.5.4", "502": "5.5.1", "503": "5.5.1", "504": "5.5.4",
+                     "552": "5.3.4", "555": "5.5.4"}
+_LACKS_ENHANCED = re.compile(r"[45]\d\d[ -](?!\d\.\d{1,3}\.\d{1,3}(?: |$))")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one kind of server greets and answers. Reply templates may use {host} and, where
+    it makes sense, {addr}, {peer}, {date}, {queue_id}, {message_id}, {internal_id}."""
+
+    name: str
+    hostname: str
+    ehlo_keywords: tuple[str, ...]  # the real server's order, without what aiosmtpd cannot do
+    replies: Mapping[str, str]
+    size_limit: int                 # RFC 1870 SIZE, enforced by aiosmtpd
+    smtputf8: bool = True
+    accepted_domains: tuple[str, ...] | None = None  # None: every domain is ours
+
+    def reply(self, key: str, **fields: Any) -> str:
+        return self.replies[key].format(host=self.hostname, **fields)
+
+
+TEST_DOMAINS = ("localhost", "example.com", "contoso.com", "smtprun.test")
+
+PROFILES: dict[str, Profile] = {
+    "default": Profile(
+        name="default",
+        hostname="mail.smtprun.test",
+        ehlo_keywords=("SIZE", "PIPELINING", "8BITMIME", "SMTPUTF8", "DSN", "ENHANCEDSTATUSCODES",
+                       "STARTTLS", "AUTH", "HELP"),
+        size_limit=33554432,
+        replies={
+            "banner": "220 {host} smtprun ESMTP ready",
+            "ehlo": "250 {host}",
+            "mail_ok": "250 2.1.0 Sender OK",
+            "rcpt_ok": "250 2.1.5 Recipient OK",
+            "data_go": "354 End data with <CR><LF>.<CR><LF>",
+            "data_ok": "250 2.0.0 Ok: queued as {queue_id}",
+            "rset": "250 2.0.0 Ok",
+            "noop": "250 2.0.0 Ok",
+            "vrfy": "252 2.1.5 Cannot VRFY user, but will accept message for <{addr}>",
+            "quit": "221 2.0.0 Bye",
+            "starttls": "220 2.0.0 Ready to start TLS",
+            "unknown_user": "550 5.1.1 <{addr}>: Recipient address rejected: User unknown",
+            "relay_denied": "550 5.7.1 <{addr}>: Relaying denied",
+        },
+    ),
+    # Exchange 2016; it also offers X-ANONYMOUSTLS, BINARYMIME, CHUNKING, XRDST, which we cannot.
+    "exchange": Profile(
+        name="exchange",
+        hostname="mail.contoso.com",
+        ehlo_keywords=("SIZE", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES", "STARTTLS", "AUTH", "8BITMIME"),
+        size_limit=37748736,
+        smtputf8=False,
+        accepted_domains=TEST_DOMAINS,
+        replies={
+            "banner": "220 {host} Microsoft ESMTP MAIL Service ready at {date}",
+            "ehlo": "250 {host} Hello [{peer}]",
+            "mail_ok": "250 2.1.0 Sender OK",
+            "rcpt_ok": "250 2.1.5 Recipient OK",
+            "data_go": "354 Start mail input; end with <CRLF>.<CRLF>",
+            "data_ok": "250 2.6.0 <{message_id}> [InternalId={internal_id}, Hostname={host}] "
+                       "Queued mail for delivery",
+            "rset": "250 2.0.0 Resetting",
+            "noop": "250 2.0.0 OK",
+            "vrfy": "252 2.1.5 Cannot VRFY user, but will take message for <{addr}>",
+            "quit": "221 2.0.0 Service closing transmission channel",
+            "starttls": "220 2.0.0 SMTP server ready",
+            "unknown_user": "550 5.1.1 <{addr}>: Recipient address rejected: User unknown",
+            "relay_denied": "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain",
+        },
+    ),
+    # Postfix 3.7 on Debian; it also offers ETRN and CHUNKING, which we cannot.
+    "postfix": Profile(
+        name="postfix",
+        hostname="mail.smtprun.test",
+        ehlo_keywords=("PIPELINING", "SIZE", "VRFY", "STARTTLS", "AUTH", "ENHANCEDSTATUSCODES", "8BITMIME",
+                       "DSN", "SMTPUTF8"),
+        size_limit=10240000,
+        accepted_domains=TEST_DOMAINS,
+        replies={
+            "banner": "220 {host} ESMTP Postfix (Debian/GNU)",
+            "ehlo": "250 {host}",
+            "mail_ok": "250 2.1.0 Ok",
+            "rcpt_ok": "250 2.1.5 Ok",
+            "data_go": "354 End data with <CR><LF>.<CR><LF>",
+            "data_ok": "250 2.0.0 Ok: queued as {queue_id}",
+            "rset": "250 2.0.0 Ok",
+            "noop": "250 2.0.0 Ok",
+            "vrfy": "252 2.0.0 {addr}",
+            "quit": "221 2.0.0 Bye",
+            "starttls": "220 2.0.0 Ready to start TLS",
+            "unknown_user": "550 5.1.1 <{addr}>: Recipient address rejected: User unknown in local "
+                            "recipient table",
+            "relay_denied": "554 5.7.1 <{addr}>: Relay access denied",
+        },
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message as the server took it; ``data`` is the body after un-dot-stuffing."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    mail_options: tuple[str, ...]
+    rcpt_options: tuple[str, ...]
+    data: bytes
+
+
+def dsn_problem(params: tuple[str, ...], allowed: frozenset[str]) -> str | None:
+    """The refusal for the first bad DSN parameter among MAIL or RCPT ``params``, or None."""
+    for param in params:
+        key, _, value = param.partition("=")
+        key, upper = key.upper(), value.upper()
+        if key in (MAIL_DSN | RCPT_DSN) - allowed:
+            return COMMON_REPLIES["misplaced_param"].format(param=param)
+        words = upper.split(",")
+        if ((key == "NOTIFY" and words != ["NEVER"] and not set(words) <= {"SUCCESS", "FAILURE", "DELAY"})
+                or (key == "ORCPT" and not re.fullmatch(r"[A-Za-z0-9-]+;\S+", value))
+                or (key == "RET" and upper not in ("FULL", "HDRS"))
+                or (key == "ENVID" and len(value) > ENVID_LIMIT)):
+            return COMMON_REPLIES["bad_param"].format(param=key)
+    return None
+
+
+def is_unknown_user(address: str) -> bool:
+    local = address.rpartition("@")[0] or address
+    return local.lower() == "unknown" or local.lower().startswith("nosuchuser")
+
+
+class ProfileSMTP(SMTP):
+    """aiosmtpd's SMTP speaking a profile's words, accepting DSN parameters, offering CRAM-MD5."""
+
+    # What Postfix and Exchange send; RFC 4954 s 4 leaves the challenge text to the mechanism.
+    AuthLoginUsernameChallenge = "Username:"
+    AuthLoginPasswordChallenge = "Password:"
+
+    def __init__(self, handler: Any, *, profile: Profile, credentials: tuple[str, str] | None, **kwargs: Any):
+        self.profile = profile
+        self.credentials = credentials
+        self.params_as_sent: tuple[str, ...] = ()  # aiosmtpd upper-cases them; ORCPT's address has case
+        banner = profile.reply("banner", date=email.utils.formatdate(localtime=True))
+        kwargs.update(
+            hostname=profile.hostname,
+            ident=banner[len(f"220 {profile.hostname} "):],
+            data_size_limit=profile.size_limit,
+            enable_SMTPUTF8=profile.smtputf8,
+            authenticator=self._check_password,
+            auth_exclude_mechanism=() if credentials else AUTH_MECHANISMS,
+        )
+        super().__init__(handler, **kwargs)
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str):
+            if status in AIOSMTPD_LITERALS:
+                status = self.profile.reply(AIOSMTPD_LITERALS[status])
+            elif _LACKS_ENHANCED.match(status):
+                enhanced = ENHANCED_FOR_CODE.get(status[:3], f"{status[0]}.0.0")
+                status = f"{status[:4]}{enhanced} {status[4:]}"
+        await super().push(status)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        address, params = super()._getaddr(arg)
+        self.params_as_sent = tuple(params.split()) if params else ()
+        return address, params
+
+    def _getparams(self, params: Any) -> dict[str, str | bool] | None:
+        # aiosmtpd answers 555 to every parameter it does not handle itself; the DSN ones
+        # are checked by the MAIL and RCPT hooks instead.
+        result = super()._getparams(params)
+        if result is not None:
+            for key in MAIL_DSN | RCPT_DSN:
+                result.pop(key, None)
+        return result
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:
+        if self.credentials is None:
+            await self.push(COMMON_REPLIES["auth_disabled"])
+        else:
+            await super().smtp_AUTH(arg)
+
+    def _check_password(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                        auth_data: LoginPassword) -> AuthResult:
+        assert self.credentials is not None  # smtp_AUTH refuses AUTH without them
+        user, password = (part.encode() for part in self.credentials)
+        ok = hmac.compare_digest(auth_data.login, user) & hmac.compare_digest(auth_data.password, password)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+    @auth_mechanism("CRAM-MD5")
+    async def auth_CRAM_MD5(self, _: Any, args: list[str]) -> AuthResult:
+        """RFC 2195: the client answers ``user SP hex(HMAC-MD5(password, challenge))``."""
+        if len(args) > 1:
+            await self.push(COMMON_REPLIES["cram_initial"])
+            return AuthResult(success=False, handled=True)
+        challenge = f"<{secrets.randbelow(10**10)}.{int(time.time())}@{self.hostname}>".encode()
+        response = await self.challenge_auth(challenge)
+        if response is MISSING:  # "*" or bad base64: challenge_auth has answered 501
+            return AuthResult(success=False, handled=True)
+        assert self.credentials is not None
+        user, _, digest = response.rpartition(b" ")
+        name, password = (part.encode() for part in self.credentials)
+        expected = hmac.new(password, challenge, "md5").hexdigest().encode()
+        ok = hmac.compare_digest(user, name) & hmac.compare_digest(digest.lower(), expected)
+        return AuthResult(success=ok, handled=False, auth_data=user)
+
+
+class ProfileHandler:
+    """The aiosmtpd hooks: the same policy for every profile, worded by the profile."""
+
+    def __init__(self, record: Callable[[Received], None]):
+        self.record = record
+
+    async def handle_EHLO(self, server: ProfileSMTP, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname  # aiosmtpd leaves this to a handle_EHLO hook
+        offered = {line[4:].split(" ", 1)[0].upper(): line[4:].strip() for line in responses[1:]}
+        keywords = [offered.get(k) if k in WRITTEN_BY_AIOSMTPD else k for k in server.profile.ehlo_keywords]
+        lines = [server.profile.reply("ehlo", peer=session.peer[0])]
+        lines += [f"250 {k}" for k in keywords if k and k != "AUTH"]  # "AUTH": no mechanism left
+        return [f"{line[:3]}-{line[4:]}" for line in lines[:-1]] + lines[-1:]
+
+    async def handle_MAIL(self, server: ProfileSMTP, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        problem = dsn_problem(server.params_as_sent, MAIL_DSN)
+        if problem:
+            return problem
+        envelope.mail_from = address
+        envelope.mail_options.extend(server.params_as_sent)
+        return server.profile.reply("mail_ok", addr=address)
+
+    async def handle_RCPT(self, server: ProfileSMTP, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        profile = server.profile
+        domain = address.rpartition("@")[2].lower() if "@" in address else ""
+        problem = dsn_problem(server.params_as_sent, RCPT_DSN)
+        if problem:
+            return problem
+        if (domain and profile.accepted_domains is not None and domain not in profile.accepted_domains
+                and not session.authenticated):
+            return profile.reply("relay_denied", addr=address)
+        if is_unknown_user(address):
+            return profile.reply("unknown_user", addr=address)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(server.params_as_sent)
+        return profile.reply("rcpt_ok", addr=address)
+
+    async def handle_DATA(self, server: ProfileSMTP, session: Any, envelope: Any) -> str:
+        self.record(Received(
+            mail_from=envelope.mail_from,
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            mail_options=tuple(envelope.mail_options),
+            rcpt_options=tuple(envelope.rcpt_options),
+            data=envelope.original_content,
+        ))
+        return server.profile.reply(
+            "data_ok",
+            queue_id=secrets.token_hex(5).upper(),
+            message_id=f"{uuid.uuid4()}@{server.profile.hostname}",
+            internal_id=secrets.randbelow(10**13),
+        )
+
+    async def handle_VRFY(self, server: ProfileSMTP, session: Any, envelope: Any, address: str) -> str:
+        return server.profile.reply("unknown_user" if is_unknown_user(address) else "vrfy", addr=address)
+
+    async def handle_RSET(self, server: ProfileSMTP, session: Any, envelope: Any) -> str:
+        return server.profile.reply("rset")
+
+    async def handle_NOOP(self, server: ProfileSMTP, session: Any, envelope: Any, arg: str) -> str:
+        return server.profile.reply("noop")
+
+    async def handle_QUIT(self, server: ProfileSMTP, session: Any, envelope: Any) -> str:
+        return server.profile.reply("quit")
+
+
+class _ProfileController(Controller):
+    def factory(self) -> ProfileSMTP:
+        return ProfileSMTP(self.handler, **self.SMTP_kwargs)  # one per connection
+
+
+def free_port(host: str) -> int:
+    """A port that was free a moment ago (aiosmtpd's ready check cannot connect to port 0)."""
+    family = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def server_tls_context(cert_file: str, key_file: str | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+class EmbeddedServer:
+    """A real SMTP server on loopback, in a thread; ``messages`` lists what it took."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, profile: str = "default", *,
+                 tls_context: ssl.SSLContext | None = None, implicit_tls: bool = False,
+                 auth_user: str | None = None, auth_password: str | None = None,
+                 auth_require_tls: bool = True):
+        if profile not in PROFILES:
+            raise UsageError(f"unknown server profile {profile!r} (known: {', '.join(PROFILES)})")
+        if implicit_tls and tls_context is None:
+            raise UsageError("implicit TLS needs a certificate and key")
+        if (auth_user is None) != (auth_password is None):
+            raise UsageError("AUTH needs both a user name and a password")
+        self.host, self.port = host, port
+        self.profile = PROFILES[profile]
+        self.messages: list[Received] = []
+        self.on_message: Callable[[Received], None] | None = None  # called in the server's thread
+        self._lock = threading.Lock()
+        self._tls_context, self._implicit_tls = tls_context, implicit_tls
+        self._credentials = (auth_user, auth_password) if auth_user is not None else None
+        self._auth_require_tls = auth_require_tls
+        self._controller: _ProfileController | None = None
+
+    def _record(self, message: Received) -> None:
+        with self._lock:
+            self.messages.append(message)
+        if self.on_message is not None:
+            self.on_message(message)
+
+    def start(self) -> EmbeddedServer:
+        if self.port == 0:
+            self.port = free_port(self.host)
+        implicit = self._implicit_tls
+        self._controller = _ProfileController(
+            ProfileHandler(self._record),
+            profile=self.profile,
+            credentials=self._credentials,
+            hostname=self.host,
+            port=self.port,
+            ssl_context=self._tls_context if implicit else None,
+            tls_context=None if implicit else self._tls_context,
+            require_starttls=False,
+            # Over implicit TLS (RFC 8314 s 3) every session is already encrypted.
+            auth_require_tls=self._auth_require_tls and not implicit,
+        )
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def serve(host: str, port: int, profile: str, *, tls_cert: str | None, tls_key: str | None,
+          implicit_tls: bool, auth_user: str | None, auth_password: str | None,
+          out: TextIO = sys.stdout) -> None:
+    """Run a server in the foreground until Ctrl-C, printing one line per message taken."""
+    if tls_cert is None and (tls_key or implicit_tls):
+        raise UsageError("--tls-key and --implicit-tls need --tls-cert")
+    try:
+        tls_context = server_tls_context(tls_cert, tls_key) if tls_cert else None
+    except (OSError, ssl.SSLError) as error:
+        raise UsageError(f"cannot load the TLS certificate {tls_cert}: {error}") from error
+    server = EmbeddedServer(
+        host, port, profile, tls_context=tls_context, implicit_tls=implicit_tls,
+        auth_user=auth_user, auth_password=auth_password,
+        # Without any TLS, AUTH could never be offered; this is a test server, so allow it.
+        auth_require_tls=tls_context is not None,
+    )
+    server.on_message = lambda m: print(
+        f"smtprun serve: message from <{m.mail_from}> to {', '.join(f'<{r}>' for r in m.rcpt_tos)}"
+        f" ({len(m.data)} bytes)", file=out, flush=True)
+    try:
+        with server:
+            print(f"smtprun serve: listening on {server.host}:{server.port} (profile {profile})",
+                  file=out, flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        print("smtprun serve: stopped", file=out, flush=True)

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Prepare a Debian 12 machine (as root) for the integration tests: install the servers and
+# tools they use and run a Postfix on 127.0.0.1:25 with a test certificate. Safe to re-run.
+set -euo pipefail
+
+PACKAGES=(postfix swaks dnsmasq chromium chromium-driver)
+MAIL_HOST=mail.smtprun.test
+CERT_DIR=/etc/smtprun-test
+POSTFIX_LOG=/var/log/postfix.log
+
+log() { printf 'test-env: %s\n' "$*"; }
+die() { printf 'test-env: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages and starts Postfix)"
+
+# --- packages -------------------------------------------------------------------------------
+missing=()
+for package in "${PACKAGES[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    apt-get update
+    # Answer Postfix's install questions up front; the settings below replace them anyway.
+    printf '%s\n' "postfix postfix/main_mailer_type select Local only" \
+        "postfix postfix/mailname string $MAIL_HOST" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+else
+    log "packages already installed: ${PACKAGES[*]}"
+fi
+
+# --- test CA and server certificate ---------------------------------------------------------
+cert_ok() {
+    [ -s "$CERT_DIR/ca.pem" ] && [ -s "$CERT_DIR/server.pem" ] && [ -s "$CERT_DIR/server.key" ] &&
+        openssl verify -CAfile "$CERT_DIR/ca.pem" "$CERT_DIR/server.pem" >/dev/null 2>&1 &&
+        openssl x509 -checkend 86400 -noout -in "$CERT_DIR/server.pem" >/dev/null
+}
+if cert_ok; then
+    log "test certificate kept: $CERT_DIR/server.pem"
+else
+    mkdir -p "$CERT_DIR"
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=smtprun test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$MAIL_HOST" \
+        -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
+    printf '%s\n' "subjectAltName=DNS:$MAIL_HOST,DNS:localhost,IP:127.0.0.1" \
+        "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+        "extendedKeyUsage=serverAuth" "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" \
+        >"$work/server.ext"
+    openssl x509 -req -days 825 -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
+        -CAcreateserial -extfile "$work/server.ext" -out "$work/server.pem" 2>/dev/null
+    install -m 0644 "$work/ca.pem" "$CERT_DIR/ca.pem"
+    install -m 0644 "$work/server.pem" "$CERT_DIR/server.pem"
+    install -m 0600 "$work/server.key" "$CERT_DIR/server.key"
+    log "test CA and certificate for $MAIL_HOST, localhost, 127.0.0.1 written to $CERT_DIR"
+fi
+
+# --- Postfix --------------------------------------------------------------------------------
+listen_before=$(postconf -h inet_interfaces inet_protocols | tr '\n' ' ')
+# 127.0.0.1 is deliberately outside mynetworks, so a relay attempt from the tests is refused
+# with 554 5.7.1 (reject_unauth_destination; Debian's defer_unauth_destination would say 454).
+postconf -e \
+    "inet_interfaces = loopback-only" \
+    "inet_protocols = ipv4" \
+    "myhostname = $MAIL_HOST" \
+    "mydestination = \$myhostname, localhost, smtprun.test" \
+    "mynetworks = 127.0.0.2/32" \
+    "smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated reject_unauth_destination" \
+    "maillog_file = $POSTFIX_LOG" \
+    "smtpd_tls_cert_file = $CERT_DIR/server.pem" \
+    "smtpd_tls_key_file = $CERT_DIR/server.key" \
+    "smtpd_tls_security_level = may"
+listen_after=$(postconf -h inet_interfaces inet_protocols | tr '\n' ' ')
+newaliases
+# Debian's service wrapper copies resolv.conf, hosts etc. into the chroot before starting.
+if [ -x /usr/lib/postfix/configure-instance.sh ]; then
+    /usr/lib/postfix/configure-instance.sh - >/dev/null
+fi
+postfix check
+
+if postfix status >/dev/null 2>&1; then
+    if [ "$listen_before" != "$listen_after" ]; then
+        postfix stop >/dev/null 2>&1   # listening addresses change only on a restart
+        postfix start >/dev/null 2>&1
+        log "Postfix restarted"
+    else
+        postfix reload >/dev/null 2>&1
+        log "Postfix reloaded"
+    fi
+else
+    postfix start >/dev/null 2>&1 || die "postfix start failed; see $POSTFIX_LOG"
+    log "Postfix started"
+fi
+
+banner() {
+    timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/25 && IFS= read -r line <&3 &&
+        printf "QUIT\r\n" >&3 && printf "%s\n" "${line%$'"'\r'"'}"' 2>/dev/null
+}
+for _ in $(seq 50); do
+    line=$(banner || true)
+    if [[ "$line" == 220\ * ]]; then
+        log "Postfix $(postconf -h mail_version) answers on 127.0.0.1:25: $line"
+        log "log: $POSTFIX_LOG; CA for STARTTLS: $CERT_DIR/ca.pem"
+        exit 0
+    fi
+    sleep 0.2
+done
+tail -n 20 "$POSTFIX_LOG" >&2 2>/dev/null || true
+die "Postfix does not answer 220 on 127.0.0.1:25"

@@ -1,0 +1,109 @@
+"""Fixtures for tests that talk to real SMTP servers on loopback: the embedded one and Postfix."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+
+from runner.server import EmbeddedServer
+
+POSTFIX_HOST, POSTFIX_PORT = "127.0.0.1", 25
+POSTFIX_BIN = Path("/usr/sbin/postfix")
+POSTFIX_CA = Path("/etc/smtprun-test/ca.pem")  # written by scripts/test-env.sh
+POSTFIX_HOSTNAME = "mail.smtprun.test"         # set by scripts/test-env.sh
+POSTFIX_MISSING = f"Postfix not running on {POSTFIX_HOST}:{POSTFIX_PORT}: run scripts/test-env.sh as root"
+
+
+@dataclass(frozen=True)
+class PostfixServer:
+    host: str
+    port: int
+    ca_path: Path
+
+
+@dataclass(frozen=True)
+class LoopbackCA:
+    """A throwaway CA and a server certificate for localhost and 127.0.0.1."""
+
+    ca: trustme.CA
+    server_cert: trustme.LeafCert
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.server_cert.configure_cert(context)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        self.ca.configure_trust(context)
+        return context
+
+
+def smtp_banner(host: str, port: int, timeout: float = 2.0) -> str | None:
+    """The first banner line a server sends, or None when nothing answers."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            line = sock.makefile("rb").readline(512)  # RFC 5321 s 4.5.3.1.5: reply line 512 octets
+            sock.sendall(b"QUIT\r\n")
+    except OSError:
+        return None
+    return line.decode("ascii", "replace").rstrip("\r\n") or None
+
+
+def _postfix_answers() -> bool:
+    banner = smtp_banner(POSTFIX_HOST, POSTFIX_PORT)
+    return banner is not None and banner.startswith("220") and "Postfix" in banner
+
+
+def _postfix_configured() -> bool:
+    """Whether scripts/test-env.sh has set this machine's Postfix up (it may since have stopped)."""
+    try:
+        done = subprocess.run(["postconf", "-h", "myhostname"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.stdout.strip() == POSTFIX_HOSTNAME and POSTFIX_CA.exists()
+
+
+def _start_postfix() -> bool:
+    if os.geteuid() != 0 or not POSTFIX_BIN.exists() or not _postfix_configured():
+        return False
+    if subprocess.run([str(POSTFIX_BIN), "start"], capture_output=True, timeout=60).returncode != 0:
+        return False  # e.g. already running, yet not answering
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if _postfix_answers():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture(scope="session")
+def postfix() -> PostfixServer:
+    """Postfix on 127.0.0.1:25 as scripts/test-env.sh configures it; started here if only stopped."""
+    if not (_postfix_answers() or _start_postfix()):
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(POSTFIX_MISSING)
+        pytest.skip(POSTFIX_MISSING)
+    return PostfixServer(POSTFIX_HOST, POSTFIX_PORT, POSTFIX_CA)
+
+
+@pytest.fixture(scope="session")
+def test_ca() -> LoopbackCA:
+    ca = trustme.CA()
+    return LoopbackCA(ca, ca.issue_cert("localhost", "127.0.0.1"))
+
+
+@pytest.fixture
+def embedded() -> Iterator[EmbeddedServer]:
+    """The embedded server, default profile, on a free loopback port."""
+    with EmbeddedServer() as server:
+        yield server
