@@ -7,6 +7,7 @@ exit status and message, so no user ever sees a traceback for something they did
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,8 +48,8 @@ def _port(text: str) -> int:
 
 
 def _jobs(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= 10000:
-        raise argparse.ArgumentTypeError(f"--jobs takes a whole number from 1 to 10000, got {text!r}")
+    if not text.isdigit() or not 0 < int(text) <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 10000000, got {text!r}")
     return int(text)
 
 
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--secret", action="append", type=_pair, default=[], metavar="NAME=VALUE",
                      help="set a variable whose value is redacted in every output (repeatable)")
     run.add_argument("-j", "--jobs", type=_jobs, default=20, help="sessions in flight at once (default 20)")
+    run.add_argument("--repeat", type=_jobs, default=1, metavar="N",
+                     help="load mode: run each case N times (with --jobs in flight) and report throughput and latency")
     run.add_argument("-v", "--verbose", action="store_true", help="print the live transcript (C: / S: lines)")
     run.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     run.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
@@ -140,7 +143,8 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
     overrides = dict(args.var) | dict(args.secret)
     plans = _read_plans(args.plans, overrides)
     options = RunOptions(host=args.host, port=args.port, timeout=args.timeout,
-                         session_timeout=args.session_timeout, jobs=args.jobs, secrets=dict(args.secret),
+                         session_timeout=args.session_timeout, jobs=args.jobs, repeat=args.repeat,
+                         secrets=dict(args.secret),
                          on_case=console.case_done)
     if args.verbose:
         options.listener = console.live
@@ -165,6 +169,8 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
     finally:
         if server is not None:
             server.stop()
+    for error in run.errors:
+        console.error(f"smtprun: {error}")
     console.summary(run)
     status = ExitStatus.INTERRUPTED if run.interrupted else (
         ExitStatus.FAILED if run.status == "failed" else ExitStatus.OK)
@@ -232,5 +238,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except KeyboardInterrupt:
         console.error("smtprun: interrupted")
         return int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:  # `smtprun ... | head`: the reader left; say nothing more
+        import os
+
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(ExitStatus.ERROR)
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)

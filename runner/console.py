@@ -33,19 +33,30 @@ class Console:
         word = self.paint(_WORDS.get(case.status, case.status.upper()), case.status)
         where = f" → {case.peer}" if case.peer else ""
         self.out.write(f"{word}  {plan.file} · {case.name}{self.paint(f'  ({case.duration:.2f}s{where})', 'dim')}\n")
+        if case.load:
+            self._load(case.load)
         step = case.failed_step
-        if case.status == FAILED:
-            if step is not None:
-                self.out.write(f"      step {step.index} at {plan.file}:{step.line}: {step.action} {step.label}\n")
-                if step.expected:
-                    self.out.write(f"        expected: {step.expected}\n")
-                if step.reply is not None:
-                    got = "\n                  ".join(f"{step.reply.code} {line}".rstrip() for line in step.reply.lines)
-                    self.out.write(f"        got:      {got}\n")
-                self.out.write(f"        {self.paint('why:', 'bold')}      {step.reason}\n")
-            elif case.reason:
-                self.out.write(f"        {case.reason}\n")
+        if case.status == FAILED and step is not None:
+            self.out.write(f"      step {step.index} at {step.file or plan.file}:{step.line}: {step.action} "
+                           f"{step.label}\n")
+            if step.expected:
+                self.out.write(f"        expected: {step.expected}\n")
+            if step.reply is not None:
+                got = "\n                  ".join(f"{step.reply.code} {line}".rstrip() for line in step.reply.lines)
+                self.out.write(f"        got:      {got}\n")
+            self.out.write(f"        {self.paint('why:', 'bold')}      {step.reason}\n")
+        elif case.status != PASSED and case.reason:
+            self.out.write(f"        {case.reason}\n")
+        for note in case.notes:
+            self.out.write(f"        {note}\n")
         self.out.flush()
+
+    def _load(self, load: dict) -> None:  # type: ignore[type-arg]
+        self.out.write(f"      {load['sessions']} sessions in {load['wall']:.2f}s: {load['sessions_per_s']}/s, "
+                       f"{load['failed']} failed; session p50 {load['session_p50'] * 1000:.1f} ms, "
+                       f"p99 {load['session_p99'] * 1000:.1f} ms\n")
+        for reason, count in list(load["failures"].items())[:5]:
+            self.out.write(f"        {count} × {reason}\n")
 
     def live(self, case: str, direction: str, data: bytes) -> None:
         """-v: the transcript as it happens, C: for what smtprun sent, S: for the server."""

@@ -11,7 +11,8 @@ import asyncio
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,7 +24,7 @@ from runner.protocol import DataEncoder, Reply, ReplyParser
 from runner.redact import Redactor
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult, Event, StepResult
 from runner.steps import ACTIONS
-from runner.template import ENVIRON, RenderError, render
+from runner.template import ENVIRON, RenderError, evaluate, render
 from runner.transport import Connection, open_connection
 
 __all__ = ["Session", "run_case"]
@@ -46,8 +47,11 @@ class Session:
         self.t0 = time.monotonic()
         self.conn: Connection | None = None
         self.parser = ReplyParser()
-        self.vars: dict[str, Any] = {**variables, "env": ENVIRON, "ehlo": {}}
+        self.vars: dict[str, Any] = {"ehlo": {}, **variables, "env": ENVIRON}
+        self.captures: dict[str, str] = {}
         self.transcript_bytes = 0
+        self.running: StepResult | None = None  # the step in progress, for the session deadline
+        self.step: Step | None = None
 
     # -- transcript -------------------------------------------------------------------------
     def record(self, direction: str, data: bytes) -> None:
@@ -66,7 +70,16 @@ class Session:
 
     # -- wire -------------------------------------------------------------------------------
     def deadline(self, step: Step) -> float:
-        return time.monotonic() + (step.timeout or self.target.timeout)
+        return time.monotonic() + (step.timeout or self.case.timeout or self.target.timeout)
+
+    def port(self) -> int:
+        port = self.target.port
+        if isinstance(port, int):
+            return port
+        text = self.text(port)
+        if not text.isdigit() or not 0 < int(text) < 65536:
+            raise StepFailed(f"target port {port!r} renders to {text!r}, not a TCP port")
+        return int(text)
 
     async def connect(self) -> None:
         t = self.target
@@ -82,7 +95,7 @@ class Session:
         self.note(f"connecting to {self.target}" + (" (implicit TLS)" if context else ""))
         try:
             server_name = self.text(t.server_name) if t.server_name else None
-            self.conn = await open_connection(host, t.port, deadline, context, server_name)
+            self.conn = await open_connection(host, self.port(), deadline, context, server_name)
         except asyncio.TimeoutError:
             raise StepFailed(f"connection to {self.target} timed out after {t.timeout:g}s") from None
         except ssl.SSLError as exc:
@@ -141,13 +154,32 @@ class Session:
         raise StepFailed(f"expected the server to close the connection, got {reply.summary()}", reply)
 
     # -- steps ------------------------------------------------------------------------------
+    def scope(self) -> Mapping[str, Any]:
+        """Names a template sees: an include's parameters over the session's variables."""
+        params = self.step.params if self.step is not None else None
+        if not params:
+            return self.vars
+        rendered = {k: render(v, self.vars) if isinstance(v, str) else v for k, v in params.items()}
+        return ChainMap(rendered, self.vars)
+
     def text(self, value: str) -> str:
         try:
-            return render(value, self.vars)
+            return render(value, self.scope())
         except RenderError as exc:
             raise StepFailed(str(exc)) from None
 
+    def truthy(self, expression: str, out: StepResult) -> bool:
+        """A `when:` condition; a false one leaves the step skipped, saying why."""
+        try:
+            value = evaluate(expression, self.scope())
+        except RenderError as exc:
+            raise StepFailed(f"when: {exc}") from None
+        if not value:
+            out.reason = f"skipped: when {expression!r} is false"
+        return bool(value)
+
     async def run_step(self, step: Step, out: StepResult) -> None:
+        self.step = step
         deadline = self.deadline(step)
         action = ACTIONS.get(step.action)
         if action is not None:
@@ -191,23 +223,29 @@ class Session:
             if not found:
                 raise StepFailed(f"capture {name}: /{rx}/ not found in {reply.summary()}", reply)
             value = found.group(1) if found.re.groups else found.group(0)
-            self.vars[name] = value
+            self.vars[name] = self.captures[name] = value
             out.captures[name] = self.redactor.text(value or "")
 
     async def send_stream(self, chunks: Iterable[bytes], deadline: float, what: str) -> None:
-        """Stream a body with dot-stuffing (RFC 5321 §4.5.2), chunk by chunk; recorded as one entry."""
+        """Stream a body with dot-stuffing (RFC 5321 §4.5.2), chunk by chunk; recorded as one entry.
+
+        Each encoded chunk is written when the next is ready, so the last one goes out with the
+        terminator in a single write.
+        """
         encoder = DataEncoder()
-        shown, total = bytearray(), 0
+        shown, total, held = bytearray(), 0, b""
         for raw in chunks:
             total += len(raw)
             chunk = encoder.encode(raw)
             if len(shown) <= MAX_EVENT_BYTES:
                 shown += chunk[: MAX_EVENT_BYTES + 1 - len(shown)]
-            await self.write(chunk, deadline)
+            if held:
+                await self.write(held, deadline)
+            held = chunk
         tail = encoder.end()
         self.record(SEND, bytes(shown[:MAX_EVENT_BYTES]) + (b"" if len(shown) <= MAX_EVENT_BYTES else
                     f"... [{what}: {total} bytes in all]\r\n".encode()) + tail)
-        await self.write(tail, deadline)
+        await self.write(held + tail, deadline)
 
     async def write(self, data: bytes, deadline: float) -> None:
         """Write without recording (the caller records what it sent)."""
@@ -220,34 +258,53 @@ class Session:
             raise StepFailed(str(exc)) from None
 
 
-async def _run_steps(session: Session) -> None:
+def _pending(step: Step) -> StepResult:
+    return StepResult(step.index, step.line, step.action, _label(step), status=SKIPPED, file=step.file)
+
+
+async def _run_list(session: Session, steps: tuple[Step, ...], outs: list[StepResult], go_on: bool) -> bool:
+    """Run steps in order; False when one failed and the rest were left (not run)."""
     result = session.result
-    steps = session.case.steps
-    try:
-        await session.connect()
-    except StepFailed as exc:
-        result.status, result.reason = FAILED, exc.reason
-        for step in steps:
-            result.steps.append(StepResult(step.index, step.line, step.action, _label(step), status=SKIPPED))
-        result.steps[0].status, result.steps[0].reason = FAILED, exc.reason
-        return
-    for n, step in enumerate(steps):
-        out = StepResult(step.index, step.line, step.action, _label(step), started=time.monotonic() - session.t0)
-        result.steps.append(out)
+    for step, out in zip(steps, outs, strict=True):
+        if step.when is not None and not session.truthy(step.when, out):
+            continue
+        out.status, out.started = PASSED, time.monotonic() - session.t0
+        session.running = out
         try:
             await session.run_step(step, out)
         except StepFailed as exc:
             out.status, out.reason = FAILED, session.redactor.text(exc.reason)
-            out.reply = out.reply or exc.reply
+            out.reply = out.reply or exc.reply  # type: ignore[assignment]
             if out.expected is None and step.expect is not None:
                 out.expected = expectations.describe(step.expect)
-            result.status = FAILED
-            result.reason = f"step {step.index} (line {step.line}): {out.reason}"
-            result.steps.extend(StepResult(s.index, s.line, s.action, _label(s), status=SKIPPED)
-                                for s in steps[n + 1:])
-            return
+            if result.status != FAILED:
+                result.status = FAILED
+                result.reason = f"step {step.index} ({step.file}:{step.line}): {out.reason}"
+            if not (go_on or step.continue_on_failure):
+                return False
         finally:
             out.duration = time.monotonic() - session.t0 - out.started
+            session.running = None
+    return True
+
+
+async def _run_steps(session: Session) -> None:
+    result, case = session.result, session.case
+    result.steps = [_pending(s) for s in (*case.steps, *case.finally_steps)]
+    main, final = result.steps[: len(case.steps)], result.steps[len(case.steps):]
+    try:
+        await session.connect()
+    except StepFailed as exc:
+        result.status, result.reason = FAILED, exc.reason
+        result.steps[0].status, result.steps[0].reason = FAILED, exc.reason
+        return
+    await _run_list(session, case.steps, main, case.continue_on_failure)
+    if case.finally_steps:
+        if session.conn is None or session.conn.closed:
+            for out in final:
+                out.reason = "not run: the connection is closed"
+            return
+        await _run_list(session, case.finally_steps, final, case.continue_on_failure)
 
 
 def _label(step: Step) -> str:
@@ -263,9 +320,14 @@ async def run_case(
     variables: dict[str, Any],
     redactor: Redactor,
     listener: Listener | None = None,
+    shared: dict[str, Any] | None = None,
 ) -> CaseResult:
-    """Run one case to its verdict. Never raises for anything the server or network does."""
-    session = Session(plan, case, target, variables, redactor, listener)
+    """Run one case to its verdict. Never raises for anything the server or network does.
+
+    `shared` carries what a case learned (the last EHLO keywords, captures) to later cases of a
+    sequential plan, for their `when:` conditions.
+    """
+    session = Session(plan, case, target, {**variables, **(shared or {}), **case.vars}, redactor, listener)
     session.result.started_at = datetime.now(timezone.utc)
     try:
         if target.session_timeout:
@@ -273,13 +335,14 @@ async def run_case(
         else:
             await _run_steps(session)
     except asyncio.TimeoutError:
-        session.result.status = FAILED
-        session.result.reason = f"session deadline of {target.session_timeout:g}s reached"
-        for s in session.result.steps:
-            if s.status == PASSED and s is session.result.steps[-1]:
-                s.status, s.reason = FAILED, session.result.reason
+        reason = f"session deadline of {target.session_timeout:g}s reached"
+        session.result.status, session.result.reason = FAILED, reason
+        if session.running is not None:
+            session.running.status, session.running.reason = FAILED, reason
     finally:
         if session.conn is not None:
             session.conn.abort() if session.result.status == FAILED else session.conn.close()
         session.result.duration = time.monotonic() - session.t0
+    if shared is not None:
+        shared.update(session.captures, ehlo=session.vars["ehlo"])
     return session.result

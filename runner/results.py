@@ -71,10 +71,12 @@ class StepResult:
     started: float = 0.0  # seconds since the case began
     duration: float = 0.0
     captures: dict[str, str] = field(default_factory=dict)
+    file: str | None = None  # the file the step is written in, when not the plan itself (an include)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
+            "file": self.file,
             "line": self.line,
             "action": self.action,
             "sent": self.label,
@@ -102,6 +104,8 @@ class CaseResult:
     line: int | None = None  # the case's line in the plan file
     tls: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    attempts: list[CaseResult] = field(default_factory=list)  # earlier failed tries (retry), or failing samples (load)
+    load: dict[str, Any] | None = None  # with --repeat: sessions, throughput, latency percentiles, failures
 
     @property
     def failed_step(self) -> StepResult | None:
@@ -121,6 +125,8 @@ class CaseResult:
             "notes": list(self.notes),
             "steps": [s.to_dict() for s in self.steps],
             "transcript": [e.to_dict() for e in self.transcript],
+            "attempts": [a.to_dict() for a in self.attempts],
+            "load": self.load,
         }
 
 
@@ -154,6 +160,7 @@ class RunResult:
     plans: list[PlanResult] = field(default_factory=list)
     duration: float = 0.0
     interrupted: bool = False
+    errors: list[str] = field(default_factory=list)  # defects in smtprun itself, never silently dropped
 
     def counts(self) -> dict[str, int]:
         counts = {PASSED: 0, FAILED: 0, SKIPPED: 0}
@@ -164,7 +171,7 @@ class RunResult:
 
     @property
     def status(self) -> str:
-        return FAILED if any(p.status == FAILED for p in self.plans) else PASSED
+        return FAILED if self.errors or any(p.status == FAILED for p in self.plans) else PASSED
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,6 +179,7 @@ class RunResult:
             "started_at": utc_iso(self.started_at),
             "duration": round(self.duration, 6),
             "interrupted": self.interrupted,
+            "errors": list(self.errors),
             "status": self.status,
             "counts": self.counts(),
             "plans": [p.to_dict() for p in self.plans],

@@ -67,6 +67,23 @@ def render(text: str, variables: Mapping[str, Any]) -> str:
         raise RenderError(f"template failed: {type(exc).__name__}: {exc}") from None
 
 
+@lru_cache(maxsize=256)
+def _compile_expression(text: str) -> Any:
+    return environment().compile_expression(text)
+
+
+def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
+    """The value of a Jinja2 expression (a `when:` condition), in the sandbox."""
+    try:
+        return _compile_expression(expression)(**variables)
+    except SecurityError as exc:
+        raise RenderError(f"expression tried a forbidden operation: {exc}") from None
+    except TemplateSyntaxError as exc:
+        raise RenderError(f"expression syntax: {exc.message}") from None
+    except Exception as exc:  # user code in a sandbox: any failure is the plan's
+        raise RenderError(f"{type(exc).__name__}: {exc}") from None
+
+
 def names_used(text: str) -> set[str]:
     """Top-level names a template reads. Raises TemplateSyntaxError on bad syntax."""
     ast = environment().parse(text)

@@ -18,51 +18,74 @@ READ_HIGH_WATER = 256 * 1024  # pause reading past this many unread bytes
 
 
 class _Wire(asyncio.Protocol):
+    """Buffers what arrives and wakes the one reader or writer waiting, without a task per wait."""
+
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.closed = False
         self.error: BaseException | None = None
-        self._readable = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self.can_write = True
+        self._waiter: asyncio.Future[None] | None = None
         self._paused = False
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self, deadline: float) -> None:
+        """Until the next wake-up; asyncio.TimeoutError at `deadline` (time.monotonic, as the loop's clock)."""
+        loop = asyncio.get_running_loop()
+        if deadline <= loop.time():
+            raise asyncio.TimeoutError
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_at(deadline, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        self._readable.set()
+        self._wake()
         if len(self.buf) > READ_HIGH_WATER and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         self.closed = True
-        self._readable.set()
+        self._wake()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.error = exc
-        self._readable.set()
-        self._writable.set()
+        self.can_write = True
+        self._wake()
 
     def pause_writing(self) -> None:
-        self._writable.clear()
+        self.can_write = False
 
     def resume_writing(self) -> None:
-        self._writable.set()
+        self.can_write = True
+        self._wake()
 
     def take(self) -> bytes:
         data = bytes(self.buf)
         self.buf.clear()
-        self._readable.clear()
         if self._paused and self.transport is not None and not self.closed:
             self._paused = False
             self.transport.resume_reading()
         return data
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())
 
 
 async def _until(awaitable, deadline: float):  # type: ignore[no-untyped-def]
@@ -84,9 +107,7 @@ class Connection:
         while not wire.buf:
             if wire.closed:
                 return b""
-            await _until(wire._readable.wait(), deadline)
-            if not wire.buf and not wire.closed:
-                wire._readable.clear()
+            await wire.wait(deadline)
         return wire.take()
 
     def buffered(self) -> bytes:
@@ -98,7 +119,8 @@ class Connection:
         if wire.closed or wire.transport is None or wire.transport.is_closing():
             raise ConnectionLost("connection closed by the server before sending")
         wire.transport.write(data)
-        await _until(wire._writable.wait(), deadline)
+        while not wire.can_write and not wire.closed:
+            await wire.wait(deadline)
         if wire.closed and wire.error is not None:
             raise ConnectionLost(f"connection lost while sending: {wire.error}")
 

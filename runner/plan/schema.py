@@ -12,7 +12,7 @@ from typing import Any
 from runner.errors import Problem
 from runner.plan.load import Loaded
 
-__all__ = ["SCHEMA_NAME", "schema", "schema_text", "validate"]
+__all__ = ["SCHEMA_NAME", "schema", "schema_text", "validate", "validate_fragment"]
 
 SCHEMA_NAME = "plan.schema.json"
 _REPO_COPY = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
@@ -38,10 +38,31 @@ def _validator() -> Any:
     return Draft202012Validator(schema())
 
 
-def validate(loaded: Loaded) -> list[Problem]:
+@lru_cache(maxsize=1)
+def _fragment_validator() -> Any:
+    """Included files: `steps:` and default `vars:`, checked with the plan schema's own definitions."""
+    from jsonschema import Draft202012Validator
+
+    root = schema()
+    fragment = {
+        "$defs": root["$defs"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["steps"],
+        "properties": {k: root["properties"][k] for k in ("description", "vars", "steps")},
+    }
+    return Draft202012Validator(fragment)
+
+
+def validate_fragment(loaded: Loaded) -> list[Problem]:
+    """Schema violations in an included step file."""
+    return validate(loaded, _fragment_validator())
+
+
+def validate(loaded: Loaded, validator: Any = None) -> list[Problem]:
     """Every schema violation in the plan, in file order; empty when the plan is valid."""
     found: dict[tuple[Any, ...], Problem] = {}
-    for error in _validator().iter_errors(loaded.data):
+    for error in (validator or _validator()).iter_errors(loaded.data):
         for problem in _explain(error, loaded):
             loc = problem.location
             found.setdefault((loc.line, loc.col, problem.message) if loc else (0, 0, problem.message), problem)

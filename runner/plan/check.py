@@ -1,0 +1,184 @@
+"""Turning validated step lists into Step objects: includes, templates, regexes, names in scope.
+
+A JSON Schema checks shapes; this checks meaning, still before anything is sent: an include
+resolves (without cycles), every regex compiles, every template parses and names only what will
+exist when it runs, every `env.NAME` is set, and no template reaches past the sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from runner import template
+from runner.errors import PlanError, Problem
+from runner.plan.load import Loaded, load_file
+
+__all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "parse_size"]
+
+ACTIONS = ("send", "raw", "data", "data_file", "data_size", "sleep", "close", "starttls", "auth", "pipeline", "bdat",
+           "expect_tls")
+# RFC 2920 §3.1: these may only end a pipelined group; STARTTLS (RFC 3207 §4.1) and AUTH likewise.
+LAST_IN_GROUP = frozenset({"EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "STARTTLS", "AUTH"})
+MAX_GENERATED_BODY = 16 * 1024**3
+MAX_INCLUDE_DEPTH = 16
+_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]i?)?[bB]?$")
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """"50MB" -> 50_000_000, "64KiB" -> 65_536, "1000" -> 1000 (the schema has checked the form)."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"not a size: {text!r}")
+    return int(float(m[1]) * _UNITS[(m[2] or "").lower()])
+
+
+class StepBuilder:
+    """Builds the steps of one file, tracking which names are defined where."""
+
+    def __init__(self, loaded: Loaded, values: dict[str, Any], problems: list[Problem],
+                 params: dict[str, Any] | None = None, chain: tuple[str, ...] = ()) -> None:
+        self.loaded = loaded
+        self.values = values
+        self.params = params or {}
+        self.variables = set(values) | set(self.params)
+        self.problems = problems
+        self.chain = chain or (str(Path(loaded.source.name).resolve()),)
+
+    def problem(self, message: str, path: tuple[Any, ...], key: bool = False, hint: str | None = None) -> None:
+        self.problems.append(self.loaded.problem(message, path, key=key, hint=hint))
+
+    def steps(self, raw_steps: list[dict[str, Any]], path: tuple[Any, ...], captured: set[str]) -> list[Any]:
+        """Step objects for `raw_steps`; includes are expanded in place. `captured` grows as names are captured."""
+        from runner.plan.model import Step
+
+        out: list[Any] = []
+        for i, raw in enumerate(raw_steps):
+            spath = (*path, i)
+            if "include" in raw:
+                out.extend(self.include(raw, spath, captured))
+                continue
+            action = next((a for a in ACTIONS if a in raw), "expect")
+            self._strings(raw, spath, captured)
+            if "when" in raw:
+                self.expression(raw["when"], (*spath, "when"), captured)
+            for name, rx in raw.get("capture", {}).items():
+                self.regex(rx, (*spath, "capture", name))
+            expect = raw.get("expect")
+            if isinstance(expect, dict) and "text" in expect:
+                self.regex(expect["text"], (*spath, "expect", "text"))
+            line = (self.loaded.where(spath) or (1, 1))[0]
+            value = self._value(action, raw.get(action), (*spath, action))
+            out.append(Step(index=0, line=line, action=action, value=value, expect=expect,
+                            capture=dict(raw.get("capture", {})), timeout=raw.get("timeout"), name=raw.get("name"),
+                            when=raw.get("when"), continue_on_failure=raw.get("continue_on_failure", False),
+                            params=dict(self.params), file=self.loaded.source.name))
+            captured |= set(raw.get("capture", {}))
+        return out
+
+    def include(self, raw: dict[str, Any], path: tuple[Any, ...], captured: set[str]) -> list[Any]:
+        """`include: other.yaml`: that file's steps, its vars as defaults under the include's `vars`."""
+        from runner.plan.schema import validate_fragment
+
+        target = Path(self.loaded.source.name).parent / raw["include"]
+        here = f"{self.loaded.source.name}:{(self.loaded.where(path) or (1, 1))[0]}"
+        resolved = str(target.resolve())
+        if resolved in self.chain:
+            self.problem(f"include cycle: {target} includes itself (via {' -> '.join(self.chain)})", (*path, "include"))
+            return []
+        if len(self.chain) >= MAX_INCLUDE_DEPTH:
+            self.problem(f"includes nested deeper than {MAX_INCLUDE_DEPTH}", (*path, "include"))
+            return []
+        found: list[Problem] = []
+        try:
+            loaded = load_file(target)
+            found = validate_fragment(loaded)
+        except PlanError as exc:
+            found = exc.problems
+        if not found:
+            for name in raw.get("vars", {}):
+                self._strings(raw["vars"][name], (*path, "vars", name), captured)
+            params = {**self.params, **loaded.data.get("vars", {}), **raw.get("vars", {})}
+            sub = StepBuilder(loaded, self.values, found, params, (*self.chain, resolved))
+            steps = sub.steps(loaded.data["steps"], ("steps",), captured)
+        for problem in found:
+            problem.notes.append(f"included from {here}")
+        self.problems.extend(found)
+        return [] if found else steps
+
+    def _value(self, action: str, value: Any, path: tuple[Any, ...]) -> Any:
+        """Action arguments that can be settled now: file paths, sizes, pipelining order."""
+        if action == "data_file" and not template.is_template(value):
+            resolved = Path(self.loaded.source.name).parent / value
+            if not resolved.is_file():
+                self.problem(f"data_file not found: {resolved}", path)
+            return str(resolved)
+        if action == "data_size":
+            size = parse_size(value)
+            if size > MAX_GENERATED_BODY:
+                self.problem(f"data_size is over {MAX_GENERATED_BODY} bytes", path)
+            return size
+        if action == "pipeline":
+            for i, item in enumerate(value[:-1]):
+                verb = item["send"].split(" ", 1)[0].upper()
+                if verb in LAST_IN_GROUP:
+                    self.problem(f"{verb} may only be the last command of a pipelined group (RFC 2920 §3.1)",
+                                 (*path, i))
+            for i, item in enumerate(value):
+                if isinstance(item.get("expect"), dict) and "text" in item["expect"]:
+                    self.regex(item["expect"]["text"], (*path, i, "expect", "text"))
+        return value
+
+    def _strings(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> None:
+        if isinstance(value, str):
+            self.template(value, path, captured)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if k not in ("capture", "when"):  # regexes and expressions are checked as such
+                    self._strings(v, (*path, k), captured)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self._strings(v, (*path, i), captured)
+
+    def expression(self, text: str, path: tuple[Any, ...], captured: set[str]) -> None:
+        """A `when:` condition, checked like a template that prints it."""
+        self.template("{{ " + text + " }}", path, captured, force=True)
+
+    def template(self, text: str, path: tuple[Any, ...], captured: set[str], force: bool = False) -> None:
+        if not (force or template.is_template(text)):
+            return
+        try:
+            used = template.names_used(text)
+            env_names = template.env_refs(text)
+        except template.TemplateSyntaxError as exc:
+            self.problem(f"template syntax: {exc.message}", path)
+            return
+        known = self.variables | captured | template.BUILTIN_NAMES
+        for name in sorted(used - known):
+            hint = "define it under vars:, pass --var " + f"{name}=..., or capture it in an earlier step"
+            self.problem(f"undefined variable '{name}'", path, hint=hint)
+        for name in sorted(env_names):
+            if name not in os.environ:
+                self.problem(f"environment variable {name} is not set", path)
+        if used <= set(self.values) | template.BUILTIN_NAMES:
+            self._dry_render(text, path)
+
+    def _dry_render(self, text: str, path: tuple[Any, ...]) -> None:
+        """Render a template that needs nothing from the server, to refuse sandbox escapes up front."""
+        values = {**self.values, "env": template.ENVIRON, "ehlo": {}}
+        try:
+            template.render(text, values)
+        except template.RenderError as exc:
+            if "forbidden" in str(exc) or "unsafe" in str(exc):
+                self.problem(str(exc), path)
+
+    def regex(self, pattern: str, path: tuple[Any, ...]) -> None:
+        if template.is_template(pattern):
+            return
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            self.problem(f"bad regex {pattern!r}: {exc}", path)

@@ -1,0 +1,81 @@
+"""Load-mode figures: many sessions of one case folded into counts, throughput and latency percentiles.
+
+Memory stays flat however many sessions run: each session's result is folded in and dropped,
+only its step latencies (8 bytes each) and a bounded number of failing examples are kept.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from typing import Any
+
+from runner.results import FAILED, CaseResult
+
+__all__ = ["LoadStats", "percentile"]
+
+KEEP_FAILURES = 5  # failing sessions kept whole, transcript and all
+MAX_REASONS = 50  # distinct failure reasons listed; the rest are counted as "other"
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (0-100) by nearest rank; values must be sorted."""
+    if not values:
+        return 0.0
+    rank = max(1, -(-len(values) * p // 100))  # ceil(n * p / 100), at least 1
+    return values[int(rank) - 1]
+
+
+class LoadStats:
+    def __init__(self) -> None:
+        self.sessions = 0
+        self.failed = 0
+        self.durations = array("d")
+        self.latencies: dict[int, array[float]] = {}
+        self.labels: dict[int, str] = {}
+        self.reasons: Counter[str] = Counter()
+        self.examples: list[CaseResult] = []
+        self.first: CaseResult | None = None
+
+    def add(self, result: CaseResult) -> None:
+        self.sessions += 1
+        self.durations.append(result.duration)
+        for step in result.steps:
+            if step.reply is not None or step.status == FAILED:
+                self.latencies.setdefault(step.index, array("d")).append(step.duration)
+                self.labels.setdefault(step.index, step.label)
+        if result.status == FAILED:
+            self.failed += 1
+            reason = (result.failed_step.reason if result.failed_step else result.reason) or "unknown"
+            if reason in self.reasons or len(self.reasons) < MAX_REASONS:
+                self.reasons[reason] += 1
+            else:
+                self.reasons["other"] += 1
+            if len(self.examples) < KEEP_FAILURES:
+                self.examples.append(result)
+        if self.first is None:
+            self.first = result
+
+    def summary(self, wall: float) -> dict[str, Any]:
+        steps = []
+        for index in sorted(self.latencies):
+            values = sorted(self.latencies[index])
+            steps.append({
+                "index": index,
+                "label": self.labels[index],
+                "count": len(values),
+                **{f"p{p}": round(percentile(values, p), 6) for p in (50, 90, 99)},
+                "max": round(values[-1], 6),
+            })
+        durations = sorted(self.durations)
+        return {
+            "sessions": self.sessions,
+            "passed": self.sessions - self.failed,
+            "failed": self.failed,
+            "wall": round(wall, 6),
+            "sessions_per_s": round(self.sessions / wall, 2) if wall > 0 else None,
+            "session_p50": round(percentile(durations, 50), 6),
+            "session_p99": round(percentile(durations, 99), 6),
+            "steps": steps,
+            "failures": dict(self.reasons.most_common()),
+        }
