@@ -28,7 +28,7 @@ def _codes(spec: Any) -> list[int | str]:
 def _enhanced_matches(pattern: str, actual: str | None) -> bool:
     if actual is None:
         return False
-    return all(p in ("x", a) for p, a in zip(pattern.split("."), actual.split("."), strict=True))
+    return all(p == "x" or int(p) == int(a) for p, a in zip(pattern.split("."), actual.split("."), strict=True))
 
 
 def describe(spec: Any) -> str:

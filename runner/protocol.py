@@ -112,9 +112,9 @@ class ReplyParser:
 
     def _next_reply(self) -> Reply | None:
         while True:
-            end = self._buf.find(b"\n", 0, self.max_line + 1)
+            end = self._buf.find(b"\n", 0, self.max_line)  # the limit counts the CRLF
             if end < 0:
-                if len(self._buf) > self.max_line:
+                if len(self._buf) >= self.max_line:
                     raise ProtocolError(f"reply line longer than {self.max_line} bytes")
                 return None
             line = bytes(self._buf[: end + 1])
@@ -172,7 +172,7 @@ def encode_line(line: str) -> bytes:
 class DataEncoder:
     """Turns a message body into the DATA stream, chunk by chunk (RFC 5321 §4.1.1.4, §4.5.2).
 
-    LF and CRLF line ends become CRLF, a line starting with "." gets one more, and `end()`
+    LF, CR and CRLF line ends become CRLF, a line starting with "." gets one more, and `end()`
     closes the body with CRLF "." CRLF. State carries across chunks, so a body of any size is
     streamed in bounded memory and the output is the same whatever the chunking.
     """
@@ -189,7 +189,7 @@ class DataEncoder:
             chunk, self._held_cr = chunk[:-1], True
         if not chunk:
             return b""
-        text = chunk.replace(b"\r\n", b"\n")
+        text = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")  # RFC 5321 §2.3.8: no bare CR
         stuffed = text.replace(b"\n.", b"\n..")
         if self._at_line_start and stuffed.startswith(b"."):
             stuffed = b"." + stuffed

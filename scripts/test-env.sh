@@ -58,6 +58,14 @@ else
     log "test CA and certificate for $MAIL_HOST, localhost, 127.0.0.1 written to $CERT_DIR"
 fi
 
+# --- dnsmasq (tests/integration/test_dnsmasq.py) -------------------------------------------
+# Nothing is started here: each DNS test starts its own dnsmasq on a free 127.0.0.1 port and stops it
+# (tests/integration/dnsmasq.py). This only checks that the binary runs. The section sits before Postfix's
+# because that one ends the script.
+dnsmasq_bin=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
+dnsmasq_version=$("$dnsmasq_bin" --version 2>/dev/null | sed -n 1p) || die "$dnsmasq_bin --version failed"
+log "${dnsmasq_version:-dnsmasq, version unknown}: the DNS tests start their own instances on 127.0.0.1"
+
 # --- Postfix --------------------------------------------------------------------------------
 listen_before=$(postconf -h inet_interfaces inet_protocols | tr '\n' ' ')
 # 127.0.0.1 is deliberately outside mynetworks, so a relay attempt from the tests is refused

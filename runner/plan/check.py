@@ -156,6 +156,10 @@ class StepBuilder:
         except template.TemplateSyntaxError as exc:
             self.problem(f"template syntax: {exc.message}", path)
             return
+        refused = template.check_structure(text)
+        if refused:
+            self.problem(refused, path)
+            return
         known = self.variables | captured | template.BUILTIN_NAMES
         for name in sorted(used - known):
             hint = "define it under vars:, pass --var " + f"{name}=..., or capture it in an earlier step"
@@ -172,7 +176,7 @@ class StepBuilder:
         try:
             template.render(text, values)
         except template.RenderError as exc:
-            if "forbidden" in str(exc) or "unsafe" in str(exc):
+            if exc.forbidden:
                 self.problem(str(exc), path)
 
     def regex(self, pattern: str, path: tuple[Any, ...]) -> None:

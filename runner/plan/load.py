@@ -100,6 +100,12 @@ def load_text(text: str, name: str = "<plan>") -> Loaded:
     source = Source(name, text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:  # PyYAML's parser recurses once per level of nesting
+        raise PlanError(source.problem(f"plan is nested deeper than {MAX_DEPTH} levels", None)) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. NUL
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise PlanError(source.problem(f"character {exc.character!r} is not allowed in a plan", line, col)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         msg = f"YAML syntax: {exc.problem or exc.context}"
@@ -170,6 +176,9 @@ class _Builder:
                 if not isinstance(src, MappingNode):
                     raise self.fail("a merge key (<<) takes a mapping or a list of mappings", src)
                 for mk, mv in self._pairs(src):
+                    self.count += 1  # merges of merges grow like aliases do: bound them alike
+                    if self.count > MAX_NODES:
+                        raise self.fail(f"plan expands to more than {MAX_NODES} values (merge keys)", src)
                     if mk.value not in explicit_keys and all(mk.value != m.value for m, _ in merged):
                         merged.append((mk, mv))
         yield from merged

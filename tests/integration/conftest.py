@@ -15,6 +15,7 @@ import pytest
 import trustme
 
 from runner.server import EmbeddedServer
+from tests.integration.dnsmasq import dnsmasq_factory  # noqa: F401  (the fixture for DNS tests)
 
 POSTFIX_HOST, POSTFIX_PORT = "127.0.0.1", 25
 POSTFIX_BIN = Path("/usr/sbin/postfix")
