@@ -1,0 +1,283 @@
+"""pytest plugin: every case of a plan is a test item.
+
+Collected: files named ``*.smtp.yaml`` wherever pytest looks, and the plans given with ``--smtprun``
+(a plan file, or a directory whose ``*.yaml`` files are plans). An invalid plan is one collection
+error showing the compiler-style messages; a failing case shows its failing step and its transcript,
+as the command line does. Neither shows a Python traceback: both are the plan's doing, not the code's.
+
+Installed as the ``smtprun`` entry point of the ``pytest11`` group; without installing, use
+``pytest -p runner.pytest_plugin``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from runner.execute import RunOptions
+    from runner.plan import Case, Plan
+    from runner.plan.model import Target
+    from runner.results import CaseResult
+    from runner.server import EmbeddedServer
+
+__all__ = ["PLAN_SUFFIX", "CaseFailed", "CaseItem", "PlanFile"]
+
+PLAN_SUFFIX = ".smtp.yaml"  # collected wherever pytest looks, like test_*.py
+MARKER = "smtprun"
+
+
+# -- options --------------------------------------------------------------------------------
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
+    return int(text)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("smtprun", "smtprun: SMTP test plans as tests")
+    group.addoption("--smtprun", action="append", default=[], metavar="PATH", dest="smtprun_paths",
+                    help="collect this plan file, or every *.yaml plan in this directory (repeatable); "
+                         "*.smtp.yaml files are collected anyway")
+    group.addoption("--smtprun-host", metavar="HOST", help="connect here instead of each plan's target.host")
+    group.addoption("--smtprun-port", type=_port, metavar="PORT", help="connect to this port instead of each plan's")
+    group.addoption("--smtprun-var", action="append", type=_pair, default=[], metavar="NAME=VALUE",
+                    help="set a plan variable, over the plan's vars (repeatable)")
+    group.addoption("--smtprun-embedded", action="store_true",
+                    help="start the embedded SMTP server once per session (per worker with -n) and run "
+                         "every plan against it")
+
+
+# -- session state --------------------------------------------------------------------------
+
+@dataclass
+class _Settings:
+    """What the command line asked for, and the embedded server once it is running."""
+
+    host: str | None
+    port: int | None
+    variables: dict[str, str]
+    embedded: bool
+    plan_files: frozenset[Path]  # resolved paths given with --smtprun
+    server: EmbeddedServer | None = field(default=None, repr=False)
+
+    def run_options(self) -> RunOptions:
+        from runner.execute import RunOptions
+
+        if self.embedded:
+            if self.server is None:  # started on first use: a collect-only run, or xdist's controller, needs none
+                from runner.server import EmbeddedServer
+
+                self.server = EmbeddedServer().start()
+            return RunOptions(host=self.server.host, port=self.server.port)
+        return RunOptions(host=self.host, port=self.port)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+_SETTINGS = pytest.StashKey[_Settings]()
+
+
+def _plan_paths(given: list[str], base: Path) -> list[Path]:
+    """The plan files named by --smtprun: a file as is, a directory as its *.yaml files."""
+    found: list[Path] = []
+    for text in given:
+        path = (base / text).resolve()
+        if path.is_dir():
+            plans = sorted(p for p in path.glob("*.yaml") if p.is_file())
+            if not plans:
+                raise pytest.UsageError(f"--smtprun {text}: no *.yaml plans in this directory")
+            found.extend(plans)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise pytest.UsageError(f"--smtprun {text}: no such file or directory")
+    return found
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}: a case of an smtprun plan (select plans alone with -m {MARKER})")
+    paths = _plan_paths(config.getoption("smtprun_paths"), config.invocation_params.dir)
+    config.stash[_SETTINGS] = _Settings(
+        host=config.getoption("smtprun_host"),
+        port=config.getoption("smtprun_port"),
+        variables=dict(config.getoption("smtprun_var")),
+        embedded=config.getoption("smtprun_embedded"),
+        plan_files=frozenset(paths),
+    )
+    # Plans given with --smtprun are collected besides whatever pytest collects anyway (pytest drops
+    # an argument that another one already covers, so a plan is never collected twice).
+    config.args.extend(str(p) for p in paths if str(p) not in config.args)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is not None:
+        settings.close()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> PlanFile | None:
+    settings = parent.config.stash[_SETTINGS]
+    if file_path.name.endswith(PLAN_SUFFIX) or (settings.plan_files and file_path.resolve() in settings.plan_files):
+        return PlanFile.from_parent(parent, path=file_path)
+    return None
+
+
+# -- collection -----------------------------------------------------------------------------
+
+def _display(path: Path, config: pytest.Config) -> str:
+    """The plan's name in messages: relative to where pytest was started, as a user would type it."""
+    base = config.invocation_params.dir
+    relative = os.path.relpath(path, base)
+    if relative.startswith(os.pardir) or Path.cwd() != base:
+        return str(path)
+    return relative
+
+
+class PlanFile(pytest.File):
+    """A plan file; its children are its cases. Reading it validates it completely."""
+
+    def collect(self) -> Iterator[CaseItem]:
+        from runner.plan import read_plan
+
+        settings = self.config.stash[_SETTINGS]
+        plan = read_plan(_display(self.path, self.config), settings.variables)  # PlanError: see repr_failure
+        names = Counter(case.name for case in plan.cases)
+        for case in plan.cases:
+            name = case.name if names[case.name] == 1 else f"{case.name} (line {case.line})"
+            yield CaseItem.from_parent(self, name=name, plan=plan, case=case)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        from runner.errors import PlanError
+
+        if isinstance(excinfo.value, PlanError):
+            return str(excinfo.value)  # file:line:col: error: ..., the source line, a caret, a hint
+        return super().repr_failure(excinfo, style)
+
+
+# -- running --------------------------------------------------------------------------------
+
+def _transcript(result: CaseResult, colour: bool = False) -> str:
+    """C: what was sent, S: what the server answered, * smtprun's notes; as `smtprun -v` prints it."""
+    from runner.console import Console
+
+    out = io.StringIO()
+    console = Console(out=out, err=out, colour=colour)
+    for event in result.transcript:
+        console.live(result.name, event.direction, event.data)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class _Crash:
+    """Where and why, in one line: pytest's short summary and JUnit's failure message read it."""
+
+    path: str
+    lineno: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.lineno}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CaseFailureRepr:
+    """A failed case as the command line shows it: the failing step, then the transcript."""
+
+    plan_file: str
+    target: str
+    result: CaseResult | None
+    reason: str
+    reprcrash: _Crash
+
+    def render(self, colour: bool = False) -> str:
+        from runner.console import Console
+        from runner.results import PlanResult
+
+        if self.result is None:
+            return self.reason + "\n"
+        out = io.StringIO()
+        console = Console(out=out, err=out, colour=colour)
+        console.case_done(PlanResult("", self.plan_file, "", self.target), self.result)
+        if self.result.transcript:
+            out.write("transcript:\n" + _transcript(self.result, colour))
+        return out.getvalue()
+
+    def toterminal(self, tw: Any) -> None:
+        tw.write(self.render(colour=bool(getattr(tw, "hasmarkup", False))))
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class CaseFailed(Exception):
+    """A case did not pass; carries what its report shows instead of a traceback."""
+
+    def __init__(self, failure: CaseFailureRepr):
+        super().__init__(failure.reason)
+        self.failure = failure
+
+
+class CaseItem(pytest.Item):
+    """One case of a plan: its own connection, its own verdict."""
+
+    def __init__(self, *, plan: Plan, case: Case, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.case = case
+        self.add_marker(MARKER)
+
+    def runtest(self) -> None:
+        from runner.execute import redactor_for, target_for
+        from runner.interpreter import run_case
+        from runner.results import FAILED
+
+        options = self.config.stash[_SETTINGS].run_options()
+        target = target_for(self.plan, options)
+        if not target.host:
+            reason = (f"no target host for {self.plan.file}: set target.host in the plan, "
+                      "or give --smtprun-host or --smtprun-embedded")
+            raise CaseFailed(self._failure(target, None, reason, self.plan.file, self.case.line))
+        result = asyncio.run(run_case(self.plan, self.case, target, dict(self.plan.vars),
+                                      redactor_for(self.plan, options)))
+        if result.peer:
+            self.user_properties.append(("peer", result.peer))
+        if result.status == FAILED:
+            step = result.failed_step
+            file, line = self.plan.file, self.case.line
+            if step is not None and step.line:
+                file, line = step.file or self.plan.file, step.line  # an included step names its own file
+            raise CaseFailed(self._failure(target, result, result.reason or "failed", file, line))
+        self.add_report_section("call", "transcript", _transcript(result))
+
+    def _failure(self, target: Target, result: CaseResult | None, reason: str, file: str,
+                 line: int) -> CaseFailureRepr:
+        return CaseFailureRepr(self.plan.file, str(target), result, reason, _Crash(file, line, reason))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CaseFailed):
+            return excinfo.value.failure
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.case.line - 1, self.case.name
