@@ -21,7 +21,7 @@ from runner.status import ExitStatus
 
 __all__ = ["main", "program"]
 
-COMMANDS = ("run", "validate", "serve")
+COMMANDS = ("run", "validate", "serve", "record")
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -29,6 +29,16 @@ def _pair(text: str) -> tuple[str, str]:
     if not sep or not name.isidentifier():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name, value
+
+
+def _nameserver(text: str) -> str:
+    from runner.dns import parse_nameserver
+
+    try:
+        parse_nameserver(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _positive(text: str) -> float:
@@ -58,7 +68,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="smtprun", description="Run SMTP test plans written in YAML.")
     parser.add_argument("--version", action="version", version=f"smtprun {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -69,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=_port, help="connect to this port instead of the plan's")
     run.add_argument("--timeout", type=_positive, help="seconds to wait for each reply (overrides the plans)")
     run.add_argument("--session-timeout", type=_positive, help="seconds a whole case may take")
+    run.add_argument("--nameserver", action="append", type=_nameserver, default=[], metavar="IP[:PORT]",
+                     help="DNS server for MX lookups and DNS checks (repeatable; default: the plan's, or the system)")
+    family = run.add_mutually_exclusive_group()
+    family.add_argument("-4", "--ipv4", action="store_const", const=("ipv4",), dest="families",
+                        help="connect to IPv4 addresses of MX hosts only")
+    family.add_argument("-6", "--ipv6", action="store_const", const=("ipv6",), dest="families",
+                        help="connect to IPv6 addresses of MX hosts only")
     run.add_argument("--var", action="append", type=_pair, default=[], metavar="NAME=VALUE",
                      help="set a plan variable (repeatable)")
     run.add_argument("--secret", action="append", type=_pair, default=[], metavar="NAME=VALUE",
@@ -97,7 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (port 465 style)")
     srv.add_argument("--auth-user", help="accept AUTH PLAIN/LOGIN/CRAM-MD5 for this user")
     srv.add_argument("--auth-password", help="the password for --auth-user")
+    rec = sub.add_parser("record", help="an interactive SMTP session, written down as a plan")
+    if command == "record":  # its module is only imported when it is used
+        from runner import record
+
+        record.add_arguments(rec)
     return parser
+
+
+def _record(args: argparse.Namespace, console: Console) -> ExitStatus:
+    from runner import record
+
+    return ExitStatus(record.run(args, console.out, console.err, sys.stdin))
 
 
 def _read_plans(paths: Sequence[str], overrides: dict[str, str]) -> list:
@@ -144,6 +172,7 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
     plans = _read_plans(args.plans, overrides)
     options = RunOptions(host=args.host, port=args.port, timeout=args.timeout,
                          session_timeout=args.session_timeout, jobs=args.jobs, repeat=args.repeat,
+                         nameservers=tuple(args.nameserver), families=args.families or (),
                          secrets=dict(args.secret),
                          on_case=console.case_done)
     if args.verbose:
@@ -160,7 +189,7 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
         options.host, options.port = server.host, server.port
         console.out.write(f"embedded server ({args.profile}) on {server.host}:{server.port}\n")
     else:
-        missing = [p.file for p in plans if not (options.host or p.target.host)]
+        missing = [p.file for p in plans if not (options.host or p.target.host or p.target.mx)]
         if missing:
             raise UsageError(f"no target host for {', '.join(missing)}: set target.host in the plan, "
                              "or give --host or --embedded")
@@ -212,11 +241,11 @@ def program(argv: Sequence[str], console: Console) -> ExitStatus:
     argv = list(argv)
     if argv and argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
         argv.insert(0, "run")  # `smtprun PLAN` means `smtprun run PLAN`
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     if args.command is None:
         build_parser().print_help(console.out)
         return ExitStatus.USAGE
-    handler = {"run": _run, "validate": _validate, "serve": _serve}[args.command]
+    handler = {"run": _run, "validate": _validate, "serve": _serve, "record": _record}[args.command]
     return handler(args, console)
 
 

@@ -249,6 +249,7 @@ class _IndexRow:
     skipped: int
     duration: str
     interrupted: bool
+    errors: int  # internal errors of smtprun in that run
 
 
 def _row(entry: ReportEntry) -> _IndexRow:
@@ -268,6 +269,7 @@ def _row(entry: ReportEntry) -> _IndexRow:
         skipped=counts.get("skipped", 0),
         duration=format_seconds(duration) if isinstance(duration, (int, float)) else "",
         interrupted=s.get("interrupted") is True,
+        errors=s["errors"] if isinstance(s.get("errors"), int) else 0,
     )
 
 

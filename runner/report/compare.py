@@ -29,6 +29,7 @@ class StepChange:
 
     index: int
     line: int | None
+    file: str | None  # the included file the step is written in; None for the plan itself
     action: str
     label: str
     before: str
@@ -121,6 +122,8 @@ def ehlo_keywords(plan: dict[str, Any]) -> dict[str, str]:
 
 
 def _step_flips(before: dict[str, Any], after: dict[str, Any]) -> tuple[StepChange, ...]:
+    if before.get("load") or after.get("load"):
+        return ()  # a load case's steps are one sample session's: whether it differs is chance
     old = {s.get("index"): s for s in before.get("steps") or []}
     flips = []
     for step in after.get("steps") or []:
@@ -131,6 +134,7 @@ def _step_flips(before: dict[str, Any], after: dict[str, Any]) -> tuple[StepChan
             StepChange(
                 index=step.get("index"),
                 line=step.get("line"),
+                file=step.get("file"),
                 action=step.get("action") or "",
                 label=step.get("sent") or "",
                 before=prev.get("status"),
@@ -144,7 +148,10 @@ def _step_flips(before: dict[str, Any], after: dict[str, Any]) -> tuple[StepChan
 def status_changes(
     before: dict[str, Any], after: dict[str, Any]
 ) -> tuple[tuple[CaseChange, ...], tuple[CaseChange, ...], tuple[CaseChange, ...]]:
-    """Cases now failing, now passing, and failing both times at a different step (by case name)."""
+    """Cases now failing, now passing, and failing both times at a different step (by case name).
+
+    Load cases are compared by status only.
+    """
     old = {c.get("name"): c for c in before.get("cases") or []}
     failing, passing, moved = [], [], []
     for case in after.get("cases") or []:

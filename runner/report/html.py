@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
+
 from runner.errors import ReportError
 from runner.report.archive import (
     DATA_ID,
@@ -26,8 +28,19 @@ from runner.report.archive import (
     scan_reports,
     write_new,
 )
+from runner.report.chart import PERCENTILES, latency_chart
 from runner.report.compare import Changes, compare_runs
-from runner.report.render import embed_json, environment, format_seconds, format_utc, parse_utc, printable, split_lines
+from runner.report.render import (
+    embed_json,
+    environment,
+    format_latency,
+    format_seconds,
+    format_utc,
+    parse_utc,
+    printable,
+    split_lines,
+    why_failed,
+)
 from runner.results import (
     FAILED,
     INFO,
@@ -42,6 +55,7 @@ from runner.results import (
     show_bytes,
     utc_iso,
 )
+from runner.stats import KEEP_FAILURES
 
 __all__ = ["plan_data", "render_report", "write_html_reports"]
 
@@ -64,6 +78,7 @@ def plan_summary(run: RunResult, plan: PlanResult) -> dict[str, Any]:
         "started_at": utc_iso(run.started_at),
         "duration": round(run.duration, 6),
         "interrupted": run.interrupted,
+        "errors": len(run.errors),
         "counts": plan_counts(plan),
         "plan": {"name": plan.name, "file": plan.file, "target": plan.target, "status": plan.status},
     }
@@ -77,6 +92,7 @@ def plan_data(run: RunResult, plan: PlanResult) -> dict[str, Any]:
         "started_at": utc_iso(run.started_at),
         "duration": round(run.duration, 6),
         "interrupted": run.interrupted,
+        "errors": list(run.errors),
         "status": plan.status,
         "counts": plan_counts(plan),
         "plan": plan.to_dict(),
@@ -87,7 +103,7 @@ def plan_data(run: RunResult, plan: PlanResult) -> dict[str, Any]:
 class _Step:
     index: int
     ref: str
-    href: str
+    href: str  # "" when the step is in an included file, whose source the page does not embed
     action: str
     label: str
     expected: str
@@ -95,6 +111,31 @@ class _Step:
     status: str
     reason: str
     duration: str
+
+
+@dataclass(frozen=True)
+class _Session:
+    """One connection's worth of a case: the final try, an earlier try, or a kept load session."""
+
+    title: str
+    status: str
+    reason: str
+    failed_step: _Step | None
+    steps: list[_Step]
+    captures: list[tuple[str, str, int]]
+    transcript: list[tuple[str, str, str, str]]  # offset, direction, css class, text
+
+
+@dataclass(frozen=True)
+class _Load:
+    """A --repeat case folded into figures; its sessions are not listed one by one."""
+
+    figures: list[tuple[str, str, str]]  # label, value, css class
+    chart: Markup
+    failures: list[tuple[str, int, str]]  # reason, sessions, share of all sessions
+    headline: str  # one line for the case header
+    first: _Session | None  # the first session, kept as an example; None when none ran
+    failing: list[_Session]  # failing sessions kept whole (at most stats.KEEP_FAILURES)
 
 
 @dataclass(frozen=True)
@@ -111,11 +152,10 @@ class _Case:
     peer: str
     reason: str
     notes: list[str]
-    failed_step: _Step | None
-    steps: list[_Step]
-    captures: list[tuple[str, str, int]]
+    session: _Session
+    tries: list[_Session]  # earlier failed tries of a case with retry:, oldest first
+    load: _Load | None
     tls: list[tuple[str, str]]
-    transcript: list[tuple[str, str, str, str]]  # offset, direction, css class, text
 
 
 def _ref(file: str, line: int | None) -> str:
@@ -141,8 +181,8 @@ def _reply(step: StepResult) -> str:
 def _step(step: StepResult, file: str) -> _Step:
     return _Step(
         index=step.index,
-        ref=_ref(file, step.line),
-        href=_href(step.line),
+        ref=_ref(step.file or file, step.line),
+        href="" if step.file else _href(step.line),
         action=step.action,
         label=printable(step.label),
         expected=printable(step.expected),
@@ -177,9 +217,63 @@ def _value(value: Any) -> str:
     return printable(json.dumps(value, ensure_ascii=False, default=str))
 
 
-def _case(n: int, case: CaseResult, file: str) -> _Case:
+def _session(title: str, case: CaseResult, file: str, status: str | None = None) -> _Session:
     steps = [_step(s, file) for s in case.steps]
     failed = next((v for s, v in zip(case.steps, steps, strict=True) if s.status == FAILED), None)
+    status = status or case.status
+    return _Session(
+        title=printable(title),
+        status=status,
+        reason=printable(why_failed(case)) if status == FAILED else printable(case.reason),
+        failed_step=failed,
+        steps=steps,
+        captures=[(printable(k), printable(v), s.index) for s in case.steps for k, v in s.captures.items()],
+        transcript=_transcript(case),
+    )
+
+
+def _share(part: int, whole: int) -> str:
+    if not whole:
+        return ""
+    share = 100 * part / whole
+    return f"{share:.1f} %" if share >= 0.1 else "< 0.1 %"
+
+
+def _load(case: CaseResult, file: str) -> _Load:
+    load = case.load or {}
+    sessions, failed = int(load.get("sessions") or 0), int(load.get("failed") or 0)
+    rate = load.get("sessions_per_s")
+    figures = [
+        ("sessions", f"{sessions:,}", ""),
+        ("passed", f"{int(load.get('passed') or 0):,}", "c-pass" if sessions - failed else "c-zero"),
+        ("failed", f"{failed:,}", "c-fail" if failed else "c-zero"),
+        ("sessions/s", f"{rate:,}" if rate is not None else "—", ""),
+        ("session p50", format_latency(load.get("session_p50")), ""),
+        ("session p99", format_latency(load.get("session_p99")), ""),
+        ("wall time", format_seconds(float(load.get("wall") or 0.0)), ""),
+    ]
+    failures = [(printable(str(reason)), int(count), _share(int(count), sessions))
+                for reason, count in (load.get("failures") or {}).items()]
+    headline = f"{sessions:,} sessions"
+    if rate is not None:
+        headline += f" · {rate:,}/s"
+    headline += f" · p99 {format_latency(load.get('session_p99'))}"
+    # case.status and case.reason speak for all sessions; the first one failed only if a step did
+    first_status = FAILED if case.failed_step else PASSED
+    first = _session(f"first session — {first_status}", case, file, first_status) if sessions else None
+    failing = [
+        _session(f"failing session {n} — {why_failed(example)}", example, file)
+        for n, example in enumerate(case.attempts, 1)
+    ]
+    return _Load(figures, latency_chart(load.get("steps") or []), failures, headline, first, failing)
+
+
+def _case(n: int, case: CaseResult, file: str) -> _Case:
+    load = _load(case, file) if case.load is not None else None
+    tries = [] if load else [
+        _session(f"try {k} — {t.status}: {why_failed(t)}", t, file) for k, t in enumerate(case.attempts, 1)
+    ]
+    title = f"try {len(tries) + 1}, the last" if tries else ""
     return _Case(
         anchor=f"case-{n}",
         name=printable(case.name),
@@ -193,12 +287,21 @@ def _case(n: int, case: CaseResult, file: str) -> _Case:
         peer=printable(case.peer),
         reason=printable(case.reason),
         notes=[printable(n) for n in case.notes],
-        failed_step=failed,
-        steps=steps,
-        captures=[(printable(k), printable(v), s.index) for s in case.steps for k, v in s.captures.items()],
+        session=_session(title, case, file),
+        tries=tries,
+        load=load,
         tls=[(printable(str(k)), _value(v)) for k, v in (case.tls or {}).items()],
-        transcript=_transcript(case),
     )
+
+
+def _skipped(cases: list[_Case]) -> list[tuple[str, list[_Case]]]:
+    """Skipped cases grouped by why, so a summary says what a `when:` left out."""
+    groups: dict[str, list[_Case]] = {}
+    for case in cases:
+        if case.status == SKIPPED:
+            reason = case.reason.removeprefix("skipped: ") if case.reason else "no reason given"
+            groups.setdefault(reason, []).append(case)
+    return list(groups.items())
 
 
 def render_report(
@@ -228,6 +331,10 @@ def render_report(
         version=printable(run.version),
         cases=cases,
         failed_cases=[c for c in cases if c.status == FAILED],
+        skipped_groups=_skipped(cases),
+        errors=[printable(e) for e in run.errors],
+        percentiles=PERCENTILES,
+        max_kept=KEEP_FAILURES,
         changes=changes,
         since=format_utc(parse_utc(changes.since)) if changes and changes.since else "",
         previous=previous,

@@ -1,4 +1,4 @@
-"""What the HTML report and the index share: the sandboxed template environment and text helpers."""
+"""What the reporters share: the sandboxed template environment and text helpers."""
 
 from __future__ import annotations
 
@@ -6,20 +6,25 @@ import json
 import re
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+if TYPE_CHECKING:
+    from runner.results import CaseResult
+
 __all__ = [
     "embed_json",
     "environment",
+    "format_latency",
     "format_seconds",
     "format_utc",
     "parse_utc",
     "printable",
     "split_lines",
+    "why_failed",
 ]
 
 # Characters a reader cannot see, or that XML 1.0 (§2.2 Char) forbids: C0 controls other than
@@ -48,6 +53,12 @@ def printable(text: str | None) -> str:
 def split_lines(data: bytes) -> list[bytes]:
     """Bytes cut after each LF, line ends kept, so a transcript shows one protocol line per row."""
     return _LINE.findall(data) or [b""]
+
+
+def why_failed(case: CaseResult) -> str:
+    """One line saying why a session failed: its own reason, else its failed step's."""
+    step = case.failed_step
+    return case.reason or (step.reason if step else None) or case.status
 
 
 def embed_json(data: Any) -> Markup:
@@ -83,6 +94,20 @@ def format_seconds(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes} min {secs:02d} s"
+
+
+def format_latency(seconds: float | None) -> str:
+    """A latency in the unit people read it in: `0.42 ms`, `12.3 ms`, `480 ms`, `2.31 s`."""
+    if seconds is None:
+        return "—"
+    ms = seconds * 1000
+    if ms < 10:
+        return f"{ms:.2f} ms"
+    if ms < 100:
+        return f"{ms:.1f} ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    return f"{seconds:.2f} s"
 
 
 @lru_cache(maxsize=1)

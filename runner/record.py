@@ -1,0 +1,557 @@
+"""`smtprun record`: an interactive SMTP session, like telnet, written down as a plan.
+
+Each line typed is sent with CRLF and becomes a `send:` step expecting the code that came back; a
+body typed after DATA's 354 becomes one `data:` step. A reader thread shows replies as they arrive,
+even unasked ones, while the prompt waits; the plan is read back with `read_plan` before it is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import re
+import select
+import signal
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from runner import tls as tlsinfo
+from runner.errors import PlanError, ProtocolError
+from runner.protocol import DataEncoder, Reply, ReplyParser, encode_line
+from runner.status import ExitStatus
+from runner.template import is_template
+
+__all__ = ["add_arguments", "run"]
+
+PROMPT = "C: "
+HISTORY_FILE = "~/.smtprun_history"
+CHUNK = 64 * 1024
+_RETRY = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@/+-]*(?<! )", re.ASCII)  # safe unquoted, in flow style too
+HELP = """\
+Lines are sent as typed, with CRLF. A line starting with / is a local command (// sends one /):
+  /tls        STARTTLS and the TLS handshake (recorded as a starttls: step)
+  /file PATH  right after DATA's 354: send this file as the body (recorded as data_file:)
+  /quit       close the connection and write the plan; end of input (Ctrl-D) does the same
+  /help       this text
+After DATA's 354, type the body and end it with a line holding a lone "."."""
+
+
+def _target(text: str) -> tuple[str, int | None]:
+    """HOST, HOST:PORT, [IPv6]:PORT, [IPv6] or a bare IPv6 address."""
+    host, port = text, None
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        host, port = (host, rest[1:] or None) if sep and rest[:1] in ("", ":") else ("", None)
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not host or (port is not None and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise argparse.ArgumentTypeError(f"expected HOST[:PORT] (IPv6 as [::1]:25), got {text!r}")
+    return host, int(port) if port else None
+
+
+def _seconds(text: str) -> float:
+    with suppress(ValueError):
+        if 0 < float(text) <= 86400:
+            return float(text)
+    raise argparse.ArgumentTypeError(f"expected seconds between 0 and 86400, got {text!r}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", type=_target, metavar="HOST[:PORT]",
+                        help="the server; IPv6 as [::1]:25; port 25, or 465 with --tls implicit")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the plan here (default: standard output)")
+    parser.add_argument("--timeout", type=_seconds, default=30.0,
+                        help="seconds to wait for the connection and for each reply (default 30)")
+    parser.add_argument("--tls", choices=("none", "implicit"), default="none",
+                        help="implicit: TLS from the first byte (port 465, RFC 8314)")
+    parser.add_argument("--cafile", metavar="PEM", help="CA certificates to trust instead of the system's")
+    parser.add_argument("--no-verify", action="store_true", help="do not check the server's certificate")
+    parser.add_argument("--name", help="the plan's name (default: its file name)")
+
+
+def _printable(text: str) -> str:
+    """Text safe for a terminal and a YAML comment: control characters shown as escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+class Display:
+    """Where the session shows. The reader thread writes here too: a waiting prompt is redrawn."""
+
+    def __init__(self, stream: TextIO, redraw: bool) -> None:
+        self.stream, self.redraw, self.lock = stream, redraw, threading.Lock()
+        self.prompt: str | None = None  # set while input() waits at it
+
+    def show(self, text: str) -> None:
+        with self.lock:
+            if self.redraw and self.prompt is not None:
+                import readline
+
+                text = f"\r\x1b[K{text}\n{self.prompt}{readline.get_line_buffer()}"
+            else:
+                text += "\n"
+            self.stream.write(text)
+            self.stream.flush()
+
+    def reply(self, reply: Reply) -> None:
+        lines = reply.raw.decode("utf-8", "replace").split("\r\n")[:-1]
+        self.show("\n".join("S: " + _printable(line) for line in lines))
+
+    def note(self, text: str) -> None:
+        self.show("* " + text)
+
+
+class LiveConnection:
+    """A socket, a reader thread that queues events — ("reply", Reply), ("closed", None),
+    ("error", why), ("tls", None or why) — and a lock, since an SSL object must not be used by two
+    threads at once. The socket is non-blocking: a TLS record with no data in it (a session ticket)
+    must not leave the reader stuck inside recv() holding the lock."""
+
+    def __init__(self, sock: socket.socket, host: str, timeout: float, display: Display, interrupt: bool):
+        self.sock, self.host, self.timeout, self.display = sock, host, timeout, display
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.tls, self.ended, self.interrupted = isinstance(sock, ssl.SSLSocket), False, False
+        self.upgrade: ssl.SSLContext | None = None  # set before STARTTLS: hand-shake after its 220
+        self._interrupt, self._lock, self._stop = interrupt, threading.Lock(), threading.Event()
+        sock.setblocking(False)
+        self._thread = threading.Thread(target=self._serve, name="smtp-reader", daemon=True)
+        self._thread.start()
+
+    def send(self, data: bytes) -> None:
+        """Send it all, or as much as the server takes before it leaves (the reader reports that)."""
+        view = memoryview(data)
+        while view and not self.ended:
+            with self._lock:
+                try:
+                    sent = self.sock.send(view)
+                except _RETRY:
+                    sent = 0
+                except OSError:
+                    return
+            view = view[sent:]
+            if not sent:
+                select.select([], [self.sock], [], 0.5)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+    def _event(self, kind: str, value: Any) -> None:
+        self.events.put((kind, value))
+        if kind in ("closed", "error"):
+            self.ended = True
+            with self.display.lock:  # wake input() so the session ends now, not at the next Enter
+                if self._interrupt and self.display.prompt is not None:
+                    self.interrupted = True
+                    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    def _serve(self) -> None:
+        parser = ReplyParser()
+        try:
+            while not self._stop.is_set():
+                buffered = self.tls and self.sock.pending()  # type: ignore[attr-defined]
+                if not buffered and not select.select([self.sock], [], [], 0.2)[0]:
+                    continue
+                with self._lock, suppress(*_RETRY):
+                    data = self.sock.recv(CHUNK)
+                    if not data:
+                        return self._event("closed", None)
+                    parser.feed(data)
+                    while (reply := parser.next_reply()) is not None:
+                        self.display.reply(reply)
+                        self._event("reply", reply)
+                        if self.upgrade is not None:
+                            upgraded = reply.code != 220 or self._handshake(parser)
+                            self.upgrade = None
+                            if not upgraded:
+                                return None
+        except ProtocolError as exc:
+            self._event("error", f"protocol error: {exc}")
+        except (ConnectionResetError, BrokenPipeError):
+            self._event("closed", None)
+        except OSError as exc:
+            self._event("error", f"connection error: {exc.strerror or exc}")
+
+    def _handshake(self, parser: ReplyParser) -> bool:
+        """RFC 3207 §4.2: nothing in plaintext after the 220 (cf. CVE-2011-0411), then TLS."""
+        if parser.pending:
+            self._event("tls", f"the server sent {len(parser.pending)} bytes of plaintext after its 220 "
+                               "to STARTTLS: response injection (RFC 3207 §4.2)")
+            return False
+        try:
+            self.sock.settimeout(self.timeout)
+            self.sock = self.upgrade.wrap_socket(self.sock, server_hostname=self.host)  # type: ignore[union-attr]
+            self.sock.setblocking(False)
+        except OSError as exc:
+            self._event("tls", tlsinfo.describe_failure(exc))
+            return False
+        self.tls = True
+        self.display.note(f"TLS in force: {self.sock.version()}, {self.sock.cipher()[0]}")  # type: ignore
+        self._event("tls", None)
+        return True
+
+
+@dataclass
+class Step:
+    fields: dict[str, Any]  # in plan order; empty: only the comment is written
+    comment: str = ""  # written above the step
+    reply: str = ""  # written after `expect:`
+
+
+def _literal(text: str) -> str:
+    """Plan strings are Jinja2 templates: a recorded "{{", "{%" or "{#" must stay what it is."""
+    return re.sub(r"\{(?=[{%#])", "{{ '{' }}", text)
+
+
+def _loads(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+
+
+def _scalar(value: Any) -> str:
+    """A YAML scalar: plain when that reads back the same, else double-quoted (JSON's escapes,
+    plus YAML's for the characters YAML may not hold raw)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(int(value)) if float(value).is_integer() else repr(value)
+    if _PLAIN.fullmatch(value) and _loads(value) == value:
+        return value
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+                   for c in json.dumps(value, ensure_ascii=False))
+
+
+def _body(body: str) -> str:
+    """A body as a literal block scalar (`|`) under `  - data:` when it reads back the same."""
+    chomp = "+" if body.endswith("\n\n") else "" if body.endswith("\n") else "-"
+    indent = "2" if body.lstrip("\n").startswith(" ") else ""  # else YAML takes its spaces for indentation
+    lines = body.removesuffix("\n").split("\n")
+    block = f"|{indent}{chomp}\n" + "\n".join("      " + line if line else "" for line in lines)
+    return block if body.strip() and _loads(f"  - data: {block}\n") == [{"data": body}] else _scalar(body)
+
+
+def _step_yaml(step: Step) -> str:
+    lines = [f"  # {_printable(step.comment)}"] if step.comment else []
+    for i, (key, value) in enumerate(step.fields.items()):
+        if isinstance(value, dict):
+            text = "{" + ", ".join(f"{k}: {_scalar(v)}" for k, v in value.items()) + "}"
+        else:
+            text = _body(value) if key == "data" else _scalar(value)
+        tail = f"  # {_printable(step.reply)[:72]}" if key == "expect" and step.reply else ""
+        lines.append(f"{'  - ' if i == 0 else '    '}{key}: {text}{tail}")
+    return "\n".join(lines)
+
+
+class Recorder:
+    """The session: reads what the user types, sends it, and records each exchange as a step."""
+
+    def __init__(self, conn: LiveConnection, display: Display, stdin: TextIO, interactive: bool,
+                 args: argparse.Namespace, context: ssl.SSLContext, plan_dir: Path | None) -> None:
+        self.conn, self.display, self.stdin, self.interactive = conn, display, stdin, interactive
+        self.args, self.context, self.plan_dir = args, context, plan_dir
+        self.tls_options: dict[str, Any] = {"verify": False} if args.no_verify else {}
+        if args.cafile:
+            self.tls_options["cafile"] = _literal(str(Path(args.cafile).resolve()))
+        self.steps: list[Step] = []
+        self.done = False
+
+    def read(self) -> str | None:
+        """The next line typed, without its line end; None at end of input or once the server left."""
+        if not self.interactive:
+            line = self.stdin.readline()
+            if not line:
+                return None
+            line = line.rstrip("\n").removesuffix("\r")
+            self.display.show(PROMPT + _printable(line))
+            return line
+        with self.display.lock:
+            self.display.prompt = PROMPT
+        try:
+            return input(PROMPT)
+        except (EOFError, KeyboardInterrupt) as exc:
+            self.display.stream.write("\n")  # readline leaves the cursor after the prompt
+            if isinstance(exc, EOFError) or self.conn.interrupted:
+                return None
+            raise
+        finally:
+            with self.display.lock:
+                self.display.prompt = None
+
+    def wait(self, timeout: float | None = None) -> tuple[str, Any]:
+        try:
+            return self.conn.events.get(timeout=timeout or self.args.timeout)
+        except queue.Empty:
+            return "timeout", None
+
+    def record(self, fields: dict[str, Any], event: tuple[str, Any], comment: str = "") -> None:
+        kind, value = event
+        step = Step(fields, comment)
+        if kind == "reply":
+            fields["expect"], step.reply = value.code, value.summary()[4:]
+        elif kind == "closed":
+            fields["expect"] = "closed"
+            self.display.note("the server closed the connection")
+        else:
+            step.comment = value if kind == "error" else f"no reply within {self.args.timeout:g}s"
+            self.display.note(step.comment)
+        self.done = self.done or kind in ("closed", "error")
+        self.steps.append(step)
+
+    def session(self) -> None:
+        self.record({}, self.wait())  # the banner
+        while not self.done:
+            self.take_unasked()
+            line = None if self.done else self.read()
+            self.take_unasked()  # what came while the line was typed goes before it
+            if self.done or line is None or line == "/quit":
+                return
+            if line == "/help":
+                self.display.show(HELP)
+            elif line == "/tls":
+                self.starttls()
+            elif line.startswith("/file"):
+                self.display.note("/file sends a body: send DATA first, then /file PATH after its 354")
+            elif line.startswith("/") and not line.startswith("//"):
+                self.display.note(f"unknown command {_printable(line.split()[0])}; /help lists them")
+            else:
+                self.command(line.removeprefix("/"))
+
+    def take_unasked(self) -> None:
+        """Replies no command waited for: unasked (421 before a close), or later than --timeout."""
+        while not self.done and not self.conn.events.empty():
+            event = self.conn.events.get()
+            if event[0] == "closed":
+                self.done = True
+                self.display.note("the server closed the connection")
+            else:
+                self.record({}, event, "a reply nothing waited for (unasked, or late)")
+
+    def command(self, line: str) -> None:
+        try:
+            data = encode_line(line)
+        except (ValueError, UnicodeEncodeError) as exc:
+            return self.display.note(f"not sent: {exc}")
+        self.conn.send(data)
+        event = self.wait()
+        self.record({"send": _literal(line)}, event)
+        if event[0] == "reply" and event[1].code == 354:
+            self.body()
+        elif event[0] == "reply" and event[1].code == 221:
+            self.done = True  # RFC 5321 §4.1.1.10: the server closes after QUIT's 221
+
+    def body(self) -> None:
+        """RFC 5321 §4.1.1.4: lines up to a lone ".", sent dot-stuffed as they are typed."""
+        self.display.note('the body: end it with a line holding a lone "."; /file PATH sends a file instead')
+        encoder, lines = DataEncoder(), []
+        while (line := self.read()) != ".":
+            if line is None or line == "/quit" or self.conn.ended:
+                self.done = not self.conn.ended  # else the server's close is still to be taken
+                return self.display.note("the body was not finished: nothing recorded for it")
+            if line.startswith("/file") and line[5:6] in ("", " ") and not lines:
+                if self.send_file(line[6:].strip()):
+                    return
+            elif line == "/help":
+                self.display.show(HELP)
+            elif line.startswith("/") and not line.startswith("//"):
+                self.display.note("in a body: /file PATH (first), /quit and /help; // sends one /")
+            else:
+                try:
+                    self.conn.send(encoder.encode(line.removeprefix("/").encode("utf-8") + b"\n"))
+                except UnicodeEncodeError as exc:
+                    self.display.note(f"not sent: {exc}")
+                    continue
+                lines.append(line.removeprefix("/"))
+        self.conn.send(encoder.end())
+        self.record({"data": _literal("".join(line + "\n" for line in lines))}, self.wait())
+
+    def send_file(self, name: str) -> bool:
+        path, encoder, sent = Path(name).expanduser(), DataEncoder(), False
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    self.conn.send(encoder.encode(chunk))
+                    sent = True
+        except OSError as exc:
+            if sent:
+                raise
+            self.display.note(f"cannot read {_printable(name)}: {exc.strerror or exc}")
+            return False
+        self.conn.send(encoder.end())
+        full = str(path.resolve())
+        if self.plan_dir is not None and not is_template(full):  # data_file: is relative to the plan
+            with suppress(ValueError):  # not on the plan's drive
+                full = os.path.relpath(full, self.plan_dir)
+        self.record({"data_file": _literal(full)}, self.wait())
+        return True
+
+    def starttls(self) -> None:
+        if self.conn.tls:
+            return self.display.note("TLS is already in force")
+        self.conn.upgrade = self.context
+        self.conn.send(b"STARTTLS\r\n")
+        event = self.wait()
+        if event[0] != "reply" or event[1].code != 220:
+            return self.record({"send": "STARTTLS"}, event)
+        kind, problem = self.wait(self.args.timeout + 1)
+        if kind == "tls" and problem is None:
+            return self.steps.append(Step({"starttls": dict(self.tls_options)}))
+        problem = problem or {"timeout": "TLS handshake timed out"}.get(kind, "the connection ended in the handshake")
+        self.display.note(problem)
+        self.steps.append(Step({"send": "STARTTLS", "expect": 220}, f"then: {problem}"))
+        self.done = True
+
+
+def _connect_problem(exc: OSError, where: str, timeout: float) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve {where}: {exc.strerror}"
+    if isinstance(exc, ssl.SSLError):
+        return tlsinfo.describe_failure(exc)
+    if isinstance(exc, TimeoutError):
+        return f"connection to {where} timed out after {timeout:g}s"
+    return f"cannot connect to {where}: {exc.strerror or exc}"
+
+
+def _history() -> Callable[[], None] | None:
+    """Line editing (readline) with a history file; None where Python has no readline."""
+    try:
+        import readline
+    except ImportError:
+        return None
+
+    path = os.path.expanduser(HISTORY_FILE)
+    with suppress(OSError):
+        readline.read_history_file(path)
+    readline.set_history_length(1000)
+
+    def save() -> None:
+        with suppress(OSError):
+            readline.write_history_file(path)
+
+    return save
+
+
+def plan_text(steps: list[Step], where: str, target: dict[str, Any], args: argparse.Namespace) -> str:
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lines = [f"# Recorded by `smtprun record` from {_printable(where)} at {when}.",
+             f"# Run it: smtprun {_printable(args.output or 'PLAN.yaml')}    (elsewhere: --host H --port P)"]
+    if args.name:
+        lines.append(f"name: {_scalar(args.name)}")
+    lines += ["target:", *(f"  {key}: {_scalar(value)}" for key, value in target.items()), "steps:"]
+    return "\n".join(lines + [_step_yaml(step) for step in steps]) + "\n"
+
+
+def _write_plan(text: str, output: Path | None, out: TextIO, err: TextIO) -> ExitStatus:
+    """Read the plan back as `smtprun` will, then put it in place atomically (temp file + rename)."""
+    from runner.plan import read_plan
+
+    tmp, problems = None, ""
+    try:
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".smtprun-record-", suffix=".yaml", dir=output and output.parent)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        try:
+            read_plan(tmp)
+        except PlanError as exc:
+            problems = str(exc).replace(tmp, str(output or "<plan>"))
+        if output is None:
+            out.write(text)
+        else:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, output)
+            tmp = None
+    except OSError as exc:
+        err.write(f"smtprun record: cannot write {output or 'the plan'}: {exc.strerror or exc}; here it is:\n")
+        out.write(text)
+        return ExitStatus.ERROR
+    finally:
+        if tmp is not None:
+            with suppress(OSError):
+                os.unlink(tmp)
+    if problems:
+        err.write(f"{problems}\nsmtprun record: the recorded plan does not validate (written all the same)\n")
+    return ExitStatus.ERROR if problems else ExitStatus.OK
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    host, port = args.target
+    implicit = args.tls == "implicit"
+    port = port or (465 if implicit else 25)  # RFC 8314 §7.3
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    output = Path(args.output) if args.output else None
+    if output is not None and output.is_dir():
+        err.write(f"smtprun record: {output} is a directory; -o takes a file name\n")
+        return ExitStatus.USAGE
+    try:
+        context = tlsinfo.client_context(not args.no_verify, args.cafile)
+    except OSError as exc:
+        err.write(f"smtprun record: cannot use --cafile {args.cafile}: {exc.strerror or exc}\n")
+        return ExitStatus.USAGE
+    interactive = stdin is sys.stdin and stdin.isatty() and sys.stdout.isatty()
+    save_history = _history() if interactive else None
+    display = Display(out if output else err, redraw=save_history is not None)  # without -o, stdout is the plan's
+    display.note(f"connecting to {_printable(where)}" + (" (implicit TLS)" if implicit else ""))
+    try:
+        sock = socket.create_connection((host, port), timeout=args.timeout)
+        if implicit:
+            sock = context.wrap_socket(sock, server_hostname=host)
+    except OSError as exc:
+        err.write(f"smtprun record: {_connect_problem(exc, _printable(where), args.timeout)}\n")
+        return ExitStatus.FAILED
+    except KeyboardInterrupt:
+        return ExitStatus.INTERRUPTED
+    display.note(f"connected to {_printable(where)}; /help lists the local commands")
+    on_main_thread = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_kill")
+    conn = LiveConnection(sock, host, args.timeout, display, interrupt=interactive and on_main_thread)
+    recorder = Recorder(conn, display, stdin, interactive, args, context, output and output.resolve().parent)
+    status = ExitStatus.OK
+    try:
+        recorder.session()
+    except KeyboardInterrupt:
+        if not conn.interrupted:
+            display.note("interrupted: writing what was recorded")
+            status = ExitStatus.INTERRUPTED
+    except OSError as exc:
+        display.note(f"stopped: {exc.strerror or exc}")
+        status = ExitStatus.FAILED
+    finally:
+        conn.close()
+        if save_history is not None:
+            save_history()
+    if not any(step.fields for step in recorder.steps):
+        err.write("smtprun record: nothing was recorded; no plan written\n")
+        return status or ExitStatus.FAILED
+    target: dict[str, Any] = {"host": _literal(host), "port": port, "timeout": args.timeout}
+    if implicit:
+        target |= {"tls": "implicit", **recorder.tls_options}
+    written = _write_plan(plan_text(recorder.steps, where, target, args), output, out, err)
+    if output is not None and written == ExitStatus.OK:
+        display.note(f"plan written to {_printable(str(output))}")
+    return status or written
+
+
+def _main() -> int:
+    parser = argparse.ArgumentParser(prog="smtprun record", description="Record an SMTP session as a plan.")
+    add_arguments(parser)
+    return run(parser.parse_args(), sys.stdout, sys.stderr, sys.stdin)
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

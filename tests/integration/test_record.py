@@ -1,0 +1,264 @@
+"""`smtprun record` against real servers on loopback: what is typed reaches the server, the plan
+written replays as passing, and a real terminal (tmux) gets line editing and live replies."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main as smtprun
+from runner.record import add_arguments, run
+from runner.server import EmbeddedServer
+
+ROOT = Path(__file__).resolve().parents[2]
+BODY = "Subject: recorded\n\n.a line starting with a dot\n..two dots\n{{ not a template }}\nend\n"
+BODY_ON_ARRIVAL = BODY.replace("\n", "\r\n").encode()  # the server takes the dots off again
+
+
+def record(server: EmbeddedServer, typed: str, *options: str) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([f"{server.host}:{server.port}", "--timeout", "5", *options])
+    out, err = io.StringIO(), io.StringIO()
+    code = run(args, out, err, io.StringIO(typed))
+    return code, out.getvalue(), err.getvalue()
+
+
+def replay(plan: Path | str, server: EmbeddedServer) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = smtprun([str(plan), "--host", server.host, "--port", str(server.port), "--no-report"], out=out, err=err)
+    assert code == 0, out.getvalue() + err.getvalue()
+
+
+def session(body: str) -> str:
+    return ("EHLO client.test\nMAIL FROM:<alice@client.test>\nRCPT TO:<bob@server.test>\nDATA\n"
+            f"{body}.\nQUIT\n")
+
+
+def test_recorded_session_replays_and_its_body_arrives_byte_identical(tmp_path, embedded):
+    plan = tmp_path / "plans" / "new.yaml"
+    code, shown, err = record(embedded, session(BODY), "-o", str(plan), "--name", "recorded session")
+    assert code == 0, err
+    assert "S: 250 2.1.5 Recipient OK" in shown and "S: 221 2.0.0 Bye" in shown
+    text = plan.read_text()
+    assert text.startswith(f"# Recorded by `smtprun record` from {embedded.host}:{embedded.port} at ")
+    assert f"target:\n  host: {embedded.host}\n  port: {embedded.port}\n  timeout: 5\n" in text
+    assert "steps:\n  - expect: 220  # mail.smtprun.test smtprun ESMTP ready\n" in text
+    assert '  - send: "RCPT TO:<bob@server.test>"\n    expect: 250  # 2.1.5 Recipient OK\n' in text
+    assert "  - data: |\n      Subject: recorded\n\n      .a line starting with a dot\n" in text
+    assert text.count("- data:") == 1 and "- send: QUIT\n    expect: 221" in text
+    assert [m.data for m in embedded.messages] == [BODY_ON_ARRIVAL]
+
+    replay(plan, embedded)
+    assert [m.data for m in embedded.messages] == [BODY_ON_ARRIVAL] * 2
+
+
+def test_plan_to_stdout_with_a_file_body_and_a_slash_escape(tmp_path, embedded):
+    body = tmp_path / "message.eml"
+    body.write_bytes(b"Subject: from a file\r\n\r\n.dot\r\nno final line end")
+    typed = session(f"/file {body}\n").replace(".\nQUIT", "//etc is not a local command\nQUIT")
+    code, plan, shown = record(embedded, typed)
+    assert code == 0, shown
+    assert f"  - data_file: {body}\n" in plan or f'  - data_file: "{body}"\n' in plan
+    assert "  - send: /etc is not a local command\n    expect: 500" in plan.replace('"', "")
+    assert embedded.messages[0].data == b"Subject: from a file\r\n\r\n.dot\r\nno final line end\r\n"
+    written = tmp_path / "elsewhere.yaml"
+    written.write_text(plan)
+    replay(written, embedded)
+    assert embedded.messages[1].data == embedded.messages[0].data
+
+
+def test_starttls_is_recorded_as_a_step_and_replays(tmp_path, test_ca):
+    ca = tmp_path / "ca.pem"
+    test_ca.ca.cert_pem.write_to_path(str(ca))
+    with EmbeddedServer(tls_context=test_ca.server_context()) as server:
+        code, shown, err = record(server, "EHLO a.test\n/tls\nEHLO a.test\nQUIT\n",
+                                  "-o", str(tmp_path / "tls.yaml"), "--cafile", str(ca))
+        assert code == 0, err
+        assert "* TLS in force: TLSv1." in shown
+        assert f'  - starttls: {{cafile: "{ca}"}}\n' in (tmp_path / "tls.yaml").read_text()
+        replay(tmp_path / "tls.yaml", server)
+
+
+def test_silence_is_a_comment_and_a_late_reply_its_own_step(tmp_path):
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def slow_server() -> None:
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 slow.test ESMTP\r\n")
+            lines.readline()
+            time.sleep(1.5)  # past the recorder's --timeout 1
+            conn.sendall(b"250 slow.test late\r\n")
+            lines.readline()
+            conn.sendall(b"221 bye\r\n")
+
+    threading.Thread(target=slow_server, daemon=True).start()
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([f"127.0.0.1:{listener.getsockname()[1]}", "--timeout", "1"])
+    out, err = io.StringIO(), io.StringIO()
+
+    class Typist(io.StringIO):  # types each line after the first a second later, as a person would
+        def readline(self, *_: object) -> str:
+            if self.tell():
+                time.sleep(1)
+            return super().readline()
+
+    code = run(args, out, err, Typist("EHLO x\nQUIT\n"))
+    listener.close()
+    plan = out.getvalue()
+    assert code == 0, err.getvalue()
+    assert "  # no reply within 1s\n  - send: EHLO x\n  # a reply nothing waited for" in plan, plan
+    assert "  - expect: 250  # slow.test late\n" in plan
+
+
+def test_failures_exit_with_a_status_and_no_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    for target, status, message in [(f"127.0.0.1:{closed_port}", 1, "cannot connect to 127.0.0.1:"),
+                                     ("no-such-host.invalid:25", 1, "cannot resolve no-such-host.invalid:25"),
+                                     ("[::1:25", 2, "expected HOST[:PORT]")]:
+        done = subprocess.run([sys.executable, "-m", "runner.record", target, "--timeout", "5"], env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        assert (done.returncode, "Traceback" in done.stderr) == (status, False), done.stderr
+        assert message in done.stderr
+
+
+def test_ctrl_c_writes_what_was_recorded_and_exits_130(tmp_path, embedded):
+    plan = tmp_path / "cut.yaml"
+    command = [sys.executable, "-m", "runner.record", f"{embedded.host}:{embedded.port}", "-o", str(plan)]
+    proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    watchdog = threading.Timer(30, proc.kill)
+    watchdog.start()
+    proc.stdin.write("EHLO client.test\n")
+    proc.stdin.flush()
+    for shown in proc.stdout:
+        if "S: 250 HELP" in shown:
+            break
+    time.sleep(0.5)  # a person's reaction time: the reply is recorded by then
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    watchdog.cancel()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "  - send: EHLO client.test\n    expect: 250" in plan.read_text()
+
+
+class Terminal:
+    """A program in a tmux pane of its own tmux server, typed at with send-keys."""
+
+    def __init__(self, command: str, tmp_path: Path) -> None:
+        if shutil.which("tmux") is None:
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail("tmux is not installed")
+            pytest.skip("tmux is not installed")
+        self.tmux = ["tmux", "-S", str(tmp_path / "tmux.socket")]  # a tmux server of its own
+        env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", "rec", "-x", "120", "-y", "40", command],
+                       env=env, check=True, timeout=10)
+
+    def screen(self) -> str:
+        return subprocess.run([*self.tmux, "capture-pane", "-p", "-J", "-S", "-", "-t", "rec"],
+                              capture_output=True, text=True, timeout=10).stdout
+
+    def prompts(self) -> int:
+        return sum(line.startswith("C:") for line in self.screen().splitlines())
+
+    def wait_for(self, text: str, seconds: float = 10) -> str:
+        deadline = time.monotonic() + seconds
+        while text not in (screen := self.screen()):
+            if time.monotonic() > deadline:
+                pytest.fail(f"{text!r} never appeared on the terminal:\n{screen}")
+            time.sleep(0.05)
+        return screen
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        subprocess.run([*self.tmux, "send-keys", "-t", "rec", *(["-l"] if literal else []), *keys],
+                       check=True, timeout=10)
+
+    def line(self, text: str) -> None:
+        """Type a line at readline's prompt and wait for the next prompt (after any reply)."""
+        before = self.prompts()
+        self.keys(text, literal=True)
+        self.keys("Enter")
+        deadline = time.monotonic() + 10
+        while self.prompts() <= before and "EXIT=" not in self.screen() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True, timeout=10)
+
+
+def recorder_command(tmp_path: Path, host: str, port: int, plan: Path) -> str:
+    run_it = shlex.join([sys.executable, "-m", "runner.record", f"{host}:{port}", "-o", str(plan)])
+    return (f"cd {shlex.quote(str(ROOT))} && HOME={shlex.quote(str(tmp_path))} "
+            f"PYTHONPATH={shlex.quote(str(ROOT))} {run_it}; echo EXIT=$?; sleep 60")
+
+
+def test_terminal_session_with_line_editing_shows_replies_and_replays(tmp_path, embedded):
+    plan = tmp_path / "typed.yaml"
+    term = Terminal(recorder_command(tmp_path, embedded.host, embedded.port, plan), tmp_path)
+    try:
+        term.wait_for("S: 220 mail.smtprun.test smtprun ESMTP ready")
+        term.wait_for("C: ")
+        term.keys("EHLO clientX", literal=True)
+        term.keys("BSpace")  # readline's editing: the X never reaches the server
+        term.line(".test")
+        term.line("MAIL FROM:<alice@client.test>")
+        term.line("RCPT TO:<bob@server.test>")
+        term.line("DATA")
+        for body_line in BODY.splitlines():
+            term.line(body_line)
+        term.line(".")
+        term.line("QUIT")
+        screen = term.wait_for("EXIT=0")
+    finally:
+        term.close()
+    for shown in ("C: EHLO client.test", "S: 250 HELP", "S: 250 2.1.0 Sender OK", "S: 354 End data with",
+                  "S: 250 2.0.0 Ok: queued as", "S: 221 2.0.0 Bye", f"* plan written to {plan}"):
+        assert shown in screen, screen
+    assert "  - send: EHLO client.test\n    expect: 250" in plan.read_text()
+    assert "EHLO client.test" in (tmp_path / ".smtprun_history").read_text()
+    assert [m.data for m in embedded.messages] == [BODY_ON_ARRIVAL]
+    replay(plan, embedded)
+    assert [m.data for m in embedded.messages] == [BODY_ON_ARRIVAL] * 2
+
+
+def test_terminal_session_ends_when_the_server_hangs_up_at_the_prompt(tmp_path):
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def idle_timeout() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"220 idle.test ESMTP\r\n")
+            time.sleep(1)
+            conn.sendall(b"421 4.4.2 idle.test idle timeout\r\n")
+
+    threading.Thread(target=idle_timeout, daemon=True).start()
+    plan = tmp_path / "idle.yaml"
+    term = Terminal(recorder_command(tmp_path, "127.0.0.1", listener.getsockname()[1], plan), tmp_path)
+    try:
+        term.wait_for("C: ")
+        term.keys("NOO", literal=True)  # half typed, never sent: the session ends without Enter
+        screen = term.wait_for("EXIT=0")
+    finally:
+        term.close()
+        listener.close()
+    assert "S: 421 4.4.2 idle.test idle timeout" in screen and "* the server closed the connection" in screen
+    assert "  - expect: 421  # 4.4.2 idle.test idle timeout\n" in plan.read_text()
