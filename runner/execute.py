@@ -19,12 +19,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import __version__
-from runner.interpreter import Listener, run_case
+from runner.dns import DnsError, MxResult, ResolverConfig, parse_nameserver, resolve_mx
+from runner.interpreter import Hop, Listener, run_case
 from runner.plan.model import Case, Plan, Target
 from runner.redact import Redactor
 from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult, StepResult
 from runner.stats import LoadStats
-from runner.template import ENVIRON, RenderError, evaluate
+from runner.template import ENVIRON, RenderError, evaluate, render
 
 __all__ = ["RunOptions", "run_plans"]
 
@@ -39,6 +40,8 @@ class RunOptions:
     session_timeout: float | None = None
     jobs: int = DEFAULT_JOBS
     repeat: int = 1
+    nameservers: tuple[str, ...] = ()  # --nameserver: instead of the plans' and the system's
+    families: tuple[str, ...] = ()  # --ipv4 / --ipv6
     secrets: dict[str, str] = field(default_factory=dict)
     listener: Listener | None = None
     on_case: Callable[[PlanResult, CaseResult], None] | None = None
@@ -54,6 +57,12 @@ def target_for(plan: Plan, options: RunOptions) -> Target:
         changes["timeout"] = options.timeout
     if options.session_timeout:
         changes["session_timeout"] = options.session_timeout
+    if options.nameservers:
+        changes["nameservers"] = options.nameservers
+    if options.families:
+        changes["families"] = options.families
+    if options.host:
+        changes["mx"] = None  # an explicit host wins over the plan's MX lookup
     return dataclasses.replace(plan.target, **changes)
 
 
@@ -66,15 +75,35 @@ def redactor_for(plan: Plan, options: RunOptions) -> Redactor:
     return redactor
 
 
-def _placeholder(case: Case, target: Target, status: str, reason: str) -> CaseResult:
+def _placeholder(case: Case, target: Target, status: str, reason: str, failed_first: bool = False) -> CaseResult:
     result = CaseResult(name=case.name, status=status, target=str(target), line=case.line, reason=reason)
     result.steps = [StepResult(s.index, s.line, s.action, s.name or s.action, status=SKIPPED, file=s.file)
                     for s in (*case.steps, *case.finally_steps)]
+    if failed_first and result.steps:
+        result.steps[0].status, result.steps[0].reason = FAILED, reason
     return result
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One case against one route: the plan's target, or one MX host (or address) of the MX matrix."""
+
+    case: Case
+    route: tuple[Hop, ...] | None = None
+    label: str = ""
+    error: str | None = None  # the route could not be found (DNS): the case fails with this
+
+
+def mx_notes(found: MxResult) -> list[str]:
+    """What the MX lookup found, for the report: every exchanger, and why one has no address."""
+    head = f"MX for {found.domain}" + (" (no MX record: the domain's own address, RFC 5321 §5.1)"
+                                        if found.implicit else "")
+    rows = [f"{ex.preference:>5} {ex.host}: {', '.join(ex.addresses) or ex.error}" for ex in found.exchangers]
+    return [head, *rows]
+
+
 class _PlanRun:
-    """One plan's cases on the shared loop: conditions, retries, repetitions."""
+    """One plan's cases on the shared loop: routes, conditions, retries, repetitions."""
 
     def __init__(self, plan: Plan, options: RunOptions, gate: asyncio.Semaphore) -> None:
         self.plan, self.options, self.gate = plan, options, gate
@@ -83,26 +112,64 @@ class _PlanRun:
         self.variables = dict(plan.vars)
         self.shared: dict[str, Any] | None = {} if plan.sequential else None
         self.result = PlanResult(plan.name, plan.file, plan.source, str(self.target))
-        self.result.cases = [_placeholder(c, self.target, FAILED, "interrupted before the case finished")
-                             for c in plan.cases]
+        self.jobs = [_Job(c) for c in plan.cases]
+        self._placeholders()
 
-    def tasks(self) -> list[asyncio.Future[Any]]:
+    def _placeholders(self) -> None:
+        self.result.cases = [_placeholder(self._named(j), self.target, FAILED, "interrupted before the case finished")
+                             for j in self.jobs]
+
+    @staticmethod
+    def _named(job: _Job) -> Case:
+        return dataclasses.replace(job.case, name=job.case.name + job.label) if job.label else job.case
+
+    async def run(self) -> None:
+        if self.target.mx:
+            self.jobs = await self._mx_jobs()
+            self._placeholders()
         if self.plan.sequential:
-            return [asyncio.ensure_future(self._in_order())]
-        return [asyncio.ensure_future(self._one(i, case)) for i, case in enumerate(self.plan.cases)]
+            for i, job in enumerate(self.jobs):
+                await self._one(i, job)
+        else:
+            await asyncio.gather(*(self._one(i, job) for i, job in enumerate(self.jobs)))
 
-    async def _in_order(self) -> None:
-        for i, case in enumerate(self.plan.cases):
-            await self._one(i, case)
+    async def _mx_jobs(self) -> list[_Job]:
+        """Look up the MX hosts once per plan; then every case gets a route (or, with all, one per host)."""
+        t = self.target
+        try:
+            domain = render(t.mx or "", {**self.variables, "env": ENVIRON})
+            config = ResolverConfig(tuple(parse_nameserver(n) for n in t.nameservers), t.dns_timeout, t.families)
+            found = await resolve_mx(domain, config)
+        except (DnsError, RenderError, ValueError) as exc:
+            return [_Job(c, error=str(exc)) for c in self.plan.cases]
+        self.result.notes = mx_notes(found)
+        if not t.all_mx:
+            route = tuple(Hop(ex.host, a, ex.preference) for ex in found.exchangers for a in ex.addresses)
+            return [_Job(c, route, error=None if route else "no MX host has an address") for c in self.plan.cases]
+        jobs = []
+        for ex in found.exchangers:
+            if not ex.addresses:
+                jobs += [_Job(c, (), f" @ {ex.host}", ex.error) for c in self.plan.cases]
+            elif t.addresses == "all":
+                jobs += [_Job(c, (Hop(ex.host, a, ex.preference),), f" @ {ex.host} [{a}]")
+                         for a in ex.addresses for c in self.plan.cases]
+            else:
+                route = tuple(Hop(ex.host, a, ex.preference) for a in ex.addresses)
+                jobs += [_Job(c, route, f" @ {ex.host}") for c in self.plan.cases]
+        return jobs
 
-    async def _one(self, i: int, case: Case) -> None:
+    async def _one(self, i: int, job: _Job) -> None:
+        case = self._named(job)
+        if job.error is not None:
+            self._done(i, _placeholder(case, self.target, FAILED, job.error, failed_first=True))
+            return
         if case.when is not None:
             skip = self._condition(case)
             if skip:
                 self._done(i, _placeholder(case, self.target, SKIPPED, skip))
                 return
         if self.options.repeat > 1:
-            self._done(i, await self._load(case))
+            self._done(i, await self._load(case, job.route))
             return
         tries = 1 + (case.retry.times if case.retry else 0)
         earlier: list[CaseResult] = []
@@ -111,7 +178,7 @@ class _PlanRun:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
             async with self.gate:
                 result = await run_case(self.plan, case, self.target, self.variables, self.redactor,
-                                        self.options.listener, self.shared)
+                                        self.options.listener, self.shared, job.route)
             if result.status != FAILED or attempt == tries - 1:
                 break
             earlier.append(result)
@@ -131,7 +198,7 @@ class _PlanRun:
             return f"skipped: when {case.when!r} could not be evaluated: {exc}"
         return None if value else f"skipped: when {case.when!r} is false"
 
-    async def _load(self, case: Case) -> CaseResult:
+    async def _load(self, case: Case, route: tuple[Hop, ...] | None) -> CaseResult:
         """--repeat: the case `repeat` times, `jobs` at a time, folded into figures as they finish."""
         stats, left = LoadStats(), self.options.repeat
         t0 = time.monotonic()
@@ -141,7 +208,8 @@ class _PlanRun:
             while left > 0:
                 left -= 1
                 async with self.gate:
-                    stats.add(await run_case(self.plan, case, self.target, self.variables, self.redactor))
+                    stats.add(await run_case(self.plan, case, self.target, self.variables, self.redactor,
+                                             route=route))
 
         await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))
         result = stats.first if stats.first is not None else _placeholder(case, self.target, FAILED, "no session ran")
@@ -163,7 +231,7 @@ async def _run(plans: list[Plan], options: RunOptions, run: RunResult) -> None:
     gate = asyncio.Semaphore(max(1, options.jobs))
     runs = [_PlanRun(plan, options, gate) for plan in plans]
     run.plans.extend(r.result for r in runs)
-    pending: set[asyncio.Future[Any]] = {task for r in runs for task in r.tasks()}
+    pending: set[asyncio.Future[Any]] = {asyncio.ensure_future(r.run()) for r in runs}
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

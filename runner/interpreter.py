@@ -13,6 +13,7 @@ import ssl
 import time
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,7 +28,20 @@ from runner.steps import ACTIONS
 from runner.template import ENVIRON, RenderError, evaluate, render
 from runner.transport import Connection, open_connection
 
-__all__ = ["Session", "run_case"]
+__all__ = ["Hop", "Session", "run_case"]
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One place to connect: a host name (for TLS and reports) and an address; MX preference if any."""
+
+    name: str
+    address: str
+    preference: int = 0
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 MAX_EVENT_BYTES = 64 * 1024  # one transcript entry; a large body is shown cut, with its size
 MAX_TRANSCRIPT_BYTES = 4 * 1024 * 1024
@@ -39,7 +53,7 @@ class Session:
     """What one case knows while it runs: the connection, the parser, variables, transcript."""
 
     def __init__(self, plan: Plan, case: Case, target: Target, variables: dict[str, Any],
-                 redactor: Redactor, listener: Listener | None) -> None:
+                 redactor: Redactor, listener: Listener | None, route: tuple[Hop, ...] | None = None) -> None:
         self.plan, self.case, self.target = plan, case, target
         self.redactor = redactor
         self.listener = listener
@@ -51,6 +65,9 @@ class Session:
         self.captures: dict[str, str] = {}
         self.transcript_bytes = 0
         self.running: StepResult | None = None  # the step in progress, for the session deadline
+        self.route = route
+        self.server_host = target.host or ""  # the name TLS checks and DNS checks use
+        self.greeting_hosts: list[str] = []  # host names the banner and EHLO reply gave
         self.step: Step | None = None
 
     # -- transcript -------------------------------------------------------------------------
@@ -82,26 +99,43 @@ class Session:
         return int(text)
 
     async def connect(self) -> None:
+        """Connect to the target host, or along the route (MX hosts in order), falling back on failure."""
         t = self.target
-        deadline = time.monotonic() + t.timeout
         context = None
-        host = self.text(t.host or "")
         if t.tls == "implicit":
             cafile = self.text(t.cafile or "")
             try:
                 context = tlsinfo.client_context(t.verify, cafile)
             except OSError as exc:
                 raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}") from None
-        self.note(f"connecting to {self.target}" + (" (implicit TLS)" if context else ""))
-        try:
-            server_name = self.text(t.server_name) if t.server_name else None
-            self.conn = await open_connection(host, self.port(), deadline, context, server_name)
-        except asyncio.TimeoutError:
-            raise StepFailed(f"connection to {self.target} timed out after {t.timeout:g}s") from None
-        except ssl.SSLError as exc:
-            raise StepFailed(tlsinfo.describe_failure(exc)) from None
-        except OSError as exc:
-            raise StepFailed(f"cannot connect to {self.target}: {exc.strerror or exc}") from None
+        port = self.port()
+        hops = self.route if self.route is not None else (Hop(self.text(t.host or ""), self.text(t.host or "")),)
+        if not hops:
+            raise StepFailed("no address to connect to")
+        tls_note = " (implicit TLS)" if context else ""
+        failures = []
+        for hop in hops:
+            where = f"{hop.name} [{hop.address}]:{port}" if hop.name != hop.address else _hostport(hop.address, port)
+            self.note(f"connecting to {where}{tls_note}")
+            self.server_host = hop.name
+            name = self.text(t.server_name) if t.server_name else hop.name
+            try:
+                self.conn = await open_connection(hop.address, port, time.monotonic() + t.timeout, context, name)
+                break
+            except asyncio.TimeoutError:
+                why = f"connection to {where} timed out after {t.timeout:g}s"
+            except ssl.SSLError as exc:
+                why = f"{where}: {tlsinfo.describe_failure(exc)}"
+            except OSError as exc:
+                why = f"cannot connect to {where}: {exc.strerror or exc}"
+            failures.append(why)
+            self.note(why)
+        if self.conn is None:
+            raise StepFailed(failures[0] if len(failures) == 1 else "no MX host answered: " + "; ".join(failures))
+        if failures:
+            self.result.notes.extend(f"skipped {f}" for f in failures)
+        if self.route is not None:
+            self.result.notes.append(f"connected to MX {hop.name} (preference {hop.preference}) at {self.conn.peer}")
         self.result.peer = self.conn.peer
         self.note(f"connected to {self.conn.peer}")
         if context is not None:
@@ -202,8 +236,11 @@ class Session:
         if why:
             raise StepFailed(why, reply)
         self.capture(step, reply, out)
-        if out.label.upper().startswith(("EHLO", "LHLO")) and reply.code == 250:
+        is_ehlo = out.label.upper().startswith(("EHLO", "LHLO")) and reply.code == 250
+        if is_ehlo:
             self.vars["ehlo"] = reply.keywords()
+        if (is_ehlo or (reply.code == 220 and not self.greeting_hosts)) and reply.lines and reply.lines[0]:
+            self.greeting_hosts.append(reply.lines[0].split()[0])
         return reply
 
     async def reply(self, deadline: float) -> Reply:
@@ -321,13 +358,14 @@ async def run_case(
     redactor: Redactor,
     listener: Listener | None = None,
     shared: dict[str, Any] | None = None,
+    route: tuple[Hop, ...] | None = None,
 ) -> CaseResult:
     """Run one case to its verdict. Never raises for anything the server or network does.
 
     `shared` carries what a case learned (the last EHLO keywords, captures) to later cases of a
     sequential plan, for their `when:` conditions.
     """
-    session = Session(plan, case, target, {**variables, **(shared or {}), **case.vars}, redactor, listener)
+    session = Session(plan, case, target, {**variables, **(shared or {}), **case.vars}, redactor, listener, route)
     session.result.started_at = datetime.now(timezone.utc)
     try:
         if target.session_timeout:

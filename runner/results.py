@@ -137,6 +137,7 @@ class PlanResult:
     source: str  # the plan file's text, embedded so a report explains itself
     target: str
     cases: list[CaseResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. what an MX lookup found
 
     @property
     def status(self) -> str:
@@ -149,6 +150,7 @@ class PlanResult:
             "target": self.target,
             "status": self.status,
             "source": self.source,
+            "notes": list(self.notes),
             "cases": [c.to_dict() for c in self.cases],
         }
 

@@ -126,7 +126,7 @@ async def do_starttls(session: Session, step: Step, out: StepResult, deadline: f
         raise StepFailed(f"server sent {len(injected)} bytes of plaintext after its 220 to STARTTLS: "
                          "response injection (RFC 3207 §4.2, cf. CVE-2011-0411)", reply)
     verify = opts.get("verify", True)
-    name = session.text(opts.get("server_name") or session.target.server_name or session.target.host or "")
+    name = session.text(opts.get("server_name") or session.target.server_name or "") or session.server_host
     cafile = session.text(opts.get("cafile") or "")
     try:
         context = tlsinfo.client_context(verify, cafile, opts.get("min_version"))
@@ -267,6 +267,43 @@ async def do_expect_tls(session: Session, step: Step, out: StepResult, deadline:
     return True
 
 
+def _resolver(session: Session) -> Any:
+    from runner.dns import ResolverConfig, parse_nameserver
+
+    t = session.target
+    return ResolverConfig(tuple(parse_nameserver(n) for n in t.nameservers), t.dns_timeout, t.families)
+
+
+async def do_expect_dns(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+    """The DNS checks of a mail admin's checklist: PTR vs banner, SPF, DMARC, MTA-STS, DANE TLSA."""
+    from runner import dns
+
+    want = step.value
+    out.label = "check DNS: " + ", ".join(k for k in want if k != "domain")
+    out.expected = ", ".join(f"{k} {v}" for k, v in want.items())
+    config = _resolver(session)
+    domain = session.text(want.get("domain") or session.target.mx or "") or session.server_host
+    problems = []
+    if "ptr_matches_banner" in want:
+        assert session.conn is not None
+        address = session.conn.peer.rsplit(":", 1)[0].strip("[]")
+        names = session.greeting_hosts or [session.server_host]
+        problems.append(await dns.ptr_check(address, names, config))
+    for kind in ("spf", "dmarc", "mta_sts"):
+        if kind in want:
+            problems.append(await dns.txt_present(kind, domain, config))
+    if "tlsa" in want:
+        chain = tlsinfo.peer_chain(session.conn.tls_object if session.conn else None)
+        if not chain:
+            problems.append("no TLS session in force: use starttls first, or target tls: implicit")
+        else:
+            problems.append(await dns.tlsa_check(session.server_host, session.port(), chain, config))
+    found = [p for p in problems if p]
+    if found:
+        raise StepFailed("; ".join(found))
+    return True
+
+
 ACTIONS: dict[str, Action] = {
     "send": do_send,
     "raw": do_raw,
@@ -280,4 +317,5 @@ ACTIONS: dict[str, Action] = {
     "pipeline": do_pipeline,
     "bdat": do_bdat,
     "expect_tls": do_expect_tls,
+    "expect_dns": do_expect_dns,
 }

@@ -44,6 +44,26 @@ def describe_failure(exc: BaseException) -> str:
     return f"TLS handshake failed: {exc}"
 
 
+def peer_chain(tls: ssl.SSLObject | None) -> list[bytes]:
+    """The certificates the server presented, leaf first, as DER (the leaf alone where Python hides the rest)."""
+    if tls is None:
+        return []
+    inner = getattr(tls, "_sslobj", None)
+    for name in ("get_unverified_chain", "get_verified_chain"):  # public from Python 3.13, private before
+        method = getattr(tls, name, None) or getattr(inner, name, None)
+        if method is None:
+            continue
+        try:
+            chain = method() or []
+        except (ssl.SSLError, ValueError):
+            continue
+        ders = [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain]  # type: ignore[attr-defined]
+        if ders:
+            return ders
+    leaf = tls.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
+
+
 def _names(seq: Any) -> str:
     return ", ".join(f"{k}={v}" for rdn in seq or () for k, v in rdn)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.dns import parse_nameserver
 from runner.errors import PlanError, Problem
 from runner.plan.check import ACTIONS, StepBuilder, parse_size
 from runner.plan.load import Loaded
@@ -29,8 +30,16 @@ class Target:
     verify: bool = True
     cafile: str | None = None
     server_name: str | None = None
+    mx: str | None = None  # a mail domain whose MX hosts are the target (RFC 5321 §5.1)
+    all_mx: bool = False
+    addresses: str = "first"
+    nameservers: tuple[str, ...] = ()
+    dns_timeout: float = 5.0
+    families: tuple[str, ...] = ("ipv4", "ipv6")
 
     def __str__(self) -> str:
+        if self.mx and not self.host:
+            return f"MX {self.mx}:{self.port}"
         host = self.host or "?"
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
@@ -106,9 +115,17 @@ def build_plan(loaded: Loaded, overrides: dict[str, str] | None = None) -> Plan:
     scope = {**variables, **{k: "" for k in matrix_names if k not in variables}}
     all_captures = {n for _, c in raw_cases for s in c["steps"] for n in s.get("capture", {})}
     builder = StepBuilder(loaded, scope, problems)
-    for key in ("host", "server_name", "cafile", "port"):
+    for key in ("host", "server_name", "cafile", "port", "mx"):
         if isinstance(data.get("target", {}).get(key), str):
             builder.template(data["target"][key], ("target", key), set())
+
+    nameservers = data.get("target", {}).get("nameserver", [])
+    for i, text in enumerate([nameservers] if isinstance(nameservers, str) else nameservers):
+        try:
+            parse_nameserver(text)
+        except ValueError as exc:
+            where = ("target", "nameserver") if isinstance(nameservers, str) else ("target", "nameserver", i)
+            problems.append(loaded.problem(str(exc), where))
 
     cases: list[Case] = []
     for path, raw in raw_cases:
@@ -168,4 +185,9 @@ def _target(raw: dict[str, Any]) -> Target:
         verify=raw.get("verify", True),
         cafile=raw.get("cafile"),
         server_name=raw.get("server_name"),
+        mx=raw.get("mx"),
+        all_mx=raw.get("all", False),
+        addresses=raw.get("addresses", "first"),
+        nameservers=tuple([raw["nameserver"]] if isinstance(raw.get("nameserver"), str) else raw.get("nameserver", [])),
+        dns_timeout=float(raw.get("dns_timeout", 5.0)),
     )

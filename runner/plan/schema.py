@@ -95,13 +95,15 @@ def _explain(error: Any, loaded: Loaded) -> list[Problem]:
         parts = list(error.schema_path)
         present = parts[parts.index("dependentSchemas") + 1]
         parent = _at(loaded.data, path)
-        exclusive = set(schema()["$defs"]["step"]["dependentSchemas"])
-        others = sorted(k for k in parent if k in exclusive and k != present) if isinstance(parent, dict) else []
+        others = sorted(k for k, v in parent.items() if k != present and v == error.instance) \
+            if isinstance(parent, dict) else []
         if not others:
             return [loaded.problem(f"{name}: {error.message}", path)]
         first, second = sorted((present, others[0]))
-        return [loaded.problem(f"a step does one thing: '{first}' and '{second}' cannot be in the same step",
-                               path, hint="split it into two steps")]
+        if name == "step":
+            return [loaded.problem(f"a step does one thing: '{first}' and '{second}' cannot be given together",
+                                   path, hint="split it into two steps")]
+        return [loaded.problem(f"'{first}' and '{second}' cannot be given together in {name}", path)]
     if kind == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         return [_unknown_key(loaded, path, extra, allowed) for extra in error.instance

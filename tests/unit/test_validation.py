@@ -87,7 +87,7 @@ def test_unknown_key_far_from_any_lists_the_allowed_ones(tmp_path: Path) -> None
 def test_two_actions_in_one_step(tmp_path: Path) -> None:
     text = "steps:\n  - expect: 220\n  - send: EHLO client.test\n    data: hello\n"
     assert only_problem(tmp_path, text) == (
-        "3:5", "a step does one thing: 'data' and 'send' cannot be in the same step")
+        "3:5", "a step does one thing: 'data' and 'send' cannot be given together")
     assert hint_of(tmp_path, text) == "split it into two steps"
 
 
