@@ -1,0 +1,631 @@
+#!/usr/bin/env python3
+"""smtprun side by side with swaks, smtp-source and a bare asyncio client, all against Postfix's smtp-sink.
+
+    python bench/run.py [--quick] [--out bench/results.json]
+
+Four measurements, on loopback only:
+
+1. one small plan, whole process (start to exit): smtprun vs swaks, median of several runs;
+2. many sessions of the same plan, 20 in flight: smtprun --repeat vs smtp-source, plus a bare asyncio
+   client doing the same dialogue with no checking (the floor a Python client on asyncio can reach);
+3. 200 targets of which 20 accept and never answer, 2 s timeout, 20 jobs: total wall time;
+4. a 100 MB generated body (data_size): throughput and peak RSS (GNU time) vs smtp-source -l.
+
+Prints each figure as it is measured, then a table, and writes everything to a JSON file. Exits 0 when
+every measurement ran, whether or not it met its target; 1 when something could not run; 130 on Ctrl-C.
+Every process started here is stopped before exit, on error and on Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import platform
+import re
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SMTP_SINK = "/usr/sbin/smtp-sink"
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+GNU_TIME = "/usr/bin/time"
+SENDER, RECIPIENT, HELO = "a@bench.test", "b@bench.test", "bench.test"
+BODY = "Subject: smtprun bench\n\nA small message for the benchmark.\n"
+JOBS = 20
+REPLY_TIMEOUT = 2  # seconds, measurement 3
+SILENT_EVERY = 10  # measurement 3: every 10th target accepts and never answers
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Sizes:
+    single_runs: int  # measurement 1: runs of each client (median taken)
+    sessions: int  # measurement 2
+    rounds: int  # measurement 2: rounds of each client (median taken)
+    hosts: int  # measurement 3: loopback addresses, 20 targets each (18 live, 2 silent)
+    body_mb: int  # measurement 4
+
+
+FULL = Sizes(single_runs=10, sessions=5000, rounds=5, hosts=10, body_mb=100)
+QUICK = Sizes(single_runs=3, sessions=500, rounds=1, hosts=3, body_mb=10)
+
+
+class BenchError(Exception):
+    """Something could not run: a tool is missing, a server did not start, a client failed."""
+
+
+# -- processes ------------------------------------------------------------------------------------
+
+class Processes:
+    """Every long-running process started here; each is stopped (TERM, then KILL) on close."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self.procs.clear()
+
+
+@dataclass
+class Ran:
+    wall: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(argv: Sequence[str], timeout: float, ok: Callable[[int], bool] = lambda rc: rc == 0) -> Ran:
+    """Run to completion within `timeout` seconds (the child is killed past it); wall time measured here."""
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(list(argv), cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{' '.join(argv)}: still running after {timeout:g}s, stopped") from None
+    except OSError as exc:
+        raise BenchError(f"{argv[0]}: {exc.strerror or exc}") from None
+    wall = time.perf_counter() - t0
+    ran = Ran(wall, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace"))
+    if not ok(done.returncode):
+        tail = (ran.stderr.strip() or ran.stdout.strip())[-1500:]
+        raise BenchError(f"{' '.join(argv)}: exit status {done.returncode}\n{tail}")
+    return ran
+
+
+def free_port(hosts: Sequence[str]) -> int:
+    """A TCP port that can be bound on every one of `hosts` right now."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((hosts[0], 0))
+            port = probe.getsockname()[1]
+        try:
+            for host in hosts[1:]:
+                with socket.socket() as other:
+                    other.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise BenchError(f"no TCP port free on all of {', '.join(hosts)}")
+
+
+def wait_for_banner(host: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the listener at host:port greets with 220 (at most 5 s)."""
+    deadline = time.monotonic() + 5
+    for _ in range(100):
+        if proc.poll() is not None:
+            raise BenchError(f"smtp-sink on {host}:{port} exited ({proc.returncode}): {log.read_text().strip()}")
+        try:
+            with socket.create_connection((host, port), timeout=1) as conn:
+                if conn.recv(512).startswith(b"220"):
+                    conn.sendall(b"QUIT\r\n")
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    raise BenchError(f"smtp-sink on {host}:{port} did not greet within 5 s: {log.read_text().strip()}")
+
+
+def start_sink(procs: Processes, host: str, port: int, work: Path) -> None:
+    log = work / f"smtp-sink-{host}-{port}.log"
+    proc = procs.start([SMTP_SINK, "-u", "nobody", f"{host}:{port}", "1000"], log)
+    wait_for_banner(host, port, proc, log)
+
+
+class Silent:
+    """Listeners that accept connections and never send a byte; accepted sockets stay open until close()."""
+
+    def __init__(self, endpoints: Sequence[tuple[str, int]]) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.listeners: list[socket.socket] = []
+        self.accepted: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        try:
+            for endpoint in endpoints:
+                sock = socket.socket()
+                self.listeners.append(sock)
+                sock.bind(endpoint)
+                sock.listen(128)
+                sock.setblocking(False)
+                self.selector.register(sock, selectors.EVENT_READ)
+        except OSError as exc:
+            self.close()
+            raise BenchError(f"cannot listen on {endpoint[0]}:{endpoint[1]}: {exc.strerror or exc}") from None
+        self.thread = threading.Thread(target=self._accept, name="silent-listeners", daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        deadline = time.monotonic() + 900  # never outlives the benchmark
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            for key, _ in self.selector.select(timeout=0.1):
+                with contextlib.suppress(BlockingIOError):
+                    conn, _ = key.fileobj.accept()  # type: ignore[union-attr]
+                    self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+        for sock in self.accepted + self.listeners:
+            sock.close()
+        self.selector.close()
+
+
+# -- plans ----------------------------------------------------------------------------------------
+
+def transaction_steps(body: str | None = None, size: str | None = None) -> str:
+    """The 7 steps: banner, EHLO, MAIL, RCPT, DATA, body, QUIT."""
+    if size is not None:
+        body_step = f"  - data_size: {size}\n"
+    else:
+        indented = "".join(f"      {line}\n" if line else "\n" for line in (body or BODY).splitlines())
+        body_step = "  - data: |\n" + indented
+    return (
+        "steps:\n"
+        "  - expect: 220\n"
+        f"  - send: \"EHLO {HELO}\"\n    expect: 250\n"
+        f"  - send: \"MAIL FROM:<{SENDER}>\"\n    expect: 250\n"
+        f"  - send: \"RCPT TO:<{RECIPIENT}>\"\n    expect: 250\n"
+        "  - send: DATA\n    expect: 354\n"
+        f"{body_step}    expect: 250\n"
+        "  - send: QUIT\n    expect: 221\n"
+    )
+
+
+def write_plan(path: Path, name: str, target: str, steps: str, matrix: str = "") -> Path:
+    path.write_text(f"name: {name}\ntarget: {target}\n{matrix}{steps}", encoding="utf-8")
+    return path
+
+
+# -- the bare asyncio floor -----------------------------------------------------------------------
+
+class _Dialogue(asyncio.Protocol):
+    """One session with no checking: on each complete reply (its last line has a space after the code), write the
+    next command; after the reply to the last one, close."""
+
+    def __init__(self, commands: Sequence[bytes], done: asyncio.Future[None]) -> None:
+        self.commands, self.done = commands, done
+        self.sent = 0
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.buf.endswith(b"\r\n"):
+            return
+        last = self.buf[self.buf.rfind(b"\n", 0, len(self.buf) - 1) + 1:]
+        if last[3:4] == b"-":
+            return
+        self.buf = b""
+        assert self.transport is not None
+        if self.sent == len(self.commands):
+            self.transport.close()
+            if not self.done.done():
+                self.done.set_result(None)
+            return
+        self.transport.write(self.commands[self.sent])
+        self.sent += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(ConnectionError(f"connection lost after {self.sent} commands: {exc}"))
+
+
+async def _floor(host: str, port: int, sessions: int, jobs: int) -> float:
+    body = BODY.replace("\n", "\r\n").encode() + b".\r\n"
+    commands = [f"EHLO {HELO}\r\n".encode(), f"MAIL FROM:<{SENDER}>\r\n".encode(),
+                f"RCPT TO:<{RECIPIENT}>\r\n".encode(), b"DATA\r\n", body, b"QUIT\r\n"]
+    loop = asyncio.get_running_loop()
+    left = sessions
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            done: asyncio.Future[None] = loop.create_future()
+            transport, _ = await loop.create_connection(functools.partial(_Dialogue, commands, done), host, port)
+            try:
+                await done
+            finally:
+                transport.close()
+
+    t0 = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(min(jobs, sessions)))), timeout=300)
+    return time.perf_counter() - t0
+
+
+def bare_asyncio_floor(host: str, port: int, sessions: int, jobs: int) -> float:
+    """Wall seconds for `sessions` 7-step dialogues, `jobs` in flight, reading each reply to its last line."""
+    try:
+        return asyncio.run(_floor(host, port, sessions, jobs))
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise BenchError(f"bare asyncio client: {type(exc).__name__}: {exc}") from None
+
+
+# -- measurements ---------------------------------------------------------------------------------
+
+@dataclass
+class Check:
+    key: str  # its name in the JSON
+    line: str  # the line printed when it is measured
+    ok: bool | None  # None: for comparison only, no target
+    row: tuple[str, str, str, str, str]  # the table: measurement, smtprun, reference, ratio, target
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("OK" if ok else "MISSED")
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def smtprun_command() -> tuple[list[str], str]:
+    script = shutil.which("smtprun")
+    if script:
+        return [script], f"console script {script}"
+    return [sys.executable, "-m", "runner"], f"{sys.executable} -m runner (working tree {ROOT})"
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"cannot read smtprun's JSON {path}: {exc}") from None
+
+
+def measure_single(smtprun: list[str], plan: Path, port: int, runs: int) -> Check:
+    swaks = ["swaks", "--server", f"127.0.0.1:{port}", "--to", RECIPIENT, "--from", SENDER, "--silent"]
+    ours = [*smtprun, str(plan), "--no-report"]
+    run(ours, 60)  # warm-up: page cache, .pyc files
+    run(swaks, 60)
+    times: dict[str, list[float]] = {"smtprun": [], "swaks": []}
+    for _ in range(runs):  # alternate, so drift hits both alike
+        times["smtprun"].append(run(ours, 60).wall)
+        times["swaks"].append(run(swaks, 60).wall)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratio = med["smtprun"] / med["swaks"]
+    ok = ratio <= 1.5
+    line = (f"1 plan, whole process (median of {runs}): smtprun {med['smtprun'] * 1000:.0f} ms, "
+            f"swaks {med['swaks'] * 1000:.0f} ms, ratio {ratio:.2f} (target ≤ 1.5) {verdict(ok)}")
+    data = {"runs": runs, "smtprun_s": times["smtprun"], "swaks_s": times["swaks"],
+            "smtprun_median_s": med["smtprun"], "swaks_median_s": med["swaks"],
+            "smtprun_min_s": min(times["smtprun"]), "swaks_min_s": min(times["swaks"]),
+            "ratio_smtprun_over_swaks": ratio, "target": "<= 1.5"}
+    row = (f"1 plan, whole process, median of {runs}", f"{med['smtprun'] * 1000:.0f} ms",
+           f"swaks {med['swaks'] * 1000:.0f} ms", f"{ratio:.2f}", "≤ 1.5")
+    return Check("single", line, ok, row, data)
+
+
+def measure_sessions(smtprun: list[str], plan: Path, port: int, sessions: int, rounds: int,
+                     work: Path) -> list[Check]:
+    """`rounds` rounds of smtprun, smtp-source and the floor, their order rotated each round so that neither
+    going first nor what ran just before favours one; the median of each is reported."""
+    out = work / "sessions.json"
+    ours_rates: list[float] = []
+    ours_walls: list[float] = []
+    p50s: list[float] = []
+    p99s: list[float] = []
+    source_walls: list[float] = []
+    floor_walls: list[float] = []
+
+    def ours() -> None:
+        ran = run([*smtprun, str(plan), "--repeat", str(sessions), "-j", str(JOBS), "--no-report", "--json",
+                   str(out)], 600, ok=lambda rc: rc in (0, 1))
+        load = load_json(out)["plans"][0]["cases"][0].get("load") or {}
+        if load.get("sessions") != sessions or load.get("failed"):
+            raise BenchError(f"smtprun --repeat {sessions}: {load.get('sessions')} sessions, "
+                             f"{load.get('failed')} failed: {load.get('failures')}")
+        ours_rates.append(float(load["sessions_per_s"]))
+        ours_walls.append(ran.wall)
+        p50s.append(load["session_p50"])
+        p99s.append(load["session_p99"])
+
+    def source() -> None:
+        source_walls.append(run([SMTP_SOURCE, "-s", str(JOBS), "-m", str(sessions), "-f", SENDER, "-t", RECIPIENT,
+                                 f"127.0.0.1:{port}"], 600).wall)
+
+    def floor() -> None:
+        floor_walls.append(bare_asyncio_floor("127.0.0.1", port, sessions, JOBS))
+
+    clients = [ours, source, floor]
+    for i in range(rounds):
+        for client in clients[i % 3:] + clients[: i % 3]:
+            client()
+    med = statistics.median
+    ours_rate, ours_wall = med(ours_rates), med(ours_walls)
+    source_rate = sessions / med(source_walls)
+    floor_rate = sessions / med(floor_walls)
+    ratio = ours_rate / source_rate
+    ok = ratio >= 0.35
+    of = f" (median of {rounds})" if rounds > 1 else ""
+    line = (f"{sessions} sessions{of}: smtprun {ours_rate:.0f}/s, smtp-source {source_rate:.0f}/s, "
+            f"ratio {ratio:.2f} (target ≥ 0.35) {verdict(ok)}  "
+            f"[smtprun whole process {ours_wall:.2f} s = {sessions / ours_wall:.0f}/s; "
+            f"p50 {med(p50s) * 1000:.1f} ms, p99 {med(p99s) * 1000:.1f} ms]")
+    floor_ratio = floor_rate / source_rate
+    floor_line = (f"{sessions} sessions{of}: bare asyncio floor {floor_rate:.0f}/s, smtp-source {source_rate:.0f}/s, "
+                  f"ratio {floor_ratio:.2f}; smtprun reaches {ours_rate / floor_rate:.2f} of the floor")
+    return [
+        Check("sessions", line, ok, (f"{sessions} sessions, {JOBS} in flight", f"{ours_rate:.0f}/s",
+                                     f"smtp-source {source_rate:.0f}/s", f"{ratio:.2f}", "≥ 0.35"), {
+            "sessions": sessions, "jobs": JOBS, "rounds": rounds,
+            "smtprun_sessions_per_s": ours_rate, "smtprun_sessions_per_s_rounds": ours_rates,
+            "smtprun_process_wall_s": ours_wall, "smtprun_process_wall_s_rounds": ours_walls,
+            "smtprun_session_p50_s": med(p50s), "smtprun_session_p99_s": med(p99s),
+            "smtp_source_sessions_per_s": source_rate, "smtp_source_wall_s_rounds": source_walls,
+            "ratio_smtprun_over_smtp_source": ratio, "target": ">= 0.35"}),
+        Check("floor", floor_line, None, (f"{sessions} sessions, bare asyncio floor", f"(floor {floor_rate:.0f}/s)",
+                                          f"smtp-source {source_rate:.0f}/s", f"{floor_ratio:.2f}", "-"), {
+            "sessions": sessions, "jobs": JOBS, "rounds": rounds, "floor_sessions_per_s": floor_rate,
+            "floor_wall_s_rounds": floor_walls,
+            "ratio_floor_over_smtp_source": floor_ratio, "ratio_smtprun_over_floor": ours_rate / floor_rate}),
+    ]
+
+
+def measure_targets(smtprun: list[str], procs: Processes, hosts_n: int, work: Path) -> Check:
+    hosts = [f"127.0.0.{11 + i}" for i in range(hosts_n)]
+    live_port, silent_port = free_port(hosts), 0
+    for _ in range(20):
+        silent_port = free_port(hosts)
+        if silent_port != live_port:
+            break
+    for host in hosts:
+        start_sink(procs, host, live_port, work)
+    silent = Silent([(host, silent_port) for host in hosts])
+    try:
+        ports = ([live_port] * (SILENT_EVERY - 1) + [silent_port]) * 2  # 20 per host: 18 live, 2 silent
+        matrix = (f"matrix:\n  host: [{', '.join(hosts)}]\n"
+                  f"  port: [{', '.join(map(str, ports))}]\n")
+        plan = write_plan(work / "targets.yaml", "bench targets",
+                          f'{{host: "{{{{ host }}}}", port: "{{{{ port }}}}", timeout: {REPLY_TIMEOUT}}}',
+                          transaction_steps(), matrix)
+        run([*smtprun, "validate", str(plan)], 60)
+        out = work / "targets.json"
+        ours = run([*smtprun, str(plan), "--jobs", str(JOBS), "--no-report", "--json", str(out)], 120,
+                   ok=lambda rc: rc in (0, 1))
+    finally:
+        silent.close()
+    result = load_json(out)
+    cases = [c for p in result["plans"] for c in p["cases"]]
+    total, silent_n = len(cases), len(hosts) * 2
+    passed = [c for c in cases if c["status"] == "passed"]
+    failed = [c for c in cases if c["status"] == "failed"]
+    timed_out = [c for c in failed if "timed out" in (c.get("reason") or "")
+                 and (c.get("peer") or "").endswith(f":{silent_port}")]  # "target" keeps the template
+    counts_ok = (total == len(hosts) * 20 and len(passed) == total - silent_n and len(failed) == silent_n
+                 and len(timed_out) == silent_n)
+    if not counts_ok:
+        reasons = sorted({c.get("reason") or "" for c in failed})[:5]
+        raise BenchError(f"{total} targets: expected {total - silent_n} passed and {silent_n} failed with "
+                         f"'timed out', got {len(passed)} passed, {len(failed)} failed "
+                         f"({len(timed_out)} timed out): {reasons}")
+    ok = ours.wall <= 4.0
+    line = (f"{total} targets, {silent_n} never answer, {REPLY_TIMEOUT} s timeout, {JOBS} jobs: "
+            f"smtprun {ours.wall:.2f} s ({len(passed)} passed, {len(failed)} failed: timed out) "
+            f"(target ≤ 4 s) {verdict(ok)}")
+    row = (f"{total} targets, {silent_n} silent, {REPLY_TIMEOUT} s timeout", f"{ours.wall:.2f} s",
+           f"(one timeout: {REPLY_TIMEOUT:.2f} s)", f"{ours.wall / REPLY_TIMEOUT:.2f}", "≤ 4 s")
+    return Check("targets", line, ok, row, {
+        "targets": total, "silent": silent_n, "timeout_s": REPLY_TIMEOUT, "jobs": JOBS,
+        "hosts": hosts, "live_port": live_port, "silent_port": silent_port,
+        "smtprun_wall_s": ours.wall, "smtprun_run_s": result["duration"], "passed": len(passed),
+        "failed": len(failed), "failed_timed_out": len(timed_out),
+        "failure_reason_example": failed[0]["reason"] if failed else None, "target": "<= 4 s"})
+
+
+_RSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
+
+
+def peak_rss(ran: Ran) -> int:
+    found = _RSS.search(ran.stderr)
+    if not found:
+        raise BenchError(f"no 'Maximum resident set size' in GNU time's output: {ran.stderr[-500:]}")
+    return int(found[1]) * 1024
+
+
+def measure_body(smtprun: list[str], plan: Path, port: int, body_mb: int, work: Path) -> list[Check]:
+    size = body_mb * MB
+    out = work / "body.json"
+    ours = run([GNU_TIME, "-v", *smtprun, str(plan), "--no-report", "--json", str(out)], 600)
+    case = load_json(out)["plans"][0]["cases"][0]
+    step = next((s for s in case["steps"] if s["action"] == "data_size"), None)
+    if case["status"] != "passed" or step is None:
+        raise BenchError(f"smtprun {body_mb} MB body: {case['status']}: {case.get('reason')}")
+    ours_rss = peak_rss(ours)
+    ours_rate = size / step["duration"] / MB  # the body step: first byte to the 250 after the final dot
+    # smtp-source -l counts payload bytes in 80-byte LF-ended lines; each line gains a CR on the wire.
+    source = run([GNU_TIME, "-v", SMTP_SOURCE, "-l", str(size), "-m", "1", "-s", "1", "-f", SENDER, "-t", RECIPIENT,
+                  f"127.0.0.1:{port}"], 600)
+    source_bytes = size + size // 80
+    source_rate = source_bytes / source.wall / MB
+    source_rss = peak_rss(source)
+    ratio = ours_rate / source_rate
+    ok_rate, ok_rss = ratio >= 0.5, ours_rss < 64 * MB
+    line = (f"{body_mb} MB body: smtprun {ours_rate:.0f} MB/s (body step {step['duration']:.2f} s; "
+            f"whole process {ours.wall:.2f} s = {size / ours.wall / MB:.0f} MB/s), smtp-source {source_rate:.0f} MB/s "
+            f"({source.wall:.2f} s), ratio {ratio:.2f} (target ≥ 0.5) {verdict(ok_rate)}")
+    rss_line = (f"{body_mb} MB body: smtprun peak RSS {ours_rss / MB:.1f} MB (target < 64 MB) {verdict(ok_rss)}; "
+                f"smtp-source {source_rss / MB:.1f} MB")
+    return [
+        Check("body", line, ok_rate, (f"{body_mb} MB body, throughput", f"{ours_rate:.0f} MB/s",
+                                       f"smtp-source {source_rate:.0f} MB/s", f"{ratio:.2f}", "≥ 0.5"), {
+            "bytes": size, "smtprun_body_step_s": step["duration"], "smtprun_process_wall_s": ours.wall,
+            "smtprun_mb_per_s": ours_rate, "smtprun_process_mb_per_s": size / ours.wall / MB,
+            "smtp_source_length": size, "smtp_source_wire_bytes_approx": source_bytes,
+            "smtp_source_wall_s": source.wall, "smtp_source_mb_per_s": source_rate,
+            "ratio_smtprun_over_smtp_source": ratio,
+            "ratio_whole_process": (size / ours.wall) / (source_bytes / source.wall), "target": ">= 0.5"}),
+        Check("body_rss", rss_line, ok_rss, (f"{body_mb} MB body, peak RSS", f"{ours_rss / MB:.1f} MB",
+                                              f"smtp-source {source_rss / MB:.1f} MB",
+                                              f"{ours_rss / source_rss:.2f}", "< 64 MB"), {
+            "smtprun_peak_rss_bytes": ours_rss, "smtp_source_peak_rss_bytes": source_rss, "target": "< 64 MB"}),
+    ]
+
+
+# -- driver ---------------------------------------------------------------------------------------
+
+def require_tools() -> None:
+    missing = [tool for tool in (SMTP_SINK, SMTP_SOURCE) if not os.access(tool, os.X_OK)]
+    missing += [] if shutil.which("swaks") else ["swaks"]
+    if not os.access(GNU_TIME, os.X_OK):
+        missing.append(f"{GNU_TIME} (apt-get install -y time)")
+    if missing:
+        raise BenchError(f"missing: {', '.join(missing)}")
+    if os.geteuid() != 0:
+        raise BenchError("run as root: smtp-sink is started with -u nobody, which needs root")
+
+
+def version_of(argv: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(list(argv), cwd=ROOT, capture_output=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    text = (done.stdout or done.stderr).decode(errors="replace").strip()
+    return text.splitlines()[0] if text else "unknown"
+
+
+def table(checks: Sequence[Check]) -> str:
+    rows = [("measurement", "smtprun", "reference", "ratio", "target", "")]
+    rows += [(*c.row, verdict(c.ok)) for c in checks]
+    width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, width, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "\n".join(lines)
+
+
+def measure(args: argparse.Namespace, procs: Processes, work: Path) -> tuple[list[Check], dict[str, Any]]:
+    sizes = QUICK if args.quick else FULL
+    require_tools()
+    smtprun, how = smtprun_command()
+    meta = {
+        "quick": args.quick, "sizes": sizes.__dict__, "smtprun_command": how,
+        "smtprun": version_of([*smtprun, "--version"]), "swaks": version_of(["swaks", "--version"]),
+        "postfix": version_of(["postconf", "-dh", "mail_version"]), "python": sys.version.split()[0],
+        "platform": platform.platform(), "cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    say(f"smtprun: {how} ({meta['smtprun']}); swaks {meta['swaks']}; Postfix {meta['postfix']}; "
+        f"Python {meta['python']}; {meta['cpus']} CPUs, load average {meta['loadavg_at_start'][0]:.2f}"
+        f"{'; quick' if args.quick else ''}")
+    port = free_port(["127.0.0.1"])
+    start_sink(procs, "127.0.0.1", port, work)
+    say(f"smtp-sink on 127.0.0.1:{port}")
+    target = f"{{host: 127.0.0.1, port: {port}, timeout: 30}}"
+    small = write_plan(work / "small.yaml", "bench transaction", target, transaction_steps())
+    big = write_plan(work / "body.yaml", "bench body", f"{{host: 127.0.0.1, port: {port}, timeout: 120}}",
+                     transaction_steps(size=f"{sizes.body_mb}MB"))
+    run([*smtprun, "validate", str(small), str(big)], 60)
+
+    checks: list[Check] = []
+    steps: list[Callable[[], Check | list[Check]]] = [
+        lambda: measure_single(smtprun, small, port, sizes.single_runs),
+        lambda: measure_sessions(smtprun, small, port, sizes.sessions, sizes.rounds, work),
+        lambda: measure_targets(smtprun, procs, sizes.hosts, work),
+        lambda: measure_body(smtprun, big, port, sizes.body_mb, work),
+    ]
+    for step in steps:
+        got = step()
+        for check in got if isinstance(got, list) else [got]:
+            checks.append(check)
+            say(check.line)
+    return checks, meta
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark smtprun against smtp-sink, beside swaks and smtp-source.")
+    parser.add_argument("--quick", action="store_true", help="smaller counts, for a fast check")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="the JSON results file")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    procs = Processes()
+    try:
+        with tempfile.TemporaryDirectory(prefix="smtprun-bench-") as tmp:
+            try:
+                checks, meta = measure(args, procs, Path(tmp))
+            finally:
+                procs.close()
+    except BenchError as exc:
+        print(f"bench: could not run: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; every process started here is stopped", file=sys.stderr)
+        return 130
+    say("")
+    say(table(checks))
+    missed = [c.key for c in checks if c.ok is False]
+    listed = f": {', '.join(missed)}" if missed else ""
+    say(f"{sum(c.ok is True for c in checks)} targets met, {len(missed)} missed{listed}")
+    meta["loadavg_at_end"] = os.getloadavg()
+    results = {"meta": meta, "checks": [{"name": c.key, "line": c.line, "ok": c.ok, **c.data} for c in checks]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    say(f"results: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
