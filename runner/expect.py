@@ -15,7 +15,9 @@ CLOSED = "closed"
 
 
 def _code_matches(spec: int | str, code: int) -> bool:
-    pattern = str(spec).lower()
+    if isinstance(spec, int):
+        return spec == code
+    pattern = spec.lower()
     return len(pattern) == 3 and all(p in ("x", c) for p, c in zip(pattern, str(code), strict=True))
 
 

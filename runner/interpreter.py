@@ -226,7 +226,8 @@ class Session:
 
     async def judge(self, step: Step, out: StepResult, deadline: float, default: Any) -> Reply | None:
         spec = step.expect if step.expect is not None else default
-        out.expected = expectations.describe(spec) if spec is not None else None
+        if spec is not None:
+            out.expected = step.expected_text if spec is step.expect else expectations.describe(spec)
         if spec == expectations.CLOSED:
             await self.wait_closed(deadline)
             return None

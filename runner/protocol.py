@@ -111,39 +111,32 @@ class ReplyParser:
             raise
 
     def _next_reply(self) -> Reply | None:
-        while True:
-            end = self._buf.find(b"\n", 0, self.max_line)  # the limit counts the CRLF
-            if end < 0:
-                if len(self._buf) >= self.max_line:
-                    raise ProtocolError(f"reply line longer than {self.max_line} bytes")
-                return None
-            line = bytes(self._buf[: end + 1])
-            del self._buf[: end + 1]
-            self._raw += line
-            if len(self._raw) > self.max_bytes:
-                raise ProtocolError(f"reply longer than {self.max_bytes} bytes")
-            reply = self._take_line(line)
-            if reply is not None:
-                return reply
+        buf, pos = self._buf, 0
+        try:
+            while True:
+                end = buf.find(b"\n", pos, pos + self.max_line)  # the limit counts the CRLF
+                if end < 0:
+                    if len(buf) - pos >= self.max_line:
+                        raise ProtocolError(f"reply line longer than {self.max_line} bytes")
+                    return None
+                line = bytes(buf[pos: end + 1])
+                pos = end + 1
+                self._raw += line
+                if len(self._raw) > self.max_bytes:
+                    raise ProtocolError(f"reply longer than {self.max_bytes} bytes")
+                reply = self._take_line(line)
+                if reply is not None:
+                    return reply
+        finally:
+            del buf[:pos]  # once per call, not once per line
 
     def _take_line(self, line: bytes) -> Reply | None:
         """Reply-line = *( Reply-code "-" [ textstring ] CRLF ) Reply-code [ SP textstring ] CRLF"""
-        if not line.endswith(b"\r\n"):
-            raise ProtocolError("reply line ends with a bare LF, not CRLF (RFC 5321 §2.3.8)")
-        body = line[:-2]
-        if b"\r" in body:
-            raise ProtocolError("reply line contains a bare CR (RFC 5321 §2.3.8)")
-        if b"\x00" in body:
-            raise ProtocolError(f"reply line contains a NUL byte at offset {body.index(0)}")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ProtocolError(f"reply line is not valid UTF-8 at byte {exc.start}") from None
-        code_s, sep, rest = text[:3], text[3:4], text[4:]
-        if not (len(code_s) == 3 and code_s.isascii() and code_s.isdigit() and code_s[0] in "2345"):
-            raise ProtocolError(f"not an SMTP reply line: {_show(text)}")
-        if sep not in ("", " ", "-"):
-            raise ProtocolError(f"reply code not followed by space, '-' or CRLF: {_show(text)}")
+        fast = _PLAIN_LINE.fullmatch(line)  # the common case: printable ASCII, checked in one pass
+        if fast is not None:
+            code_s, sep, rest = fast[1].decode(), (fast[2] or b"").decode(), (fast[3] or b"").decode()
+        else:
+            code_s, sep, rest = _diagnose(line)
         code = int(code_s)
         if self._code is not None and code != self._code:
             raise ProtocolError(f"reply code changed from {self._code} to {code} inside a multiline reply")
@@ -156,6 +149,30 @@ class ReplyParser:
         reply = Reply(code, tuple(self._lines), bytes(self._raw))
         self._code, self._lines, self._raw = None, [], bytearray()
         return reply
+
+
+_PLAIN_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])([\x20-\x7e\t]*))?\r\n")
+
+
+def _diagnose(line: bytes) -> tuple[str, str, str]:
+    """The slow path for lines that are not plain ASCII: accept UTF-8 text, or say exactly what is wrong."""
+    if not line.endswith(b"\r\n"):
+        raise ProtocolError("reply line ends with a bare LF, not CRLF (RFC 5321 §2.3.8)")
+    body = line[:-2]
+    if b"\r" in body:
+        raise ProtocolError("reply line contains a bare CR (RFC 5321 §2.3.8)")
+    if b"\x00" in body:
+        raise ProtocolError(f"reply line contains a NUL byte at offset {body.index(0)}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"reply line is not valid UTF-8 at byte {exc.start}") from None
+    code_s, sep, rest = text[:3], text[3:4], text[4:]
+    if not (len(code_s) == 3 and code_s.isascii() and code_s.isdigit() and code_s[0] in "2345"):
+        raise ProtocolError(f"not an SMTP reply line: {_show(text)}")
+    if sep not in ("", " ", "-"):
+        raise ProtocolError(f"reply code not followed by space, '-' or CRLF: {_show(text)}")
+    return code_s, sep, rest
 
 
 def _show(text: str, limit: int = 60) -> str:

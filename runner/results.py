@@ -40,7 +40,7 @@ def utc_iso(ts: datetime) -> str:
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     """One transcript entry: who spoke, when (seconds since the case began), the exact bytes."""
 

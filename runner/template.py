@@ -1,21 +1,26 @@
-"""Jinja2 templating of plan strings, in the sandbox: a plan is data and never runs code."""
+"""Plan strings as templates: Jinja2 in a sandbox, with a fast path for plain substitution.
+
+A plan is data and never runs code. Most plan strings are plain text or `{{ name }}` /
+`{{ name.key }}` substitutions; those are rendered here directly, with the sandbox's rules
+(no names starting with "_"), so a typical plan never loads Jinja2. Anything else goes to
+the sandbox in runner.sandbox.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Iterator, Mapping
-from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-__all__ = ["RenderError", "TemplateSyntaxError", "env_refs", "is_template", "names_used", "render"]
+__all__ = ["ENVIRON", "RenderError", "check_structure", "env_refs", "evaluate", "is_template", "names_used",
+           "render"]
 
 # Values a template may always use besides plan variables and captures.
 BUILTIN_NAMES = frozenset({"env", "ehlo"})
+
+_NAME = r"[A-Za-z][A-Za-z0-9_]*"
+_SIMPLE = re.compile(r"\{\{\s*(" + _NAME + r")(?:\.(" + _NAME + r"))?\s*\}\}")
 
 
 class RenderError(Exception):
@@ -27,7 +32,7 @@ class RenderError(Exception):
 
 
 class _Env(Mapping[str, str]):
-    """os.environ, read-only, with a clear message for a variable that is not set."""
+    """os.environ, read-only."""
 
     def __getitem__(self, key: str) -> str:
         return os.environ[key]
@@ -42,144 +47,73 @@ class _Env(Mapping[str, str]):
 ENVIRON = _Env()
 
 
-# A plan is untrusted text: besides the sandbox's attribute rules, these bound what one template
-# may cost, so a plan cannot hang the runner or exhaust its memory while it is rendered.
-MAX_SIZE = 1_000_000  # characters or items a multiplication, padding or format width may produce
-MAX_EXPONENT = 256
-_WIDTH = re.compile(r"%[-+ #0]*(\d+)|\{[^{}]*?:[^{}]*?(\d{4,})")
-
-
-class PlanSandbox(ImmutableSandboxedEnvironment):
-    """Jinja2's immutable sandbox with bounded arithmetic, padding and formatting."""
-
-    intercepted_binops = frozenset({"*", "**", "%"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponent {right} is over {MAX_EXPONENT}")
-        if operator == "*":
-            for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_SIZE:
-                    raise SecurityError(f"repetition to more than {MAX_SIZE} items")
-        if operator == "%" and isinstance(left, str):
-            _check_widths(left)
-        return super().call_binop(context, operator, left, right)
-
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        _check_args(args, kwargs)
-        method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
-        if getattr(method, "__name__", "") in ("format", "format_map") and isinstance(
-                getattr(method, "__self__", None), str):
-            _check_widths(method.__self__)
-        return super().call(__context, __obj, *args, **kwargs)
-
-
-def _check_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SIZE:
-            raise SecurityError(f"argument {value} is over {MAX_SIZE}")
-
-
-def _check_widths(fmt: str) -> None:
-    for m in _WIDTH.finditer(fmt):
-        width = int(m[1] or m[2])
-        if width > MAX_SIZE:
-            raise SecurityError(f"format width {width} is over {MAX_SIZE}")
-
-
-def _bounded(f: Any) -> Any:
-    def filter_(*args: Any, **kwargs: Any) -> Any:
-        _check_args(args[1:], kwargs)
-        if f.__name__ in ("do_format",) and args and isinstance(args[0], str):
-            _check_widths(args[0])
-        return f(*args, **kwargs)
-
-    for attr in ("jinja_pass_arg", "__name__"):
-        if hasattr(f, attr):
-            setattr(filter_, attr, getattr(f, attr))
-    return filter_
-
-
-@lru_cache(maxsize=1)
-def environment() -> PlanSandbox:
-    env = PlanSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.filters = {name: _bounded(f) for name, f in env.filters.items()}
-    env.globals.pop("lipsum", None)  # generates text of any size: nothing a plan needs
-    env.filters["regex_escape"] = re.escape  # a captured value used inside a `text:` regex
-    return env
-
-
-def check_structure(text: str) -> str | None:
-    """Why a template's shape is refused (nested loops, macros, recursion), or None.
-
-    A loop's range is bounded by the sandbox; loops inside loops multiply that bound, and macros
-    can recurse, so neither has a place in a plan string.
-    """
-    ast = environment().parse(text)
-    for loop in ast.find_all(nodes.For):
-        if loop.recursive or next(iter(loop.body and nodes.Template(loop.body).find_all(nodes.For)), None):
-            return "nested or recursive loops are not allowed in plan templates"
-    if next(iter(ast.find_all((nodes.Macro, nodes.CallBlock))), None) is not None:
-        return "macros are not allowed in plan templates"
-    return None
-
-
 def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-@lru_cache(maxsize=1024)
-def _compile(text: str) -> Any:
-    return environment().from_string(text)
+def _simple(text: str) -> list[re.Match[str]] | None:
+    """The placeholders of a plain-substitution template, or None when it needs Jinja2."""
+    if "{%" in text or "{#" in text:
+        return None
+    found = list(_SIMPLE.finditer(text))
+    rest = _SIMPLE.sub("", text)
+    return None if "{{" in rest or "}}" in rest else found
+
+
+def _value(match: re.Match[str], variables: Mapping[str, Any]) -> str:
+    name, key = match[1], match[2]
+    if name not in variables:
+        raise RenderError(f"template: '{name}' is undefined")
+    value = variables[name]
+    if key is not None:
+        if not isinstance(value, Mapping) or key not in value:
+            raise RenderError(f"template: '{name}' has no attribute '{key}'")
+        value = value[key]
+    return str(value)
 
 
 def render(text: str, variables: Mapping[str, Any]) -> str:
     """Render one plan string. Plain strings come back untouched, at no cost."""
     if not is_template(text):
         return text
-    try:
-        return _compile(text).render(variables)
-    except SecurityError as exc:
-        raise RenderError(f"template tried a forbidden operation: {exc}", forbidden=True) from None
-    except UndefinedError as exc:
-        raise RenderError(f"template: {exc}") from None
-    except TemplateSyntaxError as exc:
-        raise RenderError(f"template syntax: {exc.message}") from None
-    except Exception as exc:  # a template is user code in a sandbox: any failure is the plan's
-        raise RenderError(f"template failed: {type(exc).__name__}: {exc}") from None
+    if _simple(text) is not None:
+        return _SIMPLE.sub(lambda m: _value(m, variables), text)
+    from runner import sandbox
 
-
-@lru_cache(maxsize=256)
-def _compile_expression(text: str) -> Any:
-    return environment().compile_expression(text)
+    return sandbox.render(text, variables)
 
 
 def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
     """The value of a Jinja2 expression (a `when:` condition), in the sandbox."""
-    try:
-        return _compile_expression(expression)(**variables)
-    except SecurityError as exc:
-        raise RenderError(f"expression tried a forbidden operation: {exc}", forbidden=True) from None
-    except TemplateSyntaxError as exc:
-        raise RenderError(f"expression syntax: {exc.message}") from None
-    except Exception as exc:  # user code in a sandbox: any failure is the plan's
-        raise RenderError(f"{type(exc).__name__}: {exc}") from None
+    from runner import sandbox
+
+    return sandbox.evaluate(expression, variables)
 
 
 def names_used(text: str) -> set[str]:
-    """Top-level names a template reads. Raises TemplateSyntaxError on bad syntax."""
-    ast = environment().parse(text)
-    return set(meta.find_undeclared_variables(ast)) - set(environment().globals)
+    """Top-level names a template reads. Raises RenderError on bad syntax."""
+    found = _simple(text)
+    if found is not None:
+        return {m[1] for m in found}
+    from runner import sandbox
+
+    return sandbox.names_used(text)
 
 
 def env_refs(text: str) -> set[str]:
     """Environment variables named as `env.NAME` or `env['NAME']` in a template."""
-    ast = environment().parse(text)
-    found = set()
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        if isinstance(node.node, nodes.Name) and node.node.name == "env":
-            if isinstance(node, nodes.Getattr):
-                found.add(node.attr)
-            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-                found.add(node.arg.value)
-    return found
+    found = _simple(text)
+    if found is not None:
+        return {m[2] for m in found if m[1] == "env" and m[2]}
+    from runner import sandbox
+
+    return sandbox.env_refs(text)
+
+
+def check_structure(text: str) -> str | None:
+    """Why a template's shape is refused (nested loops, macros), or None."""
+    if _simple(text) is not None:
+        return None
+    from runner import sandbox
+
+    return sandbox.check_structure(text)

@@ -14,6 +14,7 @@ from typing import Any
 
 from runner import template
 from runner.errors import PlanError, Problem
+from runner.expect import describe
 from runner.plan.load import Loaded, load_file
 
 __all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "parse_size"]
@@ -75,7 +76,8 @@ class StepBuilder:
             out.append(Step(index=0, line=line, action=action, value=value, expect=expect,
                             capture=dict(raw.get("capture", {})), timeout=raw.get("timeout"), name=raw.get("name"),
                             when=raw.get("when"), continue_on_failure=raw.get("continue_on_failure", False),
-                            params=dict(self.params), file=self.loaded.source.name))
+                            params=dict(self.params), file=self.loaded.source.name,
+                            expected_text=describe(expect) if expect is not None else None))
             captured |= set(raw.get("capture", {}))
         return out
 
@@ -153,8 +155,8 @@ class StepBuilder:
         try:
             used = template.names_used(text)
             env_names = template.env_refs(text)
-        except template.TemplateSyntaxError as exc:
-            self.problem(f"template syntax: {exc.message}", path)
+        except template.RenderError as exc:
+            self.problem(str(exc), path)
             return
         refused = template.check_structure(text)
         if refused:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.dns import parse_nameserver
 from runner.errors import PlanError, Problem
 from runner.plan.check import ACTIONS, StepBuilder, parse_size
 from runner.plan.load import Loaded
@@ -58,6 +57,7 @@ class Step:
     continue_on_failure: bool = False
     params: dict[str, Any] = field(default_factory=dict)  # an include's variables
     file: str | None = None  # the file the step is written in (an included file, or the plan)
+    expected_text: str | None = None  # `expect` in words, worked out once
 
     @property
     def reads_reply(self) -> bool:
@@ -121,6 +121,8 @@ def build_plan(loaded: Loaded, overrides: dict[str, str] | None = None) -> Plan:
 
     nameservers = data.get("target", {}).get("nameserver", [])
     for i, text in enumerate([nameservers] if isinstance(nameservers, str) else nameservers):
+        from runner.dns import parse_nameserver
+
         try:
             parse_nameserver(text)
         except ValueError as exc:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import hashlib
 import json
+import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -59,8 +62,34 @@ def validate_fragment(loaded: Loaded) -> list[Problem]:
     return validate(loaded, _fragment_validator())
 
 
+def _cache_key(loaded: Loaded, kind: str) -> Path | None:
+    """Where a pass of this exact text against this exact schema is remembered, if anywhere."""
+    if os.environ.get("SMTPRUN_NO_CACHE"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    parts = (kind.encode(), schema_text().encode(), loaded.source.text.encode())
+    digest = hashlib.sha256(b"\0".join(parts)).hexdigest()
+    return Path(base, "smtprun", "valid", digest)
+
+
 def validate(loaded: Loaded, validator: Any = None) -> list[Problem]:
-    """Every schema violation in the plan, in file order; empty when the plan is valid."""
+    """Every schema violation in the plan, in file order; empty when the plan is valid.
+
+    A text that passed before against the same schema passes again without loading jsonschema:
+    the pass is remembered as an empty file named by a hash of both (a miss just validates).
+    """
+    marker = _cache_key(loaded, "fragment" if validator is not None else "plan")
+    if marker is not None and marker.exists():
+        return []
+    problems = _validate(loaded, validator)
+    if not problems and marker is not None:
+        with contextlib.suppress(OSError):
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+    return problems
+
+
+def _validate(loaded: Loaded, validator: Any = None) -> list[Problem]:
     found: dict[tuple[Any, ...], Problem] = {}
     for error in (validator or _validator()).iter_errors(loaded.data):
         for problem in _explain(error, loaded):
