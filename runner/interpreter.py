@@ -189,12 +189,15 @@ class Session:
 
     # -- steps ------------------------------------------------------------------------------
     def scope(self) -> Mapping[str, Any]:
-        """Names a template sees: an include's parameters over the session's variables."""
-        params = self.step.params if self.step is not None else None
-        if not params:
+        """Names a template sees: an include's parameters, the session's variables, the included file's defaults."""
+        step = self.step
+        if step is None or not (step.params or step.defaults):
             return self.vars
-        rendered = {k: render(v, self.vars) if isinstance(v, str) else v for k, v in params.items()}
-        return ChainMap(rendered, self.vars)
+
+        def rendered(values: dict[str, Any]) -> dict[str, Any]:
+            return {k: render(v, self.vars) if isinstance(v, str) else v for k, v in values.items()}
+
+        return ChainMap(rendered(step.params), self.vars, rendered(step.defaults))
 
     def text(self, value: str) -> str:
         try:

@@ -41,11 +41,13 @@ class StepBuilder:
     """Builds the steps of one file, tracking which names are defined where."""
 
     def __init__(self, loaded: Loaded, values: dict[str, Any], problems: list[Problem],
-                 params: dict[str, Any] | None = None, chain: tuple[str, ...] = ()) -> None:
+                 params: dict[str, Any] | None = None, chain: tuple[str, ...] = (),
+                 defaults: dict[str, Any] | None = None) -> None:
         self.loaded = loaded
         self.values = values
-        self.params = params or {}
-        self.variables = set(values) | set(self.params)
+        self.params = params or {}  # an include's `vars:`: they win over the plan's variables
+        self.defaults = defaults or {}  # an included file's own `vars:`: used where the plan has none
+        self.variables = set(values) | set(self.params) | set(self.defaults)
         self.problems = problems
         self.chain = chain or (str(Path(loaded.source.name).resolve()),)
 
@@ -76,13 +78,14 @@ class StepBuilder:
             out.append(Step(index=0, line=line, action=action, value=value, expect=expect,
                             capture=dict(raw.get("capture", {})), timeout=raw.get("timeout"), name=raw.get("name"),
                             when=raw.get("when"), continue_on_failure=raw.get("continue_on_failure", False),
-                            params=dict(self.params), file=self.loaded.source.name,
+                            params=dict(self.params), defaults=dict(self.defaults), file=self.loaded.source.name,
                             expected_text=describe(expect) if expect is not None else None))
             captured |= set(raw.get("capture", {}))
         return out
 
     def include(self, raw: dict[str, Any], path: tuple[Any, ...], captured: set[str]) -> list[Any]:
-        """`include: other.yaml`: that file's steps, its vars as defaults under the include's `vars`."""
+        """`include: other.yaml`: that file's steps. The include's `vars` win over the plan's variables;
+        the included file's own `vars` are defaults, used only for names the plan does not define."""
         from runner.plan.schema import validate_fragment
 
         target = Path(self.loaded.source.name).parent / raw["include"]
@@ -103,8 +106,9 @@ class StepBuilder:
         if not found:
             for name in raw.get("vars", {}):
                 self._strings(raw["vars"][name], (*path, "vars", name), captured)
-            params = {**self.params, **loaded.data.get("vars", {}), **raw.get("vars", {})}
-            sub = StepBuilder(loaded, self.values, found, params, (*self.chain, resolved))
+            params = {**self.params, **raw.get("vars", {})}
+            defaults = {**self.defaults, **loaded.data.get("vars", {})}
+            sub = StepBuilder(loaded, self.values, found, params, (*self.chain, resolved), defaults)
             steps = sub.steps(loaded.data["steps"], ("steps",), captured)
         for problem in found:
             problem.notes.append(f"included from {here}")

@@ -55,7 +55,8 @@ class Step:
     name: str | None = None
     when: str | None = None
     continue_on_failure: bool = False
-    params: dict[str, Any] = field(default_factory=dict)  # an include's variables
+    params: dict[str, Any] = field(default_factory=dict)  # an include's `vars:` (win over the plan's)
+    defaults: dict[str, Any] = field(default_factory=dict)  # an included file's `vars:` (lose to the plan's)
     file: str | None = None  # the file the step is written in (an included file, or the plan)
     expected_text: str | None = None  # `expect` in words, worked out once
 

@@ -1,0 +1,56 @@
+"""The plan library in plans/: each passes (or finds) what its comment says."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.test_cli import ROOT, run
+
+PLANS = sorted(p.name for p in (ROOT / "plans").glob("*.yaml"))
+
+
+def test_every_library_plan_validates():
+    code, out, err = run("validate", *(str(ROOT / "plans" / p) for p in PLANS))
+    assert code == 0, err
+    assert out.count(": ok (") == len(PLANS) >= 7
+
+
+@pytest.mark.parametrize("profile", ["default", "exchange", "postfix"])
+def test_smuggling_plan_passes_on_the_embedded_server(profile):
+    code, out, err = run("--embedded", "--profile", profile, str(ROOT / "plans/smuggling.yaml"), "--no-report")
+    assert code == 0, out + err
+    assert "9 passed" in out
+
+
+@pytest.mark.parametrize("profile", ["exchange", "postfix"])
+def test_open_relay_plan_passes_where_relaying_is_refused(profile):
+    code, out, err = run("--embedded", "--profile", profile, str(ROOT / "plans/open-relay.yaml"), "--no-report")
+    assert code == 0, out + err
+
+
+def test_open_relay_plan_fails_on_an_open_relay():
+    code, out, _ = run("--embedded", "--profile", "default", str(ROOT / "plans/open-relay.yaml"), "--no-report")
+    assert code == 1 and "step 4" in out and "expected 4xx or 5xx, got 250" in out
+
+
+@pytest.mark.postfix
+def test_smuggling_plan_names_the_endings_postfix_takes(postfix, tmp_path):
+    code, out, _ = run(str(ROOT / "plans/smuggling.yaml"), "--host", postfix.host, "--port", str(postfix.port),
+                       "--var", "rcpt=root@localhost", "--json", str(tmp_path / "r.json"), "--no-report")
+    cases = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
+    taken = {c["name"] for c in cases if c["status"] == "failed"}
+    for case in cases:
+        if case["status"] == "failed":  # found at QUIT, which met the reply to the smuggled MAIL FROM
+            failed = next(s for s in case["steps"] if s["status"] == "failed")
+            assert failed["sent"] == "QUIT" and failed["reply"]["code"] == 250
+    # Debian's Postfix 3.7 leaves smtpd_forbid_bare_newline off: a bare LF ends a line
+    assert "<LF>.<LF>" in taken and "<CR>.<CR>" not in taken
+    assert code == 1
+
+
+@pytest.mark.postfix
+def test_open_relay_plan_passes_against_postfix(postfix):
+    code, out, err = run(str(ROOT / "plans/open-relay.yaml"), "--host", postfix.host, "--no-report")
+    assert code == 0, out + err
