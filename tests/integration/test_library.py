@@ -37,7 +37,7 @@ def test_open_relay_plan_fails_on_an_open_relay():
 
 @pytest.mark.postfix
 def test_smuggling_plan_names_the_endings_postfix_takes(postfix, tmp_path):
-    code, out, _ = run(str(ROOT / "plans/smuggling.yaml"), "--host", postfix.host, "--port", str(postfix.port),
+    code, _, _ = run(str(ROOT / "plans/smuggling.yaml"), "--host", postfix.host, "--port", str(postfix.port),
                        "--var", "rcpt=root@localhost", "--json", str(tmp_path / "r.json"), "--no-report")
     cases = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
     taken = {c["name"] for c in cases if c["status"] == "failed"}
