@@ -9,6 +9,11 @@ from typing import TextIO
 
 from runner.results import FAILED, PASSED, RECV, SEND, SKIPPED, CaseResult, PlanResult, RunResult, show_bytes
 
+
+def _safe(text: str | None) -> str:
+    """Text from a server or a plan, with control characters escaped: it cannot drive the terminal."""
+    return show_bytes((text or "").encode("utf-8", "surrogateescape"))
+
 __all__ = ["Console"]
 
 _COLOURS = {PASSED: "32", FAILED: "31", SKIPPED: "33", "dim": "2", "bold": "1"}
@@ -32,23 +37,25 @@ class Console:
     def case_done(self, plan: PlanResult, case: CaseResult) -> None:
         word = self.paint(_WORDS.get(case.status, case.status.upper()), case.status)
         where = f" → {case.peer}" if case.peer else ""
-        self.out.write(f"{word}  {plan.file} · {case.name}{self.paint(f'  ({case.duration:.2f}s{where})', 'dim')}\n")
+        self.out.write(f"{word}  {plan.file} · {_safe(case.name)}"
+                       f"{self.paint(f'  ({case.duration:.2f}s{where})', 'dim')}\n")
         if case.load:
             self._load(case.load)
         step = case.failed_step
         if case.status == FAILED and step is not None:
             self.out.write(f"      step {step.index} at {step.file or plan.file}:{step.line}: {step.action} "
-                           f"{step.label}\n")
+                           f"{_safe(step.label)}\n")
             if step.expected:
-                self.out.write(f"        expected: {step.expected}\n")
+                self.out.write(f"        expected: {_safe(step.expected)}\n")
             if step.reply is not None:
-                got = "\n                  ".join(f"{step.reply.code} {line}".rstrip() for line in step.reply.lines)
+                lines = (_safe(f"{step.reply.code} {line}".rstrip()) for line in step.reply.lines)
+                got = "\n                  ".join(lines)
                 self.out.write(f"        got:      {got}\n")
-            self.out.write(f"        {self.paint('why:', 'bold')}      {step.reason}\n")
+            self.out.write(f"        {self.paint('why:', 'bold')}      {_safe(step.reason)}\n")
         elif case.status != PASSED and case.reason:
-            self.out.write(f"        {case.reason}\n")
+            self.out.write(f"        {_safe(case.reason)}\n")
         for note in case.notes:
-            self.out.write(f"        {note}\n")
+            self.out.write(f"        {_safe(note)}\n")
         self.out.flush()
 
     def _load(self, load: dict) -> None:  # type: ignore[type-arg]
@@ -56,7 +63,7 @@ class Console:
                        f"{load['failed']} failed; session p50 {load['session_p50'] * 1000:.1f} ms, "
                        f"p99 {load['session_p99'] * 1000:.1f} ms\n")
         for reason, count in list(load["failures"].items())[:5]:
-            self.out.write(f"        {count} × {reason}\n")
+            self.out.write(f"        {count} × {_safe(reason)}\n")
 
     def live(self, case: str, direction: str, data: bytes) -> None:
         """-v: the transcript as it happens, C: for what smtprun sent, S: for the server."""

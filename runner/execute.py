@@ -160,6 +160,16 @@ class _PlanRun:
         return jobs
 
     async def _one(self, i: int, job: _Job) -> None:
+        """One job to its verdict; a defect in smtprun fails that case only, saying so."""
+        try:
+            await self._verdict(i, job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            self._done(i, _placeholder(self._named(job), self.target, FAILED, reason, failed_first=True))
+
+    async def _verdict(self, i: int, job: _Job) -> None:
         case = self._named(job)
         if job.error is not None:
             self._done(i, _placeholder(case, self.target, FAILED, job.error, failed_first=True))
@@ -280,8 +290,13 @@ def run_plans(plans: list[Plan], options: RunOptions) -> RunResult:
     loop = _new_loop()
     try:
         loop.run_until_complete(_run(plans, options, run))
-        loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     run.duration = time.monotonic() - t0
     return run

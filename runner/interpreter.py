@@ -8,6 +8,7 @@ steps after it are reported as not run. Nothing here waits without a deadline.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import ssl
 import time
@@ -65,6 +66,7 @@ class Session:
         self.captures: dict[str, str] = {}
         self.transcript_bytes = 0
         self.running: StepResult | None = None  # the step in progress, for the session deadline
+        self.owed: int | None = 1  # replies the server owes: the banner first; None when uncountable
         self.route = route
         self.server_host = target.host or ""  # the name TLS checks and DNS checks use
         self.greeting_hosts: list[str] = []  # host names the banner and EHLO reply gave
@@ -127,7 +129,8 @@ class Session:
             except ssl.SSLError as exc:
                 why = f"{where}: {tlsinfo.describe_failure(exc)}"
             except OSError as exc:
-                why = f"cannot connect to {where}: {exc.strerror or exc}"
+                detail = os.strerror(exc.errno) if exc.errno else str(exc)
+                why = f"cannot connect to {where}: {detail}"
             failures.append(why)
             self.note(why)
         if self.conn is None:
@@ -141,9 +144,25 @@ class Session:
         if context is not None:
             self.result.tls = tlsinfo.session_facts(self.conn.tls_object, t.verify)
 
-    async def send(self, data: bytes, deadline: float) -> None:
+    async def send(self, data: bytes, deadline: float, replies: int | None = 1) -> None:
+        """Send a command (or, with replies=None, bytes whose replies cannot be counted)."""
+        self.unsolicited(data)
         self.record(SEND, data)
+        self.owed = None if replies is None or self.owed is None else self.owed + replies
         await self.write(data, deadline)
+
+    def unsolicited(self, about_to_send: bytes) -> None:
+        """Fail when the server has said something no command asked for (RFC 5321 §4.2: one reply per command)."""
+        if self.owed != 0 or self.conn is None:
+            return
+        early = self.conn.buffered()
+        if early:
+            self.parser.feed(early)
+        pending = self.parser.pending
+        if pending:
+            self.record(RECV, pending)
+            what = about_to_send.split(b"\r\n", 1)[0][:60].decode("utf-8", "replace")
+            raise StepFailed(f"the server sent {len(pending)} bytes that no command asked for, before {what!r}")
 
     async def read_reply(self, deadline: float) -> Reply:
         assert self.conn is not None
@@ -155,6 +174,10 @@ class Session:
                 raise StepFailed(f"protocol error: {exc}") from None
             if reply is not None:
                 self.record(RECV, reply.raw)
+                if self.owed is not None:
+                    self.owed = max(0, self.owed - 1)
+                elif not self.parser.pending:
+                    self.owed = 0  # caught up after bytes whose replies could not be counted
                 return reply
             try:
                 chunk = await self.conn.read(deadline)
@@ -273,6 +296,7 @@ class Session:
         Each encoded chunk is written when the next is ready, so the last one goes out with the
         terminator in a single write.
         """
+        self.unsolicited(b"the message body")
         encoder = DataEncoder()
         shown, total, held = bytearray(), 0, b""
         for raw in chunks:
@@ -286,6 +310,8 @@ class Session:
         tail = encoder.end()
         self.record(SEND, bytes(shown[:MAX_EVENT_BYTES]) + (b"" if len(shown) <= MAX_EVENT_BYTES else
                     f"... [{what}: {total} bytes in all]\r\n".encode()) + tail)
+        if self.owed is not None:
+            self.owed += 1  # the reply to the end of data
         await self.write(held + tail, deadline)
 
     async def write(self, data: bytes, deadline: float) -> None:
@@ -310,10 +336,12 @@ async def _run_list(session: Session, steps: tuple[Step, ...], outs: list[StepRe
         if step.when is not None and not session.truthy(step.when, out):
             continue
         out.status, out.started = PASSED, time.monotonic() - session.t0
-        session.running = out
+        session.running = out  # left set if the session deadline cancels the step
         try:
             await session.run_step(step, out)
+            session.running = None
         except StepFailed as exc:
+            session.running = None
             out.status, out.reason = FAILED, session.redactor.text(exc.reason)
             out.reply = out.reply or exc.reply  # type: ignore[assignment]
             if out.expected is None and step.expect is not None:
@@ -325,7 +353,6 @@ async def _run_list(session: Session, steps: tuple[Step, ...], outs: list[StepRe
                 return False
         finally:
             out.duration = time.monotonic() - session.t0 - out.started
-            session.running = None
     return True
 
 

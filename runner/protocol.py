@@ -151,6 +151,7 @@ class ReplyParser:
         return reply
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _PLAIN_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])([\x20-\x7e\t]*))?\r\n")
 
 
@@ -167,6 +168,10 @@ def _diagnose(line: bytes) -> tuple[str, str, str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"reply line is not valid UTF-8 at byte {exc.start}") from None
+    control = _CONTROL.search(text)
+    if control:  # RFC 5321 §4.2: textstring is tab and printable characters only
+        code = ord(control[0])
+        raise ProtocolError(f"reply line contains control character 0x{code:02x} at offset {control.start()}")
     code_s, sep, rest = text[:3], text[3:4], text[4:]
     if not (len(code_s) == 3 and code_s.isascii() and code_s.isdigit() and code_s[0] in "2345"):
         raise ProtocolError(f"not an SMTP reply line: {_show(text)}")

@@ -52,7 +52,7 @@ async def do_send(session: Session, step: Step, out: StepResult, deadline: float
 async def do_raw(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
     text = session.text(step.value)
     out.label = session.redactor.text(repr(text)[1:-1])
-    await session.send(text.encode("utf-8"), deadline)
+    await session.send(text.encode("utf-8"), deadline, replies=None)
     return False
 
 
@@ -198,7 +198,7 @@ async def do_pipeline(session: Session, step: Step, out: StepResult, deadline: f
     out.label = " | ".join(session.redactor.text(line) for line in lines)
     if "PIPELINING" not in session.vars.get("ehlo", {}):
         session.note("the last EHLO did not offer PIPELINING (RFC 2920)")
-    await session.send(b"".join(_line(session, line) for line in lines), deadline)
+    await session.send(b"".join(_line(session, line) for line in lines), deadline, replies=len(lines))
     for n, (item, line) in enumerate(zip(step.value, lines, strict=True), start=1):
         reply = out.reply = await session.reply(deadline)
         why = expectations.check(item.get("expect"), reply, session.vars)

@@ -7,6 +7,8 @@ buffer is full, so a server streaming junk cannot grow memory; every wait has a 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import ssl
 import time
 
@@ -83,6 +85,10 @@ class _Wire(asyncio.Protocol):
         return data
 
 
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(asyncio.TimeoutError())
@@ -106,6 +112,8 @@ class Connection:
         wire = self._wire
         while not wire.buf:
             if wire.closed:
+                if isinstance(wire.error, OSError):
+                    raise ConnectionLost(f"connection reset by the server ({_reason(wire.error)})")
                 return b""
             await wire.wait(deadline)
         return wire.take()
@@ -169,7 +177,13 @@ async def open_connection(
     if tls is not None:
         kwargs = {"ssl": tls, "server_hostname": server_name or host, "ssl_handshake_timeout": remaining}
     transport, _ = await _until(loop.create_connection(lambda: wire, host, port, **kwargs), deadline)
-    peername = transport.get_extra_info("peername")
+    try:
+        peername = transport.get_extra_info("peername")
+    except AttributeError:  # uvloop, when the socket is already gone
+        peername = None
+    if not peername or wire.closed:  # reset between the handshake and now
+        transport.abort()
+        raise ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
     peer = f"[{peername[0]}]:{peername[1]}" if ":" in peername[0] else f"{peername[0]}:{peername[1]}"
     conn = Connection(wire, peer)
     if tls is not None:
