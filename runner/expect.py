@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from runner import regex
 from runner.protocol import Reply
 from runner.template import render
 
@@ -67,9 +68,11 @@ def check(spec: Any, reply: Reply, variables: Mapping[str, Any]) -> str | None:
     if "text" in spec:
         pattern = render(spec["text"], variables)
         try:
-            found = re.search(pattern, reply.text)
+            found = regex.search(pattern, reply.text)
         except re.error as exc:
             return f"bad regex /{pattern}/: {exc}"
+        except regex.RegexTimeout as exc:
+            return str(exc)
         if not found:
             return f"expected text matching /{pattern}/, got {reply.summary()}"
     keywords = reply.keywords()

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import expect as expectations
+from runner import regex
 from runner import tls as tlsinfo
 from runner.errors import ConnectionLost, ProtocolError, StepFailed
 from runner.plan.model import Case, Plan, Step, Target
@@ -281,9 +282,11 @@ class Session:
         for name, pattern in step.capture.items():
             rx = self.text(pattern)
             try:
-                found = re.search(rx, reply.text)
+                found = regex.search(rx, reply.text)
             except re.error as exc:
                 raise StepFailed(f"capture {name}: bad regex /{rx}/: {exc}", reply) from None
+            except regex.RegexTimeout as exc:
+                raise StepFailed(f"capture {name}: {exc}", reply) from None
             if not found:
                 raise StepFailed(f"capture {name}: /{rx}/ not found in {reply.summary()}", reply)
             value = found.group(1) if found.re.groups else found.group(0)

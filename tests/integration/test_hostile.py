@@ -331,3 +331,26 @@ def test_endless_stream_adds_little_memory(tmp_path, behaviour, options, reason)
     assert hostile.max_rss - baseline.max_rss < 10 * MB, (baseline.max_rss // MB, hostile.max_rss // MB)
     if behaviour == "junk_stream":
         assert server.junk_sent and max(server.junk_sent) < 64 * MB  # the client hung up long before 1 GB
+
+
+# --- regexes the server's text could make run forever ------------------------------------------------------------
+
+
+def test_catastrophic_regex_is_stopped_with_a_named_reason(tmp_path, embedded):
+    """(.+)+X backtracks exponentially over a banner without an X: the search is cut at its time bound."""
+    plan = write_plan(tmp_path, f"""\
+target: {{host: 127.0.0.1, port: {embedded.port}, timeout: 5}}
+cases:
+  - name: expect text
+    steps:
+      - expect: {{code: 220, text: "(.+)+X"}}
+  - name: capture
+    steps:
+      - expect: 220
+        capture: {{x: "(.+)+X"}}
+""")
+    t0 = time.monotonic()
+    code, out, _ = run(plan, "--no-report", "--jobs", "1")
+    assert code == 1
+    assert out.count("ran longer than 1s on this reply") == 2
+    assert time.monotonic() - t0 < 4
