@@ -3,7 +3,7 @@
 # tools they use and run a Postfix on 127.0.0.1:25 with a test certificate. Safe to re-run.
 set -euo pipefail
 
-PACKAGES=(postfix swaks dnsmasq chromium chromium-driver)
+PACKAGES=(postfix swaks dnsmasq chromium chromium-driver tmux openssl)
 MAIL_HOST=mail.smtprun.test
 CERT_DIR=/etc/smtprun-test
 POSTFIX_LOG=/var/log/postfix.log
