@@ -130,7 +130,8 @@ class Session:
             except ssl.SSLError as exc:
                 why = f"{where}: {tlsinfo.describe_failure(exc)}"
             except OSError as exc:
-                detail = os.strerror(exc.errno) if exc.errno else str(exc)
+                # errno's own words where there is one ("Connection refused"), else the resolver's
+                detail = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else (exc.strerror or str(exc))
                 why = f"cannot connect to {where}: {detail}"
             failures.append(why)
             self.note(why)
@@ -379,9 +380,10 @@ async def _run_steps(session: Session) -> None:
 
 
 def _label(step: Step) -> str:
+    """What a step does, in a few words, before it has run (running it may render a better one)."""
     if step.action in ("send", "raw") and isinstance(step.value, str):
         return step.value
-    return step.name or step.action
+    return step.name or ("read a reply" if step.action == "expect" else step.action)
 
 
 async def run_case(
