@@ -12,7 +12,6 @@ Installed as the ``smtprun`` entry point of the ``pytest11`` group; without inst
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import os
 from collections import Counter
@@ -248,20 +247,28 @@ class CaseItem(pytest.Item):
         self.add_marker(MARKER)
 
     def runtest(self) -> None:
-        from runner.execute import redactor_for, target_for
-        from runner.interpreter import run_case
-        from runner.results import FAILED
+        """The case through the same executor as the command line (MX routes, retries, conditions).
+
+        A case's `when:` sees only this plan's variables here: the earlier cases that could teach it
+        EHLO keywords may run in another worker.
+        """
+        import dataclasses
+
+        from runner.execute import run_plans, target_for
+        from runner.results import FAILED, SKIPPED
 
         options = self.config.stash[_SETTINGS].run_options()
         target = target_for(self.plan, options)
-        if not target.host:
+        if not (target.host or target.mx):
             reason = (f"no target host for {self.plan.file}: set target.host in the plan, "
                       "or give --smtprun-host or --smtprun-embedded")
             raise CaseFailed(self._failure(target, None, reason, self.plan.file, self.case.line))
-        result = asyncio.run(run_case(self.plan, self.case, target, dict(self.plan.vars),
-                                      redactor_for(self.plan, options)))
+        run = run_plans([dataclasses.replace(self.plan, cases=(self.case,))], options)
+        result = run.plans[0].cases[0]
         if result.peer:
             self.user_properties.append(("peer", result.peer))
+        if result.status == SKIPPED:
+            pytest.skip(result.reason or "skipped")
         if result.status == FAILED:
             step = result.failed_step
             file, line = self.plan.file, self.case.line

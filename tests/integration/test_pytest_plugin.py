@@ -182,3 +182,21 @@ def test_runs_under_xdist(project: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines([f"*step 4 at plans/recipients.yaml:{FAILING_LINE}: send RCPT TO:*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_conditions_and_retries_work_as_on_the_command_line(project: pytest.Pytester) -> None:
+    (project.path / "plans" / "flow.yaml").write_text("""\
+name: flow
+cases:
+  - name: never
+    when: "1 > 2"
+    steps:
+      - expect: 220
+  - name: retried
+    retry: {times: 1}
+    steps:
+      - expect: 554
+""")
+    result = run(project, "--smtprun", "plans/flow.yaml", "--smtprun-embedded")
+    result.assert_outcomes(skipped=1, failed=1)
+    result.stdout.fnmatch_lines(["*failed all 2 tries*"])
