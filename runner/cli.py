@@ -19,12 +19,13 @@ from runner.errors import PlanError, ReportError, SmtprunError, UsageError
 from runner.results import RunResult
 from runner.status import ExitStatus
 
-__all__ = ["main", "program"]
+__all__ = ["main", "name_value", "program", "tcp_port"]
 
 COMMANDS = ("run", "validate", "serve", "record")
 
 
-def _pair(text: str) -> tuple[str, str]:
+def name_value(text: str) -> tuple[str, str]:
+    """NAME=VALUE, as --var and --secret take it."""
     name, sep, value = text.partition("=")
     if not sep or not name.isidentifier():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
@@ -51,7 +52,7 @@ def _positive(text: str) -> float:
     return value
 
 
-def _port(text: str) -> int:
+def tcp_port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
     return int(text)
@@ -76,7 +77,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run plans (the default command)")
     run.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
     run.add_argument("--host", help="connect here instead of the plan's target.host")
-    run.add_argument("--port", type=_port, help="connect to this port instead of the plan's")
+    run.add_argument("--port", type=tcp_port, help="connect to this port instead of the plan's")
     run.add_argument("--timeout", type=_positive, help="seconds to wait for each reply (overrides the plans)")
     run.add_argument("--session-timeout", type=_positive, help="seconds a whole case may take")
     run.add_argument("--nameserver", action="append", type=_nameserver, default=[], metavar="IP[:PORT]",
@@ -86,9 +87,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                         help="connect to IPv4 addresses of MX hosts only")
     family.add_argument("-6", "--ipv6", action="store_const", const=("ipv6",), dest="families",
                         help="connect to IPv6 addresses of MX hosts only")
-    run.add_argument("--var", action="append", type=_pair, default=[], metavar="NAME=VALUE",
+    run.add_argument("--var", action="append", type=name_value, default=[], metavar="NAME=VALUE",
                      help="set a plan variable (repeatable)")
-    run.add_argument("--secret", action="append", type=_pair, default=[], metavar="NAME=VALUE",
+    run.add_argument("--secret", action="append", type=name_value, default=[], metavar="NAME=VALUE",
                      help="set a variable whose value is redacted in every output (repeatable)")
     run.add_argument("-j", "--jobs", type=_jobs, default=20, help="sessions in flight at once (default 20)")
     run.add_argument("--repeat", type=_jobs, default=1, metavar="N",
@@ -107,7 +108,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     srv = sub.add_parser("serve", help="run the embedded SMTP server")
     srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=_port, default=2525)
+    srv.add_argument("--port", type=tcp_port, default=2525)
     srv.add_argument("--profile", default="default", help="answer like: default, exchange, postfix")
     srv.add_argument("--tls-cert", metavar="PEM", help="certificate for STARTTLS (or implicit TLS)")
     srv.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")

@@ -11,7 +11,6 @@ Installed as the ``smtprun`` entry point of the ``pytest11`` group; without inst
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 from collections import Counter
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from runner.cli import name_value, tcp_port
 
 if TYPE_CHECKING:
     from runner.execute import RunOptions
@@ -37,27 +38,14 @@ MARKER = "smtprun"
 
 # -- options --------------------------------------------------------------------------------
 
-def _pair(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
-    return int(text)
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("smtprun", "smtprun: SMTP test plans as tests")
     group.addoption("--smtprun", action="append", default=[], metavar="PATH", dest="smtprun_paths",
                     help="collect this plan file, or every *.yaml plan in this directory (repeatable); "
                          "*.smtp.yaml files are collected anyway")
     group.addoption("--smtprun-host", metavar="HOST", help="connect here instead of each plan's target.host")
-    group.addoption("--smtprun-port", type=_port, metavar="PORT", help="connect to this port instead of each plan's")
-    group.addoption("--smtprun-var", action="append", type=_pair, default=[], metavar="NAME=VALUE",
+    group.addoption("--smtprun-port", type=tcp_port, metavar="PORT", help="connect to this port instead of each plan's")
+    group.addoption("--smtprun-var", action="append", type=name_value, default=[], metavar="NAME=VALUE",
                     help="set a plan variable, over the plan's vars (repeatable)")
     group.addoption("--smtprun-embedded", action="store_true",
                     help="start the embedded SMTP server once per session (per worker with -n) and run "
