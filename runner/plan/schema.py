@@ -102,6 +102,10 @@ _JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "true/f
                int: "a number", float: "a number", type(None): "empty"}
 
 
+_BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+           "exclusiveMaximum": "less than"}
+
+
 def _kind(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
@@ -140,6 +144,8 @@ def _explain(error: Any, loaded: Loaded) -> list[Problem]:
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return [loaded.problem(f"missing required key '{missing}' in {name}", path)]
+    if kind in ("oneOf", "anyOf") and not path and not isinstance(error.instance, dict):
+        return []  # the type error already says the plan must be a mapping
     if kind == "oneOf" and not path and isinstance(error.instance, dict):
         if "steps" in error.instance and "cases" in error.instance:
             return [loaded.problem("give either 'steps' or 'cases', not both", ("cases",), key=True)]
@@ -159,6 +165,13 @@ def _explain(error: Any, loaded: Loaded) -> list[Problem]:
     if kind == "enum":
         choices = ", ".join(map(str, error.validator_value))
         return [loaded.problem(f"'{name}' must be one of: {choices} (got {_show(error.instance)})", path)]
+    if kind in _BOUNDS:
+        return [loaded.problem(f"'{name}' must be {_BOUNDS[kind]} {error.validator_value}, not {_show(error.instance)}",
+                               path)]
+    if kind == "minProperties" and name == "step":
+        return [loaded.problem("an empty step: give an action (send, data, ...) or an expect", path)]
+    if kind in ("minItems", "minProperties"):
+        return [loaded.problem(f"'{name}' must not be empty", path)]
     if kind == "propertyNames":
         return [loaded.problem(f"'{error.instance}' is not a valid variable name (letters, digits, _)", path)]
     return [loaded.problem(f"{name}: {error.message}", path)]

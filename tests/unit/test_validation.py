@@ -336,3 +336,16 @@ def test_schema_is_a_valid_2020_12_schema() -> None:
 def test_every_schema_property_has_a_description() -> None:
     schema = json.loads((REPO / "schemas" / "plan.schema.json").read_text(encoding="utf-8"))
     assert _undescribed(schema, schema, "#") == []
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    ("", "1:1", "'plan' must be a mapping, not empty"),
+    ("- a\n- b\n", "1:1", "'plan' must be a mapping, not a list"),
+    ("steps:\n  - {}\n", "2:5", "an empty step: give an action (send, data, ...) or an expect"),
+    ("steps:\n  - expect: 220\n    timeout: -1\n", "3:14", "'timeout' must be more than 0, not -1"),
+    ("steps: []\n", "1:8", "'steps' must not be empty"),
+    ("target: {host: a, mx: b}\nsteps:\n  - expect: 220\n", "1:9",
+     "'host' and 'mx' cannot be given together in target"),
+])
+def test_shapes_are_explained_once_in_plain_words(tmp_path: Path, text: str, where: str, message: str) -> None:
+    assert only_problem(tmp_path, text) == (where, message)
