@@ -320,6 +320,7 @@ def render_report(
         plan_file=printable(plan.file),
         target=printable(plan.target),
         peers=[printable(p) for p in peers],
+        plan_notes=[printable(n) for n in plan.notes],
         status=plan.status,
         interrupted=run.interrupted,
         counts=counts,
