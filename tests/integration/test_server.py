@@ -218,7 +218,7 @@ def test_starttls_verifies_against_the_ca(test_ca, profile: str, reply: bytes) -
         assert client.starttls(context=test_ca.client_context()) == (220, reply)
         after = ehlo_lines(client)
         assert "STARTTLS" not in after  # RFC 3207 s 4.2
-        assert "AUTH CRAM-MD5 LOGIN PLAIN" in after
+        assert "AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2" in after
         assert client.login(USER, PASSWORD)[0] == 235
         assert client.sendmail("s@example.com", ["r@example.com"], MESSAGE) == {}
     assert server.messages[0].data == MESSAGE
@@ -234,7 +234,7 @@ def auth_server() -> Iterator[EmbeddedServer]:
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
 def test_auth_succeeds(auth_server: EmbeddedServer, mechanism: str, initial_response: bool) -> None:
     with session(auth_server) as client:
-        assert "AUTH CRAM-MD5 LOGIN PLAIN" in ehlo_lines(client)
+        assert "AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2" in ehlo_lines(client)
         client.user, client.password = USER, PASSWORD
         method = getattr(client, "auth_" + mechanism.lower().replace("-", "_"))
         assert client.auth(mechanism, method, initial_response_ok=initial_response) == (
@@ -266,7 +266,7 @@ def test_implicit_tls(test_ca) -> None:
         try:
             keywords = ehlo_lines(client)
             assert "STARTTLS" not in keywords
-            assert "AUTH CRAM-MD5 LOGIN PLAIN" in keywords  # RFC 8314 s 3: already encrypted
+            assert "AUTH CRAM-MD5 LOGIN PLAIN XOAUTH2" in keywords  # RFC 8314 s 3: already encrypted
             client.login(USER, PASSWORD)
             assert client.sendmail("s@example.com", ["r@smtprun.test"], MESSAGE) == {}
         finally:

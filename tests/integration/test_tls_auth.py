@@ -213,3 +213,38 @@ steps:
         server.close()
     assert code == 1
     assert "response injection" in out and "bytes of plaintext after its 220" in out
+
+
+def test_xoauth2_token_accepted_refused_and_never_shown(ca_files, tmp_path):
+    token = "ya29.a0-token-for-tests"
+    plan = write_plan(tmp_path, f"""\
+target: {{host: localhost, timeout: 5}}
+cases:
+  - name: right token
+    steps:
+      - expect: 220
+      - send: EHLO t
+        expect: 250
+      - starttls: {{cafile: "{ca_files / 'ca.pem'}"}}
+      - send: EHLO t
+        expect: {{code: 250, keywords: [AUTH]}}
+      - auth: {{mechanism: XOAUTH2, username: alice@example.com, password: "{{{{ token }}}}"}}
+  - name: wrong token
+    steps:
+      - expect: 220
+      - send: EHLO t
+        expect: 250
+      - starttls: {{cafile: "{ca_files / 'ca.pem'}"}}
+      - send: EHLO t
+        expect: 250
+      - auth: {{mechanism: XOAUTH2, username: alice@example.com, password: "not-{{{{ token }}}}"}}
+        expect: 535
+""")
+    with tls_server(ca_files, auth_user="alice@example.com", auth_password=token) as server:
+        code, out, err = run(plan, "--port", str(server.port), "--secret", f"token={token}", "-v",
+                             "--json", str(tmp_path / "r.json"), "--no-report")
+    everything = out + err + (tmp_path / "r.json").read_text()
+    assert code == 0, everything
+    blob = f"user=alice@example.com\x01auth=Bearer {token}\x01\x01"
+    assert token not in everything and base64.b64encode(blob.encode()).decode() not in everything
+    assert "AUTH XOAUTH2 ***" in everything
