@@ -8,10 +8,8 @@ even unasked ones, while the prompt waits; the plan is read back with `read_plan
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import queue
-import re
 import select
 import signal
 import socket
@@ -21,15 +19,12 @@ import tempfile
 import threading
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from runner import tls as tlsinfo
 from runner.errors import PlanError, ProtocolError
+from runner.plan.write import RecordedStep, literal, plan_text, printable
 from runner.protocol import DataEncoder, Reply, ReplyParser, encode_line
 from runner.status import ExitStatus
 from runner.template import is_template
@@ -40,7 +35,6 @@ PROMPT = "C: "
 HISTORY_FILE = "~/.smtprun_history"
 CHUNK = 64 * 1024
 _RETRY = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@/+-]*(?<! )", re.ASCII)  # safe unquoted, in flow style too
 HELP = """\
 Lines are sent as typed, with CRLF. A line starting with / is a local command (// sends one /):
   /tls        STARTTLS and the TLS handshake (recorded as a starttls: step)
@@ -83,11 +77,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="the plan's name (default: its file name)")
 
 
-def _printable(text: str) -> str:
-    """Text safe for a terminal and a YAML comment: control characters shown as escapes."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-
-
 class Display:
     """Where the session shows. The reader thread writes here too: a waiting prompt is redrawn."""
 
@@ -108,7 +97,7 @@ class Display:
 
     def reply(self, reply: Reply) -> None:
         lines = reply.raw.decode("utf-8", "replace").split("\r\n")[:-1]
-        self.show("\n".join("S: " + _printable(line) for line in lines))
+        self.show("\n".join("S: " + printable(line) for line in lines))
 
     def note(self, text: str) -> None:
         self.show("* " + text)
@@ -205,59 +194,6 @@ class LiveConnection:
         return True
 
 
-@dataclass
-class Step:
-    fields: dict[str, Any]  # in plan order; empty: only the comment is written
-    comment: str = ""  # written above the step
-    reply: str = ""  # written after `expect:`
-
-
-def _literal(text: str) -> str:
-    """Plan strings are Jinja2 templates: a recorded "{{", "{%" or "{#" must stay what it is."""
-    return re.sub(r"\{(?=[{%#])", "{{ '{' }}", text)
-
-
-def _loads(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-
-
-def _scalar(value: Any) -> str:
-    """A YAML scalar: plain when that reads back the same, else double-quoted (JSON's escapes,
-    plus YAML's for the characters YAML may not hold raw)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(int(value)) if float(value).is_integer() else repr(value)
-    if _PLAIN.fullmatch(value) and _loads(value) == value:
-        return value
-    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
-                   for c in json.dumps(value, ensure_ascii=False))
-
-
-def _body(body: str) -> str:
-    """A body as a literal block scalar (`|`) under `  - data:` when it reads back the same."""
-    chomp = "+" if body.endswith("\n\n") else "" if body.endswith("\n") else "-"
-    indent = "2" if body.lstrip("\n").startswith(" ") else ""  # else YAML takes its spaces for indentation
-    lines = body.removesuffix("\n").split("\n")
-    block = f"|{indent}{chomp}\n" + "\n".join("      " + line if line else "" for line in lines)
-    return block if body.strip() and _loads(f"  - data: {block}\n") == [{"data": body}] else _scalar(body)
-
-
-def _step_yaml(step: Step) -> str:
-    lines = [f"  # {_printable(step.comment)}"] if step.comment else []
-    for i, (key, value) in enumerate(step.fields.items()):
-        if isinstance(value, dict):
-            text = "{" + ", ".join(f"{k}: {_scalar(v)}" for k, v in value.items()) + "}"
-        else:
-            text = _body(value) if key == "data" else _scalar(value)
-        tail = f"  # {_printable(step.reply)[:72]}" if key == "expect" and step.reply else ""
-        lines.append(f"{'  - ' if i == 0 else '    '}{key}: {text}{tail}")
-    return "\n".join(lines)
-
-
 class Recorder:
     """The session: reads what the user types, sends it, and records each exchange as a step."""
 
@@ -267,8 +203,8 @@ class Recorder:
         self.args, self.context, self.plan_dir = args, context, plan_dir
         self.tls_options: dict[str, Any] = {"verify": False} if args.no_verify else {}
         if args.cafile:
-            self.tls_options["cafile"] = _literal(str(Path(args.cafile).resolve()))
-        self.steps: list[Step] = []
+            self.tls_options["cafile"] = literal(str(Path(args.cafile).resolve()))
+        self.steps: list[RecordedStep] = []
         self.done = False
 
     def read(self) -> str | None:
@@ -278,7 +214,7 @@ class Recorder:
             if not line:
                 return None
             line = line.rstrip("\n").removesuffix("\r")
-            self.display.show(PROMPT + _printable(line))
+            self.display.show(PROMPT + printable(line))
             return line
         with self.display.lock:
             self.display.prompt = PROMPT
@@ -301,7 +237,7 @@ class Recorder:
 
     def record(self, fields: dict[str, Any], event: tuple[str, Any], comment: str = "") -> None:
         kind, value = event
-        step = Step(fields, comment)
+        step = RecordedStep(fields, comment)
         if kind == "reply":
             fields["expect"], step.reply = value.code, value.summary()[4:]
         elif kind == "closed":
@@ -328,7 +264,7 @@ class Recorder:
             elif line.startswith("/file"):
                 self.display.note("/file sends a body: send DATA first, then /file PATH after its 354")
             elif line.startswith("/") and not line.startswith("//"):
-                self.display.note(f"unknown command {_printable(line.split()[0])}; /help lists them")
+                self.display.note(f"unknown command {printable(line.split()[0])}; /help lists them")
             else:
                 self.command(line.removeprefix("/"))
 
@@ -349,7 +285,7 @@ class Recorder:
             return self.display.note(f"not sent: {exc}")
         self.conn.send(data)
         event = self.wait()
-        self.record({"send": _literal(line)}, event)
+        self.record({"send": literal(line)}, event)
         if event[0] == "reply" and event[1].code == 354:
             self.body()
         elif event[0] == "reply" and event[1].code == 221:
@@ -378,7 +314,7 @@ class Recorder:
                     continue
                 lines.append(line.removeprefix("/"))
         self.conn.send(encoder.end())
-        self.record({"data": _literal("".join(line + "\n" for line in lines))}, self.wait())
+        self.record({"data": literal("".join(line + "\n" for line in lines))}, self.wait())
 
     def send_file(self, name: str) -> bool:
         path, encoder, sent = Path(name).expanduser(), DataEncoder(), False
@@ -390,14 +326,14 @@ class Recorder:
         except OSError as exc:
             if sent:
                 raise
-            self.display.note(f"cannot read {_printable(name)}: {exc.strerror or exc}")
+            self.display.note(f"cannot read {printable(name)}: {exc.strerror or exc}")
             return False
         self.conn.send(encoder.end())
         full = str(path.resolve())
         if self.plan_dir is not None and not is_template(full):  # data_file: is relative to the plan
             with suppress(ValueError):  # not on the plan's drive
                 full = os.path.relpath(full, self.plan_dir)
-        self.record({"data_file": _literal(full)}, self.wait())
+        self.record({"data_file": literal(full)}, self.wait())
         return True
 
     def starttls(self) -> None:
@@ -410,10 +346,10 @@ class Recorder:
             return self.record({"send": "STARTTLS"}, event)
         kind, problem = self.wait(self.args.timeout + 1)
         if kind == "tls" and problem is None:
-            return self.steps.append(Step({"starttls": dict(self.tls_options)}))
+            return self.steps.append(RecordedStep({"starttls": dict(self.tls_options)}))
         problem = problem or {"timeout": "TLS handshake timed out"}.get(kind, "the connection ended in the handshake")
         self.display.note(problem)
-        self.steps.append(Step({"send": "STARTTLS", "expect": 220}, f"then: {problem}"))
+        self.steps.append(RecordedStep({"send": "STARTTLS", "expect": 220}, f"then: {problem}"))
         self.done = True
 
 
@@ -444,16 +380,6 @@ def _history() -> Callable[[], None] | None:
             readline.write_history_file(path)
 
     return save
-
-
-def plan_text(steps: list[Step], where: str, target: dict[str, Any], args: argparse.Namespace) -> str:
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    lines = [f"# Recorded by `smtprun record` from {_printable(where)} at {when}.",
-             f"# Run it: smtprun {_printable(args.output or 'PLAN.yaml')}    (elsewhere: --host H --port P)"]
-    if args.name:
-        lines.append(f"name: {_scalar(args.name)}")
-    lines += ["target:", *(f"  {key}: {_scalar(value)}" for key, value in target.items()), "steps:"]
-    return "\n".join(lines + [_step_yaml(step) for step in steps]) + "\n"
 
 
 def _write_plan(text: str, output: Path | None, out: TextIO, err: TextIO) -> ExitStatus:
@@ -507,17 +433,17 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     interactive = stdin is sys.stdin and stdin.isatty() and sys.stdout.isatty()
     save_history = _history() if interactive else None
     display = Display(out if output else err, redraw=save_history is not None)  # without -o, stdout is the plan's
-    display.note(f"connecting to {_printable(where)}" + (" (implicit TLS)" if implicit else ""))
+    display.note(f"connecting to {printable(where)}" + (" (implicit TLS)" if implicit else ""))
     try:
         sock = socket.create_connection((host, port), timeout=args.timeout)
         if implicit:
             sock = context.wrap_socket(sock, server_hostname=host)
     except OSError as exc:
-        err.write(f"smtprun record: {_connect_problem(exc, _printable(where), args.timeout)}\n")
+        err.write(f"smtprun record: {_connect_problem(exc, printable(where), args.timeout)}\n")
         return ExitStatus.FAILED
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
-    display.note(f"connected to {_printable(where)}; /help lists the local commands")
+    display.note(f"connected to {printable(where)}; /help lists the local commands")
     on_main_thread = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_kill")
     conn = LiveConnection(sock, host, args.timeout, display, interrupt=interactive and on_main_thread)
     recorder = Recorder(conn, display, stdin, interactive, args, context, output and output.resolve().parent)
@@ -538,12 +464,13 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     if not any(step.fields for step in recorder.steps):
         err.write("smtprun record: nothing was recorded; no plan written\n")
         return status or ExitStatus.FAILED
-    target: dict[str, Any] = {"host": _literal(host), "port": port, "timeout": args.timeout}
+    target: dict[str, Any] = {"host": literal(host), "port": port, "timeout": args.timeout}
     if implicit:
         target |= {"tls": "implicit", **recorder.tls_options}
-    written = _write_plan(plan_text(recorder.steps, where, target, args), output, out, err)
+    text = plan_text(recorder.steps, where, target, output=args.output, name=args.name)
+    written = _write_plan(text, output, out, err)
     if output is not None and written == ExitStatus.OK:
-        display.note(f"plan written to {_printable(str(output))}")
+        display.note(f"plan written to {printable(str(output))}")
     return status or written
 
 

@@ -1,0 +1,92 @@
+"""Writing plans as YAML text that reads back exactly: what `smtprun record` produces.
+
+Strings are written plain only when YAML reads them back unchanged, otherwise double-quoted;
+message bodies as literal blocks (`|`) when that reads back the same. Plan strings are Jinja2
+templates, so a recorded `{{`, `{%` or `{#` is escaped to stay what it was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import yaml
+
+__all__ = ["RecordedStep", "literal", "plan_text", "printable"]
+
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@/+-]*(?<! )", re.ASCII)  # safe unquoted, in flow style too
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal and a YAML comment: control characters shown as escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+@dataclass
+class RecordedStep:
+    """One step as it will be written: its keys in order, and comments."""
+
+    fields: dict[str, Any]  # in plan order; empty: only the comment is written
+    comment: str = ""  # written above the step
+    reply: str = ""  # written after `expect:`
+
+
+def literal(text: str) -> str:
+    """Plan strings are Jinja2 templates: a recorded "{{", "{%" or "{#" must stay what it is."""
+    return re.sub(r"\{(?=[{%#])", "{{ '{' }}", text)
+
+
+def _loads(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+
+
+def _scalar(value: Any) -> str:
+    """A YAML scalar: plain when that reads back the same, else double-quoted (JSON's escapes,
+    plus YAML's for the characters YAML may not hold raw)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(int(value)) if float(value).is_integer() else repr(value)
+    if _PLAIN.fullmatch(value) and _loads(value) == value:
+        return value
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+                   for c in json.dumps(value, ensure_ascii=False))
+
+
+def _body(body: str) -> str:
+    """A body as a literal block scalar (`|`) under `  - data:` when it reads back the same."""
+    chomp = "+" if body.endswith("\n\n") else "" if body.endswith("\n") else "-"
+    indent = "2" if body.lstrip("\n").startswith(" ") else ""  # else YAML takes its spaces for indentation
+    lines = body.removesuffix("\n").split("\n")
+    block = f"|{indent}{chomp}\n" + "\n".join("      " + line if line else "" for line in lines)
+    return block if body.strip() and _loads(f"  - data: {block}\n") == [{"data": body}] else _scalar(body)
+
+
+def _step_yaml(step: RecordedStep) -> str:
+    lines = [f"  # {printable(step.comment)}"] if step.comment else []
+    for i, (key, value) in enumerate(step.fields.items()):
+        if isinstance(value, dict):
+            text = "{" + ", ".join(f"{k}: {_scalar(v)}" for k, v in value.items()) + "}"
+        else:
+            text = _body(value) if key == "data" else _scalar(value)
+        tail = f"  # {printable(step.reply)[:72]}" if key == "expect" and step.reply else ""
+        lines.append(f"{'  - ' if i == 0 else '    '}{key}: {text}{tail}")
+    return "\n".join(lines)
+
+
+def plan_text(steps: list[RecordedStep], where: str, target: dict[str, Any], output: str | None = None,
+              name: str | None = None) -> str:
+    """A whole plan: a header saying where it came from, the target, then the steps."""
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lines = [f"# Recorded by `smtprun record` from {printable(where)} at {when}.",
+             f"# Run it: smtprun {printable(output or 'PLAN.yaml')}    (elsewhere: --host H --port P)"]
+    if name:
+        lines.append(f"name: {_scalar(name)}")
+    lines += ["target:", *(f"  {key}: {_scalar(value)}" for key, value in target.items()), "steps:"]
+    return "\n".join(lines + [_step_yaml(step) for step in steps]) + "\n"
