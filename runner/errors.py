@@ -78,3 +78,7 @@ class ReportError(SmtprunError):
 
 class ConnectionLost(SmtprunError):
     """The server closed or reset the connection when smtprun needed it open."""
+
+
+class ServerError(SmtprunError):
+    """The embedded server could not start (the port is taken, the address is not ours, ...)."""

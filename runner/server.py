@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, auth_mechanism, syntax
 
-from runner.errors import UsageError
+from runner.errors import ServerError, UsageError
 
 __all__ = ["PROFILES", "EmbeddedServer", "Profile", "Received", "serve", "server_tls_context"]
 
@@ -439,7 +439,12 @@ class EmbeddedServer:
             # Over implicit TLS (RFC 8314 s 3) every session is already encrypted.
             auth_require_tls=self._auth_require_tls and not implicit,
         )
-        self._controller.start()
+        try:
+            self._controller.start()
+        except (OSError, RuntimeError, TimeoutError) as exc:  # aiosmtpd re-raises its thread's error
+            self._controller = None
+            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ServerError(f"cannot listen on {self.host}:{self.port}: {cause}") from None
         return self
 
     def stop(self) -> None:

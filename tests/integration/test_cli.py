@@ -271,3 +271,9 @@ def test_python_dash_m_runner_works():
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "exchange.yaml: ok (2 cases)" in proc.stdout
+
+
+def test_serve_on_a_port_in_use_says_so(silent):
+    code, _, err = run("serve", "--port", str(silent.port))
+    assert code == 3
+    assert f"cannot listen on 127.0.0.1:{silent.port}" in err and "address already in use" in err
