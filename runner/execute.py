@@ -110,7 +110,7 @@ class _PlanRun:
         self.redactor = redactor_for(plan, options)
         self.variables = dict(plan.vars)
         self.shared: dict[str, Any] | None = {} if plan.sequential else None
-        self.result = PlanResult(plan.name, plan.file, plan.source, str(self.target))
+        self.result = PlanResult(plan.name, plan.file, self.redactor.text(plan.source), str(self.target))
         self.jobs = [_Job(c) for c in plan.cases]
         self._placeholders()
 

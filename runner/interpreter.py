@@ -129,6 +129,8 @@ class Session:
                 why = f"connection to {where} timed out after {t.timeout:g}s"
             except ssl.SSLError as exc:
                 why = f"{where}: {tlsinfo.describe_failure(exc)}"
+            except (UnicodeError, ValueError) as exc:  # e.g. a label over 63 characters
+                why = f"cannot connect to {where}: not a valid host name ({exc})"
             except OSError as exc:
                 # errno's own words where there is one ("Connection refused"), else the resolver's
                 detail = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else (exc.strerror or str(exc))
@@ -261,9 +263,7 @@ class Session:
             return None
         reply = await self.reply(deadline)
         out.reply = reply
-        why = expectations.check(spec, reply, self.vars)
-        if why:
-            raise StepFailed(why, reply)
+        self.check(spec, reply)
         self.capture(step, reply, out)
         is_ehlo = out.label.upper().startswith(("EHLO", "LHLO")) and reply.code == 250
         if is_ehlo:
@@ -271,6 +271,15 @@ class Session:
         if (is_ehlo or (reply.code == 220 and not self.greeting_hosts)) and reply.lines and reply.lines[0]:
             self.greeting_hosts.append(reply.lines[0].split()[0])
         return reply
+
+    def check(self, spec: Any, reply: Reply, context: str = "") -> None:
+        """Judge a reply against an expectation; every step kind comes through here."""
+        try:
+            why = expectations.check(spec, reply, self.scope())
+        except RenderError as exc:
+            why = str(exc)
+        if why:
+            raise StepFailed(f"{context}{why}", reply)
 
     async def reply(self, deadline: float) -> Reply:
         """The next reply; a closed connection fails the step."""
@@ -337,8 +346,17 @@ async def _run_list(session: Session, steps: tuple[Step, ...], outs: list[StepRe
     """Run steps in order; False when one failed and the rest were left (not run)."""
     result = session.result
     for step, out in zip(steps, outs, strict=True):
-        if step.when is not None and not session.truthy(step.when, out):
-            continue
+        session.step = step
+        try:
+            if step.when is not None and not session.truthy(step.when, out):
+                continue
+        except StepFailed as exc:
+            out.reason = session.redactor.text(exc.reason)
+            out.status = result.status = FAILED
+            result.reason = result.reason or f"step {step.index} ({step.file}:{step.line}): {out.reason}"
+            if go_on or step.continue_on_failure:
+                continue
+            return False
         out.status, out.started = PASSED, time.monotonic() - session.t0
         session.running = out  # left set if the session deadline cancels the step
         try:
@@ -357,6 +375,8 @@ async def _run_list(session: Session, steps: tuple[Step, ...], outs: list[StepRe
                 return False
         finally:
             out.duration = time.monotonic() - session.t0 - out.started
+            if out.reply is not None and session.redactor:
+                out.reply = session.redactor.reply(out.reply)
     return True
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+from runner.protocol import Reply
+
 __all__ = ["MASK", "Redactor"]
 
 MASK = "***"
@@ -32,6 +34,10 @@ class Redactor:
             if secret in data:
                 data = data.replace(secret, MASK.encode())
         return data
+
+    def reply(self, reply: Reply) -> Reply:
+        """The reply as reports keep it: a server that echoes a secret back does not publish it."""
+        return Reply(reply.code, tuple(self.text(line) for line in reply.lines), self.bytes(reply.raw))
 
     def text(self, text: str) -> str:
         if not self._secrets:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import os
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from runner import tls as tlsinfo
 from runner.errors import StepFailed
 from runner.protocol import Reply, ReplyParser, encode_line
 from runner.results import RECV, StepResult
-from runner.template import render
+from runner.template import is_template
 
 if TYPE_CHECKING:
     from runner.interpreter import Session
@@ -35,7 +36,7 @@ _TLS_ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 Action = Callable[["Session", "Step", StepResult, float], Awaitable[bool]]
 
 
-def _line(session: Session, text: str) -> bytes:
+def _line(text: str) -> bytes:
     try:
         return encode_line(text)
     except ValueError as exc:
@@ -45,13 +46,13 @@ def _line(session: Session, text: str) -> bytes:
 async def do_send(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
     line = session.text(step.value)
     out.label = session.redactor.text(line)
-    await session.send(_line(session, line), deadline)
+    await session.send(_line(line), deadline)
     return False
 
 
 async def do_raw(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
     text = session.text(step.value)
-    out.label = session.redactor.text(repr(text)[1:-1])
+    out.label = repr(session.redactor.text(text))[1:-1]
     await session.send(text.encode("utf-8"), deadline, replies=None)
     return False
 
@@ -71,6 +72,8 @@ def _file_chunks(path: str) -> Iterator[bytes]:
 
 async def do_data_file(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
     path = session.text(step.value)
+    if is_template(step.value) and step.file and not os.path.isabs(path):  # relative to the plan, as literals are
+        path = os.path.join(os.path.dirname(step.file), path)
     out.label = f"message body from {path}"
     try:
         chunks = _file_chunks(path)
@@ -172,7 +175,7 @@ async def do_auth(session: Session, step: Step, out: StepResult, deadline: float
     spec = step.expect if step.expect is not None else 235
     out.expected = expectations.describe(spec)
     first, answers = _auth_plan(session, mech, user, password)
-    await session.send(_line(session, first), deadline)
+    await session.send(_line(first), deadline)
     reply = out.reply = await session.reply(deadline)
     for answer in answers:
         if reply.code != 334:
@@ -185,9 +188,7 @@ async def do_auth(session: Session, step: Step, out: StepResult, deadline: float
         session.redactor.add(response, encoded=False)
         await session.send(response + b"\r\n", deadline)
         reply = out.reply = await session.reply(deadline)
-    why = expectations.check(spec, reply, session.vars)
-    if why:
-        raise StepFailed(why, reply)
+    session.check(spec, reply)
     session.capture(step, reply, out)
     return True
 
@@ -198,13 +199,11 @@ async def do_pipeline(session: Session, step: Step, out: StepResult, deadline: f
     out.label = " | ".join(session.redactor.text(line) for line in lines)
     if "PIPELINING" not in session.vars.get("ehlo", {}):
         session.note("the last EHLO did not offer PIPELINING (RFC 2920)")
-    await session.send(b"".join(_line(session, line) for line in lines), deadline, replies=len(lines))
+    out.expected = ", ".join(expectations.describe(i["expect"]) if "expect" in i else "any" for i in step.value)
+    await session.send(b"".join(_line(line) for line in lines), deadline, replies=len(lines))
     for n, (item, line) in enumerate(zip(step.value, lines, strict=True), start=1):
         reply = out.reply = await session.reply(deadline)
-        why = expectations.check(item.get("expect"), reply, session.vars)
-        if why:
-            raise StepFailed(f"reply {n} of {len(lines)} ({session.redactor.text(line)}): {why}", reply)
-    out.expected = ", ".join(expectations.describe(i["expect"]) if "expect" in i else "any" for i in step.value)
+        session.check(item.get("expect"), reply, f"reply {n} of {len(lines)} ({session.redactor.text(line)}): ")
     return True
 
 
@@ -227,9 +226,7 @@ async def do_bdat(session: Session, step: Step, out: StepResult, deadline: float
         await session.send(f"BDAT {len(chunk)}{' LAST' if last else ''}\r\n".encode() + chunk, deadline)
         reply: Reply = await session.reply(deadline)
         out.reply = reply
-        why = expectations.check(spec if last else "2xx", reply, session.vars)
-        if why:
-            raise StepFailed(f"chunk {n} of {len(chunks)}: {why}", reply)
+        session.check(spec if last else "2xx", reply, f"chunk {n} of {len(chunks)}: ")
     session.capture(step, out.reply, out)  # type: ignore[arg-type]
     return True
 
@@ -257,7 +254,7 @@ async def do_expect_tls(session: Session, step: Step, out: StepResult, deadline:
     if "days_valid" in want and facts.get("days_left", -1) < want["days_valid"]:
         problems.append(f"certificate expires in {facts.get('days_left', '?')} days, under {want['days_valid']}")
     if "name" in want:
-        name = render(want["name"], session.vars)
+        name = session.text(want["name"])
         if not any(_name_matches(name, san) for san in facts.get("san", [])):
             problems.append(f"certificate is not valid for {name} (names: {', '.join(facts.get('san', [])) or 'none'})")
     if "verified" in want and facts.get("verified") != want["verified"]:

@@ -181,7 +181,7 @@ async def open_connection(
         peername = transport.get_extra_info("peername")
     except AttributeError:  # uvloop, when the socket is already gone
         peername = None
-    if not peername or wire.closed:  # reset between the handshake and now
+    if not peername:  # reset between the handshake and now: the socket is already gone
         transport.abort()
         raise ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
     peer = f"[{peername[0]}]:{peername[1]}" if ":" in peername[0] else f"{peername[0]}:{peername[1]}"

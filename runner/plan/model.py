@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner import template
 from runner.errors import PlanError, Problem
 from runner.plan.check import ACTIONS, StepBuilder, parse_size
 from runner.plan.load import Loaded
@@ -100,7 +101,7 @@ def build_plan(loaded: Loaded, overrides: dict[str, str] | None = None) -> Plan:
     """Turn validated data into a Plan, or raise PlanError listing every problem found."""
     data = loaded.data
     problems: list[Problem] = []
-    variables: dict[str, Any] = {**data.get("vars", {}), **(overrides or {})}
+    variables = _resolve_vars(loaded, data.get("vars", {}), overrides or {}, problems)
     for name in data.get("secrets", []):
         if name not in variables:
             problems.append(loaded.problem(f"secret '{name}' is not a variable in vars", ("secrets",)))
@@ -162,6 +163,47 @@ def build_plan(loaded: Loaded, overrides: dict[str, str] | None = None) -> Plan:
         cases=tuple(cases),
         sequential=data.get("sequential", False) or any(c.when for c in cases),
     )
+
+
+def _resolve_vars(loaded: Loaded, declared: dict[str, Any], overrides: dict[str, str],
+                  problems: list[Problem]) -> dict[str, Any]:
+    """The plan's variables with their templates rendered once, each after the ones it names.
+
+    `password: "{{ env.SMTP_PASSWORD }}"` takes the environment's value here, so every step, the
+    redactor and the reports see the value, not the template. Values from --var are taken as given.
+    """
+    values = {**declared, **overrides}
+    pending = {k for k, v in declared.items() if k not in overrides and isinstance(v, str) and template.is_template(v)}
+    checker = StepBuilder(loaded, {k: v for k, v in values.items() if k not in pending}, problems)
+    for name in sorted(pending):
+        checker.variables = set(values)
+        checker.template(values[name], ("vars", name), set())
+    if problems:
+        return values
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str, via: tuple[str, ...]) -> None:
+        if name in order or name not in pending:
+            return
+        if name in visiting:
+            problems.append(loaded.problem(f"variables refer to each other in a loop: {' -> '.join((*via, name))}",
+                                           ("vars", name)))
+            return
+        visiting.add(name)
+        for used in sorted(template.names_used(values[name]) & pending):
+            visit(used, (*via, name))
+        visiting.discard(name)
+        order.append(name)
+
+    for name in sorted(pending):
+        visit(name, ())
+    for name in order:
+        try:
+            values[name] = template.render(values[name], {**values, "env": template.ENVIRON, "ehlo": {}})
+        except template.RenderError as exc:
+            problems.append(loaded.problem(f"vars.{name}: {exc}", ("vars", name)))
+    return values
 
 
 def _numbered(steps: list[Step], start: int = 0) -> tuple[Step, ...]:
