@@ -1,20 +1,22 @@
-"""Regex search with a time bound: a plan's pattern runs over text the server chose.
+"""Time bounds for work a plan can make unbounded: regex searches over server text, template rendering.
 
-A pattern such as `(a+)+$` backtracks exponentially on the right input. CPython's regex engine
-checks for signals while it works, so on the main thread a one-shot timer (SIGALRM) stops a
-search that runs too long. Elsewhere (a pytest worker thread, a platform without setitimer)
-the search runs unbounded, on a reply that is itself bounded (runner.protocol limits).
+A pattern such as `(a+)+$` backtracks exponentially on the right input, and a template can loop
+for hours within the sandbox's size bounds. CPython checks for signals between bytecodes and
+inside its regex engine, so on the main thread a one-shot timer (SIGALRM) stops work that runs
+too long. Elsewhere (a pytest worker thread, a platform without setitimer) it runs unbounded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from functools import lru_cache
 
-__all__ = ["MATCH_SECONDS", "RegexTimeout", "search"]
+__all__ = ["MATCH_SECONDS", "RegexTimeout", "TimeBoundExceeded", "search", "time_bound"]
 
 MATCH_SECONDS = 1.0
 
@@ -36,21 +38,36 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def search(pattern: str, text: str, seconds: float = MATCH_SECONDS) -> re.Match[str] | None:
-    """re.search, bounded in time where the platform allows. re.error passes up."""
-    compiled = _compiled(pattern)
+class TimeBoundExceeded(Exception):
+    """Work under `time_bound` ran past its seconds."""
+
+
+@contextlib.contextmanager
+def time_bound(seconds: float) -> Iterator[None]:
+    """Raise TimeBoundExceeded in the block after `seconds`, where the platform allows; keeps any outer alarm."""
     if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        return compiled.search(text)
+        yield
+        return
     previous = signal.signal(signal.SIGALRM, _expire)
     started = time.monotonic()
     outer, interval = signal.setitimer(signal.ITIMER_REAL, seconds)  # someone else's alarm, if any
     try:
-        return compiled.search(text)
+        yield
     except _Expired:
-        raise RegexTimeout(f"regex /{pattern}/ ran longer than {seconds:g}s on this reply "
-                           "(catastrophic backtracking?)") from None
+        raise TimeBoundExceeded from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if outer:  # give the other alarm back what it had left
             signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001), interval)
+
+
+def search(pattern: str, text: str, seconds: float = MATCH_SECONDS) -> re.Match[str] | None:
+    """re.search, bounded in time where the platform allows. re.error passes up."""
+    compiled = _compiled(pattern)
+    try:
+        with time_bound(seconds):
+            return compiled.search(text)
+    except TimeBoundExceeded:
+        raise RegexTimeout(f"regex /{pattern}/ ran longer than {seconds:g}s on this reply "
+                           "(catastrophic backtracking?)") from None

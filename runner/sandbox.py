@@ -14,6 +14,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, n
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from runner.regex import TimeBoundExceeded, time_bound
 from runner.template import RenderError
 
 __all__ = ["check_structure", "env_refs", "evaluate", "names_used", "render"]
@@ -105,9 +106,15 @@ def _compile(text: str) -> Any:
     return environment().from_string(text)
 
 
+RENDER_SECONDS = 2.0  # a plan string renders in microseconds; this only stops a template built to spin
+
+
 def render(text: str, variables: Mapping[str, Any]) -> str:
     try:
-        return _compile(text).render(variables)
+        with time_bound(RENDER_SECONDS):
+            return _compile(text).render(variables)
+    except TimeBoundExceeded:
+        raise RenderError(f"template took longer than {RENDER_SECONDS:g}s to render", forbidden=True) from None
     except SecurityError as exc:
         raise RenderError(f"template tried a forbidden operation: {exc}", forbidden=True) from None
     except UndefinedError as exc:
@@ -125,7 +132,10 @@ def _compile_expression(text: str) -> Any:
 
 def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
     try:
-        return _compile_expression(expression)(**variables)
+        with time_bound(RENDER_SECONDS):
+            return _compile_expression(expression)(**variables)
+    except TimeBoundExceeded:
+        raise RenderError(f"expression took longer than {RENDER_SECONDS:g}s", forbidden=True) from None
     except SecurityError as exc:
         raise RenderError(f"expression tried a forbidden operation: {exc}", forbidden=True) from None
     except TemplateSyntaxError as exc:

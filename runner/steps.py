@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from runner import expect as expectations
 from runner import tls as tlsinfo
 from runner.errors import StepFailed
+from runner.plan.check import inside
 from runner.protocol import Reply, ReplyParser, encode_line
 from runner.results import RECV, StepResult
 from runner.template import is_template
@@ -72,8 +73,11 @@ def _file_chunks(path: str) -> Iterator[bytes]:
 
 async def do_data_file(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
     path = session.text(step.value)
-    if is_template(step.value) and step.file and not os.path.isabs(path):  # relative to the plan, as literals are
-        path = os.path.join(os.path.dirname(step.file), path)
+    if is_template(step.value) and step.file:  # checked as the plan was read when it is a literal
+        folder = os.path.dirname(step.file)
+        path = os.path.join(folder, path)
+        if not inside(path, folder):
+            raise StepFailed(f"data_file {path} is outside the plan's folder: not sent")
     out.label = f"message body from {path}"
     try:
         chunks = _file_chunks(path)

@@ -32,16 +32,17 @@ class RenderError(Exception):
 
 
 class _Env(Mapping[str, str]):
-    """os.environ, read-only."""
+    """os.environ, read-only, by name only: a plan passed around must not list the environment
+    (`{{ env|dictsort }}` would send every token the user has to the server)."""
 
     def __getitem__(self, key: str) -> str:
         return os.environ[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(os.environ)
+        return iter(())
 
     def __len__(self) -> int:
-        return len(os.environ)
+        return 0
 
 
 ENVIRON = _Env()

@@ -17,7 +17,7 @@ from runner.errors import PlanError, Problem
 from runner.expect import describe
 from runner.plan.load import Loaded, load_file
 
-__all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "parse_size"]
+__all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "inside", "parse_size"]
 
 ACTIONS = ("send", "raw", "data", "data_file", "data_size", "sleep", "close", "starttls", "auth", "pipeline", "bdat",
            "expect_tls", "expect_dns")
@@ -27,6 +27,11 @@ MAX_GENERATED_BODY = 16 * 1024**3
 MAX_INCLUDE_DEPTH = 16
 _SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]i?)?[bB]?$")
 _UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+def inside(path: Path | str, folder: Path | str) -> bool:
+    """Whether path, links and `..` resolved, lies in folder or below it."""
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
 
 def parse_size(text: str) -> int:
@@ -118,8 +123,12 @@ class StepBuilder:
     def _value(self, action: str, value: Any, path: tuple[Any, ...]) -> Any:
         """Action arguments that can be settled now: file paths, sizes, pipelining order."""
         if action == "data_file" and not template.is_template(value):
-            resolved = Path(self.loaded.source.name).parent / value
-            if not resolved.is_file():
+            folder = Path(self.loaded.source.name).parent
+            resolved = folder / value
+            if not inside(resolved, folder):
+                self.problem(f"data_file {value} is outside the plan's folder: a plan may only send files "
+                             "that sit beside it or below it", path, hint="move the file next to the plan")
+            elif not resolved.is_file():
                 self.problem(f"data_file not found: {resolved}", path)
             return str(resolved)
         if action == "data_size":

@@ -168,6 +168,7 @@ class _Builder:
         explicit = [(k, v) for k, v in node.value if k.tag != _MERGE]
         explicit_keys = {k.value for k, _ in explicit if isinstance(k, ScalarNode)}
         merged: list[tuple[Node, Node]] = []
+        seen: set[Any] = set()
         for k, v in node.value:
             if k.tag != _MERGE:
                 continue
@@ -179,7 +180,8 @@ class _Builder:
                     self.count += 1  # merges of merges grow like aliases do: bound them alike
                     if self.count > MAX_NODES:
                         raise self.fail(f"plan expands to more than {MAX_NODES} values (merge keys)", src)
-                    if mk.value not in explicit_keys and all(mk.value != m.value for m, _ in merged):
+                    if mk.value not in explicit_keys and mk.value not in seen:
+                        seen.add(mk.value)
                         merged.append((mk, mv))
         yield from merged
         yield from explicit
