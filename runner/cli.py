@@ -78,7 +78,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
     run.add_argument("--host", help="connect here instead of the plan's target.host")
     run.add_argument("--port", type=tcp_port, help="connect to this port instead of the plan's")
-    run.add_argument("--timeout", type=_positive, help="seconds to wait for each reply (overrides the plans)")
+    run.add_argument("--timeout", type=_positive,
+                     help="seconds to wait for each reply, instead of the plans' target.timeout "
+                          "(a case's or step's own timeout still applies)")
     run.add_argument("--session-timeout", type=_positive, help="seconds a whole case may take")
     run.add_argument("--nameserver", action="append", type=_nameserver, default=[], metavar="IP[:PORT]",
                      help="DNS server for MX lookups and DNS checks (repeatable; default: the plan's, or the system)")
@@ -167,7 +169,12 @@ def _serve(args: argparse.Namespace, console: Console) -> ExitStatus:
 
 
 def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
-    from runner.execute import RunOptions, run_plans
+    from runner.execute import DEFAULT_JOBS, RunOptions, run_plans
+
+    if "-" in (args.json, args.junit):  # stdout carries the JSON or XML: the human output goes to stderr
+        if args.json == args.junit:
+            raise UsageError("--json - and --junit - cannot both write to standard output")
+        console = Console(console.err, console.err)
 
     overrides = dict(args.var) | dict(args.secret)
     plans = _read_plans(args.plans, overrides)
@@ -178,7 +185,7 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
                          on_case=console.case_done)
     if args.verbose:
         options.listener = console.live
-        if args.jobs == 20 and sum(len(p.cases) for p in plans) > 1:
+        if args.jobs == DEFAULT_JOBS and sum(len(p.cases) for p in plans) > 1:
             options.jobs = 1  # a readable live transcript: one session at a time
     server = None
     if args.embedded:
@@ -214,7 +221,7 @@ def _write_reports(run: RunResult, args: argparse.Namespace, console: Console, s
     if args.json:
         outputs.append(("JSON", "runner.report.jsonout", "write_json", Path(args.json) if args.json != "-" else "-"))
     if args.junit:
-        outputs.append(("JUnit", "runner.report.junit", "write_junit", Path(args.junit)))
+        outputs.append(("JUnit", "runner.report.junit", "write_junit", Path(args.junit) if args.junit != "-" else "-"))
     for kind, module, func, path in outputs:
         try:
             getattr(__import__(module, fromlist=[func]), func)(run, path)

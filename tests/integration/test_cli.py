@@ -277,3 +277,19 @@ def test_serve_on_a_port_in_use_says_so(silent):
     code, _, err = run("serve", "--port", str(silent.port))
     assert code == 3
     assert f"cannot listen on 127.0.0.1:{silent.port}" in err and "address already in use" in err
+
+
+@pytest.mark.parametrize(("flag", "parse"), [("--json", "json"), ("--junit", "xml")])
+def test_machine_output_on_stdout_stays_parseable(flag, parse):
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    proc = subprocess.run([sys.executable, "-m", "runner", "--embedded", str(ROOT / "plans/exchange.yaml"),
+                           "--no-report", flag, "-"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    if parse == "json":
+        assert json.loads(proc.stdout)["counts"]["passed"] == 2
+    else:
+        assert ET.fromstring(proc.stdout).get("tests") == "2"
+    assert "2 passed" in proc.stderr  # the human summary moved out of the way
