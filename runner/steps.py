@@ -143,6 +143,11 @@ async def do_starttls(session: Session, step: Step, out: StepResult, deadline: f
         await session.conn.start_tls(context, name, deadline)
     except (ssl.SSLError, asyncio.TimeoutError, OSError, ConnectionError) as exc:
         raise StepFailed(tlsinfo.describe_failure(exc), reply) from None
+    late = session.conn.buffered()  # plaintext that raced the upgrade, or data sent before the client spoke
+    if late:
+        session.record(RECV, late)
+        raise StepFailed(f"server sent {len(late)} bytes around the TLS handshake, before the client spoke: "
+                         "response injection (RFC 3207 §4.2, cf. CVE-2011-0411)", reply)
     facts = session.result.tls = tlsinfo.session_facts(session.conn.tls_object, verify)
     session.vars["ehlo"] = {}  # RFC 3207 §4.2: what was learned before TLS is void
     session.note(f"TLS established: {facts.get('version')} {facts.get('cipher')}"

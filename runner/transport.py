@@ -112,6 +112,8 @@ class Connection:
         wire = self._wire
         while not wire.buf:
             if wire.closed:
+                if isinstance(wire.error, ssl.SSLError):
+                    raise ConnectionLost(f"the TLS session failed: {wire.error.reason or wire.error}")
                 if isinstance(wire.error, OSError):
                     raise ConnectionLost(f"connection reset by the server ({_reason(wire.error)})")
                 return b""
