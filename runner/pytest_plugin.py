@@ -252,17 +252,27 @@ class CaseItem(pytest.Item):
                       "or give --smtprun-host or --smtprun-embedded")
             raise CaseFailed(self._failure(target, None, reason, self.plan.file, self.case.line))
         run = run_plans([dataclasses.replace(self.plan, cases=(self.case,))], options)
-        result = run.plans[0].cases[0]
-        if result.peer:
-            self.user_properties.append(("peer", result.peer))
-        if result.status == SKIPPED:
+        if run.interrupted:
+            raise KeyboardInterrupt
+        results = run.plans[0].cases  # one per MX host with `all: true`; all must pass
+        failed = [r for r in results if r.status == FAILED]
+        result = failed[0] if failed else results[0]
+        for r in results:
+            if r.peer:
+                self.user_properties.append(("peer", r.peer))
+        if run.errors:
+            raise CaseFailed(self._failure(target, result, "; ".join(run.errors), self.plan.file, self.case.line))
+        if all(r.status == SKIPPED for r in results):
             pytest.skip(result.reason or "skipped")
         if result.status == FAILED:
             step = result.failed_step
             file, line = self.plan.file, self.case.line
             if step is not None and step.line:
                 file, line = step.file or self.plan.file, step.line  # an included step names its own file
-            raise CaseFailed(self._failure(target, result, result.reason or "failed", file, line))
+            reason = result.reason or "failed"
+            if len(results) > 1:
+                reason = f"{result.name}: {reason} ({len(failed)} of {len(results)} routes failed)"
+            raise CaseFailed(self._failure(target, result, reason, file, line))
         self.add_report_section("call", "transcript", _transcript(result))
 
     def _failure(self, target: Target, result: CaseResult | None, reason: str, file: str,
