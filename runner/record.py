@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import re
 import select
 import signal
 import socket
@@ -205,6 +206,8 @@ class Recorder:
         if args.cafile:
             self.tls_options["cafile"] = literal(str(Path(args.cafile).resolve()))
         self.steps: list[RecordedStep] = []
+        self.secrets: list[str] = []  # credentials typed during AUTH, kept out of the plan
+        self.in_auth = False  # the last reply was a 334 to an AUTH exchange (RFC 4954 §4)
         self.done = False
 
     def read(self) -> str | None:
@@ -285,11 +288,23 @@ class Recorder:
             return self.display.note(f"not sent: {exc}")
         self.conn.send(data)
         event = self.wait()
-        self.record({"send": literal(line)}, event)
+        self.record({"send": self.credential_free(line)}, event)
+        self.in_auth = event[0] == "reply" and event[1].code == 334 and (self.in_auth or _AUTH.match(line) is not None)
         if event[0] == "reply" and event[1].code == 354:
             self.body()
         elif event[0] == "reply" and event[1].code == 221:
             self.done = True  # RFC 5321 §4.1.1.10: the server closes after QUIT's 221
+
+    def credential_free(self, line: str) -> str:
+        """The line as the plan keeps it: an AUTH initial response, or an answer to a 334, becomes a secret."""
+        initial = _AUTH_INITIAL.match(line)
+        if not (initial or (self.in_auth and line.strip() not in ("", "*"))):
+            return literal(line)
+        name = f"auth_{len(self.secrets) + 1}"
+        self.secrets.append(name)
+        _forget_last_history_line(self.interactive)
+        self.display.note(f"credential kept out of the plan: give it with --secret {name}=...")
+        return (f"{initial[1]}{{{{ {name} }}}}") if initial else f"{{{{ {name} }}}}"
 
     def body(self) -> None:
         """RFC 5321 §4.1.1.4: lines up to a lone ".", sent dot-stuffed as they are typed."""
@@ -351,6 +366,22 @@ class Recorder:
         self.display.note(problem)
         self.steps.append(RecordedStep({"send": "STARTTLS", "expect": 220}, f"then: {problem}"))
         self.done = True
+
+
+_AUTH = re.compile(r"(?i)\s*AUTH\s")
+_AUTH_INITIAL = re.compile(r"(?i)(\s*AUTH\s+\S+\s+)\S")  # AUTH mechanism initial-response (RFC 4954 §4)
+
+
+def _forget_last_history_line(interactive: bool) -> None:
+    """Keep a typed credential out of the readline history file."""
+    if not interactive:
+        return
+    with suppress(ImportError, ValueError):
+        import readline
+
+        length = readline.get_current_history_length()
+        if length:
+            readline.remove_history_item(length - 1)
 
 
 def _connect_problem(exc: OSError, where: str, timeout: float) -> str:
@@ -467,7 +498,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     target: dict[str, Any] = {"host": literal(host), "port": port, "timeout": args.timeout}
     if implicit:
         target |= {"tls": "implicit", **recorder.tls_options}
-    text = plan_text(recorder.steps, where, target, output=args.output, name=args.name)
+    text = plan_text(recorder.steps, where, target, output=args.output, name=args.name, secrets=recorder.secrets)
     written = _write_plan(text, output, out, err)
     if output is not None and written == ExitStatus.OK:
         display.note(f"plan written to {printable(str(output))}")

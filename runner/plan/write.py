@@ -81,12 +81,24 @@ def _step_yaml(step: RecordedStep) -> str:
 
 
 def plan_text(steps: list[RecordedStep], where: str, target: dict[str, Any], output: str | None = None,
-              name: str | None = None) -> str:
-    """A whole plan: a header saying where it came from, the target, then the steps."""
+              name: str | None = None, secrets: list[str] | None = None) -> str:
+    """A whole plan: a header saying where it came from, the target, then the steps.
+
+    `secrets` name the credentials that were typed but not written: they become empty `vars:`
+    listed under `secrets:`, to be given with --secret when the plan is run.
+    """
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    run = f"smtprun {printable(output or 'PLAN.yaml')}"
+    if secrets:
+        run += "".join(f" --secret {n}=..." for n in secrets)
     lines = [f"# Recorded by `smtprun record` from {printable(where)} at {when}.",
-             f"# Run it: smtprun {printable(output or 'PLAN.yaml')}    (elsewhere: --host H --port P)"]
+             f"# Run it: {run}    (elsewhere: --host H --port P)"]
+    if secrets:
+        lines.append("# The AUTH credentials typed were not written down: give them (as sent, base64) with --secret.")
     if name:
         lines.append(f"name: {_scalar(name)}")
-    lines += ["target:", *(f"  {key}: {_scalar(value)}" for key, value in target.items()), "steps:"]
+    lines += ["target:", *(f"  {key}: {_scalar(value)}" for key, value in target.items())]
+    if secrets:
+        lines += ["vars:", *(f'  {n}: ""' for n in secrets), f"secrets: [{', '.join(secrets)}]"]
+    lines.append("steps:")
     return "\n".join(lines + [_step_yaml(step) for step in steps]) + "\n"

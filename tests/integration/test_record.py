@@ -4,6 +4,7 @@ written replays as passing, and a real terminal (tmux) gets line editing and liv
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import os
 import shlex
@@ -262,3 +263,23 @@ def test_terminal_session_ends_when_the_server_hangs_up_at_the_prompt(tmp_path):
         listener.close()
     assert "S: 421 4.4.2 idle.test idle timeout" in screen and "* the server closed the connection" in screen
     assert "  - expect: 421  # 4.4.2 idle.test idle timeout\n" in plan.read_text()
+
+
+def test_auth_credentials_are_kept_out_of_the_plan(tmp_path):
+    plain = base64.b64encode(b"\0alice\0s3cret-pw").decode()
+    user, password = base64.b64encode(b"alice").decode(), base64.b64encode(b"s3cret-pw").decode()
+    with EmbeddedServer(auth_user="alice", auth_password="s3cret-pw", auth_require_tls=False) as server:
+        typed = f"EHLO x\nAUTH PLAIN {plain}\nQUIT\n"
+        code, _, err = record(server, typed, "-o", str(tmp_path / "plain.yaml"))
+        assert code == 0, err
+        login = f"EHLO x\nAUTH LOGIN\n{user}\n{password}\nQUIT\n"
+        code, _, err = record(server, login, "-o", str(tmp_path / "l.yaml"))
+        assert code == 0, err
+        runs = (("plain.yaml", [f"auth_1={plain}"]), ("l.yaml", [f"auth_1={user}", f"auth_2={password}"]))
+        for name, secrets in runs:
+            text = (tmp_path / name).read_text()
+            assert plain not in text and password not in text and "secrets: [auth_1" in text
+            args = [str(tmp_path / name), "--host", server.host, "--port", str(server.port), "--no-report"]
+            for secret in secrets:
+                args += ["--secret", secret]
+            assert smtprun(args, out=io.StringIO(), err=io.StringIO()) == 0
