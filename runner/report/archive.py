@@ -48,6 +48,12 @@ _NAME = re.compile(r"-(\d{8}T\d{6})Z(?:-(\d+))?\.html$")
 _LINK_UNSUPPORTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _temp_file(directory: Path, name: str, data: bytes) -> Path:
     """Write data to a fresh hidden temp file in directory (so a rename stays on one filesystem)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
@@ -56,6 +62,7 @@ def _temp_file(directory: Path, name: str, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is as readable as any file written
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
