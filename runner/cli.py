@@ -225,8 +225,11 @@ def _write_reports(run: RunResult, args: argparse.Namespace, console: Console, s
     for kind, module, func, path in outputs:
         try:
             getattr(__import__(module, fromlist=[func]), func)(run, path)
-        except (OSError, ReportError) as exc:
-            console.error(f"smtprun: cannot write {kind} to {path}: {getattr(exc, 'strerror', None) or exc}")
+        except ReportError as exc:  # it names the file and the reason itself
+            console.error(f"smtprun: {exc}")
+            failed = True
+        except OSError as exc:
+            console.error(f"smtprun: cannot write {kind} to {path}: {exc.strerror or exc}")
             failed = True
     if not args.no_report:
         from runner.report.html import write_html_reports
