@@ -24,7 +24,7 @@ from runner.plan.model import Case, Plan, Target
 from runner.redact import Redactor
 from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult, StepResult
 from runner.stats import LoadStats
-from runner.template import ENVIRON, RenderError, evaluate, render
+from runner.template import ENVIRON, RenderError, evaluate, is_template, render
 
 __all__ = ["RunOptions", "run_plans"]
 
@@ -69,6 +69,10 @@ def redactor_for(plan: Plan, options: RunOptions) -> Redactor:
     redactor = Redactor()
     for name in plan.secrets:
         redactor.add(str(plan.vars[name]))
+    for case in plan.cases:  # a password written into an auth: step is a secret before the step runs
+        for step in (*case.steps, *case.finally_steps):
+            if step.action == "auth" and not is_template(step.value["password"]):
+                redactor.add(step.value["password"])
     for value in options.secrets.values():
         redactor.add(value)
     return redactor

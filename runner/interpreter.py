@@ -362,8 +362,10 @@ async def _run_list(session: Session, steps: tuple[Step, ...], outs: list[StepRe
         try:
             await session.run_step(step, out)
             session.running = None
-        except StepFailed as exc:
+        except Exception as exc:  # a defect in smtprun: a verdict on this step, the transcript kept
             session.running = None
+            if not isinstance(exc, StepFailed):
+                exc = StepFailed(f"internal error: {type(exc).__name__}: {exc}")
             out.status, out.reason = FAILED, session.redactor.text(exc.reason)
             out.reply = out.reply or exc.reply  # type: ignore[assignment]
             if out.expected is None and step.expect is not None:
@@ -387,8 +389,9 @@ async def _run_steps(session: Session) -> None:
     try:
         await session.connect()
     except StepFailed as exc:
-        result.status, result.reason = FAILED, exc.reason
-        result.steps[0].status, result.steps[0].reason = FAILED, exc.reason
+        reason = session.redactor.text(exc.reason)
+        result.status, result.reason = FAILED, reason
+        result.steps[0].status, result.steps[0].reason = FAILED, reason
         return
     await _run_list(session, case.steps, main, case.continue_on_failure)
     if case.finally_steps:

@@ -109,10 +109,22 @@ def _compile(text: str) -> Any:
 RENDER_SECONDS = 2.0  # a plan string renders in microseconds; this only stops a template built to spin
 
 
+MAX_OUTPUT = 64 * 1024 * 1024  # characters one plan string may render to
+# Jinja2's lexer turns every CR and CRLF in a template into LF; a plan's `raw:` bytes must survive it.
+_CR = "\U0010fffd"  # a noncharacter stand-in, never in a plan
+
+
 def render(text: str, variables: Mapping[str, Any]) -> str:
     try:
         with time_bound(RENDER_SECONDS):
-            return _compile(text).render(variables)
+            out: list[str] = []
+            size = 0
+            for piece in _compile(text.replace("\r", _CR)).generate(variables):
+                size += len(piece)
+                if size > MAX_OUTPUT:
+                    raise SecurityError(f"template renders to more than {MAX_OUTPUT} characters")
+                out.append(piece)
+            return "".join(out).replace(_CR, "\r")
     except TimeBoundExceeded:
         raise RenderError(f"template took longer than {RENDER_SECONDS:g}s to render", forbidden=True) from None
     except SecurityError as exc:

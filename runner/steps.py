@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner import expect as expectations
 from runner import tls as tlsinfo
-from runner.errors import StepFailed
+from runner.errors import ConnectionLost, StepFailed
 from runner.plan.check import inside
 from runner.protocol import Reply, ReplyParser, encode_line
 from runner.results import RECV, StepResult
@@ -141,6 +141,8 @@ async def do_starttls(session: Session, step: Step, out: StepResult, deadline: f
         raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}", reply) from None
     try:
         await session.conn.start_tls(context, name, deadline)
+    except ConnectionLost as exc:
+        raise StepFailed(f"TLS handshake failed: {exc}", reply) from None
     except (ssl.SSLError, asyncio.TimeoutError, OSError, ConnectionError) as exc:
         raise StepFailed(tlsinfo.describe_failure(exc), reply) from None
     late = session.conn.buffered()  # plaintext that raced the upgrade, or data sent before the client spoke

@@ -145,6 +145,8 @@ class Connection:
                            ssl_handshake_timeout=remaining),
             deadline,
         )
+        if new is None or wire.closed:  # the server hung up during the handshake
+            raise ConnectionLost("the server closed the connection during the TLS handshake")
         wire.transport = new  # type: ignore[assignment]
         self.tls_object = new.get_extra_info("ssl_object")
 

@@ -386,7 +386,13 @@ def write_html_reports(
         for plan in run.plans:
             data = plan_data(run, plan)
             found = _previous(entries, data, warnings)
-            changes = compare_runs(found[1], data) if found else None
+            changes = None
+            if found:
+                try:
+                    changes = compare_runs(found[1], data)
+                except (AttributeError, KeyError, TypeError, ValueError):  # an earlier report edited by hand
+                    warnings.append(f"{found[0].path.name}: its data is damaged; this run is not compared with it")
+                    found = None
             page = render_report(run, plan, changes, found[0].path.name if found else None, data)
             stem = report_stem(plan.file, run.started_at)
             written.append(write_new(report_dir, stem, ".html", page.encode("utf-8")))

@@ -349,3 +349,10 @@ def test_every_schema_property_has_a_description() -> None:
 ])
 def test_shapes_are_explained_once_in_plain_words(tmp_path: Path, text: str, where: str, message: str) -> None:
     assert only_problem(tmp_path, text) == (where, message)
+
+
+def test_jinja_templates_keep_every_cr_and_lf_as_written() -> None:
+    from runner.template import render
+
+    text = "Subject: x\r\n\r\nfirst\r.\rMAIL FROM:<{{ s | lower }}>\n\r\n.\r\n"
+    assert render(text, {"s": "Evil@Example.com"}) == "Subject: x\r\n\r\nfirst\r.\rMAIL FROM:<evil@example.com>\n\r\n.\r\n"
