@@ -68,6 +68,7 @@ class Session:
         self.transcript_bytes = 0
         self.running: StepResult | None = None  # the step in progress, for the session deadline
         self.owed: int | None = 1  # replies the server owes: the banner first; None when uncountable
+        self.cut_short = False  # the server replied mid-send: the rest of this step's bytes are not sent
         self.route = route
         self.server_host = target.host or ""  # the name TLS checks and DNS checks use
         self.greeting_hosts: list[str] = []  # host names the banner and EHLO reply gave
@@ -244,6 +245,7 @@ class Session:
 
     async def run_step(self, step: Step, out: StepResult) -> None:
         self.step = step
+        self.cut_short = False
         deadline = self.deadline(step)
         action = ACTIONS.get(step.action)
         if action is not None:
@@ -328,14 +330,34 @@ class Session:
         await self.write(held + tail, deadline)
 
     async def write(self, data: bytes, deadline: float) -> None:
-        """Write without recording (the caller records what it sent)."""
+        """Write without recording (the caller records what it sent).
+
+        A server may refuse a message while it is still arriving (552 too big, then close): when
+        it stops taking bytes and a reply is waiting, the rest of this step is not sent and the
+        reply is judged as the step's answer.
+        """
         assert self.conn is not None
+        if self.cut_short:
+            return
         try:
             await self.conn.write(data, deadline)
+            return
         except asyncio.TimeoutError:
-            raise StepFailed("timed out sending: the server is not reading") from None
+            why = "timed out sending: the server is not reading"
         except (ConnectionLost, OSError) as exc:
-            raise StepFailed(str(exc)) from None
+            why = str(exc)
+        if self.replied_early():
+            self.cut_short = True
+            self.note(f"the server answered and stopped taking data before the client finished sending ({why})")
+            return
+        raise StepFailed(why)
+
+    def replied_early(self) -> bool:
+        assert self.conn is not None
+        early = self.conn.buffered()
+        if early:
+            self.parser.feed(early)
+        return b"\n" in self.parser.pending
 
 
 def _pending(step: Step) -> StepResult:

@@ -354,3 +354,53 @@ cases:
     assert code == 1
     assert out.count("ran longer than 1s on this reply") == 2
     assert time.monotonic() - t0 < 4
+
+
+class EarlyRefusal:
+    """Reads about 1 MB of a message, answers 552 as a real server does when SIZE is exceeded, and hangs up."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(2)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.sendall(b"220 small ESMTP\r\n")
+            reader = conn.makefile("rb")
+            for line in reader:
+                if line.upper().startswith(b"DATA"):
+                    conn.sendall(b"354 go ahead\r\n")
+                    reader.read(1_000_000)
+                    conn.sendall(b"552 5.3.4 Message size exceeds fixed limit\r\n")
+                    return
+                conn.sendall(b"250 ok\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_refusal_in_the_middle_of_a_big_body_is_judged(tmp_path):
+    server = EarlyRefusal()
+    try:
+        plan = write_plan(tmp_path, f"""\
+target: {{host: 127.0.0.1, port: {server.port}, timeout: 5}}
+steps:
+  - expect: 220
+  - send: "MAIL FROM:<a@example.com>"
+    expect: 250
+  - send: DATA
+    expect: 354
+  - data_size: 50MB
+    expect: {{code: 552, enhanced: "5.3.4"}}
+""")
+        code, out, err = run(plan, "--no-report")
+    finally:
+        server.close()
+    assert code == 0, out + err

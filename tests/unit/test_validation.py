@@ -355,4 +355,5 @@ def test_jinja_templates_keep_every_cr_and_lf_as_written() -> None:
     from runner.template import render
 
     text = "Subject: x\r\n\r\nfirst\r.\rMAIL FROM:<{{ s | lower }}>\n\r\n.\r\n"
-    assert render(text, {"s": "Evil@Example.com"}) == "Subject: x\r\n\r\nfirst\r.\rMAIL FROM:<evil@example.com>\n\r\n.\r\n"
+    want = "Subject: x\r\n\r\nfirst\r.\rMAIL FROM:<evil@example.com>\n\r\n.\r\n"
+    assert render(text, {"s": "Evil@Example.com"}) == want
