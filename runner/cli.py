@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -211,7 +211,29 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
     console.summary(run)
     status = ExitStatus.INTERRUPTED if run.interrupted else (
         ExitStatus.FAILED if run.status == "failed" else ExitStatus.OK)
-    return _write_reports(run, args, console, status)
+    with _interrupt_deferred() as interrupted:  # the results exist: write them all, then honour Ctrl-C
+        status = _write_reports(run, args, console, status)
+    if interrupted:
+        console.error("smtprun: interrupted after the results were written")
+        return ExitStatus.INTERRUPTED
+    return status
+
+
+@contextlib.contextmanager
+def _interrupt_deferred() -> Iterator[list[int]]:
+    """Hold Ctrl-C (SIGINT) until the block ends; the list it yields is non-empty when one came."""
+    import signal
+    import threading
+
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield got
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _write_reports(run: RunResult, args: argparse.Namespace, console: Console, status: ExitStatus) -> ExitStatus:

@@ -37,14 +37,14 @@ class Console:
     def case_done(self, plan: PlanResult, case: CaseResult) -> None:
         word = self.paint(_WORDS.get(case.status, case.status.upper()), case.status)
         where = f" → {case.peer}" if case.peer else ""
-        self.out.write(f"{word}  {plan.file} · {_safe(case.name)}"
+        self.out.write(f"{word}  {_safe(plan.file)} · {_safe(case.name)}"
                        f"{self.paint(f'  ({case.duration:.2f}s{where})', 'dim')}\n")
         if case.load:
             self._load(case.load)
         step = case.failed_step
         if case.status == FAILED and step is not None:
-            self.out.write(f"      step {step.index} at {step.file or plan.file}:{step.line}: {step.action} "
-                           f"{_safe(step.label)}\n")
+            what = step.label if step.label.lower().startswith(step.action) else f"{step.action} {step.label}"
+            self.out.write(f"      step {step.index} at {_safe(step.file or plan.file)}:{step.line}: {_safe(what)}\n")
             if step.expected:
                 self.out.write(f"        expected: {_safe(step.expected)}\n")
             if step.reply is not None:

@@ -108,8 +108,8 @@ def mx_notes(found: Any) -> list[str]:
 class _PlanRun:
     """One plan's cases on the shared loop: routes, conditions, retries, repetitions."""
 
-    def __init__(self, plan: Plan, options: RunOptions, gate: asyncio.Semaphore) -> None:
-        self.plan, self.options, self.gate = plan, options, gate
+    def __init__(self, plan: Plan, options: RunOptions, gate: asyncio.Semaphore, stopping: asyncio.Event) -> None:
+        self.plan, self.options, self.gate, self.stopping = plan, options, gate, stopping
         self.target = target_for(plan, options)
         self.redactor = redactor_for(plan, options)
         self.variables = dict(plan.vars)
@@ -132,6 +132,8 @@ class _PlanRun:
             self._placeholders()
         if self.plan.sequential:
             for i, job in enumerate(self.jobs):
+                if self.stopping.is_set():
+                    break
                 await self._one(i, job)
         else:
             await asyncio.gather(*(self._one(i, job) for i, job in enumerate(self.jobs)))
@@ -189,6 +191,8 @@ class _PlanRun:
         tries = 1 + (case.retry.times if case.retry else 0)
         earlier: list[CaseResult] = []
         for attempt in range(tries):
+            if attempt and self.stopping.is_set():
+                break
             if attempt:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
             async with self.gate:
@@ -220,13 +224,14 @@ class _PlanRun:
 
         async def worker() -> None:
             nonlocal left
-            while left > 0:
+            while left > 0 and not self.stopping.is_set():
                 left -= 1
                 async with self.gate:
                     stats.add(await run_case(self.plan, case, self.target, self.variables, self.redactor,
                                              route=route))
 
-        await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))
+        with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C: the sessions so far still make figures
+            await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))
         result = stats.first if stats.first is not None else _placeholder(case, self.target, FAILED, "no session ran")
         result.load = stats.summary(time.monotonic() - t0)
         result.attempts = [e for e in stats.examples if e is not result]
@@ -244,12 +249,12 @@ class _PlanRun:
 
 async def _run(plans: list[Plan], options: RunOptions, run: RunResult) -> None:
     gate = asyncio.Semaphore(max(1, options.jobs))
-    runs = [_PlanRun(plan, options, gate) for plan in plans]
+    stop = asyncio.Event()
+    runs = [_PlanRun(plan, options, gate, stop) for plan in plans]
     run.plans.extend(r.result for r in runs)
     pending: set[asyncio.Future[Any]] = {asyncio.ensure_future(r.run()) for r in runs}
 
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or no signals
         loop.add_signal_handler(signal.SIGINT, stop.set)
     waiter = asyncio.ensure_future(stop.wait())

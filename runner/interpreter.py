@@ -431,6 +431,12 @@ def _label(step: Step) -> str:
     return step.name or ("read a reply" if step.action == "expect" else step.action)
 
 
+def _cut(session: Session, reason: str) -> None:
+    session.result.status, session.result.reason = FAILED, reason
+    if session.running is not None:
+        session.running.status, session.running.reason = FAILED, reason
+
+
 async def run_case(
     plan: Plan,
     case: Case,
@@ -454,10 +460,9 @@ async def run_case(
         else:
             await _run_steps(session)
     except asyncio.TimeoutError:
-        reason = f"session deadline of {target.session_timeout:g}s reached"
-        session.result.status, session.result.reason = FAILED, reason
-        if session.running is not None:
-            session.running.status, session.running.reason = FAILED, reason
+        _cut(session, f"session deadline of {target.session_timeout:g}s reached")
+    except asyncio.CancelledError:  # Ctrl-C: what the case gathered is its result, and it says why it stopped
+        _cut(session, "interrupted")
     finally:
         if session.conn is not None:
             session.conn.abort() if session.result.status == FAILED else session.conn.close()
