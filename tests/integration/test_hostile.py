@@ -7,14 +7,17 @@ reports still written, and all of it within the reply timeout plus a second.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -360,9 +363,6 @@ class EarlyRefusal:
     """Reads about 1 MB of a message, answers 552 as a real server does when SIZE is exceeded, and hangs up."""
 
     def __init__(self) -> None:
-        import socket
-        import threading
-
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(2)
@@ -379,6 +379,13 @@ class EarlyRefusal:
                     conn.sendall(b"354 go ahead\r\n")
                     reader.read(1_000_000)
                     conn.sendall(b"552 5.3.4 Message size exceeds fixed limit\r\n")
+                    # Hang up the sending side, then take what still comes: closing with unread
+                    # data would send a reset, and a reset may wipe the 552 before anyone reads it.
+                    conn.shutdown(socket.SHUT_WR)
+                    conn.settimeout(5)
+                    with contextlib.suppress(OSError):
+                        while conn.recv(1 << 16):
+                            pass
                     return
                 conn.sendall(b"250 ok\r\n")
 
