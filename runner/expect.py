@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from runner import regex
+from runner import limits as regex
 from runner.protocol import Reply
 from runner.template import render
 

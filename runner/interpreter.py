@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import expect as expectations
-from runner import regex
+from runner import limits as regex
 from runner import tls as tlsinfo
 from runner.errors import ConnectionLost, ProtocolError, StepFailed
 from runner.plan.model import Case, Plan, Step, Target

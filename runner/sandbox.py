@@ -14,7 +14,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, n
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from runner.regex import TimeBoundExceeded, time_bound
+from runner.limits import TimeBoundExceeded, memory_bound, time_bound
 from runner.template import RenderError
 
 __all__ = ["check_structure", "env_refs", "evaluate", "names_used", "render"]
@@ -107,6 +107,7 @@ def _compile(text: str) -> Any:
 
 
 RENDER_SECONDS = 2.0  # a plan string renders in microseconds; this only stops a template built to spin
+RENDER_MEMORY = 512 * 1024 * 1024  # address space one rendering may add
 
 
 MAX_OUTPUT = 64 * 1024 * 1024  # characters one plan string may render to
@@ -116,7 +117,7 @@ _CR = "\U0010fffd"  # a noncharacter stand-in, never in a plan
 
 def render(text: str, variables: Mapping[str, Any]) -> str:
     try:
-        with time_bound(RENDER_SECONDS):
+        with time_bound(RENDER_SECONDS), memory_bound(RENDER_MEMORY):
             out: list[str] = []
             size = 0
             for piece in _compile(text.replace("\r", _CR)).generate(variables):
@@ -127,6 +128,8 @@ def render(text: str, variables: Mapping[str, Any]) -> str:
             return "".join(out).replace(_CR, "\r")
     except TimeBoundExceeded:
         raise RenderError(f"template took longer than {RENDER_SECONDS:g}s to render", forbidden=True) from None
+    except MemoryError:
+        raise RenderError(f"template needs more than {RENDER_MEMORY >> 20} MB to render", forbidden=True) from None
     except SecurityError as exc:
         raise RenderError(f"template tried a forbidden operation: {exc}", forbidden=True) from None
     except UndefinedError as exc:
@@ -144,10 +147,12 @@ def _compile_expression(text: str) -> Any:
 
 def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
     try:
-        with time_bound(RENDER_SECONDS):
+        with time_bound(RENDER_SECONDS), memory_bound(RENDER_MEMORY):
             return _compile_expression(expression)(**variables)
     except TimeBoundExceeded:
         raise RenderError(f"expression took longer than {RENDER_SECONDS:g}s", forbidden=True) from None
+    except MemoryError:
+        raise RenderError(f"expression needs more than {RENDER_MEMORY >> 20} MB", forbidden=True) from None
     except SecurityError as exc:
         raise RenderError(f"expression tried a forbidden operation: {exc}", forbidden=True) from None
     except TemplateSyntaxError as exc:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from runner.regex import RegexTimeout, search
+from runner.limits import RegexTimeout, search
 
 
 def test_ordinary_search_matches():

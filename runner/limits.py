@@ -1,4 +1,4 @@
-"""Time bounds for work a plan can make unbounded: regex searches over server text, template rendering.
+"""Bounds on work a plan can make unbounded: regex searches over server text, template rendering.
 
 A pattern such as `(a+)+$` backtracks exponentially on the right input, and a template can loop
 for hours within the sandbox's size bounds. CPython checks for signals between bytecodes and
@@ -9,6 +9,7 @@ too long. Elsewhere (a pytest worker thread, a platform without setitimer) it ru
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import signal
 import threading
@@ -16,7 +17,7 @@ import time
 from collections.abc import Iterator
 from functools import lru_cache
 
-__all__ = ["MATCH_SECONDS", "RegexTimeout", "TimeBoundExceeded", "search", "time_bound"]
+__all__ = ["MATCH_SECONDS", "RegexTimeout", "TimeBoundExceeded", "memory_bound", "search", "time_bound"]
 
 MATCH_SECONDS = 1.0
 
@@ -60,6 +61,34 @@ def time_bound(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
         if outer:  # give the other alarm back what it had left
             signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001), interval)
+
+
+@contextlib.contextmanager
+def memory_bound(extra: int) -> Iterator[None]:
+    """Let the block grow the process by at most `extra` bytes of address space (MemoryError past it).
+
+    The sandbox bounds each operation, but a template can still build one huge string out of many
+    bounded ones; a soft RLIMIT_AS for the moment it renders turns that into a MemoryError.
+    """
+    try:
+        import resource
+
+        page = os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/self/statm") as fh:
+            in_use = int(fh.read().split()[0]) * page
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):  # not Linux: no bound
+        yield
+        return
+    limit = in_use + extra
+    if (soft != resource.RLIM_INFINITY and soft <= limit) or (hard != resource.RLIM_INFINITY and hard < limit):
+        yield  # already bounded tighter by the user
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def search(pattern: str, text: str, seconds: float = MATCH_SECONDS) -> re.Match[str] | None:
