@@ -357,3 +357,13 @@ def test_jinja_templates_keep_every_cr_and_lf_as_written() -> None:
     text = "Subject: x\r\n\r\nfirst\r.\rMAIL FROM:<{{ s | lower }}>\n\r\n.\r\n"
     want = "Subject: x\r\n\r\nfirst\r.\rMAIL FROM:<evil@example.com>\n\r\n.\r\n"
     assert render(text, {"s": "Evil@Example.com"}) == want
+
+
+@pytest.mark.parametrize("template", [
+    "{{ ('x'*1000000)|replace('x','x'*3000) }}",
+    "{% for a in range(100000) %}{{ range(100000)|join|length }}{% endfor %}",
+])
+def test_templates_built_to_exhaust_memory_or_time_are_refused(tmp_path: Path, template: str) -> None:
+    where, message = only_problem(tmp_path, f'steps:\n  - raw: "{template}"\n')
+    assert where == "2:10"
+    assert message in ("template needs more than 512 MB to render", "template took longer than 2s to render")
