@@ -52,6 +52,22 @@ def _positive(text: str) -> float:
     return value
 
 
+def host_port(text: str) -> tuple[str, int | None]:
+    """HOST, HOST:PORT, an IPv6 literal, [IPv6] or [IPv6]:PORT."""
+    text = text.strip()
+    if not text:
+        raise argparse.ArgumentTypeError("an empty host name")
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if not host or (rest and not rest.startswith(":")):
+            raise argparse.ArgumentTypeError(f"expected [IPv6] or [IPv6]:PORT, got {text!r}")
+        return host, tcp_port(rest[1:]) if rest else None
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, tcp_port(port)
+    return text, None  # a name, an IPv4 address, or a bare IPv6 literal
+
+
 def tcp_port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
@@ -76,7 +92,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run plans (the default command)")
     run.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
-    run.add_argument("--host", help="connect here instead of the plan's target.host")
+    run.add_argument("--host", type=host_port,
+                     help="connect here instead of the plan's target (HOST, HOST:PORT, [IPv6]:PORT)")
     run.add_argument("--port", type=tcp_port, help="connect to this port instead of the plan's")
     run.add_argument("--timeout", type=_positive,
                      help="seconds to wait for each reply, instead of the plans' target.timeout "
@@ -107,6 +124,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check plans without sending anything")
     val.add_argument("plans", nargs="+", metavar="PLAN")
+    val.add_argument("--var", action="append", type=name_value, default=[], metavar="NAME=VALUE",
+                     help="a variable the plan expects from the command line (repeatable)")
+    val.add_argument("--secret", action="append", type=name_value, default=[], metavar="NAME=VALUE",
+                     help="a secret variable (repeatable)")
 
     srv = sub.add_parser("serve", help="run the embedded SMTP server")
     srv.add_argument("--host", default="127.0.0.1")
@@ -146,7 +167,7 @@ def _read_plans(paths: Sequence[str], overrides: dict[str, str]) -> list:
 
 
 def _validate(args: argparse.Namespace, console: Console) -> ExitStatus:
-    plans = _read_plans(args.plans, {})
+    plans = _read_plans(args.plans, dict(args.var) | dict(args.secret))
     for plan in plans:
         console.out.write(f"{plan.file}: ok ({len(plan.cases)} case{'s' * (len(plan.cases) != 1)})\n")
     return ExitStatus.OK
@@ -171,6 +192,9 @@ def _serve(args: argparse.Namespace, console: Console) -> ExitStatus:
 def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
     from runner.execute import DEFAULT_JOBS, RunOptions, run_plans
 
+    for flag, value in (("--json", args.json), ("--junit", args.junit), ("--report-dir", args.report_dir)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{flag} needs a file name")
     if "-" in (args.json, args.junit):  # stdout carries the JSON or XML: the human output goes to stderr
         if args.json == args.junit:
             raise UsageError("--json - and --junit - cannot both write to standard output")
@@ -178,7 +202,8 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
 
     overrides = dict(args.var) | dict(args.secret)
     plans = _read_plans(args.plans, overrides)
-    options = RunOptions(host=args.host, port=args.port, timeout=args.timeout,
+    host, host_port_given = args.host or (None, None)
+    options = RunOptions(host=host, port=args.port or host_port_given, timeout=args.timeout,
                          session_timeout=args.session_timeout, jobs=args.jobs, repeat=args.repeat,
                          nameservers=tuple(args.nameserver), families=args.families or (),
                          secrets=dict(args.secret),
@@ -187,6 +212,7 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
         options.listener = console.live
         if args.jobs == DEFAULT_JOBS and sum(len(p.cases) for p in plans) > 1:
             options.jobs = 1  # a readable live transcript: one session at a time
+        console.label_cases = options.jobs > 1
     server = None
     if args.embedded:
         from runner.server import PROFILES, EmbeddedServer

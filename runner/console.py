@@ -25,6 +25,7 @@ class Console:
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
     colour: bool | None = None
+    label_cases: bool = False  # -v with several sessions at once
 
     def __post_init__(self) -> None:
         if self.colour is None:
@@ -66,8 +67,13 @@ class Console:
             self.out.write(f"        {count} × {_safe(reason)}\n")
 
     def live(self, case: str, direction: str, data: bytes) -> None:
-        """-v: the transcript as it happens, C: for what smtprun sent, S: for the server."""
+        """-v: the transcript as it happens, C: for what smtprun sent, S: for the server.
+
+        With several sessions in flight, each line names its case, or the lines could not be told apart.
+        """
         tag = {SEND: "C:", RECV: "S:"}.get(direction, "*")
+        if self.label_cases:
+            tag = f"[{_safe(case)}] {tag}"
         lines = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()

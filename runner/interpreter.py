@@ -301,7 +301,7 @@ class Session:
                 raise StepFailed(f"capture {name}: {exc}", reply) from None
             if not found:
                 raise StepFailed(f"capture {name}: /{rx}/ not found in {reply.summary()}", reply)
-            value = found.group(1) if found.re.groups else found.group(0)
+            value = (found.group(1) if found.re.groups else found.group(0)) or ""  # a group that took no part
             self.vars[name] = self.captures[name] = value
             out.captures[name] = self.redactor.text(value or "")
 

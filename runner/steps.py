@@ -44,16 +44,23 @@ def _line(text: str) -> bytes:
         raise StepFailed(str(exc)) from None
 
 
+MAX_LABEL = 300  # characters of a sent line kept as the step's label; the transcript has the bytes
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_LABEL else f"{text[:MAX_LABEL]}… ({len(text)} characters in all)"
+
+
 async def do_send(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
     line = session.text(step.value)
-    out.label = session.redactor.text(line)
+    out.label = _short(session.redactor.text(line))
     await session.send(_line(line), deadline)
     return False
 
 
 async def do_raw(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
     text = session.text(step.value)
-    out.label = repr(session.redactor.text(text))[1:-1]
+    out.label = _short(repr(session.redactor.text(text))[1:-1])
     await session.send(text.encode("utf-8"), deadline, replies=None)
     return False
 

@@ -293,3 +293,24 @@ def test_machine_output_on_stdout_stays_parseable(flag, parse):
     else:
         assert ET.fromstring(proc.stdout).get("tests") == "2"
     assert "2 passed" in proc.stderr  # the human summary moved out of the way
+
+
+@pytest.mark.parametrize("spelling", ["127.0.0.1:{port}", "[127.0.0.1]:{port}"])
+def test_host_with_a_port(tmp_path, embedded, spelling):
+    plan = write_plan(tmp_path, "steps:\n  - expect: 220\n")
+    code, out, err = run(plan, "--host", spelling.format(port=embedded.port), "--no-report")
+    assert code == 0, out + err
+
+
+def test_validate_takes_the_variables_a_plan_expects(tmp_path):
+    plan = write_plan(tmp_path, "steps:\n  - send: 'RCPT TO:<{{ rcpt }}>'\n")
+    assert run("validate", plan)[0] == 2
+    assert run("validate", plan, "--var", "rcpt=a@b.c")[0] == 0
+
+
+def test_verbose_with_parallel_sessions_names_each_line(tmp_path, embedded):
+    plan = write_plan(tmp_path, "cases:\n" + "".join(f"  - name: c{i}\n    steps:\n      - expect: 220\n"
+                                                      for i in range(2)))
+    code, out, _ = run(plan, "--port", str(embedded.port), "--host", "127.0.0.1", "-v", "-j", "2", "--no-report")
+    assert code == 0
+    assert "[c0] S: 220" in out and "[c1] S: 220" in out
