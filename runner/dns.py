@@ -225,7 +225,8 @@ async def ptr_check(address: str, names: list[str], config: ResolverConfig) -> s
     try:
         ptrs = [_shown(rdata.target.to_text()) for rdata in await _query(reverse, "PTR", config)]
     except DnsError as e:
-        return f"no PTR record for {address}: {e}"
+        return (f"no PTR record for {address}: {e}" if str(e).startswith("NXDOMAIN")
+                else f"PTR record for {address} not checked: {e}")
     if not ptrs:
         return f"no PTR record for {address} ({reverse})"
     family = "ipv4" if ip.version == 4 else "ipv6"
@@ -260,8 +261,8 @@ async def txt_present(kind: str, domain: str, config: ResolverConfig) -> str | N
     name = prefix + _shown(domain)
     try:
         records = await _query(name, "TXT", config)
-    except DnsError as e:
-        return f"no {label} record: {e}"
+    except DnsError as e:  # NXDOMAIN says the record is absent; a timeout or SERVFAIL says nothing about it
+        return f"no {label} record: {e}" if str(e).startswith("NXDOMAIN") else f"{label} record not checked: {e}"
     # RFC 7208 §3.3, RFC 7489 §6.6.3, RFC 8461 §3.1: the strings of one TXT record are joined without spaces
     texts = [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in records]
     matching = [text for text in texts if test.match(text)]

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -291,13 +292,25 @@ def _resolver(session: Session) -> Any:
 
 async def do_expect_dns(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
     """The DNS checks of a mail admin's checklist: PTR vs banner, SPF, DMARC, MTA-STS, DANE TLSA."""
-    from runner import dns
-
     want = step.value
     out.label = "check DNS: " + ", ".join(k for k in want if k != "domain")
     out.expected = ", ".join(f"{k} {v}" for k, v in want.items())
     config = _resolver(session)
     domain = session.text(want.get("domain") or session.target.mx or "") or session.server_host
+    try:
+        problems = await asyncio.wait_for(_dns_checks(session, want, config, domain),
+                                          max(0.001, deadline - time.monotonic()))
+    except asyncio.TimeoutError:
+        raise StepFailed("DNS checks did not finish within the step's timeout") from None
+    found = [p for p in problems if p]
+    if found:
+        raise StepFailed("; ".join(found))
+    return True
+
+
+async def _dns_checks(session: Session, want: dict[str, Any], config: Any, domain: str) -> list[str | None]:
+    from runner import dns
+
     problems = []
     if "ptr_matches_banner" in want:
         assert session.conn is not None
@@ -313,10 +326,7 @@ async def do_expect_dns(session: Session, step: Step, out: StepResult, deadline:
             problems.append("no TLS session in force: use starttls first, or target tls: implicit")
         else:
             problems.append(await dns.tlsa_check(session.server_host, session.port(), chain, config))
-    found = [p for p in problems if p]
-    if found:
-        raise StepFailed("; ".join(found))
-    return True
+    return problems
 
 
 ACTIONS: dict[str, Action] = {
