@@ -299,6 +299,12 @@ def _write_reports(run: RunResult, args: argparse.Namespace, console: Console, s
 def program(argv: Sequence[str], console: Console) -> ExitStatus:
     argv = list(argv)
     if argv and argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
+        import difflib
+        import os
+
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1, cutoff=0.75)
+        if close and not os.path.exists(argv[0]):
+            raise UsageError(f"smtprun: no command or plan file {argv[0]!r}; did you mean '{close[0]}'?")
         argv.insert(0, "run")  # `smtprun PLAN` means `smtprun run PLAN`
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     if args.command is None:
@@ -318,7 +324,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         console.error(f"smtprun: {n} problem{'s' * (n != 1)} found; nothing was sent")
         return int(ExitStatus.USAGE)
     except UsageError as exc:
-        console.error(str(exc))
+        message = str(exc)
+        console.error(message if message.startswith("smtprun") else f"smtprun: {message}")
         return int(ExitStatus.USAGE)
     except SmtprunError as exc:
         console.error(f"smtprun: {exc}")

@@ -128,8 +128,10 @@ class StepBuilder:
             if not inside(resolved, folder):
                 self.problem(f"data_file {value} is outside the plan's folder: a plan may only send files "
                              "that sit beside it or below it", path, hint="move the file next to the plan")
-            elif not resolved.is_file():
+            elif not resolved.exists():
                 self.problem(f"data_file not found: {resolved}", path)
+            elif not resolved.is_file():
+                self.problem(f"data_file is not a regular file: {resolved}", path)
             return str(resolved)
         if action == "data_size":
             size = parse_size(value)

@@ -109,9 +109,10 @@ def load_text(text: str, name: str = "<plan>") -> Loaded:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         msg = f"YAML syntax: {exc.problem or exc.context}"
+        hint = "YAML indents with spaces, never tabs" if "'\\t'" in msg else None
         if mark is None:
-            raise PlanError(source.problem(msg, None)) from None
-        raise PlanError(source.problem(msg, mark.line + 1, mark.column + 1)) from None
+            raise PlanError(source.problem(msg, None, hint=hint)) from None
+        raise PlanError(source.problem(msg, mark.line + 1, mark.column + 1, hint=hint)) from None
     except yaml.YAMLError as exc:
         raise PlanError(source.problem(f"YAML: {exc}", None)) from None
     builder = _Builder(source)

@@ -151,6 +151,12 @@ def build_plan(loaded: Loaded, overrides: dict[str, str] | None = None) -> Plan:
             cases.append(Case(raw.get("name", f"case {len(cases) + 1}") + suffix, line, steps, finally_steps,
                               raw.get("when"), retry, raw.get("continue_on_failure", False), raw.get("timeout"),
                               combo))
+    seen: dict[str, int] = {}
+    for case in cases:  # reports and comparisons tell cases apart by name
+        if case.name in seen:
+            problems.append(loaded.source.problem(
+                f"case name {case.name!r} is used twice (first on line {seen[case.name]})", case.line, 5))
+        seen.setdefault(case.name, case.line)
     if problems:
         raise PlanError(problems)
     return Plan(

@@ -367,3 +367,14 @@ def test_templates_built_to_exhaust_memory_or_time_are_refused(tmp_path: Path, t
     where, message = only_problem(tmp_path, f'steps:\n  - raw: "{template}"\n')
     assert where == "2:10"
     assert message in ("template needs more than 512 MB to render", "template took longer than 2s to render")
+
+
+def test_tab_indentation_gets_a_hint(tmp_path: Path) -> None:
+    with pytest.raises(PlanError) as exc:
+        read_plan(write(tmp_path, "steps:\n\t- expect: 220\n"))
+    assert exc.value.problems[0].hint == "YAML indents with spaces, never tabs"
+
+
+def test_two_cases_with_one_name_are_refused(tmp_path: Path) -> None:
+    text = "cases:\n  - name: a\n    steps:\n      - expect: 220\n  - name: a\n    steps:\n      - expect: 220\n"
+    assert only_problem(tmp_path, text) == ("5:5", "case name 'a' is used twice (first on line 2)")
