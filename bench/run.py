@@ -105,12 +105,17 @@ class Ran:
     stderr: str
 
 
+# Installed Python programs start from cached bytecode; an environment that forbids writing it
+# (PYTHONDONTWRITEBYTECODE) would make every smtprun start compile its sources, which no user sees.
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run(argv: Sequence[str], timeout: float, ok: Callable[[int], bool] = lambda rc: rc == 0) -> Ran:
     """Run to completion within `timeout` seconds (the child is killed past it); wall time measured here."""
     t0 = time.perf_counter()
     try:
         done = subprocess.run(list(argv), cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                              check=False)
+                              check=False, env=CHILD_ENV)
     except subprocess.TimeoutExpired:
         raise BenchError(f"{' '.join(argv)}: still running after {timeout:g}s, stopped") from None
     except OSError as exc:

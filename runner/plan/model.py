@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,8 +153,13 @@ def build_plan(loaded: Loaded, overrides: dict[str, str] | None = None) -> Plan:
                               raw.get("when"), retry, raw.get("continue_on_failure", False), raw.get("timeout"),
                               combo))
     seen: dict[str, int] = {}
-    for case in cases:  # reports and comparisons tell cases apart by name
-        if case.name in seen:
+    for n, case in enumerate(cases):  # reports and comparisons tell cases apart by name
+        if case.name in seen and case.vars:  # a matrix listing a value twice: number the repeats
+            k = 2
+            while f"{case.name} #{k}" in seen:
+                k += 1
+            cases[n] = case = dataclasses.replace(case, name=f"{case.name} #{k}")
+        elif case.name in seen:
             problems.append(loaded.source.problem(
                 f"case name {case.name!r} is used twice (first on line {seen[case.name]})", case.line, 5))
         seen.setdefault(case.name, case.line)

@@ -378,3 +378,8 @@ def test_tab_indentation_gets_a_hint(tmp_path: Path) -> None:
 def test_two_cases_with_one_name_are_refused(tmp_path: Path) -> None:
     text = "cases:\n  - name: a\n    steps:\n      - expect: 220\n  - name: a\n    steps:\n      - expect: 220\n"
     assert only_problem(tmp_path, text) == ("5:5", "case name 'a' is used twice (first on line 2)")
+
+
+def test_a_matrix_value_listed_twice_numbers_its_repeats(tmp_path: Path) -> None:
+    plan = read_plan(write(tmp_path, "target: {host: h}\nmatrix: {port: [1, 1, 2]}\nsteps:\n  - expect: 220\n"))
+    assert [c.name for c in plan.cases] == ["plan [port=1]", "plan [port=1] #2", "plan [port=2]"]
