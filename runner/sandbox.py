@@ -5,8 +5,9 @@ Imported only when a plan string needs more than plain `{{ name }}` substitution
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -115,29 +116,36 @@ MAX_OUTPUT = 64 * 1024 * 1024  # characters one plan string may render to
 _CR = "\U0010fffd"  # a noncharacter stand-in, never in a plan
 
 
-def render(text: str, variables: Mapping[str, Any]) -> str:
+@contextlib.contextmanager
+def _sandboxed(what: str) -> Iterator[None]:
+    """Run plan code under the time and memory bounds; every way it can fail becomes a RenderError."""
     try:
         with time_bound(RENDER_SECONDS), memory_bound(RENDER_MEMORY):
-            out: list[str] = []
-            size = 0
-            for piece in _compile(text.replace("\r", _CR)).generate(variables):
-                size += len(piece)
-                if size > MAX_OUTPUT:
-                    raise SecurityError(f"template renders to more than {MAX_OUTPUT} characters")
-                out.append(piece)
-            return "".join(out).replace(_CR, "\r")
+            yield
     except TimeBoundExceeded:
-        raise RenderError(f"template took longer than {RENDER_SECONDS:g}s to render", forbidden=True) from None
+        raise RenderError(f"{what} took longer than {RENDER_SECONDS:g}s", forbidden=True) from None
     except MemoryError:
-        raise RenderError(f"template needs more than {RENDER_MEMORY >> 20} MB to render", forbidden=True) from None
+        raise RenderError(f"{what} needs more than {RENDER_MEMORY >> 20} MB", forbidden=True) from None
     except SecurityError as exc:
-        raise RenderError(f"template tried a forbidden operation: {exc}", forbidden=True) from None
+        raise RenderError(f"{what} tried a forbidden operation: {exc}", forbidden=True) from None
     except UndefinedError as exc:
-        raise RenderError(f"template: {exc}") from None
+        raise RenderError(f"{what}: {exc}") from None
     except TemplateSyntaxError as exc:
-        raise RenderError(f"template syntax: {exc.message}") from None
-    except Exception as exc:  # a template is user code in a sandbox: any failure is the plan's
-        raise RenderError(f"template failed: {type(exc).__name__}: {exc}") from None
+        raise RenderError(f"{what} syntax: {exc.message}") from None
+    except Exception as exc:  # plan code in a sandbox: any failure is the plan's
+        raise RenderError(f"{what} failed: {type(exc).__name__}: {exc}") from None
+
+
+def render(text: str, variables: Mapping[str, Any]) -> str:
+    with _sandboxed("template"):
+        out: list[str] = []
+        size = 0
+        for piece in _compile(text.replace("\r", _CR)).generate(variables):
+            size += len(piece)
+            if size > MAX_OUTPUT:
+                raise SecurityError(f"template renders to more than {MAX_OUTPUT} characters")
+            out.append(piece)
+        return "".join(out).replace(_CR, "\r")
 
 
 @lru_cache(maxsize=256)
@@ -146,19 +154,8 @@ def _compile_expression(text: str) -> Any:
 
 
 def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
-    try:
-        with time_bound(RENDER_SECONDS), memory_bound(RENDER_MEMORY):
-            return _compile_expression(expression)(**variables)
-    except TimeBoundExceeded:
-        raise RenderError(f"expression took longer than {RENDER_SECONDS:g}s", forbidden=True) from None
-    except MemoryError:
-        raise RenderError(f"expression needs more than {RENDER_MEMORY >> 20} MB", forbidden=True) from None
-    except SecurityError as exc:
-        raise RenderError(f"expression tried a forbidden operation: {exc}", forbidden=True) from None
-    except TemplateSyntaxError as exc:
-        raise RenderError(f"expression syntax: {exc.message}") from None
-    except Exception as exc:  # user code in a sandbox: any failure is the plan's
-        raise RenderError(f"{type(exc).__name__}: {exc}") from None
+    with _sandboxed("expression"):
+        return _compile_expression(expression)(**variables)
 
 
 def _parse(text: str) -> Any:

@@ -366,7 +366,7 @@ def test_jinja_templates_keep_every_cr_and_lf_as_written() -> None:
 def test_templates_built_to_exhaust_memory_or_time_are_refused(tmp_path: Path, template: str) -> None:
     where, message = only_problem(tmp_path, f'steps:\n  - raw: "{template}"\n')
     assert where == "2:10"
-    assert message in ("template needs more than 512 MB to render", "template took longer than 2s to render")
+    assert message in ("template needs more than 512 MB", "template took longer than 2s")
 
 
 def test_tab_indentation_gets_a_hint(tmp_path: Path) -> None:
