@@ -47,19 +47,11 @@ class RunOptions:
 
 
 def target_for(plan: Plan, options: RunOptions) -> Target:
-    changes: dict[str, Any] = {}
-    if options.host:
-        changes["host"] = options.host
-    if options.port:
-        changes["port"] = options.port
-    if options.timeout:
-        changes["timeout"] = options.timeout
-    if options.session_timeout:
-        changes["session_timeout"] = options.session_timeout
-    if options.nameservers:
-        changes["nameservers"] = options.nameservers
-    if options.families:
-        changes["families"] = options.families
+    """The plan's target with what the command line gave instead."""
+    given = {"host": options.host, "port": options.port, "timeout": options.timeout,
+             "session_timeout": options.session_timeout, "nameservers": options.nameservers,
+             "families": options.families}
+    changes: dict[str, Any] = {key: value for key, value in given.items() if value}
     if options.host:
         changes["mx"] = None  # an explicit host wins over the plan's MX lookup
     return dataclasses.replace(plan.target, **changes)
