@@ -183,20 +183,21 @@ class _PlanRun:
         tries = 1 + (case.retry.times if case.retry else 0)
         earlier: list[CaseResult] = []
         for attempt in range(tries):
-            if attempt and self.stopping.is_set():
-                break
             if attempt:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
             async with self.gate:
                 result = await run_case(self.plan, case, self.target, self.variables, self.redactor,
-                                        self.options.listener, self.shared, job.route)
-            if result.status != FAILED or attempt == tries - 1:
+                                        self.options.listener, self.shared, job.route, self.stopping)
+            if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set():
                 break
             earlier.append(result)
         result.attempts = earlier
         if earlier:
-            result.notes.append(f"passed on try {len(earlier) + 1} of {tries}" if result.status != FAILED
-                                else f"failed all {tries} tries")
+            used = len(earlier) + 1
+            if result.status != FAILED:
+                result.notes.append(f"passed on try {used} of {tries}")
+            else:
+                result.notes.append(f"failed all {tries} tries" if used == tries else f"failed {used} of {tries} tries")
         self._done(i, result)
 
     def _condition(self, case: Case) -> str | None:
@@ -220,7 +221,7 @@ class _PlanRun:
                 left -= 1
                 async with self.gate:
                     stats.add(await run_case(self.plan, case, self.target, self.variables, self.redactor,
-                                             route=route))
+                                             route=route, stop=self.stopping))
 
         with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C: the sessions so far still make figures
             await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))
@@ -259,13 +260,14 @@ async def _run(plans: list[Plan], options: RunOptions, run: RunResult) -> None:
                     run.errors.append(f"internal error: {type(task.exception()).__name__}: {task.exception()}")
     finally:
         waiter.cancel()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGINT)
     if stop.is_set():
         run.interrupted = True
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        while pending:  # a cancel can be lost in a race (wait_for in 3.11): ask again until all have stopped
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.2)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 def event_loop_name() -> str:

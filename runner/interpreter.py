@@ -69,6 +69,7 @@ class Session:
         self.running: StepResult | None = None  # the step in progress, for the session deadline
         self.owed: int | None = 1  # replies the server owes: the banner first; None when uncountable
         self.cut_short = False  # the server replied mid-send: the rest of this step's bytes are not sent
+        self.stop: asyncio.Event | None = None  # set on Ctrl-C
         self.route = route
         self.server_host = target.host or ""  # the name TLS checks and DNS checks use
         self.greeting_hosts: list[str] = []  # host names the banner and EHLO reply gave
@@ -164,6 +165,8 @@ class Session:
         if early:
             self.parser.feed(early)
         pending = self.parser.pending
+        if pending.startswith(b"421"):  # RFC 5321 §3.8: a server may say 421 and close at any time
+            return
         if pending:
             self.record(RECV, pending)
             what = about_to_send.split(b"\r\n", 1)[0][:60].decode("utf-8", "replace")
@@ -181,8 +184,6 @@ class Session:
                 self.record(RECV, reply.raw)
                 if self.owed is not None:
                     self.owed = max(0, self.owed - 1)
-                elif not self.parser.pending:
-                    self.owed = 0  # caught up after bytes whose replies could not be counted
                 return reply
             try:
                 chunk = await self.conn.read(deadline)
@@ -255,6 +256,9 @@ class Session:
             out.label = "read a reply"
         if step.reads_reply:
             await self.judge(step, out, deadline, default=None)
+        elif self.cut_short:  # the server refused what was being sent: that is this step's outcome
+            reply = out.reply = await self.reply(deadline)
+            raise StepFailed(f"the server stopped taking the data and answered {reply.summary()}", reply)
 
     async def judge(self, step: Step, out: StepResult, deadline: float, default: Any) -> Reply | None:
         spec = step.expect if step.expect is not None else default
@@ -368,6 +372,9 @@ async def _run_list(session: Session, steps: tuple[Step, ...], outs: list[StepRe
     """Run steps in order; False when one failed and the rest were left (not run)."""
     result = session.result
     for step, out in zip(steps, outs, strict=True):
+        if session.stop is not None and session.stop.is_set():  # Ctrl-C, even if a cancel went astray
+            _cut(session, "interrupted")
+            return False
         session.step = step
         try:
             if step.when is not None and not session.truthy(step.when, out):
@@ -446,6 +453,7 @@ async def run_case(
     listener: Listener | None = None,
     shared: dict[str, Any] | None = None,
     route: tuple[Hop, ...] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> CaseResult:
     """Run one case to its verdict. Never raises for anything the server or network does.
 
@@ -453,6 +461,7 @@ async def run_case(
     sequential plan, for their `when:` conditions.
     """
     session = Session(plan, case, target, {**variables, **(shared or {}), **case.vars}, redactor, listener, route)
+    session.stop = stop
     session.result.started_at = datetime.now(timezone.utc)
     try:
         if target.session_timeout:

@@ -127,7 +127,7 @@ class Connection:
     async def write(self, data: bytes, deadline: float) -> None:
         wire = self._wire
         if wire.closed or wire.transport is None or wire.transport.is_closing():
-            raise ConnectionLost("the server has closed the connection: nothing more can be sent")
+            raise ConnectionLost("the connection is closed: nothing more can be sent")
         wire.transport.write(data)
         while not wire.can_write and not wire.closed:
             await wire.wait(deadline)

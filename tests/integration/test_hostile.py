@@ -227,10 +227,16 @@ def test_session_deadline_names_the_step_it_interrupted(tmp_path):
     assert re.search(r"step 5 at .*:\d+: send NOOP", result.out), result.out
 
 
-def test_ctrl_c_stops_the_run_reports_and_exits_130(tmp_path):
+@pytest.mark.parametrize("retry", [False, True])
+def test_ctrl_c_stops_the_run_reports_and_exits_130(tmp_path, retry):
     reports = tmp_path / "reports"
     with FaultServer("silent") as server:
-        plan = write_plan(tmp_path, plan_text(server.port, GREETING, timeout=60))
+        text = plan_text(server.port, GREETING, timeout=60)
+        if retry:  # the interrupted try must not count as a failure to retry
+            text = (f"target: {{host: 127.0.0.1, port: {server.port}, timeout: 60}}\n"
+                    "cases:\n  - name: retried\n    retry: {times: 3}\n    steps:\n"
+                    + textwrap.indent(GREETING, "    "))
+        plan = write_plan(tmp_path, text)
         started = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "runner", plan, "--report-dir", str(reports)], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -249,6 +255,8 @@ def test_ctrl_c_stops_the_run_reports_and_exits_130(tmp_path):
     assert "interrupted" in out + err
     assert "Traceback" not in err
     assert list(reports.glob("*.html")), out + err
+    if retry:  # the interrupted try is the verdict: no retry after Ctrl-C
+        assert "why:      interrupted" in out and "tries" not in out
 
 
 # --- many sessions -----------------------------------------------------------------------------------------------
