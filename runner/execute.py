@@ -60,7 +60,8 @@ def target_for(plan: Plan, options: RunOptions) -> Target:
 def redactor_for(plan: Plan, options: RunOptions) -> Redactor:
     redactor = Redactor()
     for name in plan.secrets:
-        redactor.add(str(plan.vars[name]))
+        if name not in plan.late_vars:  # those are rendered, and registered, per case
+            redactor.add(str(plan.vars[name]))
     for case in plan.cases:  # a password written into an auth: step is a secret before the step runs
         for step in (*case.steps, *case.finally_steps):
             if step.action == "auth" and not is_template(step.value["password"]):

@@ -22,7 +22,7 @@ from runner import expect as expectations
 from runner import limits as regex
 from runner import tls as tlsinfo
 from runner.errors import ConnectionLost, ProtocolError, StepFailed
-from runner.plan.model import Case, Plan, Step, Target
+from runner.plan.model import Case, Plan, Step, Target, render_late_vars
 from runner.protocol import DataEncoder, Reply, ReplyParser
 from runner.redact import Redactor
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult, Event, StepResult
@@ -460,8 +460,21 @@ async def run_case(
     `shared` carries what a case learned (the last EHLO keywords, captures) to later cases of a
     sequential plan, for their `when:` conditions.
     """
-    session = Session(plan, case, target, {**variables, **(shared or {}), **case.vars}, redactor, listener, route)
+    values = {**variables, **(shared or {}), **case.vars}
+    late_error = None
+    if plan.late_vars:
+        try:
+            values = render_late_vars(plan, values)
+        except RenderError as exc:
+            late_error = f"vars: {exc}"
+        for name in plan.secrets:
+            redactor.add(str(values[name]))
+    session = Session(plan, case, target, values, redactor, listener, route)
     session.stop = stop
+    if late_error is not None:
+        _cut(session, late_error)
+        session.result.steps = [_pending(s) for s in (*case.steps, *case.finally_steps)]
+        return session.result
     session.result.started_at = datetime.now(timezone.utc)
     try:
         if target.session_timeout:

@@ -13,7 +13,7 @@ from runner.errors import PlanError, Problem
 from runner.plan.check import ACTIONS, StepBuilder, parse_size
 from runner.plan.load import Loaded
 
-__all__ = ["ACTIONS", "Case", "Plan", "Retry", "Step", "Target", "build_plan", "parse_size"]
+__all__ = ["ACTIONS", "Case", "Plan", "Retry", "Step", "Target", "build_plan", "parse_size", "render_late_vars"]
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_PORT = 25
@@ -96,13 +96,15 @@ class Plan:
     secrets: tuple[str, ...]
     cases: tuple[Case, ...]
     sequential: bool = False
+    late_vars: tuple[str, ...] = ()  # vars whose templates name a matrix value: rendered per case, in this order
 
 
 def build_plan(loaded: Loaded, overrides: dict[str, str] | None = None) -> Plan:
     """Turn validated data into a Plan, or raise PlanError listing every problem found."""
     data = loaded.data
     problems: list[Problem] = []
-    variables = _resolve_vars(loaded, data.get("vars", {}), overrides or {}, problems)
+    matrix_names = set(data.get("matrix", {})) | {k for c in data.get("cases", []) for k in c.get("matrix", {})}
+    variables, late = _resolve_vars(loaded, data.get("vars", {}), overrides or {}, matrix_names, problems)
     for name in data.get("secrets", []):
         if name not in variables:
             problems.append(loaded.problem(f"secret '{name}' is not a variable in vars", ("secrets",)))
@@ -114,7 +116,6 @@ def build_plan(loaded: Loaded, overrides: dict[str, str] | None = None) -> Plan:
             single["finally"] = data["finally"]
         raw_cases = [((), single)]
 
-    matrix_names = set(data.get("matrix", {})) | {k for _, c in raw_cases for k in c.get("matrix", {})}
     scope = {**variables, **{k: "" for k in matrix_names if k not in variables}}
     all_captures = {n for _, c in raw_cases for s in c["steps"] for n in s.get("capture", {})}
     builder = StepBuilder(loaded, scope, problems)
@@ -174,24 +175,27 @@ def build_plan(loaded: Loaded, overrides: dict[str, str] | None = None) -> Plan:
         secrets=tuple(data.get("secrets", [])),
         cases=tuple(cases),
         sequential=data.get("sequential", False) or any(c.when for c in cases),
+        late_vars=late,
     )
 
 
-def _resolve_vars(loaded: Loaded, declared: dict[str, Any], overrides: dict[str, str],
-                  problems: list[Problem]) -> dict[str, Any]:
+def _resolve_vars(loaded: Loaded, declared: dict[str, Any], overrides: dict[str, str], matrix: set[str],
+                  problems: list[Problem]) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The plan's variables with their templates rendered once, each after the ones it names.
 
     `password: "{{ env.SMTP_PASSWORD }}"` takes the environment's value here, so every step, the
     redactor and the reports see the value, not the template. Values from --var are taken as given.
+    A template that depends on a matrix value cannot be rendered yet: those come back, in order,
+    to be rendered for each case (`render_late_vars`).
     """
     values = {**declared, **overrides}
     pending = {k for k, v in declared.items() if k not in overrides and isinstance(v, str) and template.is_template(v)}
     checker = StepBuilder(loaded, {k: v for k, v in values.items() if k not in pending}, problems)
     for name in sorted(pending):
-        checker.variables = set(values)
+        checker.variables = set(values) | matrix
         checker.template(values[name], ("vars", name), set())
     if problems:
-        return values
+        return values, ()
     order: list[str] = []
     visiting: set[str] = set()
 
@@ -210,11 +214,23 @@ def _resolve_vars(loaded: Loaded, declared: dict[str, Any], overrides: dict[str,
 
     for name in sorted(pending):
         visit(name, ())
+    late: list[str] = []
     for name in order:
+        if template.names_used(values[name]) & (matrix | set(late)):
+            late.append(name)
+            continue
         try:
             values[name] = template.render(values[name], {**values, "env": template.ENVIRON, "ehlo": {}})
         except template.RenderError as exc:
             problems.append(loaded.problem(f"vars.{name}: {exc}", ("vars", name)))
+    return values, tuple(late)
+
+
+def render_late_vars(plan: Plan, variables: dict[str, Any]) -> dict[str, Any]:
+    """A case's variables with the plan's matrix-dependent templates rendered (RenderError passes up)."""
+    values = dict(variables)
+    for name in plan.late_vars:
+        values[name] = template.render(str(plan.vars[name]), {**values, "env": template.ENVIRON, "ehlo": {}})
     return values
 
 

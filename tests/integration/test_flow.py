@@ -183,3 +183,19 @@ def test_load_mode_keeps_at_most_five_failing_sessions(tmp_path, embedded):
     assert code == 1 and "50 × expected 554, got 220" in out
     [case] = cases_of(tmp_path / "r.json").values()
     assert case["load"]["failed"] == 50 and len(case["attempts"]) <= 5
+
+
+def test_vars_built_from_matrix_values_are_rendered_per_case(tmp_path, embedded):
+    plan = write_plan(tmp_path, """\
+target: {host: 127.0.0.1, timeout: 5}
+vars: {greeting: "EHLO {{ helo }}"}
+matrix: {helo: [a.test, b.test]}
+steps:
+  - expect: 220
+  - send: "{{ greeting }}"
+    expect: 250
+""")
+    code, out, err = run(plan, "--port", str(embedded.port), "--json", str(tmp_path / "r.json"), "--no-report")
+    assert code == 0, out + err
+    sent = {name: case["steps"][1]["sent"] for name, case in cases_of(tmp_path / "r.json").items()}
+    assert sent == {"plan [helo=a.test]": "EHLO a.test", "plan [helo=b.test]": "EHLO b.test"}
