@@ -65,6 +65,13 @@ def host_port(text: str) -> tuple[str, int | None]:
     if text.count(":") == 1:
         host, port = text.split(":")
         return host, tcp_port(port)
+    if ":" in text:
+        import ipaddress
+
+        try:
+            ipaddress.IPv6Address(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a host, HOST:PORT or IPv6 address: {text!r}") from None
     return text, None  # a name, an IPv4 address, or a bare IPv6 literal
 
 
@@ -212,7 +219,7 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
         options.listener = console.live
         if args.jobs == DEFAULT_JOBS and sum(len(p.cases) for p in plans) > 1:
             options.jobs = 1  # a readable live transcript: one session at a time
-        console.label_cases = options.jobs > 1
+        console.label_cases = options.jobs > 1 and sum(len(p.cases) for p in plans) > 1
     server = None
     if args.embedded:
         from runner.server import PROFILES, EmbeddedServer
@@ -229,17 +236,20 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
                              "or give --host or --embedded")
     try:
         run = run_plans(plans, options)
-    finally:
+    except BaseException:
         if server is not None:
             server.stop()
-    for error in run.errors:
-        console.error(f"smtprun: {error}")
-    console.summary(run)
-    status = ExitStatus.INTERRUPTED if run.interrupted else (
-        ExitStatus.FAILED if run.status == "failed" else ExitStatus.OK)
-    with _interrupt_deferred() as interrupted:  # the results exist: write them all, then honour Ctrl-C
+        raise
+    with _interrupt_deferred() as interrupted:  # the results exist: report them all, then honour Ctrl-C
+        if server is not None:
+            server.stop()
+        for error in run.errors:
+            console.error(f"smtprun: {error}")
+        console.summary(run)
+        status = ExitStatus.INTERRUPTED if run.interrupted else (
+            ExitStatus.FAILED if run.status == "failed" else ExitStatus.OK)
         status = _write_reports(run, args, console, status)
-    if interrupted:
+    if interrupted and status != ExitStatus.INTERRUPTED:
         console.error("smtprun: interrupted after the results were written")
         return ExitStatus.INTERRUPTED
     return status

@@ -49,15 +49,22 @@ def time_bound(seconds: float) -> Iterator[None]:
     if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
         yield
         return
+    outer, interval = signal.getitimer(signal.ITIMER_REAL)
+    if outer and outer <= seconds:  # someone else's alarm comes first: it keeps its say
+        yield
+        return
     previous = signal.signal(signal.SIGALRM, _expire)
     started = time.monotonic()
-    outer, interval = signal.setitimer(signal.ITIMER_REAL, seconds)  # someone else's alarm, if any
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     except _Expired:
         raise TimeBoundExceeded from None
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        except _Expired:  # it fired between the block's end and here: the work was done in time
+            signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if outer:  # give the other alarm back what it had left
             signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001), interval)
@@ -68,7 +75,9 @@ def memory_bound(extra: int) -> Iterator[None]:
     """Let the block grow the process by at most `extra` bytes of address space (MemoryError past it).
 
     The sandbox bounds each operation, but a template can still build one huge string out of many
-    bounded ones; a soft RLIMIT_AS for the moment it renders turns that into a MemoryError.
+    bounded ones; a soft RLIMIT_AS for the moment it renders turns that into a MemoryError. The limit
+    is the process's: another thread allocating more than `extra` in those moments would fail too,
+    which smtprun's own threads (the embedded server, name lookups) never come near.
     """
     try:
         import resource

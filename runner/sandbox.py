@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
@@ -113,7 +114,18 @@ RENDER_MEMORY = 512 * 1024 * 1024  # address space one rendering may add
 
 MAX_OUTPUT = 64 * 1024 * 1024  # characters one plan string may render to
 # Jinja2's lexer turns every CR and CRLF in a template into LF; a plan's `raw:` bytes must survive it.
-_CR = "\U0010fffd"  # a noncharacter stand-in, never in a plan
+# In text, each CR becomes a stand-in no plan, variable or server can contain (a per-process nonce),
+# put back after rendering; inside {{ }} / {% %} a CR can only matter in a string literal, where
+# it is written as the escape \r.
+_CR = f"\U0010fffd{secrets.token_hex(8)}\U0010fffd"
+_TAG = re.compile(r"(\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})", re.S)
+
+
+def _protect_cr(text: str) -> str:
+    if "\r" not in text:
+        return text
+    parts = _TAG.split(text)  # text, tag, text, tag, ...
+    return "".join(p.replace("\r", "\\r") if i % 2 else p.replace("\r", _CR) for i, p in enumerate(parts))
 
 
 @contextlib.contextmanager
@@ -140,7 +152,7 @@ def render(text: str, variables: Mapping[str, Any]) -> str:
     with _sandboxed("template"):
         out: list[str] = []
         size = 0
-        for piece in _compile(text.replace("\r", _CR)).generate(variables):
+        for piece in _compile(_protect_cr(text)).generate(variables):
             size += len(piece)
             if size > MAX_OUTPUT:
                 raise SecurityError(f"template renders to more than {MAX_OUTPUT} characters")
@@ -155,7 +167,7 @@ def _compile_expression(text: str) -> Any:
 
 def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
     with _sandboxed("expression"):
-        return _compile_expression(expression)(**variables)
+        return _compile_expression(expression.replace("\r", "\\r"))(**variables)
 
 
 def _parse(text: str) -> Any:

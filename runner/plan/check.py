@@ -123,9 +123,8 @@ class StepBuilder:
     def _value(self, action: str, value: Any, path: tuple[Any, ...]) -> Any:
         """Action arguments that can be settled now: file paths, sizes, pipelining order."""
         if action == "data_file" and not template.is_template(value):
-            folder = Path(self.loaded.source.name).parent
-            resolved = folder / value
-            if not inside(resolved, folder):
+            resolved = Path(self.loaded.source.name).parent / value
+            if not inside(resolved, Path(self.chain[0]).parent):  # the plan's folder, even from an include
                 self.problem(f"data_file {value} is outside the plan's folder: a plan may only send files "
                              "that sit beside it or below it", path, hint="move the file next to the plan")
             elif not resolved.exists():

@@ -383,3 +383,12 @@ def test_two_cases_with_one_name_are_refused(tmp_path: Path) -> None:
 def test_a_matrix_value_listed_twice_numbers_its_repeats(tmp_path: Path) -> None:
     plan = read_plan(write(tmp_path, "target: {host: h}\nmatrix: {port: [1, 1, 2]}\nsteps:\n  - expect: 220\n"))
     assert [c.name for c in plan.cases] == ["plan [port=1]", "plan [port=1] #2", "plan [port=2]"]
+
+
+def test_cr_inside_an_expression_is_a_cr() -> None:
+    from runner.template import evaluate, render
+
+    body = "line1\r\nline2"
+    assert render("{{ body | replace('\r\n', ' / ') }}", {"body": body}) == "line1 / line2"
+    assert render("{{ body.split('\r\n') | length }}\r", {"body": body}) == "2\r"
+    assert evaluate("'\r' in body", {"body": body}) is True
