@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from runner import limits as regex
+from runner import limits
 from runner.protocol import Reply
 from runner.template import render
 
@@ -68,10 +68,10 @@ def check(spec: Any, reply: Reply, variables: Mapping[str, Any]) -> str | None:
     if "text" in spec:
         pattern = render(spec["text"], variables)
         try:
-            found = regex.search(pattern, reply.text)
+            found = limits.search(pattern, reply.text)
         except re.error as exc:
             return f"bad regex /{pattern}/: {exc}"
-        except regex.RegexTimeout as exc:
+        except limits.RegexTimeout as exc:
             return str(exc)
         if not found:
             return f"expected text matching /{pattern}/, got {reply.summary()}"

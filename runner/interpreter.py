@@ -1,8 +1,9 @@
 """Runs one case: its steps, in order, over one connection, judging every reply.
 
 A step sends what the plan says (rendered, byte for byte), then, when it expects something,
-reads one reply before its deadline and judges it. The first failed step ends the case; the
-steps after it are reported as not run. Nothing here waits without a deadline.
+reads one reply before its deadline and judges it. The first failed step ends the case (unless
+the plan says to go on); the steps after it are reported as not run, and `finally:` steps still
+run. Nothing here waits without a deadline.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import expect as expectations
-from runner import limits as regex
+from runner import limits
 from runner import tls as tlsinfo
 from runner.errors import ConnectionLost, ProtocolError, StepFailed
 from runner.plan.model import Case, Plan, Step, Target, render_late_vars
@@ -44,6 +45,7 @@ class Hop:
 
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
 
 MAX_EVENT_BYTES = 64 * 1024  # one transcript entry; a large body is shown cut, with its size
 MAX_TRANSCRIPT_BYTES = 4 * 1024 * 1024
@@ -82,9 +84,12 @@ class Session:
             self.listener(self.case.name, direction, data)
         if len(data) > MAX_EVENT_BYTES:
             data = data[:MAX_EVENT_BYTES] + f"... [{len(data) - MAX_EVENT_BYTES} more bytes]".encode()
-        self.transcript_bytes += len(data)
         if self.transcript_bytes > MAX_TRANSCRIPT_BYTES:
             return
+        self.transcript_bytes += len(data)
+        if self.transcript_bytes > MAX_TRANSCRIPT_BYTES:  # say once where the transcript stops
+            data = f"[transcript cut: over {MAX_TRANSCRIPT_BYTES} bytes; the rest is not kept]".encode()
+            direction = INFO
         self.result.transcript.append(Event(time.monotonic() - self.t0, direction, data))
 
     def note(self, text: str) -> None:
@@ -298,10 +303,10 @@ class Session:
         for name, pattern in step.capture.items():
             rx = self.text(pattern)
             try:
-                found = regex.search(rx, reply.text)
+                found = limits.search(rx, reply.text)
             except re.error as exc:
                 raise StepFailed(f"capture {name}: bad regex /{rx}/: {exc}", reply) from None
-            except regex.RegexTimeout as exc:
+            except limits.RegexTimeout as exc:
                 raise StepFailed(f"capture {name}: {exc}", reply) from None
             if not found:
                 raise StepFailed(f"capture {name}: /{rx}/ not found in {reply.summary()}", reply)
