@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import re
+import stat
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +46,7 @@ DATA_ID = "smtprun-data"  # at the end: the run's data for this plan, what compa
 FORMAT = 1  # version of the embedded data's shape
 
 _HEAD_LIMIT = 1 << 20  # the summary sits in <head>; stop looking for it after 1 MiB
+MAX_READ_BACK = 64 << 20  # an earlier report larger than this is not read back for a comparison
 _MAX_SEQUENCE = 10_000
 _NAME = re.compile(r"-(\d{8}T\d{6})Z(?:-(\d+))?\.html$")
 _LINK_UNSUPPORTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
@@ -153,6 +157,9 @@ def read_embedded(path: Path, element_id: str = DATA_ID) -> Any:
     if element_id == SUMMARY_ID:
         head = _read_head(path, _opening(SUMMARY_ID))
         return _extract(head.decode("utf-8"), SUMMARY_ID)
+    size = Path(path).stat().st_size
+    if size > MAX_READ_BACK:
+        raise ValueError(f"{size} bytes, more than the {MAX_READ_BACK} read back for a comparison")
     return _extract(Path(path).read_bytes().decode("utf-8"), element_id)
 
 
@@ -194,9 +201,10 @@ class ReportEntry:
 def _valid_summary(summary: Any) -> bool:
     if not isinstance(summary, dict) or not isinstance(summary.get("plan"), dict):
         return False
-    plan, counts = summary["plan"], summary.get("counts")
+    plan, counts, duration = summary["plan"], summary.get("counts"), summary.get("duration")
     return (
         isinstance(summary.get("started_at"), str)
+        and (duration is None or (isinstance(duration, (int, float)) and math.isfinite(duration) and duration >= 0))
         and all(isinstance(plan.get(k), str) for k in ("name", "file", "target", "status"))
         and isinstance(counts, dict)
         and all(isinstance(v, int) for v in counts.values())
@@ -233,6 +241,9 @@ def scan_reports(report_dir: Path) -> tuple[list[ReportEntry], list[str]]:
         return [], []
     for path in paths:
         try:
+            if path.is_symlink() or not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read
+                warnings.append(f"{path}: skipped: not a regular file")
+                continue
             entries.append(_entry(path))
         except ValueError as exc:
             warnings.append(f"{path}: skipped: {exc}")
@@ -280,12 +291,23 @@ def _row(entry: ReportEntry) -> _IndexRow:
     )
 
 
+def same_plan_key(plan: dict[str, Any]) -> tuple[str, str]:
+    """What makes two reports runs of the same plan against the same target."""
+    return os.path.normpath(plan["file"]), plan["target"]
+
+
 def render_index(entries: list[ReportEntry], warnings: list[str]) -> str:
     newest_first = sorted(entries, key=lambda e: e.sort_key, reverse=True)
-    rows = [_row(e) for e in newest_first]
+    rows: list[_IndexRow] = []
     latest: dict[tuple[str, str], _IndexRow] = {}
-    for entry, row in zip(newest_first, rows, strict=True):
-        latest.setdefault((entry.plan["file"], entry.plan["target"]), row)
+    for entry in newest_first:
+        try:
+            row = _row(entry)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # edited by hand past its shape
+            warnings.append(f"{entry.path}: skipped: its run data cannot be shown ({exc})")
+            continue
+        rows.append(row)
+        latest.setdefault(same_plan_key(entry.plan), row)
     return environment().get_template("index.html.j2").render(
         rows=rows,
         latest=sorted(latest.values(), key=lambda r: (r.plan_name, r.target)),
@@ -301,10 +323,27 @@ def rebuild_index(report_dir: Path) -> list[str]:
     on the index page); it never stops the index from being built.
     """
     report_dir = Path(report_dir)
-    entries, warnings = scan_reports(report_dir)
-    page = render_index(entries, warnings).encode("utf-8")
-    try:
-        atomic_write(report_dir / INDEX_NAME, page)
-    except OSError as exc:
-        raise ReportError(f"cannot write {report_dir / INDEX_NAME}: {exc.strerror or exc}") from exc
+    with _index_lock(report_dir):  # two runs finishing together: the second scan sees the first's report
+        entries, warnings = scan_reports(report_dir)
+        page = render_index(entries, warnings).encode("utf-8")
+        try:
+            atomic_write(report_dir / INDEX_NAME, page)
+        except OSError as exc:
+            raise ReportError(f"cannot write {report_dir / INDEX_NAME}: {exc.strerror or exc}") from exc
     return warnings
+
+
+@contextlib.contextmanager
+def _index_lock(report_dir: Path) -> Iterator[None]:
+    try:
+        import fcntl
+
+        fd = os.open(report_dir, os.O_RDONLY)  # the folder itself is the lock: nothing left behind
+    except (ImportError, OSError):  # no locking here: the next run's rebuild catches up
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

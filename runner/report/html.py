@@ -25,6 +25,7 @@ from runner.report.archive import (
     read_embedded,
     rebuild_index,
     report_stem,
+    same_plan_key,
     scan_reports,
     write_new,
 )
@@ -354,7 +355,7 @@ def _previous(
     started = parse_utc(data["started_at"])
     plan = data["plan"]
     for entry in sorted(entries, key=lambda e: e.sort_key, reverse=True):
-        same = (entry.plan["file"], entry.plan["target"]) == (plan["file"], plan["target"])
+        same = same_plan_key(entry.plan) == same_plan_key(plan)
         if not same or entry.started >= started:
             continue
         try:
@@ -386,14 +387,14 @@ def write_html_reports(
         for plan in run.plans:
             data = plan_data(run, plan)
             found = _previous(entries, data, warnings)
-            changes = None
+            page = None
             if found:
                 try:
-                    changes = compare_runs(found[1], data)
-                except (AttributeError, KeyError, TypeError, ValueError):  # an earlier report edited by hand
+                    page = render_report(run, plan, compare_runs(found[1], data), found[0].path.name, data)
+                except (AttributeError, KeyError, TypeError, ValueError, OverflowError):  # edited by hand
                     warnings.append(f"{found[0].path.name}: its data is damaged; this run is not compared with it")
-                    found = None
-            page = render_report(run, plan, changes, found[0].path.name if found else None, data)
+            if page is None:
+                page = render_report(run, plan, None, None, data)
             stem = report_stem(plan.file, run.started_at)
             written.append(write_new(report_dir, stem, ".html", page.encode("utf-8")))
     except OSError as exc:
