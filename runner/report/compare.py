@@ -6,6 +6,7 @@ so the comparison works on archived reports written by any earlier run.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ class Changes:
     now_failing: tuple[CaseChange, ...] = ()  # passed before, fail now
     now_passing: tuple[CaseChange, ...] = ()  # failed before, pass now
     steps_moved: tuple[CaseChange, ...] = ()  # failing both times, but at a different step
+    status_other: tuple[CaseChange, ...] = ()  # skipped now, or run again after being skipped
     cases_added: tuple[str, ...] = ()
     cases_removed: tuple[str, ...] = ()
     banner_before: str | None = None
@@ -69,6 +71,7 @@ class Changes:
             self.now_failing
             or self.now_passing
             or self.steps_moved
+            or self.status_other
             or self.cases_added
             or self.cases_removed
             or self.banner_changed
@@ -147,43 +150,53 @@ def _step_flips(before: dict[str, Any], after: dict[str, Any]) -> tuple[StepChan
 
 def status_changes(
     before: dict[str, Any], after: dict[str, Any]
-) -> tuple[tuple[CaseChange, ...], tuple[CaseChange, ...], tuple[CaseChange, ...]]:
-    """Cases now failing, now passing, and failing both times at a different step (by case name).
+) -> tuple[tuple[CaseChange, ...], tuple[CaseChange, ...], tuple[CaseChange, ...], tuple[CaseChange, ...]]:
+    """Cases now failing, now passing, failing both times at a different step, and otherwise changed
+    (skipped now, or run again), matched by case name.
 
     Load cases are compared by status only.
     """
-    old = {c.get("name"): c for c in before.get("cases") or []}
-    failing, passing, moved = [], [], []
+    old = {case_key(c.get("name")): c for c in before.get("cases") or []}
+    failing, passing, moved, other = [], [], [], []
     for case in after.get("cases") or []:
-        prev = old.get(case.get("name"))
+        prev = old.get(case_key(case.get("name")))
         if prev is None:
             continue
         was, now = prev.get("status"), case.get("status")
-        change = CaseChange(case.get("name"), was, now, _step_flips(prev, case))
+        load = prev.get("load") or case.get("load")
+        change = CaseChange(case.get("name"), was, now, () if load else _step_flips(prev, case))
         if (was, now) == (PASSED, FAILED):
             failing.append(change)
         elif (was, now) == (FAILED, PASSED):
             passing.append(change)
         elif was == now == FAILED and change.steps:
             moved.append(change)
-    return tuple(failing), tuple(passing), tuple(moved)
+        elif was != now:  # skipped now, or run again: a check that stopped running is a change too
+            other.append(change)
+    return tuple(failing), tuple(passing), tuple(moved), tuple(other)
+
+
+def case_key(name: Any) -> Any:
+    """A case's name without the load-mode count (`banner ×5000`), so runs of either kind compare."""
+    return re.sub(r" ×\d+$", "", name) if isinstance(name, str) else name
 
 
 def compare_runs(previous: dict[str, Any], current: dict[str, Any]) -> Changes:
     """Compare two reports' embedded data of the same plan against the same target."""
     before, after = previous.get("plan") or {}, current.get("plan") or {}
-    failing, passing, moved = status_changes(before, after)
+    failing, passing, moved, other = status_changes(before, after)
     old_names = [c.get("name") for c in before.get("cases") or []]
     new_names = [c.get("name") for c in after.get("cases") or []]
-    old_set, new_set = set(old_names), set(new_names)
+    old_set, new_set = {case_key(n) for n in old_names}, {case_key(n) for n in new_names}
     old_kw, new_kw = ehlo_keywords(before), ehlo_keywords(after)
     return Changes(
         since=previous.get("started_at") or "",
         now_failing=failing,
         now_passing=passing,
         steps_moved=moved,
-        cases_added=tuple(n for n in new_names if n not in old_set),
-        cases_removed=tuple(n for n in old_names if n not in new_set),
+        status_other=other,
+        cases_added=tuple(n for n in new_names if case_key(n) not in old_set),
+        cases_removed=tuple(n for n in old_names if case_key(n) not in new_set),
         banner_before=banner(before),
         banner_after=banner(after),
         keywords_added={k: v for k, v in new_kw.items() if k not in old_kw},

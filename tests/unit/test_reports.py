@@ -378,3 +378,16 @@ def test_unwritable_report_folder_is_a_report_error(tmp_path):
     with pytest.raises(ReportError):
         write_json(standard_run(), blocker / "run.json")
     assert os.listdir(tmp_path) == ["file"]
+
+
+def test_comparison_sees_a_case_that_became_skipped_and_load_runs_by_name():
+    from runner.report.compare import compare_runs
+
+    before = {"started_at": "2026-01-01T00:00:00.000000Z", "plan": {"cases": [
+        {"name": "tls", "status": "failed", "steps": []}, {"name": "banner ×50", "status": "passed", "load": {}}]}}
+    after = {"started_at": "2026-01-02T00:00:00.000000Z", "plan": {"cases": [
+        {"name": "tls", "status": "skipped", "steps": []}, {"name": "banner", "status": "failed", "steps": []}]}}
+    changes = compare_runs(before, after)
+    assert [(c.name, c.before, c.after) for c in changes.status_other] == [("tls", "failed", "skipped")]
+    assert [(c.name, c.before, c.after) for c in changes.now_failing] == [("banner", "passed", "failed")]
+    assert not changes.cases_added and not changes.cases_removed
