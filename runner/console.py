@@ -12,7 +12,7 @@ from runner.results import FAILED, PASSED, RECV, SEND, SKIPPED, CaseResult, Plan
 
 def _safe(text: str | None) -> str:
     """Text from a server or a plan, with control characters escaped: it cannot drive the terminal."""
-    return show_bytes((text or "").encode("utf-8", "surrogateescape"))
+    return show_bytes((text or "").encode("utf-8", "surrogateescape"), backslash=False)
 
 __all__ = ["Console"]
 

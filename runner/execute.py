@@ -183,6 +183,7 @@ class _PlanRun:
             return
         tries = 1 + (case.retry.times if case.retry else 0)
         earlier: list[CaseResult] = []
+        t0 = time.monotonic()
         for attempt in range(tries):
             if attempt:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
@@ -194,6 +195,7 @@ class _PlanRun:
             earlier.append(result)
         result.attempts = earlier
         if earlier:
+            result.duration = time.monotonic() - t0  # every try and the waits between them
             used = len(earlier) + 1
             if result.status != FAILED:
                 result.notes.append(f"passed on try {used} of {tries}")
@@ -228,6 +230,7 @@ class _PlanRun:
             await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))
         result = stats.first if stats.first is not None else _placeholder(case, self.target, FAILED, "no session ran")
         result.load = stats.summary(time.monotonic() - t0)
+        result.duration = result.load["wall"]
         result.attempts = [e for e in stats.examples if e is not result]
         if stats.failed:
             result.status = FAILED

@@ -151,7 +151,7 @@ class ReplyParser:
         return reply
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # C0, DEL and C1 (U+0080-U+009F)
 _PLAIN_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])([\x20-\x7e\t]*))?\r\n")
 
 

@@ -52,11 +52,16 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
+_LITERALS = frozenset({"true", "false", "none", "True", "False", "None"})
+
+
 def _simple(text: str) -> list[re.Match[str]] | None:
     """The placeholders of a plain-substitution template, or None when it needs Jinja2."""
     if "{%" in text or "{#" in text:
         return None
     found = list(_SIMPLE.finditer(text))
+    if any(m[1] in _LITERALS for m in found):  # `{{ false }}` is a value, not a name
+        return None
     rest = _SIMPLE.sub("", text)
     return None if "{{" in rest or "}}" in rest else found
 

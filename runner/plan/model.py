@@ -149,8 +149,15 @@ def build_plan(loaded: Loaded, overrides: dict[str, str] | None = None) -> Plan:
             problems.append(loaded.problem(f"matrix makes {len(combos)} cases, over {MAX_MATRIX_CASES}", path))
             continue
         for combo in combos:
-            suffix = f" [{', '.join(f'{k}={v}' for k, v in combo.items())}]" if combo else ""
-            cases.append(Case(raw.get("name", f"case {len(cases) + 1}") + suffix, line, steps, finally_steps,
+            name = raw.get("name", f"case {len(cases) + 1}")
+            if combo and template.is_template(name):  # `name: "relay via {{ helo }}"` names itself
+                try:
+                    name = template.render(name, {**variables, **combo, "env": template.ENVIRON, "ehlo": {}})
+                except template.RenderError as exc:
+                    problems.append(loaded.problem(f"case name: {exc}", (*path, "name")))
+            elif combo:
+                name += f" [{', '.join(f'{k}={v}' for k, v in combo.items())}]"
+            cases.append(Case(name, line, steps, finally_steps,
                               raw.get("when"), retry, raw.get("continue_on_failure", False), raw.get("timeout"),
                               combo))
     seen: dict[str, int] = {}

@@ -31,7 +31,9 @@ __all__ = [
 # tab and LF, DEL and C1 controls, lone surrogates (undecodable bytes kept by surrogateescape),
 # and the two noncharacters U+FFFE and U+FFFF.
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+")
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# ... and the bidirectional controls, which would make a server's "ko 052" read as "250 ok"
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
+                          "\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape_char(m: re.Match[str]) -> str:

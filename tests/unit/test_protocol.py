@@ -377,3 +377,16 @@ def test_command_line_is_sent_as_utf8() -> None:
 def test_command_line_with_cr_or_lf_is_refused(line: str) -> None:
     with pytest.raises(ValueError, match="contains CR or LF"):
         encode_line(line)
+
+
+def test_c1_control_characters_in_a_reply_are_refused() -> None:
+    parser = ReplyParser()
+    parser.feed("250 ok\u0085then\r\n".encode())
+    with pytest.raises(ProtocolError, match="control character 0x85"):
+        parser.next_reply()
+
+
+def test_bidirectional_controls_are_shown_escaped() -> None:
+    from runner.results import show_bytes
+
+    assert show_bytes("250 \u202eko 052".encode()) == "250 \\u202eko 052"

@@ -392,3 +392,17 @@ def test_cr_inside_an_expression_is_a_cr() -> None:
     assert render("{{ body | replace('\r\n', ' / ') }}", {"body": body}) == "line1 / line2"
     assert render("{{ body.split('\r\n') | length }}\r", {"body": body}) == "2\r"
     assert evaluate("'\r' in body", {"body": body}) is True
+
+
+def test_literals_in_conditions_and_names_built_from_a_matrix(tmp_path: Path) -> None:
+    text = """\
+target: {host: h}
+cases:
+  - name: "relay via {{ helo }}"
+    matrix: {helo: [a.test, b.test]}
+    when: "false"
+    steps:
+      - expect: 220
+"""
+    plan = read_plan(write(tmp_path, text))
+    assert [c.name for c in plan.cases] == ["relay via a.test", "relay via b.test"]
