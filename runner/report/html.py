@@ -71,33 +71,30 @@ def plan_counts(plan: PlanResult) -> dict[str, int]:
     return counts
 
 
-def plan_summary(run: RunResult, plan: PlanResult) -> dict[str, Any]:
-    """What the index lists for one report."""
+def _run_fields(run: RunResult, plan: PlanResult) -> dict[str, Any]:
+    """What the summary and the full data of a report both say about the run."""
     return {
         "format": FORMAT,
         "smtprun": run.version,
         "started_at": utc_iso(run.started_at),
         "duration": round(run.duration, 6),
         "interrupted": run.interrupted,
-        "errors": len(run.errors),
         "counts": plan_counts(plan),
+    }
+
+
+def plan_summary(run: RunResult, plan: PlanResult) -> dict[str, Any]:
+    """What the index lists for one report."""
+    return {
+        **_run_fields(run, plan),
+        "errors": len(run.errors),
         "plan": {"name": plan.name, "file": plan.file, "target": plan.target, "status": plan.status},
     }
 
 
 def plan_data(run: RunResult, plan: PlanResult) -> dict[str, Any]:
     """The machine-readable run for one plan, as embedded in its report."""
-    return {
-        "format": FORMAT,
-        "smtprun": run.version,
-        "started_at": utc_iso(run.started_at),
-        "duration": round(run.duration, 6),
-        "interrupted": run.interrupted,
-        "errors": list(run.errors),
-        "status": plan.status,
-        "counts": plan_counts(plan),
-        "plan": plan.to_dict(),
-    }
+    return {**_run_fields(run, plan), "errors": list(run.errors), "status": plan.status, "plan": plan.to_dict()}
 
 
 @dataclass(frozen=True)
