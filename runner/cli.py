@@ -180,11 +180,17 @@ def _validate(args: argparse.Namespace, console: Console) -> ExitStatus:
     return ExitStatus.OK
 
 
-def _serve(args: argparse.Namespace, console: Console) -> ExitStatus:
-    from runner.server import PROFILES, serve
+def _check_profile(name: str) -> None:
+    from runner.server import PROFILES
 
-    if args.profile not in PROFILES:
-        raise UsageError(f"unknown profile {args.profile!r}; choose from {', '.join(PROFILES)}")
+    if name not in PROFILES:
+        raise UsageError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
+
+
+def _serve(args: argparse.Namespace, console: Console) -> ExitStatus:
+    from runner.server import serve
+
+    _check_profile(args.profile)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     if bool(args.auth_user) != bool(args.auth_password):

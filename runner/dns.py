@@ -13,6 +13,7 @@ import ipaddress
 import math
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import SmtprunError
@@ -78,6 +79,11 @@ def _server(host: str, port: object) -> tuple[str, int]:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"port must be 1-65535, not {port!r}")
     return address, port
+
+
+def config_for(nameservers: Sequence[str], timeout: float, families: Sequence[str]) -> ResolverConfig:
+    """A resolver configuration from a plan's target: name servers as written ("IP[:PORT]")."""
+    return ResolverConfig(tuple(parse_nameserver(n) for n in nameservers), timeout, tuple(families))
 
 
 def parse_nameserver(text: str) -> tuple[str, int]:

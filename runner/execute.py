@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import __version__
-from runner.interpreter import Hop, Listener, run_case
+from runner.interpreter import Hop, Listener, not_run, run_case
 from runner.plan.model import Case, Plan, Target
 from runner.redact import Redactor
-from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult, StepResult
+from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult
 from runner.stats import LoadStats
 from runner.template import ENVIRON, RenderError, evaluate, is_template, render
 
@@ -73,8 +73,7 @@ def redactor_for(plan: Plan, options: RunOptions) -> Redactor:
 
 def _placeholder(case: Case, target: Target, status: str, reason: str, failed_first: bool = False) -> CaseResult:
     result = CaseResult(name=case.name, status=status, target=str(target), line=case.line, reason=reason)
-    result.steps = [StepResult(s.index, s.line, s.action, s.name or s.action, status=SKIPPED, file=s.file)
-                    for s in (*case.steps, *case.finally_steps)]
+    result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
     if failed_first and result.steps:
         result.steps[0].status, result.steps[0].reason = FAILED, reason
     return result
@@ -133,13 +132,12 @@ class _PlanRun:
 
     async def _mx_jobs(self) -> list[_Job]:
         """Look up the MX hosts once per plan; then every case gets a route (or, with all, one per host)."""
-        from runner.dns import DnsError, ResolverConfig, parse_nameserver, resolve_mx
+        from runner.dns import DnsError, config_for, resolve_mx
 
         t = self.target
         try:
             domain = render(t.mx or "", {**self.variables, "env": ENVIRON})
-            config = ResolverConfig(tuple(parse_nameserver(n) for n in t.nameservers), t.dns_timeout, t.families)
-            found = await resolve_mx(domain, config)
+            found = await resolve_mx(domain, config_for(t.nameservers, t.dns_timeout, t.families))
         except (DnsError, RenderError, ValueError) as exc:
             return [_Job(c, error=str(exc)) for c in self.plan.cases]
         self.result.notes = mx_notes(found)

@@ -29,9 +29,9 @@ from runner.redact import Redactor
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult, Event, StepResult
 from runner.steps import ACTIONS
 from runner.template import ENVIRON, RenderError, evaluate, render
-from runner.transport import Connection, open_connection
+from runner.transport import Connection, hostport, open_connection
 
-__all__ = ["Hop", "Session", "run_case"]
+__all__ = ["Hop", "Session", "not_run", "run_case"]
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,6 @@ class Hop:
     name: str
     address: str
     preference: int = 0
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 MAX_EVENT_BYTES = 64 * 1024  # one transcript entry; a large body is shown cut, with its size
@@ -125,7 +121,7 @@ class Session:
         tls_note = " (implicit TLS)" if context else ""
         failures = []
         for hop in hops:
-            where = f"{hop.name} [{hop.address}]:{port}" if hop.name != hop.address else _hostport(hop.address, port)
+            where = f"{hop.name} [{hop.address}]:{port}" if hop.name != hop.address else hostport(hop.address, port)
             self.note(f"connecting to {where}{tls_note}")
             self.server_host = hop.name
             name = self.text(t.server_name) if t.server_name else hop.name
@@ -369,7 +365,8 @@ class Session:
         return b"\n" in self.parser.pending
 
 
-def _pending(step: Step) -> StepResult:
+def not_run(step: Step) -> StepResult:
+    """A step's result before it runs (and if it never does): skipped, labelled by what it would do."""
     return StepResult(step.index, step.line, step.action, _label(step), status=SKIPPED, file=step.file)
 
 
@@ -418,7 +415,7 @@ async def _run_list(session: Session, steps: tuple[Step, ...], outs: list[StepRe
 
 async def _run_steps(session: Session) -> None:
     result, case = session.result, session.case
-    result.steps = [_pending(s) for s in (*case.steps, *case.finally_steps)]
+    result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
     main, final = result.steps[: len(case.steps)], result.steps[len(case.steps):]
     try:
         await session.connect()
@@ -478,7 +475,7 @@ async def run_case(
     session.stop = stop
     if late_error is not None:
         _cut(session, late_error)
-        session.result.steps = [_pending(s) for s in (*case.steps, *case.finally_steps)]
+        session.result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
         return session.result
     session.result.started_at = datetime.now(timezone.utc)
     try:

@@ -283,19 +283,15 @@ async def do_expect_tls(session: Session, step: Step, out: StepResult, deadline:
     return True
 
 
-def _resolver(session: Session) -> Any:
-    from runner.dns import ResolverConfig, parse_nameserver
-
-    t = session.target
-    return ResolverConfig(tuple(parse_nameserver(n) for n in t.nameservers), t.dns_timeout, t.families)
-
-
 async def do_expect_dns(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
     """The DNS checks of a mail admin's checklist: PTR vs banner, SPF, DMARC, MTA-STS, DANE TLSA."""
     want = step.value
     out.label = "check DNS: " + ", ".join(k for k in want if k != "domain")
     out.expected = ", ".join(f"{k} {v}" for k, v in want.items())
-    config = _resolver(session)
+    from runner.dns import config_for
+
+    t = session.target
+    config = config_for(t.nameservers, t.dns_timeout, t.families)
     domain = session.text(want.get("domain") or session.target.mx or "") or session.server_host
     try:
         problems = await asyncio.wait_for(_dns_checks(session, want, config, domain),

@@ -14,7 +14,7 @@ import time
 
 from runner.errors import ConnectionLost
 
-__all__ = ["Connection", "open_connection"]
+__all__ = ["Connection", "hostport", "open_connection"]
 
 READ_HIGH_WATER = 256 * 1024  # pause reading past this many unread bytes
 
@@ -166,6 +166,11 @@ class Connection:
         self._wire.closed = True
 
 
+def hostport(host: str, port: int) -> str:
+    """host:port, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 async def open_connection(
     host: str,
     port: int,
@@ -188,7 +193,7 @@ async def open_connection(
     if not peername:  # reset between the handshake and now: the socket is already gone
         transport.abort()
         raise ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
-    peer = f"[{peername[0]}]:{peername[1]}" if ":" in peername[0] else f"{peername[0]}:{peername[1]}"
+    peer = hostport(peername[0], peername[1])
     conn = Connection(wire, peer)
     if tls is not None:
         conn.tls_object = transport.get_extra_info("ssl_object")
