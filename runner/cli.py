@@ -33,7 +33,7 @@ def name_value(text: str) -> tuple[str, str]:
 
 
 def _nameserver(text: str) -> str:
-    from runner.dns import parse_nameserver
+    from runner.net.dns import parse_nameserver
 
     try:
         parse_nameserver(text)
@@ -147,14 +147,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     srv.add_argument("--auth-password", help="the password for --auth-user")
     rec = sub.add_parser("record", help="an interactive SMTP session, written down as a plan")
     if command == "record":  # its module is only imported when it is used
-        from runner import record
+        from runner.tools import record
 
         record.add_arguments(rec)
     return parser
 
 
 def _record(args: argparse.Namespace, console: Console) -> ExitStatus:
-    from runner import record
+    from runner.tools import record
 
     return ExitStatus(record.run(args, console.out, console.err, sys.stdin))
 
@@ -181,14 +181,14 @@ def _validate(args: argparse.Namespace, console: Console) -> ExitStatus:
 
 
 def _check_profile(name: str) -> None:
-    from runner.server import PROFILES
+    from runner.tools.server import PROFILES
 
     if name not in PROFILES:
         raise UsageError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
 
 
 def _serve(args: argparse.Namespace, console: Console) -> ExitStatus:
-    from runner.server import serve
+    from runner.tools.server import serve
 
     _check_profile(args.profile)
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -203,7 +203,7 @@ def _serve(args: argparse.Namespace, console: Console) -> ExitStatus:
 
 
 def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
-    from runner.execute import DEFAULT_JOBS, RunOptions, run_plans
+    from runner.run.execute import DEFAULT_JOBS, RunOptions, run_plans
 
     for flag, value in (("--json", args.json), ("--junit", args.junit), ("--report-dir", args.report_dir)):
         if value is not None and not value.strip():
@@ -228,7 +228,7 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
         console.label_cases = options.jobs > 1 and sum(len(p.cases) for p in plans) > 1
     server = None
     if args.embedded:
-        from runner.server import PROFILES, EmbeddedServer
+        from runner.tools.server import PROFILES, EmbeddedServer
 
         if args.profile not in PROFILES:
             raise UsageError(f"unknown profile {args.profile!r}; choose from {', '.join(PROFILES)}")

@@ -51,6 +51,14 @@ class PlanError(SmtprunError):
         super().__init__("\n".join(p.render() for p in self.problems))
 
 
+class RenderError(SmtprunError):
+    """A template failed while rendering: unknown name, forbidden access, bad expression."""
+
+    def __init__(self, message: str, forbidden: bool = False):
+        super().__init__(message)
+        self.forbidden = forbidden  # the sandbox refused it: a plan error, whatever the values
+
+
 class UsageError(SmtprunError):
     """The command line is wrong."""
 

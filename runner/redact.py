@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from runner.protocol import Reply
+from runner.smtp.protocol import Reply
 
 __all__ = ["MASK", "Redactor"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from runner.protocol import Reply
+from runner.smtp.protocol import Reply
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from runner import template
 from runner.errors import PlanError, Problem
-from runner.expect import describe
 from runner.plan.load import Loaded, load_file
+from runner.smtp.expect import describe
 
 __all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "inside", "parse_size"]
 

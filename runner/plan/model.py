@@ -125,7 +125,7 @@ def build_plan(loaded: Loaded, overrides: dict[str, str] | None = None) -> Plan:
 
     nameservers = data.get("target", {}).get("nameserver", [])
     for i, text in enumerate([nameservers] if isinstance(nameservers, str) else nameservers):
-        from runner.dns import parse_nameserver
+        from runner.net.dns import parse_nameserver
 
         try:
             parse_nameserver(text)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from runner.server import EmbeddedServer
+from runner.tools.server import EmbeddedServer
 from tests.integration.dnsmasq import dnsmasq_factory  # noqa: F401  (the fixture for DNS tests)
 
 POSTFIX_HOST, POSTFIX_PORT = "127.0.0.1", 25

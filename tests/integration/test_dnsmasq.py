@@ -1,4 +1,4 @@
-"""runner.dns against a real dnsmasq on loopback: what a mail admin's own DNS server would answer."""
+"""runner.net.dns against a real dnsmasq on loopback: what a mail admin's own DNS server would answer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import ssl
 import pytest
 import trustme
 
-from runner.dns import (
+from runner.net.dns import (
     DnsError,
     Exchanger,
     ResolverConfig,

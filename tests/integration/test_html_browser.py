@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.protocol import Reply
 from runner.report import write_html_reports
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, CaseResult, Event, PlanResult, RunResult, StepResult
+from runner.smtp.protocol import Reply
 
 CHROMIUM = os.environ.get("SMTPRUN_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SMTPRUN_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -10,8 +10,8 @@ import time
 import pytest
 import trustme
 
-from runner.dns import subject_public_key_info
-from runner.server import EmbeddedServer, server_tls_context
+from runner.net.dns import subject_public_key_info
+from runner.tools.server import EmbeddedServer, server_tls_context
 from tests.integration.dnsmasq import null_mx_rr, tlsa_rr
 from tests.integration.test_cli import run, write_plan
 

@@ -21,4 +21,4 @@ def test_wheel_ships_the_schema_templates_and_commands(tmp_path):
         assert {"runner/report/templates/report.html.j2", "runner/report/templates/index.html.j2"} <= names
         entry_points = next(zf.read(n).decode() for n in names if n.endswith("entry_points.txt"))
     assert "smtprun = runner.cli:main" in entry_points
-    assert "smtprun = runner.pytest_plugin" in entry_points
+    assert "smtprun = runner.tools.pytest_plugin" in entry_points

@@ -55,7 +55,7 @@ def _installed() -> bool:
 
 
 # Loaded through the entry point once smtprun is installed; named explicitly before that.
-PLUGIN = () if _installed() else ("-p", "runner.pytest_plugin")
+PLUGIN = () if _installed() else ("-p", "runner.tools.pytest_plugin")
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_a_directory_of_plans_and_smtp_yaml_files_are_collected(project: pytest.
 
 def test_vars_and_host_come_from_the_command_line(project: pytest.Pytester) -> None:
     # A plan with no target host runs against --smtprun-host/--smtprun-port; --smtprun-var overrides vars.
-    from runner.server import EmbeddedServer
+    from runner.tools.server import EmbeddedServer
 
     (project.path / "plans" / "bare.yaml").write_text(
         "vars: {rcpt: bob@example.com}\n"

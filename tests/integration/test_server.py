@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from runner import server as server_module
-from runner.server import PROFILES, REPLY_KEYS, EmbeddedServer
+from runner.tools import server as server_module
+from runner.tools.server import PROFILES, REPLY_KEYS, EmbeddedServer
 
 USER, PASSWORD = "alice", "s3cret pass"
 MESSAGE = b"Subject: test message\r\n\r\nbody line\r\n"

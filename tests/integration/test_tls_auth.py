@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from runner.server import EmbeddedServer
+from runner.tools.server import EmbeddedServer
 from tests.integration.test_cli import ROOT, run, write_plan
 
 PASSWORD = "s3cret-Pa55"
@@ -37,7 +37,7 @@ def ca_files(tmp_path_factory):
 
 
 def tls_server(ca_files: Path, cert: str = "good", **kwargs) -> EmbeddedServer:
-    from runner.server import server_tls_context
+    from runner.tools.server import server_tls_context
 
     return EmbeddedServer(tls_context=server_tls_context(str(ca_files / f"{cert}.pem")), **kwargs)
 

@@ -1,4 +1,4 @@
-"""runner.dns against the in-process DNS server in tests/dnsserver.py (loopback only, no other resolver)."""
+"""runner.net.dns against the in-process DNS server in tests/dnsserver.py (loopback only, no other resolver)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from runner.dns import (
+from runner.net.dns import (
     DnsError,
     Exchanger,
     ResolverConfig,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from runner.expect import check, describe
-from runner.protocol import Reply, ReplyParser
+from runner.smtp.expect import check, describe
+from runner.smtp.protocol import Reply, ReplyParser
 
 
 def reply(data: bytes) -> Reply:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.errors import ProtocolError
-from runner.protocol import (
+from runner.smtp.protocol import (
     MAX_REPLY_LINE,
     DataEncoder,
     Reply,

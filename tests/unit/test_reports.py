@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from runner.errors import ReportError
-from runner.protocol import Reply
 from runner.report import atomic_write, rebuild_index, write_html_reports, write_json, write_junit
 from runner.report.archive import DATA_ID, INDEX_NAME, read_embedded, write_new
 from runner.report.compare import banner, compare_runs, ehlo_keywords
@@ -31,6 +30,7 @@ from runner.results import (
     RunResult,
     StepResult,
 )
+from runner.smtp.protocol import Reply
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)
 HOSTILE = "<script>alert(1)</script>"

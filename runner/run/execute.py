@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import __version__
-from runner.interpreter import Hop, Listener, not_run, run_case
 from runner.plan.model import Case, Plan, Target
 from runner.redact import Redactor
 from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult
+from runner.run.case import Hop, Listener, not_run, run_case
 from runner.stats import LoadStats
 from runner.template import ENVIRON, RenderError, evaluate, is_template, render
 
@@ -132,7 +132,7 @@ class _PlanRun:
 
     async def _mx_jobs(self) -> list[_Job]:
         """Look up the MX hosts once per plan; then every case gets a route (or, with all, one per host)."""
-        from runner.dns import DnsError, config_for, resolve_mx
+        from runner.net.dns import DnsError, config_for, resolve_mx
 
         t = self.target
         try:

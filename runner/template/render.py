@@ -3,7 +3,7 @@
 A plan is data and never runs code. Most plan strings are plain text or `{{ name }}` /
 `{{ name.key }}` substitutions; those are rendered here directly, with the sandbox's rules
 (no names starting with "_"), so a typical plan never loads Jinja2. Anything else goes to
-the sandbox in runner.sandbox.
+the sandbox in runner.template.sandbox.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from runner.errors import RenderError
+
 __all__ = ["ENVIRON", "RenderError", "check_structure", "env_refs", "evaluate", "is_template", "names_used",
            "render"]
 
@@ -21,14 +23,6 @@ BUILTIN_NAMES = frozenset({"env", "ehlo"})
 
 _NAME = r"[A-Za-z][A-Za-z0-9_]*"
 _SIMPLE = re.compile(r"\{\{\s*(" + _NAME + r")(?:\.(" + _NAME + r"))?\s*\}\}")
-
-
-class RenderError(Exception):
-    """A template failed while rendering: unknown name, forbidden access, bad expression."""
-
-    def __init__(self, message: str, forbidden: bool = False):
-        super().__init__(message)
-        self.forbidden = forbidden  # the sandbox refused it: a plan error, whatever the values
 
 
 class _Env(Mapping[str, str]):
@@ -84,14 +78,14 @@ def render(text: str, variables: Mapping[str, Any]) -> str:
         return text
     if _simple(text) is not None:
         return _SIMPLE.sub(lambda m: _value(m, variables), text)
-    from runner import sandbox
+    from runner.template import sandbox
 
     return sandbox.render(text, variables)
 
 
 def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
     """The value of a Jinja2 expression (a `when:` condition), in the sandbox."""
-    from runner import sandbox
+    from runner.template import sandbox
 
     return sandbox.evaluate(expression, variables)
 
@@ -101,7 +95,7 @@ def names_used(text: str) -> set[str]:
     found = _simple(text)
     if found is not None:
         return {m[1] for m in found}
-    from runner import sandbox
+    from runner.template import sandbox
 
     return sandbox.names_used(text)
 
@@ -111,7 +105,7 @@ def env_refs(text: str) -> set[str]:
     found = _simple(text)
     if found is not None:
         return {m[2] for m in found if m[1] == "env" and m[2]}
-    from runner import sandbox
+    from runner.template import sandbox
 
     return sandbox.env_refs(text)
 
@@ -120,6 +114,6 @@ def check_structure(text: str) -> str | None:
     """Why a template's shape is refused (nested loops, macros), or None."""
     if _simple(text) is not None:
         return None
-    from runner import sandbox
+    from runner.template import sandbox
 
     return sandbox.check_structure(text)

@@ -6,7 +6,7 @@ error showing the compiler-style messages; a failing case shows its failing step
 as the command line does. Neither shows a Python traceback: both are the plan's doing, not the code's.
 
 Installed as the ``smtprun`` entry point of the ``pytest11`` group; without installing, use
-``pytest -p runner.pytest_plugin``.
+``pytest -p runner.tools.pytest_plugin``.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import pytest
 from runner.cli import name_value, tcp_port
 
 if TYPE_CHECKING:
-    from runner.execute import RunOptions
     from runner.plan import Case, Plan
     from runner.plan.model import Target
     from runner.results import CaseResult
-    from runner.server import EmbeddedServer
+    from runner.run.execute import RunOptions
+    from runner.tools.server import EmbeddedServer
 
 __all__ = ["PLAN_SUFFIX", "CaseFailed", "CaseItem", "PlanFile"]
 
@@ -66,11 +66,11 @@ class _Settings:
     server: EmbeddedServer | None = field(default=None, repr=False)
 
     def run_options(self) -> RunOptions:
-        from runner.execute import RunOptions
+        from runner.run.execute import RunOptions
 
         if self.embedded:
             if self.server is None:  # started on first use: a collect-only run, or xdist's controller, needs none
-                from runner.server import EmbeddedServer
+                from runner.tools.server import EmbeddedServer
 
                 self.server = EmbeddedServer().start()
             return RunOptions(host=self.server.host, port=self.server.port)
@@ -242,8 +242,8 @@ class CaseItem(pytest.Item):
         """
         import dataclasses
 
-        from runner.execute import run_plans, target_for
         from runner.results import FAILED, SKIPPED
+        from runner.run.execute import run_plans, target_for
 
         options = self.config.stash[_SETTINGS].run_options()
         target = target_for(self.plan, options)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner import limits
-from runner.protocol import Reply
+from runner.smtp.protocol import Reply
 from runner.template import render
 
 __all__ = ["CLOSED", "check", "describe"]

@@ -16,8 +16,8 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, n
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from runner.errors import RenderError
 from runner.limits import TimeBoundExceeded, memory_bound, time_bound
-from runner.template import RenderError
 
 __all__ = ["check_structure", "env_refs", "evaluate", "names_used", "render"]
 

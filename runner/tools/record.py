@@ -23,10 +23,10 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, TextIO
 
-from runner import tls as tlsinfo
 from runner.errors import PlanError, ProtocolError
+from runner.net import tls as tlsinfo
 from runner.plan.write import RecordedStep, literal, plan_text, printable
-from runner.protocol import DataEncoder, Reply, ReplyParser, encode_line
+from runner.smtp.protocol import DataEncoder, Reply, ReplyParser, encode_line
 from runner.status import ExitStatus
 from runner.template import is_template
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import SmtprunError
+from runner.errors import SmtprunError
 
 __all__ = [
     "DnsError", "Exchanger", "MxResult", "ResolverConfig", "parse_nameserver", "ptr_check", "resolve_host",

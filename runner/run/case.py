@@ -19,17 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from runner import expect as expectations
 from runner import limits
-from runner import tls as tlsinfo
 from runner.errors import ConnectionLost, ProtocolError, StepFailed
+from runner.net import tls as tlsinfo
+from runner.net.transport import Connection, hostport, open_connection
 from runner.plan.model import Case, Plan, Step, Target, render_late_vars
-from runner.protocol import DataEncoder, Reply, ReplyParser
 from runner.redact import Redactor
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult, Event, StepResult
-from runner.steps import ACTIONS
+from runner.run.steps import ACTIONS
+from runner.smtp import expect as expectations
+from runner.smtp.protocol import DataEncoder, Reply, ReplyParser
 from runner.template import ENVIRON, RenderError, evaluate, render
-from runner.transport import Connection, hostport, open_connection
 
 __all__ = ["Hop", "Session", "not_run", "run_case"]
 

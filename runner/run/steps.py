@@ -17,17 +17,17 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from runner import expect as expectations
-from runner import tls as tlsinfo
 from runner.errors import ConnectionLost, StepFailed
+from runner.net import tls as tlsinfo
 from runner.plan.check import inside
-from runner.protocol import Reply, ReplyParser, encode_line
 from runner.results import RECV, StepResult
+from runner.smtp import expect as expectations
+from runner.smtp.protocol import Reply, ReplyParser, encode_line
 from runner.template import is_template
 
 if TYPE_CHECKING:
-    from runner.interpreter import Session
     from runner.plan.model import Step
+    from runner.run.case import Session
 
 __all__ = ["ACTIONS"]
 
@@ -288,7 +288,7 @@ async def do_expect_dns(session: Session, step: Step, out: StepResult, deadline:
     want = step.value
     out.label = "check DNS: " + ", ".join(k for k in want if k != "domain")
     out.expected = ", ".join(f"{k} {v}" for k, v in want.items())
-    from runner.dns import config_for
+    from runner.net.dns import config_for
 
     t = session.target
     config = config_for(t.nameservers, t.dns_timeout, t.families)
@@ -305,7 +305,7 @@ async def do_expect_dns(session: Session, step: Step, out: StepResult, deadline:
 
 
 async def _dns_checks(session: Session, want: dict[str, Any], config: Any, domain: str) -> list[str | None]:
-    from runner import dns
+    from runner.net import dns
 
     problems = []
     if "ptr_matches_banner" in want:

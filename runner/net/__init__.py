@@ -1,0 +1,1 @@
+"""The network edge: a thin asyncio transport, TLS facts, DNS look-ups."""

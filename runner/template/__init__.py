@@ -1,0 +1,16 @@
+"""Plan strings as templates: the fast path for plain substitution, the Jinja2 sandbox, and their bounds."""
+
+from runner.errors import RenderError
+from runner.template.render import (
+    BUILTIN_NAMES,
+    ENVIRON,
+    check_structure,
+    env_refs,
+    evaluate,
+    is_template,
+    names_used,
+    render,
+)
+
+__all__ = ["BUILTIN_NAMES", "ENVIRON", "RenderError", "check_structure", "env_refs", "evaluate", "is_template",
+           "names_used", "render"]

@@ -1,0 +1,1 @@
+"""Programs built on the engine: the recorder, the embedded server, the pytest plugin."""
