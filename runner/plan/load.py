@@ -17,6 +17,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runner.errors import Location, PlanError, Problem
+from runner.files import read_regular
 
 __all__ = ["MAX_NODES", "MAX_PLAN_BYTES", "Loaded", "Source", "load_file", "load_text"]
 
@@ -78,8 +79,7 @@ class Loaded:
 def load_file(path: str | Path, display: str | None = None) -> Loaded:
     name = display or str(path)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_PLAN_BYTES + 1)
+        raw = read_regular(path, MAX_PLAN_BYTES)
     except OSError as exc:
         raise PlanError(Problem(f"cannot read plan: {exc.strerror or exc}", Location(name, 1, 1))) from None
     if len(raw) > MAX_PLAN_BYTES:
