@@ -9,6 +9,7 @@ to relay for anyone who has not authenticated.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email.utils
 import hmac
 import logging
@@ -42,7 +43,12 @@ COMMON_REPLIES = {
     "misplaced_param": "555 5.5.4 Unsupported option: {param}",
     "cram_initial": "501 5.5.2 CRAM-MD5 takes no initial response",
     "auth_disabled": "503 5.5.1 Error: authentication not enabled",
+    "bad_sender": "501 5.1.7 Bad sender address syntax",        # Postfix's words, strict_rfc821_envelopes
+    "bad_recipient": "501 5.1.3 Bad recipient address syntax",
 }
+# RFC 5321 §4.1.2: Reverse-path / Forward-path = "<" [ A-d-l ":" ] Mailbox ">" (Postfix tolerates spaces
+# after the colon even when strict).
+_BRACKETED_PATH = re.compile(r"(?i)(?:FROM|TO):\s*<[^<>]*>(?:\s|$)")
 
 AUTH_MECHANISMS = ("CRAM-MD5", "LOGIN", "PLAIN", "XOAUTH2")
 MAIL_DSN = frozenset({"RET", "ENVID"})     # RFC 3461 s 4.3, 4.4
@@ -86,6 +92,7 @@ class Profile:
     size_limit: int                 # RFC 1870 SIZE, enforced by aiosmtpd
     smtputf8: bool = True
     accepted_domains: tuple[str, ...] | None = None  # None: every domain is ours
+    strict_envelopes: bool = False  # Postfix's strict_rfc821_envelopes: addresses only inside <...>
 
     def reply(self, key: str, **fields: Any) -> str:
         return self.replies[key].format(host=self.hostname, **fields)
@@ -167,6 +174,9 @@ PROFILES: dict[str, Profile] = {
         },
     ),
 }
+# Postfix with strict_rfc821_envelopes = yes: `MAIL FROM:addr` without angle brackets (RFC 5321 §4.1.2
+# wants "<" Path ">") is refused, as many hardened servers do.
+PROFILES["strict"] = dataclasses.replace(PROFILES["postfix"], name="strict", strict_envelopes=True)
 
 
 @dataclass(frozen=True)
@@ -231,6 +241,20 @@ class ProfileSMTP(SMTP):
                 enhanced = ENHANCED_FOR_CODE.get(status[:3], f"{status[0]}.0.0")
                 status = f"{status[:4]}{enhanced} {status[4:]}"
         await super().push(status)
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        if not await self._refused_strictly(arg, "bad_sender"):
+            await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg: str) -> None:
+        if not await self._refused_strictly(arg, "bad_recipient"):
+            await super().smtp_RCPT(arg)
+
+    async def _refused_strictly(self, arg: str | None, reply: str) -> bool:
+        if not self.profile.strict_envelopes or not arg or _BRACKETED_PATH.match(arg):
+            return False
+        await self.push(COMMON_REPLIES[reply])
+        return True
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         address, params = super()._getaddr(arg)
