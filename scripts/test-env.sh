@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine (as root) for the integration tests: install the servers and
-# tools they use and run a Postfix on 127.0.0.1:25 with a test certificate. Safe to re-run.
+# tools they use and run a Postfix on 127.0.0.1:25 with a test certificate, and Exim (127.0.0.1:2525)
+# and OpenSMTPD (127.0.0.1:2527) in chroots (scripts/env/). Safe to re-run.
 set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-PACKAGES=(postfix swaks dnsmasq chromium chromium-driver tmux openssl)
+PACKAGES=(postfix swaks dnsmasq chromium chromium-driver tmux openssl mmdebstrap)
 MAIL_HOST=mail.smtprun.test
 CERT_DIR=/etc/smtprun-test
 POSTFIX_LOG=/var/log/postfix.log
@@ -61,10 +63,21 @@ fi
 # --- dnsmasq (tests/integration/test_dnsmasq.py) -------------------------------------------
 # Nothing is started here: each DNS test starts its own dnsmasq on a free 127.0.0.1 port and stops it
 # (tests/integration/dnsmasq.py). This only checks that the binary runs. The section sits before Postfix's
-# because that one ends the script.
+# so that it runs whatever Postfix does.
 dnsmasq_bin=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 dnsmasq_version=$("$dnsmasq_bin" --version 2>/dev/null | sed -n 1p) || die "$dnsmasq_bin --version failed"
 log "${dnsmasq_version:-dnsmasq, version unknown}: the DNS tests start their own instances on 127.0.0.1"
+
+# --- Exim and OpenSMTPD, each in its own chroot (scripts/env/exim.sh, scripts/env/opensmtpd.sh) -----
+# They conflict with Postfix as packages (all three are mail-transport-agent). Built in parallel (the
+# first time each takes under a minute, mostly downloads), started in the background; either failing
+# fails this script.
+mta_failed=()
+bash "$HERE/env/exim.sh" & exim_job=$!
+bash "$HERE/env/opensmtpd.sh" & opensmtpd_job=$!
+wait "$exim_job" || mta_failed+=("Exim (scripts/env/exim.sh)")
+wait "$opensmtpd_job" || mta_failed+=("OpenSMTPD (scripts/env/opensmtpd.sh)")
+((${#mta_failed[@]} == 0)) || die "could not set up: ${mta_failed[*]}"
 
 # --- Postfix --------------------------------------------------------------------------------
 listen_before=$(postconf -h inet_interfaces inet_protocols | tr '\n' ' ')
@@ -107,14 +120,22 @@ banner() {
     timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/25 && IFS= read -r line <&3 &&
         printf "QUIT\r\n" >&3 && printf "%s\n" "${line%$'"'\r'"'}"' 2>/dev/null
 }
+postfix_up=
 for _ in $(seq 50); do
     line=$(banner || true)
     if [[ "$line" == 220\ * ]]; then
         log "Postfix $(postconf -h mail_version) answers on 127.0.0.1:25: $line"
         log "log: $POSTFIX_LOG; CA for STARTTLS: $CERT_DIR/ca.pem"
-        exit 0
+        postfix_up=1
+        break
     fi
     sleep 0.2
 done
-tail -n 20 "$POSTFIX_LOG" >&2 2>/dev/null || true
-die "Postfix does not answer 220 on 127.0.0.1:25"
+if [ -z "$postfix_up" ]; then
+    tail -n 20 "$POSTFIX_LOG" >&2 2>/dev/null || true
+    die "Postfix does not answer 220 on 127.0.0.1:25"
+fi
+
+# --- mailboxes (scripts/env/mailbox.sh) -----------------------------------------------------
+bash "$HERE/env/mailbox.sh" || die "could not set up the mailboxes (scripts/env/mailbox.sh)"
+log "ready: Postfix 127.0.0.1:25, Exim 127.0.0.1:2525, OpenSMTPD 127.0.0.1:2527 (tests/support/mtas.py)"
