@@ -16,20 +16,13 @@ from typing import TextIO
 from runner import __version__
 from runner.console import Console
 from runner.errors import PlanError, ReportError, SmtprunError, UsageError
+from runner.plan.scope import name_value
 from runner.results import RunResult
 from runner.status import ExitStatus
 
 __all__ = ["main", "name_value", "program", "tcp_port"]
 
 COMMANDS = ("run", "validate", "serve", "record")
-
-
-def name_value(text: str) -> tuple[str, str]:
-    """NAME=VALUE, as --var and --secret take it."""
-    name, sep, value = text.partition("=")
-    if not sep or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
 
 
 def _nameserver(text: str) -> str:

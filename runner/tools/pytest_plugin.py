@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from runner.cli import name_value, tcp_port
+from runner.cli import tcp_port
+from runner.plan.scope import name_value
 
 if TYPE_CHECKING:
-    from runner.plan import Case, Plan
-    from runner.plan.model import Target
+    from runner.plan import Case, Plan, Target
     from runner.results import CaseResult
     from runner.run.execute import RunOptions
     from runner.tools.server import EmbeddedServer
