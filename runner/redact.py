@@ -26,6 +26,12 @@ class Redactor:
             self._secrets.append(base64.b64encode(raw))
         self._secrets.sort(key=len, reverse=True)
 
+    def copy(self) -> Redactor:
+        """Another redactor hiding the same secrets; what is added to either stays its own."""
+        twin = Redactor()
+        twin._secrets = list(self._secrets)
+        return twin
+
     def __bool__(self) -> bool:
         return bool(self._secrets)
 

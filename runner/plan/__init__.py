@@ -1,19 +1,22 @@
-"""Plans: load (safe YAML with positions) -> validate (JSON Schema) -> build (frozen model)."""
+"""Plans: load (safe YAML with positions) -> validate (JSON Schema) -> build (frozen types); each case's
+names come from runner.plan.scope."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from runner.errors import PlanError
-from runner.plan.load import load_file
-from runner.plan.model import Case, Plan, Step, Target, build_plan
-from runner.plan.schema import validate
+from runner.plan.types import Case, Plan, Step, Target
 
 __all__ = ["Case", "Plan", "Step", "Target", "read_plan"]
 
 
 def read_plan(path: str | Path, overrides: dict[str, str] | None = None) -> Plan:
     """Load, validate and build one plan file; raise PlanError naming file:line:col."""
+    from runner.errors import PlanError
+    from runner.plan.build import build_plan
+    from runner.plan.load import load_file
+    from runner.plan.schema import validate
+
     loaded = load_file(path)
     problems = validate(loaded)
     if problems:

@@ -15,6 +15,8 @@ from typing import Any
 from runner import template
 from runner.errors import PlanError, Problem
 from runner.plan.load import Loaded, load_file
+from runner.plan.scope import render_early
+from runner.plan.types import Include, Step
 from runner.smtp.expect import describe
 
 __all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "inside", "parse_size"]
@@ -55,15 +57,14 @@ class StepBuilder:
         self.variables = set(values) | set(self.params) | set(self.defaults)
         self.problems = problems
         self.chain = chain or (str(Path(loaded.source.name).resolve()),)
+        self.include_site = Include(self.params, self.defaults) if self.params or self.defaults else None
 
     def problem(self, message: str, path: tuple[Any, ...], key: bool = False, hint: str | None = None) -> None:
         self.problems.append(self.loaded.problem(message, path, key=key, hint=hint))
 
-    def steps(self, raw_steps: list[dict[str, Any]], path: tuple[Any, ...], captured: set[str]) -> list[Any]:
+    def steps(self, raw_steps: list[dict[str, Any]], path: tuple[Any, ...], captured: set[str]) -> list[Step]:
         """Step objects for `raw_steps`; includes are expanded in place. `captured` grows as names are captured."""
-        from runner.plan.model import Step
-
-        out: list[Any] = []
+        out: list[Step] = []
         for i, raw in enumerate(raw_steps):
             spath = (*path, i)
             if "include" in raw:
@@ -83,12 +84,12 @@ class StepBuilder:
             out.append(Step(index=0, line=line, action=action, value=value, expect=expect,
                             capture=dict(raw.get("capture", {})), timeout=raw.get("timeout"), name=raw.get("name"),
                             when=raw.get("when"), continue_on_failure=raw.get("continue_on_failure", False),
-                            params=dict(self.params), defaults=dict(self.defaults), file=self.loaded.source.name,
+                            include=self.include_site, file=self.loaded.source.name,
                             expected_text=describe(expect) if expect is not None else None))
             captured |= set(raw.get("capture", {}))
         return out
 
-    def include(self, raw: dict[str, Any], path: tuple[Any, ...], captured: set[str]) -> list[Any]:
+    def include(self, raw: dict[str, Any], path: tuple[Any, ...], captured: set[str]) -> list[Step]:
         """`include: other.yaml`: that file's steps. The include's `vars` win over the plan's variables;
         the included file's own `vars` are defaults, used only for names the plan does not define."""
         from runner.plan.schema import validate_fragment
@@ -188,9 +189,8 @@ class StepBuilder:
 
     def _dry_render(self, text: str, path: tuple[Any, ...]) -> None:
         """Render a template that needs nothing from the server, to refuse sandbox escapes up front."""
-        values = {**self.values, "env": template.ENVIRON, "ehlo": {}}
         try:
-            template.render(text, values)
+            render_early(text, self.values)
         except template.RenderError as exc:
             if exc.forbidden:
                 self.problem(str(exc), path)

@@ -13,7 +13,6 @@ import os
 import re
 import ssl
 import time
-from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,13 +22,14 @@ from runner import limits
 from runner.errors import ConnectionLost, ProtocolError, StepFailed
 from runner.net import tls as tlsinfo
 from runner.net.transport import Connection, hostport, open_connection
-from runner.plan.model import Case, Plan, Step, Target, render_late_vars
-from runner.redact import Redactor
+from runner.plan.scope import Scope
+from runner.plan.types import Case, Plan, Step, Target
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult, Event, StepResult
+from runner.run.render import StepRenderer
 from runner.run.steps import ACTIONS
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import DataEncoder, Reply, ReplyParser
-from runner.template import ENVIRON, RenderError, evaluate, render
+from runner.template import RenderError
 
 __all__ = ["Hop", "Session", "not_run", "run_case"]
 
@@ -52,16 +52,17 @@ Listener = Callable[[str, str, bytes], None]  # (case name, direction, bytes) fo
 class Session:
     """What one case knows while it runs: the connection, the parser, variables, transcript."""
 
-    def __init__(self, plan: Plan, case: Case, target: Target, variables: dict[str, Any],
-                 redactor: Redactor, listener: Listener | None, route: tuple[Hop, ...] | None = None) -> None:
+    def __init__(self, plan: Plan, case: Case, target: Target, scope: Scope,
+                 listener: Listener | None, route: tuple[Hop, ...] | None = None) -> None:
         self.plan, self.case, self.target = plan, case, target
-        self.redactor = redactor
+        self.redactor = scope.redactor  # this case's own: secrets it learns stay with it
+        self.renderer = StepRenderer(scope)
         self.listener = listener
         self.result = CaseResult(name=case.name, target=str(target), line=case.line)
         self.t0 = time.monotonic()
         self.conn: Connection | None = None
         self.parser = ReplyParser()
-        self.vars: dict[str, Any] = {"ehlo": {}, **variables, "env": ENVIRON}
+        self.vars = scope.values  # captures and the EHLO keywords are set here, in the case's scope
         self.captures: dict[str, str] = {}
         self.transcript_bytes = 0
         self.running: StepResult | None = None  # the step in progress, for the session deadline
@@ -219,26 +220,19 @@ class Session:
 
     # -- steps ------------------------------------------------------------------------------
     def scope(self) -> Mapping[str, Any]:
-        """Names a template sees: an include's parameters, the session's variables, the included file's defaults."""
-        step = self.step
-        if step is None or not (step.params or step.defaults):
-            return self.vars
-
-        def rendered(values: dict[str, Any]) -> dict[str, Any]:
-            return {k: render(v, self.vars) if isinstance(v, str) else v for k, v in values.items()}
-
-        return ChainMap(rendered(step.params), self.vars, rendered(step.defaults))
+        """Names the current step's templates see (runner.run.render)."""
+        return self.renderer.names(self.step)
 
     def text(self, value: str) -> str:
         try:
-            return render(value, self.scope())
+            return self.renderer.text(self.step, value)
         except RenderError as exc:
             raise StepFailed(str(exc)) from None
 
     def truthy(self, expression: str, out: StepResult) -> bool:
         """A `when:` condition; a false one leaves the step skipped, saying why."""
         try:
-            value = evaluate(expression, self.scope())
+            value = self.renderer.evaluate(self.step, expression)
         except RenderError as exc:
             raise StepFailed(f"when: {exc}") from None
         if not value:
@@ -450,31 +444,23 @@ async def run_case(
     plan: Plan,
     case: Case,
     target: Target,
-    variables: dict[str, Any],
-    redactor: Redactor,
+    scope: Scope,
     listener: Listener | None = None,
-    shared: dict[str, Any] | None = None,
+    learn: bool = False,
     route: tuple[Hop, ...] | None = None,
     stop: asyncio.Event | None = None,
 ) -> CaseResult:
-    """Run one case to its verdict. Never raises for anything the server or network does.
+    """Run one case to its verdict, in its own scope derived from the plan's `scope`. Never raises
+    for anything the server or network does.
 
-    `shared` carries what a case learned (the last EHLO keywords, captures) to later cases of a
-    sequential plan, for their `when:` conditions.
+    With `learn` (a sequential plan), what the case learned (captures, the last EHLO keywords, its
+    secrets) goes back into the plan's scope for later cases and their `when:` conditions.
     """
-    values = {**variables, **(shared or {}), **case.vars}
-    late_error = None
-    if plan.late_vars:
-        try:
-            values = render_late_vars(plan, values)
-        except RenderError as exc:
-            late_error = f"vars: {exc}"
-        for name in plan.secrets:
-            redactor.add(str(values[name]))
-    session = Session(plan, case, target, values, redactor, listener, route)
+    case_scope = scope.for_case(plan, case)
+    session = Session(plan, case, target, case_scope, listener, route)
     session.stop = stop
-    if late_error is not None:
-        _cut(session, late_error)
+    if case_scope.late_error is not None:
+        _cut(session, case_scope.late_error)
         session.result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
         return session.result
     session.result.started_at = datetime.now(timezone.utc)
@@ -491,6 +477,6 @@ async def run_case(
         if session.conn is not None:
             session.conn.abort() if session.result.status == FAILED else session.conn.close()
         session.result.duration = time.monotonic() - session.t0
-    if shared is not None:
-        shared.update(session.captures, ehlo=session.vars["ehlo"])
+    if learn:
+        scope.learn(case_scope, session.captures)
     return session.result

@@ -19,12 +19,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import __version__
-from runner.plan.model import Case, Plan, Target
-from runner.redact import Redactor
+from runner.plan.scope import Scope
+from runner.plan.types import Case, Plan, Target
 from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult
 from runner.run.case import Hop, Listener, not_run, run_case
+from runner.run.render import skip_reason
 from runner.stats import LoadStats
-from runner.template import ENVIRON, RenderError, evaluate, is_template, render
+from runner.template import RenderError
 
 __all__ = ["RunOptions", "run_plans"]
 
@@ -55,20 +56,6 @@ def target_for(plan: Plan, options: RunOptions) -> Target:
     if options.host:
         changes["mx"] = None  # an explicit host wins over the plan's MX lookup
     return dataclasses.replace(plan.target, **changes)
-
-
-def redactor_for(plan: Plan, options: RunOptions) -> Redactor:
-    redactor = Redactor()
-    for name in plan.secrets:
-        if name not in plan.late_vars:  # those are rendered, and registered, per case
-            redactor.add(str(plan.vars[name]))
-    for case in plan.cases:  # a password written into an auth: step is a secret before the step runs
-        for step in (*case.steps, *case.finally_steps):
-            if step.action == "auth" and not is_template(step.value["password"]):
-                redactor.add(step.value["password"])
-    for value in options.secrets.values():
-        redactor.add(value)
-    return redactor
 
 
 def _placeholder(case: Case, target: Target, status: str, reason: str, failed_first: bool = False) -> CaseResult:
@@ -103,10 +90,8 @@ class _PlanRun:
     def __init__(self, plan: Plan, options: RunOptions, gate: asyncio.Semaphore, stopping: asyncio.Event) -> None:
         self.plan, self.options, self.gate, self.stopping = plan, options, gate, stopping
         self.target = target_for(plan, options)
-        self.redactor = redactor_for(plan, options)
-        self.variables = dict(plan.vars)
-        self.shared: dict[str, Any] | None = {} if plan.sequential else None
-        self.result = PlanResult(plan.name, plan.file, self.redactor.text(plan.source), str(self.target))
+        self.scope = Scope.for_plan(plan, options.secrets)  # each case runs in its own scope derived from it
+        self.result = PlanResult(plan.name, plan.file, self.scope.redactor.text(plan.source), str(self.target))
         self.jobs = [_Job(c) for c in plan.cases]
         self._placeholders()
 
@@ -136,7 +121,7 @@ class _PlanRun:
 
         t = self.target
         try:
-            domain = render(t.mx or "", {**self.variables, "env": ENVIRON})
+            domain = self.scope.render(t.mx or "")
             found = await resolve_mx(domain, config_for(t.nameservers, t.dns_timeout, t.families))
         except (DnsError, RenderError, ValueError) as exc:
             return [_Job(c, error=str(exc)) for c in self.plan.cases]
@@ -172,7 +157,7 @@ class _PlanRun:
             self._done(i, _placeholder(case, self.target, FAILED, job.error, failed_first=True))
             return
         if case.when is not None:
-            skip = self._condition(case)
+            skip = skip_reason(case, self.scope.for_case(self.plan, case))
             if skip:
                 self._done(i, _placeholder(case, self.target, SKIPPED, skip))
                 return
@@ -186,8 +171,8 @@ class _PlanRun:
             if attempt:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
             async with self.gate:
-                result = await run_case(self.plan, case, self.target, self.variables, self.redactor,
-                                        self.options.listener, self.shared, job.route, self.stopping)
+                result = await run_case(self.plan, case, self.target, self.scope, self.options.listener,
+                                        self.plan.sequential, job.route, self.stopping)
             if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set():
                 break
             earlier.append(result)
@@ -201,16 +186,6 @@ class _PlanRun:
                 result.notes.append(f"failed all {tries} tries" if used == tries else f"failed {used} of {tries} tries")
         self._done(i, result)
 
-    def _condition(self, case: Case) -> str | None:
-        """None when the case should run, else why it is skipped."""
-        shared = self.shared or {}
-        scope = {"ehlo": {}, **self.variables, **shared, **case.vars, "env": ENVIRON}
-        try:
-            value = evaluate(case.when or "", scope)
-        except RenderError as exc:
-            return f"skipped: when {case.when!r} could not be evaluated: {exc}"
-        return None if value else f"skipped: when {case.when!r} is false"
-
     async def _load(self, case: Case, route: tuple[Hop, ...] | None) -> CaseResult:
         """--repeat: the case `repeat` times, `jobs` at a time, folded into figures as they finish."""
         stats, left = LoadStats(), self.options.repeat
@@ -221,8 +196,8 @@ class _PlanRun:
             while left > 0 and not self.stopping.is_set():
                 left -= 1
                 async with self.gate:
-                    stats.add(await run_case(self.plan, case, self.target, self.variables, self.redactor,
-                                             route=route, stop=self.stopping))
+                    stats.add(await run_case(self.plan, case, self.target, self.scope, route=route,
+                                             stop=self.stopping))
 
         with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C: the sessions so far still make figures
             await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))

@@ -1,0 +1,231 @@
+"""Building a Plan from validated data: variables rendered in order, steps checked, matrix cases named.
+
+Every problem found is collected, so one PlanError lists them all; the interpreter then trusts
+the shape of what comes out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Any
+
+from runner import template
+from runner.errors import PlanError, Problem
+from runner.plan.check import StepBuilder
+from runner.plan.load import Loaded
+from runner.plan.scope import render_early
+from runner.plan.types import DEFAULT_TIMEOUT, Case, Plan, Retry, Step, Target
+
+__all__ = ["MAX_MATRIX_CASES", "build_plan"]
+
+DEFAULT_PORT = 25
+IMPLICIT_TLS_PORT = 465  # RFC 8314 §7.3
+MAX_MATRIX_CASES = 10_000
+
+
+def build_plan(loaded: Loaded, overrides: dict[str, str] | None = None) -> Plan:
+    """Turn validated data into a Plan, or raise PlanError listing every problem found."""
+    return _PlanBuilder(loaded, overrides or {}).plan()
+
+
+class _PlanBuilder:
+    """One plan file's data on its way to a Plan, and the problems found on the way."""
+
+    def __init__(self, loaded: Loaded, overrides: dict[str, str]) -> None:
+        self.loaded, self.data, self.overrides = loaded, loaded.data, overrides
+        self.problems: list[Problem] = []
+        self.matrix_names = set(self.data.get("matrix", {})) | {
+            k for c in self.data.get("cases", []) for k in c.get("matrix", {})}
+
+    def plan(self) -> Plan:
+        data = self.data
+        variables, late = self.variables()
+        self.check_secrets(variables)
+        raw_cases = self.raw_cases()
+        names = {**variables, **{k: "" for k in self.matrix_names if k not in variables}}
+        steps = StepBuilder(self.loaded, names, self.problems)
+        self.check_target(steps)
+        captures = {n for _, c in raw_cases for s in c["steps"] for n in s.get("capture", {})}
+        cases: list[Case] = []
+        for path, raw in raw_cases:
+            cases += self.cases(path, raw, steps, variables, captures, len(cases))
+        cases = self.unique_names(cases)
+        if self.problems:
+            raise PlanError(self.problems)
+        return Plan(
+            name=data.get("name") or Path(self.loaded.source.name).stem,
+            file=self.loaded.source.name,
+            source=self.loaded.source.text,
+            target=_target(data.get("target", {})),
+            vars=variables,
+            secrets=tuple(data.get("secrets", [])),
+            cases=tuple(cases),
+            sequential=data.get("sequential", False) or any(c.when for c in cases),
+            late_vars=late,
+        )
+
+    # -- variables --------------------------------------------------------------------------
+    def variables(self) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The plan's variables with their templates rendered once, each after the ones it names.
+
+        `password: "{{ env.SMTP_PASSWORD }}"` takes the environment's value here, so every step, the
+        redactor and the reports see the value, not the template. Values from --var are taken as given.
+        A template that depends on a matrix value cannot be rendered yet: those come back, in order,
+        to be rendered for each case (`Scope.for_case`).
+        """
+        declared = self.data.get("vars", {})
+        values = {**declared, **self.overrides}
+        pending = {k for k, v in declared.items()
+                   if k not in self.overrides and isinstance(v, str) and template.is_template(v)}
+        checker = StepBuilder(self.loaded, {k: v for k, v in values.items() if k not in pending}, self.problems)
+        checker.variables = set(values) | self.matrix_names
+        for name in sorted(pending):
+            checker.template(values[name], ("vars", name), set())
+        if self.problems:
+            return values, ()
+        late: list[str] = []
+        for name in self.var_order(values, pending):
+            if template.names_used(values[name]) & (self.matrix_names | set(late)):
+                late.append(name)
+                continue
+            try:
+                values[name] = render_early(values[name], values)
+            except template.RenderError as exc:
+                self.problems.append(self.loaded.problem(f"vars.{name}: {exc}", ("vars", name)))
+        return values, tuple(late)
+
+    def var_order(self, values: dict[str, Any], pending: set[str]) -> list[str]:
+        """The templated variables, each after those it names; a loop among them is a problem."""
+        order: list[str] = []
+        visiting: set[str] = set()
+
+        def visit(name: str, via: tuple[str, ...]) -> None:
+            if name in order or name not in pending:
+                return
+            if name in visiting:
+                self.problems.append(self.loaded.problem(
+                    f"variables refer to each other in a loop: {' -> '.join((*via, name))}", ("vars", name)))
+                return
+            visiting.add(name)
+            for used in sorted(template.names_used(values[name]) & pending):
+                visit(used, (*via, name))
+            visiting.discard(name)
+            order.append(name)
+
+        for name in sorted(pending):
+            visit(name, ())
+        return order
+
+    def check_secrets(self, variables: dict[str, Any]) -> None:
+        for name in self.data.get("secrets", []):
+            if name not in variables:
+                self.problems.append(self.loaded.problem(f"secret '{name}' is not a variable in vars", ("secrets",)))
+
+    # -- target -----------------------------------------------------------------------------
+    def check_target(self, steps: StepBuilder) -> None:
+        from runner.net.dns import parse_nameserver
+
+        target = self.data.get("target", {})
+        for key in ("host", "server_name", "cafile", "port", "mx"):
+            if isinstance(target.get(key), str):
+                steps.template(target[key], ("target", key), set())
+        nameservers = target.get("nameserver", [])
+        for i, text in enumerate([nameservers] if isinstance(nameservers, str) else nameservers):
+            try:
+                parse_nameserver(text)
+            except ValueError as exc:
+                where = ("target", "nameserver") if isinstance(nameservers, str) else ("target", "nameserver", i)
+                self.problems.append(self.loaded.problem(str(exc), where))
+
+    # -- cases ------------------------------------------------------------------------------
+    def raw_cases(self) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+        """Each case as written, with its path in the file; a plan of bare `steps:` is one case."""
+        data = self.data
+        if "cases" in data:
+            return [(("cases", i), c) for i, c in enumerate(data["cases"])]
+        single = {"name": data.get("name") or Path(self.loaded.source.name).stem, "steps": data["steps"]}
+        if "finally" in data:
+            single["finally"] = data["finally"]
+        return [((), single)]
+
+    def cases(self, path: tuple[Any, ...], raw: dict[str, Any], builder: StepBuilder, variables: dict[str, Any],
+              all_captures: set[str], numbered: int) -> list[Case]:
+        """One case as written: one Case, or one per matrix combination. `numbered`: cases before it."""
+        line = (self.loaded.where(path) or (1, 1))[0]
+        captured: set[str] = set()
+        steps = _numbered(builder.steps(raw["steps"], (*path, "steps"), captured))
+        finally_steps = _numbered(builder.steps(raw["finally"], (*path, "finally"), captured), len(steps)) \
+            if "finally" in raw else ()
+        if "when" in raw:
+            builder.expression(raw["when"], (*path, "when"), all_captures)
+        retry = Retry(raw["retry"]["times"], raw["retry"].get("delay", 0.0)) if "retry" in raw else None
+        combos = _combinations({**self.data.get("matrix", {}), **raw.get("matrix", {})})
+        if len(combos) > MAX_MATRIX_CASES:
+            self.problems.append(self.loaded.problem(f"matrix makes {len(combos)} cases, over {MAX_MATRIX_CASES}",
+                                                     path))
+            return []
+        return [Case(self.case_name(raw, path, combo, variables, numbered + n), line, steps, finally_steps,
+                     raw.get("when"), retry, raw.get("continue_on_failure", False), raw.get("timeout"), combo)
+                for n, combo in enumerate(combos)]
+
+    def case_name(self, raw: dict[str, Any], path: tuple[Any, ...], combo: dict[str, Any],
+                  variables: dict[str, Any], numbered: int) -> str:
+        name = raw.get("name", f"case {numbered + 1}")
+        if combo and template.is_template(name):  # `name: "relay via {{ helo }}"` names itself
+            try:
+                return render_early(name, {**variables, **combo})
+            except template.RenderError as exc:
+                self.problems.append(self.loaded.problem(f"case name: {exc}", (*path, "name")))
+        elif combo:
+            name += f" [{', '.join(f'{k}={v}' for k, v in combo.items())}]"
+        return name
+
+    def unique_names(self, cases: list[Case]) -> list[Case]:
+        """Reports and comparisons tell cases apart by name: a matrix listing a value twice numbers
+        the repeats; two cases written with one name are a problem."""
+        seen: dict[str, int] = {}
+        out = []
+        for case in cases:
+            if case.name in seen and case.vars:
+                k = 2
+                while f"{case.name} #{k}" in seen:
+                    k += 1
+                case = dataclasses.replace(case, name=f"{case.name} #{k}")
+            elif case.name in seen:
+                self.problems.append(self.loaded.source.problem(
+                    f"case name {case.name!r} is used twice (first on line {seen[case.name]})", case.line, 5))
+            seen.setdefault(case.name, case.line)
+            out.append(case)
+        return out
+
+
+def _numbered(steps: list[Step], start: int = 0) -> tuple[Step, ...]:
+    return tuple(dataclasses.replace(s, index=start + i + 1) for i, s in enumerate(steps))
+
+
+def _combinations(matrix: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    if not matrix:
+        return [{}]
+    names = list(matrix)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(matrix[n] for n in names))]
+
+
+def _target(raw: dict[str, Any]) -> Target:
+    tls = raw.get("tls", "none")
+    return Target(
+        host=raw.get("host"),
+        port=raw.get("port", IMPLICIT_TLS_PORT if tls == "implicit" else DEFAULT_PORT),
+        timeout=float(raw.get("timeout", DEFAULT_TIMEOUT)),
+        session_timeout=raw.get("session_timeout"),
+        tls=tls,
+        verify=raw.get("verify", True),
+        cafile=raw.get("cafile"),
+        server_name=raw.get("server_name"),
+        mx=raw.get("mx"),
+        all_mx=raw.get("all", False),
+        addresses=raw.get("addresses", "first"),
+        nameservers=tuple([raw["nameserver"]] if isinstance(raw.get("nameserver"), str) else raw.get("nameserver", [])),
+        dns_timeout=float(raw.get("dns_timeout", 5.0)),
+    )

@@ -1,0 +1,96 @@
+"""The plan as the interpreter sees it: frozen objects, built once from validated data (runner.plan.build)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Case", "Include", "Plan", "Retry", "Step", "Target"]
+
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str | None
+    port: int | str  # a string is a template, e.g. "{{ port }}" from a matrix
+    timeout: float = DEFAULT_TIMEOUT
+    session_timeout: float | None = None
+    tls: str = "none"
+    verify: bool = True
+    cafile: str | None = None
+    server_name: str | None = None
+    mx: str | None = None  # a mail domain whose MX hosts are the target (RFC 5321 §5.1)
+    all_mx: bool = False
+    addresses: str = "first"
+    nameservers: tuple[str, ...] = ()
+    dns_timeout: float = 5.0
+    families: tuple[str, ...] = ("ipv4", "ipv6")
+
+    def __str__(self) -> str:
+        if self.mx and not self.host:
+            return f"MX {self.mx}:{self.port}"
+        host = self.host or "?"
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, eq=False)
+class Include:
+    """One `include:` as written: every step it brings in shares this object (compared by identity),
+    so its parameters are rendered once per case however many steps use them."""
+
+    params: dict[str, Any]  # the include's `vars:` (win over the plan's)
+    defaults: dict[str, Any]  # the included file's own `vars:` (lose to the plan's)
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int  # 1-based within its case
+    line: int
+    action: str  # one of runner.plan.check.ACTIONS, or "expect" for a step that only reads a reply
+    value: Any  # the action's argument as written (templates unrendered)
+    expect: Any = None  # the expectation as written; None: read no reply
+    capture: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    name: str | None = None
+    when: str | None = None
+    continue_on_failure: bool = False
+    include: Include | None = None  # the include that brought the step in, if any
+    file: str | None = None  # the file the step is written in (an included file, or the plan)
+    expected_text: str | None = None  # `expect` in words, worked out once
+
+    @property
+    def reads_reply(self) -> bool:
+        return self.expect is not None or bool(self.capture)
+
+
+@dataclass(frozen=True)
+class Retry:
+    times: int
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    line: int
+    steps: tuple[Step, ...]
+    finally_steps: tuple[Step, ...] = ()
+    when: str | None = None
+    retry: Retry | None = None
+    continue_on_failure: bool = False
+    timeout: float | None = None
+    vars: dict[str, Any] = field(default_factory=dict)  # this case's matrix values
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    file: str
+    source: str
+    target: Target
+    vars: dict[str, Any]
+    secrets: tuple[str, ...]
+    cases: tuple[Case, ...]
+    sequential: bool = False
+    late_vars: tuple[str, ...] = ()  # vars whose templates name a matrix value: rendered per case, in this order

@@ -1,0 +1,60 @@
+"""Rendering, as one stage: the names each of a case's steps sees, at the moment it runs.
+
+A step's templates are rendered as it runs, never earlier, so they see the captures of the steps
+before it and the EHLO keywords in force. An include's parameters (and the included file's own
+`vars:`) are rendered once per case, the first time one of its steps needs them, and forgotten
+with the case.
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap
+from collections.abc import Mapping
+from typing import Any
+
+from runner.errors import RenderError
+from runner.plan.scope import Scope
+from runner.plan.types import Case, Include, Step
+from runner.template import evaluate, render
+
+__all__ = ["StepRenderer", "skip_reason"]
+
+
+class StepRenderer:
+    """Renders one case's templates against the case's scope."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self._includes: dict[Include, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def names(self, step: Step | None) -> Mapping[str, Any]:
+        """What `step`'s templates see: the include's parameters over the case's scope, over the
+        included file's defaults."""
+        if step is None or step.include is None:
+            return self.scope.values
+        params, defaults = self._rendered(step.include)
+        return ChainMap(params, self.scope.values, defaults)
+
+    def text(self, step: Step | None, value: str) -> str:
+        return render(value, self.names(step))
+
+    def evaluate(self, step: Step | None, expression: str) -> Any:
+        return evaluate(expression, self.names(step))
+
+    def _rendered(self, include: Include) -> tuple[dict[str, Any], dict[str, Any]]:
+        found = self._includes.get(include)
+        if found is None:  # a RenderError leaves nothing behind: the next step that needs them tries again
+            found = self._includes[include] = (self._values(include.params), self._values(include.defaults))
+        return found
+
+    def _values(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {k: render(v, self.scope.values) if isinstance(v, str) else v for k, v in values.items()}
+
+
+def skip_reason(case: Case, scope: Scope) -> str | None:
+    """None when a case with `when:` should run (judged in the case's scope), else why it is skipped."""
+    try:
+        value = scope.evaluate(case.when or "")
+    except RenderError as exc:
+        return f"skipped: when {case.when!r} could not be evaluated: {exc}"
+    return None if value else f"skipped: when {case.when!r} is false"
