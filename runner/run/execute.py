@@ -163,7 +163,11 @@ class _PlanRun:
                 return
         if self.options.repeat > 1:
             self._done(i, await self._load(case, job.route))
-            return
+        else:
+            self._done(i, await self._tries(case, job.route))
+
+    async def _tries(self, case: Case, route: tuple[Hop, ...] | None) -> CaseResult:
+        """The case, tried again after a failure as often as its `retry:` allows; the last try is its result."""
         tries = 1 + (case.retry.times if case.retry else 0)
         earlier: list[CaseResult] = []
         t0 = time.monotonic()
@@ -172,7 +176,7 @@ class _PlanRun:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
             async with self.gate:
                 result = await run_case(self.plan, case, self.target, self.scope, self.options.listener,
-                                        self.plan.sequential, job.route, self.stopping)
+                                        self.plan.sequential, route, self.stopping)
             if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set():
                 break
             earlier.append(result)
@@ -184,7 +188,7 @@ class _PlanRun:
                 result.notes.append(f"passed on try {used} of {tries}")
             else:
                 result.notes.append(f"failed all {tries} tries" if used == tries else f"failed {used} of {tries} tries")
-        self._done(i, result)
+        return result
 
     async def _load(self, case: Case, route: tuple[Hop, ...] | None) -> CaseResult:
         """--repeat: the case `repeat` times, `jobs` at a time, folded into figures as they finish."""
