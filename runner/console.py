@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from runner.results import FAILED, PASSED, RECV, SEND, SKIPPED, CaseResult, PlanResult, RunResult, show_bytes
+from runner.text import CONTROLS, printable
 
 
 def _safe(text: str | None) -> str:
     """Text from a server or a plan, with control characters escaped: it cannot drive the terminal."""
-    return show_bytes((text or "").encode("utf-8", "surrogateescape"), backslash=False)
+    return printable(text, CONTROLS)
+
 
 __all__ = ["Console"]
 

@@ -11,13 +11,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner.smtp.protocol import Reply
+from runner.text import CONTROLS, printable
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
 SEND, RECV, INFO = "C", "S", "*"  # transcript directions: client, server, smtprun's own note
-
-_BIDI = frozenset({0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)})
-_ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\"}
 
 
 def show_bytes(data: bytes, backslash: bool = True) -> str:
@@ -26,23 +24,7 @@ def show_bytes(data: bytes, backslash: bool = True) -> str:
     With backslash, a backslash is doubled so the escapes stay unambiguous (reports); a terminal,
     for people, shows it as it is.
     """
-    text = data.decode("utf-8", errors="surrogateescape")
-    out = []
-    for ch in text:
-        o = ord(ch)
-        if o == 0x5C and not backslash:
-            out.append(ch)
-        elif o in _ESCAPES:
-            out.append(_ESCAPES[o])
-        elif 0xDC80 <= o <= 0xDCFF:  # an undecodable byte, kept by surrogateescape
-            out.append(f"\\x{o - 0xDC00:02x}")
-        elif o < 0x20 or o == 0x7F or 0x80 <= o < 0xA0:
-            out.append(f"\\x{o:02x}")
-        elif o in _BIDI:  # would reorder what is shown around it: "ko 052" reading as "250 ok"
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return printable(data, CONTROLS, backslash=backslash)
 
 
 def utc_iso(ts: datetime) -> str:

@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+from runner.text import UNPRINTABLE
+from runner.text import printable as text_printable
+
 __all__ = ["RecordedStep", "literal", "plan_text", "printable"]
 
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@/+-]*(?<! )", re.ASCII)  # safe unquoted, in flow style too
@@ -22,7 +25,7 @@ _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@/+-]*(?<! )", re.ASCII)  # safe u
 
 def printable(text: str) -> str:
     """Text safe for a terminal and a YAML comment: control characters shown as escapes."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return text_printable(text, UNPRINTABLE)
 
 
 @dataclass
