@@ -1,4 +1,4 @@
-"""The report folder: file names that sort and never collide, atomic writes, and the index.
+"""The report folder: file names that sort and never collide, reading reports back, and the index.
 
 Each HTML report carries its own data (two <script type="application/json"> blocks: a small
 summary in <head>, the whole plan result at the end), so the index and the comparison with an
@@ -14,7 +14,6 @@ import math
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,7 +22,9 @@ from typing import Any
 from urllib.parse import quote
 
 from runner.errors import ReportError
-from runner.report.render import environment, format_seconds, format_utc, parse_utc, printable
+from runner.report.files import atomic_write, write_first_free
+from runner.report.format import format_seconds, format_utc, parse_utc, printable
+from runner.report.render import environment
 
 __all__ = [
     "DATA_ID",
@@ -31,7 +32,6 @@ __all__ = [
     "INDEX_NAME",
     "SUMMARY_ID",
     "ReportEntry",
-    "atomic_write",
     "read_embedded",
     "rebuild_index",
     "report_stem",
@@ -49,41 +49,6 @@ _HEAD_LIMIT = 1 << 20  # the summary sits in <head>; stop looking for it after 1
 MAX_READ_BACK = 64 << 20  # an earlier report larger than this is not read back for a comparison
 _MAX_SEQUENCE = 10_000
 _NAME = re.compile(r"-(\d{8}T\d{6})Z(?:-(\d+))?\.html$")
-_LINK_UNSUPPORTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _temp_file(directory: Path, name: str, data: bytes) -> Path:
-    """Write data to a fresh hidden temp file in directory (so a rename stays on one filesystem)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is as readable as any file written
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return Path(tmp)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace path with data all at once: readers see the old file or the new one, never a part."""
-    path = Path(path)
-    tmp = _temp_file(path.parent, path.name, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def report_stem(plan_file: str, started_at: datetime) -> str:
@@ -101,35 +66,13 @@ def _candidates(stem: str, suffix: str):
 def write_new(directory: Path, stem: str, suffix: str, data: bytes) -> Path:
     """Write data under the first free name of stem, stem-1, stem-2, ... and return that path.
 
-    The content is written to a temp file first and then hard-linked to the final name: link()
-    fails rather than replace an existing file, and the name appears only once the content is
-    complete, so concurrent writers each keep their own file and a killed run leaves no partial
-    report. Where the filesystem has no hard links, the name is reserved with O_EXCL and the
-    complete file renamed over the (empty) reservation.
+    Concurrent writers each keep their own file, and a killed run leaves no partial report
+    (files.write_first_free says how).
     """
-    directory = Path(directory)
-    tmp = _temp_file(directory, stem + suffix, data)
-    try:
-        for name in _candidates(stem, suffix):
-            final = directory / name
-            try:
-                os.link(tmp, final)
-                return final
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                if exc.errno not in _LINK_UNSUPPORTED:
-                    raise
-            try:
-                os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-            except FileExistsError:
-                continue
-            os.replace(tmp, final)
-            return final
+    written = write_first_free(directory, _candidates(stem, suffix), data, stem + suffix)
+    if written is None:
         raise FileExistsError(errno.EEXIST, f"no free name for {stem}{suffix} in {directory}")
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    return written
 
 
 def _opening(element_id: str) -> str:

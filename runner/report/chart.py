@@ -13,7 +13,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from runner.report.render import format_latency, printable
+from runner.report.format import format_latency, printable
 
 __all__ = ["PERCENTILES", "latency_chart"]
 

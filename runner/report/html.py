@@ -31,9 +31,7 @@ from runner.report.archive import (
 )
 from runner.report.chart import PERCENTILES, latency_chart
 from runner.report.compare import Changes, compare_runs
-from runner.report.render import (
-    embed_json,
-    environment,
+from runner.report.format import (
     format_latency,
     format_seconds,
     format_utc,
@@ -42,6 +40,7 @@ from runner.report.render import (
     split_lines,
     why_failed,
 )
+from runner.report.render import embed_json, environment
 from runner.results import (
     FAILED,
     INFO,

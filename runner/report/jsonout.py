@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from runner.errors import ReportError
-from runner.report.archive import atomic_write
+from runner.report.files import atomic_write
 from runner.results import RunResult
 
 __all__ = ["json_text", "write_json"]

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import ReportError
-from runner.report.archive import atomic_write
-from runner.report.render import format_latency, printable, split_lines, why_failed
+from runner.report.files import atomic_write
+from runner.report.format import format_latency, printable, split_lines, why_failed
 from runner.results import FAILED, INFO, SKIPPED, CaseResult, PlanResult, RunResult, show_bytes
 
 __all__ = ["junit_xml", "load_message", "load_text", "transcript_text", "write_junit"]

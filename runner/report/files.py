@@ -1,0 +1,83 @@
+"""Writing report files so that no reader ever sees half of one: atomic replacement, first-free
+names taken without a race, and the file mode any other file written here would get."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["atomic_write", "write_first_free"]
+
+_LINK_UNSUPPORTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temp_file(directory: Path, name: str, data: bytes) -> Path:
+    """Write data to a fresh hidden temp file in directory (so a rename stays on one filesystem)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is as readable as any file written
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace path with data all at once: readers see the old file or the new one, never a part."""
+    path = Path(path)
+    tmp = _temp_file(path.parent, path.name, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_first_free(directory: Path, names: Iterable[str], data: bytes, temp_name: str) -> Path | None:
+    """Write data under the first of names not yet taken in directory; None when all are taken.
+
+    The content is written to a temp file first and then hard-linked to the final name: link()
+    fails rather than replace an existing file, and the name appears only once the content is
+    complete, so concurrent writers each keep their own file and a killed run leaves no partial
+    file. Where the filesystem has no hard links, the name is reserved with O_EXCL and the
+    complete file renamed over the (empty) reservation.
+    """
+    directory = Path(directory)
+    tmp = _temp_file(directory, temp_name, data)
+    try:
+        for name in names:
+            final = directory / name
+            try:
+                os.link(tmp, final)
+                return final
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                if exc.errno not in _LINK_UNSUPPORTED:
+                    raise
+            try:
+                os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            except FileExistsError:
+                continue
+            os.replace(tmp, final)
+            return final
+        return None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
