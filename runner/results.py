@@ -6,6 +6,7 @@ form archived reports are compared by. Secrets are redacted before anything reac
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -25,6 +26,14 @@ def show_bytes(data: bytes, backslash: bool = True) -> str:
     for people, shows it as it is.
     """
     return printable(data, CONTROLS, backslash=backslash)
+
+
+def count_cases(cases: Iterable[CaseResult]) -> dict[str, int]:
+    """How many cases passed, failed and were skipped (the three always present)."""
+    counts = {PASSED: 0, FAILED: 0, SKIPPED: 0}
+    for case in cases:
+        counts[case.status] = counts.get(case.status, 0) + 1
+    return counts
 
 
 def utc_iso(ts: datetime) -> str:
@@ -134,6 +143,9 @@ class PlanResult:
     def status(self) -> str:
         return FAILED if any(c.status == FAILED for c in self.cases) else PASSED
 
+    def counts(self) -> dict[str, int]:
+        return count_cases(self.cases)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -156,11 +168,7 @@ class RunResult:
     errors: list[str] = field(default_factory=list)  # defects in smtprun itself, never silently dropped
 
     def counts(self) -> dict[str, int]:
-        counts = {PASSED: 0, FAILED: 0, SKIPPED: 0}
-        for plan in self.plans:
-            for case in plan.cases:
-                counts[case.status] = counts.get(case.status, 0) + 1
-        return counts
+        return count_cases(case for plan in self.plans for case in plan.cases)
 
     @property
     def status(self) -> str:

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.smtp.protocol import is_hello, keywords_from_lines
+
 __all__ = [
     "CaseChange",
     "Changes",
@@ -102,25 +104,17 @@ def banner(plan: dict[str, Any]) -> str | None:
     return None
 
 
-def _is_ehlo(label: str | None) -> bool:
-    words = (label or "").split(None, 1)
-    return bool(words) and words[0].upper() == "EHLO"
-
-
 def ehlo_keywords(plan: dict[str, Any]) -> dict[str, str]:
-    """Keywords any accepted EHLO advertised (RFC 5321 §4.1.1.1): every reply line after the first.
+    """Keywords any accepted EHLO or LHLO advertised, read as Reply.keywords reads them.
 
     KEYWORD -> parameters; across several EHLOs (before and after STARTTLS) the first wins.
     """
     found: dict[str, str] = {}
     for step in _steps(plan):
         reply = step.get("reply")
-        if not (reply and reply.get("code") == 250 and _is_ehlo(step.get("sent"))):
-            continue
-        for line in (reply.get("lines") or [])[1:]:
-            word, _, params = line.strip().partition(" ")
-            if word:
-                found.setdefault(word.upper(), params.strip())
+        if reply and reply.get("code") == 250 and is_hello(step.get("sent")):
+            for word, params in keywords_from_lines((reply.get("lines") or [])[1:]).items():
+                found.setdefault(word, params)
     return found
 
 

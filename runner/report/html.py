@@ -63,13 +63,6 @@ MAX_EVENT_LINES = 400  # a long DATA body is cut in the page; the embedded data 
 _DIRECTION = {SEND: ("C:", "c"), RECV: ("S:", "s"), INFO: ("*", "i")}
 
 
-def plan_counts(plan: PlanResult) -> dict[str, int]:
-    counts = {PASSED: 0, FAILED: 0, SKIPPED: 0}
-    for case in plan.cases:
-        counts[case.status] = counts.get(case.status, 0) + 1
-    return counts
-
-
 def _run_fields(run: RunResult, plan: PlanResult) -> dict[str, Any]:
     """What the summary and the full data of a report both say about the run."""
     return {
@@ -78,7 +71,7 @@ def _run_fields(run: RunResult, plan: PlanResult) -> dict[str, Any]:
         "started_at": utc_iso(run.started_at),
         "duration": round(run.duration, 6),
         "interrupted": run.interrupted,
-        "counts": plan_counts(plan),
+        "counts": plan.counts(),
     }
 
 
@@ -309,7 +302,7 @@ def render_report(
     data: dict[str, Any] | None = None,
 ) -> str:
     """The report page for one plan; previous is the file name of the report changes compare with."""
-    counts = plan_counts(plan)
+    counts = plan.counts()
     cases = [_case(n, c, plan.file) for n, c in enumerate(plan.cases, 1)]
     peers = sorted({c.peer for c in plan.cases if c.peer})
     return environment().get_template("report.html.j2").render(

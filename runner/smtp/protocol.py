@@ -7,11 +7,13 @@ same whatever way its bytes were split on the network.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from runner.errors import ProtocolError
 
 __all__ = [
+    "HELLO_COMMANDS",
     "MAX_REPLY_BYTES",
     "MAX_REPLY_LINE",
     "MAX_REPLY_LINES",
@@ -20,6 +22,8 @@ __all__ = [
     "ReplyParser",
     "encode_body",
     "encode_line",
+    "is_hello",
+    "keywords_from_lines",
 ]
 
 # RFC 5321 §4.5.3.1.5 sets 512 octets for a reply line, CRLF included; servers in the field
@@ -28,6 +32,25 @@ MAX_REPLY_LINE = 4096
 # A multiline reply (RFC 5321 §4.2.1) has no line count limit in the RFC; these bound memory.
 MAX_REPLY_LINES = 256
 MAX_REPLY_BYTES = 64 * 1024
+
+HELLO_COMMANDS = ("EHLO", "LHLO")  # LHLO is EHLO's LMTP twin (RFC 2033 §4.1), its reply the same
+
+
+def is_hello(command: str | None) -> bool:
+    """Whether a command line is an EHLO or LHLO, whose reply lists keywords."""
+    words = (command or "").split(None, 1)
+    return bool(words) and words[0].upper() in HELLO_COMMANDS
+
+
+def keywords_from_lines(lines: Iterable[str]) -> dict[str, str]:
+    """EHLO keywords (RFC 5321 §4.1.1.1) from the reply lines after the greeting: KEYWORD -> params."""
+    found: dict[str, str] = {}
+    for line in lines:
+        word, _, params = line.strip().partition(" ")
+        if word:
+            found[word.upper()] = params.strip()
+    return found
+
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
 
@@ -53,12 +76,7 @@ class Reply:
 
     def keywords(self) -> dict[str, str]:
         """EHLO keywords (RFC 5321 §4.1.1.1): every line after the greeting, KEYWORD -> params."""
-        found: dict[str, str] = {}
-        for line in self.lines[1:]:
-            word, _, params = line.strip().partition(" ")
-            if word:
-                found[word.upper()] = params.strip()
-        return found
+        return keywords_from_lines(self.lines[1:])
 
     def summary(self) -> str:
         """The reply as one line of text, for messages."""
