@@ -16,6 +16,7 @@ from typing import TextIO
 from runner import __version__
 from runner.console import Console
 from runner.errors import PlanError, ReportError, SmtprunError, UsageError
+from runner.net.address import hostport, parse_hostport, parse_port
 from runner.plan.scope import name_value
 from runner.results import RunResult
 from runner.status import ExitStatus
@@ -47,31 +48,17 @@ def _positive(text: str) -> float:
 
 def host_port(text: str) -> tuple[str, int | None]:
     """HOST, HOST:PORT, an IPv6 literal, [IPv6] or [IPv6]:PORT."""
-    text = text.strip()
-    if not text:
-        raise argparse.ArgumentTypeError("an empty host name")
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if not host or (rest and not rest.startswith(":")):
-            raise argparse.ArgumentTypeError(f"expected [IPv6] or [IPv6]:PORT, got {text!r}")
-        return host, tcp_port(rest[1:]) if rest else None
-    if text.count(":") == 1:
-        host, port = text.split(":")
-        return host, tcp_port(port)
-    if ":" in text:
-        import ipaddress
-
-        try:
-            ipaddress.IPv6Address(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a host, HOST:PORT or IPv6 address: {text!r}") from None
-    return text, None  # a name, an IPv4 address, or a bare IPv6 literal
+    try:
+        return parse_hostport(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def tcp_port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
-    return int(text)
+    try:
+        return parse_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _jobs(text: str) -> int:
@@ -227,7 +214,7 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
             raise UsageError(f"unknown profile {args.profile!r}; choose from {', '.join(PROFILES)}")
         server = EmbeddedServer(profile=args.profile).start()
         options.host, options.port = server.host, server.port
-        console.out.write(f"embedded server ({args.profile}) on {server.host}:{server.port}\n")
+        console.out.write(f"embedded server ({args.profile}) on {hostport(server.host, server.port)}\n")
     else:
         missing = [p.file for p in plans if not (options.host or p.target.host or p.target.mx)]
         if missing:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from runner.errors import SmtprunError
+from runner.net.address import check_port, split_hostport
 
 __all__ = [
     "DnsError", "Exchanger", "MxResult", "ResolverConfig", "parse_nameserver", "ptr_check", "resolve_host",
@@ -76,9 +77,7 @@ def _server(host: str, port: object) -> tuple[str, int]:
         address = str(ipaddress.ip_address(host))
     except ValueError:
         raise ValueError(f"{host!r} is not an IP address") from None
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ValueError(f"port must be 1-65535, not {port!r}")
-    return address, port
+    return address, check_port(port)
 
 
 def config_for(nameservers: Sequence[str], timeout: float, families: Sequence[str]) -> ResolverConfig:
@@ -90,15 +89,13 @@ def parse_nameserver(text: str) -> tuple[str, int]:
     """`127.0.0.1`, `127.0.0.1:5353`, `::1`, `[::1]:5353` -> (address, port); the port defaults to 53."""
     usage = "expected an IP address with an optional port: 127.0.0.1, 127.0.0.1:5353, ::1 or [::1]:5353"
     value = text.strip()
-    bracketed = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", value)
-    if bracketed:
-        host, port = bracketed.group(1), bracketed.group(2)
-        if ":" not in host:
-            raise ValueError(f"invalid name server {text!r}: brackets are for IPv6 addresses; {usage}")
-    elif value.count(":") == 1:
-        host, port = value.split(":")
-    else:
+    try:
+        host, port = split_hostport(value)
+    except ValueError:  # brackets not closed, or followed by more than a port: not an address at all
         host, port = value, None
+    else:
+        if value.startswith("[") and ":" not in host:
+            raise ValueError(f"invalid name server {text!r}: brackets are for IPv6 addresses; {usage}")
     if port is not None and not (port.isascii() and port.isdigit()):
         raise ValueError(f"invalid name server {text!r}: port {port!r} is not a number; {usage}")
     try:

@@ -13,6 +13,7 @@ import ssl
 import time
 
 from runner.errors import ConnectionLost
+from runner.net.address import hostport
 
 __all__ = ["Connection", "hostport", "open_connection"]
 
@@ -164,11 +165,6 @@ class Connection:
         if self._wire.transport is not None:
             self._wire.transport.abort()
         self._wire.closed = True
-
-
-def hostport(host: str, port: int) -> str:
-    """host:port, with an IPv6 address in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def open_connection(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.net.address import hostport
+
 __all__ = ["Case", "Include", "Plan", "Retry", "Step", "Target"]
 
 DEFAULT_TIMEOUT = 30.0
@@ -31,7 +33,7 @@ class Target:
         if self.mx and not self.host:
             return f"MX {self.mx}:{self.port}"
         host = self.host or "?"
-        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        return hostport(host, self.port)
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 from runner.errors import PlanError, ProtocolError
 from runner.net import tls as tlsinfo
+from runner.net.address import hostport, parse_hostport
 from runner.plan.write import RecordedStep, literal, plan_text, printable
 from runner.smtp.protocol import DataEncoder, Reply, ReplyParser, encode_line
 from runner.status import ExitStatus
@@ -47,15 +48,10 @@ After DATA's 354, type the body and end it with a line holding a lone "."."""
 
 def _target(text: str) -> tuple[str, int | None]:
     """HOST, HOST:PORT, [IPv6]:PORT, [IPv6] or a bare IPv6 address."""
-    host, port = text, None
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        host, port = (host, rest[1:] or None) if sep and rest[:1] in ("", ":") else ("", None)
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    if not host or (port is not None and not (port.isdigit() and 0 < int(port) < 65536)):
-        raise argparse.ArgumentTypeError(f"expected HOST[:PORT] (IPv6 as [::1]:25), got {text!r}")
-    return host, int(port) if port else None
+    try:
+        return parse_hostport(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HOST[:PORT] (IPv6 as [::1]:25), got {text!r}") from None
 
 
 def _seconds(text: str) -> float:
@@ -451,7 +447,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     host, port = args.target
     implicit = args.tls == "implicit"
     port = port or (465 if implicit else 25)  # RFC 8314 §7.3
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = hostport(host, port)
     output = Path(args.output) if args.output else None
     if output is not None and output.is_dir():
         err.write(f"smtprun record: {output} is a directory; -o takes a file name\n")
