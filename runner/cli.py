@@ -11,15 +11,20 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from runner import __version__
 from runner.console import Console
+from runner.environment import Environment
 from runner.errors import PlanError, ReportError, SmtprunError, UsageError
 from runner.net.address import hostport, parse_hostport, parse_port
 from runner.plan.scope import name_value
 from runner.results import RunResult
 from runner.status import ExitStatus
+
+if TYPE_CHECKING:
+    from runner.run.execute import RunOptions
+    from runner.tools.server import EmbeddedServer
 
 __all__ = ["main", "name_value", "program", "tcp_port"]
 
@@ -76,9 +81,37 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="smtprun", description="Run SMTP test plans written in YAML.")
     parser.add_argument("--version", action="version", version=f"smtprun {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    _add_run_arguments(sub.add_parser("run", help="run plans (the default command)"))
+    _add_validate_arguments(sub.add_parser("validate", help="check plans without sending anything"))
+    _add_serve_arguments(sub.add_parser("serve", help="run the embedded SMTP server"))
+    rec = sub.add_parser("record", help="an interactive SMTP session, written down as a plan")
+    if command == "record":  # its module is only imported when it is used
+        from runner.tools import record
 
-    run = sub.add_parser("run", help="run plans (the default command)")
+        record.add_arguments(rec)
+    return parser
+
+
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
+    _add_target_arguments(run)
+    _add_variable_arguments(run, "set a plan variable (repeatable)",
+                            "set a variable whose value is redacted in every output (repeatable)")
+    run.add_argument("-j", "--jobs", type=_jobs, default=20, help="sessions in flight at once (default 20)")
+    run.add_argument("--repeat", type=_jobs, default=1, metavar="N",
+                     help="load mode: run each case N times (with --jobs in flight) and report throughput and latency")
+    run.add_argument("-v", "--verbose", action="store_true", help="print the live transcript (C: / S: lines)")
+    run.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
+    run.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
+    run.add_argument("--report-dir", default="reports", metavar="DIR", help="where HTML reports go (default reports/)")
+    run.add_argument("--no-report", action="store_true", help="write no HTML report")
+    run.add_argument("--embedded", action="store_true",
+                     help="start the embedded server on a free loopback port and run the plans against it")
+    run.add_argument("--profile", default="default", help="the embedded server's profile (with --embedded)")
+
+
+def _add_target_arguments(run: argparse.ArgumentParser) -> None:
+    """Where and how long `run` connects, instead of what the plans say."""
     run.add_argument("--host", type=host_port,
                      help="connect here instead of the plan's target (HOST, HOST:PORT, [IPv6]:PORT)")
     run.add_argument("--port", type=tcp_port, help="connect to this port instead of the plan's")
@@ -93,30 +126,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                         help="connect to IPv4 addresses of MX hosts only")
     family.add_argument("-6", "--ipv6", action="store_const", const=("ipv6",), dest="families",
                         help="connect to IPv6 addresses of MX hosts only")
-    run.add_argument("--var", action="append", type=name_value, default=[], metavar="NAME=VALUE",
-                     help="set a plan variable (repeatable)")
-    run.add_argument("--secret", action="append", type=name_value, default=[], metavar="NAME=VALUE",
-                     help="set a variable whose value is redacted in every output (repeatable)")
-    run.add_argument("-j", "--jobs", type=_jobs, default=20, help="sessions in flight at once (default 20)")
-    run.add_argument("--repeat", type=_jobs, default=1, metavar="N",
-                     help="load mode: run each case N times (with --jobs in flight) and report throughput and latency")
-    run.add_argument("-v", "--verbose", action="store_true", help="print the live transcript (C: / S: lines)")
-    run.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
-    run.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
-    run.add_argument("--report-dir", default="reports", metavar="DIR", help="where HTML reports go (default reports/)")
-    run.add_argument("--no-report", action="store_true", help="write no HTML report")
-    run.add_argument("--embedded", action="store_true",
-                     help="start the embedded server on a free loopback port and run the plans against it")
-    run.add_argument("--profile", default="default", help="the embedded server's profile (with --embedded)")
 
-    val = sub.add_parser("validate", help="check plans without sending anything")
+
+def _add_variable_arguments(parser: argparse.ArgumentParser, var_help: str, secret_help: str) -> None:
+    parser.add_argument("--var", action="append", type=name_value, default=[], metavar="NAME=VALUE", help=var_help)
+    parser.add_argument("--secret", action="append", type=name_value, default=[], metavar="NAME=VALUE",
+                        help=secret_help)
+
+
+def _add_validate_arguments(val: argparse.ArgumentParser) -> None:
     val.add_argument("plans", nargs="+", metavar="PLAN")
-    val.add_argument("--var", action="append", type=name_value, default=[], metavar="NAME=VALUE",
-                     help="a variable the plan expects from the command line (repeatable)")
-    val.add_argument("--secret", action="append", type=name_value, default=[], metavar="NAME=VALUE",
-                     help="a secret variable (repeatable)")
+    _add_variable_arguments(val, "a variable the plan expects from the command line (repeatable)",
+                            "a secret variable (repeatable)")
 
-    srv = sub.add_parser("serve", help="run the embedded SMTP server")
+
+def _add_serve_arguments(srv: argparse.ArgumentParser) -> None:
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=tcp_port, default=2525)
     srv.add_argument("--profile", default="default", help="answer like: default, exchange, postfix")
@@ -125,27 +149,23 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     srv.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (port 465 style)")
     srv.add_argument("--auth-user", help="accept AUTH PLAIN/LOGIN/CRAM-MD5 for this user")
     srv.add_argument("--auth-password", help="the password for --auth-user")
-    rec = sub.add_parser("record", help="an interactive SMTP session, written down as a plan")
-    if command == "record":  # its module is only imported when it is used
-        from runner.tools import record
-
-        record.add_arguments(rec)
-    return parser
 
 
-def _record(args: argparse.Namespace, console: Console) -> ExitStatus:
+def _record(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
     from runner.tools import record
 
-    return ExitStatus(record.run(args, console.out, console.err, sys.stdin))
+    return ExitStatus(record.run(args, console.out, console.err, env.stdin))
 
 
-def _read_plans(paths: Sequence[str], overrides: dict[str, str]) -> list:
+def _read_plans(paths: Sequence[str], overrides: dict[str, str], env: Environment) -> list:
     from runner.plan import read_plan
+    from runner.plan.schema import ValidationCache
 
+    cache = ValidationCache.under(env.cache_dir)
     plans, problems = [], []
     for path in paths:
         try:
-            plans.append(read_plan(path, overrides))
+            plans.append(read_plan(path, overrides, cache))
         except PlanError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -153,8 +173,8 @@ def _read_plans(paths: Sequence[str], overrides: dict[str, str]) -> list:
     return plans
 
 
-def _validate(args: argparse.Namespace, console: Console) -> ExitStatus:
-    plans = _read_plans(args.plans, dict(args.var) | dict(args.secret))
+def _validate(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
+    plans = _read_plans(args.plans, dict(args.var) | dict(args.secret), env)
     for plan in plans:
         console.out.write(f"{plan.file}: ok ({len(plan.cases)} case{'s' * (len(plan.cases) != 1)})\n")
     return ExitStatus.OK
@@ -167,7 +187,7 @@ def _check_profile(name: str) -> None:
         raise UsageError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
 
 
-def _serve(args: argparse.Namespace, console: Console) -> ExitStatus:
+def _serve(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
     from runner.tools.server import serve
 
     _check_profile(args.profile)
@@ -182,44 +202,15 @@ def _serve(args: argparse.Namespace, console: Console) -> ExitStatus:
     return ExitStatus.OK
 
 
-def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
-    from runner.run.execute import DEFAULT_JOBS, RunOptions, run_plans
+def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
+    from runner.run.execute import run_plans
 
-    for flag, value in (("--json", args.json), ("--junit", args.junit), ("--report-dir", args.report_dir)):
-        if value is not None and not value.strip():
-            raise UsageError(f"{flag} needs a file name")
-    if "-" in (args.json, args.junit):  # stdout carries the JSON or XML: the human output goes to stderr
-        if args.json == args.junit:
-            raise UsageError("--json - and --junit - cannot both write to standard output")
-        console = Console(console.err, console.err)
-
-    overrides = dict(args.var) | dict(args.secret)
-    plans = _read_plans(args.plans, overrides)
-    host, host_port_given = args.host or (None, None)
-    options = RunOptions(host=host, port=args.port or host_port_given, timeout=args.timeout,
-                         session_timeout=args.session_timeout, jobs=args.jobs, repeat=args.repeat,
-                         nameservers=tuple(args.nameserver), families=args.families or (),
-                         secrets=dict(args.secret),
-                         on_case=console.case_done)
-    if args.verbose:
-        options.listener = console.live
-        if args.jobs == DEFAULT_JOBS and sum(len(p.cases) for p in plans) > 1:
-            options.jobs = 1  # a readable live transcript: one session at a time
-        console.label_cases = options.jobs > 1 and sum(len(p.cases) for p in plans) > 1
-    server = None
-    if args.embedded:
-        from runner.tools.server import PROFILES, EmbeddedServer
-
-        if args.profile not in PROFILES:
-            raise UsageError(f"unknown profile {args.profile!r}; choose from {', '.join(PROFILES)}")
-        server = EmbeddedServer(profile=args.profile).start()
-        options.host, options.port = server.host, server.port
-        console.out.write(f"embedded server ({args.profile}) on {hostport(server.host, server.port)}\n")
-    else:
-        missing = [p.file for p in plans if not (options.host or p.target.host or p.target.mx)]
-        if missing:
-            raise UsageError(f"no target host for {', '.join(missing)}: set target.host in the plan, "
-                             "or give --host or --embedded")
+    console = _run_console(args, env, console)
+    plans = _read_plans(args.plans, dict(args.var) | dict(args.secret), env)
+    options = _run_options(args, plans, console)
+    server = _start_embedded(args.profile, options, console) if args.embedded else None
+    if server is None:
+        _check_targets(plans, options.host)
     try:
         run = run_plans(plans, options)
     except BaseException:
@@ -229,16 +220,69 @@ def _run(args: argparse.Namespace, console: Console) -> ExitStatus:
     with _interrupt_deferred() as interrupted:  # the results exist: report them all, then honour Ctrl-C
         if server is not None:
             server.stop()
-        for error in run.errors:
-            console.error(f"smtprun: {error}")
-        console.summary(run)
-        status = ExitStatus.INTERRUPTED if run.interrupted else (
-            ExitStatus.FAILED if run.status == "failed" else ExitStatus.OK)
-        status = _write_reports(run, args, console, status)
+        status = _conclude(run, args, env, console)
     if interrupted and status != ExitStatus.INTERRUPTED:
         console.error("smtprun: interrupted after the results were written")
         return ExitStatus.INTERRUPTED
     return status
+
+
+def _run_console(args: argparse.Namespace, env: Environment, console: Console) -> Console:
+    """The console for `run`: on standard error when standard output carries the JSON or XML."""
+    for flag, value in (("--json", args.json), ("--junit", args.junit), ("--report-dir", args.report_dir)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{flag} needs a file name")
+    if "-" not in (args.json, args.junit):
+        return console
+    if args.json == args.junit:
+        raise UsageError("--json - and --junit - cannot both write to standard output")
+    return Console(console.err, console.err, env.colour)
+
+
+def _run_options(args: argparse.Namespace, plans: list, console: Console) -> RunOptions:
+    from runner.run.execute import DEFAULT_JOBS, RunOptions
+
+    host, host_port_given = args.host or (None, None)
+    options = RunOptions(host=host, port=args.port or host_port_given, timeout=args.timeout,
+                         session_timeout=args.session_timeout, jobs=args.jobs, repeat=args.repeat,
+                         nameservers=tuple(args.nameserver), families=args.families or (),
+                         secrets=dict(args.secret),
+                         on_case=console.case_done)
+    if args.verbose:
+        cases = sum(len(p.cases) for p in plans)
+        options.listener = console.live
+        if args.jobs == DEFAULT_JOBS and cases > 1:
+            options.jobs = 1  # a readable live transcript: one session at a time
+        console.label_cases = options.jobs > 1 and cases > 1
+    return options
+
+
+def _start_embedded(profile: str, options: RunOptions, console: Console) -> EmbeddedServer:
+    """`--embedded`: the embedded server on a free loopback port, and the run pointed at it."""
+    from runner.tools.server import EmbeddedServer
+
+    _check_profile(profile)
+    server = EmbeddedServer(profile=profile).start()
+    options.host, options.port = server.host, server.port
+    console.out.write(f"embedded server ({profile}) on {hostport(server.host, server.port)}\n")
+    return server
+
+
+def _check_targets(plans: list, host: str | None) -> None:
+    missing = [p.file for p in plans if not (host or p.target.host or p.target.mx)]
+    if missing:
+        raise UsageError(f"no target host for {', '.join(missing)}: set target.host in the plan, "
+                         "or give --host or --embedded")
+
+
+def _conclude(run: RunResult, args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
+    """Say what the run found, write its reports, and the exit status that follows."""
+    for error in run.errors:
+        console.error(f"smtprun: {error}")
+    console.summary(run)
+    status = ExitStatus.INTERRUPTED if run.interrupted else (
+        ExitStatus.FAILED if run.status == "failed" else ExitStatus.OK)
+    return _write_reports(run, args, env, console, status)
 
 
 @contextlib.contextmanager
@@ -258,41 +302,53 @@ def _interrupt_deferred() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _write_reports(run: RunResult, args: argparse.Namespace, console: Console, status: ExitStatus) -> ExitStatus:
+def _write_reports(
+    run: RunResult, args: argparse.Namespace, env: Environment, console: Console, status: ExitStatus
+) -> ExitStatus:
     """Every requested output is attempted; a failure to write one is reported and not fatal to the rest."""
-    failed = False
-    outputs = []
-    if args.json:
-        outputs.append(("JSON", "runner.report.jsonout", "write_json", Path(args.json) if args.json != "-" else "-"))
-    if args.junit:
-        outputs.append(("JUnit", "runner.report.junit", "write_junit", Path(args.junit) if args.junit != "-" else "-"))
-    for kind, module, func, path in outputs:
-        try:
-            getattr(__import__(module, fromlist=[func]), func)(run, path)
-        except ReportError as exc:  # it names the file and the reason itself
-            console.error(f"smtprun: {exc}")
-            failed = True
-        except OSError as exc:
-            console.error(f"smtprun: cannot write {kind} to {path}: {exc.strerror or exc}")
-            failed = True
+    written = [_write_output(kind, run, target, env.stdout, console)
+               for kind, target in (("JSON", args.json), ("JUnit", args.junit)) if target]
     if not args.no_report:
-        from runner.report.html import write_html_reports
-
-        try:
-            paths = write_html_reports(run, Path(args.report_dir),
-                                       on_warning=lambda w: console.error(f"smtprun: warning: {w}"))
-            for path in paths:
-                console.out.write(f"report: {path}\n")
-        except (OSError, ReportError) as exc:
-            console.error(f"smtprun: cannot write the HTML report to {args.report_dir}: "
-                          f"{getattr(exc, 'strerror', None) or exc}")
-            failed = True
-    if failed and status == ExitStatus.OK:
+        written.append(_write_html(run, args.report_dir, console))
+    if not all(written) and status == ExitStatus.OK:
         return ExitStatus.ERROR
     return status
 
 
-def program(argv: Sequence[str], console: Console) -> ExitStatus:
+def _write_output(kind: str, run: RunResult, target: str, stdout: TextIO, console: Console) -> bool:
+    """`--json` or `--junit`: to the file, or to stdout for "-"; False when it could not be written."""
+    if kind == "JSON":
+        from runner.report.jsonout import write_json as write
+    else:
+        from runner.report.junit import write_junit as write
+    path = Path(target) if target != "-" else "-"
+    try:
+        write(run, path, out=stdout)
+    except ReportError as exc:  # it names the file and the reason itself
+        console.error(f"smtprun: {exc}")
+        return False
+    except OSError as exc:
+        console.error(f"smtprun: cannot write {kind} to {path}: {exc.strerror or exc}")
+        return False
+    return True
+
+
+def _write_html(run: RunResult, report_dir: str, console: Console) -> bool:
+    from runner.report.html import write_html_reports
+
+    try:
+        paths = write_html_reports(run, Path(report_dir), on_warning=lambda w: console.error(f"smtprun: warning: {w}"))
+        for path in paths:
+            console.out.write(f"report: {path}\n")
+    except (OSError, ReportError) as exc:
+        console.error(f"smtprun: cannot write the HTML report to {report_dir}: "
+                      f"{getattr(exc, 'strerror', None) or exc}")
+        return False
+    return True
+
+
+def program(argv: Sequence[str], env: Environment) -> ExitStatus:
+    """The main program without error handling: its input, output and cache all come from env."""
     argv = list(argv)
     if argv and argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
         import difflib
@@ -302,18 +358,28 @@ def program(argv: Sequence[str], console: Console) -> ExitStatus:
         if close and not os.path.exists(argv[0]):
             raise UsageError(f"smtprun: no command or plan file {argv[0]!r}; did you mean '{close[0]}'?")
         argv.insert(0, "run")  # `smtprun PLAN` means `smtprun run PLAN`
+    console = Console(env.stdout, env.stderr, env.colour)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     if args.command is None:
         build_parser().print_help(console.out)
         return ExitStatus.USAGE
     handler = {"run": _run, "validate": _validate, "serve": _serve, "record": _record}[args.command]
-    return handler(args, console)
+    return handler(args, env, console)
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    console = Console(out or sys.stdout, err or sys.stderr)
+def main(
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    *,
+    env: Environment | None = None,
+) -> int:
+    """Run the command line and return its exit status. out and err stand in for the standard
+    streams; env, when given, for everything the process gives the program (out and err unused)."""
+    env = env or Environment.from_os(stdout=out, stderr=err)
+    console = Console(env.stdout, env.stderr, env.colour)
     try:
-        return int(program(sys.argv[1:] if argv is None else argv, console))
+        return int(program(sys.argv[1:] if argv is None else argv, env))
     except PlanError as exc:
         console.error(str(exc))
         n = len(exc.problems)
@@ -333,7 +399,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         import os
 
         with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            os.dup2(os.open(os.devnull, os.O_WRONLY), env.stdout.fileno())
         return int(ExitStatus.ERROR)
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)

@@ -4,13 +4,17 @@ names come from runner.plan.scope."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.plan.types import Case, Plan, Step, Target
+
+if TYPE_CHECKING:
+    from runner.plan.schema import ValidationCache
 
 __all__ = ["Case", "Plan", "Step", "Target", "read_plan"]
 
 
-def read_plan(path: str | Path, overrides: dict[str, str] | None = None) -> Plan:
+def read_plan(path: str | Path, overrides: dict[str, str] | None = None, cache: ValidationCache | None = None) -> Plan:
     """Load, validate and build one plan file; raise PlanError naming file:line:col."""
     from runner.errors import PlanError
     from runner.plan.build import build_plan
@@ -18,7 +22,7 @@ def read_plan(path: str | Path, overrides: dict[str, str] | None = None) -> Plan
     from runner.plan.schema import validate
 
     loaded = load_file(path)
-    problems = validate(loaded)
+    problems = validate(loaded, cache=cache)
     if problems:
         raise PlanError(problems)
     return build_plan(loaded, overrides)

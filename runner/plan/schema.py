@@ -6,16 +6,17 @@ import contextlib
 import difflib
 import hashlib
 import json
-import os
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from runner.environment import cache_folder
 from runner.errors import Problem
 from runner.plan.load import Loaded
 
-__all__ = ["SCHEMA_NAME", "schema", "schema_text", "validate", "validate_fragment"]
+__all__ = ["SCHEMA_NAME", "ValidationCache", "schema", "schema_text", "validate", "validate_fragment"]
 
 SCHEMA_NAME = "plan.schema.json"
 _REPO_COPY = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
@@ -57,35 +58,59 @@ def _fragment_validator() -> Any:
     return Draft202012Validator(fragment)
 
 
-def validate_fragment(loaded: Loaded) -> list[Problem]:
+def validate_fragment(loaded: Loaded, cache: ValidationCache | None = None) -> list[Problem]:
     """Schema violations in an included step file."""
-    return validate(loaded, _fragment_validator())
+    return validate(loaded, _fragment_validator(), cache)
 
 
-def _cache_key(loaded: Loaded, kind: str) -> Path | None:
-    """Where a pass of this exact text against this exact schema is remembered, if anywhere."""
-    if os.environ.get("SMTPRUN_NO_CACHE"):
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    parts = (kind.encode(), schema_text().encode(), loaded.source.text.encode())
-    digest = hashlib.sha256(b"\0".join(parts)).hexdigest()
-    return Path(base, "smtprun", "valid", digest)
+@dataclass(frozen=True)
+class ValidationCache:
+    """Texts that passed before against the same schema, remembered as empty files named by a
+    hash of both, so they pass again without loading jsonschema (a miss just validates)."""
+
+    folder: Path | None  # None: nothing is remembered
+
+    @classmethod
+    def under(cls, cache_dir: Path | None) -> ValidationCache:
+        """Kept in cache_dir/valid; remembering nothing when cache_dir is None."""
+        return cls(None if cache_dir is None else cache_dir / "valid")
+
+    @classmethod
+    def default(cls) -> ValidationCache:
+        """Under the cache folder the process environment names (environment.cache_folder)."""
+        return cls.under(cache_folder())
+
+    def _marker(self, loaded: Loaded, kind: str) -> Path | None:
+        if self.folder is None:
+            return None
+        parts = (kind.encode(), schema_text().encode(), loaded.source.text.encode())
+        return self.folder / hashlib.sha256(b"\0".join(parts)).hexdigest()
+
+    def passed(self, loaded: Loaded, kind: str) -> bool:
+        marker = self._marker(loaded, kind)
+        return marker is not None and marker.exists()
+
+    def remember(self, loaded: Loaded, kind: str) -> None:
+        marker = self._marker(loaded, kind)
+        if marker is not None:
+            with contextlib.suppress(OSError):
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
 
 
-def validate(loaded: Loaded, validator: Any = None) -> list[Problem]:
+def validate(loaded: Loaded, validator: Any = None, cache: ValidationCache | None = None) -> list[Problem]:
     """Every schema violation in the plan, in file order; empty when the plan is valid.
 
-    A text that passed before against the same schema passes again without loading jsonschema:
-    the pass is remembered as an empty file named by a hash of both (a miss just validates).
+    A pass is remembered in `cache` (by default ValidationCache.default()), and a text remembered
+    there passes without being validated again.
     """
-    marker = _cache_key(loaded, "fragment" if validator is not None else "plan")
-    if marker is not None and marker.exists():
+    cache = ValidationCache.default() if cache is None else cache
+    kind = "fragment" if validator is not None else "plan"
+    if cache.passed(loaded, kind):
         return []
     problems = _validate(loaded, validator)
-    if not problems and marker is not None:
-        with contextlib.suppress(OSError):
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
+    if not problems:
+        cache.remember(loaded, kind)
     return problems
 
 
@@ -121,60 +146,109 @@ def _name(path: tuple[Any, ...]) -> str:
 
 
 def _explain(error: Any, loaded: Loaded) -> list[Problem]:
+    """What one jsonschema error means, said about the plan: the explainer for its kind of check,
+    or jsonschema's own message where none has more to say."""
     path = tuple(error.absolute_path)
     name = _name(path)
-    kind = error.validator
-    if kind is None and "dependentSchemas" in error.schema_path:
-        parts = list(error.schema_path)
-        present = parts[parts.index("dependentSchemas") + 1]
-        parent = _at(loaded.data, path)
-        others = sorted(k for k, v in parent.items() if k != present and v == error.instance) \
-            if isinstance(parent, dict) else []
-        if not others:
-            return [loaded.problem(f"{name}: {error.message}", path)]
-        first, second = sorted((present, others[0]))
-        if name == "step":
-            return [loaded.problem(f"a step does one thing: '{first}' and '{second}' cannot be given together",
-                                   path, hint="split it into two steps")]
-        return [loaded.problem(f"'{first}' and '{second}' cannot be given together in {name}", path)]
-    if kind == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        return [_unknown_key(loaded, path, extra, allowed) for extra in error.instance
-                if extra not in error.schema.get("properties", {})]
-    if kind == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return [loaded.problem(f"missing required key '{missing}' in {name}", path)]
-    if kind in ("oneOf", "anyOf") and not path and not isinstance(error.instance, dict):
+    dependent = error.validator is None and "dependentSchemas" in error.schema_path
+    explain = _together if dependent else _EXPLAINERS.get(error.validator, _generic)
+    problems = explain(error, loaded, path, name)
+    return _generic(error, loaded, path, name) if problems is None else problems
+
+
+# Each explainer: (error, loaded, path, name) -> the problems, or None for jsonschema's own message.
+
+def _generic(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
+    return [loaded.problem(f"{name}: {error.message}", path)]
+
+
+def _together(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem] | None:
+    """dependentSchemas: two keys that exclude each other."""
+    parts = list(error.schema_path)
+    present = parts[parts.index("dependentSchemas") + 1]
+    parent = _at(loaded.data, path)
+    others = sorted(k for k, v in parent.items() if k != present and v == error.instance) \
+        if isinstance(parent, dict) else []
+    if not others:
+        return None
+    first, second = sorted((present, others[0]))
+    if name == "step":
+        return [loaded.problem(f"a step does one thing: '{first}' and '{second}' cannot be given together",
+                               path, hint="split it into two steps")]
+    return [loaded.problem(f"'{first}' and '{second}' cannot be given together in {name}", path)]
+
+
+def _unknown_keys(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
+    allowed = sorted(error.schema.get("properties", {}))
+    return [_unknown_key(loaded, path, extra, allowed) for extra in error.instance
+            if extra not in error.schema.get("properties", {})]
+
+
+def _required(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
+    missing = error.message.split("'")[1] if "'" in error.message else error.message
+    return [loaded.problem(f"missing required key '{missing}' in {name}", path)]
+
+
+def _alternatives(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
+    """anyOf / oneOf: the plan's own shape, or the one alternative the value was meant to be."""
+    if not path and not isinstance(error.instance, dict):
         return []  # the type error already says the plan must be a mapping
-    if kind == "oneOf" and not path and isinstance(error.instance, dict):
+    if error.validator == "oneOf" and not path:
         if "steps" in error.instance and "cases" in error.instance:
             return [loaded.problem("give either 'steps' or 'cases', not both", ("cases",), key=True)]
         return [loaded.problem("a plan needs 'steps:' (one session) or 'cases:' (several)", ())]
-    if kind in ("anyOf", "oneOf"):
-        deeper = _best_branch(error)
-        if deeper:
-            return [p for sub in deeper for p in _explain(sub, loaded)]
-        desc = error.schema.get("description", "")
-        return [loaded.problem(f"invalid {name}: {_show(error.instance)}" + (f" — {desc}" if desc else ""), path)]
-    if kind == "type":
-        want = error.validator_value
-        wants = " or ".join(want) if isinstance(want, list) else want
-        return [loaded.problem(f"'{name}' must be {_article(wants)}, not {_kind(error.instance)}", path)]
-    if kind == "const" and error.validator_value is True:
+    deeper = _best_branch(error)
+    if deeper:
+        return [p for sub in deeper for p in _explain(sub, loaded)]
+    desc = error.schema.get("description", "")
+    return [loaded.problem(f"invalid {name}: {_show(error.instance)}" + (f" — {desc}" if desc else ""), path)]
+
+
+def _type(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
+    want = error.validator_value
+    wants = " or ".join(want) if isinstance(want, list) else want
+    return [loaded.problem(f"'{name}' must be {_article(wants)}, not {_kind(error.instance)}", path)]
+
+
+def _const(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem] | None:
+    if error.validator_value is True:
         return [loaded.problem(f"'{name}' takes only the value true", path)]
-    if kind == "enum":
-        choices = ", ".join(map(str, error.validator_value))
-        return [loaded.problem(f"'{name}' must be one of: {choices} (got {_show(error.instance)})", path)]
-    if kind in _BOUNDS:
-        return [loaded.problem(f"'{name}' must be {_BOUNDS[kind]} {error.validator_value}, not {_show(error.instance)}",
-                               path)]
-    if kind == "minProperties" and name == "step":
+    return None
+
+
+def _enum(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
+    choices = ", ".join(map(str, error.validator_value))
+    return [loaded.problem(f"'{name}' must be one of: {choices} (got {_show(error.instance)})", path)]
+
+
+def _bound(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
+    bound = _BOUNDS[error.validator]
+    return [loaded.problem(f"'{name}' must be {bound} {error.validator_value}, not {_show(error.instance)}", path)]
+
+
+def _empty(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
+    if error.validator == "minProperties" and name == "step":
         return [loaded.problem("an empty step: give an action (send, data, ...) or an expect", path)]
-    if kind in ("minItems", "minProperties"):
-        return [loaded.problem(f"'{name}' must not be empty", path)]
-    if kind == "propertyNames":
-        return [loaded.problem(f"'{error.instance}' is not a valid variable name (letters, digits, _)", path)]
-    return [loaded.problem(f"{name}: {error.message}", path)]
+    return [loaded.problem(f"'{name}' must not be empty", path)]
+
+
+def _variable_name(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
+    return [loaded.problem(f"'{error.instance}' is not a valid variable name (letters, digits, _)", path)]
+
+
+_EXPLAINERS = {
+    "additionalProperties": _unknown_keys,
+    "required": _required,
+    "anyOf": _alternatives,
+    "oneOf": _alternatives,
+    "type": _type,
+    "const": _const,
+    "enum": _enum,
+    **dict.fromkeys(_BOUNDS, _bound),
+    "minItems": _empty,
+    "minProperties": _empty,
+    "propertyNames": _variable_name,
+}
 
 
 def _at(data: Any, path: tuple[Any, ...]) -> Any:

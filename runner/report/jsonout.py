@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from runner.errors import ReportError
 from runner.report.files import atomic_write
@@ -23,12 +24,13 @@ def json_text(run: RunResult) -> str:
     return text + "\n"
 
 
-def write_json(run: RunResult, path: Path | str) -> None:
-    """Write the run as JSON to path (atomically), or to standard output when path is "-"."""
+def write_json(run: RunResult, path: Path | str, out: TextIO | None = None) -> None:
+    """Write the run as JSON to path (atomically), or when path is "-" to out (standard output)."""
     text = json_text(run)
     if str(path) == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        out = out or sys.stdout
+        out.write(text)
+        out.flush()
         return
     try:
         atomic_write(Path(path), text.encode("utf-8"))

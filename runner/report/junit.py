@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from runner.errors import ReportError
 from runner.report.files import atomic_write
@@ -193,12 +193,13 @@ def junit_xml(run: RunResult) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def write_junit(run: RunResult, path: Path | str) -> None:
-    """Write the run as JUnit XML to path (atomically), or to standard output when path is "-"."""
+def write_junit(run: RunResult, path: Path | str, out: TextIO | None = None) -> None:
+    """Write the run as JUnit XML to path (atomically), or when path is "-" to out (standard output)."""
     data = junit_xml(run)
     if str(path) == "-":
-        sys.stdout.write(data.decode("utf-8"))
-        sys.stdout.flush()
+        out = out or sys.stdout
+        out.write(data.decode("utf-8"))
+        out.flush()
         return
     try:
         atomic_write(Path(path), data)
