@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine (as root) for the integration tests: install the servers and
-# tools they use and run a Postfix on 127.0.0.1:25 with a test certificate, and Exim (127.0.0.1:2525)
-# and OpenSMTPD (127.0.0.1:2527) in chroots (scripts/env/). Safe to re-run.
+# tools they use and run a Postfix on 127.0.0.1:25 with a test certificate, Exim (127.0.0.1:2525) and
+# OpenSMTPD (127.0.0.1:2527) in chroots, and the mail loop around Postfix: Maildirs, Dovecot, OpenDKIM
+# (scripts/env/; tests/support/mtas.py lists ports, users and paths). Safe to re-run.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-PACKAGES=(postfix swaks dnsmasq chromium chromium-driver tmux openssl mmdebstrap)
+PACKAGES=(postfix swaks dnsmasq chromium chromium-driver tmux openssl mmdebstrap dovecot-imapd dovecot-pop3d opendkim)
 MAIL_HOST=mail.smtprun.test
 CERT_DIR=/etc/smtprun-test
 POSTFIX_LOG=/var/log/postfix.log
@@ -26,7 +27,15 @@ if ((${#missing[@]})); then
     # Answer Postfix's install questions up front; the settings below replace them anyway.
     printf '%s\n' "postfix postfix/main_mailer_type select Local only" \
         "postfix postfix/mailname string $MAIL_HOST" | debconf-set-selections
+    # No package may start its system-wide daemon (Dovecot would take 0.0.0.0:143, ...): the servers are
+    # started below, on loopback, with their own configs. Docker's images have this policy already.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    if [ "$(trap -p EXIT)" ]; then rm -f "$policy"; trap - EXIT; fi
 else
     log "packages already installed: ${PACKAGES[*]}"
 fi
@@ -136,6 +145,8 @@ if [ -z "$postfix_up" ]; then
     die "Postfix does not answer 220 on 127.0.0.1:25"
 fi
 
-# --- mailboxes (scripts/env/mailbox.sh) -----------------------------------------------------
-bash "$HERE/env/mailbox.sh" || die "could not set up the mailboxes (scripts/env/mailbox.sh)"
-log "ready: Postfix 127.0.0.1:25, Exim 127.0.0.1:2525, OpenSMTPD 127.0.0.1:2527 (tests/support/mtas.py)"
+# --- the mail loop around Postfix (scripts/env/mailbox.sh) ------------------------------------
+# Users alice and bob with Maildirs, bounce/relay/discard domains, OpenDKIM milter, private Dovecot.
+bash "$HERE/env/mailbox.sh" || die "could not set up the mail loop (scripts/env/mailbox.sh)"
+log "ready: SMTP Postfix 127.0.0.1:25, Exim :2525, OpenSMTPD :2527; IMAP :143/:993, POP3 :110/:995;" \
+    "OpenDKIM :8891 (ports, users, paths: tests/support/mtas.py)"

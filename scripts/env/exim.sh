@@ -56,7 +56,7 @@ chroot "$ROOT" /usr/sbin/exim4 -bV >/dev/null 2>"$LOG.check" || {
 rm -f "$LOG.check"
 
 # --- daemon ---------------------------------------------------------------------------------
-if ((CHANGED == 0)) && answers_220 127.0.0.1 "$PORT" Exim; then
+if ((CHANGED == 0)) && answers 127.0.0.1 "$PORT" "220 *Exim*"; then
     log "already running on 127.0.0.1:$PORT, configuration unchanged"
     exit 0
 fi
@@ -65,5 +65,5 @@ if port_busy "$PORT"; then
     die "127.0.0.1:$PORT is taken by a process outside $ROOT"
 fi
 start_detached "$LOG" chroot "$ROOT" /usr/sbin/exim4 -bdf -q1m
-wait_220 127.0.0.1 "$PORT" "Exim" 20 "$LOG" "$ROOT/var/log/exim4/mainlog" "$ROOT/var/log/exim4/paniclog"
+wait_for 127.0.0.1 "$PORT" "220 *Exim*" 20 "$LOG" "$ROOT/var/log/exim4/mainlog" "$ROOT/var/log/exim4/paniclog"
 log "logs: $LOG, $ROOT/var/log/exim4/mainlog; Maildirs: $ROOT/home/<user>/Maildir"

@@ -106,11 +106,11 @@ ensure_chroot() {
     mkdir -p "$(dirname "$root")"
     log "building chroot $root (mmdebstrap, $SUITE) ..."
     started=$SECONDS
-    if ! mmdebstrap --quiet --variant=essential --mode=root \
+    if ! mmdebstrap --variant=essential --mode=root \
             --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
             --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-            --essential-hook="$hook \"\$1\"" "$@" "$SUITE" "$root.new" - <"$sources" \
-            >"$root.log" 2>&1; then
+            --essential-hook="$hook \"\$1\"" "$@" "$SUITE" "$root.new" - <"$sources" 2>&1 |
+            while IFS= read -r line; do printf '%s %s\n' "$(date +%T)" "$line"; done >"$root.log"; then
         tail -n 30 "$root.log" >&2
         die "mmdebstrap failed for $root (full log: $root.log)"
     fi
@@ -169,23 +169,25 @@ put_text() {
 }
 
 # The first line a server sends on HOST:PORT, without CR; fails when nothing answers within 3 s.
-smtp_banner() {
+# BYE (default "QUIT") is sent before closing.
+banner_line() {
     timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" && IFS= read -r line <&3 &&
-        printf "QUIT\r\n" >&3 && printf "%s\n" "${line%$'"'\r'"'}"' "$1" "$2" 2>/dev/null
+        printf "%s\r\n" "$2" >&3 && printf "%s\n" "${line%$'"'\r'"'}"' "$1" "$2" "${3:-QUIT}" 2>/dev/null
 }
 
-# Whether HOST:PORT answers a 220 banner containing WORD.
-answers_220() {
+# Whether HOST:PORT answers with a first line matching the glob PATTERN (e.g. "220 *Exim*").
+answers() {
     local line
-    line=$(smtp_banner "$1" "$2") || return 1
-    [[ "$line" == 220[\ -]* && "$line" == *"$3"* ]]
+    line=$(banner_line "$1" "$2" "${4:-QUIT}") || return 1
+    # shellcheck disable=SC2053  # the pattern is a glob on purpose
+    [[ "$line" == $3 ]]
 }
 
-# Wait (bounded) until HOST:PORT answers 220 with WORD; else show the logs' tails and fail. Gives up
-# early when the process start_detached started last ($DAEMON_PID) has exited.
-# wait_220 HOST PORT WORD SECONDS LOG...
-wait_220() {
-    local host=$1 port=$2 word=$3 seconds=$4 deadline line= log why
+# Wait (bounded) until HOST:PORT answers a line matching PATTERN; else show the logs' tails and fail.
+# Gives up early when the process start_detached started last ($DAEMON_PID) has exited.
+# wait_for HOST PORT PATTERN SECONDS LOG...
+wait_for() {
+    local host=$1 port=$2 pattern=$3 seconds=$4 deadline line= log why
     shift 4
     deadline=$((SECONDS + seconds))
     why="after $seconds s"
@@ -194,7 +196,8 @@ wait_220() {
             wait "$DAEMON_PID" 2>/dev/null && why="its process exited" || why="its process exited with status $?"
             break
         fi
-        if line=$(smtp_banner "$host" "$port") && [[ "$line" == 220[\ -]* && "$line" == *"$word"* ]]; then
+        # shellcheck disable=SC2053
+        if line=$(banner_line "$host" "$port") && [[ "$line" == $pattern ]]; then
             log "answers on $host:$port: $line"
             return 0
         fi
@@ -205,7 +208,7 @@ wait_220() {
         printf '%s: --- last lines of %s ---\n' "$ENV_NAME" "$log" >&2
         tail -n 20 "$log" >&2
     done
-    die "nothing answers '220 ...$word...' on $host:$port: $why${line:+ (got: $line)}"
+    die "nothing answers '$pattern' on $host:$port: $why${line:+ (got: $line)}"
 }
 
 # Start a command detached from this script (own session, no terminal, output to LOG), so it outlives it.
@@ -215,6 +218,33 @@ start_detached() {
     printf '\n=== %s: %s\n' "$(date -Is)" "$*" >>"$log"
     setsid nohup "$@" </dev/null >>"$log" 2>&1 &
     DAEMON_PID=$!
+}
+
+# A daemon started here whose pid is kept in /run/smtprun-NAME.pid: whether it still runs (the pid's
+# program is EXE), and stopping it (only that pid).
+tracked_running() {
+    local pid
+    pid=$(cat "/run/smtprun-$1.pid" 2>/dev/null) || return 1
+    [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$2" ]
+}
+stop_tracked() {
+    local pid _
+    tracked_running "$1" "$2" || { rm -f "/run/smtprun-$1.pid"; return 0; }
+    pid=$(cat "/run/smtprun-$1.pid")
+    log "stopping $1 (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "/run/smtprun-$1.pid"
+}
+start_tracked() {
+    local name=$1
+    shift
+    start_detached "$@"
+    printf '%s\n' "$DAEMON_PID" >"/run/smtprun-$name.pid"
 }
 
 # Whether something listens on 127.0.0.1:PORT (TCP).

@@ -69,7 +69,7 @@ chroot "$ROOT" /usr/sbin/smtpd -n -f /etc/smtpd.conf >"$LOG.check" 2>&1 || {
 rm -f "$LOG.check"
 
 # --- daemon ---------------------------------------------------------------------------------
-if ((CHANGED == 0)) && answers_220 127.0.0.1 "$PORT" OpenSMTPD; then
+if ((CHANGED == 0)) && answers 127.0.0.1 "$PORT" "220 *OpenSMTPD*"; then
     log "already running on 127.0.0.1:$PORT, configuration unchanged"
     exit 0
 fi
@@ -78,5 +78,5 @@ if port_busy "$PORT"; then
     die "127.0.0.1:$PORT is taken by a process outside $ROOT"
 fi
 start_detached "$LOG" chroot "$ROOT" /usr/sbin/smtpd -d -f /etc/smtpd.conf
-wait_220 127.0.0.1 "$PORT" "OpenSMTPD" 20 "$LOG"
+wait_for 127.0.0.1 "$PORT" "220 *OpenSMTPD*" 20 "$LOG"
 log "log: $LOG; Maildirs: $ROOT/home/<user>/Maildir"

@@ -1,5 +1,11 @@
 """Where the real mail servers of the test environment listen, as scripts/test-env.sh sets them up.
 
+SMTP: Postfix 127.0.0.1:25 (the host's), Exim 4.96 127.0.0.1:2525 and OpenSMTPD 7.4 127.0.0.1:2527 (each in a
+chroot under /srv/smtprun-mtas). Around Postfix, a closed mail loop (scripts/env/mailbox.sh): it delivers
+to ~/Maildir/ of Unix users alice and bob; Dovecot serves those Maildirs over IMAP/POP3 (DOVECOT); OpenDKIM
+signs mail From: *@signed.smtprun.test (DKIM); and some domains are accepted and then bounced, relayed to a
+loopback port, or discarded (BOUNCE_DOMAIN, RELAY_DOMAIN, DISCARD_DOMAIN).
+
     from tests.support.mtas import EXIM, SMTP_SERVERS, require_smtp
 
     def test_something():
@@ -55,6 +61,73 @@ OPENSMTPD = SmtpServer("opensmtpd", "OpenSMTPD", "127.0.0.1", 2527, MTA_ROOT / "
 SMTP_SERVERS = (POSTFIX, EXIM, OPENSMTPD)
 
 
+# --- the mail loop around Postfix (scripts/env/mailbox.sh) -----------------------------------------
+
+# Accepted by Postfix, then refused at RCPT by the next hop (smtp-sink on 127.0.0.1:2599): the sender gets
+# a "failed" DSN ("Undelivered Mail Returned to Sender") in its Maildir within a second or two.
+BOUNCE_DOMAIN = "bounce.smtprun.test"
+BOUNCE_NEXT_HOP_PORT = 2599
+# Accepted by Postfix and relayed to [127.0.0.1]:2600, where a test listens (nothing else does). Mail sent
+# while nothing listens is deferred and retried (bounced after an hour); match what arrives by Message-ID.
+RELAY_DOMAIN = "relay.smtprun.test"
+RELAY_PORT = 2600
+# Accepted by Postfix and dropped (discard: transport; the log says "status=sent (discard.smtprun.test)").
+DISCARD_DOMAIN = "discard.smtprun.test"
+POSTFIX_LOG = Path("/var/log/postfix.log")
+
+
+@dataclass(frozen=True)
+class Dovecot:
+    """A private Dovecot instance (its own config and base_dir), the test certificate on every TLS port."""
+
+    host: str = "127.0.0.1"
+    imap_port: int = 143      # STARTTLS offered; plaintext LOGIN allowed on loopback
+    imaps_port: int = 993
+    pop3_port: int = 110      # STLS offered
+    pop3s_port: int = 995
+    config: Path = CERT_DIR / "dovecot/dovecot.conf"
+    log: Path = Path("/var/log/smtprun-dovecot.log")
+    users: dict[str, str] = field(default_factory=lambda: dict(USERS))
+
+    def maildir(self, user: str) -> Path:
+        """The Maildir Postfix delivers to and Dovecot reads (readable by root and the user only)."""
+        return Path("/home") / user / "Maildir"
+
+
+DOVECOT = Dovecot()
+
+
+@dataclass(frozen=True)
+class Dkim:
+    """OpenDKIM as Postfix's milter: signs mail whose From: is in `domain` when the client is 127.0.0.1,
+    verifies signatures when it is not (connect from `verify_source`), adding Authentication-Results with
+    authserv-id mail.smtprun.test. Verification reads the public key from a file, not DNS."""
+
+    domain: str = "signed.smtprun.test"
+    selector: str = "test"
+    milter_port: int = 8891
+    txt_path: Path = CERT_DIR / "dkim.txt"   # the TXT record's data, one line: "v=DKIM1; k=rsa; p=..."
+    verify_source: str = "127.0.0.3"         # a client address OpenDKIM does not count as internal
+
+    @property
+    def record_name(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}"
+
+    def txt(self) -> str:
+        return self.txt_path.read_text().strip()
+
+    def dnsmasq_option(self) -> str:
+        """A dnsmasq --txt-record argument serving the key as strings of at most 255 octets (RFC 6376 s 3.6.2.2).
+        For a command line (tests/integration/dnsmasq.py): unquoted, as dnsmasq keeps quotes there; in a
+        dnsmasq config file each string would need its double quotes (the data has spaces and semicolons)."""
+        data = self.txt()
+        parts = [data[i:i + 255] for i in range(0, len(data), 255)]
+        return f"--txt-record={self.record_name}," + ",".join(parts)
+
+
+DKIM = Dkim()
+
+
 def in_ci() -> bool:
     """Whether the CI variable is set (to anything but an empty string, 0, false or no)."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -78,6 +151,15 @@ def missing(reason: str) -> None:
     if in_ci():
         pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)")
     pytest.skip(reason)
+
+
+def require_dovecot(dovecot: Dovecot = DOVECOT) -> Dovecot:
+    """Dovecot if it answers IMAP on its port; else skip, or fail in CI."""
+    line = banner(dovecot.host, dovecot.imap_port)
+    if line is None or not line.startswith("* OK") or "Dovecot" not in line:
+        missing(f"Dovecot does not answer IMAP on {dovecot.host}:{dovecot.imap_port} (got {line!r}): "
+                "run scripts/test-env.sh as root")
+    return dovecot
 
 
 def require_smtp(server: SmtpServer) -> SmtpServer:
