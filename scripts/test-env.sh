@@ -29,13 +29,13 @@ if ((${#missing[@]})); then
         "postfix postfix/mailname string $MAIL_HOST" | debconf-set-selections
     # No package may start its system-wide daemon (Dovecot would take 0.0.0.0:143, ...): the servers are
     # started below, on loopback, with their own configs. Docker's images have this policy already.
-    policy=/usr/sbin/policy-rc.d
+    policy=/usr/sbin/policy-rc.d policy_made=
     if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy"
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy" && policy_made=1
         trap 'rm -f "$policy"' EXIT
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-    if [ "$(trap -p EXIT)" ]; then rm -f "$policy"; trap - EXIT; fi
+    if [ -n "$policy_made" ]; then rm -f "$policy"; trap - EXIT; fi
 else
     log "packages already installed: ${PACKAGES[*]}"
 fi

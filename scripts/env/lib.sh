@@ -1,7 +1,7 @@
 # Shared helpers for the scripts in scripts/env/ (sourced, not run). Each script sets ENV_NAME first.
 # Everything here listens on 127.0.0.1 only; nothing is sent anywhere but loopback.
 
-MTA_ROOT=${SMTPRUN_MTA_ROOT:-/srv/smtprun-mtas}   # one chroot per MTA below this
+MTA_ROOT=/srv/smtprun-mtas                        # one chroot per MTA below this (tests/support/mtas.py)
 CERT_DIR=/etc/smtprun-test                        # test CA and server certificate (scripts/test-env.sh)
 MAIL_HOST=mail.smtprun.test
 SUITE=bookworm                                    # the chroots are Debian 12 whatever the host is
