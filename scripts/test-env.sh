@@ -71,7 +71,7 @@ fi
 
 # --- dnsmasq (tests/integration/test_dnsmasq.py) -------------------------------------------
 # Nothing is started here: each DNS test starts its own dnsmasq on a free 127.0.0.1 port and stops it
-# (tests/integration/dnsmasq.py). This only checks that the binary runs. The section sits before Postfix's
+# (tests/support/dnsmasq.py). This only checks that the binary runs. The section sits before Postfix's
 # so that it runs whatever Postfix does.
 dnsmasq_bin=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 dnsmasq_version=$("$dnsmasq_bin" --version 2>/dev/null | sed -n 1p) || die "$dnsmasq_bin --version failed"

@@ -1,4 +1,4 @@
-"""Fixtures for tests that talk to real SMTP servers on loopback: the embedded one and Postfix."""
+"""Fixtures for tests that talk to real servers on loopback: the embedded one, Postfix, a silent one, dnsmasq."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 import trustme
 
 from runner.tools.server import EmbeddedServer
-from tests.integration.dnsmasq import dnsmasq_factory  # noqa: F401  (the fixture for DNS tests)
+from tests.support.dnsmasq import dnsmasq_factory  # noqa: F401  (the fixture for DNS tests)
+from tests.support.faults import FaultServer
 
 POSTFIX_HOST, POSTFIX_PORT = "127.0.0.1", 25
 POSTFIX_BIN = Path("/usr/sbin/postfix")
@@ -107,4 +108,11 @@ def test_ca() -> LoopbackCA:
 def embedded() -> Iterator[EmbeddedServer]:
     """The embedded server, default profile, on a free loopback port."""
     with EmbeddedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def silent() -> Iterator[FaultServer]:
+    """A server that accepts connections, counts them, and never says a word (a hung server)."""
+    with FaultServer("silent") as server:
         yield server

@@ -2,65 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
 import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from runner.cli import main
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def write_plan(tmp_path: Path, text: str, name: str = "plan.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
-
-class Listener:
-    """A TCP listener that counts connections and never says a word (a silent or hung server)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._held: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self._held.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for c in self._held:
-            c.close()
-
-
-@pytest.fixture
-def silent():
-    listener = Listener()
-    yield listener
-    listener.close()
+from tests.support.cli import ROOT, run, write_plan
 
 
 def test_exchange_plan_passes_on_the_embedded_server(tmp_path):

@@ -19,7 +19,7 @@ from runner.net.dns import (
     tlsa_check,
     txt_present,
 )
-from tests.integration.dnsmasq import Dnsmasq, null_mx_rr, tlsa_rr
+from tests.support.dnsmasq import Dnsmasq, null_mx_rr, tlsa_rr
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.integration.test_cli import run, write_plan
+from tests.support.cli import run, write_plan
 
 
 def cases_of(path: Path) -> dict[str, dict]:

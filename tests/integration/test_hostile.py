@@ -1,23 +1,20 @@
 """smtprun against hostile servers: it never hangs, never crashes, and keeps its memory bounded.
 
-Each test points the real command line at a tests/faults.py server that misbehaves in one way and
+Each test points the real command line at a tests/support/faults.py server that misbehaves in one way and
 checks what a user would see: exit status 1, the case failed with a reason naming what went wrong,
 reports still written, and all of it within the reply timeout plus a second.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -26,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from tests.faults import FaultServer
-from tests.integration.test_cli import ROOT, run, write_plan
+from tests.support.cli import ROOT, run, write_plan
+from tests.support.faults import FaultServer
 
 TIMEOUT = 2  # seconds per reply in every plan here
 SLACK = 1  # what a run may take beyond the timeout that ended it: start-up, reports
@@ -367,43 +364,8 @@ cases:
     assert time.monotonic() - t0 < 4
 
 
-class EarlyRefusal:
-    """Reads about 1 MB of a message, answers 552 as a real server does when SIZE is exceeded, and hangs up."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(2)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        conn, _ = self.sock.accept()
-        with conn:
-            conn.sendall(b"220 small ESMTP\r\n")
-            reader = conn.makefile("rb")
-            for line in reader:
-                if line.upper().startswith(b"DATA"):
-                    conn.sendall(b"354 go ahead\r\n")
-                    reader.read(1_000_000)
-                    conn.sendall(b"552 5.3.4 Message size exceeds fixed limit\r\n")
-                    # Hang up the sending side, then take what still comes: closing with unread
-                    # data would send a reset, and a reset may wipe the 552 before anyone reads it.
-                    conn.shutdown(socket.SHUT_WR)
-                    conn.settimeout(5)
-                    with contextlib.suppress(OSError):
-                        while conn.recv(1 << 16):
-                            pass
-                    return
-                conn.sendall(b"250 ok\r\n")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_a_refusal_in_the_middle_of_a_big_body_is_judged(tmp_path):
-    server = EarlyRefusal()
-    try:
+    with FaultServer("refuse_mid_body") as server:
         plan = write_plan(tmp_path, f"""\
 target: {{host: 127.0.0.1, port: {server.port}, timeout: 5}}
 steps:
@@ -416,6 +378,4 @@ steps:
     expect: {{code: 552, enhanced: "5.3.4"}}
 """)
         code, out, err = run(plan, "--no-report")
-    finally:
-        server.close()
     assert code == 0, out + err

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.integration.test_cli import ROOT, run
+from tests.support.cli import ROOT, run
 
 PLANS = sorted(p.name for p in (ROOT / "plans").glob("*.yaml"))
 

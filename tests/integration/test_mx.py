@@ -12,8 +12,8 @@ import trustme
 
 from runner.net.dns import subject_public_key_info
 from runner.tools.server import EmbeddedServer, server_tls_context
-from tests.integration.dnsmasq import null_mx_rr, tlsa_rr
-from tests.integration.test_cli import run, write_plan
+from tests.support.cli import run, write_plan
+from tests.support.dnsmasq import null_mx_rr, tlsa_rr
 
 PLAN = """\
 target: {{mx: {domain}, port: {port}, timeout: 2, nameserver: "127.0.0.1:{dns}"{extra}}}

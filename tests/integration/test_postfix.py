@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.integration.test_cli import ROOT, run, write_plan
+from tests.support.cli import ROOT, run, write_plan
 
 pytestmark = pytest.mark.postfix
 

@@ -22,8 +22,9 @@ import pytest
 from runner.cli import main as smtprun
 from runner.tools.record import add_arguments, run
 from runner.tools.server import EmbeddedServer
+from tests.support.cli import ROOT
+from tests.support.faults import FaultServer, Peer
 
-ROOT = Path(__file__).resolve().parents[2]
 BODY = "Subject: recorded\n\n.a line starting with a dot\n..two dots\n{{ not a template }}\nend\n"
 BODY_ON_ARRIVAL = BODY.replace("\n", "\r\n").encode()  # the server takes the dots off again
 
@@ -93,33 +94,28 @@ def test_starttls_is_recorded_as_a_step_and_replays(tmp_path, test_ca):
         replay(tmp_path / "tls.yaml", server)
 
 
+def late_reply(peer: Peer) -> None:
+    peer.send(b"220 slow.test ESMTP\r\n")
+    peer.read_line()
+    peer.pause(1.5)  # past the recorder's --timeout 1
+    peer.send(b"250 slow.test late\r\n")
+    peer.read_line()
+    peer.send(b"221 bye\r\n")
+
+
 def test_silence_is_a_comment_and_a_late_reply_its_own_step(tmp_path):
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def slow_server() -> None:
-        conn, _ = listener.accept()
-        with conn, conn.makefile("rb") as lines:
-            conn.sendall(b"220 slow.test ESMTP\r\n")
-            lines.readline()
-            time.sleep(1.5)  # past the recorder's --timeout 1
-            conn.sendall(b"250 slow.test late\r\n")
-            lines.readline()
-            conn.sendall(b"221 bye\r\n")
-
-    threading.Thread(target=slow_server, daemon=True).start()
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args([f"127.0.0.1:{listener.getsockname()[1]}", "--timeout", "1"])
-    out, err = io.StringIO(), io.StringIO()
-
     class Typist(io.StringIO):  # types each line after the first a second later, as a person would
         def readline(self, *_: object) -> str:
             if self.tell():
                 time.sleep(1)
             return super().readline()
 
-    code = run(args, out, err, Typist("EHLO x\nQUIT\n"))
-    listener.close()
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    out, err = io.StringIO(), io.StringIO()
+    with FaultServer(late_reply) as server:
+        args = parser.parse_args([f"127.0.0.1:{server.port}", "--timeout", "1"])
+        code = run(args, out, err, Typist("EHLO x\nQUIT\n"))
     plan = out.getvalue()
     assert code == 0, err.getvalue()
     assert "  # no reply within 1s\n  - send: EHLO x\n  # a reply nothing waited for" in plan, plan
@@ -241,26 +237,22 @@ def test_terminal_session_with_line_editing_shows_replies_and_replays(tmp_path, 
     assert [m.data for m in embedded.messages] == [BODY_ON_ARRIVAL] * 2
 
 
+def idle_timeout(peer: Peer) -> None:
+    peer.send(b"220 idle.test ESMTP\r\n")
+    peer.pause(1)
+    peer.send(b"421 4.4.2 idle.test idle timeout\r\n")
+
+
 def test_terminal_session_ends_when_the_server_hangs_up_at_the_prompt(tmp_path):
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def idle_timeout() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.sendall(b"220 idle.test ESMTP\r\n")
-            time.sleep(1)
-            conn.sendall(b"421 4.4.2 idle.test idle timeout\r\n")
-
-    threading.Thread(target=idle_timeout, daemon=True).start()
     plan = tmp_path / "idle.yaml"
-    term = Terminal(recorder_command(tmp_path, "127.0.0.1", listener.getsockname()[1], plan), tmp_path)
-    try:
-        term.wait_for("C: ")
-        term.keys("NOO", literal=True)  # half typed, never sent: the session ends without Enter
-        screen = term.wait_for("EXIT=0")
-    finally:
-        term.close()
-        listener.close()
+    with FaultServer(idle_timeout) as server:
+        term = Terminal(recorder_command(tmp_path, "127.0.0.1", server.port, plan), tmp_path)
+        try:
+            term.wait_for("C: ")
+            term.keys("NOO", literal=True)  # half typed, never sent: the session ends without Enter
+            screen = term.wait_for("EXIT=0")
+        finally:
+            term.close()
     assert "S: 421 4.4.2 idle.test idle timeout" in screen and "* the server closed the connection" in screen
     assert "  - expect: 421  # 4.4.2 idle.test idle timeout\n" in plan.read_text()
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.integration.test_cli import run, write_plan
+from tests.support.cli import run, write_plan
 
 PLAN = "target: {host: 127.0.0.1, timeout: 5}\nsteps:\n  - expect: 220\n"
 

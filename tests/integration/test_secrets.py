@@ -2,51 +2,22 @@
 
 from __future__ import annotations
 
-import socket
-import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli import run, write_plan
+from tests.support.cli import run, write_plan
+from tests.support.faults import FaultServer
 
 SECRET = "Hunter2-Secret-Value"
 
 
-class EchoServer:
-    """Greets, then answers every line with `250 you said: <line>` (a server that repeats what it hears)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _session(conn: socket.socket) -> None:
-        with conn:
-            conn.sendall(b"220 echo ready\r\n")
-            for line in conn.makefile("rb"):
-                conn.sendall(b"250 you said: " + line.rstrip(b"\r\n") + b"\r\n")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture
-def echo():
-    server = EchoServer()
-    yield server
-    server.close()
+def echo() -> Iterator[FaultServer]:
+    """A server that answers every line with `250 you said: <line>`."""
+    with FaultServer("echo") as server:
+        yield server
 
 
 def everything(tmp_path: Path, out: str, err: str) -> str:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import socket
-import threading
 from pathlib import Path
 
 import pytest
 import trustme
 
 from runner.tools.server import EmbeddedServer
-from tests.integration.test_cli import ROOT, run, write_plan
+from tests.support.cli import ROOT, run, write_plan
+from tests.support.faults import FaultServer
 
 PASSWORD = "s3cret-Pa55"
 
@@ -169,36 +168,7 @@ steps:
     assert "EHLO keywords offered but expected absent: AUTH" in out
 
 
-class InjectingServer:
-    """Answers STARTTLS with 220 and, in the same write, a forged plaintext reply (CVE-2011-0411's twin)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        conn, _ = self.sock.accept()
-        with conn:
-            conn.sendall(b"220 injector ESMTP\r\n")
-            reader = conn.makefile("rb")
-            for line in reader:
-                verb = line.strip().upper()
-                if verb.startswith(b"EHLO"):
-                    conn.sendall(b"250-injector\r\n250 STARTTLS\r\n")
-                elif verb == b"STARTTLS":
-                    conn.sendall(b"220 2.0.0 Ready\r\n250 2.1.0 forged\r\n")
-                else:
-                    conn.sendall(b"500 no\r\n")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_plaintext_after_starttls_220_fails_the_step(tmp_path):
-    server = InjectingServer()
     plan = write_plan(tmp_path, """\
 target: {host: 127.0.0.1, timeout: 3}
 steps:
@@ -207,10 +177,8 @@ steps:
     expect: 250
   - starttls: {}
 """)
-    try:
+    with FaultServer("starttls_injection") as server:
         code, out, _ = run(plan, "--port", str(server.port), "--no-report")
-    finally:
-        server.close()
     assert code == 1
     assert "response injection" in out and "bytes of plaintext after its 220" in out
 

@@ -26,7 +26,7 @@ from runner.net.dns import (
     tlsa_check,
     txt_present,
 )
-from tests.dnsserver import DnsServer
+from tests.support.dnsserver import DnsServer
 
 ZONE = {
     "example.test.": {"MX": ["10 mx1.example.test.", "20 mx2.example.test."], "TXT": ['"v=spf1 ip4:127.0.0.1 -all"']},

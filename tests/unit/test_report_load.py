@@ -14,7 +14,7 @@ from runner.report.archive import INDEX_NAME, read_embedded
 from runner.report.compare import compare_runs
 from runner.report.html import plan_data
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult, Event, RunResult, StepResult
-from tests.unit.test_reports import T0, failing_case, make_run, passing_case, reply
+from tests.support.results import T0, failing_case, make_run, passing_case, reply
 
 WHEN_FALSE = "skipped: when \"'STARTTLS' in ehlo\" is false"
 TIMEOUT = "timed out waiting for a reply"

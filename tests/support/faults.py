@@ -6,8 +6,19 @@ the behaviour's function, each in its own thread:
     with FaultServer("long_line", endless=True) as server:
         run(plan, "--port", str(server.port))
 
+A test with a dialogue of its own passes the function instead of a name (the scripted mode):
+
+    def late_reply(peer: Peer) -> None:
+        peer.send(b"220 slow.test ESMTP\r\n")
+        peer.read_line()
+        peer.pause(1.5)
+        peer.send(b"250 late\r\n")
+
+    with FaultServer(late_reply) as server: ...
+
 A behaviour talks to the client through a `Peer`. Leaving the context manager closes the listener
-and every connection, so no behaviour outlives its test, however stubborn it is.
+and every connection, so no behaviour outlives its test, however stubborn it is. This is the one
+server the tests use for anything a well-behaved SMTP server would not do.
 """
 
 from __future__ import annotations
@@ -85,6 +96,17 @@ class Peer:
         del self._buf[:end]
         return line
 
+    def read_bytes(self, n: int) -> bytes:
+        """Up to n bytes of whatever the client sends (fewer once it closes), lines or not."""
+        while len(self._buf) < n:
+            chunk = self.sock.recv(min(CHUNK, n - len(self._buf)))
+            if not chunk:
+                break
+            self._buf += chunk
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
     def commands(self) -> Iterator[tuple[str, bytes]]:
         """(VERB, line) for each command the client sends, until it closes."""
         while (line := self.read_line()) is not None:
@@ -98,6 +120,15 @@ class Peer:
         """Keep the connection open, reading and ignoring whatever the client sends, until it closes."""
         while self.sock.recv(CHUNK):
             pass
+
+    def finish(self) -> None:
+        """Hang up the sending side, then read whatever still comes until the client closes.
+
+        Closing with unread data would send a reset, and a reset may wipe the last reply out of
+        the client's buffers before it reads it.
+        """
+        self.sock.shutdown(socket.SHUT_WR)
+        self.hold()
 
     def reset(self) -> None:
         """Close with a TCP RST instead of a FIN: SO_LINGER on with a zero timeout."""
@@ -285,6 +316,38 @@ def deaf(peer: Peer) -> None:
 
 
 @behaviour
+def echo(peer: Peer) -> None:
+    """Greets, then answers every line with `250 you said: <line>`: a server that repeats what it hears."""
+    peer.send(b"220 echo ready\r\n")
+    while (line := peer.read_line()) is not None:
+        peer.send(b"250 you said: " + line.rstrip(b"\r\n") + b"\r\n")
+
+
+@behaviour
+def starttls_injection(peer: Peer) -> None:
+    """Answers STARTTLS with 220 and, in the same write, a forged plaintext reply (CVE-2011-0411's twin)."""
+    peer.send(BANNER)
+    for verb, _line in peer.commands():
+        if verb == "STARTTLS":
+            peer.send(b"220 2.0.0 Ready\r\n250 2.1.0 forged\r\n")
+        else:
+            peer.send(REPLIES.get(verb, UNKNOWN))
+
+
+@behaviour
+def refuse_mid_body(peer: Peer) -> None:
+    """Reads about 1 MB of a message, answers 552 as a real server does when SIZE is exceeded, hangs up."""
+    peer.send(BANNER)
+    for verb, _line in peer.commands():
+        peer.send(REPLIES.get(verb, UNKNOWN))
+        if verb == "DATA":
+            peer.read_bytes(peer.options.get("read", 1_000_000))
+            peer.send(b"552 5.3.4 Message size exceeds fixed limit\r\n")  # RFC 5321 §4.5.3.1.10
+            peer.finish()
+            return
+
+
+@behaviour
 def random_drop(peer: Peer) -> None:
     """A normal dialogue that, for the sessions chosen to fail, closes at a random byte of it."""
     normal(peer)
@@ -293,7 +356,7 @@ def random_drop(peer: Peer) -> None:
 # --- the server ------------------------------------------------------------------------------------------------
 
 class FaultServer:
-    """A TCP server on a free loopback port; every connection gets the named behaviour.
+    """A TCP server on a free loopback port; every connection gets the named behaviour (or the function given).
 
     Options go to the behaviours (`delay`, `endless`, `on_command`, `limit`). With `p`, each
     connection is, with probability p, cut at a random byte of the normal dialogue's replies
@@ -301,9 +364,9 @@ class FaultServer:
     run can be reproduced.
     """
 
-    def __init__(self, name: str, *, p: float = 0.0, seed: int = 0, **options: Any) -> None:
-        self.behaviour = BEHAVIOURS[name]
-        self.name = name
+    def __init__(self, behaviour: str | Behaviour, *, p: float = 0.0, seed: int = 0, **options: Any) -> None:
+        self.behaviour = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
+        self.name = name = self.behaviour.__name__
         self.p = p
         self.options = options
         self.rng = random.Random(seed)

@@ -1,0 +1,23 @@
+"""The command line run in-process, as most tests drive it, and plans written to a test's folder."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from runner.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository: plans/, schemas/, pyproject.toml
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    """smtprun ARGV in this process: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def write_plan(tmp_path: Path, text: str, name: str = "plan.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
