@@ -176,13 +176,20 @@ steps:
     assert case["attempts"] == []  # no failing sessions to keep
 
 
-def test_load_mode_keeps_at_most_five_failing_sessions(tmp_path, embedded):
+def test_load_mode_keeps_five_failing_sessions_whole(tmp_path, embedded):
     plan = write_plan(tmp_path, "target: {host: 127.0.0.1, timeout: 5}\nsteps:\n  - expect: 554\n")
     code, out, _ = run(plan, "--port", str(embedded.port), "--repeat", "50", "--json", str(tmp_path / "r.json"),
                        "--no-report")
     assert code == 1 and "50 × expected 554, got 220" in out
     [case] = cases_of(tmp_path / "r.json").values()
-    assert case["load"]["failed"] == 50 and len(case["attempts"]) <= 5
+    why = "expected 554, got 220 mail.smtprun.test smtprun ESMTP ready"
+    assert case["load"]["failed"] == 50 and case["load"]["failures"] == {why: 50}
+    # Five failing sessions are kept whole: the first is the case's own steps and transcript, four beside it.
+    kept = [case, *case["attempts"]]
+    assert len(kept) == 5
+    assert [[(s["status"], s["reason"]) for s in k["steps"]] for k in kept] == [[("failed", why)]] * 5
+    assert all(k["transcript"][-1]["data"].startswith("220 ") for k in kept)
+    assert [(a["status"], a["attempts"], a["load"]) for a in case["attempts"]] == [("failed", [], None)] * 4
 
 
 def test_vars_built_from_matrix_values_are_rendered_per_case(tmp_path, embedded):

@@ -131,7 +131,10 @@ def test_keywords_present() -> None:
 
 
 def test_greeting_line_is_not_a_keyword() -> None:
-    assert check({"keywords": ["MX.EXAMPLE.TEST"]}, EHLO, {}) is not None
+    """RFC 5321 §4.1.1.1: the first line of the EHLO reply is the server's name, the keywords follow it."""
+    assert check({"keywords": ["MX.EXAMPLE.TEST"]}, EHLO, {}) == (
+        "EHLO keywords missing: MX.EXAMPLE.TEST (offered: SIZE, 8BITMIME, STARTTLS)"
+    )
 
 
 def test_keywords_absent() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from runner.report.compare import compare_runs
 from runner.report.html import plan_data
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult, Event, RunResult, StepResult
 from tests.support.results import T0, failing_case, make_run, passing_case, reply
+from tests.support.timing import cpu_seconds
 
 WHEN_FALSE = "skipped: when \"'STARTTLS' in ehlo\" is false"
 TIMEOUT = "timed out waiting for a reply"
@@ -195,10 +195,14 @@ def test_a_thousand_cases_with_load_and_retries_are_written_quickly(tmp_path):
             return load_case(failures={TIMEOUT: 2})
         return retried_case() if n % 10 == 0 else passing_case(f"case {n}")
 
-    run = make_run([case(n) for n in range(1000)])
-    started = time.perf_counter()
-    write_html_reports(run, tmp_path)
-    assert time.perf_counter() - started < 2.0
+    def report(n: int) -> Path:
+        return write_html_reports(make_run([case(i) for i in range(n)]), tmp_path / str(n))[0]
+
+    _, hundred = cpu_seconds(lambda: report(100))
+    path, thousand = cpu_seconds(lambda: report(1000))
+    assert thousand < 2.0
+    assert thousand < 25 * hundred, (hundred, thousand)  # ten times the cases, about ten times the work
+    assert path.read_text().count('<span class="tries">3 tries</span>') == 90
 
 
 # --- retries, included steps, when: skips, internal errors -------------------------------------
