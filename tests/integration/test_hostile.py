@@ -108,6 +108,14 @@ class Outcome:
         return next(s["reason"] for s in self.case["steps"] if s["status"] == "failed")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def warm(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One full run before any timed one: imports and template compiling are paid once per process, not
+    by whichever timed test a worker happens to run first (on a busy machine that alone can exceed SLACK)."""
+    with FaultServer("normal") as server:
+        run_against(server, tmp_path_factory.mktemp("warm"), GREETING + MESSAGE + BODY + QUIT)
+
+
 def run_against(server: FaultServer, tmp_path: Path, steps: str, *args: str) -> Outcome:
     """The plan through the command line in-process, with every report written, timed."""
     plan = write_plan(tmp_path, plan_text(server.port, steps), f"{server.name}.yaml")
