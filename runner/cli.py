@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from runner import __version__
+from runner.arguments import count, host_port, name_value, nameserver, seconds, tcp_port
 from runner.console import Console
 from runner.environment import Environment
 from runner.errors import PlanError, ReportError, SmtprunError, UsageError
-from runner.net.address import hostport, parse_hostport, parse_port
-from runner.plan.scope import name_value
+from runner.net.address import hostport
 from runner.results import RunResult
 from runner.status import ExitStatus
 
@@ -29,47 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["main", "name_value", "program", "tcp_port"]
 
 COMMANDS = ("run", "validate", "serve", "record")
-
-
-def _nameserver(text: str) -> str:
-    from runner.net.dns import parse_nameserver
-
-    try:
-        parse_nameserver(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 86400:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text}")
-    return value
-
-
-def host_port(text: str) -> tuple[str, int | None]:
-    """HOST, HOST:PORT, an IPv6 literal, [IPv6] or [IPv6]:PORT."""
-    try:
-        return parse_hostport(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def tcp_port(text: str) -> int:
-    try:
-        return parse_port(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _jobs(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= 10_000_000:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 10000000, got {text!r}")
-    return int(text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,8 +56,8 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     _add_target_arguments(run)
     _add_variable_arguments(run, "set a plan variable (repeatable)",
                             "set a variable whose value is redacted in every output (repeatable)")
-    run.add_argument("-j", "--jobs", type=_jobs, default=20, help="sessions in flight at once (default 20)")
-    run.add_argument("--repeat", type=_jobs, default=1, metavar="N",
+    run.add_argument("-j", "--jobs", type=count, default=20, help="sessions in flight at once (default 20)")
+    run.add_argument("--repeat", type=count, default=1, metavar="N",
                      help="load mode: run each case N times (with --jobs in flight) and report throughput and latency")
     run.add_argument("-v", "--verbose", action="store_true", help="print the live transcript (C: / S: lines)")
     run.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
@@ -115,11 +74,11 @@ def _add_target_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--host", type=host_port,
                      help="connect here instead of the plan's target (HOST, HOST:PORT, [IPv6]:PORT)")
     run.add_argument("--port", type=tcp_port, help="connect to this port instead of the plan's")
-    run.add_argument("--timeout", type=_positive,
+    run.add_argument("--timeout", type=seconds,
                      help="seconds to wait for each reply, instead of the plans' target.timeout "
                           "(a case's or step's own timeout still applies)")
-    run.add_argument("--session-timeout", type=_positive, help="seconds a whole case may take")
-    run.add_argument("--nameserver", action="append", type=_nameserver, default=[], metavar="IP[:PORT]",
+    run.add_argument("--session-timeout", type=seconds, help="seconds a whole case may take")
+    run.add_argument("--nameserver", action="append", type=nameserver, default=[], metavar="IP[:PORT]",
                      help="DNS server for MX lookups and DNS checks (repeatable; default: the plan's, or the system)")
     family = run.add_mutually_exclusive_group()
     family.add_argument("-4", "--ipv4", action="store_const", const=("ipv4",), dest="families",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+from typing import TypeVar
 
-from runner.smtp.protocol import Reply
+R = TypeVar("R")  # a Reply (runner.smtp.protocol): lines and raw bytes
 
 __all__ = ["MASK", "Redactor"]
 
@@ -41,9 +43,10 @@ class Redactor:
                 data = data.replace(secret, MASK.encode())
         return data
 
-    def reply(self, reply: Reply) -> Reply:
+    def reply(self, reply: R) -> R:
         """The reply as reports keep it: a server that echoes a secret back does not publish it."""
-        return Reply(reply.code, tuple(self.text(line) for line in reply.lines), self.bytes(reply.raw))
+        return dataclasses.replace(reply, lines=tuple(self.text(line) for line in reply.lines),  # type: ignore
+                                   raw=self.bytes(reply.raw))  # type: ignore[attr-defined]
 
     def text(self, text: str) -> str:
         if not self._secrets:

@@ -10,4 +10,5 @@ else
 fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test,fast]'
 python3 -m ruff check runner tests
+lint-imports --no-cache   # the layering in docs/architecture.md (contracts in pyproject.toml)
 exec python3 -m pytest -q "$@"

@@ -8,7 +8,6 @@ case's scope has its own Redactor, so concurrent cases never share a mutable one
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,15 +16,7 @@ from runner.plan.types import Case, Plan
 from runner.redact import Redactor
 from runner.template import ENVIRON, evaluate, is_template, render
 
-__all__ = ["Scope", "name_value", "render_early", "template_names"]
-
-
-def name_value(text: str) -> tuple[str, str]:
-    """NAME=VALUE, as --var and --secret take it."""
-    name, sep, value = text.partition("=")
-    if not sep or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
+__all__ = ["Scope", "render_early", "template_names"]
 
 
 def template_names(values: Mapping[str, Any]) -> dict[str, Any]:

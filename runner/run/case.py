@@ -276,7 +276,7 @@ class Session:
     def check(self, spec: Any, reply: Reply, context: str = "") -> None:
         """Judge a reply against an expectation; every step kind comes through here."""
         try:
-            why = expectations.check(spec, reply, self.scope())
+            why = expectations.check(spec, reply, lambda text: self.renderer.text(self.step, text))
         except RenderError as exc:
             why = str(exc)
         if why:

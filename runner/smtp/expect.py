@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 from runner import limits
 from runner.smtp.protocol import Reply
-from runner.template import render
 
 __all__ = ["CLOSED", "check", "describe"]
 
@@ -52,8 +51,8 @@ def describe(spec: Any) -> str:
     return ", ".join(parts)
 
 
-def check(spec: Any, reply: Reply, variables: Mapping[str, Any]) -> str | None:
-    """Why `reply` does not meet `spec`, or None when it does."""
+def check(spec: Any, reply: Reply, render: Callable[[str], str] | None = None) -> str | None:
+    """Why `reply` does not meet `spec`, or None when it does; `render` turns a templated `text:` into its regex."""
     if spec is None:
         return None
     if spec == CLOSED:
@@ -66,7 +65,7 @@ def check(spec: Any, reply: Reply, variables: Mapping[str, Any]) -> str | None:
     if "enhanced" in spec and not _enhanced_matches(spec["enhanced"], reply.enhanced):
         return f"expected enhanced code {spec['enhanced']}, got {reply.enhanced or 'none'} in {reply.summary()}"
     if "text" in spec:
-        pattern = render(spec["text"], variables)
+        pattern = render(spec["text"]) if render is not None else spec["text"]
         try:
             found = limits.search(pattern, reply.text)
         except re.error as exc:

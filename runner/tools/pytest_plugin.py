@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from runner.cli import tcp_port
-from runner.plan.scope import name_value
+from runner.arguments import name_value, tcp_port
 
 if TYPE_CHECKING:
     from runner.plan import Case, Plan, Target

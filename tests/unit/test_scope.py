@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from runner.arguments import name_value
 from runner.plan import Plan, read_plan
-from runner.plan.scope import Scope, name_value
+from runner.plan.scope import Scope
 from runner.run.render import StepRenderer
 
 PLAN = """\

@@ -1,0 +1,61 @@
+"""Command-line argument types (argparse `type=` functions) shared by the command line and the pytest plugin.
+
+Each turns the parser's ValueError into argparse's own error, so a bad value is a one-line usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from runner.net.address import parse_hostport, parse_port
+
+__all__ = ["count", "host_port", "name_value", "nameserver", "seconds", "tcp_port"]
+
+
+def name_value(text: str) -> tuple[str, str]:
+    """NAME=VALUE, as --var and --secret take it."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def nameserver(text: str) -> str:
+    from runner.net.dns import parse_nameserver
+
+    try:
+        parse_nameserver(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text}")
+    return value
+
+
+def host_port(text: str) -> tuple[str, int | None]:
+    """HOST, HOST:PORT, an IPv6 literal, [IPv6] or [IPv6]:PORT."""
+    try:
+        return parse_hostport(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def tcp_port(text: str) -> int:
+    try:
+        return parse_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def count(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 10000000, got {text!r}")
+    return int(text)
