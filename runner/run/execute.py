@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import __version__
+from runner.net.transport import Connector
 from runner.plan.model import Case, Plan, Target
 from runner.redact import Redactor
 from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult
@@ -44,6 +45,7 @@ class RunOptions:
     secrets: dict[str, str] = field(default_factory=dict)
     listener: Listener | None = None
     on_case: Callable[[PlanResult, CaseResult], None] | None = None
+    connect: Connector | None = None  # how sessions connect; None: over the network
 
 
 def target_for(plan: Plan, options: RunOptions) -> Target:
@@ -187,7 +189,8 @@ class _PlanRun:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
             async with self.gate:
                 result = await run_case(self.plan, case, self.target, self.variables, self.redactor,
-                                        self.options.listener, self.shared, job.route, self.stopping)
+                                        self.options.listener, self.shared, job.route, self.stopping,
+                                        self.options.connect)
             if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set():
                 break
             earlier.append(result)
@@ -222,7 +225,7 @@ class _PlanRun:
                 left -= 1
                 async with self.gate:
                     stats.add(await run_case(self.plan, case, self.target, self.variables, self.redactor,
-                                             route=route, stop=self.stopping))
+                                             route=route, stop=self.stopping, connect=self.options.connect))
 
         with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C: the sessions so far still make figures
             await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))
