@@ -66,6 +66,10 @@ class StepContext(Protocol):
         """Send bytes owing `replies` replies (None: uncountable, as raw: is)."""
         ...
 
+    async def send_starttls(self, deadline: float) -> None:
+        """Send STARTTLS; a 220 to it ends what is read in plaintext."""
+        ...
+
     async def send_stream(self, chunks: Iterable[bytes], deadline: float, what: str) -> None:
         """Send a message body, dot-stuffed, and its terminator; it owes one reply."""
         ...

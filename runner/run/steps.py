@@ -125,7 +125,7 @@ async def do_starttls(session: StepContext, step: Step, out: StepResult, deadlin
     """RFC 3207: STARTTLS, 220, no plaintext after it (§4.2, cf. CVE-2011-0411), handshake, forget."""
     opts = step.value or {}
     out.label, out.expected = "STARTTLS", "220, then a TLS handshake"
-    await session.send(b"STARTTLS\r\n", deadline)
+    await session.send_starttls(deadline)
     reply = out.reply = await session.reply(deadline)
     if reply.code != 220:
         raise StepFailed(f"expected 220 to STARTTLS, got {reply.summary()}", reply)

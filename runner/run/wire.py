@@ -75,6 +75,11 @@ class Wire:
         self.smtp.sent(replies)
         await self.write(data, deadline)
 
+    async def send_starttls(self, deadline: float) -> None:
+        """STARTTLS (RFC 3207 §4); once a 220 answers it, nothing after the 220 is read as a reply."""
+        self.smtp.starttls_sent()
+        await self.send(b"STARTTLS\r\n", deadline)
+
     def refuse_unsolicited(self, about_to_send: bytes) -> None:
         """Fail when the server has said something no command asked for (RFC 5321 §4.2)."""
         if self.conn is None:

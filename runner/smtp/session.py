@@ -91,6 +91,8 @@ class SmtpSession:
         self.keywords: dict[str, str] = dict(keywords or {})  # EHLO/LHLO keywords in force
         self.greeting_hosts: list[str] = []  # host names the banner and EHLO replies gave
         self.tls = False
+        self._starttls_asked = False  # STARTTLS sent, its reply not yet taken
+        self._held = False  # its 220 came: nothing after it is a reply until starttls_accepted()
 
     # -- bytes in ----------------------------------------------------------------------------
     def receive(self, data: bytes) -> None:
@@ -100,11 +102,16 @@ class SmtpSession:
 
     def next_event(self) -> Event:
         """The next complete reply, or NEED_DATA. ProtocolError when the bytes are not SMTP replies."""
+        if self._held:
+            return NEED_DATA
         reply = self._parser.next_reply()
         if reply is None:
             return NEED_DATA
         if self.owed is not None and self.owed > 0:
             self.owed -= 1
+        if self._starttls_asked:
+            self._starttls_asked = False
+            self._held = reply.code == 220
         return reply
 
     @property
@@ -161,6 +168,10 @@ class SmtpSession:
         return is_ehlo
 
     # -- STARTTLS (RFC 3207) -----------------------------------------------------------------
+    def starttls_sent(self) -> None:
+        """The client sent STARTTLS: if its reply is 220, no byte after it is taken as a reply."""
+        self._starttls_asked = True
+
     def starttls_accepted(self) -> Injection | None:
         """After the 220 to STARTTLS: the reply parser starts afresh (RFC 3207 §4.2).
 
@@ -169,6 +180,7 @@ class SmtpSession:
         """
         injected = self._parser.pending
         self._parser = ReplyParser()
+        self._held = False
         return Injection(injected) if injected else None
 
     def tls_established(self, late: bytes = b"") -> Injection | None:

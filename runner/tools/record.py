@@ -162,6 +162,8 @@ class LiveConnection:
                     if not data:
                         return self._event("closed", None)
                     smtp.receive(data)
+                    if self.upgrade is not None:  # STARTTLS was sent (or is about to be)
+                        smtp.starttls_sent()
                     while isinstance(reply := smtp.next_event(), Reply):
                         self.display.reply(reply)
                         self._event("reply", reply)
