@@ -29,17 +29,11 @@ class Wire:
 
     def __init__(self, result: CaseResult, transcript: Transcript, keywords: dict[str, str]) -> None:
         self.result = result
-        self.transcript = transcript
+        self.record = transcript.record  # (direction, bytes): what went over the wire, for the transcript
+        self.note = transcript.note  # (text): a line of the transcript that is not on the wire
         self.smtp = SmtpSession(keywords)
         self.conn: Transport | None = None
         self.cut_short = False  # the server replied mid-send: the rest of this step's bytes are not sent
-
-    # -- transcript ---------------------------------------------------------------------
-    def record(self, direction: str, data: bytes) -> None:
-        self.transcript.record(direction, data)
-
-    def note(self, text: str) -> None:
-        self.transcript.note(text)
 
     # -- what the connection knows ------------------------------------------------------
     @property
@@ -84,7 +78,8 @@ class Wire:
         """Fail when the server has said something no command asked for (RFC 5321 §4.2)."""
         if self.conn is None:
             return
-        self.smtp.receive(self.conn.buffered())
+        if arrived := self.conn.buffered():
+            self.smtp.receive(arrived)
         early = self.smtp.unsolicited()
         if early is not None:
             self.record(RECV, early.data)
@@ -131,7 +126,8 @@ class Wire:
             why = "timed out sending: the server is not reading"
         except (ConnectionLost, OSError) as exc:
             why = str(exc)
-        self.smtp.receive(self.conn.buffered())
+        if arrived := self.conn.buffered():
+            self.smtp.receive(arrived)
         if self.smtp.answered_early():
             self.cut_short = True
             self.note(f"the server answered and stopped taking data before the client finished sending ({why})")
@@ -150,9 +146,8 @@ class Wire:
                 self.record(RECV, exc.received)
                 raise StepFailed(f"protocol error: {exc}") from None
             if event is not NEED_DATA:
-                assert isinstance(event, Reply)
-                self.record(RECV, event.raw)
-                return event
+                self.record(RECV, event.raw)  # type: ignore[union-attr]  # a Reply
+                return event  # type: ignore[return-value]
             try:
                 chunk = await conn.read(deadline)
             except asyncio.TimeoutError:
@@ -200,7 +195,8 @@ class Wire:
     def end_plaintext(self) -> None:
         """After the 220 to STARTTLS: nothing more may have come in plaintext (RFC 3207 §4.2)."""
         assert self.conn is not None
-        self.smtp.receive(self.conn.buffered())
+        if arrived := self.conn.buffered():
+            self.smtp.receive(arrived)
         injected = self.smtp.starttls_accepted()
         if injected is not None:
             self.record(RECV, injected.data)
