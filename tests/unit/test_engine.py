@@ -18,13 +18,15 @@ import pytest
 
 import runner.net.transport
 import runner.run.case
+from runner.net.transport import Connection, Transport, _Wire
 from runner.plan.load import load_text
 from runner.plan.model import Plan, build_plan
 from runner.plan.schema import validate
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult
-from runner.run.case import run_case
+from runner.run.case import Session, run_case
+from runner.run.context import StepContext
 from runner.run.execute import RunOptions, redactor_for, run_plans
-from tests.support.peer import Close, Expect, Handshake, Pause, Reset, Say, ScriptedServer, body
+from tests.support.peer import Close, Expect, Handshake, Pause, Reset, Say, ScriptedConnection, ScriptedServer, body
 
 BANNER = Say(b"220 mx.peer.test ESMTP ready\r\n")
 EHLO = [Expect(b"EHLO client.test\r\n"),
@@ -475,3 +477,18 @@ def test_a_whole_session_with_a_body_of_any_content(no_sockets):
     result = run(plan, server)
     assert result.status == PASSED, result.reason
     assert len(server.connections[0].sent) > 200_000
+
+
+def _members(protocol: type) -> set[str]:
+    return {n for n in (*vars(protocol), *protocol.__annotations__) if not n.startswith("_")}
+
+
+def test_the_real_connection_and_the_scripted_one_are_both_transports():
+    for conn in (Connection(_Wire(), "192.0.2.1:25"), ScriptedConnection([], "192.0.2.1:25")):
+        assert not [n for n in _members(Transport) if not hasattr(type(conn), n) and n not in vars(conn)]
+
+
+def test_a_session_provides_all_a_step_action_may_use():
+    plan = plan_of(FINALLY)
+    session = Session(plan, plan.cases[0], plan.target, {}, redactor_for(plan, RunOptions()), None)
+    assert not [n for n in _members(StepContext) if not hasattr(Session, n) and n not in vars(session)]
