@@ -1,7 +1,10 @@
 """The thin asyncio layer: connect, write, read with a deadline, upgrade to TLS. No SMTP here.
 
-Bytes read are handed to the sans-IO ReplyParser by the caller. Reading pauses when a small
+Bytes read are handed to the sans-IO SMTP session by the caller. Reading pauses when a small
 buffer is full, so a server streaming junk cannot grow memory; every wait has a deadline.
+
+`Transport` is what the engine needs of a connection, and `Connector` what opens one: the engine
+takes any pair (tests give it an in-memory peer); `open_connection` is the real one.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import errno
 import os
 import ssl
 import time
+from collections.abc import Awaitable
+from typing import Protocol
 
 from runner.errors import ConnectionLost
 from runner.net.address import hostport
 
-__all__ = ["Connection", "hostport", "open_connection"]
+__all__ = ["Connection", "Connector", "Transport", "hostport", "open_connection"]
 
 READ_HIGH_WATER = 256 * 1024  # pause reading past this many unread bytes
 
@@ -102,7 +107,49 @@ async def _until(awaitable, deadline: float):  # type: ignore[no-untyped-def]
     return await asyncio.wait_for(awaitable, remaining)
 
 
+class Transport(Protocol):
+    """One connection to a server, as the engine uses it. Every wait ends at a deadline
+    (time.monotonic); asyncio.TimeoutError says it was reached."""
+
+    peer: str  # host:port of the other end, as reports show it
+    tls_object: ssl.SSLObject | None  # the TLS session in force, for certificate facts
+
+    async def read(self, deadline: float) -> bytes:
+        """Whatever bytes have arrived (at least one), or b"" once the server has closed.
+        ConnectionLost when the connection failed (reset, TLS error)."""
+        ...
+
+    async def write(self, data: bytes, deadline: float) -> None:
+        """Send all of `data`; ConnectionLost or OSError when the server is gone."""
+        ...
+
+    async def start_tls(self, context: ssl.SSLContext, server_name: str | None, deadline: float) -> None:
+        """Upgrade in place (RFC 3207 §4); ssl.SSLError, ConnectionLost, OSError when it fails."""
+        ...
+
+    def buffered(self) -> bytes:
+        """Bytes received but not yet read, taken out of the buffer."""
+        ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class Connector(Protocol):
+    """Opens a Transport before `deadline`, with TLS from the first byte when `tls` is given.
+    OSError, ssl.SSLError, asyncio.TimeoutError and ValueError (a bad host name) pass up."""
+
+    def __call__(self, host: str, port: int, deadline: float, tls: ssl.SSLContext | None = None,
+                 server_name: str | None = None) -> Awaitable[Transport]: ...
+
+
 class Connection:
+    """A Transport over an asyncio connection."""
+
     def __init__(self, wire: _Wire, peer: str) -> None:
         self._wire = wire
         self.peer = peer

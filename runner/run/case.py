@@ -13,25 +13,27 @@ import os
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from runner import limits
-from runner.errors import ConnectionLost, ProtocolError, StepFailed
+from runner.errors import StepFailed
 from runner.net import tls as tlsinfo
-from runner.net.transport import Connection, hostport, open_connection
+from runner.net.transport import Connector, hostport, open_connection
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Step, Target
-from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult, Event, StepResult
+from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
 from runner.run.render import StepRenderer
 from runner.run.steps import ACTIONS
+from runner.run.transcript import Listener, Transcript
+from runner.run.wire import Wire
 from runner.smtp import expect as expectations
-from runner.smtp.protocol import DataEncoder, Reply, ReplyParser
+from runner.smtp.protocol import Reply
 from runner.template import RenderError
 
-__all__ = ["Hop", "Session", "not_run", "run_case"]
+__all__ = ["Hop", "Listener", "Session", "not_run", "run_case"]
 
 
 @dataclass(frozen=True)
@@ -43,56 +45,29 @@ class Hop:
     preference: int = 0
 
 
-MAX_EVENT_BYTES = 64 * 1024  # one transcript entry; a large body is shown cut, with its size
-MAX_TRANSCRIPT_BYTES = 4 * 1024 * 1024
-DATA_CHUNK = 64 * 1024
-Listener = Callable[[str, str, bytes], None]  # (case name, direction, bytes) for -v
+class Session(Wire):
+    """What one case knows while it runs: its connection (a Wire), its variables, the step in progress."""
 
-
-class Session:
-    """What one case knows while it runs: the connection, the parser, variables, transcript."""
-
-    def __init__(self, plan: Plan, case: Case, target: Target, scope: Scope,
-                 listener: Listener | None, route: tuple[Hop, ...] | None = None) -> None:
+    def __init__(self, plan: Plan, case: Case, target: Target, scope: Scope, listener: Listener | None,
+                 route: tuple[Hop, ...] | None = None, connect: Connector | None = None) -> None:
         self.plan, self.case, self.target = plan, case, target
         self.redactor = scope.redactor  # this case's own: secrets it learns stay with it
         self.renderer = StepRenderer(scope)
-        self.listener = listener
-        self.result = CaseResult(name=case.name, target=str(target), line=case.line)
         self.t0 = time.monotonic()
-        self.conn: Connection | None = None
-        self.parser = ReplyParser()
+        result = CaseResult(name=case.name, target=str(target), line=case.line)
         self.vars = scope.values  # captures and the EHLO keywords are set here, in the case's scope
+        keywords = self.vars.get("ehlo")  # what the plan's earlier cases learned
+        super().__init__(result, Transcript(case.name, result.transcript, self.redactor, listener, self.t0),
+                         keywords if isinstance(keywords, dict) else {})
         self.captures: dict[str, str] = {}
-        self.transcript_bytes = 0
         self.running: StepResult | None = None  # the step in progress, for the session deadline
-        self.owed: int | None = 1  # replies the server owes: the banner first; None when uncountable
-        self.cut_short = False  # the server replied mid-send: the rest of this step's bytes are not sent
         self.stop: asyncio.Event | None = None  # set on Ctrl-C
         self.route = route
+        self.connector: Connector = connect or open_connection
         self.server_host = target.host or ""  # the name TLS checks and DNS checks use
-        self.greeting_hosts: list[str] = []  # host names the banner and EHLO reply gave
         self.step: Step | None = None
 
-    # -- transcript -------------------------------------------------------------------------
-    def record(self, direction: str, data: bytes) -> None:
-        data = self.redactor.bytes(data)
-        if self.listener is not None:
-            self.listener(self.case.name, direction, data)
-        if len(data) > MAX_EVENT_BYTES:
-            data = data[:MAX_EVENT_BYTES] + f"... [{len(data) - MAX_EVENT_BYTES} more bytes]".encode()
-        if self.transcript_bytes > MAX_TRANSCRIPT_BYTES:
-            return
-        self.transcript_bytes += len(data)
-        if self.transcript_bytes > MAX_TRANSCRIPT_BYTES:  # say once where the transcript stops
-            data = f"[transcript cut: over {MAX_TRANSCRIPT_BYTES} bytes; the rest is not kept]".encode()
-            direction = INFO
-        self.result.transcript.append(Event(time.monotonic() - self.t0, direction, data))
-
-    def note(self, text: str) -> None:
-        self.record(INFO, text.encode("utf-8"))
-
-    # -- wire -------------------------------------------------------------------------------
+    # -- connecting -------------------------------------------------------------------------
     def deadline(self, step: Step) -> float:
         return time.monotonic() + (step.timeout or self.case.timeout or self.target.timeout)
 
@@ -127,18 +102,10 @@ class Session:
             self.server_host = hop.name
             name = self.text(t.server_name) if t.server_name else hop.name
             try:
-                self.conn = await open_connection(hop.address, port, time.monotonic() + t.timeout, context, name)
+                self.conn = await self.connector(hop.address, port, time.monotonic() + t.timeout, context, name)
                 break
-            except asyncio.TimeoutError:
-                why = f"connection to {where} timed out after {t.timeout:g}s"
-            except ssl.SSLError as exc:
-                why = f"{where}: {tlsinfo.describe_failure(exc)}"
-            except (UnicodeError, ValueError) as exc:  # e.g. a label over 63 characters
-                why = f"cannot connect to {where}: not a valid host name ({exc})"
-            except OSError as exc:
-                # errno's own words where there is one ("Connection refused"), else the resolver's
-                detail = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else (exc.strerror or str(exc))
-                why = f"cannot connect to {where}: {detail}"
+            except (asyncio.TimeoutError, OSError, ValueError) as exc:  # UnicodeError is a ValueError
+                why = _connect_failure(exc, where, t.timeout)
             failures.append(why)
             self.note(why)
         if self.conn is None:
@@ -152,71 +119,11 @@ class Session:
         if context is not None:
             self.result.tls = tlsinfo.session_facts(self.conn.tls_object, t.verify)
 
-    async def send(self, data: bytes, deadline: float, replies: int | None = 1) -> None:
-        """Send a command (or, with replies=None, bytes whose replies cannot be counted)."""
-        self.unsolicited(data)
-        self.record(SEND, data)
-        self.owed = None if replies is None or self.owed is None else self.owed + replies
-        await self.write(data, deadline)
-
-    def unsolicited(self, about_to_send: bytes) -> None:
-        """Fail when the server has said something no command asked for (RFC 5321 §4.2: one reply per command)."""
-        if self.owed != 0 or self.conn is None:
-            return
-        early = self.conn.buffered()
-        if early:
-            self.parser.feed(early)
-        pending = self.parser.pending
-        if pending.startswith(b"421"):  # RFC 5321 §3.8: a server may say 421 and close at any time
-            return
-        if pending:
-            self.record(RECV, pending)
-            what = about_to_send.split(b"\r\n", 1)[0][:60].decode("utf-8", "replace")
-            raise StepFailed(f"the server sent {len(pending)} bytes that no command asked for, before {what!r}")
-
-    async def read_reply(self, deadline: float) -> Reply:
-        assert self.conn is not None
-        while True:
-            try:
-                reply = self.parser.next_reply()
-            except ProtocolError as exc:
-                self.record(RECV, exc.received)
-                raise StepFailed(f"protocol error: {exc}") from None
-            if reply is not None:
-                self.record(RECV, reply.raw)
-                if self.owed is not None:
-                    self.owed = max(0, self.owed - 1)
-                return reply
-            try:
-                chunk = await self.conn.read(deadline)
-            except asyncio.TimeoutError:
-                partial = self.parser.pending
-                if partial:
-                    self.record(RECV, partial)
-                    raise StepFailed(f"timed out mid-reply after {len(partial)} bytes") from None
-                raise StepFailed("timed out waiting for a reply") from None
-            if not chunk:
-                partial = self.parser.pending
-                if partial:
-                    self.record(RECV, partial)
-                    raise ConnectionLost(f"connection closed mid-reply after {len(partial)} bytes")
-                raise ConnectionLost("connection closed by the server")
-            self.parser.feed(chunk)
-
-    async def wait_closed(self, deadline: float) -> None:
-        """For `expect: closed`: the server must close before the deadline and say nothing more."""
-        try:
-            reply = await self.read_reply(deadline)
-        except ConnectionLost as exc:
-            if "mid-reply" in str(exc):
-                raise StepFailed(str(exc)) from None
-            self.note("server closed the connection")
-            return
-        except StepFailed as exc:
-            if "timed out waiting" in exc.reason:
-                raise StepFailed("expected the server to close the connection; it stayed open") from None
-            raise
-        raise StepFailed(f"expected the server to close the connection, got {reply.summary()}", reply)
+    async def start_tls(self, context: ssl.SSLContext, server_name: str, verify: bool,
+                        deadline: float) -> dict[str, Any]:
+        facts = await super().start_tls(context, server_name, verify, deadline)
+        self.vars["ehlo"] = self.smtp.keywords  # none now: RFC 3207 §4.2, what was learned before TLS is void
+        return facts
 
     # -- steps ------------------------------------------------------------------------------
     def scope(self) -> Mapping[str, Any]:
@@ -266,11 +173,8 @@ class Session:
         out.reply = reply
         self.check(spec, reply)
         self.capture(step, reply, out)
-        is_ehlo = out.label.upper().startswith(("EHLO", "LHLO")) and reply.code == 250
-        if is_ehlo:
-            self.vars["ehlo"] = reply.keywords()
-        if (is_ehlo or (reply.code == 220 and not self.greeting_hosts)) and reply.lines and reply.lines[0]:
-            self.greeting_hosts.append(reply.lines[0].split()[0])
+        if self.smtp.learn(out.label, reply):
+            self.vars["ehlo"] = self.smtp.keywords
         return reply
 
     def check(self, spec: Any, reply: Reply, context: str = "") -> None:
@@ -281,13 +185,6 @@ class Session:
             why = str(exc)
         if why:
             raise StepFailed(f"{context}{why}", reply)
-
-    async def reply(self, deadline: float) -> Reply:
-        """The next reply; a closed connection fails the step."""
-        try:
-            return await self.read_reply(deadline)
-        except ConnectionLost as exc:
-            raise StepFailed(str(exc)) from None
 
     def capture(self, step: Step, reply: Reply, out: StepResult) -> None:
         for name, pattern in step.capture.items():
@@ -304,59 +201,19 @@ class Session:
             self.vars[name] = self.captures[name] = value
             out.captures[name] = self.redactor.text(value or "")
 
-    async def send_stream(self, chunks: Iterable[bytes], deadline: float, what: str) -> None:
-        """Stream a body with dot-stuffing (RFC 5321 §4.5.2), chunk by chunk; recorded as one entry.
 
-        Each encoded chunk is written when the next is ready, so the last one goes out with the
-        terminator in a single write.
-        """
-        self.unsolicited(b"the message body")
-        encoder = DataEncoder()
-        shown, total, held = bytearray(), 0, b""
-        for raw in chunks:
-            total += len(raw)
-            chunk = encoder.encode(raw)
-            if len(shown) <= MAX_EVENT_BYTES:
-                shown += chunk[: MAX_EVENT_BYTES + 1 - len(shown)]
-            if held:
-                await self.write(held, deadline)
-            held = chunk
-        tail = encoder.end()
-        self.record(SEND, bytes(shown[:MAX_EVENT_BYTES]) + (b"" if len(shown) <= MAX_EVENT_BYTES else
-                    f"... [{what}: {total} bytes in all]\r\n".encode()) + tail)
-        if self.owed is not None:
-            self.owed += 1  # the reply to the end of data
-        await self.write(held + tail, deadline)
-
-    async def write(self, data: bytes, deadline: float) -> None:
-        """Write without recording (the caller records what it sent).
-
-        A server may refuse a message while it is still arriving (552 too big, then close): when
-        it stops taking bytes and a reply is waiting, the rest of this step is not sent and the
-        reply is judged as the step's answer.
-        """
-        assert self.conn is not None
-        if self.cut_short:
-            return
-        try:
-            await self.conn.write(data, deadline)
-            return
-        except asyncio.TimeoutError:
-            why = "timed out sending: the server is not reading"
-        except (ConnectionLost, OSError) as exc:
-            why = str(exc)
-        if self.replied_early():
-            self.cut_short = True
-            self.note(f"the server answered and stopped taking data before the client finished sending ({why})")
-            return
-        raise StepFailed(why)
-
-    def replied_early(self) -> bool:
-        assert self.conn is not None
-        early = self.conn.buffered()
-        if early:
-            self.parser.feed(early)
-        return b"\n" in self.parser.pending
+def _connect_failure(exc: BaseException, where: str, timeout: float) -> str:
+    """Why a connection attempt failed, in a mail admin's words."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"connection to {where} timed out after {timeout:g}s"
+    if isinstance(exc, ssl.SSLError):
+        return f"{where}: {tlsinfo.describe_failure(exc)}"
+    if isinstance(exc, ValueError):  # e.g. a label over 63 characters
+        return f"cannot connect to {where}: not a valid host name ({exc})"
+    assert isinstance(exc, OSError)
+    # errno's own words where there is one ("Connection refused"), else the resolver's
+    detail = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else (exc.strerror or str(exc))
+    return f"cannot connect to {where}: {detail}"
 
 
 def not_run(step: Step) -> StepResult:
@@ -449,15 +306,17 @@ async def run_case(
     learn: bool = False,
     route: tuple[Hop, ...] | None = None,
     stop: asyncio.Event | None = None,
+    connect: Connector | None = None,
 ) -> CaseResult:
     """Run one case to its verdict, in its own scope derived from the plan's `scope`. Never raises
     for anything the server or network does.
 
     With `learn` (a sequential plan), what the case learned (captures, the last EHLO keywords, its
-    secrets) goes back into the plan's scope for later cases and their `when:` conditions.
+    secrets) goes back into the plan's scope for later cases and their `when:` conditions. `connect`
+    opens the connection (by default over the network: runner.net.transport.open_connection).
     """
     case_scope = scope.for_case(plan, case)
-    session = Session(plan, case, target, case_scope, listener, route)
+    session = Session(plan, case, target, case_scope, listener, route, connect)
     session.stop = stop
     if case_scope.late_error is not None:
         _cut(session, case_scope.late_error)

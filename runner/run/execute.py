@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import __version__
+from runner.net.transport import Connector
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Target
 from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult
@@ -45,6 +46,7 @@ class RunOptions:
     secrets: dict[str, str] = field(default_factory=dict)
     listener: Listener | None = None
     on_case: Callable[[PlanResult, CaseResult], None] | None = None
+    connect: Connector | None = None  # how sessions connect; None: over the network
 
 
 def target_for(plan: Plan, options: RunOptions) -> Target:
@@ -176,7 +178,7 @@ class _PlanRun:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
             async with self.gate:
                 result = await run_case(self.plan, case, self.target, self.scope, self.options.listener,
-                                        self.plan.sequential, route, self.stopping)
+                                        self.plan.sequential, route, self.stopping, self.options.connect)
             if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set():
                 break
             earlier.append(result)
@@ -201,7 +203,7 @@ class _PlanRun:
                 left -= 1
                 async with self.gate:
                     stats.add(await run_case(self.plan, case, self.target, self.scope, route=route,
-                                             stop=self.stopping))
+                                             stop=self.stopping, connect=self.options.connect))
 
         with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C: the sessions so far still make figures
             await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))

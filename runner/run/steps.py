@@ -1,8 +1,8 @@
 """What each step action does on the wire. One function per action, chosen by name.
 
-Each takes the running Session, the Step, its StepResult and the step's deadline, and returns
-True when it judged its own replies (STARTTLS, AUTH, PIPELINING, BDAT), False to let the
-interpreter read and judge the step's one reply as usual.
+Each takes the running case as a StepContext (runner/run/context.py), the Step, its StepResult
+and the step's deadline, and returns True when it judged its own replies (STARTTLS, AUTH,
+PIPELINING, BDAT), False to let the interpreter read and judge the step's one reply as usual.
 """
 
 from __future__ import annotations
@@ -12,22 +12,19 @@ import base64
 import hashlib
 import hmac
 import os
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from runner.errors import ConnectionLost, StepFailed
+from runner.errors import StepFailed
 from runner.net import tls as tlsinfo
 from runner.plan.check import inside
-from runner.results import RECV, StepResult
+from runner.plan.types import Step
+from runner.results import StepResult
+from runner.run.context import StepContext
 from runner.smtp import expect as expectations
-from runner.smtp.protocol import Reply, ReplyParser, encode_line
+from runner.smtp.protocol import Reply, encode_line
 from runner.template import is_template
-
-if TYPE_CHECKING:
-    from runner.plan.model import Step
-    from runner.run.case import Session
 
 __all__ = ["ACTIONS"]
 
@@ -35,7 +32,7 @@ FILE_CHUNK = 64 * 1024
 _FILLER = b"smtprun generated body: the quick brown fox jumps over the lazy dog 0123456789\r\n"
 _TLS_ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 
-Action = Callable[["Session", "Step", StepResult, float], Awaitable[bool]]
+Action = Callable[[StepContext, Step, StepResult, float], Awaitable[bool]]
 
 
 def _line(text: str) -> bytes:
@@ -52,21 +49,21 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_LABEL else f"{text[:MAX_LABEL]}… ({len(text)} characters in all)"
 
 
-async def do_send(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_send(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     line = session.text(step.value)
     out.label = _short(session.redactor.text(line))
     await session.send(_line(line), deadline)
     return False
 
 
-async def do_raw(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_raw(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     text = session.text(step.value)
     out.label = _short(repr(session.redactor.text(text))[1:-1])
     await session.send(text.encode("utf-8"), deadline, replies=None)
     return False
 
 
-async def do_data(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_data(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     body = session.text(step.value).encode("utf-8")
     out.label = f"message body ({len(body)} bytes)"
     await session.send_stream([body], deadline, "body")
@@ -79,7 +76,7 @@ def _file_chunks(path: str) -> Iterator[bytes]:
             yield chunk
 
 
-async def do_data_file(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_data_file(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     path = session.text(step.value)
     if is_template(step.value) and step.file:  # checked as the plan was read when it is a literal
         folder = os.path.dirname(step.file)
@@ -105,41 +102,34 @@ def _generated(size: int) -> Iterator[bytes]:
         left -= min(left, len(block))
 
 
-async def do_data_size(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_data_size(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     out.label = f"generated message body ({step.value} bytes)"
     await session.send_stream(_generated(step.value), deadline, "generated body")
     return False
 
 
-async def do_sleep(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_sleep(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     out.label = f"sleep {step.value:g}s"
     await asyncio.sleep(step.value)
     return False
 
 
-async def do_close(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_close(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     out.label = "close the connection"
-    assert session.conn is not None
-    session.conn.close()
+    session.close()
     session.note("client closed the connection")
     return False
 
 
-async def do_starttls(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_starttls(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     """RFC 3207: STARTTLS, 220, no plaintext after it (§4.2, cf. CVE-2011-0411), handshake, forget."""
     opts = step.value or {}
     out.label, out.expected = "STARTTLS", "220, then a TLS handshake"
-    await session.send(b"STARTTLS\r\n", deadline)
+    await session.send_starttls(deadline)
     reply = out.reply = await session.reply(deadline)
     if reply.code != 220:
         raise StepFailed(f"expected 220 to STARTTLS, got {reply.summary()}", reply)
-    assert session.conn is not None
-    injected = session.parser.pending + session.conn.buffered()
-    session.parser = ReplyParser()
-    if injected:
-        session.record(RECV, injected)
-        raise StepFailed(f"server sent {len(injected)} bytes of plaintext after its 220 to STARTTLS: "
-                         "response injection (RFC 3207 §4.2, cf. CVE-2011-0411)", reply)
+    session.end_plaintext()
     verify = opts.get("verify", True)
     name = session.text(opts.get("server_name") or session.target.server_name or "") or session.server_host
     cafile = session.text(opts.get("cafile") or "")
@@ -147,25 +137,13 @@ async def do_starttls(session: Session, step: Step, out: StepResult, deadline: f
         context = tlsinfo.client_context(verify, cafile, opts.get("min_version"))
     except OSError as exc:
         raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}", reply) from None
-    try:
-        await session.conn.start_tls(context, name, deadline)
-    except ConnectionLost as exc:
-        raise StepFailed(f"TLS handshake failed: {exc}", reply) from None
-    except (ssl.SSLError, asyncio.TimeoutError, OSError, ConnectionError) as exc:
-        raise StepFailed(tlsinfo.describe_failure(exc), reply) from None
-    late = session.conn.buffered()  # plaintext that raced the upgrade, or data sent before the client spoke
-    if late:
-        session.record(RECV, late)
-        raise StepFailed(f"server sent {len(late)} bytes around the TLS handshake, before the client spoke: "
-                         "response injection (RFC 3207 §4.2, cf. CVE-2011-0411)", reply)
-    facts = session.result.tls = tlsinfo.session_facts(session.conn.tls_object, verify)
-    session.vars["ehlo"] = {}  # RFC 3207 §4.2: what was learned before TLS is void
+    facts = await session.start_tls(context, name, verify, deadline)  # the EHLO keywords are void after it
     session.note(f"TLS established: {facts.get('version')} {facts.get('cipher')}"
                  + (f", certificate {facts['subject']}" if facts.get("subject") else ""))
     return True
 
 
-def _auth_plan(session: Session, mech: str, user: str, password: str) -> tuple[str, list[Callable[[bytes], bytes]]]:
+def _auth_plan(session: StepContext, mech: str, user: str, password: str) -> tuple[str, list[Callable[[bytes], bytes]]]:
     """The first line and the answers to each 334 challenge, for one SASL mechanism (RFC 4954)."""
     secret = session.redactor
     if mech == "PLAIN":  # RFC 4616
@@ -185,7 +163,7 @@ def _auth_plan(session: Session, mech: str, user: str, password: str) -> tuple[s
     return "AUTH CRAM-MD5", [cram]
 
 
-async def do_auth(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_auth(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     opts = step.value
     mech = opts["mechanism"]
     user, password = session.text(opts["username"]), session.text(opts["password"])
@@ -212,11 +190,11 @@ async def do_auth(session: Session, step: Step, out: StepResult, deadline: float
     return True
 
 
-async def do_pipeline(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_pipeline(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     """RFC 2920: the whole group in one write, then one reply per command, judged in order."""
     lines = [session.text(item["send"]) for item in step.value]
     out.label = " | ".join(session.redactor.text(line) for line in lines)
-    if "PIPELINING" not in session.vars.get("ehlo", {}):
+    if "PIPELINING" not in session.keywords:
         session.note("the last EHLO did not offer PIPELINING (RFC 2920)")
     out.expected = ", ".join(expectations.describe(i["expect"]) if "expect" in i else "any" for i in step.value)
     await session.send(b"".join(_line(line) for line in lines), deadline, replies=len(lines))
@@ -232,7 +210,7 @@ def _bdat_body(value: Any) -> tuple[str, int | None]:
     return value["data"], value.get("chunk_size")
 
 
-async def do_bdat(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_bdat(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     """RFC 3030: BDAT <size> [LAST] and exactly that many octets, no dot-stuffing, a reply each."""
     text, size = _bdat_body(step.value)
     body = session.text(text).replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
@@ -259,11 +237,11 @@ def _name_matches(name: str, pattern: str) -> bool:
     return name == pattern
 
 
-async def do_expect_tls(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_expect_tls(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     want = step.value
     out.label = "check the TLS session"
     out.expected = ", ".join(f"{k} {v}" for k, v in want.items())
-    facts = session.result.tls
+    facts = session.tls_facts
     if not facts:
         raise StepFailed("no TLS session in force: use starttls first, or target tls: implicit")
     problems = []
@@ -283,7 +261,7 @@ async def do_expect_tls(session: Session, step: Step, out: StepResult, deadline:
     return True
 
 
-async def do_expect_dns(session: Session, step: Step, out: StepResult, deadline: float) -> bool:
+async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     """The DNS checks of a mail admin's checklist: PTR vs banner, SPF, DMARC, MTA-STS, DANE TLSA."""
     want = step.value
     out.label = "check DNS: " + ", ".join(k for k in want if k != "domain")
@@ -304,20 +282,19 @@ async def do_expect_dns(session: Session, step: Step, out: StepResult, deadline:
     return True
 
 
-async def _dns_checks(session: Session, want: dict[str, Any], config: Any, domain: str) -> list[str | None]:
+async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any, domain: str) -> list[str | None]:
     from runner.net import dns
 
     problems = []
     if "ptr_matches_banner" in want:
-        assert session.conn is not None
-        address = session.conn.peer.rsplit(":", 1)[0].strip("[]")
+        address = session.peer.rsplit(":", 1)[0].strip("[]")
         names = session.greeting_hosts or [session.server_host]
         problems.append(await dns.ptr_check(address, names, config))
     for kind in ("spf", "dmarc", "mta_sts"):
         if kind in want:
             problems.append(await dns.txt_present(kind, domain, config))
     if "tlsa" in want:
-        chain = tlsinfo.peer_chain(session.conn.tls_object if session.conn else None)
+        chain = tlsinfo.peer_chain(session.tls_object)
         if not chain:
             problems.append("no TLS session in force: use starttls first, or target tls: implicit")
         else:

@@ -121,32 +121,29 @@ class ReplyParser:
         """Return the next complete reply, or None when more bytes are needed."""
         if self._error is not None:
             raise self._error
+        buf, pos = self._buf, 0
         try:
-            return self._next_reply()
+            try:
+                while True:
+                    end = buf.find(b"\n", pos, pos + self.max_line)  # the limit counts the CRLF
+                    if end < 0:
+                        if len(buf) - pos >= self.max_line:
+                            raise ProtocolError(f"reply line longer than {self.max_line} bytes")
+                        return None
+                    line = bytes(buf[pos: end + 1])
+                    pos = end + 1
+                    self._raw += line
+                    if len(self._raw) > self.max_bytes:
+                        raise ProtocolError(f"reply longer than {self.max_bytes} bytes")
+                    reply = self._take_line(line)
+                    if reply is not None:
+                        return reply
+            finally:
+                del buf[:pos]  # once per call, not once per line
         except ProtocolError as exc:
             exc.received = bytes(self._raw) + bytes(self._buf[: self.max_line + 2])
             self._error = exc
             raise
-
-    def _next_reply(self) -> Reply | None:
-        buf, pos = self._buf, 0
-        try:
-            while True:
-                end = buf.find(b"\n", pos, pos + self.max_line)  # the limit counts the CRLF
-                if end < 0:
-                    if len(buf) - pos >= self.max_line:
-                        raise ProtocolError(f"reply line longer than {self.max_line} bytes")
-                    return None
-                line = bytes(buf[pos: end + 1])
-                pos = end + 1
-                self._raw += line
-                if len(self._raw) > self.max_bytes:
-                    raise ProtocolError(f"reply longer than {self.max_bytes} bytes")
-                reply = self._take_line(line)
-                if reply is not None:
-                    return reply
-        finally:
-            del buf[:pos]  # once per call, not once per line
 
     def _take_line(self, line: bytes) -> Reply | None:
         """Reply-line = *( Reply-code "-" [ textstring ] CRLF ) Reply-code [ SP textstring ] CRLF"""

@@ -27,7 +27,8 @@ from runner.errors import PlanError, ProtocolError
 from runner.net import tls as tlsinfo
 from runner.net.address import hostport, parse_hostport
 from runner.plan.write import RecordedStep, literal, plan_text, printable
-from runner.smtp.protocol import DataEncoder, Reply, ReplyParser, encode_line
+from runner.smtp.protocol import DataEncoder, Reply, encode_line
+from runner.smtp.session import SmtpSession
 from runner.status import ExitStatus
 from runner.template import is_template
 
@@ -146,7 +147,7 @@ class LiveConnection:
                     signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
     def _serve(self) -> None:
-        parser = ReplyParser()
+        smtp = SmtpSession()
         try:
             while not self._stop.is_set():
                 buffered = self.tls and self.sock.pending()  # type: ignore[attr-defined]
@@ -156,12 +157,14 @@ class LiveConnection:
                     data = self.sock.recv(CHUNK)
                     if not data:
                         return self._event("closed", None)
-                    parser.feed(data)
-                    while (reply := parser.next_reply()) is not None:
+                    smtp.receive(data)
+                    if self.upgrade is not None:  # STARTTLS was sent (or is about to be)
+                        smtp.starttls_sent()
+                    while isinstance(reply := smtp.next_event(), Reply):
                         self.display.reply(reply)
                         self._event("reply", reply)
                         if self.upgrade is not None:
-                            upgraded = reply.code != 220 or self._handshake(parser)
+                            upgraded = reply.code != 220 or self._handshake(smtp)
                             self.upgrade = None
                             if not upgraded:
                                 return None
@@ -172,10 +175,11 @@ class LiveConnection:
         except OSError as exc:
             self._event("error", f"connection error: {exc.strerror or exc}")
 
-    def _handshake(self, parser: ReplyParser) -> bool:
-        """RFC 3207 §4.2: nothing in plaintext after the 220 (cf. CVE-2011-0411), then TLS."""
-        if parser.pending:
-            self._event("tls", f"the server sent {len(parser.pending)} bytes of plaintext after its 220 "
+    def _handshake(self, smtp: SmtpSession) -> bool:
+        """After the 220 to STARTTLS: the session's RFC 3207 §4.2 check, then the TLS handshake."""
+        injected = smtp.starttls_accepted()
+        if injected is not None:
+            self._event("tls", f"the server sent {len(injected.data)} bytes of plaintext after its 220 "
                                "to STARTTLS: response injection (RFC 3207 §4.2)")
             return False
         try:
@@ -185,6 +189,7 @@ class LiveConnection:
         except OSError as exc:
             self._event("tls", tlsinfo.describe_failure(exc))
             return False
+        smtp.tls_established()
         self.tls = True
         self.display.note(f"TLS in force: {self.sock.version()}, {self.sock.cipher()[0]}")  # type: ignore
         self._event("tls", None)

@@ -1,0 +1,99 @@
+"""What a step action may use of the running case: the narrow interface `Session` provides.
+
+Actions (runner/run/steps.py) see the case only through this, so they cannot reach into its
+state: the SMTP session's rules, the transcript and the result are changed by these methods.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from runner.plan.types import Step, Target
+from runner.redact import Redactor
+from runner.results import StepResult
+from runner.smtp.protocol import Reply
+
+__all__ = ["StepContext"]
+
+
+class StepContext(Protocol):
+    redactor: Redactor  # secrets learned while a step runs (AUTH blobs) are added here
+    target: Target
+
+    # -- what the case knows -------------------------------------------------------------
+    @property
+    def server_host(self) -> str:
+        """The server's host name: for TLS checks and DNS checks."""
+        ...
+
+    @property
+    def peer(self) -> str:
+        """host:port connected to."""
+        ...
+
+    @property
+    def greeting_hosts(self) -> list[str]:
+        """Host names the banner and EHLO replies gave."""
+        ...
+
+    @property
+    def keywords(self) -> Mapping[str, str]:
+        """The EHLO keywords in force."""
+        ...
+
+    @property
+    def tls_facts(self) -> dict[str, Any] | None:
+        """The TLS session's facts (version, cipher, certificate), None without TLS."""
+        ...
+
+    @property
+    def tls_object(self) -> ssl.SSLObject | None: ...
+
+    def port(self) -> int: ...
+
+    def text(self, value: str) -> str:
+        """A plan value rendered in the step's scope; StepFailed when it cannot be."""
+        ...
+
+    def note(self, text: str) -> None:
+        """A line of the transcript that is not on the wire."""
+        ...
+
+    # -- the wire -----------------------------------------------------------------------
+    async def send(self, data: bytes, deadline: float, replies: int | None = 1) -> None:
+        """Send bytes owing `replies` replies (None: uncountable, as raw: is)."""
+        ...
+
+    async def send_starttls(self, deadline: float) -> None:
+        """Send STARTTLS; a 220 to it ends what is read in plaintext."""
+        ...
+
+    async def send_stream(self, chunks: Iterable[bytes], deadline: float, what: str) -> None:
+        """Send a message body, dot-stuffed, and its terminator; it owes one reply."""
+        ...
+
+    async def reply(self, deadline: float) -> Reply:
+        """The next reply; StepFailed when none comes."""
+        ...
+
+    def close(self) -> None: ...
+
+    def end_plaintext(self) -> None:
+        """After a 220 to STARTTLS: StepFailed when plaintext followed it (RFC 3207 §4.2)."""
+        ...
+
+    async def start_tls(self, context: ssl.SSLContext, server_name: str, verify: bool,
+                        deadline: float) -> dict[str, Any]:
+        """The TLS handshake; TLS in force afterwards, its facts returned. StepFailed when it fails."""
+        ...
+
+    # -- judging ------------------------------------------------------------------------
+    def check(self, spec: Any, reply: Reply, context: str = "") -> None:
+        """StepFailed unless `reply` meets the expectation `spec`."""
+        ...
+
+    def capture(self, step: Step, reply: Reply, out: StepResult) -> None:
+        """Take the step's captures from `reply` into the case's variables."""
+        ...

@@ -1,0 +1,223 @@
+"""A case's connection as its steps use it: a transport, the sans-IO SMTP session, the transcript.
+
+Every byte the case sends or receives passes here: it is recorded, handed to the SMTP session
+(runner/smtp/session.py), which says what it means, and that becomes a reply or a step's failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+from runner.errors import ConnectionLost, ProtocolError, StepFailed
+from runner.net import tls as tlsinfo
+from runner.net.transport import Transport
+from runner.results import RECV, SEND, CaseResult
+from runner.run.transcript import MAX_EVENT_BYTES, Transcript
+from runner.smtp.protocol import DataEncoder, Reply
+from runner.smtp.session import NEED_DATA, Closed, SmtpSession, TimedOut
+
+__all__ = ["Wire"]
+
+_INJECTION = "response injection (RFC 3207 §4.2, cf. CVE-2011-0411)"
+
+
+class Wire:
+    """Sends, reads and upgrades one connection for a case; `conn` is None until it is open."""
+
+    def __init__(self, result: CaseResult, transcript: Transcript, keywords: dict[str, str]) -> None:
+        self.result = result
+        self.record = transcript.record  # (direction, bytes): what went over the wire, for the transcript
+        self.note = transcript.note  # (text): a line of the transcript that is not on the wire
+        self.smtp = SmtpSession(keywords)
+        self.conn: Transport | None = None
+        self.cut_short = False  # the server replied mid-send: the rest of this step's bytes are not sent
+
+    # -- what the connection knows ------------------------------------------------------
+    @property
+    def peer(self) -> str:
+        assert self.conn is not None
+        return self.conn.peer
+
+    @property
+    def tls_object(self) -> ssl.SSLObject | None:
+        return self.conn.tls_object if self.conn is not None else None
+
+    @property
+    def tls_facts(self) -> dict[str, Any] | None:
+        return self.result.tls
+
+    @property
+    def keywords(self) -> dict[str, str]:
+        return self.smtp.keywords
+
+    @property
+    def greeting_hosts(self) -> list[str]:
+        return self.smtp.greeting_hosts
+
+    def close(self) -> None:
+        assert self.conn is not None
+        self.conn.close()
+
+    # -- sending ------------------------------------------------------------------------
+    async def send(self, data: bytes, deadline: float, replies: int | None = 1) -> None:
+        """Send a command (or, with replies=None, bytes whose replies cannot be counted)."""
+        self.refuse_unsolicited(data)
+        self.record(SEND, data)
+        self.smtp.sent(replies)
+        await self.write(data, deadline)
+
+    async def send_starttls(self, deadline: float) -> None:
+        """STARTTLS (RFC 3207 §4); once a 220 answers it, nothing after the 220 is read as a reply."""
+        self.smtp.starttls_sent()
+        await self.send(b"STARTTLS\r\n", deadline)
+
+    def refuse_unsolicited(self, about_to_send: bytes) -> None:
+        """Fail when the server has said something no command asked for (RFC 5321 §4.2)."""
+        if self.conn is None:
+            return
+        if arrived := self.conn.buffered():
+            self.smtp.receive(arrived)
+        early = self.smtp.unsolicited()
+        if early is not None:
+            self.record(RECV, early.data)
+            what = about_to_send.split(b"\r\n", 1)[0][:60].decode("utf-8", "replace")
+            raise StepFailed(f"the server sent {len(early.data)} bytes that no command asked for, before {what!r}")
+
+    async def send_stream(self, chunks: Iterable[bytes], deadline: float, what: str) -> None:
+        """Stream a body with dot-stuffing (RFC 5321 §4.5.2), chunk by chunk; recorded as one entry.
+
+        Each encoded chunk is written when the next is ready, so the last one goes out with the
+        terminator in a single write.
+        """
+        self.refuse_unsolicited(b"the message body")
+        encoder = DataEncoder()
+        shown, total, held = bytearray(), 0, b""
+        for raw in chunks:
+            total += len(raw)
+            chunk = encoder.encode(raw)
+            if len(shown) <= MAX_EVENT_BYTES:
+                shown += chunk[: MAX_EVENT_BYTES + 1 - len(shown)]
+            if held:
+                await self.write(held, deadline)
+            held = chunk
+        tail = encoder.end()
+        self.record(SEND, bytes(shown[:MAX_EVENT_BYTES]) + (b"" if len(shown) <= MAX_EVENT_BYTES else
+                    f"... [{what}: {total} bytes in all]\r\n".encode()) + tail)
+        self.smtp.sent(1)  # the reply to the end of data
+        await self.write(held + tail, deadline)
+
+    async def write(self, data: bytes, deadline: float) -> None:
+        """Write without recording (the caller records what it sent).
+
+        A server may refuse a message while it is still arriving (552 too big, then close): when
+        it stops taking bytes and a reply is waiting, the rest of this step is not sent and the
+        reply is judged as the step's answer.
+        """
+        assert self.conn is not None
+        if self.cut_short:
+            return
+        try:
+            await self.conn.write(data, deadline)
+            return
+        except asyncio.TimeoutError:
+            why = "timed out sending: the server is not reading"
+        except (ConnectionLost, OSError) as exc:
+            why = str(exc)
+        if arrived := self.conn.buffered():
+            self.smtp.receive(arrived)
+        if self.smtp.answered_early():
+            self.cut_short = True
+            self.note(f"the server answered and stopped taking data before the client finished sending ({why})")
+            return
+        raise StepFailed(why)
+
+    # -- receiving ----------------------------------------------------------------------
+    async def next_reply(self, deadline: float) -> Reply | Closed | TimedOut:
+        """The next reply, or what ended the wait for it. ConnectionLost when the connection failed."""
+        conn, smtp = self.conn, self.smtp
+        assert conn is not None
+        while True:
+            try:
+                event = smtp.next_event()
+            except ProtocolError as exc:
+                self.record(RECV, exc.received)
+                raise StepFailed(f"protocol error: {exc}") from None
+            if event is not NEED_DATA:
+                self.record(RECV, event.raw)  # type: ignore[union-attr]  # a Reply
+                return event  # type: ignore[return-value]
+            try:
+                chunk = await conn.read(deadline)
+            except asyncio.TimeoutError:
+                return self._partial(smtp.timed_out())
+            if not chunk:
+                return self._partial(smtp.closed())
+            smtp.receive(chunk)
+
+    def _partial(self, ended: Closed | TimedOut) -> Closed | TimedOut:
+        if ended.partial:
+            self.record(RECV, ended.partial)
+        return ended
+
+    async def reply(self, deadline: float) -> Reply:
+        """The next reply; a closed connection, or none before the deadline, fails the step."""
+        try:
+            event = await self.next_reply(deadline)
+        except ConnectionLost as exc:
+            raise StepFailed(str(exc)) from None
+        if isinstance(event, Reply):
+            return event
+        if isinstance(event, TimedOut):
+            raise StepFailed(f"timed out mid-reply after {len(event.partial)} bytes" if event.partial
+                             else "timed out waiting for a reply")
+        raise StepFailed(f"connection closed mid-reply after {event.mid_reply} bytes" if event.mid_reply
+                         else "connection closed by the server")
+
+    async def wait_closed(self, deadline: float) -> None:
+        """For `expect: closed`: the server must close before the deadline and say nothing more."""
+        try:
+            event = await self.next_reply(deadline)
+        except ConnectionLost:  # reset: closed all the same
+            event = Closed()
+        if isinstance(event, Closed) and not event.mid_reply:
+            self.note("server closed the connection")
+            return
+        if isinstance(event, TimedOut) and not event.partial:
+            raise StepFailed("expected the server to close the connection; it stayed open")
+        if isinstance(event, Reply):
+            raise StepFailed(f"expected the server to close the connection, got {event.summary()}", event)
+        what = "timed out" if isinstance(event, TimedOut) else "connection closed"
+        raise StepFailed(f"{what} mid-reply after {len(event.partial)} bytes")
+
+    # -- STARTTLS (RFC 3207) ------------------------------------------------------------
+    def end_plaintext(self) -> None:
+        """After the 220 to STARTTLS: nothing more may have come in plaintext (RFC 3207 §4.2)."""
+        assert self.conn is not None
+        if arrived := self.conn.buffered():
+            self.smtp.receive(arrived)
+        injected = self.smtp.starttls_accepted()
+        if injected is not None:
+            self.record(RECV, injected.data)
+            raise StepFailed(f"server sent {len(injected.data)} bytes of plaintext after its 220 to STARTTLS: "
+                             + _INJECTION)
+
+    async def start_tls(self, context: ssl.SSLContext, server_name: str, verify: bool,
+                        deadline: float) -> dict[str, Any]:
+        """The handshake; then TLS is in force, the EHLO keywords void, and the session's facts kept."""
+        assert self.conn is not None
+        try:
+            await self.conn.start_tls(context, server_name, deadline)
+        except ConnectionLost as exc:
+            raise StepFailed(f"TLS handshake failed: {exc}") from None
+        except (ssl.SSLError, asyncio.TimeoutError, OSError, ConnectionError) as exc:
+            raise StepFailed(tlsinfo.describe_failure(exc)) from None
+        # plaintext that raced the upgrade, or data sent before the client spoke
+        late = self.smtp.tls_established(self.conn.buffered())
+        if late is not None:
+            self.record(RECV, late.data)
+            raise StepFailed(f"server sent {len(late.data)} bytes around the TLS handshake, before the client spoke: "
+                             + _INJECTION)
+        facts = self.result.tls = tlsinfo.session_facts(self.conn.tls_object, verify)
+        return facts

@@ -1,0 +1,494 @@
+"""Whole cases run against a scripted in-memory server (tests/support/peer.py): no socket is opened.
+
+Each test builds a plan from YAML text, as `smtprun` reads one, runs a case through `run_case` (or a
+plan through `run_plans`, for retries) with the scripted server as its connector, and asserts the
+verdict, the reasons and the transcript a user would read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import runner.net.transport
+import runner.run.case
+from runner.net.transport import Connection, Transport, _Wire
+from runner.plan.load import load_text
+from runner.plan.model import Plan, build_plan
+from runner.plan.schema import validate
+from runner.plan.scope import Scope
+from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult
+from runner.run.case import Session, run_case
+from runner.run.context import StepContext
+from runner.run.execute import RunOptions, run_plans
+from tests.support.peer import Close, Expect, Handshake, Pause, Reset, Say, ScriptedConnection, ScriptedServer, body
+
+BANNER = Say(b"220 mx.peer.test ESMTP ready\r\n")
+EHLO = [Expect(b"EHLO client.test\r\n"),
+        Say(b"250-mx.peer.test greets client.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n")]
+QUIT = [Expect(b"QUIT\r\n"), Say(b"221 2.0.0 Bye\r\n"), Close()]
+
+HEAD = """\
+name: engine
+target: {host: mx.peer.test, port: 25, timeout: 2}
+"""
+
+
+@pytest.fixture
+def no_sockets(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Any attempt to reach the network raises, and fails the test even if the engine caught it."""
+    attempts: list[str] = []
+
+    def refuse(what: str) -> Callable[..., Any]:
+        def refused(*args: object, **kwargs: object) -> Any:
+            attempts.append(what)
+            raise AssertionError(f"{what}: the engine tests use no network")
+        return refused
+
+    for name in ("connect", "connect_ex", "bind", "sendto"):
+        monkeypatch.setattr(socket.socket, name, refuse(f"socket.{name}"))
+    for name in ("create_connection", "getaddrinfo", "gethostbyname"):
+        monkeypatch.setattr(socket, name, refuse(f"socket.{name}"))
+    for name in ("create_connection", "getaddrinfo", "sock_connect"):
+        monkeypatch.setattr(asyncio.BaseEventLoop, name, refuse(f"loop.{name}"))
+    try:
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        for name in ("create_connection", "getaddrinfo"):
+            monkeypatch.setattr(uvloop.Loop, name, refuse(f"uvloop.{name}"))
+    monkeypatch.setattr(runner.net.transport, "open_connection", refuse("open_connection"))
+    monkeypatch.setattr(runner.run.case, "open_connection", refuse("open_connection"))
+    yield attempts
+    assert not attempts, f"the network was used: {attempts}"
+
+
+def plan_of(text: str, head: str = HEAD) -> Plan:
+    loaded = load_text(head + textwrap.dedent(text))
+    problems = validate(loaded)
+    assert not problems, [p.render() for p in problems]
+    return build_plan(loaded)
+
+
+def run(plan: Plan, server: ScriptedServer, case: int = 0, **options: Any) -> CaseResult:
+    return asyncio.run(run_case(plan, plan.cases[case], plan.target, Scope.for_plan(plan),
+                                connect=server.connect, **options))
+
+
+def transcript(result: CaseResult) -> list[tuple[str, bytes]]:
+    return [(e.direction, e.data) for e in result.transcript]
+
+
+def failed_step(result: CaseResult) -> Any:
+    return next(s for s in result.steps if s.status == FAILED)
+
+
+BASIC = """\
+cases:
+  - name: basic
+    steps:
+      - expect: 220
+      - send: EHLO client.test
+        expect: {code: 250, keywords: [PIPELINING]}
+      - send: "MAIL FROM:<a@client.test>"
+        expect: 250
+      - send: "RCPT TO:<b@peer.test>"
+        expect: 250
+      - send: DATA
+        expect: 354
+      - data: "Subject: hi\\n\\n.dot\\n"
+        expect: 250
+      - send: QUIT
+        expect: 221
+"""
+
+
+def test_the_network_guard_refuses_a_connection(no_sockets):
+    with pytest.raises(AssertionError, match="no network"):
+        socket.create_connection(("127.0.0.1", 25), timeout=1)
+    assert no_sockets == ["socket.create_connection"]
+    no_sockets.clear()
+
+
+def test_a_whole_session_passes_and_its_transcript_is_the_dialogue(no_sockets):
+    server = ScriptedServer([
+        BANNER, *EHLO,
+        Expect(b"MAIL FROM:<a@client.test>\r\n"), Say(b"250 2.1.0 Ok\r\n"),
+        Expect(b"RCPT TO:<b@peer.test>\r\n"), Say(b"250 2.1.5 Ok\r\n"),
+        Expect(b"DATA\r\n"), Say(b"354 go ahead\r\n"),
+        Expect(b"Subject: hi\r\n\r\n..dot\r\n.\r\n"), Say(b"250 2.0.0 Ok: queued as 4F2\r\n"),
+        *QUIT,
+    ])
+    result = run(plan_of(BASIC), server)
+    assert result.status == PASSED, result.reason
+    server.assert_done()
+    assert [s.status for s in result.steps] == [PASSED] * 7
+    assert result.peer == "192.0.2.25:25"
+    assert server.attempts == [("mx.peer.test", 25, "mx.peer.test")]
+    wire = [(d, b) for d, b in transcript(result) if d != INFO]
+    assert wire[:3] == [(RECV, b"220 mx.peer.test ESMTP ready\r\n"), (SEND, b"EHLO client.test\r\n"),
+                        (RECV, EHLO[1].data)]
+    assert (SEND, b"Subject: hi\r\n\r\n..dot\r\n.\r\n") in wire  # dot-stuffed, one entry
+    assert server.connections[0].client_closed and not server.connections[0].aborted
+
+
+def test_a_reply_split_anywhere_is_one_reply(no_sockets):
+    pieces = [b"2", b"50-mx.peer", b".test greets\r", b"\n250-PIPE", b"LINING\r\n250 8BIT", b"MIME\r\n"]
+    server = ScriptedServer([BANNER, Expect(b"EHLO client.test\r\n"), *map(Say, pieces), *QUIT])
+    plan = plan_of("""\
+        cases:
+          - name: split
+            steps:
+              - expect: 220
+              - send: EHLO client.test
+                expect: {code: 250, keywords: [PIPELINING, 8BITMIME]}
+              - send: QUIT
+                expect: 221
+        """)
+    result = run(plan, server)
+    assert result.status == PASSED, result.reason
+    server.assert_done()
+    assert result.steps[1].reply.lines == ("mx.peer.test greets", "PIPELINING", "8BITMIME")
+
+
+def test_pipelined_replies_are_judged_in_order(no_sockets):
+    plan = plan_of("""\
+        cases:
+          - name: pipelined
+            steps:
+              - expect: 220
+              - send: EHLO client.test
+                expect: 250
+              - pipeline:
+                  - {send: "MAIL FROM:<a@client.test>", expect: 250}
+                  - {send: "RCPT TO:<b@peer.test>", expect: 250}
+                  - {send: "RCPT TO:<c@peer.test>", expect: 550}
+                  - {send: DATA, expect: 354}
+        """)
+    group = b"MAIL FROM:<a@client.test>\r\nRCPT TO:<b@peer.test>\r\nRCPT TO:<c@peer.test>\r\nDATA\r\n"
+    replies = [Say(b"250 2.1.0 Ok\r\n"), Say(b"250 2.1.5 Ok\r\n"), Say(b"550 5.1.1 no such user\r\n"),
+               Say(b"354 go ahead\r\n")]
+    server = ScriptedServer([BANNER, *EHLO, Expect(group), *replies])
+    result = run(plan, server)
+    assert result.status == PASSED, result.reason
+    assert group in server.connections[0].writes  # one write for the whole group (RFC 2920)
+
+    wrong = [Say(b"250 2.1.0 Ok\r\n"), Say(b"550 5.1.1 no such user\r\n"), Say(b"250 2.1.5 Ok\r\n"),
+             Say(b"354 go ahead\r\n")]
+    result = run(plan, ScriptedServer([BANNER, *EHLO, Expect(group), *wrong]))
+    assert result.status == FAILED
+    assert failed_step(result).reason == ("reply 2 of 4 (RCPT TO:<b@peer.test>): "
+                                          "expected 250, got 550 5.1.1 no such user")
+
+
+STARTTLS = """\
+cases:
+  - name: tls
+    steps:
+      - expect: 220
+      - send: EHLO client.test
+        expect: 250
+      - starttls: {verify: true}
+      - send: EHLO client.test
+        when: "'PIPELINING' not in ehlo"
+        expect: {code: 250, absent: [STARTTLS]}
+      - expect_tls: {min_version: TLSv1.2, name: mx.peer.test}
+      - send: QUIT
+        expect: 221
+"""
+
+
+def test_starttls_upgrades_and_voids_what_ehlo_said(no_sockets):
+    server = ScriptedServer([
+        BANNER, *EHLO, Expect(b"STARTTLS\r\n"), Say(b"220 2.0.0 Ready to start TLS\r\n"), Handshake(),
+        Expect(b"EHLO client.test\r\n"), Say(b"250-mx.peer.test\r\n250 AUTH PLAIN\r\n"), *QUIT,
+    ])
+    result = run(plan_of(STARTTLS), server)
+    assert result.status == PASSED, result.reason
+    server.assert_done()
+    assert result.steps[3].status == PASSED  # its `when:` saw no keywords after the handshake (RFC 3207 §4.2)
+    assert result.tls["version"] == "TLSv1.3" and result.tls["san"] == ["mx.peer.test"]
+    assert server.connections[0].tls_object.server_name == "mx.peer.test"
+    assert any(d == INFO and b.startswith(b"TLS established: TLSv1.3") for d, b in transcript(result))
+
+
+FORGED = b"250-forged\r\n250 AUTH PLAIN\r\n"
+AFTER_220 = "of plaintext after its 220 to STARTTLS"
+AROUND_HANDSHAKE = "around the TLS handshake, before the client spoke"
+
+
+@pytest.mark.parametrize(("after_220", "where"), [
+    ([Say(b"220 2.0.0 Ready\r\n" + FORGED)], AFTER_220),  # in the same packet as the 220
+    ([Say(b"220 2.0.0 Ready\r\n"), Say(FORGED)], AFTER_220),  # in the next one
+    ([Say(b"220 2.0.0 Ready\r\n"), Handshake(), Say(FORGED)], AROUND_HANDSHAKE),  # raced the handshake
+])
+def test_plaintext_after_the_starttls_220_is_response_injection(no_sockets, after_220, where):
+    server = ScriptedServer([BANNER, *EHLO, Expect(b"STARTTLS\r\n"), *after_220])
+    result = run(plan_of(STARTTLS), server)
+    assert result.status == FAILED
+    step = failed_step(result)
+    assert step.index == 3 and step.reply.code == 220
+    assert step.reason.startswith(f"server sent 28 bytes {where}: ")
+    assert "response injection (RFC 3207 §4.2, cf. CVE-2011-0411)" in step.reason
+    assert (RECV, FORGED) in transcript(result)  # shown as it came
+    assert result.tls is None
+    assert server.connections[0].aborted
+
+
+def test_a_421_at_any_time_is_the_next_reply_not_unsolicited_bytes(no_sockets):
+    server = ScriptedServer([BANNER, *EHLO, Say(b"421 4.3.2 mx.peer.test shutting down\r\n"), Close()])
+    result = run(plan_of(BASIC), server)
+    assert result.status == FAILED
+    assert result.reason == "step 3 (<plan>:9): expected 250, got 421 4.3.2 mx.peer.test shutting down"
+    assert [s.status for s in result.steps] == [PASSED, PASSED, FAILED] + [SKIPPED] * 4
+
+
+def test_bytes_no_command_asked_for_fail_the_next_send(no_sockets):
+    server = ScriptedServer([BANNER, *EHLO, Say(b"250 surprise\r\n")])
+    result = run(plan_of(BASIC), server)
+    assert failed_step(result).reason == ("the server sent 14 bytes that no command asked for, "
+                                          "before 'MAIL FROM:<a@client.test>'")
+    assert transcript(result)[-1] == (RECV, b"250 surprise\r\n")
+
+
+def test_after_raw_replies_cannot_be_counted_and_are_not_unsolicited(no_sockets):
+    plan = plan_of("""\
+        cases:
+          - name: raw
+            steps:
+              - expect: 220
+              - raw: "NOOP\\r\\nNOOP\\r\\n"
+                expect: 250
+              - send: QUIT
+                expect: 250
+        """)
+    server = ScriptedServer([BANNER, Expect(b"NOOP\r\nNOOP\r\n"), Say(b"250 ok 1\r\n"), Say(b"250 ok 2\r\n"),
+                             Expect(b"QUIT\r\n")])
+    result = run(plan, server)
+    assert result.status == PASSED, result.reason  # QUIT's "reply" is the second NOOP's
+    server.assert_done()
+
+
+def test_captures_flow_into_later_steps(no_sockets):
+    plan = plan_of("""\
+        cases:
+          - name: capture
+            steps:
+              - expect: 220
+                capture: {host: '^(\\S+)'}
+              - send: "EHLO {{ host }}"
+                expect: 250
+              - send: "MAIL FROM:<a@client.test>"
+                expect: 250
+                capture: {queue: 'queued as (\\w+)'}
+              - send: "NOOP {{ queue }} from {{ host }}"
+                expect: 250
+        """)
+    server = ScriptedServer([BANNER, Expect(b"EHLO mx.peer.test\r\n"), Say(b"250 mx.peer.test\r\n"),
+                             Expect(b"MAIL FROM:<a@client.test>\r\n"), Say(b"250 2.1.0 queued as Q42\r\n"),
+                             Expect(b"NOOP Q42 from mx.peer.test\r\n"), Say(b"250 ok\r\n")])
+    scope = Scope.for_plan(plan)
+    result = asyncio.run(run_case(plan, plan.cases[0], plan.target, scope, learn=True, connect=server.connect))
+    assert result.status == PASSED, result.reason
+    server.assert_done()
+    assert result.steps[2].captures == {"queue": "Q42"}
+    assert scope.learned["queue"] == "Q42" and scope.learned["host"] == "mx.peer.test"  # for the next case
+    assert scope.learned["ehlo"] == {}  # a one-line EHLO reply offers no keywords
+
+
+def test_a_retried_case_passes_on_its_second_connection(no_sockets):
+    plan = plan_of("""\
+        cases:
+          - name: flaky
+            retry: {times: 2, delay: 0}
+            steps:
+              - expect: 220
+              - send: QUIT
+                expect: 221
+        """)
+    server = ScriptedServer([Say(b"554 5.3.2 busy, try later\r\n"), Close()],
+                            [BANNER, *QUIT])
+    run_result = run_plans([plan], RunOptions(connect=server.connect, jobs=1))
+    result = run_result.plans[0].cases[0]
+    assert result.status == PASSED, result.reason
+    assert len(result.attempts) == 1
+    assert result.attempts[0].reason.endswith("expected 220, got 554 5.3.2 busy, try later")
+    assert result.notes[-1] == "passed on try 2 of 3"
+    assert len(server.connections) == 2
+    server.assert_done()
+
+
+def test_a_silent_server_fails_the_step_at_its_deadline(no_sockets):
+    plan = plan_of("""\
+        cases:
+          - name: silent
+            steps:
+              - expect: 220
+              - send: EHLO client.test
+                expect: 250
+                timeout: 0.2
+        """)
+    t0 = time.monotonic()
+    result = run(plan, ScriptedServer([BANNER, Expect(b"EHLO client.test\r\n")]))
+    assert 0.2 <= time.monotonic() - t0 < 1.5
+    assert failed_step(result).reason == "timed out waiting for a reply"
+
+    result = run(plan, ScriptedServer([BANNER, Expect(b"EHLO client.test\r\n"), Say(b"250-half a reply\r\n")]))
+    assert failed_step(result).reason == "timed out mid-reply after 18 bytes"
+    assert transcript(result)[-1] == (RECV, b"250-half a reply\r\n")
+
+
+def test_a_slow_reply_inside_the_deadline_is_taken(no_sockets):
+    plan = plan_of("""\
+        cases:
+          - name: slow
+            steps:
+              - expect: 220
+                timeout: 1
+        """)
+    result = run(plan, ScriptedServer([Pause(0.05), Say(b"220 mx"), Pause(0.05), Say(b".peer.test\r\n")]))
+    assert result.status == PASSED, result.reason
+    assert result.steps[0].reply.lines == ("mx.peer.test",)
+
+
+CLOSED = """\
+cases:
+  - name: closed
+    steps:
+      - expect: 220
+      - send: QUIT
+        expect: 221
+      - expect: closed
+        timeout: 0.2
+"""
+
+
+@pytest.mark.parametrize(("after", "status", "reason"), [
+    ([Close()], PASSED, None),
+    ([Reset()], PASSED, None),  # reset: closed all the same
+    ([], FAILED, "expected the server to close the connection; it stayed open"),
+    ([Say(b"250 still here\r\n")], FAILED, "expected the server to close the connection, got 250 still here"),
+    ([Say(b"250-still"), Close()], FAILED, "connection closed mid-reply after 9 bytes"),
+    ([Say(b"250-still")], FAILED, "timed out mid-reply after 9 bytes"),
+])
+def test_expect_closed(no_sockets, after, status, reason):
+    server = ScriptedServer([BANNER, Expect(b"QUIT\r\n"), Say(b"221 2.0.0 Bye\r\n"), *after])
+    result = run(plan_of(CLOSED), server)
+    assert result.status == status, result.reason
+    if reason is None:
+        assert (INFO, b"server closed the connection") in transcript(result)
+    else:
+        assert failed_step(result).reason == reason
+
+
+FINALLY = """\
+cases:
+  - name: finally
+    steps:
+      - expect: 220
+      - send: "RCPT TO:<nobody@peer.test>"
+        expect: 250
+      - send: NOOP
+        expect: 250
+    finally:
+      - send: QUIT
+        expect: 221
+"""
+
+
+def test_finally_steps_run_after_a_failure(no_sockets):
+    server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"550 5.1.1 no such user\r\n"),
+                             *QUIT])
+    result = run(plan_of(FINALLY), server)
+    assert result.status == FAILED
+    assert result.reason == "step 2 (<plan>:7): expected 250, got 550 5.1.1 no such user"
+    assert [s.status for s in result.steps] == [PASSED, FAILED, SKIPPED, PASSED]
+    server.assert_done()
+
+
+def test_finally_steps_do_not_run_on_a_closed_connection(no_sockets):
+    server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"421 4.4.2 bye\r\n"), Close()])
+    result = run(plan_of(FINALLY), server)
+    assert result.reason == "step 2 (<plan>:7): expected 250, got 421 4.4.2 bye"
+    assert result.steps[-1].status == SKIPPED and result.steps[-1].reason == "not run: the connection is closed"
+
+
+def test_a_refused_connection_fails_the_first_step(no_sockets):
+    result = run(plan_of(FINALLY), ScriptedServer(ConnectionRefusedError(111, "Connection refused")))
+    assert result.status == FAILED
+    assert result.reason == "cannot connect to mx.peer.test:25: Connection refused"
+    assert result.steps[0].reason == result.reason
+
+
+def test_a_body_the_server_refuses_midway_is_the_steps_answer(no_sockets):
+    plan = plan_of("""\
+        cases:
+          - name: too big
+            steps:
+              - expect: 220
+              - send: DATA
+                expect: 354
+              - data_size: 300KB
+                expect: 552
+        """)
+    server = ScriptedServer([BANNER, Expect(b"DATA\r\n"), Say(b"354 go\r\n"),
+                             Expect(b"Subject: smtprun generated message\r\n\r\n"),
+                             Say(b"552 5.3.4 message too big\r\n"), Close()])
+    result = run(plan, server)
+    assert result.status == PASSED, result.reason
+    notes = [b for d, b in transcript(result) if d == INFO]
+    assert any(b.startswith(b"the server answered and stopped taking data") for b in notes)
+
+
+def test_implicit_tls_facts_come_from_the_connection(no_sockets):
+    plan = plan_of("""\
+        cases:
+          - name: implicit
+            steps:
+              - expect: 220
+              - expect_tls: {min_version: TLSv1.2, verified: false}
+        """, head=HEAD.replace("timeout: 2}", "timeout: 2, tls: implicit, verify: false}"))
+    server = ScriptedServer([Handshake(version="TLSv1.2"), BANNER])
+    result = run(plan, server)
+    assert result.status == PASSED, result.reason
+    assert result.tls == {"version": "TLSv1.2", "cipher": "TLS_AES_256_GCM_SHA384", "verified": False}
+
+
+def test_a_whole_session_with_a_body_of_any_content(no_sockets):
+    plan = plan_of("""\
+        cases:
+          - name: generated
+            steps:
+              - expect: 220
+              - send: DATA
+                expect: 354
+              - data_size: 200KB
+                expect: 250
+        """)
+    server = ScriptedServer([BANNER, Expect(b"DATA\r\n"), Say(b"354 go\r\n"), body(), Say(b"250 2.0.0 Ok\r\n")])
+    result = run(plan, server)
+    assert result.status == PASSED, result.reason
+    assert len(server.connections[0].sent) > 200_000
+
+
+def _members(protocol: type) -> set[str]:
+    return {n for n in (*vars(protocol), *protocol.__annotations__) if not n.startswith("_")}
+
+
+def test_the_real_connection_and_the_scripted_one_are_both_transports():
+    for conn in (Connection(_Wire(), "192.0.2.1:25"), ScriptedConnection([], "192.0.2.1:25")):
+        assert not [n for n in _members(Transport) if not hasattr(type(conn), n) and n not in vars(conn)]
+
+
+def test_a_session_provides_all_a_step_action_may_use():
+    plan = plan_of(FINALLY)
+    scope = Scope.for_plan(plan)
+    session = Session(plan, plan.cases[0], plan.target, scope.for_case(plan, plan.cases[0]), None)
+    assert not [n for n in _members(StepContext) if not hasattr(Session, n) and n not in vars(session)]
