@@ -22,7 +22,9 @@ __all__ = ["Scope", "render_early", "template_names"]
 def template_names(values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` and the built-in names: `ehlo` (empty until an EHLO reply, unless a value says
     otherwise) and `env` (always the environment, read by name only)."""
-    return {"ehlo": {}, **values, "env": ENVIRON}
+    names = {"ehlo": {}, **values}
+    names["env"] = ENVIRON  # always the environment, whatever a plan variable says
+    return names
 
 
 def render_early(text: str, values: Mapping[str, Any]) -> str:
