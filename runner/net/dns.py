@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 from runner.errors import SmtprunError
 from runner.net.address import check_port, split_hostport
+from runner.net.x509 import subject_public_key_info
 
 __all__ = [
     "DnsError", "Exchanger", "MxResult", "ResolverConfig", "parse_nameserver", "ptr_check", "resolve_host",
-    "resolve_mx", "subject_public_key_info", "tlsa_check", "txt_present",
+    "resolve_mx", "tlsa_check", "txt_present",
 ]
 
 FAMILIES = {"ipv4": "A", "ipv6": "AAAA"}
@@ -275,41 +276,6 @@ async def txt_present(kind: str, domain: str, config: ResolverConfig) -> str | N
         return f"{len(matching)} {label} records at {name}; {rule} allows one"
     seen = "; ".join(repr(text[:60]) for text in sorted(texts)[:3]) if texts else "none"
     return f"no {label} record at {name}: no TXT record starts with {start} (TXT records: {seen})"
-
-
-def _der_item(der: bytes, pos: int, limit: int) -> tuple[int, int, int]:
-    """(tag, content start, end) of the DER item at pos (X.690 §8.1, definite lengths only per §10.1)."""
-    if pos + 2 > limit:
-        raise ValueError(f"truncated at byte {pos}")
-    tag, length = der[pos], der[pos + 1]
-    pos += 2
-    if length & 0x80:
-        size = length & 0x7F
-        if not 0 < size <= 4 or pos + size > limit:
-            raise ValueError(f"bad length at byte {pos - 1}")
-        length, pos = int.from_bytes(der[pos : pos + size], "big"), pos + size
-    if pos + length > limit:
-        raise ValueError(f"truncated item at byte {pos}")
-    return tag, pos, pos + length
-
-
-def subject_public_key_info(cert_der: bytes) -> bytes:
-    """The DER SubjectPublicKeyInfo of a DER X.509 certificate (RFC 5280 §4.1), for TLSA selector 1."""
-    pos, tbs_end = 0, len(cert_der)
-    for part in ("Certificate", "tbsCertificate"):
-        tag, pos, tbs_end = _der_item(cert_der, pos, tbs_end)
-        if tag != 0x30:
-            raise ValueError(f"not a DER certificate ({part} is not a SEQUENCE)")
-    # tbsCertificate: [0] version (optional), serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
-    tag, _, item_end = _der_item(cert_der, pos, tbs_end)
-    if tag == 0xA0:
-        pos = item_end
-    for _ in range(5):
-        pos = _der_item(cert_der, pos, tbs_end)[2]
-    tag, _, item_end = _der_item(cert_der, pos, tbs_end)
-    if tag != 0x30:
-        raise ValueError("not a DER certificate (subjectPublicKeyInfo is not a SEQUENCE)")
-    return cert_der[pos:item_end]
 
 
 _SELECTORS = {0: "DER", 1: "SPKI"}  # RFC 6698 §2.1.2: the full certificate or its SubjectPublicKeyInfo

@@ -15,10 +15,10 @@ from runner.net.dns import (
     ResolverConfig,
     ptr_check,
     resolve_mx,
-    subject_public_key_info,
     tlsa_check,
     txt_present,
 )
+from runner.net.x509 import subject_public_key_info
 from tests.support.dnsmasq import Dnsmasq, null_mx_rr, tlsa_rr
 
 

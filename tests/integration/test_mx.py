@@ -10,7 +10,7 @@ import time
 import pytest
 import trustme
 
-from runner.net.dns import subject_public_key_info
+from runner.net.x509 import subject_public_key_info
 from runner.tools.server import EmbeddedServer, server_tls_context
 from tests.support.cli import run, write_plan
 from tests.support.dnsmasq import null_mx_rr, tlsa_rr

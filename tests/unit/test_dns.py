@@ -11,7 +11,8 @@ import asyncio
 import pytest
 import trustme
 
-from runner.net.dns import ResolverConfig, parse_nameserver, resolve_host, subject_public_key_info
+from runner.net.dns import ResolverConfig, parse_nameserver, resolve_host
+from runner.net.x509 import subject_public_key_info
 from tests.support.certs import der_chain, spki_oracle
 
 # Nothing listens here, and nothing may be asked: an IP literal needs no query.

@@ -19,10 +19,11 @@ import pytest
 import runner.net.transport
 import runner.run.case
 from runner.net.transport import Connection, Transport, _Wire
+from runner.plan.build import build_plan
 from runner.plan.load import load_text
-from runner.plan.model import Plan, build_plan
 from runner.plan.schema import validate
 from runner.plan.scope import Scope
+from runner.plan.types import Plan
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult
 from runner.run.case import Session, run_case
 from runner.run.context import StepContext
