@@ -140,7 +140,7 @@ def _validate(args: argparse.Namespace, env: Environment, console: Console) -> E
 
 
 def _check_profile(name: str) -> None:
-    from runner.tools.server import PROFILES
+    from runner.tools.profiles import PROFILES
 
     if name not in PROFILES:
         raise UsageError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
