@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 
 __all__ = ["main", "name_value", "program", "tcp_port"]
 
-COMMANDS = ("run", "validate", "serve", "record")
+COMMANDS = ("run", "validate", "serve", "record", "check", "exporter", "merge")
+# Commands with their own parser and exit statuses (a monitoring check's 0-3), given the rest of argv.
+TOOLS = {"check": "a Monitoring Plugins (Nagios, Icinga) check: one status line, exit 0-3",
+         "exporter": "a Prometheus exporter: GET /probe?plan=NAME runs a plan",
+         "merge": "join the --json results of shards or machines into one report"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +52,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         from runner.tools import record
 
         record.add_arguments(rec)
+    for name, text in TOOLS.items():
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
@@ -306,7 +312,17 @@ def _write_html(run: RunResult, report_dir: str, console: Console) -> bool:
     return True
 
 
-def program(argv: Sequence[str], env: Environment) -> ExitStatus:
+def _tool(name: str, argv: list[str], env: Environment) -> int:
+    if name == "check":
+        from runner.tools import check as tool
+    elif name == "exporter":
+        from runner.tools import exporter as tool  # type: ignore[no-redef]
+    else:
+        from runner.tools import merge as tool  # type: ignore[no-redef]
+    return tool.main(argv, env)
+
+
+def program(argv: Sequence[str], env: Environment) -> ExitStatus | int:
     """The main program without error handling: its input, output and cache all come from env."""
     argv = list(argv)
     if argv and argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
@@ -317,6 +333,8 @@ def program(argv: Sequence[str], env: Environment) -> ExitStatus:
         if close and not os.path.exists(argv[0]):
             raise UsageError(f"smtprun: no command or plan file {argv[0]!r}; did you mean '{close[0]}'?")
         argv.insert(0, "run")  # `smtprun PLAN` means `smtprun run PLAN`
+    if argv and argv[0] in TOOLS:
+        return _tool(argv[0], argv[1:], env)
     console = Console(env.stdout, env.stderr, env.colour)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     if args.command is None:
