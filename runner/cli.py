@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from runner import __version__
-from runner.arguments import count, host_port, name_value, nameserver, seconds, tcp_port
+from runner.arguments import count, host_port, name_value, nameserver, seconds, shard, tcp_port
 from runner.console import Console
 from runner.environment import Environment
 from runner.errors import PlanError, ReportError, SmtprunError, UsageError
@@ -73,6 +73,11 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--embedded", action="store_true",
                      help="start the embedded server on a free loopback port and run the plans against it")
     run.add_argument("--profile", default="default", help="the embedded server's profile (with --embedded)")
+    run.add_argument("--targets", metavar="FILE",
+                     help="run every case against each target in FILE (host[:port], [IPv6]:port or mx:domain "
+                          "per line; or CSV with a header row, its other columns the target's variables)")
+    run.add_argument("--shard", type=shard, metavar="K/N",
+                     help="run only share K of N of the cases (stable across machines; merge the --json results)")
 
 
 def _add_target_arguments(run: argparse.ArgumentParser) -> None:
@@ -171,10 +176,13 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
     from runner.run.execute import run_plans
 
     console = _run_console(args, env, console)
-    plans = _read_plans(args.plans, dict(args.var) | dict(args.secret), env)
+    targets = _read_targets(args)
+    columns = {name: "" for t in targets[:1] for name in t.vars}  # the CSV's columns are variables the plans know
+    plans = _read_plans(args.plans, columns | dict(args.var) | dict(args.secret), env)
     options = _run_options(args, plans, console)
+    options.targets, options.shard = tuple(targets), args.shard
     server = _start_embedded(args.profile, options, console) if args.embedded else None
-    if server is None:
+    if server is None and not targets:
         _check_targets(plans, options.host)
     try:
         run = run_plans(plans, options)
@@ -190,6 +198,16 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
         console.error("smtprun: interrupted after the results were written")
         return ExitStatus.INTERRUPTED
     return status
+
+
+def _read_targets(args: argparse.Namespace) -> list:
+    if args.targets is None:
+        return []
+    if args.host or args.embedded:
+        raise UsageError(f"--targets names the hosts: it cannot go with {'--host' if args.host else '--embedded'}")
+    from runner.plan.targets import read_targets
+
+    return read_targets(args.targets)
 
 
 def _run_console(args: argparse.Namespace, env: Environment, console: Console) -> Console:
