@@ -7,9 +7,17 @@ from __future__ import annotations
 
 import argparse
 
+from runner.errors import UsageError
 from runner.net.address import parse_hostport, parse_port
 
-__all__ = ["count", "host_port", "name_value", "nameserver", "seconds", "shard", "tcp_port"]
+__all__ = ["ArgumentParser", "count", "host_port", "name_value", "nameserver", "seconds", "shard", "tcp_port"]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """A parser whose errors are UsageErrors, for each command to report in its own way."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def name_value(text: str) -> tuple[str, str]:

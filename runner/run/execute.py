@@ -29,7 +29,7 @@ from runner.run.render import skip_reason
 from runner.stats import LoadStats
 from runner.template import RenderError
 
-__all__ = ["RunOptions", "run_plans", "run_plans_async"]
+__all__ = ["RunOptions", "new_event_loop", "run_plans", "run_plans_async"]
 
 DEFAULT_JOBS = 20
 
@@ -311,7 +311,7 @@ def event_loop_name() -> str:
     return "uvloop"
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def new_event_loop() -> asyncio.AbstractEventLoop:
     if event_loop_name() == "uvloop":
         import uvloop
 
@@ -322,7 +322,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 def run_plans(plans: list[Plan], options: RunOptions) -> RunResult:
     run = RunResult(version=__version__, started_at=datetime.now(timezone.utc), shard=options.shard)
     t0 = time.monotonic()
-    loop = _new_loop()
+    loop = new_event_loop()
     try:
         loop.run_until_complete(_run(plans, options, run))
     finally:

@@ -14,7 +14,7 @@ from enum import IntEnum
 from typing import TextIO
 
 from runner import __version__
-from runner.arguments import host_port, name_value, nameserver, seconds, tcp_port
+from runner.arguments import ArgumentParser, host_port, name_value, nameserver, seconds, tcp_port
 from runner.environment import Environment
 from runner.errors import PlanError, SmtprunError, UsageError
 from runner.results import FAILED, PASSED, CaseResult, RunResult
@@ -32,11 +32,6 @@ class CheckStatus(IntEnum):
     WARNING = 1
     CRITICAL = 2
     UNKNOWN = 3
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
 
 
 def _range(text: str) -> Range:
@@ -147,7 +142,7 @@ def _write(out: TextIO, status: CheckStatus, text: str, perf: Sequence[str] = ()
 
 def main(argv: Sequence[str], env: Environment) -> int:
     """`smtprun check ARGV`: every outcome is one of the four statuses, with its line on standard output."""
-    parser = _Parser(prog="smtprun check", description="Run a plan as a Monitoring Plugins (Nagios) check.")
+    parser = ArgumentParser(prog="smtprun check", description="Run a plan as a Monitoring Plugins (Nagios) check.")
     parser.add_argument("--version", action="version", version=f"smtprun {__version__}")
     add_arguments(parser)
     try:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
+from runner.arguments import ArgumentParser
 from runner.environment import Environment
 from runner.errors import ReportError, UsageError
 from runner.report.restore import read_result
@@ -21,13 +22,8 @@ from runner.status import ExitStatus
 __all__ = ["main", "merge_runs"]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="smtprun merge",
+    parser = ArgumentParser(prog="smtprun merge",
                      description="Join the --json results of shards or machines into one report.")
     parser.add_argument("results", nargs="+", metavar="RESULT.json", help="results written by `smtprun --json`")
     parser.add_argument("--report-dir", default="reports", metavar="DIR", help="where the HTML report goes")
