@@ -73,9 +73,9 @@ async def _respond(live: list[tuple[str, int]], silent: list[tuple[str, int]], r
 
 
 def responder(args: argparse.Namespace, ready: Path) -> subprocess.Popen[bytes]:
-    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import fleet, asyncio, json; "
-            f"e = fleet.endpoints({args.targets}); "
-            f"asyncio.run(fleet._respond(e[{args.silent}:], e[:{args.silent}], __import__('pathlib').Path({str(ready)!r})))")
+    code = (f"import sys, asyncio, pathlib; sys.path.insert(0, {str(ROOT / 'bench')!r}); import fleet; "
+            f"e = fleet.endpoints({args.targets}); ready = pathlib.Path({str(ready)!r}); "
+            f"asyncio.run(fleet._respond(e[{args.silent}:], e[:{args.silent}], ready))")
     return subprocess.Popen([sys.executable, "-c", code])
 
 
