@@ -31,6 +31,7 @@ from runner.report.archive import (
 )
 from runner.report.chart import PERCENTILES, latency_chart
 from runner.report.compare import Changes, compare_runs
+from runner.report.digest import FULL_CASES, FULL_FAILURES, digest, lighten, peers_line
 from runner.report.format import (
     format_latency,
     format_seconds,
@@ -85,8 +86,9 @@ def plan_summary(run: RunResult, plan: PlanResult) -> dict[str, Any]:
 
 
 def plan_data(run: RunResult, plan: PlanResult) -> dict[str, Any]:
-    """The machine-readable run for one plan, as embedded in its report."""
-    return {**_run_fields(run, plan), "errors": list(run.errors), "status": plan.status, "plan": plan.to_dict()}
+    """The machine-readable run for one plan, as embedded in its report (a large plan's lightened)."""
+    return {**_run_fields(run, plan), "errors": list(run.errors), "status": plan.status,
+            "plan": lighten(plan.to_dict())}
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,7 @@ def _case(n: int, case: CaseResult, file: str) -> _Case:
     )
 
 
-def _skipped(cases: list[_Case]) -> list[tuple[str, list[_Case]]]:
+def _skipped(cases: list[Any]) -> list[tuple[str, list[Any]]]:
     """Skipped cases grouped by why, so a summary says what a `when:` left out."""
     groups: dict[str, list[_Case]] = {}
     for case in cases:
@@ -303,13 +305,22 @@ def render_report(
 ) -> str:
     """The report page for one plan; previous is the file name of the report changes compare with."""
     counts = plan.counts()
-    cases = [_case(n, c, plan.file) for n, c in enumerate(plan.cases, 1)]
-    peers = sorted({c.peer for c in plan.cases if c.peer})
+    fleet = None
+    if len(plan.cases) > FULL_CASES:  # only failing cases whole, the rest as table rows
+        fleet = digest(plan.cases, lambda step: _step(step, plan.file))
+        cases = [_case(n, c, plan.file) for n, c in fleet.whole]
+    else:
+        cases = [_case(n, c, plan.file) for n, c in enumerate(plan.cases, 1)]
+    peers, peers_total = peers_line(c.peer for c in plan.cases if c.peer)
     return environment().get_template("report.html.j2").render(
         plan_name=printable(plan.name),
         plan_file=printable(plan.file),
         target=printable(plan.target),
         peers=[printable(p) for p in peers],
+        peers_total=peers_total,
+        fleet=fleet,
+        full_cases=FULL_CASES,
+        full_failures=FULL_FAILURES,
         plan_notes=[printable(n) for n in plan.notes],
         status=plan.status,
         interrupted=run.interrupted,
@@ -321,8 +332,8 @@ def render_report(
         plans_in_run=len(run.plans),
         version=printable(run.version),
         cases=cases,
-        failed_cases=[c for c in cases if c.status == FAILED],
-        skipped_groups=_skipped(cases),
+        failed_cases=fleet.failed if fleet else [c for c in cases if c.status == FAILED],
+        skipped_groups=_skipped(fleet.skipped if fleet else cases),
         errors=[printable(e) for e in run.errors],
         percentiles=PERCENTILES,
         max_kept=KEEP_FAILURES,

@@ -24,6 +24,7 @@ import pytest
 from runner.report import write_html_reports
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, CaseResult, Event, PlanResult, RunResult, StepResult
 from runner.smtp.protocol import Reply
+from tests.support.results import fleet_run
 
 CHROMIUM = os.environ.get("SMTPRUN_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SMTPRUN_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -207,3 +208,28 @@ def test_summary_visible_cases_open_on_click_and_nothing_runs(report, browser):
     assert scripts == ["application/json smtprun-summary", "application/json smtprun-data"]
     assert browser.script("return JSON.parse(document.getElementById('smtprun-data').textContent)"
                           ".plan.cases[0].steps[0].reply.lines[0]") == HOSTILE
+
+
+def test_ten_thousand_cases_open_within_five_seconds(tmp_path, browser, capsys):
+    path = write_html_reports(fleet_run(), tmp_path / "fleet")[0]
+    browser.do("POST", "/url", {"url": "about:blank"})
+    t0 = time.monotonic()
+    browser.do("POST", "/url", {"url": path.as_uri()})  # returns once the page has loaded
+    seconds = time.monotonic() - t0
+    loaded = browser.script("return performance.getEntriesByType('navigation')[0].loadEventEnd / 1000")
+    with capsys.disabled():
+        print(f"\n10,000-case report ({path.stat().st_size / 1e6:.1f} MB): loaded in {loaded:.2f} s "
+              f"({seconds:.2f} s through WebDriver)")
+    assert seconds < 5.0
+
+    summary = browser.do("GET", f"/element/{browser.find('#summary')}/text")
+    assert "10,000 addresses, e.g. 127.0.1.1:40000" in summary
+    failures = browser.find("table.rows.failed")
+    assert browser.do("GET", f"/element/{failures}/displayed") is True
+    assert browser.script("return document.querySelectorAll('table.rows.failed tbody tr').length") == 1000
+    passed = browser.find("#passed")
+    assert browser.do("GET", f"/element/{passed}/property/open") is False
+    browser.do("POST", f"/element/{browser.find('#passed > summary')}/click")
+    row = browser.find("#case-2")
+    assert browser.do("GET", f"/element/{row}/displayed") is True
+    assert browser.do("GET", f"/element/{row}/text").startswith("fleet @ 127.0.1.1:40001")

@@ -6,6 +6,7 @@ tested against it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from runner.results import (
@@ -91,3 +92,13 @@ def make_run(cases: list[CaseResult], started: datetime = T0, file: str = "plans
 
 def standard_run(started: datetime = T0) -> RunResult:
     return make_run([passing_case(), failing_case(), skipped_case()], started)
+
+
+def fleet_run(n: int = 10_000, fail_every: int = 10) -> RunResult:
+    """One plan against n targets (100 ports on each loopback address), every fail_every-th refused at RCPT."""
+    cases = []
+    for i in range(n):
+        where = f"127.0.{1 + i // 25_000}.{1 + (i // 100) % 250}:{40000 + i % 100}"
+        case = failing_case if i % fail_every == 0 else passing_case
+        cases.append(replace(case(f"fleet @ {where}"), target=where, peer=where))
+    return make_run(cases)
