@@ -2,7 +2,8 @@
 
 `GET /probe?plan=NAME` runs DIR/NAME.yaml on the exporter's event loop and answers its metrics
 (runner.tools.probe_metrics); `target=` points it elsewhere only where `--allow-target` allows it, so
-the exporter cannot be made to connect anywhere (blackbox_exporter's SSRF lesson). Plan names are
+the exporter cannot be made to connect anywhere (blackbox_exporter's SSRF lesson). With `--report-dir`
+each probe's HTML report is written there too (runner.tools.probe_reports), and `/` links to them. Plan names are
 file names in DIR, never paths. At most `--max-concurrent` probes run at once; others wait within
 their scrape's time or get 503. A plan is re-read and re-validated when its file changes.
 """
@@ -41,6 +42,7 @@ from runner.plan.targets import FleetTarget, parse_target
 from runner.run.execute import RunOptions, new_event_loop, run_plans_async
 from runner.status import ExitStatus
 from runner.tools.probe_metrics import probe_registry
+from runner.tools.probe_reports import ProbeReports
 
 __all__ = ["Exporter", "main"]
 
@@ -74,6 +76,8 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     timeout_offset: float = 0.25  # seconds kept back from the scrape timeout for the answer to travel
     jobs: int = 20  # sessions in flight within one probe
+    report_dir: Path | None = None  # each probe's HTML report written here
+    keep_reports: int = 100  # per plan, in report_dir
 
 
 class Exporter:
@@ -85,6 +89,12 @@ class Exporter:
         self.waiting = 0
         disable_created_metrics()  # no *_created series beside every counter
         self.registry = CollectorRegistry(auto_describe=True)
+        self.reports = None
+        if settings.report_dir:
+            written = Counter("smtprun_exporter_reports", "HTML reports of probes, by plan and outcome "
+                              "(written, failed, dropped)", ("plan", "outcome"), registry=self.registry)
+            self.reports = ProbeReports(settings.report_dir, settings.keep_reports, self.log,
+                                        lambda plan, outcome: written.labels(plan, outcome).inc())
         ProcessCollector(registry=self.registry)
         self.probes = Counter("smtprun_exporter_probes", "Probes answered, by plan and outcome",
                               ("plan", "outcome"), registry=self.registry)
@@ -190,6 +200,8 @@ class Exporter:
         registry = probe_registry(run, time.monotonic() - t0)
         ok = run is not None and run.status == "passed" and not run.interrupted
         self.probes.labels(name, "success" if ok else "failure").inc()
+        if self.reports and run is not None:
+            self.reports.save(name, run)
         return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     async def _slot(self, budget: float) -> None:
@@ -225,7 +237,9 @@ class Exporter:
             loaded = self.load(name, path)
             state = "ok" if loaded.plan else f"does not validate: {loaded.problem}"
             link = f'<a href="probe?plan={html.escape(name)}">{html.escape(name)}</a>'
-            rows.append(f"<li>{link} <small>({html.escape(state)})</small></li>")
+            latest = self.reports.latest.get(name) if self.reports else None
+            report = f' · <a href="reports/{html.escape(latest)}">latest report</a>' if latest else ""
+            rows.append(f"<li>{link} <small>({html.escape(state)})</small>{report}</li>")
         body = ("<!doctype html><html><head><meta charset=utf-8><title>smtprun exporter</title></head><body>"
                 "<h1>smtprun exporter</h1><p>Plans in " + html.escape(str(self.settings.plans_dir)) + ":</p><ul>"
                 + "".join(rows) + '</ul><p><a href="metrics">the exporter\'s own metrics</a></p></body></html>')
@@ -236,6 +250,8 @@ class Exporter:
         app.router.add_get("/", self.index)
         app.router.add_get("/probe", self.probe)
         app.router.add_get("/metrics", self.metrics)
+        if self.reports:
+            app.router.add_get("/reports/{name}", self.reports.serve)
         return app
 
 
@@ -252,6 +268,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="probes running at once (default 10); others wait within their time, or get 503")
     parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT,
                         help=f"seconds a probe may take at most (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--report-dir", metavar="DIR",
+                        help="write each probe's HTML report here (and its index.html); / links to them")
+    parser.add_argument("--keep-reports", type=_positive, default=100, metavar="N",
+                        help="with --report-dir: each plan's newest N reports are kept (default 100)")
     parser.add_argument("--timeout-offset", type=float, default=0.25, metavar="SECONDS",
                         help="kept back from the scrape timeout Prometheus sends (default 0.25)")
     return parser
@@ -281,6 +301,8 @@ async def _serve(exporter: Exporter, host: str, port: int, out) -> None:
         await done.wait()
     finally:
         await runner.cleanup()
+        if exporter.reports:
+            await exporter.reports.close()
 
 
 def main(argv: Sequence[str], env: Environment) -> int:
@@ -296,9 +318,13 @@ def main(argv: Sequence[str], env: Environment) -> int:
         loop = new_event_loop()
         asyncio.set_event_loop(loop)
         settings = Settings(plans_dir, tuple(args.allow_target), args.max_concurrent, args.timeout,
-                            max(0.0, args.timeout_offset))
+                            max(0.0, args.timeout_offset),
+                            report_dir=Path(args.report_dir) if args.report_dir else None,
+                            keep_reports=args.keep_reports)
         exporter = Exporter(settings, log)
         good = exporter.load_all()
+        if exporter.reports:
+            exporter.reports.prepare(list(exporter.plan_files()))
         bad = sorted(set(exporter.plans) - set(good))
         env.stdout.write(f"smtprun exporter: {len(good)} plan{'s' * (len(good) != 1)} in {plans_dir}"
                          + (f" ({', '.join(good)})" if good else "")

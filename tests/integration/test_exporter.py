@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.support.cli import ROOT
 from tests.support.exporter import running_exporter, samples
 from tests.support.faults import BANNER, FaultServer, Peer
 from tests.support.monitoring import dead_port
@@ -200,3 +204,56 @@ def test_index_lists_the_plans_and_metrics_counts_probes(exporter):
     assert got[("smtprun_exporter_plan_valid", (("plan", "broken"),))] == 0
     assert got[("smtprun_exporter_plan_valid", (("plan", "smoke"),))] == 1
     assert ("process_resident_memory_bytes", ()) in got
+
+
+def _reports(folder) -> list[str]:
+    """smoke-<time>Z.html, smoke-<time>Z-1.html, ...: oldest first."""
+    return sorted((p.name for p in folder.glob("smoke-*.html")),
+                  key=lambda n: (n.split("Z")[0], int(n.split("Z")[1].strip("-.html") or 0)))
+
+
+def _until(check, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, "reports did not appear in time"
+        time.sleep(0.1)
+    return found
+
+
+def test_with_report_dir_probes_write_reports_and_the_index_links_the_latest(plans, tmp_path):
+    folder = tmp_path / "reports"
+    with running_exporter(plans, "--report-dir", str(folder), "--keep-reports", "3") as exporter:
+        assert "latest report" not in exporter.get("/")[2]
+        with ThreadPoolExecutor(6) as pool:  # finishing together: their writes take turns
+            answers = list(pool.map(lambda _: exporter.get("/probe?plan=smoke")[0], range(6)))
+        assert answers == [200] * 6
+        written = ("smtprun_exporter_reports_total", (("outcome", "written"), ("plan", "smoke")))
+        _until(lambda: samples(exporter.get("/metrics")[2]).get(written) == 6)
+        names = _reports(folder)
+        assert len(names) == 3, names
+        page = exporter.get("/")[2]
+        latest = page.split('<a href="reports/')[1].split('"')[0]
+        assert latest in names and f'<small>(ok)</small> · <a href="reports/{latest}">latest report</a>' in page
+        assert "broken</a> <small>(does not validate:" in page and page.count("latest report") == 1
+
+        status, content_type, report = exporter.get(f"/reports/{latest}")
+        assert (status, content_type) == (200, "text/html; charset=utf-8")
+        assert '<span class="verdict passed">passed</span>' in report and "<h1>smoke</h1>" in report
+        index = exporter.get("/reports/index.html")[2]
+        assert [n for n in names if f'">{n}</a>' in index] == names and index.count('">smoke-') == 3
+        for bad in ("..%2Fplans%2Fsmoke.yaml", "nope.html", ".hidden.html", "smoke.yaml"):
+            assert exporter.get(f"/reports/{bad}")[:1] == (404,), bad
+    for name in names:
+        text = (folder / name).read_text()
+        assert text.rstrip().endswith("</html>"), f"{name} is whole"
+    with running_exporter(plans, "--report-dir", str(folder)) as again:  # remembered across restarts
+        assert f'<a href="reports/{names[-1]}">latest report</a>' in again.get("/")[2]
+
+
+def test_report_dir_that_cannot_be_made_is_a_one_line_error(plans, tmp_path):
+    (tmp_path / "file").write_text("")
+    done = subprocess.run([sys.executable, "-m", "runner", "exporter", "--plans", str(plans), "--report-dir",
+                           str(tmp_path / "file" / "reports")], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    assert done.returncode == 3
+    assert done.stderr.endswith(f"smtprun exporter: --report-dir {tmp_path / 'file' / 'reports'}: Not a directory\n")
