@@ -1,11 +1,13 @@
 """The fleet figures: one plan against 10,000 targets (`--targets`), 1,000 of which accept and never answer.
 
-    python bench/fleet.py [--targets 10000] [--silent 1000] [--jobs 500] [--timeout 2]
+    python bench/fleet.py [--targets 10000] [--silent 1000] [--jobs 500] [--timeout 2] [--mx]
 
 A responder process listens on every target (loopback addresses 127.0.1.x, 100 ports each) and answers
 a 3-step plan (banner, EHLO, QUIT); the silent targets accept and say nothing. smtprun runs under GNU
 time for its peak RSS, writes --json and the HTML report; the figures are printed and written to
-bench/results-fleet.json. Needs `ulimit -n` above the number of targets plus the jobs.
+bench/results-fleet.json. With --mx the targets are `mx:dN.fleet.test` domains whose MX and A records
+a dnsmasq on a loopback port serves (the plan's `nameserver`). bench/run.py calls measure_fleet too.
+Needs `ulimit -n` above the number of targets plus the jobs.
 """
 
 from __future__ import annotations
@@ -15,19 +17,25 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import dns.exception
+import dns.message
+import dns.query
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTS_PER_HOST = 100
 BASE_PORT = 40000
 PLAN = """\
 name: fleet
-target: {{port: 25, timeout: {timeout}}}
+target: {{port: 25, timeout: {timeout}{nameserver}}}
 steps:
   - expect: 220
   - send: EHLO bench.test
@@ -79,45 +87,99 @@ def responder(args: argparse.Namespace, ready: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", code])
 
 
+def start_dnsmasq(work: Path, ends: list[tuple[str, int]]) -> tuple[subprocess.Popen[bytes], int]:
+    """dnsmasq on a free loopback port: domain dN.fleet.test has MX mxN.fleet.test, whose A is target N's address."""
+    conf = work / "dnsmasq.conf"
+    conf.write_text("".join(f"mx-host=d{i}.fleet.test,mx{i}.fleet.test,10\nhost-record=mx{i}.fleet.test,{host}\n"
+                            for i, (host, _) in enumerate(ends)))
+    binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([binary, f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces",
+                             "--no-resolv", "--no-hosts", "--no-daemon", "--conf-file=/dev/null", "--pid-file=",
+                             "--local=/test/", f"--conf-file={conf}", "--cache-size=0"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    query = dns.message.make_query("d0.fleet.test.", "MX")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if dns.query.udp(query, "127.0.0.1", port=port, timeout=0.5).answer:
+                return proc, port
+        except (dns.exception.DNSException, OSError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("dnsmasq did not answer")
+        time.sleep(0.2)
+
+
+def _cpu(time_output: str) -> float:
+    """User plus system CPU seconds, from GNU time -v."""
+    return sum(float(m[1]) for m in re.finditer(r"(?:User|System) time \(seconds\): ([\d.]+)", time_output))
+
+
+def measure_fleet(targets: int = 10_000, silent: int = 1_000, jobs: int = 500, timeout: float = 2.0,
+                  mx: bool = False, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One run of smtprun over the fleet; its figures. mx: the targets are `mx:` domains served by dnsmasq."""
+    args = argparse.Namespace(targets=targets, silent=silent)
+    work = Path(tempfile.mkdtemp(prefix="smtprun-fleet-"))
+    ends = endpoints(targets)
+    names = [f"mx:d{i}.fleet.test:{port}" if mx else f"{host}:{port}" for i, (host, port) in enumerate(ends)]
+    (work / "targets.txt").write_text("".join(f"{name}\n" for name in names))
+    plan = work / "fleet.yaml"
+    ready = work / "ready"
+    procs = [responder(args, ready)]
+    try:
+        nameserver = ""
+        if mx:
+            dnsmasq, port = start_dnsmasq(work, ends)
+            procs.append(dnsmasq)
+            nameserver = f", nameserver: '127.0.0.1:{port}'"
+        plan.write_text(PLAN.format(timeout=timeout, nameserver=nameserver))
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            if procs[0].poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the responder did not start")
+            time.sleep(0.2)
+        with socket.create_connection(ends[-1], timeout=5) as s:
+            assert s.recv(64).startswith(b"220")
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "", **(env or {})}
+        argv = ["/usr/bin/time", "-v", sys.executable, "-m", "runner", str(plan),
+                "--targets", str(work / "targets.txt"),
+                "--jobs", str(jobs), "--json", str(work / "r.json"), "--report-dir", str(work / "html")]
+        t0 = time.monotonic()
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900, check=False)
+        wall = time.monotonic() - t0
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+    found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    if not found or not (work / "r.json").exists():
+        raise SystemExit(f"smtprun did not finish ({done.returncode}): {done.stderr[-1000:]}")
+    result = json.loads((work / "r.json").read_text())
+    html = next((work / "html").glob("fleet-*.html"))
+    cases = result["plans"][0]["cases"]
+    reasons = sorted({c["reason"].split("): ")[-1] for c in cases if c["status"] == "failed"})
+    figures = {"targets": targets, "silent": silent, "jobs": jobs, "timeout_s": timeout, "mx": mx,
+               "exit_status": done.returncode, "wall_s": round(wall, 2), "run_s": round(result["duration"], 2),
+               "peak_rss_mb": round(int(found[1]) / 1024), "cpu_s": round(_cpu(done.stderr), 2),
+               "counts": result["counts"], "failure_reasons": reasons,
+               "json_mb": round((work / "r.json").stat().st_size / 1e6, 1),
+               "html_mb": round(html.stat().st_size / 1e6, 1), "html": str(html)}
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, default=10_000)
     parser.add_argument("--silent", type=int, default=1_000)
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=2.0)
+    parser.add_argument("--mx", action="store_true", help="targets as mx: domains, resolved through dnsmasq")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="smtprun-fleet-"))
-    targets = work / "targets.txt"
-    targets.write_text("".join(f"{h}:{p}\n" for h, p in endpoints(args.targets)))
-    plan = work / "fleet.yaml"
-    plan.write_text(PLAN.format(timeout=args.timeout))
-    ready = work / "ready"
-    proc = responder(args, ready)
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the responder did not start")
-            time.sleep(0.2)
-        with socket.create_connection(endpoints(args.targets)[-1], timeout=5) as s:
-            assert s.recv(64).startswith(b"220")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": ""}
-        argv = ["/usr/bin/time", "-v", sys.executable, "-m", "runner", str(plan), "--targets", str(targets),
-                "--jobs", str(args.jobs), "--json", str(work / "r.json"), "--report-dir", str(work / "html")]
-        t0 = time.monotonic()
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
-        wall = time.monotonic() - t0
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1]) * 1024
-    result = json.loads((work / "r.json").read_text())
-    html = next((work / "html").glob("fleet-*.html"))
-    figures = {"targets": args.targets, "silent": args.silent, "jobs": args.jobs, "timeout_s": args.timeout,
-               "exit_status": done.returncode, "wall_s": round(wall, 2), "run_s": round(result["duration"], 2),
-               "peak_rss_mb": round(rss / 2**20), "counts": result["counts"],
-               "json_mb": round((work / "r.json").stat().st_size / 2**20, 1),
-               "html_mb": round(html.stat().st_size / 2**20, 1), "html": str(html)}
+    figures = measure_fleet(args.targets, args.silent, args.jobs, args.timeout, args.mx)
     print(json.dumps(figures, indent=2))
     (ROOT / "bench" / "results-fleet.json").write_text(json.dumps(figures, indent=2) + "\n")
     return 0

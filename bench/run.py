@@ -3,13 +3,17 @@
 
     python bench/run.py [--quick] [--out bench/results.json]
 
-Four measurements, on loopback only:
+Six measurements, on loopback only:
 
 1. one small plan, whole process (start to exit): smtprun vs swaks, median of several runs;
 2. many sessions of the same plan, 20 in flight: smtprun --repeat vs smtp-source, plus a bare asyncio
    client doing the same dialogue with no checking (the floor a Python client on asyncio can reach);
 3. 200 targets of which 20 accept and never answer, 2 s timeout, 20 jobs: total wall time;
-4. a 100 MB generated body (data_size): throughput and peak RSS (GNU time) vs smtp-source -l.
+4. a 100 MB generated body (data_size): throughput and peak RSS (GNU time) vs smtp-source -l;
+5. 10,000 --targets (1,000 silent), 500 jobs: whole-process time and peak RSS (bench/fleet.py's measure_fleet);
+6. the same 10,000 as mx: domains whose MX and A records dnsmasq serves on a loopback port.
+
+Measurement 2 also runs smtprun on the stock asyncio loop (SMTPRUN_EVENT_LOOP=asyncio) beside uvloop.
 
 Prints each figure as it is measured, then a table, and writes everything to a JSON file. Exits 0 when
 every measurement ran, whether or not it met its target; 1 when something could not run; 130 on Ctrl-C.
@@ -60,10 +64,14 @@ class Sizes:
     rounds: int  # measurement 2: rounds of each client (median taken)
     hosts: int  # measurement 3: loopback addresses, 20 targets each (18 live, 2 silent)
     body_mb: int  # measurement 4
+    fleet: int  # measurements 5 and 6: --targets (a tenth of them silent), as addresses and as mx: domains
 
 
-FULL = Sizes(single_runs=10, sessions=5000, rounds=5, hosts=10, body_mb=100)
-QUICK = Sizes(single_runs=3, sessions=500, rounds=1, hosts=3, body_mb=10)
+FULL = Sizes(single_runs=10, sessions=5000, rounds=5, hosts=10, body_mb=100, fleet=10_000)
+QUICK = Sizes(single_runs=3, sessions=500, rounds=1, hosts=3, body_mb=10, fleet=1_000)
+FLEET_JOBS = 500
+FLEET_WALL = 15.0  # seconds, whole process, 10,000 targets (and fewer)
+FLEET_RSS_MB = 400
 
 
 class BenchError(Exception):
@@ -110,12 +118,13 @@ class Ran:
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run(argv: Sequence[str], timeout: float, ok: Callable[[int], bool] = lambda rc: rc == 0) -> Ran:
+def run(argv: Sequence[str], timeout: float, ok: Callable[[int], bool] = lambda rc: rc == 0,
+        env: dict[str, str] | None = None) -> Ran:
     """Run to completion within `timeout` seconds (the child is killed past it); wall time measured here."""
     t0 = time.perf_counter()
     try:
         done = subprocess.run(list(argv), cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                              check=False, env=CHILD_ENV)
+                              check=False, env={**CHILD_ENV, **(env or {})})
     except subprocess.TimeoutExpired:
         raise BenchError(f"{' '.join(argv)}: still running after {timeout:g}s, stopped") from None
     except OSError as exc:
@@ -371,17 +380,26 @@ def measure_sessions(smtprun: list[str], plan: Path, port: int, sessions: int, r
     source_walls: list[float] = []
     floor_walls: list[float] = []
 
-    def ours() -> None:
+    stock_rates: list[float] = []
+
+    def rate(env: dict[str, str] | None = None) -> tuple[float, Ran, dict[str, Any]]:
         ran = run([*smtprun, str(plan), "--repeat", str(sessions), "-j", str(JOBS), "--no-report", "--json",
-                   str(out)], 600, ok=lambda rc: rc in (0, 1))
+                   str(out)], 600, ok=lambda rc: rc in (0, 1), env=env)
         load = load_json(out)["plans"][0]["cases"][0].get("load") or {}
         if load.get("sessions") != sessions or load.get("failed"):
             raise BenchError(f"smtprun --repeat {sessions}: {load.get('sessions')} sessions, "
                              f"{load.get('failed')} failed: {load.get('failures')}")
-        ours_rates.append(float(load["sessions_per_s"]))
+        return float(load["sessions_per_s"]), ran, load
+
+    def ours() -> None:
+        got, ran, load = rate()
+        ours_rates.append(got)
         ours_walls.append(ran.wall)
         p50s.append(load["session_p50"])
         p99s.append(load["session_p99"])
+
+    def stock() -> None:  # the same install on the stock asyncio loop instead of uvloop
+        stock_rates.append(rate({"SMTPRUN_EVENT_LOOP": "asyncio"})[0])
 
     def source() -> None:
         source_walls.append(run([SMTP_SOURCE, "-s", str(JOBS), "-m", str(sessions), "-f", SENDER, "-t", RECIPIENT,
@@ -390,9 +408,10 @@ def measure_sessions(smtprun: list[str], plan: Path, port: int, sessions: int, r
     def floor() -> None:
         floor_walls.append(bare_asyncio_floor("127.0.0.1", port, sessions, JOBS))
 
-    clients = [ours, source, floor]
+    clients = [ours, source, floor, stock]
     for i in range(rounds):
-        for client in clients[i % 3:] + clients[: i % 3]:
+        k = i % len(clients)
+        for client in clients[k:] + clients[:k]:
             client()
     med = statistics.median
     ours_rate, ours_wall = med(ours_rates), med(ours_walls)
@@ -406,6 +425,10 @@ def measure_sessions(smtprun: list[str], plan: Path, port: int, sessions: int, r
             f"[smtprun whole process {ours_wall:.2f} s = {sessions / ours_wall:.0f}/s; "
             f"p50 {med(p50s) * 1000:.1f} ms, p99 {med(p99s) * 1000:.1f} ms]")
     floor_ratio = floor_rate / source_rate
+    stock_rate = med(stock_rates)
+    stock_line = (f"{sessions} sessions{of}: smtprun on the stock asyncio loop (SMTPRUN_EVENT_LOOP=asyncio) "
+                  f"{stock_rate:.0f}/s, ratio {stock_rate / source_rate:.2f}; "
+                  f"uvloop gives {ours_rate / stock_rate:.2f}×")
     floor_line = (f"{sessions} sessions{of}: bare asyncio floor {floor_rate:.0f}/s, smtp-source {source_rate:.0f}/s, "
                   f"ratio {floor_ratio:.2f}; smtprun reaches {ours_rate / floor_rate:.2f} of the floor")
     return [
@@ -417,6 +440,12 @@ def measure_sessions(smtprun: list[str], plan: Path, port: int, sessions: int, r
             "smtprun_session_p50_s": med(p50s), "smtprun_session_p99_s": med(p99s),
             "smtp_source_sessions_per_s": source_rate, "smtp_source_wall_s_rounds": source_walls,
             "ratio_smtprun_over_smtp_source": ratio, "target": ">= 0.35"}),
+        Check("sessions_stock_loop", stock_line, None, (f"{sessions} sessions, stock asyncio loop",
+                                                          f"{stock_rate:.0f}/s", f"smtp-source {source_rate:.0f}/s",
+                                                          f"{stock_rate / source_rate:.2f}", "-"), {
+            "sessions": sessions, "jobs": JOBS, "rounds": rounds, "smtprun_stock_loop_sessions_per_s": stock_rate,
+            "smtprun_stock_loop_sessions_per_s_rounds": stock_rates,
+            "ratio_uvloop_over_stock_loop": ours_rate / stock_rate}),
         Check("floor", floor_line, None, (f"{sessions} sessions, bare asyncio floor", f"(floor {floor_rate:.0f}/s)",
                                           f"smtp-source {source_rate:.0f}/s", f"{floor_ratio:.2f}", "-"), {
             "sessions": sessions, "jobs": JOBS, "rounds": rounds, "floor_sessions_per_s": floor_rate,
@@ -525,6 +554,30 @@ def measure_body(smtprun: list[str], plan: Path, port: int, body_mb: int, work: 
     ]
 
 
+def measure_fleets(targets: int) -> list[Check]:
+    """bench/fleet.py's measurement: --targets against a responder, then the same as mx: domains via dnsmasq."""
+    import fleet  # bench/fleet.py, beside this file
+
+    checks = []
+    for mx in (False, True):
+        try:
+            got = fleet.measure_fleet(targets, targets // 10, FLEET_JOBS, REPLY_TIMEOUT, mx=mx)
+        except SystemExit as exc:
+            raise BenchError(f"fleet of {targets}{' mx: domains' if mx else ''}: {exc}") from None
+        counts = got["counts"]
+        wall_ok = got["wall_s"] <= FLEET_WALL
+        rss_ok = got["peak_rss_mb"] <= FLEET_RSS_MB
+        what = f"{targets:,} {'mx: domains (dnsmasq)' if mx else 'targets'}, {targets // 10:,} silent"
+        line = (f"{what}, {REPLY_TIMEOUT} s timeout, {FLEET_JOBS} jobs: whole process {got['wall_s']:.1f} s "
+                f"(run {got['run_s']:.1f} s, CPU {got['cpu_s']:.1f} s), peak RSS {got['peak_rss_mb']} MB; "
+                f"{counts['passed']:,} passed, {counts['failed']:,} failed ({'; '.join(got['failure_reasons'][:3])}); "
+                f"HTML {got['html_mb']} MB {verdict(wall_ok and rss_ok)}")
+        row = (what, f"{got['wall_s']:.1f} s, {got['peak_rss_mb']} MB", f"run {got['run_s']:.1f} s",
+               "-", f"≤ {FLEET_WALL:g} s, ≤ {FLEET_RSS_MB} MB")
+        checks.append(Check("fleet_mx" if mx else "fleet", line, wall_ok and rss_ok, row, got))
+    return checks
+
+
 # -- driver ---------------------------------------------------------------------------------------
 
 def require_tools() -> None:
@@ -585,6 +638,7 @@ def measure(args: argparse.Namespace, procs: Processes, work: Path) -> tuple[lis
         lambda: measure_sessions(smtprun, small, port, sizes.sessions, sizes.rounds, work),
         lambda: measure_targets(smtprun, procs, sizes.hosts, work),
         lambda: measure_body(smtprun, big, port, sizes.body_mb, work),
+        lambda: measure_fleets(sizes.fleet),
     ]
     for step in steps:
         got = step()
