@@ -41,7 +41,7 @@ def _seeds() -> list[int]:
     if LONG:
         start = int(os.environ.get("SMTPRUN_FUZZ_SEED_START", "1000"))
         return list(range(start, start + int(os.environ.get("SMTPRUN_FUZZ_SEED_COUNT", "40"))))
-    return [1, 2, 3]
+    return list(range(1, 9))
 
 
 GARBAGE_SEEDS = _seeds()  # seeds of the garbage server, per library plan
