@@ -378,3 +378,65 @@ class GarbageServer:
             out.extend(s.log)
         text = "\n".join(out)
         return text if len(text) <= limit else text[:limit] + f"\n... ({len(text) - limit} more characters)"
+
+
+class ScriptedServer:
+    """The opposite of GarbageServer, for pinning down one finding: a fixed answer to each client line.
+
+    `script[0]` is sent on connect; each later item answers the next client line, either bytes or a
+    function of that line (bytes, CRLF included). After the script the connection is closed. Every
+    connection plays the same script.
+    """
+
+    def __init__(self, script: list) -> None:
+        self.script = script
+        self.seed = "scripted"
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+        self._socks: list[socket.socket] = []
+
+    def __enter__(self) -> ScriptedServer:
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        for s in self._socks:
+            with contextlib.suppress(OSError):
+                s.close()
+        for t in self._threads:
+            t.join(5)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            self._socks.append(sock)
+            t = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        sock.settimeout(IDLE)
+        buf = b""
+        with contextlib.suppress(OSError), sock:
+            for i, item in enumerate(self.script):
+                line = b""
+                if i:
+                    while b"\n" not in buf:
+                        chunk = sock.recv(65536)
+                        if not chunk:
+                            return
+                        buf += chunk
+                    line, _, buf = buf.partition(b"\n")
+                sock.sendall(item(line) if callable(item) else item)
+
+    def transcript(self) -> str:
+        return f"scripted server: {self.script!r}"[:4000]
