@@ -293,25 +293,25 @@ def test_every_corpus_plan_validates_or_fails_cleanly(folder: Path, name: str) -
     validate(folder, CORPUS[name])
 
 
-@fuzz_settings(ci=150, long=20000)
+@fuzz_settings(ci=150, long=3000)
 @given(text=mutated_text())
 def test_mutated_library_plans_validate_or_fail_cleanly(folder: Path, text: str) -> None:
     validate(folder, text)
 
 
-@fuzz_settings(ci=150, long=20000)
+@fuzz_settings(ci=150, long=3000)
 @given(text=structural_mutation())
 def test_structurally_mutated_plans_validate_or_fail_cleanly(folder: Path, text: str) -> None:
     validate(folder, text)
 
 
-@fuzz_settings(ci=150, long=20000)
+@fuzz_settings(ci=150, long=3000)
 @given(text=generated_yaml)
 def test_generated_yaml_validates_or_fails_cleanly(folder: Path, text: str) -> None:
     validate(folder, text)
 
 
-@fuzz_settings(ci=60, long=5000)
+@fuzz_settings(ci=60, long=1500)
 @given(text=any_plan_text)
 def test_an_included_file_validates_or_fails_cleanly(folder: Path, text: str) -> None:
     """The same, for a file reached through `include:` (its problems carry 'included from')."""
@@ -322,7 +322,7 @@ def test_an_included_file_validates_or_fails_cleanly(folder: Path, text: str) ->
         (folder / "mutated.yaml").write_text("steps:\n  - send: NOOP\n    expect: 250\n")
 
 
-@fuzz_settings(ci=60, long=5000)
+@fuzz_settings(ci=60, long=1500)
 @given(data=st.binary(max_size=400), prefix=st.sampled_from([b"", b"\xef\xbb\xbf", b"steps:\n  - send: ",
                                                                b"\xff\xfe", b"---\n"]))
 def test_arbitrary_bytes_validate_or_fail_cleanly(folder: Path, data: bytes, prefix: bytes) -> None:
@@ -376,7 +376,7 @@ def test_a_plan_error_never_shows_a_secret_on_its_source_line(folder: Path, secr
         assert form not in out + err, f"the secret is printed as {form!r}:\n{err}"
 
 
-@fuzz_settings(ci=30, long=3000)
+@fuzz_settings(ci=30, long=800)
 @given(secret=st.text(st.characters(codec="utf-8", exclude_characters="\r\n\0"), min_size=6, max_size=20)
        .filter(lambda s: s.strip() == s and s.isprintable()),
        error=st.sampled_from(["  - sned: x\n", "  - send: {{ nosuchvar }}\n", "  - expect: {code: 250, text: '['}\n",
@@ -394,7 +394,7 @@ def test_no_plan_error_shows_a_secret_given_on_the_command_line(folder: Path, se
 _TERMINAL_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
 
 
-@fuzz_settings(ci=40, long=3000)
+@fuzz_settings(ci=40, long=500)
 @given(control=st.sampled_from(["\x1b]0;title\x07", "\x1b[2J", "\x1b[31m", "\r", "\x08\x08", "\x1e", "\x85",
                                 "\x9b31m", "\x00"]),
        where=st.sampled_from(["key", "step key", "value", "include"]))

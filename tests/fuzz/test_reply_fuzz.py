@@ -146,7 +146,7 @@ LIMITS = st.sampled_from([{"max_line": 16, "max_lines": 3, "max_bytes": 40},
                           {"max_line": MAX_REPLY_LINE, "max_lines": MAX_REPLY_LINES, "max_bytes": MAX_REPLY_BYTES}])
 
 
-@fuzz_settings(ci=400, long=50000)
+@fuzz_settings(ci=400, long=10000)
 @given(st.data())
 def test_any_split_gives_the_same_replies_or_the_same_error(data: st.DataObject) -> None:
     stream = data.draw(streams())
@@ -158,7 +158,7 @@ def test_any_split_gives_the_same_replies_or_the_same_error(data: st.DataObject)
         assert run([bytes([b]) for b in stream], **limits) == whole
 
 
-@fuzz_settings(ci=400, long=50000)
+@fuzz_settings(ci=400, long=10000)
 @given(st.data())
 def test_the_parser_accepts_exactly_what_the_grammar_allows(data: st.DataObject) -> None:
     stream = data.draw(streams())
@@ -169,7 +169,7 @@ def test_the_parser_accepts_exactly_what_the_grammar_allows(data: st.DataObject)
     assert (got.error is not None) == broken, f"stream {stream!r}: error {got.error!r}, grammar says broken={broken}"
 
 
-@fuzz_settings(ci=40, long=2000)
+@fuzz_settings(ci=40, long=1000)
 @given(st.data())
 def test_huge_lines_and_replies_are_refused_the_same_in_any_split(data: st.DataObject) -> None:
     stream = data.draw(streams(huge=True))
@@ -180,7 +180,7 @@ def test_huge_lines_and_replies_are_refused_the_same_in_any_split(data: st.DataO
     assert (whole.error is not None) == broken
 
 
-@fuzz_settings(ci=200, long=20000)
+@fuzz_settings(ci=200, long=10000)
 @given(stream=st.binary(max_size=300), chunk=st.integers(1, 7))
 def test_arbitrary_bytes_in_fixed_chunks(stream: bytes, chunk: int) -> None:
     pieces = [stream[i: i + chunk] for i in range(0, len(stream), chunk)]
