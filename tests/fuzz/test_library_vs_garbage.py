@@ -15,6 +15,7 @@ import binascii
 import contextlib
 import html
 import json
+import logging
 import re
 import time
 import urllib.parse
@@ -149,8 +150,24 @@ def leaks(text: str, secret: str) -> list[str]:
     return found
 
 
+@pytest.fixture
+def leftovers(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture):
+    """What reaches the terminal around the console: the process's own stdout/stderr and logged records
+    (asyncio's "Exception in callback ..." goes there, not through smtprun's console)."""
+    caplog.set_level(logging.WARNING)
+
+    def take() -> str:
+        fd = capfd.readouterr()
+        logged = [logging.Formatter().format(r) for r in caplog.records if r.levelno >= logging.WARNING]
+        caplog.clear()
+        return fd.out + fd.err + "\n".join(logged)
+
+    return take
+
+
 def run_against_garbage(plan: Path, seed: int, tmp_path: Path, tls, dns: str, secret: str | None = None,
-                        server: GarbageServer | ScriptedServer | None = None) -> GarbageServer | ScriptedServer:
+                        server: GarbageServer | ScriptedServer | None = None,
+                        leftovers=None) -> GarbageServer | ScriptedServer:
     ctx, cafile = tls
     secret = secret or SECRETS[seed % len(SECRETS)]
     out, err = StringIO(), StringIO()
@@ -172,15 +189,18 @@ def run_against_garbage(plan: Path, seed: int, tmp_path: Path, tls, dns: str, se
                             f"{server.transcript()}")
         elapsed = time.monotonic() - started
     console = out.getvalue() + err.getvalue()
+    stray = leftovers() if leftovers else ""
     where = f"seed {seed} (replay: SMTPRUN_FUZZ_SEEDS={seed}), plan {plan.name}, secret {secret!r}"
     shown = f"\n--- console ---\n{console[:6000]}\n--- server ---\n{server.transcript()}"
     assert not refused, f"{where}: traffic off the loopback: {refused}"
     for marker in ("Traceback", "internal error"):
         assert marker not in console, f"{where}: {marker!r} on the console{shown}"
+    # finding 11: asyncio/uvloop report "Exception in callback ... RuntimeError" (a traceback) past the console
+    assert not stray.strip(), f"{where}: output past the console (stderr or logging):\n{stray[:4000]}{shown}"
     assert rc in (0, 1), f"{where}: exit status {rc}{shown}"
     assert elapsed < budget, f"{where}: took {elapsed:.1f}s (budget {budget}s){shown}"
     assert peak_rss_mb() < RSS_LIMIT_MB, f"{where}: peak RSS {peak_rss_mb():.0f} MiB{shown}"
-    outputs = {"console": console}
+    outputs = {"console": console, "stderr and logs": stray}
     for path in [json_path, junit_path, *sorted(reports.rglob("*"))]:
         if path.is_file():
             outputs[str(path.relative_to(tmp_path))] = path.read_text("utf-8", errors="replace")
@@ -192,9 +212,9 @@ def run_against_garbage(plan: Path, seed: int, tmp_path: Path, tls, dns: str, se
 
 @pytest.mark.parametrize("seed", GARBAGE_SEEDS)
 @pytest.mark.parametrize("plan", PLANS)
-def test_library_plan_against_the_garbage_server(plan: str, seed: int, tmp_path: Path, tls, dns) -> None:
+def test_library_plan_against_the_garbage_server(plan: str, seed: int, tmp_path: Path, tls, dns, leftovers) -> None:
     # finding 2: a banner of the code and spaces only (`220  `) gives "internal error: IndexError" (seed 5, smuggling)
-    run_against_garbage(ROOT / "plans" / plan, seed, tmp_path, tls, dns)
+    run_against_garbage(ROOT / "plans" / plan, seed, tmp_path, tls, dns, leftovers=leftovers)
 
 
 def test_a_seed_replays_the_same_server(tmp_path: Path, tls, dns) -> None:
@@ -210,11 +230,11 @@ def test_a_seed_replays_the_same_server(tmp_path: Path, tls, dns) -> None:
 
 
 @pytest.mark.parametrize("seed", GARBAGE_SEEDS)
-def test_a_secret_echoed_by_the_garbage_server_is_never_shown(seed: int, tmp_path: Path, tls, dns) -> None:
+def test_a_secret_echoed_by_the_garbage_server_is_never_shown(seed: int, tmp_path: Path, tls, dns, leftovers) -> None:
     # finding 1: the secret comes back repr()-escaped in "protocol error: not an SMTP reply line: '...'"
     plan = tmp_path / "echo.yaml"
     plan.write_text(ECHO_PLAN, "utf-8")
-    run_against_garbage(plan, seed, tmp_path, tls, dns)
+    run_against_garbage(plan, seed, tmp_path, tls, dns, leftovers=leftovers)
 
 
 # --- each garbage finding pinned down with a fixed script -----------------------------------------------------
@@ -248,3 +268,13 @@ def test_a_reply_of_a_code_and_blanks_is_judged_not_a_crash(where: str, reply: b
     script = [reply, EHLO_OK] if where == "banner" else [b"220 garbage.test\r\n", reply.replace(b"220", b"250")]
     script += [b"250 ok\r\n"] * 4 + [b"354 go\r\n", b"250 queued\r\n", b"221 bye\r\n"]
     run_against_garbage(ROOT / "plans" / "exchange.yaml", 0, tmp_path, tls, dns, server=ScriptedServer(script))
+
+
+@pytest.mark.parametrize("after", [b"", b"\x15\x03\x01\x00\x02\x02\x28"], ids=["close", "TLS alert, close"])
+def test_a_server_that_hangs_up_after_its_starttls_220_prints_no_traceback(after: bytes, tmp_path: Path, tls, dns,
+                                                                           leftovers) -> None:
+    # finding 11: uvloop's SSLProtocol logs "Exception in callback SSLProtocol.connection_made ... RuntimeError:
+    # unable to perform operation on <TCPTransport closed=True ...>" with its traceback, on stderr
+    script = [b"220 ok\r\n", b"250-garbage.test\r\n250 STARTTLS\r\n", b"220 2.0.0 go ahead\r\n" + after]
+    run_against_garbage(ROOT / "plans" / "starttls.yaml", 0, tmp_path, tls, dns, server=ScriptedServer(script),
+                        leftovers=leftovers)
