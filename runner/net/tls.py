@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import ssl
 import tempfile
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["client_context", "describe_failure", "session_facts"]
+from runner.files import read_regular
+
+__all__ = ["MAX_CA_BYTES", "client_context", "describe_failure", "session_facts"]
 
 _VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -18,15 +21,30 @@ _VERSIONS = {
 }
 
 
+MAX_CA_BYTES = 16 * 1024 * 1024  # a whole system bundle is a few hundred KiB
+
+
+def read_cafile(cafile: str) -> str | bytes:
+    """A CA file's certificates, PEM text or DER bytes, read as runner.files reads every file: a FIFO,
+    a device or a directory is an OSError at once, never a wait (OpenSSL would open and block on it)."""
+    data = read_regular(cafile, MAX_CA_BYTES)
+    if len(data) > MAX_CA_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_CA_BYTES >> 20} MiB: not a CA file", cafile)
+    try:
+        return data.decode("ascii")  # PEM
+    except UnicodeDecodeError:
+        return data  # DER
+
+
 def client_context(verify: bool = True, cafile: str | None = None, min_version: str | None = None) -> ssl.SSLContext:
     """A client context; with verify, the chain and the host name are checked. OSError/SSLError pass up."""
-    cafile = cafile or None  # an empty string (an unset plan variable) means the system store
-    ctx = ssl.create_default_context(cafile=cafile) if verify else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    cadata = read_cafile(cafile) if cafile else None  # an empty string (an unset plan variable): the system store
+    ctx = ssl.create_default_context(cadata=cadata) if verify else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if not verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        if cafile:
-            ctx.load_verify_locations(cafile)
+        if cadata:
+            ctx.load_verify_locations(cadata=cadata)
     if min_version:
         if min_version in ("TLSv1", "TLSv1.1"):
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # old servers can only be tested if allowed

@@ -14,17 +14,18 @@ import hmac
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from runner.errors import StepFailed
+from runner.files import inside, open_regular
 from runner.net import tls as tlsinfo
-from runner.plan.check import inside
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import Reply, encode_line
 from runner.template import is_template
+from runner.text import CONTROLS, printable
 
 __all__ = ["ACTIONS"]
 
@@ -70,25 +71,37 @@ async def do_data(session: StepContext, step: Step, out: StepResult, deadline: f
     return False
 
 
-def _file_chunks(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        while chunk := fh.read(FILE_CHUNK):
-            yield chunk
+class _Overdue(Exception):
+    """Reading a data file took past the step's deadline."""
+
+
+def _file_chunks(fh: BinaryIO, deadline: float) -> Iterator[bytes]:
+    """A regular file's bytes, chunk by chunk, each read started before the step's deadline."""
+    while time.monotonic() < deadline:
+        chunk = fh.read(FILE_CHUNK)
+        if not chunk:
+            return
+        yield chunk
+    raise _Overdue
 
 
 async def do_data_file(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     path = session.text(step.value)
-    if is_template(step.value) and step.file:  # checked as the plan was read when it is a literal
-        folder = os.path.dirname(step.file)
-        path = os.path.join(folder, path)
-        if not inside(path, folder):
-            raise StepFailed(f"data_file {path} is outside the plan's folder: not sent")
-    out.label = f"message body from {path}"
+    shown = printable(path, CONTROLS, backslash=True)
     try:
-        chunks = _file_chunks(path)
-        await session.send_stream(chunks, deadline, path)
+        if is_template(step.value) and step.file:  # checked as the plan was read when it is a literal
+            folder = os.path.dirname(step.file)
+            path = os.path.join(folder, path)
+            shown = printable(path, CONTROLS, backslash=True)
+            if not inside(path, folder):
+                raise StepFailed(f"data_file {shown} is outside the plan's folder: not sent")
+        out.label = f"message body from {shown}"
+        with open_regular(path) as fh:  # a FIFO or a device is refused here, never waited on
+            await session.send_stream(_file_chunks(fh, deadline), deadline, shown)
     except OSError as exc:
-        raise StepFailed(f"cannot read data_file {path}: {exc.strerror or exc}") from None
+        raise StepFailed(f"cannot read data_file {shown}: {exc.strerror or exc}") from None
+    except _Overdue:
+        raise StepFailed(f"reading data_file {shown} took longer than the step's timeout") from None
     return False
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
-from tests.support.dnsserver import DnsServer
 from tests.fuzz.budget import GARBAGE_SEEDS
 from tests.fuzz.guards import Hang, loopback_only, peak_rss_mb, time_limit
+from tests.support.dnsserver import DnsServer
 from tests.support.garbage import GarbageServer, ScriptedServer
 
 ROOT = Path(__file__).resolve().parents[2]
