@@ -116,15 +116,16 @@ def _record(args: argparse.Namespace, env: Environment, console: Console) -> Exi
     return ExitStatus(record.run(args, console.out, console.err, env.stdin))
 
 
-def _read_plans(paths: Sequence[str], overrides: dict[str, str], env: Environment) -> list:
+def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment) -> list:
     from runner.plan import read_plan
     from runner.plan.schema import ValidationCache
 
     cache = ValidationCache.under(env.cache_dir)
     plans, problems = [], []
+    overrides, secrets = dict(args.var) | dict(args.secret), [value for _, value in args.secret]
     for path in paths:
         try:
-            plans.append(read_plan(path, overrides, cache))
+            plans.append(read_plan(path, overrides, cache, secrets))
         except PlanError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -133,7 +134,7 @@ def _read_plans(paths: Sequence[str], overrides: dict[str, str], env: Environmen
 
 
 def _validate(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
-    plans = _read_plans(args.plans, dict(args.var) | dict(args.secret), env)
+    plans = _read_plans(args.plans, args, env)
     for plan in plans:
         console.out.write(f"{plan.file}: ok ({len(plan.cases)} case{'s' * (len(plan.cases) != 1)})\n")
     return ExitStatus.OK
@@ -165,7 +166,7 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
     from runner.run.execute import run_plans
 
     console = _run_console(args, env, console)
-    plans = _read_plans(args.plans, dict(args.var) | dict(args.secret), env)
+    plans = _read_plans(args.plans, args, env)
     options = _run_options(args, plans, console)
     server = _start_embedded(args.profile, options, console) if args.embedded else None
     if server is None:

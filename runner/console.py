@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from runner.results import FAILED, PASSED, RECV, SEND, SKIPPED, CaseResult, PlanResult, RunResult, show_bytes
-from runner.text import CONTROLS, printable
+from runner.text import CONTROLS, MARKUP, printable
 
 
 def _safe(text: str | None) -> str:
@@ -96,5 +96,6 @@ class Console:
         self.out.write(f"{', '.join(parts)} in {run.duration:.2f}s{tail}\n")
 
     def error(self, text: str) -> None:
-        self.err.write(text.rstrip("\n") + "\n")
+        """A message on standard error; whatever a plan or a server put in it cannot drive the terminal."""
+        self.err.write(printable(text.rstrip("\n"), MARKUP) + "\n")
         self.err.flush()

@@ -28,15 +28,16 @@ class Problem:
     message: str
     location: Location | None = None
     hint: str | None = None
-    source_line: str | None = None
+    source_line: str | None = None  # the line as shown: secrets masked, controls escaped
     notes: list[str] = field(default_factory=list)
+    caret: int | None = None  # the column of source_line under which the caret goes, when not location.col
 
     def render(self) -> str:
         head = f"{self.location}: " if self.location else ""
         out = [f"{head}error: {self.message}"]
         if self.source_line is not None and self.location is not None:
             out.append(f"    {self.source_line.rstrip()}")
-            out.append("    " + " " * (self.location.col - 1) + "^")
+            out.append("    " + " " * ((self.caret or self.location.col) - 1) + "^")
         if self.hint:
             out.append(f"    hint: {self.hint}")
         out.extend(f"    note: {n}" for n in self.notes)

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
 from runner import template
 from runner.errors import PlanError, Problem
+from runner.files import inside
 from runner.plan.load import Loaded, load_file
 from runner.plan.scope import render_early
 from runner.plan.types import Include, Step
 from runner.smtp.expect import describe
 
-__all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "inside", "parse_size"]
+__all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "parse_size"]
 
 ACTIONS = ("send", "raw", "data", "data_file", "data_size", "sleep", "close", "starttls", "auth", "pipeline", "bdat",
            "expect_tls", "expect_dns")
@@ -29,11 +31,6 @@ MAX_GENERATED_BODY = 16 * 1024**3
 MAX_INCLUDE_DEPTH = 16
 _SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]i?)?[bB]?$")
 _UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
-
-
-def inside(path: Path | str, folder: Path | str) -> bool:
-    """Whether path, links and `..` resolved, lies in folder or below it."""
-    return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
 
 def parse_size(text: str) -> int:
@@ -96,7 +93,16 @@ class StepBuilder:
 
         target = Path(self.loaded.source.name).parent / raw["include"]
         here = f"{self.loaded.source.name}:{(self.loaded.where(path) or (1, 1))[0]}"
-        resolved = str(target.resolve())
+        try:
+            confined = inside(target, Path(self.chain[0]).parent)  # the plan's folder, as for data_file
+            resolved = str(target.resolve())
+        except OSError as exc:
+            self.problem(f"cannot read include {raw['include']}: {exc.strerror}", (*path, "include"))
+            return []
+        if not confined:
+            self.problem(f"include {raw['include']} is outside the plan's folder: a plan may only include files "
+                         "that sit beside it or below it", (*path, "include"), hint="move the file next to the plan")
+            return []
         if resolved in self.chain:
             self.problem(f"include cycle: {target} includes itself (via {' -> '.join(self.chain)})", (*path, "include"))
             return []
@@ -105,7 +111,7 @@ class StepBuilder:
             return []
         found: list[Problem] = []
         try:
-            loaded = load_file(target)
+            loaded = load_file(target, hide=self.loaded.source.hide)  # the plan's secrets stay hidden
             found = validate_fragment(loaded)
         except PlanError as exc:
             found = exc.problems
@@ -124,15 +130,7 @@ class StepBuilder:
     def _value(self, action: str, value: Any, path: tuple[Any, ...]) -> Any:
         """Action arguments that can be settled now: file paths, sizes, pipelining order."""
         if action == "data_file" and not template.is_template(value):
-            resolved = Path(self.loaded.source.name).parent / value
-            if not inside(resolved, Path(self.chain[0]).parent):  # the plan's folder, even from an include
-                self.problem(f"data_file {value} is outside the plan's folder: a plan may only send files "
-                             "that sit beside it or below it", path, hint="move the file next to the plan")
-            elif not resolved.exists():
-                self.problem(f"data_file not found: {resolved}", path)
-            elif not resolved.is_file():
-                self.problem(f"data_file is not a regular file: {resolved}", path)
-            return str(resolved)
+            return self._data_file(value, path)
         if action == "data_size":
             size = parse_size(value)
             if size > MAX_GENERATED_BODY:
@@ -148,6 +146,21 @@ class StepBuilder:
                 if isinstance(item.get("expect"), dict) and "text" in item["expect"]:
                     self.regex(item["expect"]["text"], (*path, i, "expect", "text"))
         return value
+
+    def _data_file(self, value: str, path: tuple[Any, ...]) -> str:
+        """A literal data_file: inside the plan's folder (even from an include), and a regular file."""
+        resolved = Path(self.loaded.source.name).parent / value
+        try:
+            if not inside(resolved, Path(self.chain[0]).parent):
+                self.problem(f"data_file {value} is outside the plan's folder: a plan may only send files "
+                             "that sit beside it or below it", path, hint="move the file next to the plan")
+            elif not stat.S_ISREG(os.stat(resolved).st_mode):
+                self.problem(f"data_file is not a regular file: {resolved}", path)
+        except FileNotFoundError:
+            self.problem(f"data_file not found: {resolved}", path)
+        except OSError as exc:
+            self.problem(f"cannot read data_file {value}: {exc.strerror or exc}", path)
+        return str(resolved)
 
     def _strings(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> None:
         if isinstance(value, str):

@@ -8,7 +8,8 @@ column for compiler-style messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bisect
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runner.errors import Location, PlanError, Problem
 from runner.files import read_regular
+from runner.redact import MASK, Redactor
+from runner.text import CONTROLS, printable
 
-__all__ = ["MAX_NODES", "MAX_PLAN_BYTES", "Loaded", "Source", "load_file", "load_text"]
+__all__ = ["MAX_NODES", "MAX_PLAN_BYTES", "Hidden", "Loaded", "Source", "load_file", "load_text"]
 
 MAX_PLAN_BYTES = 1024 * 1024  # a plan is a page of steps; a megabyte is far past any real one
 MAX_NODES = 200_000  # values after alias expansion: bounds memory against alias bombs
@@ -33,22 +36,93 @@ _TEXT_TAGS = {_T + "timestamp"}  # an implicit date stays the text it was writte
 _MERGE = _T + "merge"
 
 
+PASSWORD_KEYS = frozenset({"password"})  # auth: {password: ...}, vars: {password: ...}: never shown
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """What no excerpt of a plan shows: the values of `password:` keys and of the variables a
+    `secrets:` list names (found by position, however YAML spells them), and every value holding
+    a secret given on the command line."""
+
+    names: frozenset[str] = PASSWORD_KEYS
+    values: tuple[str, ...] = ()
+
+    def widened(self, names: Iterable[str]) -> Hidden:
+        return Hidden(self.names | frozenset(names), self.values)
+
+
 @dataclass
 class Source:
-    """A plan file's name (as the user gave it) and text."""
+    """A plan file's name (as the user gave it) and text, and what of it may be shown.
+
+    Lines and columns count as an editor does: a line ends at LF (a CRLF's CR is not shown), and
+    no other character (NEL, U+2028) starts a new one, whatever YAML itself calls a line break.
+    """
 
     name: str
     text: str
+    hide: Hidden = field(default_factory=Hidden)
+    excerpts: bool = True  # False for a file that is not a plan (not YAML, not a mapping): no line of it is shown
+    hidden: list[tuple[int, int]] = field(default_factory=list)  # character spans of secrets in `text`
     lines: list[str] = field(init=False)
+    _starts: list[int] = field(init=False, repr=False)
+    _redactor: Redactor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.lines = self.text.splitlines()
+        self.lines = [line.removesuffix("\r") for line in self.text.split("\n")]
+        self._starts = [0]
+        for line in self.text.split("\n")[:-1]:
+            self._starts.append(self._starts[-1] + len(line) + 1)
+        self._redactor = Redactor()
+        for value in self.hide.values:
+            self._redactor.add(value, encoded=False)
+
+    def position(self, index: int) -> tuple[int, int]:
+        """1-based line and column of the character at `index`."""
+        line = bisect.bisect_right(self._starts, index)
+        return line, index - self._starts[line - 1] + 1
+
+    def hide_span(self, start: int, end: int, value: str | None = None) -> None:
+        self.hidden.append((start, end))
+        if value:
+            self._redactor.add(value, encoded=False)
 
     def problem(self, message: str, line: int | None, col: int = 1, hint: str | None = None) -> Problem:
+        message, hint = self._safe(message), hint and self._safe(hint)
         if line is None:
             return Problem(message, Location(self.name, 1, 1), hint)
-        src = self.lines[line - 1] if 0 < line <= len(self.lines) else None
-        return Problem(message, Location(self.name, line, col), hint, src)
+        if not (self.excerpts and 0 < line <= len(self.lines)):
+            return Problem(message, Location(self.name, line, col), hint)
+        shown, caret = self._excerpt(line, col)
+        return Problem(message, Location(self.name, line, col), hint, shown, caret=caret)
+
+    def _safe(self, text: str) -> str:
+        return printable(text, CONTROLS, redact=self._redactor.text)
+
+    def _excerpt(self, line: int, col: int) -> tuple[str, int]:
+        """The line as shown, secrets masked and controls escaped, and the caret's column in it."""
+        start, raw = self._starts[line - 1], self.lines[line - 1]
+        spans: list[list[int]] = []
+        for a, b in sorted(self.hidden):
+            a, b = max(a - start, 0), min(b - start, len(raw))
+            if a >= b:
+                continue
+            if spans and a <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], b)
+            else:
+                spans.append([a, b])
+        shown, at, caret, want = "", 0, None, col - 1
+        for a, b in [*spans, [len(raw), len(raw)]]:
+            if caret is None and want < a:
+                caret = len(shown) + len(self._safe(raw[at:want]))
+            shown += self._safe(raw[at:a])
+            if b > a:
+                if caret is None and want < b:
+                    caret = len(shown)
+                shown += MASK
+            at = b
+        return shown, (len(shown) if caret is None else caret) + 1
 
 
 @dataclass
@@ -76,7 +150,7 @@ class Loaded:
         return self.source.problem(message, *(pos or (None, 1)), hint=hint)
 
 
-def load_file(path: str | Path, display: str | None = None) -> Loaded:
+def load_file(path: str | Path, display: str | None = None, hide: Hidden | None = None) -> Loaded:
     name = display or str(path)
     try:
         raw = read_regular(path, MAX_PLAN_BYTES)
@@ -93,18 +167,17 @@ def load_file(path: str | Path, display: str | None = None) -> Loaded:
             Problem(f"plan is not UTF-8: invalid byte 0x{raw[exc.start]:02x} at offset {exc.start}",
                     Location(name, line, col))
         ) from None
-    return load_text(text.removeprefix("\ufeff"), name)
+    return load_text(text.removeprefix("\ufeff"), name, hide)
 
 
-def load_text(text: str, name: str = "<plan>") -> Loaded:
-    source = Source(name, text)
+def load_text(text: str, name: str = "<plan>", hide: Hidden | None = None) -> Loaded:
+    source = Source(name, text, hide or Hidden(), excerpts=False)  # no line of it is shown until it is YAML
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:  # PyYAML's parser recurses once per level of nesting
         raise PlanError(source.problem(f"plan is nested deeper than {MAX_DEPTH} levels", None)) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. NUL
-        line = text.count("\n", 0, exc.position) + 1
-        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        line, col = source.position(exc.position)
         raise PlanError(source.problem(f"character {exc.character!r} is not allowed in a plan", line, col)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -112,16 +185,43 @@ def load_text(text: str, name: str = "<plan>") -> Loaded:
         hint = "YAML indents with spaces, never tabs" if "'\\t'" in msg else None
         if mark is None:
             raise PlanError(source.problem(msg, None, hint=hint)) from None
-        raise PlanError(source.problem(msg, mark.line + 1, mark.column + 1, hint=hint)) from None
+        raise PlanError(source.problem(msg, *source.position(mark.index), hint=hint)) from None
     except yaml.YAMLError as exc:
         raise PlanError(source.problem(f"YAML: {exc}", None)) from None
+    if isinstance(node, MappingNode):  # a plan, or meant to be one: its lines may be shown, secrets masked
+        source.excerpts = True
+        _hide_secrets(node, source)
     builder = _Builder(source)
     data = builder.build(node, ()) if node is not None else None
     return Loaded(data, source, builder.marks, builder.key_marks)
 
 
-def _pos(node: Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+def _secret_names(root: MappingNode) -> set[str]:
+    """The names a plan's top-level `secrets:` list gives."""
+    return {item.value for key, value in root.value if isinstance(key, ScalarNode) and key.value == "secrets"
+            and isinstance(value, SequenceNode) for item in value.value if isinstance(item, ScalarNode)}
+
+
+def _hide_secrets(root: MappingNode, source: Source) -> None:
+    """Mark where secrets stand, walking the composed nodes once each (aliases are shared nodes)."""
+    hide = source.hide = source.hide.widened(_secret_names(root))
+    stack: list[Node] = [root]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if isinstance(key, ScalarNode) and key.value in hide.names:
+                    source.hide_span(value.start_mark.index, value.end_mark.index,
+                                     value.value if isinstance(value, ScalarNode) else None)
+                stack += (key, value)
+        elif isinstance(node, SequenceNode):
+            stack += node.value
+        elif isinstance(node.value, str) and any(secret in node.value for secret in hide.values):
+            source.hide_span(node.start_mark.index, node.end_mark.index)
 
 
 class _Builder:
@@ -132,8 +232,11 @@ class _Builder:
         self.count = 0
         self.constructor = yaml.SafeLoader("")
 
+    def _pos(self, node: Node) -> tuple[int, int]:
+        return self.source.position(node.start_mark.index)
+
     def fail(self, message: str, node: Node, hint: str | None = None) -> PlanError:
-        return PlanError(self.source.problem(message, *_pos(node), hint=hint))
+        return PlanError(self.source.problem(message, *self._pos(node), hint=hint))
 
     def build(self, node: Node, path: Path_, depth: int = 0) -> Any:
         self.count += 1
@@ -141,7 +244,7 @@ class _Builder:
             raise self.fail(f"plan expands to more than {MAX_NODES} values (alias expansion?)", node)
         if depth > MAX_DEPTH:
             raise self.fail(f"plan is nested deeper than {MAX_DEPTH} levels", node)
-        self.marks.setdefault(path, _pos(node))
+        self.marks.setdefault(path, self._pos(node))
         if isinstance(node, MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, SequenceNode):
@@ -200,6 +303,6 @@ class _Builder:
             if key in out:
                 line, _ = self.key_marks[(*path, key)]
                 raise self.fail(f"duplicate key '{key}' (first given on line {line})", knode)
-            self.key_marks[(*path, key)] = _pos(knode)
+            self.key_marks[(*path, key)] = self._pos(knode)
             out[key] = self.build(vnode, (*path, key), depth + 1)
         return out

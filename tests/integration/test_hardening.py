@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import ROOT, write_plan
+from tests.support.cli import ROOT, run, write_plan
 from tests.support.faults import BANNER, FaultServer, Peer, converse
 
 TIMEOUT = 2
@@ -108,3 +108,116 @@ def test_validate_refuses_a_fifo_as_plan_or_include_without_waiting(tmp_path):
     assert f"note: included from {plan}:2" in out
     assert elapsed < 10
 
+
+# --- 3. includes stay in the plan's folder; no line of a file that is not a plan is shown --------------------
+
+@pytest.mark.parametrize("target", ["/proc/self/environ", "/etc/hostname", "../outside.yaml"])
+def test_an_include_outside_the_plan_folder_is_refused_and_not_read(tmp_path, target, monkeypatch):
+    monkeypatch.setenv("SMTPRUN_TEST_CANARY", "canary-5e4d3c")
+    (tmp_path / "outside.yaml").write_text("steps:\n  - send: NOOP canary-5e4d3c\n    bogus: 1\n")
+    (tmp_path / "plans").mkdir()
+    plan = write_plan(tmp_path / "plans", f"steps:\n  - include: {target}\n")
+    code, _, err = run("validate", plan)
+    assert code == 2
+    assert err.startswith(f"{plan}:2:14: error: include {target} is outside the plan's folder: a plan may only "
+                          "include files that sit beside it or below it\n      - include: ")
+    assert "canary-5e4d3c" not in err
+
+
+def test_an_include_that_is_not_yaml_shows_no_line_of_it(tmp_path):
+    (tmp_path / "creds.env").write_text("TOKEN=hunter2-token\n\tPASSWORD: [unclosed\n")
+    plan = write_plan(tmp_path, "steps:\n  - include: creds.env\n")
+    code, _, err = run("validate", plan)
+    assert code == 2
+    assert f"{tmp_path}/creds.env:2:1: error: YAML syntax: " in err
+    assert "hunter2" not in err and "PASSWORD" not in err and f"included from {plan}:2" in err
+
+
+def test_an_include_that_is_not_a_mapping_shows_no_line_of_it(tmp_path):
+    (tmp_path / "note.txt").write_text("the admin password is hunter2-note\n")
+    plan = write_plan(tmp_path, "steps:\n  - include: note.txt\n")
+    code, _, err = run("validate", plan)
+    assert code == 2 and "note.txt:1:1: error: " in err
+    assert "hunter2" not in err
+
+
+# --- 4. no excerpt shows a literal password or a secret ------------------------------------------------------
+
+SECRETS = ['Sup3r"S3cret\\PW', "it's-a\tTAB-pw", "pässwörd-€-ünï", "Hunter2Literal"]
+
+
+def _yaml(value: str) -> str:
+    """The value as a double-quoted YAML scalar."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t") + '"'
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_a_literal_password_is_masked_on_the_line_of_a_plan_error(tmp_path, secret):
+    plan = write_plan(tmp_path, "steps:\n  - expect: 220\n"
+                                f"  - auth: {{mechanism: PLAN, username: alice, password: {_yaml(secret)}}}\n")
+    code, _, err = run("validate", plan)
+    assert code == 2
+    assert err.startswith(f"{plan}:3:23: error: 'mechanism' must be one of: PLAIN, LOGIN, CRAM-MD5, XOAUTH2 "
+                          '(got "PLAN")\n'
+                          "      - auth: {mechanism: PLAN, username: alice, password: ***}\n"
+                          "                          ^\n")
+    assert secret not in err and _yaml(secret) not in err
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_a_variable_named_in_secrets_is_masked_even_when_the_plan_is_invalid(tmp_path, secret):
+    plan = write_plan(tmp_path, f'vars: {{token: {_yaml(secret)}, helo: "{{{{ hel }}}}"}}\nsecrets: [token]\n'
+                                "steps:\n  - send: EHLO {{ helo }}\n")
+    code, _, err = run("validate", plan)
+    assert code == 2
+    assert err.startswith(f"{plan}:1:"), err
+    assert "error: undefined variable 'hel'" in err
+    assert "    vars: {token: ***, helo: " in err
+    assert secret not in err and _yaml(secret)[1:-1] not in err
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_a_secret_from_the_command_line_is_masked_wherever_the_plan_spells_it(tmp_path, secret):
+    plan = write_plan(tmp_path, f"steps:\n  - {{send: {_yaml('PASS ' + secret)}, bogus: 1}}\n")
+    code, _, err = run("validate", plan, "--secret", f"pw={secret}")
+    assert code == 2
+    assert err.startswith(f"{plan}:2:{len(_yaml('PASS ' + secret)) + 14}: error: unknown key 'bogus' in step\n"
+                          "      - {send: ***, bogus: 1}\n"
+                          "                    ^\n"), err
+    assert secret not in err and _yaml(secret)[1:-1] not in err
+
+
+# --- 6. odd paths: plan errors at validation, named failures at run time ---------------------------------------
+
+@pytest.mark.parametrize("key", ["include", "data_file"])
+def test_a_nul_in_a_path_is_a_plan_error(tmp_path, key):
+    plan = write_plan(tmp_path, f'steps:\n  - expect: 220\n  - {key}: "a\\0b"\n')
+    code, _, err = run("validate", plan)
+    assert code == 2
+    assert err.startswith(f"{plan}:3:{7 + len(key)}: error: cannot read {key} a\\x00b: the path contains a NUL byte\n")
+
+
+@pytest.mark.parametrize("key", ["include", "data_file"])
+def test_a_symlink_loop_is_a_plan_error(tmp_path, key):
+    loop(tmp_path)
+    plan = write_plan(tmp_path, f"steps:\n  - expect: 220\n  - {key}: loop\n")
+    code, _, err = run("validate", plan)
+    assert code == 2
+    assert err.startswith(f"{plan}:3:{7 + len(key)}: error: cannot read {key} loop: too many levels of symbolic "
+                          "links (a symlink loop?)\n")
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("loop", "cannot read data_file {folder}/loop: too many levels of symbolic links (a symlink loop?)"),
+    ("a\\0b", "cannot read data_file {folder}/a\\x00b: the path contains a NUL byte"),
+])
+def test_a_templated_data_file_that_cannot_be_opened_fails_its_step_by_name(tmp_path, name, why):
+    loop(tmp_path)
+    with FaultServer("normal") as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, timeout: {TIMEOUT}}}\n"
+                                    f'vars: {{f: "{name}"}}\nsteps:\n' + ENVELOPE
+                          + '  - data_file: "{{ f }}"\n    expect: 250\n')
+        code, out, _ = run(plan, "--no-report")
+    assert code == 1, out
+    assert "why:      " + why.format(folder=tmp_path) + "\n" in out
+    assert "internal error" not in out
