@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -65,11 +66,21 @@ class UsageError(SmtprunError):
 
 
 class ProtocolError(SmtprunError):
-    """The server broke the SMTP reply grammar or a limit smtprun enforces."""
+    """The server broke the SMTP reply grammar or a limit smtprun enforces.
 
-    def __init__(self, message: str, received: bytes = b""):
+    The message is smtprun's own words. The text that broke the grammar is kept apart, as it came,
+    in `excerpt`: it may echo a secret, and only the display layer, which knows the secrets, masks
+    and then escapes it (`describe`).
+    """
+
+    def __init__(self, message: str, received: bytes = b"", excerpt: str | None = None):
         super().__init__(message)
         self.received = received  # the offending bytes, bounded, for the transcript
+        self.excerpt = excerpt  # the offending reply line's text, raw: never shown but through describe()
+
+    def describe(self, show: Callable[[str], str]) -> str:
+        """The message and, when there is one, the offending text as `show` writes it."""
+        return str(self) if self.excerpt is None else f"{self}: {show(self.excerpt)}"
 
 
 class StepFailed(SmtprunError):

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["CONTROLS", "MARKUP", "UNPRINTABLE", "Charset", "printable"]
+__all__ = ["CONTROLS", "MARKUP", "UNPRINTABLE", "Charset", "excerpt", "printable"]
 
 # Bidirectional controls (Unicode UAX #9): LRM, RLM, ALM, the embeddings and overrides, the isolates
 _BIDI = "\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
@@ -87,3 +87,15 @@ def printable(
             ch if ch.isprintable() and not (backslash and ch == "\\") else _escape(ch, surrogates) for ch in text
         )
     return charset._patterns[backslash].sub(lambda m: _escape(m[0], surrogates), text)
+
+
+EXCERPT = 60  # characters of a server's line quoted in a one-line message
+
+
+def excerpt(text: str, *, redact: Callable[[str], str] | None = None, limit: int = EXCERPT) -> str:
+    """A server's text quoted in a message: secrets masked on the raw text, then cut to `limit`
+    characters, then escaped (backslashes doubled, so an escape cannot be forged) and quoted."""
+    if redact is not None:
+        text = redact(text)
+    cut = text if len(text) <= limit else text[:limit] + "..."
+    return "'" + printable(cut, CONTROLS, backslash=True) + "'"

@@ -18,6 +18,7 @@ from runner.results import RECV, SEND, CaseResult
 from runner.run.transcript import MAX_EVENT_BYTES, Transcript
 from runner.smtp.protocol import DataEncoder, Reply
 from runner.smtp.session import NEED_DATA, Closed, SmtpSession, TimedOut
+from runner.text import excerpt
 
 __all__ = ["Wire"]
 
@@ -30,6 +31,7 @@ class Wire:
     def __init__(self, result: CaseResult, transcript: Transcript, keywords: dict[str, str]) -> None:
         self.result = result
         self.record = transcript.record  # (direction, bytes): what went over the wire, for the transcript
+        self.redact = transcript.redactor.text  # the case's secrets, masked in what a server's text is quoted in
         self.note = transcript.note  # (text): a line of the transcript that is not on the wire
         self.smtp = SmtpSession(keywords)
         self.conn: Transport | None = None
@@ -144,7 +146,8 @@ class Wire:
                 event = smtp.next_event()
             except ProtocolError as exc:
                 self.record(RECV, exc.received)
-                raise StepFailed(f"protocol error: {exc}") from None
+                why = exc.describe(lambda text: excerpt(text, redact=self.redact))
+                raise StepFailed(f"protocol error: {why}") from None
             if event is not NEED_DATA:
                 self.record(RECV, event.raw)  # type: ignore[union-attr]  # a Reply
                 return event  # type: ignore[return-value]

@@ -189,14 +189,10 @@ def _diagnose(line: bytes) -> tuple[str, str, str]:
         raise ProtocolError(f"reply line contains control character 0x{code:02x} at offset {control.start()}")
     code_s, sep, rest = text[:3], text[3:4], text[4:]
     if not (len(code_s) == 3 and code_s.isascii() and code_s.isdigit() and code_s[0] in "2345"):
-        raise ProtocolError(f"not an SMTP reply line: {_show(text)}")
+        raise ProtocolError("not an SMTP reply line", excerpt=text)
     if sep not in ("", " ", "-"):
-        raise ProtocolError(f"reply code not followed by space, '-' or CRLF: {_show(text)}")
+        raise ProtocolError("reply code not followed by space, '-' or CRLF", excerpt=text)
     return code_s, sep, rest
-
-
-def _show(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def encode_line(line: str) -> bytes:

@@ -31,6 +31,7 @@ from runner.smtp.protocol import DataEncoder, Reply, encode_line
 from runner.smtp.session import SmtpSession
 from runner.status import ExitStatus
 from runner.template import is_template
+from runner.text import excerpt
 
 __all__ = ["add_arguments", "run"]
 
@@ -169,7 +170,7 @@ class LiveConnection:
                             if not upgraded:
                                 return None
         except ProtocolError as exc:
-            self._event("error", f"protocol error: {exc}")
+            self._event("error", f"protocol error: {exc.describe(excerpt)}")
         except (ConnectionResetError, BrokenPipeError):
             self._event("closed", None)
         except OSError as exc:

@@ -7,7 +7,10 @@ regression fails the test instead of stopping the suite.
 
 from __future__ import annotations
 
+import html
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -221,3 +224,39 @@ def test_a_templated_data_file_that_cannot_be_opened_fails_its_step_by_name(tmp_
     assert code == 1, out
     assert "why:      " + why.format(folder=tmp_path) + "\n" in out
     assert "internal error" not in out
+
+
+# --- 2. a secret echoed in a line that breaks the reply grammar is masked before it is escaped ------------------
+
+def _forms(secret: str) -> set[str]:
+    """The secret as each output could spell it: raw, Python-escaped, JSON-escaped, HTML/XML-escaped."""
+    return {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+            html.escape(secret), html.escape(secret, quote=False), secret.replace("\\", "\\\\")} - {""}
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+@pytest.mark.parametrize("shape", ["{s}", "5x5 {s}", "535{s}", "535\u202e {s}"], ids=["bare", "bad code",
+                                                                                  "no separator", "bidi"])
+def test_a_secret_echoed_in_a_broken_reply_is_masked_in_every_output(tmp_path, secret, shape):
+    def echo_auth(peer: Peer) -> None:
+        peer.send(BANNER)
+        peer.read_line()  # AUTH PLAIN ...
+        peer.send(shape.format(s=secret).encode() + b"\r\n")
+        peer.read_line()
+
+    with FaultServer(echo_auth) as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, timeout: {TIMEOUT}}}\n"
+                                    "vars: {password: placeholder}\nsecrets: [password]\nsteps:\n  - expect: 220\n"
+                                    "  - auth: {mechanism: PLAIN, username: alice, password: '{{ password }}'}\n")
+        code, out, err = run(plan, "--secret", f"password={secret}", "--json", str(tmp_path / "r.json"),
+                             "--junit", str(tmp_path / "r.xml"), "--report-dir", str(tmp_path / "html"))
+    assert code == 1, out + err
+    assert re.search(r"why:      protocol error: (not an SMTP reply line|reply code not followed by space, '-' or "
+                     r"CRLF): '[^\n]*\*\*\*'\n", out), out
+    reports = {p.name: p.read_text() for p in (tmp_path / "html").rglob("*.html")}
+    outputs = {"console": out + err, "json": (tmp_path / "r.json").read_text(),
+               "junit": (tmp_path / "r.xml").read_text(), **reports}
+    assert len(outputs) > 3
+    for name, text in outputs.items():
+        for form in _forms(secret):
+            assert form not in text, f"{name} shows the secret as {form!r}"
