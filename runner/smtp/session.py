@@ -163,8 +163,9 @@ class SmtpSession:
         is_ehlo = reply.code == 250 and command.upper().startswith(("EHLO", "LHLO"))
         if is_ehlo:
             self.keywords = reply.keywords()
-        if (is_ehlo or (reply.code == 220 and not self.greeting_hosts)) and reply.lines and reply.lines[0]:
-            self.greeting_hosts.append(reply.lines[0].split()[0])
+        words = reply.lines[0].split() if reply.lines else []  # "220  " is a valid reply of blank text
+        if (is_ehlo or (reply.code == 220 and not self.greeting_hosts)) and words:
+            self.greeting_hosts.append(words[0])
         return is_ehlo
 
     # -- STARTTLS (RFC 3207) -----------------------------------------------------------------

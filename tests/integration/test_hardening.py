@@ -260,3 +260,34 @@ def test_a_secret_echoed_in_a_broken_reply_is_masked_in_every_output(tmp_path, s
     for name, text in outputs.items():
         for form in _forms(secret):
             assert form not in text, f"{name} shows the secret as {form!r}"
+
+
+# --- 7. a reply of a code and blanks is a reply ----------------------------------------------------------------
+
+@pytest.mark.parametrize("banner", [b"220  \r\n", b"220 \t\r\n", b"220- \r\n220  \r\n"], ids=["spaces", "tab",
+                                                                                           "multiline"])
+def test_a_banner_of_a_code_and_blanks_passes_expect_220(tmp_path, banner):
+    def blank(peer: Peer) -> None:
+        peer.send(banner)
+        converse(peer)
+
+    with FaultServer(blank) as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, timeout: {TIMEOUT}}}\n"
+                                    "steps:\n  - expect: 220\n")
+        code, out, err = run(plan, "--no-report")
+    assert code == 0, out + err
+    assert "1 passed" in out and "internal error" not in out + err
+
+
+def test_an_ehlo_reply_of_a_code_and_blanks_is_judged(tmp_path):
+    def blank(peer: Peer) -> None:
+        peer.send(BANNER)
+        converse(peer, special={"EHLO": b"250  \r\n"})
+
+    with FaultServer(blank) as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, timeout: {TIMEOUT}}}\n"
+                                    "steps:\n  - expect: 220\n  - send: EHLO client.test\n    expect: 250\n"
+                                    "  - send: QUIT\n    expect: 221\n")
+        code, out, err = run(plan, "--no-report")
+    assert code == 0, out + err
+    assert "1 passed" in out
