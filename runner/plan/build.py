@@ -13,6 +13,7 @@ from typing import Any
 
 from runner import template
 from runner.errors import PlanError, Problem
+from runner.net.address import check_host
 from runner.plan.check import StepBuilder
 from runner.plan.load import Loaded
 from runner.plan.scope import render_early
@@ -131,6 +132,12 @@ class _PlanBuilder:
         for key in ("host", "server_name", "cafile", "port", "mx"):
             if isinstance(target.get(key), str):
                 steps.template(target[key], ("target", key), set())
+        for key in ("host", "mx"):  # a templated one is checked once rendered, as the case connects
+            if isinstance(target.get(key), str) and not template.is_template(target[key]):
+                try:
+                    check_host(target[key])
+                except ValueError as exc:
+                    self.problems.append(self.loaded.problem(str(exc), ("target", key)))
         nameservers = target.get("nameserver", [])
         for i, text in enumerate([nameservers] if isinstance(nameservers, str) else nameservers):
             try:

@@ -21,6 +21,7 @@ from typing import Any
 from runner import limits
 from runner.errors import StepFailed
 from runner.net import tls as tlsinfo
+from runner.net.address import check_host
 from runner.net.transport import Connector, hostport, open_connection
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Step, Target
@@ -80,6 +81,13 @@ class Session(Wire):
             raise StepFailed(f"target port {port!r} renders to {text!r}, not a TCP port")
         return int(text)
 
+    def host(self) -> str:
+        """The target host, rendered, and a name the resolver can be asked for (or an IP address)."""
+        try:
+            return check_host(self.text(self.target.host or ""))
+        except ValueError as exc:
+            raise StepFailed(str(exc)) from None
+
     async def connect(self) -> None:
         """Connect to the target host, or along the route (MX hosts in order), falling back on failure."""
         t = self.target
@@ -91,7 +99,7 @@ class Session(Wire):
             except OSError as exc:
                 raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}") from None
         port = self.port()
-        hops = self.route if self.route is not None else (Hop(self.text(t.host or ""), self.text(t.host or "")),)
+        hops = self.route if self.route is not None else (Hop(self.host(), self.host()),)
         if not hops:
             raise StepFailed("no address to connect to")
         tls_note = " (implicit TLS)" if context else ""

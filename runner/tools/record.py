@@ -52,8 +52,8 @@ def _target(text: str) -> tuple[str, int | None]:
     """HOST, HOST:PORT, [IPv6]:PORT, [IPv6] or a bare IPv6 address."""
     try:
         return parse_hostport(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HOST[:PORT] (IPv6 as [::1]:25), got {text!r}") from None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; expected HOST[:PORT] (IPv6 as [::1]:25)") from None
 
 
 def _seconds(text: str) -> float:

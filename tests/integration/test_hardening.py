@@ -291,3 +291,41 @@ def test_an_ehlo_reply_of_a_code_and_blanks_is_judged(tmp_path):
         code, out, err = run(plan, "--no-report")
     assert code == 0, out + err
     assert "1 passed" in out
+
+
+# --- 8. one host-name rule for the command line, plans and the recorder ----------------------------------------
+
+BAD_HOSTS = {
+    ".": "not a host name: '.'",
+    "\u202e": "not a host name: '\\u202e' contains '\\u202e'",
+    "x" * 300: "not a host name: label 1 of '" + "x" * 80 + "...' is 300 characters, over 63 (RFC 1035 §2.3.4)",
+    "mail..example.com": "not a host name: 'mail..example.com' has an empty label",
+    "a\tb": "not a host name: 'a\\tb' contains '\\t'",
+}
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS, ids=["root", "bidi", "long label", "empty label", "tab"])
+def test_record_refuses_a_bad_host_name_in_one_line(tmp_path, host):
+    code, out, _ = smtprun("record", host, "-o", str(tmp_path / "new.yaml"))
+    assert code == 2
+    assert out == f"smtprun record: argument HOST[:PORT]: {BAD_HOSTS[host]}; expected HOST[:PORT] (IPv6 as [::1]:25)\n"
+    assert not (tmp_path / "new.yaml").exists()
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS, ids=["root", "bidi", "long label", "empty label", "tab"])
+def test_run_and_plans_refuse_a_bad_host_name_in_the_same_words(tmp_path, host):
+    code, _, err = run(str(ROOT / "plans" / "exchange.yaml"), "--host", host, "--no-report")
+    assert (code, err) == (2, f"smtprun run: argument --host: {BAD_HOSTS[host]}\n")
+    plan = write_plan(tmp_path, f"target: {{host: {json.dumps(host)}}}\nsteps:\n  - expect: 220\n")
+    code, _, err = run("validate", plan)
+    assert code == 2
+    assert err.startswith(f"{plan}:1:16: error: {BAD_HOSTS[host]}\n")
+
+
+def test_a_templated_host_that_renders_to_a_bad_name_fails_the_case_by_name(tmp_path):
+    plan = write_plan(tmp_path, 'vars: {h: "mail..example.com"}\ntarget: {host: "{{ h }}", port: 25, timeout: 2}\n'
+                                "steps:\n  - expect: 220\n")
+    code, out, err = run(plan, "--no-report")
+    assert code == 1, out + err
+    assert "not a host name: 'mail..example.com' has an empty label" in out
+    assert "internal error" not in out + err
