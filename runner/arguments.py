@@ -30,13 +30,18 @@ def nameserver(text: str) -> str:
     return text
 
 
+MIN_SECONDS = 0.001  # a wait shorter than a millisecond is no wait at all (1e-320 is a typo, not a timeout)
+MAX_SECONDS = 86400
+
+
 def seconds(text: str) -> float:
+    """A timeout in seconds, from a millisecond to a day; NaN and infinity are not timeouts."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 86400:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text}")
+    if not MIN_SECONDS <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be between {MIN_SECONDS:g} and {MAX_SECONDS} seconds: {text}")
     return value
 
 

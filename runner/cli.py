@@ -167,6 +167,7 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
 
     console = _run_console(args, env, console)
     plans = _read_plans(args.plans, args, env)
+    _check_outputs(args)
     options = _run_options(args, plans, console)
     server = _start_embedded(args.profile, options, console) if args.embedded else None
     if server is None:
@@ -197,6 +198,22 @@ def _run_console(args: argparse.Namespace, env: Environment, console: Console) -
     if args.json == args.junit:
         raise UsageError("--json - and --junit - cannot both write to standard output")
     return Console(console.err, console.err, env.colour)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--json, --junit and --report-dir can be written, checked before any session: a run is not spent
+    on reports it cannot keep."""
+    from runner.report.files import check_writable
+
+    targets = [(flag, value, False) for flag, value in (("--json", args.json), ("--junit", args.junit))
+               if value and value != "-"]
+    if not args.no_report:
+        targets.append(("--report-dir", args.report_dir, True))
+    for flag, value, folder in targets:
+        try:
+            check_writable(Path(value), folder)
+        except OSError as exc:
+            raise UsageError(f"{flag} {value}: cannot write there: {exc.strerror or exc}") from None
 
 
 def _run_options(args: argparse.Namespace, plans: list, console: Console) -> RunOptions:

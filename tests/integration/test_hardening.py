@@ -329,3 +329,49 @@ def test_a_templated_host_that_renders_to_a_bad_name_fails_the_case_by_name(tmp_
     assert code == 1, out + err
     assert "not a host name: 'mail..example.com' has an empty label" in out
     assert "internal error" not in out + err
+
+
+# --- 9. timeouts that read back, reports that can be written -----------------------------------------------------
+
+@pytest.mark.parametrize("timeout", ["1e-320", "0", "nan", "inf", "86401"])
+def test_record_refuses_an_absurd_timeout(tmp_path, timeout):
+    code, out, _ = smtprun("record", "127.0.0.1:1", "--timeout", timeout, "-o", str(tmp_path / "new.yaml"))
+    assert code == 2
+    assert out == f"smtprun record: argument --timeout: must be between 0.001 and 86400 seconds: {timeout}\n"
+
+
+@pytest.mark.parametrize("timeout", [1e-05, 2.5e-4, 1.5, 0.001])
+def test_a_written_plan_reads_its_timeout_back_as_a_number(tmp_path, timeout):
+    from runner.plan import read_plan
+    from runner.plan.write import RecordedStep, plan_text
+
+    text = plan_text([RecordedStep({"expect": 220})], "127.0.0.1:25", {"host": "127.0.0.1", "timeout": timeout})
+    plan = read_plan(write_plan(tmp_path, text))
+    assert plan.target.timeout == timeout
+
+
+def test_record_writes_a_plan_whose_timeout_validates(tmp_path):
+    with FaultServer("normal") as server:
+        proc = subprocess.run([sys.executable, "-m", "runner", "record", f"127.0.0.1:{server.port}", "--timeout",
+                               "0.75", "-o", str(tmp_path / "new.yaml")], input="NOOP\n/quit\n", cwd=ROOT,
+                              capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "  timeout: 0.75\n" in (tmp_path / "new.yaml").read_text()
+    assert run("validate", str(tmp_path / "new.yaml"))[0] == 0
+
+
+@pytest.mark.parametrize(("flag", "where", "why"), [
+    ("--json", "{tmp}", "a folder, not a file name"),
+    ("--junit", "{tmp}/missing/r.xml", "its folder {tmp}/missing does not exist"),
+    ("--json", "/proc/r.json", "No such file or directory"),
+    ("--report-dir", "{tmp}/plan.yaml", "not a folder"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_connecting(tmp_path, flag, where, why):
+    where = where.format(tmp=tmp_path)
+    with FaultServer("normal") as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, timeout: {TIMEOUT}}}\n"
+                                    "steps:\n  - expect: 220\n")
+        code, out, err = run(plan, flag, where)
+        accepted = server.accepted
+    assert (code, accepted) == (2, 0), out + err
+    assert err == f"smtprun: {flag} {where}: cannot write there: {why.format(tmp=tmp_path)}\n"
