@@ -61,6 +61,14 @@ class RenderError(SmtprunError):
         self.forbidden = forbidden  # the sandbox refused it: a plan error, whatever the values
 
 
+class OutputTooLarge(RenderError):
+    """A template rendered past the characters allowed where it is used."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"template renders to more than {limit} characters", forbidden=True)
+        self.limit = limit
+
+
 class UsageError(SmtprunError):
     """The command line is wrong."""
 

@@ -87,12 +87,18 @@ class _PlanBuilder:
         if self.problems:
             return values, ()
         late: list[str] = []
+        room = template.MAX_VALUES  # every variable may be large, not all of them together
         for name in self.var_order(values, pending):
             if template.names_used(values[name]) & (self.matrix_names | set(late)):
                 late.append(name)
                 continue
             try:
-                values[name] = render_early(values[name], values)
+                values[name] = render_early(values[name], values, min(room, template.MAX_VALUE))
+                room -= len(values[name])
+            except template.OutputTooLarge as exc:
+                what = "template" if exc.limit == template.MAX_VALUE else "with the variables before it, it"
+                self.problems.append(self.loaded.problem(
+                    f"vars.{name}: {what} renders to more than {exc.limit} characters", ("vars", name)))
             except template.RenderError as exc:
                 self.problems.append(self.loaded.problem(f"vars.{name}: {exc}", ("vars", name)))
         return values, tuple(late)

@@ -41,6 +41,17 @@ def parse_size(text: str) -> int:
     return int(float(m[1]) * _UNITS[(m[2] or "").lower()])
 
 
+BODIES = ("send", "raw", "data", "bdat")  # what a step puts on the wire: the strings that may render large
+
+
+def _is_body(path: tuple[Any, ...]) -> bool:
+    """Whether path names a step's body (`send:`, `raw:`, `data:`, `bdat:` or its `data:`), not a pipeline's line."""
+    def step(at: int) -> bool:  # path[at] is the index of a step in a list of steps
+        return len(path) >= -at + 1 and path[at - 1] in ("steps", "finally") and isinstance(path[at], int)
+
+    return (step(-2) and path[-1] in BODIES) or (step(-3) and path[-2:] == ("bdat", "data"))
+
+
 class StepBuilder:
     """Builds the steps of one file, tracking which names are defined where."""
 
@@ -203,7 +214,7 @@ class StepBuilder:
     def _dry_render(self, text: str, path: tuple[Any, ...]) -> None:
         """Render a template that needs nothing from the server, to refuse sandbox escapes up front."""
         try:
-            render_early(text, self.values)
+            render_early(text, self.values, template.MAX_BODY if _is_body(path) else template.MAX_VALUE)
         except template.RenderError as exc:
             if exc.forbidden:
                 self.problem(str(exc), path)

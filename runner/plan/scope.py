@@ -14,7 +14,7 @@ from typing import Any
 from runner.errors import RenderError
 from runner.plan.types import Case, Plan
 from runner.redact import Redactor
-from runner.template import ENVIRON, evaluate, is_template, render
+from runner.template import ENVIRON, MAX_VALUE, MAX_VALUES, evaluate, is_template, render
 
 __all__ = ["Scope", "render_early", "template_names"]
 
@@ -27,9 +27,9 @@ def template_names(values: Mapping[str, Any]) -> dict[str, Any]:
     return names
 
 
-def render_early(text: str, values: Mapping[str, Any]) -> str:
+def render_early(text: str, values: Mapping[str, Any], limit: int = MAX_VALUE) -> str:
     """A plan string rendered before any session (a variable, a matrix case's name): no EHLO keywords yet."""
-    return render(text, {**template_names(values), "ehlo": {}})
+    return render(text, {**template_names(values), "ehlo": {}}, limit)
 
 
 class Scope:
@@ -63,10 +63,11 @@ class Scope:
         """A fresh scope for one run of `case`: its matrix values over what earlier cases learned, over
         the plan's variables; the variables that name a matrix value rendered (see `late_error`)."""
         values = {**plan.vars, **self.learned, **case.vars}
-        late_error = None
+        late_error, room = None, MAX_VALUES  # a case's variables together, as a plan's are (runner/plan/build.py)
         try:
             for name in plan.late_vars:
-                values[name] = render_early(str(plan.vars[name]), values)
+                values[name] = render_early(str(plan.vars[name]), values, min(room, MAX_VALUE))
+                room -= len(values[name])
         except RenderError as exc:
             late_error = f"vars: {exc}"
         scope = Scope(values, plan.secrets, self.redactor)

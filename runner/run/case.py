@@ -26,6 +26,7 @@ from runner.net.transport import Connector, hostport, open_connection
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Step, Target
 from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
+from runner.run.budget import RenderBudget
 from runner.run.render import StepRenderer
 from runner.run.steps import ACTIONS
 from runner.run.transcript import Listener, Transcript
@@ -50,10 +51,11 @@ class Session(Wire):
     """What one case knows while it runs: its connection (a Wire), its variables, the step in progress."""
 
     def __init__(self, plan: Plan, case: Case, target: Target, scope: Scope, listener: Listener | None,
-                 route: tuple[Hop, ...] | None = None, connect: Connector | None = None) -> None:
+                 route: tuple[Hop, ...] | None = None, connect: Connector | None = None,
+                 budget: RenderBudget | None = None) -> None:
         self.plan, self.case, self.target = plan, case, target
         self.redactor = scope.redactor  # this case's own: secrets it learns stay with it
-        self.renderer = StepRenderer(scope)
+        self.renderer = StepRenderer(scope, budget)  # the budget: the run's, shared by every case
         self.t0 = time.monotonic()
         result = CaseResult(name=case.name, target=str(target), line=case.line)
         self.vars = scope.values  # captures and the EHLO keywords are set here, in the case's scope
@@ -158,6 +160,13 @@ class Session(Wire):
         self.step = step
         self.cut_short = False
         deadline = self.deadline(step)
+        try:
+            async with self.renderer.body(step, deadline):  # a large body is alive only while its step runs
+                await self._act(step, out, deadline)
+        except RenderError as exc:
+            raise StepFailed(str(exc)) from None
+
+    async def _act(self, step: Step, out: StepResult, deadline: float) -> None:
         action = ACTIONS.get(step.action)
         if action is not None:
             if await action(self, step, out, deadline):
@@ -315,6 +324,7 @@ async def run_case(
     route: tuple[Hop, ...] | None = None,
     stop: asyncio.Event | None = None,
     connect: Connector | None = None,
+    budget: RenderBudget | None = None,
 ) -> CaseResult:
     """Run one case to its verdict, in its own scope derived from the plan's `scope`. Never raises
     for anything the server or network does.
@@ -324,7 +334,7 @@ async def run_case(
     opens the connection (by default over the network: runner.net.transport.open_connection).
     """
     case_scope = scope.for_case(plan, case)
-    session = Session(plan, case, target, case_scope, listener, route, connect)
+    session = Session(plan, case, target, case_scope, listener, route, connect, budget)
     session.stop = stop
     if case_scope.late_error is not None:
         _cut(session, case_scope.late_error)

@@ -23,6 +23,7 @@ from runner.net.transport import Connector
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Target
 from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult
+from runner.run.budget import RenderBudget
 from runner.run.case import Hop, Listener, not_run, run_case
 from runner.run.render import skip_reason
 from runner.stats import LoadStats
@@ -89,8 +90,10 @@ def mx_notes(found: Any) -> list[str]:
 class _PlanRun:
     """One plan's cases on the shared loop: routes, conditions, retries, repetitions."""
 
-    def __init__(self, plan: Plan, options: RunOptions, gate: asyncio.Semaphore, stopping: asyncio.Event) -> None:
+    def __init__(self, plan: Plan, options: RunOptions, gate: asyncio.Semaphore, stopping: asyncio.Event,
+                 budget: RenderBudget) -> None:
         self.plan, self.options, self.gate, self.stopping = plan, options, gate, stopping
+        self.budget = budget  # the run's: large bodies of every plan's cases share it
         self.target = target_for(plan, options)
         self.scope = Scope.for_plan(plan, options.secrets)  # each case runs in its own scope derived from it
         self.result = PlanResult(plan.name, plan.file, self.scope.redactor.text(plan.source), str(self.target))
@@ -178,7 +181,8 @@ class _PlanRun:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
             async with self.gate:
                 result = await run_case(self.plan, case, self.target, self.scope, self.options.listener,
-                                        self.plan.sequential, route, self.stopping, self.options.connect)
+                                        self.plan.sequential, route, self.stopping, self.options.connect,
+                                        self.budget)
             if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set():
                 break
             earlier.append(result)
@@ -203,7 +207,7 @@ class _PlanRun:
                 left -= 1
                 async with self.gate:
                     stats.add(await run_case(self.plan, case, self.target, self.scope, route=route,
-                                             stop=self.stopping, connect=self.options.connect))
+                                             stop=self.stopping, connect=self.options.connect, budget=self.budget))
 
         with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C: the sessions so far still make figures
             await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))
@@ -226,7 +230,8 @@ class _PlanRun:
 async def _run(plans: list[Plan], options: RunOptions, run: RunResult) -> None:
     gate = asyncio.Semaphore(max(1, options.jobs))
     stop = asyncio.Event()
-    runs = [_PlanRun(plan, options, gate, stop) for plan in plans]
+    budget = RenderBudget()
+    runs = [_PlanRun(plan, options, gate, stop, budget) for plan in plans]
     run.plans.extend(r.result for r in runs)
     pending: set[asyncio.Future[Any]] = {asyncio.ensure_future(r.run()) for r in runs}
 

@@ -44,22 +44,29 @@ def _line(text: str) -> bytes:
 
 
 MAX_LABEL = 300  # characters of a sent line kept as the step's label; the transcript has the bytes
+_LABEL_SOURCE = 64 * 1024  # characters of a long line read for its label: past any secret, short of a copy of it all
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= MAX_LABEL else f"{text[:MAX_LABEL]}… ({len(text)} characters in all)"
+def _label(session: StepContext, text: str, escape: bool = False) -> str:
+    """The start of a sent text as the step's label, secrets masked (on the raw text) before it is cut."""
+    shown = session.redactor.text(text[:_LABEL_SOURCE])
+    if escape:
+        shown = repr(shown)[1:-1]
+    if len(shown) <= MAX_LABEL and len(text) <= _LABEL_SOURCE:
+        return shown
+    return f"{shown[:MAX_LABEL]}… ({len(text)} characters in all)"
 
 
 async def do_send(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     line = session.text(step.value)
-    out.label = _short(session.redactor.text(line))
+    out.label = _label(session, line)
     await session.send(_line(line), deadline)
     return False
 
 
 async def do_raw(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     text = session.text(step.value)
-    out.label = _short(repr(session.redactor.text(text))[1:-1])
+    out.label = _label(session, text, escape=True)
     await session.send(text.encode("utf-8"), deadline, replies=None)
     return False
 

@@ -375,3 +375,52 @@ def test_an_output_that_cannot_be_written_is_refused_before_connecting(tmp_path,
         accepted = server.accepted
     assert (code, accepted) == (2, 0), out + err
     assert err == f"smtprun: {flag} {where}: cannot write there: {why.format(tmp=tmp_path)}\n"
+
+
+# --- 5. rendered output is bounded per run, not per template ----------------------------------------------------
+
+BIG_RAW = "  - raw: \"{% for i in range(60) %}{{ 'a' * 1000000 }}{% endfor %}\"\n"  # 60 M characters
+
+
+def _peak_rss_mib(*argv: str) -> tuple[int, float, str]:
+    """`python -m runner ARGV`: exit status, its own peak RSS in MiB (wait4), its output."""
+    proc = subprocess.Popen([sys.executable, "-m", "runner", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, out.decode()
+
+
+def test_a_matrix_does_not_multiply_the_memory_of_a_large_rendered_body(tmp_path):
+    """Measured: matrix 8 peaked at 1008 MiB and 16 at 1924 MiB before (each case's 60 M characters at once);
+    now one large body at a time is alive per budget share, and 16 cases peak near one case (~290 MiB)."""
+    def sink(peer: Peer) -> None:
+        peer.send(BANNER)
+        peer.hold()
+
+    peaks = {}
+    with FaultServer(sink) as server:
+        for n in (1, 16):
+            plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, timeout: 30}}\n"
+                                        f"matrix: {{n: {list(range(n))}}}\nsteps:\n  - expect: 220\n{BIG_RAW}"
+                                        "  - close: true\n", f"m{n}.yaml")
+            code, peaks[n], out = _peak_rss_mib(plan, "--no-report")
+            assert code == 0, out
+            assert f"{n} passed" in out
+    assert peaks[16] - peaks[1] < 250, peaks
+
+
+def test_variables_are_bounded_all_together(tmp_path):
+    big = "\"{{ 'v' * 1000000 }}\""
+    plan = write_plan(tmp_path, "vars:\n" + "".join(f"  v{i}: {big}\n" for i in range(6)) + "steps:\n  - expect: 220\n")
+    code, _, err = run("validate", plan)
+    assert code == 2
+    assert f"{plan}:6:7: error: vars.v4: with the variables before it, it renders to more than " in err
+
+
+def test_plain_substitution_is_bounded_like_any_template(tmp_path):
+    plan = write_plan(tmp_path, "vars: {a: \"{{ 'x' * 1000000 }}\"}\nsteps:\n  - expect: 220\n"
+                                "  - send: \"" + "{{ a }}" * 100 + "\"\n")
+    code, _, err = run("validate", plan)
+    assert code == 2
+    assert f"{plan}:4:11: error: template renders to more than {64 * 1024 * 1024} characters\n" in err
