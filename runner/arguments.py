@@ -9,7 +9,7 @@ import argparse
 
 from runner.net.address import parse_hostport, parse_port
 
-__all__ = ["count", "host_port", "name_value", "nameserver", "seconds", "tcp_port"]
+__all__ = ["count", "host_port", "name_value", "nameserver", "seconds", "secret_value", "tcp_port"]
 
 
 def name_value(text: str) -> tuple[str, str]:
@@ -17,6 +17,14 @@ def name_value(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name.isidentifier():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def secret_value(text: str) -> tuple[str, str]:
+    """NAME=VALUE, as --secret takes it: a mistake is named without showing what was given."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError("expected NAME=VALUE (what was given is a secret: not shown)")
     return name, value
 
 

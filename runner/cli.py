@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from runner import __version__
-from runner.arguments import count, host_port, name_value, nameserver, seconds, tcp_port
+from runner.arguments import count, host_port, name_value, nameserver, seconds, secret_value, tcp_port
 from runner.console import Console
 from runner.environment import Environment
 from runner.errors import PlanError, ReportError, SmtprunError, UsageError
@@ -89,7 +89,7 @@ def _add_target_arguments(run: argparse.ArgumentParser) -> None:
 
 def _add_variable_arguments(parser: argparse.ArgumentParser, var_help: str, secret_help: str) -> None:
     parser.add_argument("--var", action="append", type=name_value, default=[], metavar="NAME=VALUE", help=var_help)
-    parser.add_argument("--secret", action="append", type=name_value, default=[], metavar="NAME=VALUE",
+    parser.add_argument("--secret", action="append", type=secret_value, default=[], metavar="NAME=VALUE",
                         help=secret_help)
 
 

@@ -85,8 +85,8 @@ class Wire:
         early = self.smtp.unsolicited()
         if early is not None:
             self.record(RECV, early.data)
-            what = about_to_send.split(b"\r\n", 1)[0][:60].decode("utf-8", "replace")
-            raise StepFailed(f"the server sent {len(early.data)} bytes that no command asked for, before {what!r}")
+            what = excerpt(about_to_send.split(b"\r\n", 1)[0].decode("utf-8", "replace"), redact=self.redact)
+            raise StepFailed(f"the server sent {len(early.data)} bytes that no command asked for, before {what}")
 
     async def send_stream(self, chunks: Iterable[bytes], deadline: float, what: str) -> None:
         """Stream a body with dot-stuffing (RFC 5321 §4.5.2), chunk by chunk; recorded as one entry.

@@ -262,6 +262,28 @@ def test_a_secret_echoed_in_a_broken_reply_is_masked_in_every_output(tmp_path, s
             assert form not in text, f"{name} shows the secret as {form!r}"
 
 
+
+@pytest.mark.parametrize("secret", [*SECRETS, "L0ng-s3cret-" * 7])
+def test_a_secret_in_the_command_after_unasked_bytes_is_masked(tmp_path, secret):
+    def early(peer: Peer) -> None:
+        peer.send(BANNER + b"250 2.0.0 early\r\n")
+        peer.read_line()
+
+    with FaultServer(early) as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, timeout: {TIMEOUT}}}\n"
+                                    "vars: {password: x}\nsecrets: [password]\nsteps:\n  - expect: 220\n"
+                                    "  - send: \"NOOP {{ password }}\"\n    expect: 250\n")
+        code, out, err = run(plan, "--secret", f"password={secret}", "--no-report")
+    assert code == 1
+    assert "why:      the server sent 17 bytes that no command asked for, before 'NOOP ***'\n" in out
+    assert not any(form in out + err for form in _forms(secret) | {secret[:24]})
+
+
+def test_a_malformed_secret_option_is_refused_without_showing_it():
+    code, _, err = run("validate", str(ROOT / "plans" / "exchange.yaml"), "--secret", 'Sup3r"S3cret')
+    assert (code, err) == (2, "smtprun validate: argument --secret: expected NAME=VALUE (what was given is a "
+                              "secret: not shown)\n")
+
 # --- 7. a reply of a code and blanks is a reply ----------------------------------------------------------------
 
 @pytest.mark.parametrize("banner", [b"220  \r\n", b"220 \t\r\n", b"220- \r\n220  \r\n"], ids=["spaces", "tab",
