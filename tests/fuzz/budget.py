@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 __all__ = ["GARBAGE_SEEDS", "LONG", "fuzz_settings"]
 
@@ -21,6 +21,9 @@ LONG = os.environ.get("SMTPRUN_FUZZ", "").strip().lower() == "long"
 _COMMON = {
     "deadline": None,  # the tests bound each example's time themselves (SIGALRM), with a clearer message
     "print_blob": True,
+    # No explain phase: it traces every line (sys.settrace), which makes a 70 KB YAML scalar take past the
+    # per-example time bound and turns a real failure into a reported "hang".
+    "phases": [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
                               HealthCheck.function_scoped_fixture],
 }

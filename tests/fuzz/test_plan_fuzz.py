@@ -333,7 +333,8 @@ def test_arbitrary_bytes_validate_or_fail_cleanly(folder: Path, data: bytes, pre
 @pytest.mark.parametrize("key", ["include", "data_file"])
 @pytest.mark.parametrize("target", FILE_NAMES, ids=[repr(n)[:40] for n in FILE_NAMES])
 def test_every_awkward_file_name_is_a_plan_error_or_ok(folder: Path, key: str, target: str) -> None:
-    # finding 3 (a NUL in the name: ValueError traceback), finding 4 (a symlink loop: RuntimeError traceback)
+    # finding 3 (a NUL in the name: ValueError traceback), finding 4 (a symlink loop: RuntimeError traceback),
+    # finding 9 (a data_file name over NAME_MAX: OSError ENAMETOOLONG traceback)
     step = f"  - include: {_flow(target)}\n" if key == "include" else (
         f"  - send: DATA\n    expect: 354\n  - data_file: {_flow(target)}\n    expect: 250\n")
     validate(folder, f"steps:\n  - expect: 220\n{step}")
