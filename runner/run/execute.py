@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import __version__
-from runner.net.transport import Connector
+from runner.net.transport import Connector, quiet_closed_transports
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Target
 from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult
@@ -271,8 +271,11 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     if event_loop_name() == "uvloop":
         import uvloop
 
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    loop.set_exception_handler(quiet_closed_transports)
+    return loop
 
 
 def run_plans(plans: list[Plan], options: RunOptions) -> RunResult:

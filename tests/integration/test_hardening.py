@@ -11,6 +11,7 @@ import html
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -446,3 +447,26 @@ def test_plain_substitution_is_bounded_like_any_template(tmp_path):
     code, _, err = run("validate", plan)
     assert code == 2
     assert f"{plan}:4:11: error: template renders to more than {64 * 1024 * 1024} characters\n" in err
+
+
+# --- a server that hangs up right after its 220 to STARTTLS ------------------------------------------------------
+
+def test_a_hang_up_after_the_starttls_220_is_a_failed_step_with_nothing_past_the_console(tmp_path):
+    def hang_up(peer: Peer) -> None:
+        peer.send(BANNER)
+        peer.read_line()
+        peer.send(b"250-faults.test\r\n250 STARTTLS\r\n")
+        peer.read_line()
+        peer.send(b"220 2.0.0 go ahead\r\n")
+        peer.sock.shutdown(socket.SHUT_RDWR)
+
+    with FaultServer(hang_up) as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, timeout: {TIMEOUT}}}\n"
+                                    "steps:\n  - expect: 220\n  - send: EHLO client.test\n    expect: 250\n"
+                                    "  - starttls: {verify: false}\n")
+        for _ in range(5):  # the close races the handshake: a few tries meet both orders
+            code, out, _ = smtprun(plan, "--no-report")
+            assert code == 1
+            assert re.search(r"why:      TLS handshake failed: the server closed the connection (before|during) the "
+                             r"TLS handshake\n", out), out
+            assert "Traceback" not in out and "Exception in callback" not in out, out
