@@ -117,11 +117,11 @@ def test_validate_refuses_a_fifo_as_plan_or_include_without_waiting(tmp_path):
 
 @pytest.mark.parametrize("target", ["/proc/self/environ", "/etc/hostname", "../outside.yaml"])
 def test_an_include_outside_the_plan_folder_is_refused_and_not_read(tmp_path, target, monkeypatch):
-    monkeypatch.setenv("SMTPRUN_TEST_CANARY", "canary-5e4d3c")
+    monkeypatch.setenv("SMTPRUN_TEST_CANARY", "canary-5e4d3c")  # in the child's /proc/self/environ
     (tmp_path / "outside.yaml").write_text("steps:\n  - send: NOOP canary-5e4d3c\n    bogus: 1\n")
     (tmp_path / "plans").mkdir()
     plan = write_plan(tmp_path / "plans", f"steps:\n  - include: {target}\n")
-    code, _, err = run("validate", plan)
+    code, err, _ = smtprun("validate", plan)
     assert code == 2
     assert err.startswith(f"{plan}:2:14: error: include {target} is outside the plan's folder: a plan may only "
                           "include files that sit beside it or below it\n      - include: ")
