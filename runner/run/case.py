@@ -277,9 +277,9 @@ async def _run_steps(session: Session) -> None:
         return
     await _run_list(session, case.steps, main, case.continue_on_failure)
     if case.finally_steps:
-        if session.conn is None or session.conn.closed:
+        if session.over:  # after a 221 or a close: steps on it could only fail (RFC 5321 §4.1.1.10)
             for out in final:
-                out.reason = "not run: the connection is closed"
+                out.reason = f"not run: {session.over}"
             return
         await _run_list(session, case.finally_steps, final, case.continue_on_failure)
 

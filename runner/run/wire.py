@@ -57,6 +57,15 @@ class Wire:
     def greeting_hosts(self) -> list[str]:
         return self.smtp.greeting_hosts
 
+    @property
+    def over(self) -> str | None:
+        """Why nothing more can be said on this connection, or None while it is open."""
+        if self.conn is None or self.conn.closed:
+            return "the connection is closed"
+        if self.smtp.ended_by is not None:
+            return f"the server ended the session ({self.smtp.ended_by})"
+        return None
+
     def close(self) -> None:
         assert self.conn is not None
         self.conn.close()

@@ -93,6 +93,7 @@ class SmtpSession:
         self.tls = False
         self._starttls_asked = False  # STARTTLS sent, its reply not yet taken
         self._held = False  # its 220 came: nothing after it is a reply until starttls_accepted()
+        self.ended_by: int | None = None  # 221 or 421: the server has closed the session (RFC 5321 §3.8, §4.1.1.10)
 
     # -- bytes in ----------------------------------------------------------------------------
     def receive(self, data: bytes) -> None:
@@ -109,6 +110,8 @@ class SmtpSession:
             return NEED_DATA
         if self.owed is not None and self.owed > 0:
             self.owed -= 1
+        if reply.code in (221, 421):  # the server closes the channel after either; nothing more will be read
+            self.ended_by = reply.code
         if self._starttls_asked:
             self._starttls_asked = False
             self._held = reply.code == 220

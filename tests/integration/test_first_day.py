@@ -1,0 +1,40 @@
+"""What a mail administrator's first day with smtprun turns up, each against a real server or the fault server.
+
+Exim 4.96 on 127.0.0.1:2525 (tests/support/mtas.py) for what real servers do; tests/support/faults.py for what
+only a misbehaving one would.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from tests.support.cli import run, write_plan
+from tests.support.mtas import EXIM, require_smtp
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def exim_plan(tmp_path, steps: str, finally_steps: str = "", head: str = "") -> str:
+    """A one-case plan against Exim; `steps` and `finally_steps` are YAML lists indented by two spaces."""
+    server = require_smtp(EXIM)
+    text = f"name: exim\ntarget: {{host: {server.host}, port: {server.port}, timeout: 10{head}}}\nsteps:\n{steps}"
+    if finally_steps:
+        text += f"finally:\n{finally_steps}"
+    return write_plan(tmp_path, text)
+
+
+def test_finally_quit_after_a_quit_is_not_run_and_the_case_passes(tmp_path):
+    plan = exim_plan(tmp_path, "  - expect: 220\n  - send: QUIT\n    expect: 221\n",
+                     "  - send: QUIT\n    expect: 221\n")
+    code, out, _ = run(plan, "--no-report", "--json", str(tmp_path / "r.json"))
+    assert code == 0, out
+    steps = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]["steps"]
+    assert [(s["status"], s["reason"]) for s in steps] == [
+        ("passed", None), ("passed", None), ("skipped", "not run: the server ended the session (221)")]
+
+
+def helo() -> str:
+    return f"t{uuid.uuid4().hex[:12]}.smtprun.test"
