@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from runner import __version__
 from runner.arguments import count, host_port, name_value, nameserver, seconds, tcp_port
-from runner.console import Console
+from runner.console import Console, Output
 from runner.environment import Environment
 from runner.errors import PlanError, ReportError, SmtprunError, UsageError
 from runner.net.address import hostport
@@ -164,9 +164,11 @@ def _serve(args: argparse.Namespace, env: Environment, console: Console) -> Exit
 def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
     from runner.run.execute import run_plans
 
-    console = _run_console(args, env, console)
+    stdout = Output(env.stdout)
+    console = _run_console(args, env, stdout)
     plans = _read_plans(args.plans, dict(args.var) | dict(args.secret), env)
     options = _run_options(args, plans, console)
+    options.on_start = stdout.on_close.append  # the reader of standard output left: stop, as Ctrl-C does
     server = _start_embedded(args.profile, options, console) if args.embedded else None
     if server is None:
         _check_targets(plans, options.host)
@@ -179,23 +181,25 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
     with _interrupt_deferred() as interrupted:  # the results exist: report them all, then honour Ctrl-C
         if server is not None:
             server.stop()
-        status = _conclude(run, args, env, console)
+        status = _conclude(run, args, stdout, console)
+    if stdout.closed_by_reader:
+        return ExitStatus.OUTPUT_CLOSED
     if interrupted and status != ExitStatus.INTERRUPTED:
         console.error("smtprun: interrupted after the results were written")
         return ExitStatus.INTERRUPTED
     return status
 
 
-def _run_console(args: argparse.Namespace, env: Environment, console: Console) -> Console:
+def _run_console(args: argparse.Namespace, env: Environment, stdout: Output) -> Console:
     """The console for `run`: on standard error when standard output carries the JSON or XML."""
     for flag, value in (("--json", args.json), ("--junit", args.junit), ("--report-dir", args.report_dir)):
         if value is not None and not value.strip():
             raise UsageError(f"{flag} needs a file name")
     if "-" not in (args.json, args.junit):
-        return console
+        return Console(stdout, env.stderr, env.colour)  # type: ignore[arg-type]
     if args.json == args.junit:
         raise UsageError("--json - and --junit - cannot both write to standard output")
-    return Console(console.err, console.err, env.colour)
+    return Console(env.stderr, env.stderr, env.colour)
 
 
 def _run_options(args: argparse.Namespace, plans: list, console: Console) -> RunOptions:
@@ -234,14 +238,14 @@ def _check_targets(plans: list, host: str | None) -> None:
                          "or give --host or --embedded")
 
 
-def _conclude(run: RunResult, args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
+def _conclude(run: RunResult, args: argparse.Namespace, stdout: TextIO, console: Console) -> ExitStatus:
     """Say what the run found, write its reports, and the exit status that follows."""
     for error in run.errors:
         console.error(f"smtprun: {error}")
     console.summary(run)
     status = ExitStatus.INTERRUPTED if run.interrupted else (
         ExitStatus.FAILED if run.status == "failed" else ExitStatus.OK)
-    return _write_reports(run, args, env, console, status)
+    return _write_reports(run, args, stdout, console, status)
 
 
 @contextlib.contextmanager
@@ -262,10 +266,10 @@ def _interrupt_deferred() -> Iterator[list[int]]:
 
 
 def _write_reports(
-    run: RunResult, args: argparse.Namespace, env: Environment, console: Console, status: ExitStatus
+    run: RunResult, args: argparse.Namespace, stdout: TextIO, console: Console, status: ExitStatus
 ) -> ExitStatus:
     """Every requested output is attempted; a failure to write one is reported and not fatal to the rest."""
-    written = [_write_output(kind, run, target, env.stdout, console)
+    written = [_write_output(kind, run, target, stdout, console)
                for kind, target in (("JSON", args.json), ("JUnit", args.junit)) if target]
     if not args.no_report:
         written.append(_write_html(run, args.report_dir, console))
@@ -354,11 +358,11 @@ def main(
     except KeyboardInterrupt:
         console.error("smtprun: interrupted")
         return int(ExitStatus.INTERRUPTED)
-    except BrokenPipeError:  # `smtprun ... | head`: the reader left; say nothing more
+    except BrokenPipeError:  # `smtprun validate ... | head`: the reader left; say nothing more
         import os
 
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), env.stdout.fileno())
-        return int(ExitStatus.ERROR)
+        return int(ExitStatus.OUTPUT_CLOSED)
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)

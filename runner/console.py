@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from runner.results import FAILED, PASSED, RECV, SEND, SKIPPED, CaseResult, PlanResult, RunResult, show_bytes
 from runner.text import CONTROLS, printable
@@ -16,7 +18,47 @@ def _safe(text: str | None) -> str:
     return printable(text, CONTROLS)
 
 
-__all__ = ["Console"]
+__all__ = ["Console", "Output"]
+
+
+class Output:
+    """A standard stream its reader may close (`smtprun -v | head -3`): from then on writes are dropped.
+
+    A closed pipe is a normal way for a Unix tool's output to end, not an error: the first write that
+    meets it points the file descriptor at /dev/null (so nothing complains at exit) and calls `on_close`.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed_by_reader = False
+        self.on_close: list[Callable[[], None]] = []
+
+    def write(self, text: str) -> int:
+        if not self.closed_by_reader:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_left()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_by_reader:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_left()
+
+    def _reader_left(self) -> None:
+        self.closed_by_reader = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # a stream with no file (tests)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        for callback in self.on_close:
+            callback()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding: the stream's own
+        return getattr(self.stream, name)
 
 _COLOURS = {PASSED: "32", FAILED: "31", SKIPPED: "33", "dim": "2", "bold": "1"}
 _WORDS = {PASSED: "PASS", FAILED: "FAIL", SKIPPED: "SKIP"}

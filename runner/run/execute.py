@@ -47,6 +47,7 @@ class RunOptions:
     listener: Listener | None = None
     on_case: Callable[[PlanResult, CaseResult], None] | None = None
     connect: Connector | None = None  # how sessions connect; None: over the network
+    on_start: Callable[[Callable[[], None]], None] | None = None  # given the function that stops the run, as Ctrl-C
 
 
 def target_for(plan: Plan, options: RunOptions) -> Target:
@@ -226,6 +227,8 @@ class _PlanRun:
 async def _run(plans: list[Plan], options: RunOptions, run: RunResult) -> None:
     gate = asyncio.Semaphore(max(1, options.jobs))
     stop = asyncio.Event()
+    if options.on_start is not None:
+        options.on_start(stop.set)
     runs = [_PlanRun(plan, options, gate, stop) for plan in plans]
     run.plans.extend(r.result for r in runs)
     pending: set[asyncio.Future[Any]] = {asyncio.ensure_future(r.run()) for r in runs}

@@ -7,11 +7,15 @@ only a misbehaving one would.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
 
-from tests.support.cli import run, write_plan
+from tests.support.cli import ROOT, run, write_plan
 from tests.support.mtas import EXIM, require_smtp
 
 pytestmark = pytest.mark.timeout(60)
@@ -38,3 +42,27 @@ def test_finally_quit_after_a_quit_is_not_run_and_the_case_passes(tmp_path):
 
 def helo() -> str:
     return f"t{uuid.uuid4().hex[:12]}.smtprun.test"
+
+
+def test_output_closed_by_its_reader_ends_the_run_quietly_with_141(tmp_path):
+    """`smtprun -v | head -3`: the reader leaves; smtprun stops as a Unix tool does, with no message."""
+    cases = "".join(f"  - name: c{n}\n    steps:\n      - expect: 220\n      - send: EHLO c{n}.smtprun.test\n"
+                    "        expect: 250\n      - send: QUIT\n        expect: 221\n" for n in range(4))
+    server = require_smtp(EXIM)
+    plan = write_plan(tmp_path, f"name: many\ntarget: {{host: {server.host}, port: {server.port}}}\n"
+                                f"sequential: true\ncases:\n{cases}")
+    proc = subprocess.Popen([sys.executable, "-m", "runner", plan, "-v", "--no-report"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    assert proc.stdout is not None and proc.stderr is not None
+    head = [proc.stdout.readline() for _ in range(3)]
+    proc.stdout.close()  # as head -3 does
+    started = time.monotonic()
+    err = proc.stderr.read()
+    assert proc.wait(20) == 141
+    assert err == b"", err.decode()
+    assert head[0].startswith(b"  * connecting to")
+    assert time.monotonic() - started < 2  # stopped, not run to the end of four Exim sessions
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
