@@ -203,7 +203,7 @@ def _run_console(args: argparse.Namespace, env: Environment, stdout: Output) -> 
 
 
 def _run_options(args: argparse.Namespace, plans: list, console: Console) -> RunOptions:
-    from runner.run.execute import DEFAULT_JOBS, RunOptions
+    from runner.run.execute import RunOptions
 
     host, host_port_given = args.host or (None, None)
     options = RunOptions(host=host, port=args.port or host_port_given, timeout=args.timeout,
@@ -212,11 +212,10 @@ def _run_options(args: argparse.Namespace, plans: list, console: Console) -> Run
                          secrets=dict(args.secret),
                          on_case=console.case_done)
     if args.verbose:
-        cases = sum(len(p.cases) for p in plans)
         options.listener = console.live
-        if args.jobs == DEFAULT_JOBS and cases > 1:
-            options.jobs = 1  # a readable live transcript: one session at a time
-        console.label_cases = options.jobs > 1 and cases > 1
+        # sessions in flight together keep running together; each line then names its case
+        at_once = sum(1 if p.sequential else len(p.cases) for p in plans)
+        console.label_cases = options.jobs > 1 and at_once > 1
     return options
 
 

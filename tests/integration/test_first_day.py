@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from tests.support.cli import ROOT, run, write_plan
+from tests.support.faults import FaultServer
 from tests.support.mtas import EXIM, require_smtp
 
 pytestmark = pytest.mark.timeout(60)
@@ -66,3 +67,16 @@ def test_output_closed_by_its_reader_ends_the_run_quietly_with_141(tmp_path):
 
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_verbose_keeps_sessions_concurrent_and_labels_their_lines(tmp_path):
+    cases = "".join(f"  - name: c{n}\n    steps:\n      - expect: 220\n" for n in range(5))
+    with FaultServer("silent") as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, timeout: 1.5}}\ncases:\n{cases}")
+        started = time.monotonic()
+        code, out, _ = run(plan, "-v", "--no-report")
+        took = time.monotonic() - started
+    assert code == 1
+    assert took < 4, f"five silent sessions took {took:.1f}s: one at a time, not together"
+    for n in range(5):
+        assert f"[c{n}] * connected to 127.0.0.1:{server.port}" in out
