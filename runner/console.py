@@ -21,6 +21,11 @@ def _safe(text: str | None) -> str:
 __all__ = ["Console", "Output"]
 
 
+def _reply_lines(raw: bytes) -> list[str]:
+    """A reply's lines as they came, code, separator and text (`250-PIPELINING`), bytes escaped."""
+    return [show_bytes(line) for line in raw.removesuffix(b"\r\n").split(b"\r\n")]
+
+
 class Output:
     """A standard stream its reader may close (`smtprun -v | head -3`): from then on writes are dropped.
 
@@ -92,11 +97,12 @@ class Console:
             self.out.write(f"      step {step.index} at {_safe(step.file or plan.file)}:{step.line}: {_safe(what)}\n")
             if step.expected:
                 self.out.write(f"        expected: {_safe(step.expected)}\n")
+            why = step.reason or ""
             if step.reply is not None:
-                lines = (_safe(f"{step.reply.code} {line}".rstrip()) for line in step.reply.lines)
-                got = "\n                  ".join(lines)
+                got = "\n                  ".join(_reply_lines(step.reply.raw))
                 self.out.write(f"        got:      {got}\n")
-            self.out.write(f"        {self.paint('why:', 'bold')}      {_safe(step.reason)}\n")
+                why = why.replace(step.reply.summary(), str(step.reply.code))  # got: shows it whole
+            self.out.write(f"        {self.paint('why:', 'bold')}      {_safe(why)}\n")
         elif case.status != PASSED and case.reason:
             self.out.write(f"        {_safe(case.reason)}\n")
         for note in case.notes:

@@ -69,7 +69,8 @@ class Session(Wire):
 
     # -- connecting -------------------------------------------------------------------------
     def deadline(self, step: Step) -> float:
-        return time.monotonic() + (step.timeout or self.case.timeout or self.target.timeout)
+        self.patience = step.timeout or self.case.timeout or self.target.timeout
+        return time.monotonic() + self.patience
 
     def port(self) -> int:
         port = self.target.port
@@ -270,10 +271,8 @@ async def _run_steps(session: Session) -> None:
     main, final = result.steps[: len(case.steps)], result.steps[len(case.steps):]
     try:
         await session.connect()
-    except StepFailed as exc:
-        reason = session.redactor.text(exc.reason)
-        result.status, result.reason = FAILED, reason
-        result.steps[0].status, result.steps[0].reason = FAILED, reason
+    except StepFailed as exc:  # no step ran: the connection is what failed, and every step is left not run
+        result.status, result.reason = FAILED, session.redactor.text(exc.reason)
         return
     await _run_list(session, case.steps, main, case.continue_on_failure)
     if case.finally_steps:

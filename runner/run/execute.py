@@ -61,11 +61,10 @@ def target_for(plan: Plan, options: RunOptions) -> Target:
     return dataclasses.replace(plan.target, **changes)
 
 
-def _placeholder(case: Case, target: Target, status: str, reason: str, failed_first: bool = False) -> CaseResult:
+def _placeholder(case: Case, target: Target, status: str, reason: str) -> CaseResult:
+    """A case's result without a session: every step not run, the case saying why."""
     result = CaseResult(name=case.name, status=status, target=str(target), line=case.line, reason=reason)
     result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
-    if failed_first and result.steps:
-        result.steps[0].status, result.steps[0].reason = FAILED, reason
     return result
 
 
@@ -152,12 +151,12 @@ class _PlanRun:
             raise
         except Exception as exc:
             reason = f"internal error: {type(exc).__name__}: {exc}"
-            self._done(i, _placeholder(self._named(job), self.target, FAILED, reason, failed_first=True))
+            self._done(i, _placeholder(self._named(job), self.target, FAILED, reason))
 
     async def _verdict(self, i: int, job: _Job) -> None:
         case = self._named(job)
         if job.error is not None:
-            self._done(i, _placeholder(case, self.target, FAILED, job.error, failed_first=True))
+            self._done(i, _placeholder(case, self.target, FAILED, job.error))
             return
         if case.when is not None:
             skip = skip_reason(case, self.scope.for_case(self.plan, case))

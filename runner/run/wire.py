@@ -34,6 +34,7 @@ class Wire:
         self.smtp = SmtpSession(keywords)
         self.conn: Transport | None = None
         self.cut_short = False  # the server replied mid-send: the rest of this step's bytes are not sent
+        self.patience = 0.0  # seconds the step in progress waits for its reply, for "no reply within 30s"
 
     # -- what the connection knows ------------------------------------------------------
     @property
@@ -179,8 +180,9 @@ class Wire:
         if isinstance(event, Reply):
             return event
         if isinstance(event, TimedOut):
-            raise StepFailed(f"timed out mid-reply after {len(event.partial)} bytes" if event.partial
-                             else "timed out waiting for a reply")
+            within = f"within {self.patience:g}s" if self.patience else "before the deadline"
+            raise StepFailed(f"timed out mid-reply after {len(event.partial)} bytes (no complete reply {within})"
+                             if event.partial else f"no reply {within}")
         raise StepFailed(f"connection closed mid-reply after {event.mid_reply} bytes" if event.mid_reply
                          else "connection closed by the server")
 

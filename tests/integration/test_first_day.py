@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -80,3 +81,47 @@ def test_verbose_keeps_sessions_concurrent_and_labels_their_lines(tmp_path):
     assert took < 4, f"five silent sessions took {took:.1f}s: one at a time, not together"
     for n in range(5):
         assert f"[c{n}] * connected to 127.0.0.1:{server.port}" in out
+
+
+def test_got_shows_each_reply_line_as_it_came_and_why_does_not_repeat_it(tmp_path):
+    plan = exim_plan(tmp_path, "  - expect: 220\n  - send: EHLO client.smtprun.test\n    expect: 250\n"
+                               "  - send: 'MAIL FROM:<bob@smtprun.test>'\n    expect: 250\n"
+                               "  - send: 'RCPT TO:<alice@smtprun.test>'\n    expect: 250\n"
+                               "  - bdat: {data: \"Subject: x\\n\\nhello\\n\", chunk_size: 8}\n"
+                               "    expect: {code: 250, text: 'queued as'}\n")
+    code, out, _ = run(plan, "--no-report")
+    assert code == 1
+    got = out.split("got:", 1)[1].splitlines()
+    assert got[0].strip() == "250- 5 byte chunk, total 21"  # Exim's own spacing, hyphen kept
+    assert got[1].strip().startswith("250 OK id=")
+    assert "why:      chunk 3 of 3: expected text matching /queued as/, got 250\n" in out
+
+
+def test_a_multiline_reply_keeps_its_hyphens(tmp_path):
+    plan = exim_plan(tmp_path, "  - expect: 220\n  - send: EHLO client.smtprun.test\n    expect: 251\n")
+    code, out, _ = run(plan, "--no-report")
+    assert code == 1
+    assert "\n                  250-PIPELINING\n" in out and "\n                  250 HELP\n" in out
+    assert "why:      expected 251, got 250\n" in out
+
+
+def test_a_timeout_says_how_long_it_waited(tmp_path, silent):
+    plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {silent.port}, timeout: 0.5}}\nsteps:\n"
+                                "  - expect: 220\n")
+    code, out, _ = run(plan, "--no-report")
+    assert code == 1
+    assert "why:      no reply within 0.5s\n" in out
+
+
+def test_a_failed_connection_is_not_reported_as_step_1(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {port}, timeout: 2}}\nsteps:\n  - expect: 220\n")
+    code, out, _ = run(plan, "--no-report", "--json", str(tmp_path / "r.json"))
+    assert code == 1
+    assert f"        cannot connect to 127.0.0.1:{port}: Connection refused\n" in out
+    assert "step 1" not in out
+    case = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]
+    assert case["reason"] == f"cannot connect to 127.0.0.1:{port}: Connection refused"
+    assert [(s["status"], s["reason"]) for s in case["steps"]] == [("skipped", None)]
