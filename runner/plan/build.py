@@ -228,4 +228,5 @@ def _target(raw: dict[str, Any]) -> Target:
         addresses=raw.get("addresses", "first"),
         nameservers=tuple([raw["nameserver"]] if isinstance(raw.get("nameserver"), str) else raw.get("nameserver", [])),
         dns_timeout=float(raw.get("dns_timeout", 5.0)),
+        strict_replies=raw.get("strict_replies", False),
     )

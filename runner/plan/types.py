@@ -28,6 +28,7 @@ class Target:
     nameservers: tuple[str, ...] = ()
     dns_timeout: float = 5.0
     families: tuple[str, ...] = ("ipv4", "ipv6")
+    strict_replies: bool = False  # refuse reply text that is not UTF-8 instead of reading it as Latin-1
 
     def __str__(self) -> str:
         if self.mx and not self.host:

@@ -58,7 +58,7 @@ class Session(Wire):
         self.vars = scope.values  # captures and the EHLO keywords are set here, in the case's scope
         keywords = self.vars.get("ehlo")  # what the plan's earlier cases learned
         super().__init__(result, Transcript(case.name, result.transcript, self.redactor, listener, self.t0),
-                         keywords if isinstance(keywords, dict) else {})
+                         keywords if isinstance(keywords, dict) else {}, target.strict_replies)
         self.captures: dict[str, str] = {}
         self.running: StepResult | None = None  # the step in progress, for the session deadline
         self.stop: asyncio.Event | None = None  # set on Ctrl-C

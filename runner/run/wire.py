@@ -27,11 +27,13 @@ _INJECTION = "response injection (RFC 3207 §4.2, cf. CVE-2011-0411)"
 class Wire:
     """Sends, reads and upgrades one connection for a case; `conn` is None until it is open."""
 
-    def __init__(self, result: CaseResult, transcript: Transcript, keywords: dict[str, str]) -> None:
+    def __init__(self, result: CaseResult, transcript: Transcript, keywords: dict[str, str],
+                 strict_replies: bool = False) -> None:
         self.result = result
         self.record = transcript.record  # (direction, bytes): what went over the wire, for the transcript
         self.note = transcript.note  # (text): a line of the transcript that is not on the wire
-        self.smtp = SmtpSession(keywords)
+        self.smtp = SmtpSession(keywords, strict_replies)
+        self.warned_8bit = False
         self.conn: Transport | None = None
         self.cut_short = False  # the server replied mid-send: the rest of this step's bytes are not sent
         self.patience = 0.0  # seconds the step in progress waits for its reply, for "no reply within 30s"
@@ -157,6 +159,8 @@ class Wire:
                 raise StepFailed(f"protocol error: {exc}") from None
             if event is not NEED_DATA:
                 self.record(RECV, event.raw)  # type: ignore[union-attr]  # a Reply
+                if event.eight_bit and not self.warned_8bit:  # type: ignore[union-attr]
+                    self._warn_8bit()
                 return event  # type: ignore[return-value]
             try:
                 chunk = await conn.read(deadline)
@@ -165,6 +169,14 @@ class Wire:
             if not chunk:
                 return self._partial(smtp.closed())
             smtp.receive(chunk)
+
+    def _warn_8bit(self) -> None:
+        """Once a case: the server's text is neither ASCII (RFC 5321 §4.2) nor UTF-8 (RFC 6531)."""
+        self.warned_8bit = True
+        warning = ("warning: reply text is not UTF-8 (RFC 5321 §4.2 allows ASCII, RFC 6531 UTF-8): read as "
+                   "Latin-1, its bytes shown escaped; target strict_replies: true refuses it")
+        self.note(warning)
+        self.result.notes.append(warning)
 
     def _partial(self, ended: Closed | TimedOut) -> Closed | TimedOut:
         if ended.partial:

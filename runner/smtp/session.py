@@ -83,8 +83,9 @@ Event = Reply | NeedData
 class SmtpSession:
     """What the client knows about the session: replies owed, keywords in force, greeting names."""
 
-    def __init__(self, keywords: dict[str, str] | None = None) -> None:
-        self._parser = ReplyParser()
+    def __init__(self, keywords: dict[str, str] | None = None, strict: bool = False) -> None:
+        self.strict = strict  # reply text that is not UTF-8 is a ProtocolError, not Latin-1
+        self._parser = ReplyParser(strict=strict)
         # Replies the server owes: the banner first (RFC 5321 §3.1); None once bytes were sent
         # whose replies cannot be counted (raw:).
         self.owed: int | None = 1
@@ -182,7 +183,7 @@ class SmtpSession:
         under TLS: response injection (cf. CVE-2011-0411). It is returned, not kept.
         """
         injected = self._parser.pending
-        self._parser = ReplyParser()
+        self._parser = ReplyParser(strict=self.strict)
         self._held = False
         return Injection(injected) if injected else None
 

@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from tests.support.cli import ROOT, run, write_plan
-from tests.support.faults import FaultServer
+from tests.support.faults import FaultServer, Peer, converse
 from tests.support.mtas import EXIM, require_smtp
 
 pytestmark = pytest.mark.timeout(60)
@@ -125,3 +125,46 @@ def test_a_failed_connection_is_not_reported_as_step_1(tmp_path):
     case = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]
     assert case["reason"] == f"cannot connect to 127.0.0.1:{port}: Connection refused"
     assert [(s["status"], s["reason"]) for s in case["steps"]] == [("skipped", None)]
+
+
+def latin1_banner(peer: Peer) -> None:
+    peer.send(b"220 serveur de messagerie pr\xeat\r\n")
+    converse(peer)
+
+
+LATIN1_STEPS = "steps:\n  - expect: {code: 220, text: 'prêt'}\n  - send: EHLO client.test\n    expect: 250\n" \
+               "  - send: QUIT\n    expect: 221\n"
+
+
+def test_a_latin1_banner_is_accepted_with_a_warning(tmp_path):
+    with FaultServer(latin1_banner) as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}}}\n{LATIN1_STEPS}")
+        code, out, _ = run(plan, "-v", "--no-report", "--json", str(tmp_path / "r.json"))
+    assert code == 0, out
+    assert "  S: 220 serveur de messagerie pr\\xeat\n" in out  # the byte as it came, escaped
+    warning = "warning: reply text is not UTF-8 (RFC 5321 §4.2 allows ASCII, RFC 6531 UTF-8): read as Latin-1"
+    assert f"  * {warning}" in out
+    case = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]
+    assert [n for n in case["notes"] if n.startswith(warning)] and len(case["notes"]) == 1
+    assert case["steps"][0]["reply"]["lines"] == ["serveur de messagerie prêt"]
+
+
+def test_strict_replies_refuses_a_latin1_banner(tmp_path):
+    with FaultServer(latin1_banner) as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, strict_replies: true}}\n"
+                                    f"{LATIN1_STEPS}")
+        code, out, _ = run(plan, "--no-report")
+    assert code == 1
+    assert "why:      protocol error: reply line is not valid UTF-8 at byte 28\n" in out
+
+
+def test_control_bytes_stay_refused_in_8bit_text(tmp_path):
+    def latin1_escape(peer: Peer) -> None:
+        peer.send(b"220 pr\xeat \x1b[2J\r\n")
+        peer.hold()
+
+    with FaultServer(latin1_escape) as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}}}\n{LATIN1_STEPS}")
+        code, out, _ = run(plan, "--no-report")
+    assert code == 1
+    assert "why:      protocol error: reply line contains control character 0x1b at offset 9\n" in out

@@ -78,7 +78,6 @@ FAULTS = {
     "close_mid_reply": Fault("close_mid_reply", r"connection closed mid-reply after 13 bytes"),
     "reset": Fault("reset", r"closed|reset", options={"on_command": 1}),  # at accept: see the reset tests below
     "nul": Fault("nul", r"NUL byte"),
-    "bad_utf8": Fault("bad_utf8", r"not valid UTF-8"),
     "bare_lf": Fault("bare_lf", r"bare LF"),
     "bare_cr": Fault("bare_cr", r"bare CR"),
     "code_change": Fault("code_change", r"code changed from 250 to 251"),
