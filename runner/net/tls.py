@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import tempfile
 from datetime import datetime, timezone
@@ -34,14 +35,29 @@ def client_context(verify: bool = True, cafile: str | None = None, min_version: 
     return ctx
 
 
+_ALERT = re.compile(r"(?:SSLV3|TLSV1)_ALERT_(\w+)")  # OpenSSL's names for the alerts of RFC 8446 §6
+PLAINTEXT = "WRONG_VERSION_NUMBER"  # what OpenSSL says when the bytes that came back are not a TLS record
+_CLOSED = "the server closed the connection during the handshake, without a TLS alert"
+
+
 def describe_failure(exc: BaseException) -> str:
+    """Why a handshake failed, in words; never empty (an alert, plaintext, a close, a timeout)."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"certificate verification failed: {exc.verify_message or exc.reason}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed: {exc.reason or exc}"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return "TLS handshake timed out"
-    return f"TLS handshake failed: {exc}"
+    if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError, EOFError)):
+        return f"TLS handshake failed: {_CLOSED}"
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or ""
+        alert = _ALERT.fullmatch(reason)
+        if alert:
+            name = alert[1].lower().replace("_", " ")
+            return f"TLS handshake failed: the server sent the TLS alert {name!r} ({reason})"
+        if reason == PLAINTEXT:
+            return f"TLS handshake failed: the server answered in plaintext, not TLS ({reason})"
+        return f"TLS handshake failed: {reason or exc.strerror or type(exc).__name__}"
+    return f"TLS handshake failed: {str(exc) or _CLOSED}"
 
 
 def peer_chain(tls: ssl.SSLObject | None) -> list[bytes]:

@@ -208,7 +208,9 @@ def _connect_failure(exc: BaseException, where: str, timeout: float) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return f"connection to {where} timed out after {timeout:g}s"
     if isinstance(exc, ssl.SSLError):
-        return f"{where}: {tlsinfo.describe_failure(exc)}"
+        hint = ("; is this a STARTTLS port? use a starttls: step instead of tls: implicit"
+                if exc.reason == tlsinfo.PLAINTEXT else "")
+        return f"{where}: {tlsinfo.describe_failure(exc)}{hint}"
     if isinstance(exc, ValueError):  # e.g. a label over 63 characters
         return f"cannot connect to {where}: not a valid host name ({exc})"
     assert isinstance(exc, OSError)

@@ -232,10 +232,10 @@ class Wire:
         assert self.conn is not None
         try:
             await self.conn.start_tls(context, server_name, deadline)
-        except ConnectionLost as exc:
-            raise StepFailed(f"TLS handshake failed: {exc}") from None
-        except (ssl.SSLError, asyncio.TimeoutError, OSError, ConnectionError) as exc:
-            raise StepFailed(tlsinfo.describe_failure(exc)) from None
+        except (ConnectionLost, ssl.SSLError, asyncio.TimeoutError, OSError, ConnectionError) as exc:
+            why = f"TLS handshake failed: {exc}" if isinstance(exc, ConnectionLost) else tlsinfo.describe_failure(exc)
+            self.note(why)  # the transcript shows where the session ended
+            raise StepFailed(why) from None
         # plaintext that raced the upgrade, or data sent before the client spoke
         late = self.smtp.tls_established(self.conn.buffered())
         if late is not None:

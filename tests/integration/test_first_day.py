@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from tests.support.cli import ROOT, run, write_plan
-from tests.support.faults import FaultServer, Peer, converse
+from tests.support.faults import BANNER, REPLIES, UNKNOWN, FaultServer, Peer, converse
 from tests.support.mtas import EXIM, require_smtp
 
 pytestmark = pytest.mark.timeout(60)
@@ -168,3 +168,43 @@ def test_control_bytes_stay_refused_in_8bit_text(tmp_path):
         code, out, _ = run(plan, "--no-report")
     assert code == 1
     assert "why:      protocol error: reply line contains control character 0x1b at offset 9\n" in out
+
+
+def tls_refuser(alert: bool):
+    """Answers STARTTLS with 220, reads the ClientHello, then sends a fatal handshake_failure alert or just closes."""
+    def behaviour(peer: Peer) -> None:
+        peer.send(BANNER)
+        for verb, _line in peer.commands():
+            if verb == "STARTTLS":
+                peer.send(b"220 2.0.0 Ready to start TLS\r\n")
+                peer.sock.recv(64 * 1024)
+                if alert:  # RFC 8446 §6: content type 21, TLS 1.2 record version, level 2 (fatal), 40
+                    peer.send(b"\x15\x03\x03\x00\x02\x02\x28")
+                peer.finish()
+                return
+            peer.send(REPLIES.get(verb, UNKNOWN))
+    return behaviour
+
+
+@pytest.mark.parametrize(("alert", "why"), [
+    (True, "TLS handshake failed: the server sent the TLS alert 'handshake failure' (SSLV3_ALERT_HANDSHAKE_FAILURE)"),
+    (False, "TLS handshake failed: the server closed the connection during the handshake, without a TLS alert"),
+], ids=["alert", "close"])
+def test_a_failed_starttls_handshake_says_why_and_is_in_the_transcript(tmp_path, alert, why):
+    with FaultServer(tls_refuser(alert)) as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, timeout: 3}}\nsteps:\n"
+                                    "  - expect: 220\n  - send: EHLO client.test\n    expect: 250\n"
+                                    "  - starttls: {verify: false}\n")
+        code, out, _ = run(plan, "--no-report", "--json", str(tmp_path / "r.json"))
+    assert code == 1
+    assert f"why:      {why}\n" in out
+    events = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]["transcript"]
+    assert events[-1]["dir"] == "*" and events[-1]["data"] == why
+
+
+def test_implicit_tls_against_a_plaintext_port_says_so(tmp_path):
+    plan = exim_plan(tmp_path, "  - expect: 220\n", head=", tls: implicit, verify: false")
+    code, out, _ = run(plan, "--no-report")
+    assert code == 1
+    assert (f"{EXIM.host}:{EXIM.port}: TLS handshake failed: the server answered in plaintext, not TLS "
+            "(WRONG_VERSION_NUMBER); is this a STARTTLS port? use a starttls: step instead of tls: implicit") in out
