@@ -167,7 +167,8 @@ class _PlanBuilder:
                                                      path))
             return []
         return [Case(self.case_name(raw, path, combo, variables, numbered + n), line, steps, finally_steps,
-                     raw.get("when"), retry, raw.get("continue_on_failure", False), raw.get("timeout"), combo)
+                     raw.get("when"), retry, raw.get("continue_on_failure", False), raw.get("timeout"), combo,
+                     quit_on_failure=raw.get("quit_on_failure"))
                 for n, combo in enumerate(combos)]
 
     def case_name(self, raw: dict[str, Any], path: tuple[Any, ...], combo: dict[str, Any],
@@ -229,4 +230,5 @@ def _target(raw: dict[str, Any]) -> Target:
         nameservers=tuple([raw["nameserver"]] if isinstance(raw.get("nameserver"), str) else raw.get("nameserver", [])),
         dns_timeout=float(raw.get("dns_timeout", 5.0)),
         strict_replies=raw.get("strict_replies", False),
+        quit_on_failure=raw.get("quit_on_failure", True),
     )

@@ -29,6 +29,7 @@ class Target:
     dns_timeout: float = 5.0
     families: tuple[str, ...] = ("ipv4", "ipv6")
     strict_replies: bool = False  # refuse reply text that is not UTF-8 instead of reading it as Latin-1
+    quit_on_failure: bool = True  # after a failed step, end a session still in step with QUIT
 
     def __str__(self) -> str:
         if self.mx and not self.host:
@@ -84,6 +85,7 @@ class Case:
     continue_on_failure: bool = False
     timeout: float | None = None
     vars: dict[str, Any] = field(default_factory=dict)  # this case's matrix values
+    quit_on_failure: bool | None = None  # None: the target's
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ from runner.template import RenderError
 
 __all__ = ["Hop", "Listener", "Session", "not_run", "run_case"]
 
+QUIT_TIMEOUT = 2.0  # seconds for the 221 to the QUIT after a failure; Exim takes 0.2 s (RFC 5321 sets none)
+
 
 @dataclass(frozen=True)
 class Hop:
@@ -66,6 +68,7 @@ class Session(Wire):
         self.connector: Connector = connect or open_connection
         self.server_host = target.host or ""  # the name TLS checks and DNS checks use
         self.step: Step | None = None
+        self.quit_reply: Reply | None = None  # the server's answer to the QUIT sent after a failure
 
     # -- connecting -------------------------------------------------------------------------
     def deadline(self, step: Step) -> float:
@@ -281,8 +284,28 @@ async def _run_steps(session: Session) -> None:
         if session.over:  # after a 221 or a close: steps on it could only fail (RFC 5321 §4.1.1.10)
             for out in final:
                 out.reason = f"not run: {session.over}"
-            return
-        await _run_list(session, case.finally_steps, final, case.continue_on_failure)
+        else:
+            await _run_list(session, case.finally_steps, final, case.continue_on_failure)
+    quit_on_failure = case.quit_on_failure if case.quit_on_failure is not None else session.target.quit_on_failure
+    if result.status == FAILED and quit_on_failure:
+        await _quit(session)
+
+
+async def _quit(session: Session) -> None:
+    """After a failure, end the session as a client should (RFC 5321 §4.1.1.10), not by dropping it:
+    only while it is in step, so that the QUIT is read as a command and its reply told apart."""
+    if session.out_of_step():  # closed, after a timeout or a protocol error, mid-DATA: the QUIT could be misread
+        return
+    session.note("the case failed: ending the session with QUIT")
+    session.patience = QUIT_TIMEOUT
+    deadline = time.monotonic() + QUIT_TIMEOUT
+    try:
+        await session.send(b"QUIT\r\n", deadline)
+        reply = await session.reply(deadline)
+    except StepFailed as exc:
+        session.note(f"QUIT: {exc.reason}")
+        return
+    session.quit_reply = reply
 
 
 def _label(step: Step) -> str:
@@ -335,7 +358,8 @@ async def run_case(
         _cut(session, "interrupted")
     finally:
         if session.conn is not None:
-            session.conn.abort() if session.result.status == FAILED else session.conn.close()
+            clean = session.result.status != FAILED or session.quit_reply is not None
+            session.conn.close() if clean else session.conn.abort()
         session.result.duration = time.monotonic() - session.t0
     if learn:
         scope.learn(case_scope, session.captures)

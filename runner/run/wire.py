@@ -34,6 +34,7 @@ class Wire:
         self.note = transcript.note  # (text): a line of the transcript that is not on the wire
         self.smtp = SmtpSession(keywords, strict_replies)
         self.warned_8bit = False
+        self.broken: str | None = None  # why the connection is no longer in step (injection, failed TLS, a write)
         self.conn: Transport | None = None
         self.cut_short = False  # the server replied mid-send: the rest of this step's bytes are not sent
         self.patience = 0.0  # seconds the step in progress waits for its reply, for "no reply within 30s"
@@ -59,6 +60,15 @@ class Wire:
     @property
     def greeting_hosts(self) -> list[str]:
         return self.smtp.greeting_hosts
+
+    def out_of_step(self) -> str | None:
+        """Why a QUIT now could not end the session cleanly, or None when it can."""
+        if self.over:
+            return self.over
+        assert self.conn is not None
+        if arrived := self.conn.buffered():
+            self.smtp.receive(arrived)
+        return self.broken or self.smtp.out_of_step()
 
     @property
     def over(self) -> str | None:
@@ -140,6 +150,7 @@ class Wire:
             why = str(exc)
         if arrived := self.conn.buffered():
             self.smtp.receive(arrived)
+        self.broken = "a write failed"
         if self.smtp.answered_early():
             self.cut_short = True
             self.note(f"the server answered and stopped taking data before the client finished sending ({why})")
@@ -222,6 +233,7 @@ class Wire:
             self.smtp.receive(arrived)
         injected = self.smtp.starttls_accepted()
         if injected is not None:
+            self.broken = "after " + _INJECTION
             self.record(RECV, injected.data)
             raise StepFailed(f"server sent {len(injected.data)} bytes of plaintext after its 220 to STARTTLS: "
                              + _INJECTION)
@@ -235,10 +247,12 @@ class Wire:
         except (ConnectionLost, ssl.SSLError, asyncio.TimeoutError, OSError, ConnectionError) as exc:
             why = f"TLS handshake failed: {exc}" if isinstance(exc, ConnectionLost) else tlsinfo.describe_failure(exc)
             self.note(why)  # the transcript shows where the session ended
+            self.broken = "after a failed TLS handshake"
             raise StepFailed(why) from None
         # plaintext that raced the upgrade, or data sent before the client spoke
         late = self.smtp.tls_established(self.conn.buffered())
         if late is not None:
+            self.broken = "after " + _INJECTION
             self.record(RECV, late.data)
             raise StepFailed(f"server sent {len(late.data)} bytes around the TLS handshake, before the client spoke: "
                              + _INJECTION)

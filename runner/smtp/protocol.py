@@ -120,6 +120,11 @@ class ReplyParser:
         """Bytes received and not yet part of a complete reply."""
         return bytes(self._raw) + bytes(self._buf)
 
+    @property
+    def failed(self) -> bool:
+        """A ProtocolError was raised: nothing more is read from this stream."""
+        return self._error is not None
+
     def feed(self, data: bytes) -> None:
         self._buf += data
 

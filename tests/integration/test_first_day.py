@@ -208,3 +208,41 @@ def test_implicit_tls_against_a_plaintext_port_says_so(tmp_path):
     assert code == 1
     assert (f"{EXIM.host}:{EXIM.port}: TLS handshake failed: the server answered in plaintext, not TLS "
             "(WRONG_VERSION_NUMBER); is this a STARTTLS port? use a starttls: step instead of tls: implicit") in out
+
+
+def exim_log_for(name: str, present: str, timeout: float = 5.0) -> list[str]:
+    """Exim's mainlog lines naming the EHLO name `name`, once a line containing `present` is among them
+    (and half a second more, for what Exim logs when the session ends)."""
+    log = EXIM.logs[-1]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if f"({name})" in line]
+        if any(present in line for line in lines):
+            time.sleep(0.5)
+            return [line for line in log.read_text(errors="replace").splitlines() if f"({name})" in line]
+        time.sleep(0.1)
+    pytest.fail(f"no line with {present!r} for {name} in {log}")
+
+
+def relay_attempt(tmp_path, name: str, head: str = "") -> str:
+    return exim_plan(tmp_path, f"  - expect: 220\n  - send: EHLO {name}\n    expect: 250\n"
+                               "  - send: 'MAIL FROM:<bob@smtprun.test>'\n    expect: 250\n"
+                               "  - send: 'RCPT TO:<someone@elsewhere.example>'\n    expect: 250\n", head=head)
+
+
+def test_a_failed_case_says_quit_so_exim_logs_no_unexpected_disconnection(tmp_path):
+    name = helo()
+    code, out, _ = run(relay_attempt(tmp_path, name), "-v", "--no-report")
+    assert code == 1
+    assert "  * the case failed: ending the session with QUIT\n  C: QUIT\n  S: 221 " in out
+    lines = exim_log_for(name, "rejected RCPT <someone@elsewhere.example>: relay not permitted")
+    assert not [line for line in lines if "unexpected disconnection" in line], lines
+
+
+def test_quit_on_failure_false_drops_the_connection_as_before(tmp_path):
+    name = helo()
+    code, out, _ = run(relay_attempt(tmp_path, name, head=", quit_on_failure: false"), "-v", "--no-report")
+    assert code == 1
+    assert "C: QUIT" not in out
+    lines = exim_log_for(name, "unexpected disconnection")
+    assert [line for line in lines if "rejected RCPT" in line]

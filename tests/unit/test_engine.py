@@ -493,3 +493,48 @@ def test_a_session_provides_all_a_step_action_may_use():
     scope = Scope.for_plan(plan)
     session = Session(plan, plan.cases[0], plan.target, scope.for_case(plan, plan.cases[0]), None)
     assert not [n for n in _members(StepContext) if not hasattr(Session, n) and n not in vars(session)]
+
+
+REFUSED = """\
+cases:
+  - name: refused
+    steps:
+      - expect: 220
+      - send: "RCPT TO:<nobody@peer.test>"
+        expect: 250
+"""
+
+
+def test_a_failed_case_in_step_ends_with_quit(no_sockets):
+    server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"550 5.1.1 no such user\r\n"),
+                             *QUIT])
+    result = run(plan_of(REFUSED), server)
+    assert result.status == FAILED
+    server.assert_done()
+    assert transcript(result)[-3:] == [(INFO, b"the case failed: ending the session with QUIT"),
+                                       (SEND, b"QUIT\r\n"), (RECV, b"221 2.0.0 Bye\r\n")]
+    assert server.connections[0].client_closed and not server.connections[0].aborted
+
+
+@pytest.mark.parametrize("where", ["target", "case"])
+def test_quit_on_failure_false_drops_the_connection(no_sockets, where):
+    text = REFUSED.replace("    steps:", "    quit_on_failure: false\n    steps:") if where == "case" else REFUSED
+    head = HEAD.replace("timeout: 2}", "timeout: 2, quit_on_failure: false}") if where == "target" else HEAD
+    server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"550 5.1.1 no such user\r\n")])
+    result = run(plan_of(text, head), server)
+    assert result.status == FAILED
+    assert SEND not in [d for d, b in transcript(result) if b == b"QUIT\r\n"]
+    assert server.connections[0].aborted
+
+
+@pytest.mark.parametrize(("after", "why"), [
+    ([], "a timeout: the late reply would be read as QUIT's"),
+    ([Say(b"250-half")], "mid-reply"),
+    ([Say(b"250 o\x00k\r\n")], "a protocol error"),
+])
+def test_no_quit_when_the_session_is_out_of_step(no_sockets, after, why):
+    plan = plan_of(REFUSED.replace('expect: 250\n', 'expect: 250\n        timeout: 0.2\n'))
+    server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), *after])
+    result = run(plan, server)
+    assert result.status == FAILED
+    assert (SEND, b"QUIT\r\n") not in transcript(result), why
