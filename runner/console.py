@@ -117,20 +117,24 @@ class Console:
             self.out.write(f"        {count} × {_safe(reason)}\n")
 
     def live(self, case: str, direction: str, data: bytes) -> None:
-        """-v: the transcript as it happens, C: for what smtprun sent, S: for the server.
+        """-v: the transcript as it happens, C: for what smtprun sent, S: for the server, S! for its
+        4xx and 5xx replies (RFC 5321 §4.2.1: transient and permanent failures), * for smtprun's notes.
 
         With several sessions in flight, each line names its case, or the lines could not be told apart.
         """
+        label = f"[{_safe(case)}] " if self.label_cases else ""
         tag = {SEND: "C:", RECV: "S:"}.get(direction, "*")
-        if self.label_cases:
-            tag = f"[{_safe(case)}] {tag}"
         lines = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()
         for line in lines[:200]:
-            self.out.write(f"  {self.paint(tag, 'dim')} {show_bytes(line.removesuffix(chr(13).encode()))}\n")
+            text = show_bytes(line.removesuffix(b"\r"))
+            if direction == RECV and line[:1] in (b"4", b"5"):
+                self.out.write(f"  {self.paint(label + 'S!', FAILED)} {self.paint(text, FAILED)}\n")
+            else:
+                self.out.write(f"  {self.paint(label + tag, 'dim')} {text}\n")
         if len(lines) > 200:
-            self.out.write(f"  {tag} ... {len(lines) - 200} more lines\n")
+            self.out.write(f"  {label}{tag} ... {len(lines) - 200} more lines\n")
         self.out.flush()
 
     def summary(self, run: RunResult) -> None:

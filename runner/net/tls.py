@@ -9,7 +9,7 @@ import tempfile
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["client_context", "describe_failure", "session_facts"]
+__all__ = ["client_context", "describe_failure", "describe_session", "session_facts"]
 
 _VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -122,3 +122,11 @@ def session_facts(tls: ssl.SSLObject | None, verified: bool) -> dict[str, Any]:
             expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), timezone.utc)
             facts["days_left"] = (expires - datetime.now(timezone.utc)).days
     return facts
+
+
+def describe_session(facts: dict[str, Any]) -> str:
+    """The TLS line of a transcript: `TLS established: TLSv1.3 TLS_AES_256_GCM_SHA384, certificate CN=mx,
+    verified` (or `not verified (verify: false)`)."""
+    cert = f", certificate {facts['subject']}" if facts.get("subject") else ""
+    checked = "verified" if facts.get("verified") else "not verified (verify: false)"
+    return f"TLS established: {facts.get('version')} {facts.get('cipher')}{cert}, {checked}"

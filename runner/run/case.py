@@ -122,6 +122,7 @@ class Session(Wire):
         self.note(f"connected to {self.conn.peer}")
         if context is not None:
             self.result.tls = tlsinfo.session_facts(self.conn.tls_object, t.verify)
+            self.note(tlsinfo.describe_session(self.result.tls))
 
     async def start_tls(self, context: ssl.SSLContext, server_name: str, verify: bool,
                         deadline: float) -> dict[str, Any]:
@@ -204,6 +205,7 @@ class Session(Wire):
             value = (found.group(1) if found.re.groups else found.group(0)) or ""  # a group that took no part
             self.vars[name] = self.captures[name] = value
             out.captures[name] = self.redactor.text(value or "")
+            self.note(f"captured {name} = {out.captures[name]!r}")
 
 
 def _connect_failure(exc: BaseException, where: str, timeout: float) -> str:
@@ -359,6 +361,7 @@ async def run_case(
     finally:
         if session.conn is not None:
             clean = session.result.status != FAILED or session.quit_reply is not None
+            session.note_closed("client closed the connection" if clean else "client dropped the connection")
             session.conn.close() if clean else session.conn.abort()
         session.result.duration = time.monotonic() - session.t0
     if learn:

@@ -61,6 +61,10 @@ class StepContext(Protocol):
         """A line of the transcript that is not on the wire."""
         ...
 
+    def note_closed(self, by: str = "server closed the connection") -> None:
+        """Say in the transcript, once, that the connection was closed, and by whom."""
+        ...
+
     # -- the wire -----------------------------------------------------------------------
     async def send(self, data: bytes, deadline: float, replies: int | None = 1) -> None:
         """Send bytes owing `replies` replies (None: uncountable, as raw: is)."""

@@ -22,7 +22,7 @@ from runner import __version__
 from runner.net.transport import Connector
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Target
-from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult
+from runner.results import FAILED, INFO, SKIPPED, CaseResult, PlanResult, RunResult
 from runner.run.case import Hop, Listener, not_run, run_case
 from runner.run.render import skip_reason
 from runner.stats import LoadStats
@@ -182,6 +182,10 @@ class _PlanRun:
             if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set():
                 break
             earlier.append(result)
+            if self.options.listener is not None:  # -v: this try's verdict before the next session's lines
+                delay = case.retry.delay if case.retry else 0
+                self.options.listener(case.name, INFO, f"try {attempt + 1} of {tries} failed: {result.reason}; "
+                                                       f"trying again in {delay:g}s".encode())
         result.attempts = earlier
         if earlier:
             result.duration = time.monotonic() - t0  # every try and the waits between them

@@ -117,7 +117,7 @@ async def do_sleep(session: StepContext, step: Step, out: StepResult, deadline: 
 async def do_close(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     out.label = "close the connection"
     session.close()
-    session.note("client closed the connection")
+    session.note_closed("client closed the connection")
     return False
 
 
@@ -138,8 +138,7 @@ async def do_starttls(session: StepContext, step: Step, out: StepResult, deadlin
     except OSError as exc:
         raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}", reply) from None
     facts = await session.start_tls(context, name, verify, deadline)  # the EHLO keywords are void after it
-    session.note(f"TLS established: {facts.get('version')} {facts.get('cipher')}"
-                 + (f", certificate {facts['subject']}" if facts.get("subject") else ""))
+    session.note(tlsinfo.describe_session(facts))
     return True
 
 
@@ -244,21 +243,35 @@ async def do_expect_tls(session: StepContext, step: Step, out: StepResult, deadl
     facts = session.tls_facts
     if not facts:
         raise StepFailed("no TLS session in force: use starttls first, or target tls: implicit")
-    problems = []
-    if "min_version" in want and facts.get("version") in _TLS_ORDER \
-            and _TLS_ORDER.index(facts["version"]) < _TLS_ORDER.index(want["min_version"]):
-        problems.append(f"version {facts['version']} is below {want['min_version']}")
-    if "days_valid" in want and facts.get("days_left", -1) < want["days_valid"]:
-        problems.append(f"certificate expires in {facts.get('days_left', '?')} days, under {want['days_valid']}")
-    if "name" in want:
-        name = session.text(want["name"])
-        if not any(_name_matches(name, san) for san in facts.get("san", [])):
-            problems.append(f"certificate is not valid for {name} (names: {', '.join(facts.get('san', [])) or 'none'})")
-    if "verified" in want and facts.get("verified") != want["verified"]:
-        problems.append(f"certificate verified is {facts.get('verified')}, expected {want['verified']}")
+    results = _tls_checks(session, want, facts)  # (what was found, the problem or None) per key given
+    session.note("expect_tls: " + "; ".join(f"{found}: {problem or 'ok'}" for found, problem in results))
+    problems = [problem for _found, problem in results if problem]
     if problems:
         raise StepFailed("; ".join(problems))
     return True
+
+
+def _tls_checks(session: StepContext, want: dict[str, Any], facts: dict[str, Any]) -> list[tuple[str, str | None]]:
+    results: list[tuple[str, str | None]] = []
+    if "min_version" in want:
+        low = facts.get("version") in _TLS_ORDER and \
+            _TLS_ORDER.index(facts["version"]) < _TLS_ORDER.index(want["min_version"])
+        results.append((f"version {facts.get('version')}",
+                        f"version {facts['version']} is below {want['min_version']}" if low else None))
+    if "days_valid" in want:
+        left = facts.get("days_left", -1)
+        results.append((f"certificate valid {facts.get('days_left', '?')} more days",
+                        f"certificate expires in {facts.get('days_left', '?')} days, under {want['days_valid']}"
+                        if left < want["days_valid"] else None))
+    if "name" in want:
+        name = session.text(want["name"])
+        names = facts.get("san", [])
+        results.append((f"name {name}", None if any(_name_matches(name, san) for san in names) else
+                        f"certificate is not valid for {name} (names: {', '.join(names) or 'none'})"))
+    if "verified" in want:
+        results.append((f"verified {facts.get('verified')}", None if facts.get("verified") == want["verified"] else
+                        f"certificate verified is {facts.get('verified')}, expected {want['verified']}"))
+    return results
 
 
 async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
@@ -276,29 +289,33 @@ async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadl
                                           max(0.001, deadline - time.monotonic()))
     except asyncio.TimeoutError:
         raise StepFailed("DNS checks did not finish within the step's timeout") from None
-    found = [p for p in problems if p]
+    session.note("expect_dns: " + "; ".join(f"{name}: {problem or 'ok'}" for name, problem in problems))
+    found = [p for _name, p in problems if p]
     if found:
         raise StepFailed("; ".join(found))
     return True
 
 
-async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any, domain: str) -> list[str | None]:
+async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
+                      domain: str) -> list[tuple[str, str | None]]:
+    """(check, its problem or None) for each check asked for, in order."""
     from runner.net import dns
 
-    problems = []
+    problems: list[tuple[str, str | None]] = []
     if "ptr_matches_banner" in want:
         address = session.peer.rsplit(":", 1)[0].strip("[]")
         names = session.greeting_hosts or [session.server_host]
-        problems.append(await dns.ptr_check(address, names, config))
+        problems.append((f"PTR of {address}", await dns.ptr_check(address, names, config)))
     for kind in ("spf", "dmarc", "mta_sts"):
         if kind in want:
-            problems.append(await dns.txt_present(kind, domain, config))
+            problems.append((f"{kind} of {domain}", await dns.txt_present(kind, domain, config)))
     if "tlsa" in want:
         chain = tlsinfo.peer_chain(session.tls_object)
+        where = f"TLSA of _{session.port()}._tcp.{session.server_host}"
         if not chain:
-            problems.append("no TLS session in force: use starttls first, or target tls: implicit")
+            problems.append((where, "no TLS session in force: use starttls first, or target tls: implicit"))
         else:
-            problems.append(await dns.tlsa_check(session.server_host, session.port(), chain, config))
+            problems.append((where, await dns.tlsa_check(session.server_host, session.port(), chain, config)))
     return problems
 
 

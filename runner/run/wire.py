@@ -35,6 +35,7 @@ class Wire:
         self.smtp = SmtpSession(keywords, strict_replies)
         self.warned_8bit = False
         self.broken: str | None = None  # why the connection is no longer in step (injection, failed TLS, a write)
+        self.close_noted = False  # the transcript says the connection was closed
         self.conn: Transport | None = None
         self.cut_short = False  # the server replied mid-send: the rest of this step's bytes are not sent
         self.patience = 0.0  # seconds the step in progress waits for its reply, for "no reply within 30s"
@@ -178,8 +179,15 @@ class Wire:
             except asyncio.TimeoutError:
                 return self._partial(smtp.timed_out())
             if not chunk:
+                self.note_closed()
                 return self._partial(smtp.closed())
             smtp.receive(chunk)
+
+    def note_closed(self, by: str = "server closed the connection") -> None:
+        """The transcript's last word on the connection, said once."""
+        if not self.close_noted:
+            self.close_noted = True
+            self.note(by)
 
     def _warn_8bit(self) -> None:
         """Once a case: the server's text is neither ASCII (RFC 5321 §4.2) nor UTF-8 (RFC 6531)."""
@@ -214,9 +222,9 @@ class Wire:
         try:
             event = await self.next_reply(deadline)
         except ConnectionLost:  # reset: closed all the same
+            self.note_closed()
             event = Closed()
         if isinstance(event, Closed) and not event.mid_reply:
-            self.note("server closed the connection")
             return
         if isinstance(event, TimedOut) and not event.partial:
             raise StepFailed("expected the server to close the connection; it stayed open")

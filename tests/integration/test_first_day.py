@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from tests.support.cli import ROOT, run, write_plan
+from tests.support.dnsserver import DnsServer
 from tests.support.faults import BANNER, REPLIES, UNKNOWN, FaultServer, Peer, converse
 from tests.support.mtas import EXIM, require_smtp
 
@@ -246,3 +247,54 @@ def test_quit_on_failure_false_drops_the_connection_as_before(tmp_path):
     assert "C: QUIT" not in out
     lines = exim_log_for(name, "unexpected disconnection")
     assert [line for line in lines if "rejected RCPT" in line]
+
+
+def test_verbose_shows_checks_captures_errors_and_verdicts_in_order(tmp_path):
+    server = require_smtp(EXIM)
+    plan = write_plan(tmp_path, f"""\
+target: {{host: {server.host}, port: {server.port}, timeout: 10}}
+cases:
+  - name: relay
+    retry: {{times: 1}}
+    steps:
+      - expect: 220
+        capture: {{banner_host: '^(\\S+)'}}
+      - send: EHLO client.smtprun.test
+        expect: 250
+      - starttls: {{cafile: {server.ca_path}, server_name: {server.hostname}}}
+      - expect_tls: {{min_version: TLSv1.2, name: {server.hostname}}}
+      - send: EHLO client.smtprun.test
+        expect: 250
+      - send: "MAIL FROM:<bob@smtprun.test>"
+        expect: 250
+      - send: "RCPT TO:<someone@elsewhere.example>"
+        expect: 250
+  - name: banner
+    steps:
+      - expect: 220
+""")
+    code, out, _ = run(plan, "-v", "-j", "1", "--no-report", "--secret", "word=smtprun")
+    assert code == 1
+    lines = out.splitlines()
+    assert "  * captured banner_host = 'mail.***.test'" in lines  # a secret stays one in a capture
+    assert next(line for line in lines if line.startswith("  * TLS established: TLSv1.3 ")).endswith(", verified")
+    assert "  * expect_tls: version TLSv1.3: ok; name mail.***.test: ok" in lines
+    assert "  S! 550 relay not permitted" in lines
+    assert lines.count("  * client closed the connection") == 3
+    # each session's verdict (a try's, then the case's) comes before the next session's first line
+    starts = [n for n, line in enumerate(lines) if line.startswith("  * connecting to")]
+    verdict = ("  * try 1 of 2 failed: step 7", "FAIL  ", "PASS  ")
+    verdicts = [n for n, line in enumerate(lines) if line.startswith(verdict)]
+    assert len(starts) == 3 and len(verdicts) == 3
+    assert starts[0] < verdicts[0] < starts[1] < verdicts[1] < starts[2] < verdicts[2]
+
+
+def test_verbose_shows_the_dns_checks(tmp_path):
+    with DnsServer({"smtprun.test.": {"TXT": ['"v=spf1 -all"']}}) as dns, FaultServer("normal") as server:
+        (host, port), = dns.nameservers
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, nameserver: '{host}:{port}'}}\n"
+                                    "steps:\n  - expect: 220\n  - expect_dns: {spf: present, dmarc: present, "
+                                    "domain: smtprun.test}\n")
+        code, out, _ = run(plan, "-v", "--no-report")
+    assert code == 1
+    assert "  * expect_dns: spf of smtprun.test: ok; dmarc of smtprun.test: no DMARC record: NXDOMAIN" in out

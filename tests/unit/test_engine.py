@@ -256,7 +256,7 @@ def test_bytes_no_command_asked_for_fail_the_next_send(no_sockets):
     result = run(plan_of(BASIC), server)
     assert failed_step(result).reason == ("the server sent 14 bytes that no command asked for, "
                                           "before 'MAIL FROM:<a@client.test>'")
-    assert transcript(result)[-1] == (RECV, b"250 surprise\r\n")
+    assert transcript(result)[-2:] == [(RECV, b"250 surprise\r\n"), (INFO, b"client dropped the connection")]
 
 
 def test_after_raw_replies_cannot_be_counted_and_are_not_unsolicited(no_sockets):
@@ -343,7 +343,7 @@ def test_a_silent_server_fails_the_step_at_its_deadline(no_sockets):
 
     result = run(plan, ScriptedServer([BANNER, Expect(b"EHLO client.test\r\n"), Say(b"250-half a reply\r\n")]))
     assert failed_step(result).reason == "timed out mid-reply after 18 bytes (no complete reply within 0.2s)"
-    assert transcript(result)[-1] == (RECV, b"250-half a reply\r\n")
+    assert transcript(result)[-2:] == [(RECV, b"250-half a reply\r\n"), (INFO, b"client dropped the connection")]
 
 
 def test_a_slow_reply_inside_the_deadline_is_taken(no_sockets):
@@ -511,8 +511,9 @@ def test_a_failed_case_in_step_ends_with_quit(no_sockets):
     result = run(plan_of(REFUSED), server)
     assert result.status == FAILED
     server.assert_done()
-    assert transcript(result)[-3:] == [(INFO, b"the case failed: ending the session with QUIT"),
-                                       (SEND, b"QUIT\r\n"), (RECV, b"221 2.0.0 Bye\r\n")]
+    assert transcript(result)[-4:] == [(INFO, b"the case failed: ending the session with QUIT"),
+                                       (SEND, b"QUIT\r\n"), (RECV, b"221 2.0.0 Bye\r\n"),
+                                       (INFO, b"client closed the connection")]
     assert server.connections[0].client_closed and not server.connections[0].aborted
 
 
