@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from runner.smtp.protocol import Reply
@@ -143,6 +143,17 @@ class PlanResult:
     def status(self) -> str:
         return FAILED if any(c.status == FAILED for c in self.cases) else PASSED
 
+    @property
+    def duration(self) -> float:
+        """Wall time from the first case's start to the last one's end: cases run concurrently, so not
+        their sum. Cases that never started (skipped, interrupted before they began) take no part."""
+        ran = [c for c in self.cases if c.duration or c.transcript]
+        if not ran:
+            return 0.0
+        start = min(c.started_at for c in ran)
+        end = max(c.started_at + timedelta(seconds=c.duration) for c in ran)
+        return (end - start).total_seconds()
+
     def counts(self) -> dict[str, int]:
         return count_cases(self.cases)
 
@@ -152,6 +163,7 @@ class PlanResult:
             "file": self.file,
             "target": self.target,
             "status": self.status,
+            "duration": round(self.duration, 6),
             "source": self.source,
             "notes": list(self.notes),
             "cases": [c.to_dict() for c in self.cases],

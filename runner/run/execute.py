@@ -173,6 +173,7 @@ class _PlanRun:
         tries = 1 + (case.retry.times if case.retry else 0)
         earlier: list[CaseResult] = []
         t0 = time.monotonic()
+        started = datetime.now(timezone.utc)
         for attempt in range(tries):
             if attempt:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
@@ -188,7 +189,7 @@ class _PlanRun:
                                                        f"trying again in {delay:g}s".encode())
         result.attempts = earlier
         if earlier:
-            result.duration = time.monotonic() - t0  # every try and the waits between them
+            result.started_at, result.duration = started, time.monotonic() - t0  # every try, the waits between
             used = len(earlier) + 1
             if result.status != FAILED:
                 result.notes.append(f"passed on try {used} of {tries}")
@@ -200,6 +201,7 @@ class _PlanRun:
         """--repeat: the case `repeat` times, `jobs` at a time, folded into figures as they finish."""
         stats, left = LoadStats(), self.options.repeat
         t0 = time.monotonic()
+        started = datetime.now(timezone.utc)
 
         async def worker() -> None:
             nonlocal left
@@ -213,7 +215,7 @@ class _PlanRun:
             await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))
         result = stats.first if stats.first is not None else _placeholder(case, self.target, FAILED, "no session ran")
         result.load = stats.summary(time.monotonic() - t0)
-        result.duration = result.load["wall"]
+        result.started_at, result.duration = started, result.load["wall"]
         result.attempts = [e for e in stats.examples if e is not result]
         if stats.failed:
             result.status = FAILED

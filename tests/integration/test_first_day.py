@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import uuid
+import xml.etree.ElementTree as ET
 
 import pytest
 
+from runner.report.format import format_seconds
 from tests.support.cli import ROOT, run, write_plan
 from tests.support.dnsserver import DnsServer
 from tests.support.faults import BANNER, REPLIES, UNKNOWN, FaultServer, Peer, converse
@@ -298,3 +301,29 @@ def test_verbose_shows_the_dns_checks(tmp_path):
         code, out, _ = run(plan, "-v", "--no-report")
     assert code == 1
     assert "  * expect_dns: spf of smtprun.test: ok; dmarc of smtprun.test: no DMARC record: NXDOMAIN" in out
+
+
+def test_every_report_gives_a_plan_the_same_wall_time_duration(tmp_path):
+    """Three plans of two concurrent Exim sessions each (a QUIT takes Exim 0.2 s): a plan took its wall time,
+    not the sum of its cases, and no plan took longer than the run."""
+    server = require_smtp(EXIM)
+    case = "steps: [{expect: 220}, {send: QUIT, expect: 221}]"
+    plans = [write_plan(tmp_path, f"name: p{n}\ntarget: {{host: {server.host}, port: {server.port}}}\n"
+                                  f"cases:\n  - name: a\n    {case}\n  - name: b\n    {case}\n", f"p{n}.yaml")
+             for n in range(3)]
+    code, out, _ = run(*plans, "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "j.xml"),
+                       "--report-dir", str(tmp_path / "reports"))
+    assert code == 0, out
+    data = json.loads((tmp_path / "r.json").read_text())
+    suites = ET.parse(tmp_path / "j.xml").getroot()
+    index = (tmp_path / "reports" / "index.html").read_text()
+    for plan, suite in zip(data["plans"], suites.findall("testsuite"), strict=True):
+        cases = [c["duration"] for c in plan["cases"]]
+        assert max(cases) <= plan["duration"] < sum(cases) <= 2 * plan["duration"] + 0.05
+        assert plan["duration"] <= data["duration"]
+        assert suite.get("time") == f"{plan['duration']:.3f}"
+        [page] = (tmp_path / "reports").glob(f"{plan['name']}-*.html")
+        shown = format_seconds(plan["duration"])
+        assert f"<dt>Duration</dt><dd>{shown} " in page.read_text()
+        assert re.search(rf"<strong>{plan['name']}</strong>.*?<td class=\"when\">{re.escape(shown)}</td>", index, re.S)
+    assert float(suites.get("time")) >= max(float(s.get("time")) for s in suites.findall("testsuite"))
