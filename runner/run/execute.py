@@ -31,6 +31,7 @@ from runner.template import RenderError
 __all__ = ["RunOptions", "run_plans"]
 
 DEFAULT_JOBS = 20
+NEVER_STARTED = "interrupted before it started"
 
 
 @dataclass
@@ -98,8 +99,8 @@ class _PlanRun:
         self._placeholders()
 
     def _placeholders(self) -> None:
-        self.result.cases = [_placeholder(self._named(j), self.target, FAILED, "interrupted before the case finished")
-                             for j in self.jobs]
+        """Until a case has its verdict: not run. What Ctrl-C leaves of a case that never began stays so."""
+        self.result.cases = [_placeholder(self._named(j), self.target, SKIPPED, NEVER_STARTED) for j in self.jobs]
 
     @staticmethod
     def _named(job: _Job) -> Case:
@@ -178,6 +179,8 @@ class _PlanRun:
             if attempt:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
             async with self.gate:
+                if self.stopping.is_set() and not attempt:  # Ctrl-C while it waited for a free session
+                    return _placeholder(case, self.target, SKIPPED, NEVER_STARTED)
                 result = await run_case(self.plan, case, self.target, self.scope, self.options.listener,
                                         self.plan.sequential, route, self.stopping, self.options.connect)
             if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -327,3 +328,27 @@ def test_every_report_gives_a_plan_the_same_wall_time_duration(tmp_path):
         assert f"<dt>Duration</dt><dd>{shown} " in page.read_text()
         assert re.search(rf"<strong>{plan['name']}</strong>.*?<td class=\"when\">{re.escape(shown)}</td>", index, re.S)
     assert float(suites.get("time")) >= max(float(s.get("time")) for s in suites.findall("testsuite"))
+
+
+def test_ctrl_c_leaves_the_cases_that_never_started_not_run(tmp_path):
+    cases = "".join(f"  - name: c{n}\n    steps:\n      - expect: 220\n" for n in range(4))
+    with FaultServer("silent") as server:
+        plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {server.port}, timeout: 60}}\ncases:\n{cases}")
+        proc = subprocess.Popen([sys.executable, "-m", "runner", plan, "-v", "-j", "1", "--no-report",
+                                 "--json", str(tmp_path / "r.json")], cwd=ROOT, env=_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            started = time.monotonic()
+            while server.accepted == 0 and time.monotonic() - started < 20:
+                time.sleep(0.05)
+            time.sleep(0.5)  # the first session waits for its banner; the other three wait for their turn
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=5)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out + err
+    assert "0 passed, 1 failed, 3 skipped in " in out and out.rstrip().endswith("(interrupted)")
+    cases = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
+    assert [(c["status"], c["reason"]) for c in cases] == [("failed", "interrupted")] + \
+        [("skipped", "interrupted before it started")] * 3
