@@ -204,7 +204,7 @@ def test_a_failed_starttls_handshake_says_why_and_is_in_the_transcript(tmp_path,
     assert code == 1
     assert f"why:      {why}\n" in out
     events = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]["transcript"]
-    assert events[-1]["dir"] == "*" and events[-1]["data"] == why
+    assert [(e["dir"], e["data"]) for e in events[-2:]] == [("*", why), ("*", "client dropped the connection")]
 
 
 def test_implicit_tls_against_a_plaintext_port_says_so(tmp_path):

@@ -93,7 +93,7 @@ def test_a_failing_case_shows_its_step_and_transcript_not_a_traceback(project: p
         "*why:*",
         "transcript:",
         "*C: RCPT TO:<unknown@example.com>",
-        "*S: 550 5.1.1*",
+        "*S! 550 5.1.1*",  # a 5xx reply, marked
         "FAILED plans/recipients.yaml::unknown recipient - step 4 *",
     ])
     assert "Traceback" not in result.stdout.str()
