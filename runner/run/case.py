@@ -69,6 +69,7 @@ class Session(Wire):
         self.server_host = target.host or ""  # the name TLS checks and DNS checks use
         self.step: Step | None = None
         self.quit_reply: Reply | None = None  # the server's answer to the QUIT sent after a failure
+        self.quitting = False  # that QUIT is under way
 
     # -- connecting -------------------------------------------------------------------------
     def deadline(self, step: Step) -> float:
@@ -299,6 +300,7 @@ async def _quit(session: Session) -> None:
     if session.out_of_step():  # closed, after a timeout or a protocol error, mid-DATA: the QUIT could be misread
         return
     session.note("the case failed: ending the session with QUIT")
+    session.quitting = True
     session.patience = QUIT_TIMEOUT
     deadline = time.monotonic() + QUIT_TIMEOUT
     try:
@@ -318,6 +320,9 @@ def _label(step: Step) -> str:
 
 
 def _cut(session: Session, reason: str) -> None:
+    if session.quitting:  # the verdict was in before the QUIT that followed it: keep its reason
+        session.note(f"QUIT: {reason}")
+        return
     session.result.status, session.result.reason = FAILED, reason
     if session.running is not None:
         session.running.status, session.running.reason = FAILED, reason

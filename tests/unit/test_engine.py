@@ -539,3 +539,12 @@ def test_no_quit_when_the_session_is_out_of_step(no_sockets, after, why):
     result = run(plan, server)
     assert result.status == FAILED
     assert (SEND, b"QUIT\r\n") not in transcript(result), why
+
+
+def test_a_session_deadline_during_the_quit_keeps_the_failure_that_came_before(no_sockets):
+    head = HEAD.replace("timeout: 2}", "timeout: 2, session_timeout: 0.3}")
+    server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"550 5.1.1 no such user\r\n"),
+                             Expect(b"QUIT\r\n")])  # and no 221
+    result = run(plan_of(REFUSED, head), server)
+    assert result.reason == "step 2 (<plan>:7): expected 250, got 550 5.1.1 no such user"
+    assert (INFO, b"QUIT: session deadline of 0.3s reached") in transcript(result)
