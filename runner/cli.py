@@ -116,7 +116,8 @@ def _record(args: argparse.Namespace, env: Environment, console: Console) -> Exi
     return ExitStatus(record.run(args, console.out, console.err, env.stdin))
 
 
-def _read_plans(paths: Sequence[str], overrides: dict[str, str], env: Environment) -> list:
+def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment) -> list:
+    """Every plan, validated, with --var and --secret over their variables; a name no plan uses is an error."""
     from runner.plan import read_plan
     from runner.plan.schema import ValidationCache
 
@@ -124,16 +125,34 @@ def _read_plans(paths: Sequence[str], overrides: dict[str, str], env: Environmen
     plans, problems = [], []
     for path in paths:
         try:
-            plans.append(read_plan(path, overrides, cache))
+            plans.append(read_plan(path, dict(args.var) | dict(args.secret), cache))
         except PlanError as exc:
             problems.extend(exc.problems)
     if problems:
         raise PlanError(problems)
+    _check_variables(plans, args)
     return plans
 
 
+def _check_variables(plans: list, args: argparse.Namespace) -> None:
+    """A --var no plan reads would be ignored, and a run "pass" with the plan's own value: refuse it."""
+    from runner.plan.schema import did_you_mean
+
+    known = set().union(*(p.names for p in plans))
+    where = plans[0].file if len(plans) == 1 else f"any of the {len(plans)} plans"
+    lines = []
+    for flag, given in (("--var", args.var), ("--secret", args.secret)):
+        for name in dict(given):
+            if name not in known:
+                close = did_you_mean(name, known)
+                lines.append(f"smtprun: {flag} {name}: no variable '{name}' in {where}"
+                             + (f"; {close}" if close else ""))
+    if lines:
+        raise UsageError("\n".join(lines))
+
+
 def _validate(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
-    plans = _read_plans(args.plans, dict(args.var) | dict(args.secret), env)
+    plans = _read_plans(args.plans, args, env)
     for plan in plans:
         console.out.write(f"{plan.file}: ok ({len(plan.cases)} case{'s' * (len(plan.cases) != 1)})\n")
     return ExitStatus.OK
@@ -165,7 +184,7 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
     from runner.run.execute import run_plans
 
     console = _run_console(args, env, console)
-    plans = _read_plans(args.plans, dict(args.var) | dict(args.secret), env)
+    plans = _read_plans(args.plans, args, env)
     options = _run_options(args, plans, console)
     server = _start_embedded(args.profile, options, console) if args.embedded else None
     if server is None:

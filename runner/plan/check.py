@@ -15,6 +15,7 @@ from typing import Any
 from runner import template
 from runner.errors import PlanError, Problem
 from runner.plan.load import Loaded, load_file
+from runner.plan.schema import did_you_mean
 from runner.plan.scope import render_early
 from runner.plan.types import Include, Step
 from runner.smtp.expect import describe
@@ -49,13 +50,14 @@ class StepBuilder:
 
     def __init__(self, loaded: Loaded, values: dict[str, Any], problems: list[Problem],
                  params: dict[str, Any] | None = None, chain: tuple[str, ...] = (),
-                 defaults: dict[str, Any] | None = None) -> None:
+                 defaults: dict[str, Any] | None = None, read: set[str] | None = None) -> None:
         self.loaded = loaded
         self.values = values
         self.params = params or {}  # an include's `vars:`: they win over the plan's variables
         self.defaults = defaults or {}  # an included file's own `vars:`: used where the plan has none
         self.variables = set(values) | set(self.params) | set(self.defaults)
         self.problems = problems
+        self.read = set() if read is None else read  # every name a template of the plan reads, shared by includes
         self.chain = chain or (str(Path(loaded.source.name).resolve()),)
         self.include_site = Include(self.params, self.defaults) if self.params or self.defaults else None
 
@@ -114,7 +116,7 @@ class StepBuilder:
                 self._strings(raw["vars"][name], (*path, "vars", name), captured)
             params = {**self.params, **raw.get("vars", {})}
             defaults = {**self.defaults, **loaded.data.get("vars", {})}
-            sub = StepBuilder(loaded, self.values, found, params, (*self.chain, resolved), defaults)
+            sub = StepBuilder(loaded, self.values, found, params, (*self.chain, resolved), defaults, self.read)
             steps = sub.steps(loaded.data["steps"], ("steps",), captured)
         for problem in found:
             problem.notes.append(f"included from {here}")
@@ -177,9 +179,11 @@ class StepBuilder:
         if refused:
             self.problem(refused, path)
             return
+        self.read |= used
         known = self.variables | captured | template.BUILTIN_NAMES
         for name in sorted(used - known):
-            hint = "define it under vars:, pass --var " + f"{name}=..., or capture it in an earlier step"
+            hint = did_you_mean(name, known - template.BUILTIN_NAMES) or \
+                f"define it under vars:, pass --var {name}=..., or capture it in an earlier step"
             self.problem(f"undefined variable '{name}'", path, hint=hint)
         for name in sorted(env_names):
             if name not in os.environ:

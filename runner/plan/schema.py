@@ -6,6 +6,7 @@ import contextlib
 import difflib
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -16,7 +17,7 @@ from runner.environment import cache_folder
 from runner.errors import Problem
 from runner.plan.load import Loaded
 
-__all__ = ["SCHEMA_NAME", "ValidationCache", "schema", "schema_text", "validate", "validate_fragment"]
+__all__ = ["SCHEMA_NAME", "ValidationCache", "did_you_mean", "schema", "schema_text", "validate", "validate_fragment"]
 
 SCHEMA_NAME = "plan.schema.json"
 _REPO_COPY = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
@@ -268,9 +269,14 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """"did you mean 'rcpt'?" for the one choice closest to a mistyped word, or None when none is close."""
+    close = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
 def _unknown_key(loaded: Loaded, path: tuple[Any, ...], extra: str, allowed: list[str]) -> Problem:
-    close = difflib.get_close_matches(str(extra), allowed, n=1, cutoff=0.6)
-    hint = f"did you mean '{close[0]}'?" if close else "allowed here: " + ", ".join(allowed)
+    hint = did_you_mean(extra, allowed) or "allowed here: " + ", ".join(allowed)
     return loaded.problem(f"unknown key '{extra}' in {_name(path)}", (*path, extra), key=True, hint=hint)
 
 

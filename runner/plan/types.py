@@ -96,3 +96,4 @@ class Plan:
     cases: tuple[Case, ...]
     sequential: bool = False
     late_vars: tuple[str, ...] = ()  # vars whose templates name a matrix value: rendered per case, in this order
+    names: frozenset[str] = frozenset()  # every variable the plan declares, or reads in a template: what --var may set

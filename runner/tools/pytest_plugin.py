@@ -63,6 +63,9 @@ class _Settings:
     embedded: bool
     plan_files: frozenset[Path]  # resolved paths given with --smtprun
     server: EmbeddedServer | None = field(default=None, repr=False)
+    names: set[str] = field(default_factory=set)  # what the plans read so far declare or read (Plan.names)
+    plans_read: int = 0
+    unreadable: bool = False  # a plan failed validation: its names are unknown
 
     def run_options(self) -> RunOptions:
         from runner.run.execute import RunOptions
@@ -122,6 +125,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         settings.close()
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A --smtprun-var no collected plan reads would be ignored and a case pass on the plan's own value."""
+    from runner.plan.schema import did_you_mean
+
+    settings = session.config.stash[_SETTINGS]
+    if settings.unreadable or not settings.plans_read:
+        return
+    unread = [name for name in settings.variables if name not in settings.names]
+    if unread:
+        raise pytest.UsageError("; ".join(
+            f"--smtprun-var {name}: no plan collected has a variable '{name}'"
+            + (f" ({close})" if (close := did_you_mean(name, settings.names)) else "") for name in unread))
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> PlanFile | None:
     settings = parent.config.stash[_SETTINGS]
     if file_path.name.endswith(PLAN_SUFFIX) or (settings.plan_files and file_path.resolve() in settings.plan_files):
@@ -144,10 +161,17 @@ class PlanFile(pytest.File):
     """A plan file; its children are its cases. Reading it validates it completely."""
 
     def collect(self) -> Iterator[CaseItem]:
+        from runner.errors import PlanError
         from runner.plan import read_plan
 
         settings = self.config.stash[_SETTINGS]
-        plan = read_plan(_display(self.path, self.config), settings.variables)  # PlanError: see repr_failure
+        try:
+            plan = read_plan(_display(self.path, self.config), settings.variables)
+        except PlanError:  # shown by repr_failure
+            settings.unreadable = True
+            raise
+        settings.plans_read += 1
+        settings.names |= plan.names
         names = Counter(case.name for case in plan.cases)
         for case in plan.cases:
             name = case.name if names[case.name] == 1 else f"{case.name} (line {case.line})"

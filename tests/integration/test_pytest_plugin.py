@@ -200,3 +200,9 @@ cases:
     result = run(project, "--smtprun", "plans/flow.yaml", "--smtprun-embedded")
     result.assert_outcomes(skipped=1, failed=1)
     result.stdout.fnmatch_lines(["*failed all 2 tries*"])
+
+
+def test_a_mistyped_smtprun_var_is_a_usage_error(project: pytest.Pytester) -> None:
+    result = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded", "--smtprun-var", "rctp=a@b.test")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--smtprun-var rctp: no plan collected has a variable 'rctp' (did you mean 'rcpt'?)"])

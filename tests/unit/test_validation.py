@@ -248,6 +248,12 @@ def test_undefined_variable(tmp_path: Path) -> None:
         "define it under vars:, pass --var helo=..., or capture it in an earlier step")
 
 
+def test_undefined_variable_close_to_a_defined_one(tmp_path: Path) -> None:
+    text = "vars: {client: a.test}\nsteps:\n  - send: 'EHLO {{ clinet }}'\n"
+    assert only_problem(tmp_path, text) == ("3:11", "undefined variable 'clinet'")
+    assert hint_of(tmp_path, text) == "did you mean 'client'?"
+
+
 def test_variable_given_on_the_command_line(tmp_path: Path) -> None:
     path = write(tmp_path, "steps:\n  - send: 'EHLO {{ helo }}'\n")
     plan = read_plan(path, overrides={"helo": "client.test"})

@@ -1,0 +1,49 @@
+"""What a mail admin's first day with the command line turns up: mistyped variables, folders of plans,
+options that do nothing where they are given. None of these may send anything (the network guard)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.cli import ROOT, run, write_plan
+
+POSTFIX = str(ROOT / "plans/postfix.yaml")
+
+
+# --- --var and --secret that no plan reads ------------------------------------------------------------------------
+
+def test_a_mistyped_var_is_refused_before_anything_is_sent() -> None:
+    code, out, err = run(POSTFIX, "--host", "127.0.0.1", "--var", "rctp=nosuch@x.test", "--no-report")
+    assert code == 2
+    assert err == f"smtprun: --var rctp: no variable 'rctp' in {POSTFIX}; did you mean 'rcpt'?\n"
+    assert "PASS" not in out
+
+
+def test_validate_refuses_a_mistyped_var_too() -> None:
+    code, out, err = run("validate", POSTFIX, "--var", "rctp=nosuch@x.test")
+    assert (code, out) == (2, "")
+    assert "did you mean 'rcpt'?" in err
+
+
+def test_a_secret_no_plan_reads_is_refused_without_showing_its_value(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, "vars: {password: x}\nsecrets: [password]\nsteps:\n  - expect: 220\n")
+    code, _, err = run("validate", plan, "--secret", "pasword=hunter2-secret")
+    assert code == 2
+    assert err == f"smtprun: --secret pasword: no variable 'pasword' in {plan}; did you mean 'password'?\n"
+
+
+def test_every_unknown_name_is_listed_and_one_plan_of_several_is_enough(tmp_path: Path) -> None:
+    first = write_plan(tmp_path, "vars: {helo: a.test}\nsteps:\n  - send: 'EHLO {{ helo }}'\n", "a.yaml")
+    second = write_plan(tmp_path, "steps:\n  - send: 'RCPT TO:<{{ rcpt }}>'\n", "b.yaml")
+    assert run("validate", first, second, "--var", "rcpt=a@b.test", "--var", "helo=c.test")[0] == 0
+    code, _, err = run("validate", first, second, "--var", "rcpt=a@b.test", "--var", "zzzz=1", "--var", "hello=x")
+    assert code == 2
+    assert err.splitlines() == ["smtprun: --var zzzz: no variable 'zzzz' in any of the 2 plans",
+                                "smtprun: --var hello: no variable 'hello' in any of the 2 plans; did you mean 'helo'?"]
+
+
+def test_a_var_read_only_by_a_template_or_an_include_counts(tmp_path: Path) -> None:
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "mail.yaml").write_text("steps:\n  - send: 'MAIL FROM:<{{ sender }}>'\n")
+    plan = write_plan(tmp_path, "target: {mx: '{{ domain }}'}\nsteps:\n  - include: common/mail.yaml\n")
+    assert run("validate", plan, "--var", "domain=example.test", "--var", "sender=a@example.test")[0] == 0
