@@ -116,8 +116,9 @@ def _record(args: argparse.Namespace, env: Environment, console: Console) -> Exi
     return ExitStatus(record.run(args, console.out, console.err, env.stdin))
 
 
-def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment) -> list:
-    """Every plan, validated, with --var and --secret over their variables; a name no plan uses is an error."""
+def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment, console: Console) -> list:
+    """Every plan, validated, with --var and --secret over their variables; a name no plan uses is an error.
+    What validation warns of is printed, compiler-style, before anything else happens."""
     from runner.plan import read_plan
     from runner.plan.schema import ValidationCache
 
@@ -131,6 +132,9 @@ def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment
     if problems:
         raise PlanError(problems)
     _check_variables(plans, args)
+    for plan in plans:
+        for warning in plan.warnings:
+            console.error(warning.render())
     return plans
 
 
@@ -152,7 +156,7 @@ def _check_variables(plans: list, args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
-    plans = _read_plans(args.plans, args, env)
+    plans = _read_plans(args.plans, args, env, console)
     for plan in plans:
         console.out.write(f"{plan.file}: ok ({len(plan.cases)} case{'s' * (len(plan.cases) != 1)})\n")
     return ExitStatus.OK
@@ -184,7 +188,7 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
     from runner.run.execute import run_plans
 
     console = _run_console(args, env, console)
-    plans = _read_plans(args.plans, args, env)
+    plans = _read_plans(args.plans, args, env, console)
     options = _run_options(args, plans, console)
     server = _start_embedded(args.profile, options, console) if args.embedded else None
     if server is None:

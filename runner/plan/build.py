@@ -37,6 +37,7 @@ class _PlanBuilder:
         self.loaded, self.data, self.overrides = loaded, loaded.data, overrides
         self.problems: list[Problem] = []
         self.read: set[str] = set()  # the names the plan's templates read (StepBuilder.read)
+        self.warnings: list[Problem] = []  # StepBuilder.warnings
         self.matrix_names = set(self.data.get("matrix", {})) | {
             k for c in self.data.get("cases", []) for k in c.get("matrix", {})}
 
@@ -46,7 +47,8 @@ class _PlanBuilder:
         self.check_secrets(variables)
         raw_cases = self.raw_cases()
         names = {**variables, **{k: "" for k in self.matrix_names if k not in variables}}
-        steps = StepBuilder(self.loaded, names, self.problems, read=self.read)
+        steps = StepBuilder(self.loaded, names, self.problems, read=self.read, warnings=self.warnings)
+        steps.unsettled |= self.matrix_names | set(late)
         self.check_target(steps)
         captures = {n for _, c in raw_cases for s in c["steps"] for n in s.get("capture", {})}
         cases: list[Case] = []
@@ -65,6 +67,7 @@ class _PlanBuilder:
             cases=tuple(cases),
             sequential=data.get("sequential", False) or any(c.when for c in cases),
             late_vars=late,
+            warnings=tuple(self.warnings),
             names=(frozenset(data.get("vars", {})) | self.matrix_names | self.read) - {"env"},  # env: never a --var
         )
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from runner import template
 from runner.errors import PlanError, Problem
+from runner.plan.envelope import REFUSALS, unbracketed_path
 from runner.plan.load import Loaded, load_file
 from runner.plan.schema import did_you_mean
 from runner.plan.scope import render_early
@@ -50,7 +51,8 @@ class StepBuilder:
 
     def __init__(self, loaded: Loaded, values: dict[str, Any], problems: list[Problem],
                  params: dict[str, Any] | None = None, chain: tuple[str, ...] = (),
-                 defaults: dict[str, Any] | None = None, read: set[str] | None = None) -> None:
+                 defaults: dict[str, Any] | None = None, read: set[str] | None = None,
+                 warnings: list[Problem] | None = None) -> None:
         self.loaded = loaded
         self.values = values
         self.params = params or {}  # an include's `vars:`: they win over the plan's variables
@@ -58,6 +60,8 @@ class StepBuilder:
         self.variables = set(values) | set(self.params) | set(self.defaults)
         self.problems = problems
         self.read = set() if read is None else read  # every name a template of the plan reads, shared by includes
+        self.warnings = [] if warnings is None else warnings  # what runs as written, but a strict server refuses
+        self.unsettled: set[str] = set(self.params)  # names whose values are known only per case (matrix, include)
         self.chain = chain or (str(Path(loaded.source.name).resolve()),)
         self.include_site = Include(self.params, self.defaults) if self.params or self.defaults else None
 
@@ -83,6 +87,8 @@ class StepBuilder:
                 self.regex(expect["text"], (*spath, "expect", "text"))
             line = (self.loaded.where(spath) or (1, 1))[0]
             value = self._value(action, raw.get(action), (*spath, action))
+            if action == "send":
+                self.envelope(value, (*spath, "send"))
             out.append(Step(index=0, line=line, action=action, value=value, expect=expect,
                             capture=dict(raw.get("capture", {})), timeout=raw.get("timeout"), name=raw.get("name"),
                             when=raw.get("when"), continue_on_failure=raw.get("continue_on_failure", False),
@@ -117,7 +123,11 @@ class StepBuilder:
             params = {**self.params, **raw.get("vars", {})}
             defaults = {**self.defaults, **loaded.data.get("vars", {})}
             sub = StepBuilder(loaded, self.values, found, params, (*self.chain, resolved), defaults, self.read)
+            sub.unsettled |= self.unsettled
             steps = sub.steps(loaded.data["steps"], ("steps",), captured)
+            for warning in sub.warnings:
+                warning.notes.append(f"included from {here}")
+            self.warnings.extend(sub.warnings)
         for problem in found:
             problem.notes.append(f"included from {here}")
         self.problems.extend(found)
@@ -147,6 +157,7 @@ class StepBuilder:
                     self.problem(f"{verb} may only be the last command of a pipelined group (RFC 2920 §3.1)",
                                  (*path, i))
             for i, item in enumerate(value):
+                self.envelope(item["send"], (*path, i, "send"))
                 if isinstance(item.get("expect"), dict) and "text" in item["expect"]:
                     self.regex(item["expect"]["text"], (*path, i, "expect", "text"))
         return value
@@ -198,6 +209,31 @@ class StepBuilder:
         except template.RenderError as exc:
             if exc.forbidden:
                 self.problem(str(exc), path)
+
+    def envelope(self, command: str, path: tuple[Any, ...]) -> None:
+        """Warn of a MAIL FROM or RCPT TO path without "<" ">" (runner.plan.envelope), rendered first when
+        the plan's variables settle it; smtprun still sends the line as written."""
+        found = unbracketed_path(command)
+        sent = command
+        if found is not None and template.is_template(command):
+            try:
+                used = template.names_used(command) - template.BUILTIN_NAMES
+                settled = not (used - set(self.values) or used & self.unsettled)
+                sent = render_early(command, self.values) if settled else ""
+            except template.RenderError:
+                sent = ""
+        shown = unbracketed_path(sent) if found is not None else None
+        if found is None or shown is None or template.is_template(sent):
+            return
+        line, col = self.loaded.where(path) or (1, 1)
+        source = self.loaded.source.lines[line - 1] if 0 < line <= len(self.loaded.source.lines) else ""
+        at = source.find(command[:found.start], col - 1)
+        warning = self.loaded.source.problem(
+            f"{found.verb} without angle brackets: a strict server answers {REFUSALS[found.verb]} "
+            '(RFC 5321 §4.1.2 wants "<" path ">")', line, at + found.start + 1 if at >= 0 else col,
+            hint=f"write {found.fixed}; smtprun sends the line as written")
+        warning.severity = "warning"
+        self.warnings.append(warning)
 
     def regex(self, pattern: str, path: tuple[Any, ...]) -> None:
         if template.is_template(pattern):

@@ -172,6 +172,8 @@ class PlanFile(pytest.File):
             raise
         settings.plans_read += 1
         settings.names |= plan.names
+        for warning in plan.warnings:  # in pytest's warnings summary, as the command line prints them
+            self.warn(pytest.PytestWarning(warning.render()))
         names = Counter(case.name for case in plan.cases)
         for case in plan.cases:
             name = case.name if names[case.name] == 1 else f"{case.name} (line {case.line})"

@@ -206,3 +206,11 @@ def test_a_mistyped_smtprun_var_is_a_usage_error(project: pytest.Pytester) -> No
     result = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded", "--smtprun-var", "rctp=a@b.test")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--smtprun-var rctp: no plan collected has a variable 'rctp' (did you mean 'rcpt'?)"])
+
+
+def test_plan_warnings_reach_the_warnings_summary(project: pytest.Pytester) -> None:
+    (project.path / "plans" / "loose.yaml").write_text("steps:\n  - send: 'MAIL FROM:a@b.test'\n")
+    result = run(project, "--smtprun", "plans/loose.yaml", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*plans/loose.yaml:2:22: warning: MAIL FROM without angle brackets*",
+                                 "*hint: write MAIL FROM:<a@b.test>; smtprun sends the line as written"])

@@ -47,3 +47,48 @@ def test_a_var_read_only_by_a_template_or_an_include_counts(tmp_path: Path) -> N
     (tmp_path / "common" / "mail.yaml").write_text("steps:\n  - send: 'MAIL FROM:<{{ sender }}>'\n")
     plan = write_plan(tmp_path, "target: {mx: '{{ domain }}'}\nsteps:\n  - include: common/mail.yaml\n")
     assert run("validate", plan, "--var", "domain=example.test", "--var", "sender=a@example.test")[0] == 0
+
+
+# --- warnings: envelope paths without angle brackets ---------------------------------------------------------------
+
+ENVELOPES = """\
+vars: {sender: Admin@test.com, rcpt: "<bob@example.com>"}
+steps:
+  - send: "MAIL FROM:Admin@test.com"
+  - send: "RCPT TO: Utilisateur@Domaine.Com NOTIFY=NEVER"
+  - send: "MAIL FROM:{{ sender }}"
+  - send: "RCPT TO:{{ rcpt }}"
+  - send: "MAIL FROM:<{{ sender }}> SIZE=10"
+  - send: "MAIL FROM:<>"
+  - send: NOOP
+    capture: {captured: '(\\\\S+)'}
+  - send: "RCPT TO:{{ captured }}"
+  - pipeline:
+      - send: "rcpt to:x@y.test"
+      - send: DATA
+"""
+
+
+def test_validate_warns_of_each_unbracketed_path_and_still_passes(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, ENVELOPES)
+    code, out, err = run("validate", plan)
+    assert (code, out) == (0, f"{plan}: ok (1 case)\n")
+    heads = [line for line in err.splitlines() if not line.startswith(" ")]
+    mail = 'MAIL FROM without angle brackets: a strict server answers 553 5.1.0 or 501 5.1.7 ' \
+           '(RFC 5321 §4.1.2 wants "<" path ">")'
+    rcpt = 'RCPT TO without angle brackets: a strict server answers 501 5.1.3 (RFC 5321 §4.1.2 wants "<" path ">")'
+    assert heads == [f"{plan}:3:22: warning: {mail}", f"{plan}:4:21: warning: {rcpt}",
+                     f"{plan}:5:22: warning: {mail}", f"{plan}:13:24: warning: {rcpt}"]
+    hints = [line.strip() for line in err.splitlines() if line.startswith("    hint:")]
+    assert hints == [f"hint: write {fix}; smtprun sends the line as written" for fix in (
+        "MAIL FROM:<Admin@test.com>", "RCPT TO:<Utilisateur@Domaine.Com>", "MAIL FROM:<{{ sender }}>",
+        "RCPT TO:<x@y.test>")]
+
+
+def test_a_warning_in_an_included_file_says_where_it_was_included_from(tmp_path: Path) -> None:
+    (tmp_path / "mail.yaml").write_text("steps:\n  - send: 'MAIL FROM:a@b.test'\n")
+    plan = write_plan(tmp_path, "steps:\n  - include: mail.yaml\n")
+    code, _, err = run("validate", plan)
+    assert code == 0
+    assert err.splitlines()[0].startswith(f"{tmp_path / 'mail.yaml'}:2:22: warning: MAIL FROM without")
+    assert err.splitlines()[-1] == f"    note: included from {plan}:2"

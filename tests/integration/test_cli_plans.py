@@ -1,0 +1,40 @@
+"""Plan-side warnings and command-line checks, against the real servers whose behaviour they are about."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import run, write_plan
+from tests.support.mtas import EXIM, OPENSMTPD, require_smtp
+
+UNBRACKETED = """\
+steps:
+  - expect: 220
+  - send: EHLO client.smtprun.test
+    expect: 250
+  - send: "MAIL FROM:alice@smtprun.test"
+    expect: 250
+  - send: QUIT
+    expect: 221
+"""
+
+
+@pytest.mark.parametrize(("server", "code", "reply"), [
+    (OPENSMTPD, 1, "S: 553 5.1.0 Sender address syntax error"),  # strict: refuses it
+    (EXIM, 0, "S: 250 OK"),  # lenient: takes it, and the warning stands
+], ids=["opensmtpd", "exim"])
+def test_an_unbracketed_sender_is_warned_of_and_sent_as_written(tmp_path: Path, server, code: int,
+                                                               reply: str) -> None:
+    require_smtp(server)
+    plan = write_plan(tmp_path, UNBRACKETED)
+    out_code, out, err = run(plan, "--host", f"{server.host}:{server.port}", "-v", "--no-report")
+    assert err.splitlines()[:4] == [
+        f"{plan}:5:22: warning: MAIL FROM without angle brackets: a strict server answers "
+        '553 5.1.0 or 501 5.1.7 (RFC 5321 §4.1.2 wants "<" path ">")',
+        '      - send: "MAIL FROM:alice@smtprun.test"',
+        "                         ^",
+        "    hint: write MAIL FROM:<alice@smtprun.test>; smtprun sends the line as written"]
+    assert "C: MAIL FROM:alice@smtprun.test" in out and reply in out
+    assert out_code == code, out + err
