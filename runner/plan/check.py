@@ -15,7 +15,7 @@ from typing import Any
 from runner import template
 from runner.errors import PlanError, Problem
 from runner.plan.envelope import REFUSALS, unbracketed_path
-from runner.plan.load import Loaded, load_file
+from runner.plan.load import Loaded, Unreadable, load_file
 from runner.plan.schema import did_you_mean
 from runner.plan.scope import render_early
 from runner.plan.types import Include, Step
@@ -113,8 +113,13 @@ class StepBuilder:
             return []
         found: list[Problem] = []
         try:
-            loaded = load_file(target)
+            loaded = load_file(target, kind="included file")
+            if isinstance(loaded.data, list):  # a bare list of steps, as an Ansible task file is
+                loaded = loaded.under("steps")
             found = validate_fragment(loaded)
+        except Unreadable as exc:  # said where the include is: the file itself has no lines to point at
+            self.problem(f"cannot read included file {raw['include']}: {exc.reason}", (*path, "include"))
+            return []
         except PlanError as exc:
             found = exc.problems
         if not found:
