@@ -52,7 +52,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
-    run.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
+    run.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML), or folders of them")
     _add_target_arguments(run)
     _add_variable_arguments(run, "set a plan variable (repeatable)",
                             "set a variable whose value is redacted in every output (repeatable)")
@@ -66,7 +66,7 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--no-report", action="store_true", help="write no HTML report")
     run.add_argument("--embedded", action="store_true",
                      help="start the embedded server on a free loopback port and run the plans against it")
-    run.add_argument("--profile", default="default", help="the embedded server's profile (with --embedded)")
+    run.add_argument("--profile", help="the embedded server's profile (with --embedded; default: default)")
 
 
 def _add_target_arguments(run: argparse.ArgumentParser) -> None:
@@ -94,7 +94,7 @@ def _add_variable_arguments(parser: argparse.ArgumentParser, var_help: str, secr
 
 
 def _add_validate_arguments(val: argparse.ArgumentParser) -> None:
-    val.add_argument("plans", nargs="+", metavar="PLAN")
+    val.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML), or folders of them")
     _add_variable_arguments(val, "a variable the plan expects from the command line (repeatable)",
                             "a secret variable (repeatable)")
 
@@ -124,7 +124,7 @@ def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment
 
     cache = ValidationCache.under(env.cache_dir)
     plans, problems = [], []
-    for path in paths:
+    for path in _plan_files(paths):
         try:
             plans.append(read_plan(path, dict(args.var) | dict(args.secret), cache))
         except PlanError as exc:
@@ -136,6 +136,22 @@ def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment
         for warning in plan.warnings:
             console.error(warning.render())
     return plans
+
+
+def _plan_files(paths: Sequence[str]) -> list[str]:
+    """The plan files named: a file as given, a folder as the plans directly inside it (runner.plan.load.plans_in)."""
+    import os
+
+    from runner.plan.load import plans_in
+
+    files: dict[str, str] = {}  # by resolved path: a plan named twice (a file and its folder) runs once
+    for path in paths:
+        found = [str(p) for p in plans_in(path)] if os.path.isdir(path) else [path]
+        if not found:
+            raise UsageError(f"{path}: no plans (*.yaml files) in this folder")
+        for file in found:
+            files.setdefault(os.path.realpath(file), file)
+    return list(files.values())
 
 
 def _check_variables(plans: list, args: argparse.Namespace) -> None:
@@ -188,9 +204,10 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
     from runner.run.execute import run_plans
 
     console = _run_console(args, env, console)
+    _check_embedded(args)
     plans = _read_plans(args.plans, args, env, console)
     options = _run_options(args, plans, console)
-    server = _start_embedded(args.profile, options, console) if args.embedded else None
+    server = _start_embedded(args.profile or "default", options, console) if args.embedded else None
     if server is None:
         _check_targets(plans, options.host)
     try:
@@ -219,6 +236,19 @@ def _run_console(args: argparse.Namespace, env: Environment, console: Console) -
     if args.json == args.junit:
         raise UsageError("--json - and --junit - cannot both write to standard output")
     return Console(console.err, console.err, env.colour)
+
+
+def _check_embedded(args: argparse.Namespace) -> None:
+    """Options that would be silently ignored: the embedded server's, without it; a target, with it."""
+    if args.profile is not None and not args.embedded:
+        raise UsageError("--profile chooses the embedded server's answers: give it with --embedded "
+                         "(or run `smtprun serve --profile ...`)")
+    if args.embedded:
+        given = [flag for flag, value in (("--host", args.host), ("--port", args.port)) if value]
+        if given:
+            raise UsageError(f"{' and '.join(given)} cannot be given with --embedded: it runs the plans "
+                             "against the embedded server on a free loopback port")
+        _check_profile(args.profile or "default")
 
 
 def _run_options(args: argparse.Namespace, plans: list, console: Console) -> RunOptions:

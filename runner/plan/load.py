@@ -19,7 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from runner.errors import Location, PlanError, Problem
 from runner.files import read_regular
 
-__all__ = ["MAX_NODES", "MAX_PLAN_BYTES", "Loaded", "Source", "Unreadable", "load_file", "load_text"]
+__all__ = ["MAX_NODES", "MAX_PLAN_BYTES", "Loaded", "Source", "Unreadable", "load_file", "load_text", "plans_in"]
 
 MAX_PLAN_BYTES = 1024 * 1024  # a plan is a page of steps; a megabyte is far past any real one
 MAX_NODES = 200_000  # values after alias expansion: bounds memory against alias bombs
@@ -83,6 +83,30 @@ class Loaded:
     def problem(self, message: str, path: Path_, key: bool = False, hint: str | None = None) -> Problem:
         pos = self.where(path, key)
         return self.source.problem(message, *(pos or (None, 1)), hint=hint)
+
+
+def plans_in(folder: str | Path) -> list[Path]:
+    """The plans of a folder: every *.yaml file directly inside it, sorted, but for those that are a bare
+    list of steps (a file to include, not a plan). Subfolders (plans/common/) are not looked into."""
+    found = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            head = read_regular(path, 4096)
+        except OSError:
+            found.append(path)  # read_plan says why it cannot be read
+            continue
+        if not _is_step_list(head.decode("utf-8", "replace")):
+            found.append(path)
+    return found
+
+
+def _is_step_list(text: str) -> bool:
+    """Whether a YAML text's first value is a block sequence (`- expect: 220`)."""
+    for line in text.removeprefix("\ufeff").splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "%", "---")):
+            return stripped.startswith("- ") or stripped == "-"
+    return False
 
 
 class Unreadable(PlanError):

@@ -88,12 +88,15 @@ _SETTINGS = pytest.StashKey[_Settings]()
 
 
 def _plan_paths(given: list[str], base: Path) -> list[Path]:
-    """The plan files named by --smtprun: a file as is, a directory as its *.yaml files."""
+    """The plan files named by --smtprun: a file as is, a directory as the plans directly inside it (its
+    *.yaml files but for bare lists of steps, which are files to include)."""
+    from runner.plan.load import plans_in
+
     found: list[Path] = []
     for text in given:
         path = (base / text).resolve()
         if path.is_dir():
-            plans = sorted(p for p in path.glob("*.yaml") if p.is_file())
+            plans = plans_in(path)
             if not plans:
                 raise pytest.UsageError(f"--smtprun {text}: no *.yaml plans in this directory")
             found.extend(plans)
@@ -107,6 +110,11 @@ def _plan_paths(given: list[str], base: Path) -> list[Path]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}: a case of an smtprun plan (select plans alone with -m {MARKER})")
     paths = _plan_paths(config.getoption("smtprun_paths"), config.invocation_params.dir)
+    if config.getoption("smtprun_embedded"):
+        given = [f"--smtprun-{name}" for name in ("host", "port") if config.getoption(f"smtprun_{name}")]
+        if given:
+            raise pytest.UsageError(f"{' and '.join(given)} cannot be given with --smtprun-embedded: it runs "
+                                    "the plans against the embedded server")
     config.stash[_SETTINGS] = _Settings(
         host=config.getoption("smtprun_host"),
         port=config.getoption("smtprun_port"),

@@ -116,6 +116,7 @@ def test_an_invalid_plan_is_one_collection_error_in_compiler_style(project: pyte
 
 def test_a_directory_of_plans_and_smtp_yaml_files_are_collected(project: pytest.Pytester) -> None:
     (project.path / "plans" / "typo.yaml").unlink()
+    (project.path / "plans" / "greeting.yaml").write_text("- expect: 220\n")  # a file to include: no plan
     project.mkdir("checks")
     (project.path / "checks" / "banner.smtp.yaml").write_text("steps:\n  - expect: 220\n  - send: QUIT\n"
                                                               "    expect: 221\n")
@@ -214,3 +215,9 @@ def test_plan_warnings_reach_the_warnings_summary(project: pytest.Pytester) -> N
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["*plans/loose.yaml:2:22: warning: MAIL FROM without angle brackets*",
                                  "*hint: write MAIL FROM:<a@b.test>; smtprun sends the line as written"])
+
+
+def test_a_host_with_the_embedded_server_is_a_usage_error(project: pytest.Pytester) -> None:
+    result = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded", "--smtprun-host", "127.0.0.1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--smtprun-host cannot be given with --smtprun-embedded*"])

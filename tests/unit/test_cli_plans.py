@@ -92,3 +92,44 @@ def test_a_warning_in_an_included_file_says_where_it_was_included_from(tmp_path:
     assert code == 0
     assert err.splitlines()[0].startswith(f"{tmp_path / 'mail.yaml'}:2:22: warning: MAIL FROM without")
     assert err.splitlines()[-1] == f"    note: included from {plan}:2"
+
+
+# --- options that would do nothing where they are given ------------------------------------------------------------
+
+def test_profile_without_embedded_is_a_usage_error(tmp_path: Path) -> None:
+    code, out, err = run(POSTFIX, "--host", "127.0.0.1", "--profile", "strict", "--no-report")
+    assert (code, out) == (2, "")
+    assert err == ("smtprun: --profile chooses the embedded server's answers: give it with --embedded "
+                   "(or run `smtprun serve --profile ...`)\n")
+
+
+def test_host_or_port_with_embedded_is_a_usage_error() -> None:
+    code, out, err = run(POSTFIX, "--embedded", "--host", "127.0.0.1", "--port", "25", "--no-report")
+    assert (code, out) == (2, "")
+    assert err == ("smtprun: --host and --port cannot be given with --embedded: it runs the plans against the "
+                   "embedded server on a free loopback port\n")
+
+
+# --- a folder of plans ---------------------------------------------------------------------------------------------
+
+def test_validate_takes_the_plans_folder() -> None:
+    code, out, err = run("validate", str(ROOT / "plans"))
+    assert (code, err) == (0, "")
+    names = [line.split(": ok")[0] for line in out.splitlines()]
+    assert names == sorted(str(p) for p in (ROOT / "plans").glob("*.yaml"))
+    assert not any("common" in name for name in names)  # plans/common/ holds files to include
+
+
+def test_a_folder_skips_bare_step_lists_and_a_plan_named_twice_runs_once(tmp_path: Path) -> None:
+    write_plan(tmp_path, "steps:\n  - expect: 220\n", "b.yaml")
+    write_plan(tmp_path, "name: first\nsteps:\n  - include: greeting.yaml\n", "a.yaml")
+    write_plan(tmp_path, "# steps to include\n- expect: 220\n", "greeting.yaml")
+    write_plan(tmp_path, "not a plan at all", "notes.txt")
+    code, out, err = run("validate", str(tmp_path), str(tmp_path / "b.yaml"))
+    assert (code, err) == (0, "")
+    assert out == f"{tmp_path / 'a.yaml'}: ok (1 case)\n{tmp_path / 'b.yaml'}: ok (1 case)\n"
+
+
+def test_a_folder_without_plans_is_a_usage_error(tmp_path: Path) -> None:
+    code, _, err = run("validate", str(tmp_path))
+    assert (code, err) == (2, f"smtprun: {tmp_path}: no plans (*.yaml files) in this folder\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run, write_plan
-from tests.support.mtas import EXIM, OPENSMTPD, require_smtp
+from tests.support.mtas import EXIM, OPENSMTPD, POSTFIX, require_smtp
 
 UNBRACKETED = """\
 steps:
@@ -38,3 +38,14 @@ def test_an_unbracketed_sender_is_warned_of_and_sent_as_written(tmp_path: Path, 
         "    hint: write MAIL FROM:<alice@smtprun.test>; smtprun sends the line as written"]
     assert "C: MAIL FROM:alice@smtprun.test" in out and reply in out
     assert out_code == code, out + err
+
+
+def test_a_folder_of_plans_runs_every_plan_in_it(tmp_path: Path) -> None:
+    server = require_smtp(POSTFIX)
+    write_plan(tmp_path, "name: banner\nsteps:\n  - expect: {code: 220, text: Postfix}\n", "banner.yaml")
+    write_plan(tmp_path, "name: quit\nsteps:\n  - expect: 220\n  - send: QUIT\n    expect: 221\n", "quit.yaml")
+    write_plan(tmp_path, "- send: NOOP\n  expect: 250\n", "fragment.yaml")
+    code, out, err = run(str(tmp_path), "--host", f"{server.host}:{server.port}", "--no-report")
+    assert code == 0, out + err
+    assert "banner.yaml · banner" in out and "quit.yaml · quit" in out and "2 passed" in out
+    assert "fragment" not in out
