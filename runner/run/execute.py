@@ -24,7 +24,7 @@ from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Target
 from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult
 from runner.run.case import Hop, Listener, not_run, run_case
-from runner.run.render import skip_reason
+from runner.run.render import preview_labels, skip_reason
 from runner.stats import LoadStats
 from runner.template import RenderError
 
@@ -218,6 +218,7 @@ class _PlanRun:
         return result
 
     def _done(self, i: int, result: CaseResult) -> None:
+        preview_labels(result, self.jobs[i].case, self.scope.for_case(self.plan, self.jobs[i].case))
         self.result.cases[i] = result
         if self.options.on_case is not None:
             self.options.on_case(self.result, result)

@@ -49,3 +49,45 @@ def test_a_folder_of_plans_runs_every_plan_in_it(tmp_path: Path) -> None:
     assert code == 0, out + err
     assert "banner.yaml · banner" in out and "quit.yaml · quit" in out and "2 passed" in out
     assert "fragment" not in out
+
+
+NEVER_RAN = """\
+name: never ran
+vars: {helo: client.smtprun.test, token: s3cr3t-token}
+secrets: [token]
+matrix:
+  who: [alice]
+cases:
+  - name: wrong banner
+    steps:
+      - expect: 554
+      - send: "EHLO {{ helo }}"
+      - send: "XCLIENT LOGIN={{ who }} TOKEN={{ token }}"
+      - send: NOOP
+        capture: {queue: '(\\\\S+)'}
+      - send: "NOOP {{ queue }} {{ env.HOME }} {{ helo }}"
+"""
+
+
+def test_steps_that_never_ran_show_what_they_would_send(tmp_path: Path) -> None:
+    """A case that fails at the banner: the JSON and HTML reports label the steps after it with their
+    templates rendered as far as the plan settles them; captures and env stay as written, secrets hidden."""
+    import json
+
+    server = require_smtp(POSTFIX)
+    plan = write_plan(tmp_path, NEVER_RAN)
+    code, out, err = run(plan, "--host", f"{server.host}:{server.port}", "--json", str(tmp_path / "r.json"),
+                         "--report-dir", str(tmp_path / "html"))
+    assert code == 1, out + err
+    steps = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]["steps"]
+    assert [(s["status"], s["sent"]) for s in steps] == [
+        ("failed", "read a reply"),
+        ("skipped", "EHLO client.smtprun.test"),
+        ("skipped", "XCLIENT LOGIN=alice TOKEN=***"),
+        ("skipped", "NOOP"),
+        ("skipped", "NOOP {{ queue }} {{ env.HOME }} client.smtprun.test"),
+    ]
+    (report,) = (tmp_path / "html").glob("plan-*.html")
+    html = report.read_text()
+    assert '<td class="t">EHLO client.smtprun.test</td>' in html
+    assert '<td class="t">XCLIENT LOGIN=alice TOKEN=***</td>' in html and "s3cr3t-token" not in html

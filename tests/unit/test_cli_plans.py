@@ -133,3 +133,27 @@ def test_a_folder_skips_bare_step_lists_and_a_plan_named_twice_runs_once(tmp_pat
 def test_a_folder_without_plans_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = run("validate", str(tmp_path))
     assert (code, err) == (2, f"smtprun: {tmp_path}: no plans (*.yaml files) in this folder\n")
+
+
+# --- steps that never ran ------------------------------------------------------------------------------------------
+
+def test_a_case_skipped_by_when_shows_its_steps_rendered_as_far_as_the_plan_settles(tmp_path: Path) -> None:
+    import json
+
+    plan = write_plan(tmp_path, "vars: {helo: a.test}\ntarget: {host: 127.0.0.1, port: 9}\ncases:\n"
+                                "  - when: 'false'\n    steps:\n      - send: 'EHLO {{ helo }}'\n"
+                                "      - send: 'RCPT TO:<{{ rcpt }}> {{ helo|upper }}'\n")
+    code, out, _ = run(plan, "--var", "rcpt=b@c.test", "--json", "-", "--no-report")
+    steps = json.loads(out)["plans"][0]["cases"][0]["steps"]
+    assert code == 0
+    assert [s["sent"] for s in steps] == ["EHLO a.test", "RCPT TO:<b@c.test> A.TEST"]
+
+
+def test_preview_keeps_what_only_a_running_case_knows() -> None:
+    from runner.template import preview
+
+    names = {"helo": "a.test", "ehlo": {}, "user": {"name": "bob"}}
+    assert preview("EHLO {{ helo }} {{ queue }} {{user.name}} {{ user.x }}", names) == \
+        "EHLO a.test {{ queue }} bob {{ user.x }}"
+    assert preview("{{ helo|upper }} {{ queue }}", names) == "{{ helo|upper }} {{ queue }}"
+    assert preview("NOOP", names) == "NOOP"
