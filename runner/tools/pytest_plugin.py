@@ -107,6 +107,16 @@ def _plan_paths(given: list[str], base: Path) -> list[Path]:
     return found
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """`pytest --smtprun plans/x.yaml` naming no tests where the project sets `testpaths`: the conftest
+    files there (which may need test extras) are not loaded, as those tests are not collected
+    (pytest_configure)."""
+    namespace = early_config.known_args_namespace
+    if getattr(namespace, "smtprun_paths", None) and not namespace.file_or_dir and early_config.getini("testpaths"):
+        namespace.file_or_dir = list(namespace.smtprun_paths)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}: a case of an smtprun plan (select plans alone with -m {MARKER})")
     paths = _plan_paths(config.getoption("smtprun_paths"), config.invocation_params.dir)
@@ -122,8 +132,12 @@ def pytest_configure(config: pytest.Config) -> None:
         embedded=config.getoption("smtprun_embedded"),
         plan_files=frozenset(paths),
     )
-    # Plans given with --smtprun are collected besides whatever pytest collects anyway (pytest drops
-    # an argument that another one already covers, so a plan is never collected twice).
+    if paths and config.args_source == pytest.Config.ArgsSource.TESTPATHS:
+        # `pytest --smtprun plans/x.yaml` names no tests: it means the plans, not the project's testpaths
+        config.args[:] = [str(p) for p in paths]
+        return
+    # Plans given with --smtprun are collected besides the tests named, or those pytest finds where it
+    # was started (pytest drops an argument another one already covers: a plan is never collected twice).
     config.args.extend(str(p) for p in paths if str(p) not in config.args)
 
 

@@ -221,3 +221,15 @@ def test_a_host_with_the_embedded_server_is_a_usage_error(project: pytest.Pytest
     result = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded", "--smtprun-host", "127.0.0.1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--smtprun-host cannot be given with --smtprun-embedded*"])
+
+
+def test_smtprun_alone_runs_the_plans_not_the_projects_tests(project: pytest.Pytester) -> None:
+    """`pytest --smtprun plans/x.yaml` in a project whose testpaths need extras it lacks: only the plans run."""
+    (project.path / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
+    project.mkdir("tests")
+    (project.path / "tests" / "conftest.py").write_text("import a_test_extra_that_is_not_installed\n")
+    (project.path / "tests" / "test_code.py").write_text("def test_code():\n    pass\n")
+    only_plans = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded")
+    only_plans.assert_outcomes(passed=2)
+    with_tests = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded", "tests")
+    assert with_tests.ret != pytest.ExitCode.OK  # named, the tests are collected too (and their conftest fails)
