@@ -29,6 +29,14 @@ if TYPE_CHECKING:
 __all__ = ["main", "name_value", "program", "tcp_port"]
 
 COMMANDS = ("run", "validate", "serve", "record")
+OTHER_COMMANDS = """other commands (each with its own --help):
+  smtprun validate PLAN ...   check plans without sending anything
+  smtprun serve               run the embedded SMTP server
+  smtprun record HOST[:PORT]  an interactive SMTP session, written down as a plan
+  smtprun --version"""
+RUN_PARSER = {"prog": "smtprun [run]", "usage": "%(prog)s PLAN|FOLDER ... [options]", "epilog": OTHER_COMMANDS,
+              "description": "Run SMTP test plans written in YAML: `smtprun PLAN` is `smtprun run PLAN`.",
+              "formatter_class": argparse.RawDescriptionHelpFormatter}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,7 +48,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="smtprun", description="Run SMTP test plans written in YAML.")
     parser.add_argument("--version", action="version", version=f"smtprun {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    _add_run_arguments(sub.add_parser("run", help="run plans (the default command)"))
+    _add_run_arguments(sub.add_parser("run", help="run plans (the default command)", **RUN_PARSER))
     _add_validate_arguments(sub.add_parser("validate", help="check plans without sending anything"))
     _add_serve_arguments(sub.add_parser("serve", help="run the embedded SMTP server"))
     rec = sub.add_parser("record", help="an interactive SMTP session, written down as a plan")
@@ -56,7 +64,8 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     _add_target_arguments(run)
     _add_variable_arguments(run, "set a plan variable (repeatable)",
                             "set a variable whose value is redacted in every output (repeatable)")
-    run.add_argument("-j", "--jobs", type=count, default=20, help="sessions in flight at once (default 20)")
+    run.add_argument("-j", "--jobs", type=count, default=20, metavar="N",
+                     help="sessions in flight at once (default 20)")
     run.add_argument("--repeat", type=count, default=1, metavar="N",
                      help="load mode: run each case N times (with --jobs in flight) and report throughput and latency")
     run.add_argument("-v", "--verbose", action="store_true", help="print the live transcript (C: / S: lines)")
@@ -71,13 +80,13 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
 
 def _add_target_arguments(run: argparse.ArgumentParser) -> None:
     """Where and how long `run` connects, instead of what the plans say."""
-    run.add_argument("--host", type=host_port,
+    run.add_argument("--host", type=host_port, metavar="HOST[:PORT]",
                      help="connect here instead of the plan's target (HOST, HOST:PORT, [IPv6]:PORT)")
     run.add_argument("--port", type=tcp_port, help="connect to this port instead of the plan's")
-    run.add_argument("--timeout", type=seconds,
+    run.add_argument("--timeout", type=seconds, metavar="S",
                      help="seconds to wait for each reply, instead of the plans' target.timeout "
                           "(a case's or step's own timeout still applies)")
-    run.add_argument("--session-timeout", type=seconds, help="seconds a whole case may take")
+    run.add_argument("--session-timeout", type=seconds, metavar="S", help="seconds a whole case may take")
     run.add_argument("--nameserver", action="append", type=nameserver, default=[], metavar="IP[:PORT]",
                      help="DNS server for MX lookups and DNS checks (repeatable; default: the plan's, or the system)")
     family = run.add_mutually_exclusive_group()
@@ -100,9 +109,10 @@ def _add_validate_arguments(val: argparse.ArgumentParser) -> None:
 
 
 def _add_serve_arguments(srv: argparse.ArgumentParser) -> None:
-    srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=tcp_port, default=2525)
-    srv.add_argument("--profile", default="default", help="answer like: default, exchange, postfix")
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="the address to listen on (default 127.0.0.1, loopback only)")
+    srv.add_argument("--port", type=tcp_port, default=2525, help="the port to listen on (default 2525)")
+    srv.add_argument("--profile", default="default", help="answer like: default, exchange, postfix, strict")
     srv.add_argument("--tls-cert", metavar="PEM", help="certificate for STARTTLS (or implicit TLS)")
     srv.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     srv.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (port 465 style)")
@@ -359,6 +369,13 @@ def _write_html(run: RunResult, report_dir: str, console: Console) -> bool:
     return True
 
 
+def _run_help(out: TextIO) -> None:
+    """`smtprun --help`: the main form, `smtprun PLAN`, with its options; the other commands after them."""
+    parser = _Parser(**RUN_PARSER)  # type: ignore[arg-type]
+    _add_run_arguments(parser)
+    parser.print_help(out)
+
+
 def program(argv: Sequence[str], env: Environment) -> ExitStatus:
     """The main program without error handling: its input, output and cache all come from env."""
     argv = list(argv)
@@ -371,10 +388,10 @@ def program(argv: Sequence[str], env: Environment) -> ExitStatus:
             raise UsageError(f"smtprun: no command or plan file {argv[0]!r}; did you mean '{close[0]}'?")
         argv.insert(0, "run")  # `smtprun PLAN` means `smtprun run PLAN`
     console = Console(env.stdout, env.stderr, env.colour)
+    if not argv or argv[0] in ("-h", "--help"):  # the main form first: `smtprun PLAN` and its options
+        _run_help(console.out if argv else console.err)
+        return ExitStatus.OK if argv else ExitStatus.USAGE
     args = build_parser(argv[0] if argv else None).parse_args(argv)
-    if args.command is None:
-        build_parser().print_help(console.out)
-        return ExitStatus.USAGE
     handler = {"run": _run, "validate": _validate, "serve": _serve, "record": _record}[args.command]
     return handler(args, env, console)
 

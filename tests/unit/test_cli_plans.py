@@ -157,3 +157,36 @@ def test_preview_keeps_what_only_a_running_case_knows() -> None:
         "EHLO a.test {{ queue }} bob {{ user.x }}"
     assert preview("{{ helo|upper }} {{ queue }}", names) == "{{ helo|upper }} {{ queue }}"
     assert preview("NOOP", names) == "NOOP"
+
+
+# --- help --------------------------------------------------------------------------------------------------------
+
+def test_help_shows_the_main_form_and_its_options_first() -> None:
+    code, out, err = run("--help")
+    assert (code, err) == (0, "")
+    assert out.startswith("usage: smtprun [run] PLAN|FOLDER ... [options]\n")
+    for option in ("--host HOST[:PORT]", "--var NAME=VALUE", "--json FILE", "--embedded", "--report-dir DIR"):
+        assert option in out
+    assert out.index("--host") < out.index("other commands") < out.index("smtprun validate PLAN")
+
+
+def test_smtprun_alone_shows_the_same_help_and_exits_2() -> None:
+    code, out, err = run()
+    assert (code, out) == (2, "")
+    assert err == run("--help")[1]
+
+
+def test_every_serve_option_has_help() -> None:
+    out = " ".join(_help_of("serve").split())  # however wide the terminal
+    assert "--host HOST the address to listen on (default 127.0.0.1, loopback only)" in out
+    assert "--port PORT the port to listen on (default 2525)" in out
+
+
+def _help_of(command: str) -> str:
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):  # argparse prints a subcommand's help to sys.stdout
+        assert run(command, "--help")[0] == 0
+    return buffer.getvalue()
