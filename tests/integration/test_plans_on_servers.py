@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run, write_plan
+from tests.support.cli import ROOT, run, write_plan
 from tests.support.mtas import EXIM, OPENSMTPD, POSTFIX, require_smtp
 
 UNBRACKETED = """\
@@ -91,3 +91,28 @@ def test_steps_that_never_ran_show_what_they_would_send(tmp_path: Path) -> None:
     html = report.read_text()
     assert '<td class="t">EHLO client.smtprun.test</td>' in html
     assert '<td class="t">XCLIENT LOGIN=alice TOKEN=***</td>' in html and "s3cr3t-token" not in html
+
+
+def test_json_gives_certificate_dates_in_iso_8601(tmp_path: Path) -> None:
+    """Against Postfix's STARTTLS: tls.not_before and tls.not_after are ISO 8601 UTC, the certificate's own."""
+    import json
+    import smtplib
+    import ssl
+    from datetime import datetime, timezone
+
+    server = require_smtp(POSTFIX)
+    context = ssl.create_default_context(cafile=str(server.ca_path))
+    with smtplib.SMTP(server.host, server.port, timeout=10) as smtp:
+        smtp.starttls(context=context)
+        cert = smtp.sock.getpeercert()  # type: ignore[union-attr]
+
+    def iso(openssl_time: str) -> str:
+        moment = datetime.fromtimestamp(ssl.cert_time_to_seconds(openssl_time), timezone.utc)
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    code, out, err = run(str(ROOT / "plans/starttls.yaml"), "--host", f"{server.host}:{server.port}",
+                         "--var", f"cafile={server.ca_path}", "--json", str(tmp_path / "r.json"), "--no-report")
+    assert code == 0, out + err
+    tls = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]["tls"]
+    assert (tls["not_before"], tls["not_after"]) == (iso(cert["notBefore"]), iso(cert["notAfter"]))
+    assert tls["version"] in ("TLSv1.2", "TLSv1.3") and tls["verified"] is True
