@@ -362,9 +362,11 @@ def _write_html(run: RunResult, report_dir: str, console: Console) -> bool:
         paths = write_html_reports(run, Path(report_dir), on_warning=lambda w: console.error(f"smtprun: warning: {w}"))
         for path in paths:
             console.out.write(f"report: {path}\n")
-    except (OSError, ReportError) as exc:
-        console.error(f"smtprun: cannot write the HTML report to {report_dir}: "
-                      f"{getattr(exc, 'strerror', None) or exc}")
+    except ReportError as exc:  # it names the folder and the reason itself
+        console.error(f"smtprun: {exc}")
+        return False
+    except OSError as exc:
+        console.error(f"smtprun: cannot write the HTML report in {report_dir}: {exc.strerror or exc}")
         return False
     return True
 

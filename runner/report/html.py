@@ -7,8 +7,10 @@ the index and later comparisons can read the report back.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -370,6 +372,8 @@ def write_html_reports(
     report_dir = Path(report_dir)
     warnings: list[str] = []
     written: list[Path] = []
+    if report_dir.exists() and not report_dir.is_dir():  # mkdir would say "File exists"
+        raise ReportError(f"cannot write the HTML report in {report_dir}: {os.strerror(errno.ENOTDIR)}")
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
         entries, _ = scan_reports(report_dir)  # rebuild_index below warns about unreadable files
@@ -386,9 +390,8 @@ def write_html_reports(
                 page = render_report(run, plan, None, None, data)
             stem = report_stem(plan.file, run.started_at)
             written.append(write_new(report_dir, stem, ".html", page.encode("utf-8")))
-    except OSError as exc:
-        where = exc.filename or report_dir
-        raise ReportError(f"cannot write the HTML report in {where}: {exc.strerror or exc}") from exc
+    except OSError as exc:  # the folder is named, not the temporary file that could not be made in it
+        raise ReportError(f"cannot write the HTML report in {report_dir}: {exc.strerror or exc}") from exc
     warnings.extend(rebuild_index(report_dir))
     warn = on_warning or logging.getLogger(__name__).warning
     for warning in dict.fromkeys(warnings):

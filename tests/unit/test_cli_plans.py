@@ -3,6 +3,10 @@ options that do nothing where they are given. None of these may send anything (t
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.cli import ROOT, run, write_plan
@@ -190,3 +194,43 @@ def _help_of(command: str) -> str:
     with contextlib.redirect_stdout(buffer):  # argparse prints a subcommand's help to sys.stdout
         assert run(command, "--help")[0] == 0
     return buffer.getvalue()
+
+
+# --- the report folder -------------------------------------------------------------------------------------------
+
+SKIPPED = "target: {host: 127.0.0.1, port: 9}\ncases:\n  - when: 'false'\n    steps:\n      - expect: 220\n"
+
+
+def test_a_report_dir_that_is_a_file_says_not_a_directory(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, SKIPPED)
+    code, out, err = run(plan, "--report-dir", "/etc/passwd")
+    assert "1 skipped" in out and code == 3
+    assert err == "smtprun: cannot write the HTML report in /etc/passwd: Not a directory\n"
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """A folder nobody may write in: immutable for root (who ignores modes), mode 555 for anyone else."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(folder)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+
+
+def test_a_read_only_report_dir_is_said_once_naming_the_folder(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, SKIPPED)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    with read_only(reports):
+        code, out, err = run(plan, "--report-dir", str(reports))
+    assert "1 skipped" in out and code == 3
+    reason = "Operation not permitted" if os.geteuid() == 0 else "Permission denied"
+    assert err == f"smtprun: cannot write the HTML report in {reports}: {reason}\n"
