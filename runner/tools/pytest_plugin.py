@@ -66,6 +66,7 @@ class _Settings:
     names: set[str] = field(default_factory=set)  # what the plans read so far declare or read (Plan.names)
     plans_read: int = 0
     unreadable: bool = False  # a plan failed validation: its names are unknown
+    unread: str | None = None  # under xdist: the --smtprun-var no plan reads, failing every case
 
     def run_options(self) -> RunOptions:
         from runner.run.execute import RunOptions
@@ -155,10 +156,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if settings.unreadable or not settings.plans_read:
         return
     unread = [name for name in settings.variables if name not in settings.names]
-    if unread:
-        raise pytest.UsageError("; ".join(
-            f"--smtprun-var {name}: no plan collected has a variable '{name}'"
-            + (f" ({close})" if (close := did_you_mean(name, settings.names)) else "") for name in unread))
+    if not unread:
+        return
+    message = "; ".join(f"--smtprun-var {name}: no plan collected has a variable '{name}'"
+                        + (f" ({close})" if (close := did_you_mean(name, settings.names)) else "") for name in unread)
+    if hasattr(session.config, "workerinput"):  # an xdist worker's usage error would be taken for a crash:
+        settings.unread = message  # every case fails with it instead
+        return
+    raise pytest.UsageError(message)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> PlanFile | None:
@@ -292,7 +297,10 @@ class CaseItem(pytest.Item):
         from runner.results import FAILED, SKIPPED
         from runner.run.execute import run_plans, target_for
 
-        options = self.config.stash[_SETTINGS].run_options()
+        settings = self.config.stash[_SETTINGS]
+        if settings.unread is not None:
+            raise CaseFailed(self._failure(self.plan.target, None, settings.unread, self.plan.file, self.case.line))
+        options = settings.run_options()
         target = target_for(self.plan, options)
         if not (target.host or target.mx):
             reason = (f"no target host for {self.plan.file}: set target.host in the plan, "

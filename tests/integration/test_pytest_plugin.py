@@ -207,6 +207,10 @@ def test_a_mistyped_smtprun_var_is_a_usage_error(project: pytest.Pytester) -> No
     result = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded", "--smtprun-var", "rctp=a@b.test")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--smtprun-var rctp: no plan collected has a variable 'rctp' (did you mean 'rcpt'?)"])
+    parallel = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded", "--smtprun-var", "rctp=a@b.test",
+                   "-n", "2")
+    parallel.assert_outcomes(failed=2)  # an xdist worker cannot end the session: every case fails with it
+    parallel.stdout.fnmatch_lines(["--smtprun-var rctp: no plan collected has a variable 'rctp' (did you mean*"])
 
 
 def test_plan_warnings_reach_the_warnings_summary(project: pytest.Pytester) -> None:
