@@ -127,58 +127,17 @@ def _record(args: argparse.Namespace, env: Environment, console: Console) -> Exi
 
 
 def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment, console: Console) -> list:
-    """Every plan, validated, with --var and --secret over their variables; a name no plan uses is an error.
+    """Every plan (a folder: the plans in it), validated, with --var and --secret over their variables.
     What validation warns of is printed, compiler-style, before anything else happens."""
-    from runner.plan import read_plan
+    from runner.plan import read_plans
     from runner.plan.schema import ValidationCache
 
-    cache = ValidationCache.under(env.cache_dir)
-    plans, problems = [], []
-    for path in _plan_files(paths):
-        try:
-            plans.append(read_plan(path, dict(args.var) | dict(args.secret), cache))
-        except PlanError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise PlanError(problems)
-    _check_variables(plans, args)
+    given = {"--var": [name for name, _ in args.var], "--secret": [name for name, _ in args.secret]}
+    plans = read_plans(paths, dict(args.var) | dict(args.secret), ValidationCache.under(env.cache_dir), given)
     for plan in plans:
         for warning in plan.warnings:
             console.error(warning.render())
     return plans
-
-
-def _plan_files(paths: Sequence[str]) -> list[str]:
-    """The plan files named: a file as given, a folder as the plans directly inside it (runner.plan.load.plans_in)."""
-    import os
-
-    from runner.plan.load import plans_in
-
-    files: dict[str, str] = {}  # by resolved path: a plan named twice (a file and its folder) runs once
-    for path in paths:
-        found = [str(p) for p in plans_in(path)] if os.path.isdir(path) else [path]
-        if not found:
-            raise UsageError(f"{path}: no plans (*.yaml files) in this folder")
-        for file in found:
-            files.setdefault(os.path.realpath(file), file)
-    return list(files.values())
-
-
-def _check_variables(plans: list, args: argparse.Namespace) -> None:
-    """A --var no plan reads would be ignored, and a run "pass" with the plan's own value: refuse it."""
-    from runner.plan.schema import did_you_mean
-
-    known = set().union(*(p.names for p in plans))
-    where = plans[0].file if len(plans) == 1 else f"any of the {len(plans)} plans"
-    lines = []
-    for flag, given in (("--var", args.var), ("--secret", args.secret)):
-        for name in dict(given):
-            if name not in known:
-                close = did_you_mean(name, known)
-                lines.append(f"smtprun: {flag} {name}: no variable '{name}' in {where}"
-                             + (f"; {close}" if close else ""))
-    if lines:
-        raise UsageError("\n".join(lines))
 
 
 def _validate(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
