@@ -72,6 +72,7 @@ class StepResult:
     duration: float = 0.0
     captures: dict[str, str] = field(default_factory=dict)
     file: str | None = None  # the file the step is written in, when not the plan itself (an include)
+    details: dict[str, Any] | None = None  # expect_delivery/expect_dsn: the mailbox, the wait, what was found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +88,7 @@ class StepResult:
             "started": round(self.started, 6),
             "duration": round(self.duration, 6),
             "captures": dict(self.captures),
+            **({"details": self.details} if self.details is not None else {}),
         }
 
 

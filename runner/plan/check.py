@@ -22,7 +22,7 @@ from runner.smtp.expect import describe
 __all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "inside", "parse_size"]
 
 ACTIONS = ("send", "raw", "data", "data_file", "data_size", "sleep", "close", "starttls", "auth", "pipeline", "bdat",
-           "expect_tls", "expect_dns")
+           "expect_tls", "expect_dns", "expect_delivery", "expect_dsn")
 # RFC 2920 §3.1: these may only end a pipelined group; STARTTLS (RFC 3207 §4.1) and AUTH likewise.
 LAST_IN_GROUP = frozenset({"EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "STARTTLS", "AUTH"})
 MAX_GENERATED_BODY = 16 * 1024**3
@@ -138,6 +138,8 @@ class StepBuilder:
             if size > MAX_GENERATED_BODY:
                 self.problem(f"data_size is over {MAX_GENERATED_BODY} bytes", path)
             return size
+        if action in ("expect_delivery", "expect_dsn"):
+            self._mailbox(value, path)
         if action == "pipeline":
             for i, item in enumerate(value[:-1]):
                 verb = item["send"].split(" ", 1)[0].upper()
@@ -148,6 +150,31 @@ class StepBuilder:
                 if isinstance(item.get("expect"), dict) and "text" in item["expect"]:
                     self.regex(item["expect"]["text"], (*path, i, "expect", "text"))
         return value
+
+    def _mailbox(self, value: dict[str, Any], path: tuple[Any, ...]) -> None:
+        """A mailbox URL written out is read now; listen:// must be (it is opened as the case starts)."""
+        from runner.mail.url import parse_mailbox
+
+        mailbox = value["mailbox"]
+        if template.is_template(mailbox):
+            if mailbox.lstrip().startswith("listen:"):
+                self.problem("a listen:// mailbox must be written out: smtprun starts listening as the case "
+                             "starts, before any template is rendered", (*path, "mailbox"))
+        else:
+            try:
+                url = parse_mailbox(mailbox)
+            except ValueError as exc:
+                self.problem(str(exc), (*path, "mailbox"))
+                return
+            if url.kind != "listen":
+                for key in ("ehlo", "tls", "certfile", "keyfile"):
+                    if key in value:
+                        self.problem(f"{key}: is for a listen:// mailbox, not {url.kind}:", (*path, key))
+        for key in ("body", "ehlo", "recipient", "diagnostic"):
+            if isinstance(value.get(key), str):
+                self.regex(value[key], (*path, key))
+        for name, rx in (value.get("headers") or {}).items():
+            self.regex(rx, (*path, "headers", name))
 
     def _strings(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> None:
         if isinstance(value, str):

@@ -17,11 +17,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from runner.errors import StepFailed
+from runner.mail import msgid
 from runner.net import tls as tlsinfo
 from runner.plan.check import inside
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
+from runner.run.mailsteps import do_expect_delivery, do_expect_dsn
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import Reply, encode_line
 from runner.template import is_template
@@ -63,9 +65,17 @@ async def do_raw(session: StepContext, step: Step, out: StepResult, deadline: fl
     return False
 
 
+def _with_message_id(session: StepContext, body: bytes) -> tuple[bytes, str]:
+    """A body a later step finds by Message-ID gets the case's own when it has none (said in the transcript)."""
+    if not session.wants_message_id or msgid.header_of(body):
+        return body, ""
+    session.note(f"added Message-ID: <{session.message_id}> to the message: a later step finds it by that")
+    return msgid.add_header(body, session.message_id), ", Message-ID added"
+
+
 async def do_data(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    body = session.text(step.value).encode("utf-8")
-    out.label = f"message body ({len(body)} bytes)"
+    body, added = _with_message_id(session, session.text(step.value).encode("utf-8"))
+    out.label = f"message body ({len(body)} bytes{added})"
     await session.send_stream([body], deadline, "body")
     return False
 
@@ -214,6 +224,7 @@ async def do_bdat(session: StepContext, step: Step, out: StepResult, deadline: f
     """RFC 3030: BDAT <size> [LAST] and exactly that many octets, no dot-stuffing, a reply each."""
     text, size = _bdat_body(step.value)
     body = session.text(text).replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    body, _ = _with_message_id(session, body)
     size = size or max(len(body), 1)
     chunks = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
     spec = step.expect if step.expect is not None else 250
@@ -224,6 +235,7 @@ async def do_bdat(session: StepContext, step: Step, out: StepResult, deadline: f
         reply: Reply = await session.reply(deadline)
         out.reply = reply
         session.check(spec if last else "2xx", reply, f"chunk {n} of {len(chunks)}: ")
+    session.accepted(out.reply)
     session.capture(step, out.reply, out)  # type: ignore[arg-type]
     return True
 
@@ -316,4 +328,6 @@ ACTIONS: dict[str, Action] = {
     "bdat": do_bdat,
     "expect_tls": do_expect_tls,
     "expect_dns": do_expect_dns,
+    "expect_delivery": do_expect_delivery,
+    "expect_dsn": do_expect_dsn,
 }
