@@ -20,6 +20,7 @@ from runner.run.context import StepContext
 __all__ = ["MAIL_ACTIONS", "do_expect_delivery", "do_expect_dsn", "listen_wanted"]
 
 DEFAULT_WITHIN = 60.0  # seconds: the default wait for a message or a report
+MAX_WITHIN = 86400
 MAIL_ACTIONS = ("expect_delivery", "expect_dsn")
 
 
@@ -46,7 +47,7 @@ def _setup(session: StepContext, step: Step, out: StepResult, dsn: bool) -> tupl
         session.redactor.add(password)
     options = Options(password, session.text(spec.get("cafile") or ""), spec.get("verify", True),
                       spec.get("plaintext_password", False))
-    within = float(spec.get("within", DEFAULT_WITHIN))
+    within = _seconds(session, spec.get("within", DEFAULT_WITHIN))
     message_id = session.message_id
     what = "the delivery report about" if dsn else "the message"
     out.label = f"wait up to {within:g}s for {what} <{message_id}> in {url}"
@@ -57,6 +58,18 @@ def _setup(session: StepContext, step: Step, out: StepResult, dsn: bool) -> tupl
 
     reader = open_reader(url, options, Budget(within), log, session.mail_listeners)
     return reader, Wanted(message_id, dsn=dsn, since=session.started_at), within
+
+
+def _seconds(session: StepContext, value: Any) -> float:
+    """`within:` as written, or rendered from a template: seconds, 0 < s <= MAX_WITHIN."""
+    text = session.text(value) if isinstance(value, str) else value
+    try:
+        seconds = float(text)
+    except (TypeError, ValueError):
+        raise StepFailed(f"within: {text!r} is not a number of seconds") from None
+    if not 0 < seconds <= MAX_WITHIN:
+        raise StepFailed(f"within: {seconds:g} is not between 0 and {MAX_WITHIN} seconds")
+    return seconds
 
 
 def _facts(reader: Any, outcome: Any) -> dict[str, Any]:
