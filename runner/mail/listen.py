@@ -69,7 +69,8 @@ class _Handler:
                 "ehlo": session.host_name, "tls": obj is not None,
                 "tls_version": obj.version() if obj is not None else None,
                 "cipher": obj.cipher()[0] if obj is not None and obj.cipher() else None,
-                "mail_from": envelope.mail_from, "rcpt_to": list(envelope.rcpt_tos)}
+                "mail_from": envelope.mail_from, "rcpt_to": list(envelope.rcpt_tos),
+                "starttls_offered": server.tls_context is not None}
         self.inbox.add(Found(header, body, "", self.inbox.seq + 1, size=len(data), arrived=time.time(),
                              truncated=cut, smtp=smtp))
         return "250 2.0.0 Ok: taken by smtprun"
@@ -90,7 +91,7 @@ _SERVERS: dict[tuple[str, int], _Server] = {}
 _LOCK = threading.Lock()
 
 
-def _context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
+def _context(certfile: str, keyfile: str) -> ssl.SSLContext | None:
     if not certfile:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -102,7 +103,7 @@ def _context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None
     return context
 
 
-def _acquire(url: MailboxUrl, certfile: str | None, keyfile: str | None) -> _Server:
+def _acquire(url: MailboxUrl, certfile: str, keyfile: str) -> _Server:
     key = (url.host, url.port)
     with _LOCK:
         server = _SERVERS.get(key)
@@ -136,7 +137,7 @@ class Listeners:
     def __init__(self) -> None:
         self.servers: dict[MailboxUrl, _Server] = {}
 
-    async def start(self, wanted: list[tuple[MailboxUrl, str | None, str | None]]) -> None:
+    async def start(self, wanted: list[tuple[MailboxUrl, str, str]]) -> None:
         for url, certfile, keyfile in wanted:
             if url not in self.servers:
                 self.servers[url] = await asyncio.to_thread(_acquire, url, certfile, keyfile)

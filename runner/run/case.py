@@ -294,7 +294,7 @@ async def _run_steps(session: Session) -> None:
     result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
     main, final = result.steps[: len(case.steps)], result.steps[len(case.steps):]
     try:
-        await session.mail_listeners.start(listen_wanted((*case.steps, *case.finally_steps)))
+        await session.mail_listeners.start(listen_wanted((*case.steps, *case.finally_steps), session.text))
         await session.connect()
     except (StepFailed, ListenError) as exc:  # no listener: the case cannot test what it says
         reason = session.redactor.text(str(exc))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from runner.errors import StepFailed
@@ -24,13 +25,25 @@ MAX_WITHIN = 86400
 MAIL_ACTIONS = ("expect_delivery", "expect_dsn")
 
 
-def listen_wanted(steps: tuple[Step, ...]) -> list[tuple[MailboxUrl, str | None, str | None]]:
+def listen_wanted(steps: tuple[Step, ...], text: Callable[[str], str]) -> list[tuple[MailboxUrl, str, str]]:
     """The listen:// mailboxes the steps name (written out, checked as the plan was read), with the
-    certificate each offers STARTTLS with: the case starts these before its first step."""
+    certificate each offers STARTTLS with (rendered by `text`): the case starts these before its first step."""
     out = []
     for step in steps:
         if step.action in MAIL_ACTIONS and str(step.value.get("mailbox", "")).startswith("listen:"):
-            out.append((parse_mailbox(step.value["mailbox"]), step.value.get("certfile"), step.value.get("keyfile")))
+            certfile, keyfile = (text(step.value.get(k) or "") for k in ("certfile", "keyfile"))
+            out.append((parse_mailbox(step.value["mailbox"]), certfile, keyfile))
+    return out
+
+
+def rendered(session: StepContext, spec: dict[str, Any]) -> dict[str, Any]:
+    """The step's regexes rendered (a template names a variable: `ehlo: "{{ mta_name }}"`)."""
+    out = dict(spec)
+    for key in ("body", "ehlo", "recipient", "diagnostic"):
+        if isinstance(out.get(key), str):
+            out[key] = session.text(out[key])
+    if out.get("headers"):
+        out["headers"] = {name: session.text(rx) for name, rx in out["headers"].items()}
     return out
 
 
@@ -84,7 +97,7 @@ def _not_found(reader: Any, outcome: Any, within: float, what: str) -> str:
 
 
 async def do_expect_delivery(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    spec = step.value
+    spec = rendered(session, step.value)
     reader, wanted, within = _setup(session, step, out, dsn=False)
     out.expected = "the message arrives" + "".join(f", {k} {v}" for k, v in spec.items()
                                                    if k not in ("mailbox", "password", "cafile", "verify", "within"))
@@ -114,12 +127,16 @@ def _smtp_checks(smtp: dict[str, Any], spec: dict[str, Any]) -> list[str]:
         why = judge._search("ehlo", spec["ehlo"], smtp.get("ehlo") or "")
         problems += [why] if why else []
     if "tls" in spec and bool(smtp.get("tls")) != spec["tls"]:
-        problems.append("the MTA used STARTTLS" if smtp.get("tls") else "the MTA did not use STARTTLS")
+        if smtp.get("tls"):
+            problems.append(f"the MTA used STARTTLS ({smtp.get('tls_version')})")
+        else:
+            offered = "" if smtp.get("starttls_offered") else " (the listener offered none: give it certfile:)"
+            problems.append(f"the MTA did not use STARTTLS{offered}")
     return problems
 
 
 async def do_expect_dsn(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    spec = step.value
+    spec = rendered(session, step.value)
     reader, wanted, within = _setup(session, step, out, dsn=True)
     out.expected = "a delivery report" + "".join(f", {k} {spec[k]}" for k in ("action", "status", "recipient",
                                                                             "diagnostic") if k in spec)
