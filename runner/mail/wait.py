@@ -72,16 +72,23 @@ def _look(reader: Reader, wanted: Wanted, delete: bool) -> Outcome:
             reader.wait(min(delay, budget.remaining()))
             delay = min(delay * 2, MAX_DELAY)
     except MailTimeout:
-        return Outcome(None, time.monotonic() - t0, reader.looks)
+        return Outcome(None, time.monotonic() - t0, reader.looks, error=_stalled(reader) if not reader.looks else None)
     except MailError as exc:
         return Outcome(None, time.monotonic() - t0, reader.looks, error=str(exc))
     except Exception as exc:
         if budget.aborted.is_set():
-            return Outcome(None, time.monotonic() - t0, reader.looks)
+            error = _stalled(reader) if not reader.looks else None
+            return Outcome(None, time.monotonic() - t0, reader.looks, error=error)
         return Outcome(None, time.monotonic() - t0, reader.looks,
                        error=f"{reader.url.protocol} reader failed: {type(exc).__name__}: {exc}")
     finally:
         reader.close()
+
+
+def _stalled(reader: Reader) -> str:
+    url = reader.url
+    return (f"{url.protocol} server {url.host}:{url.port} did not let smtprun log in and search within "
+            f"{reader.budget.seconds:g}s (silent, or too slow)")
 
 
 async def wait_for(reader: Reader, wanted: Wanted, delete: bool = False) -> Outcome:
@@ -111,7 +118,7 @@ async def wait_for(reader: Reader, wanted: Wanted, delete: bool = False) -> Outc
         raise
     try:
         return await asyncio.wait_for(asyncio.shield(done), GRACE)
-    except asyncio.TimeoutError:
-        return Outcome(None, time.monotonic() - t0, reader.looks,
-                       error=f"{reader.url.protocol} server {reader.url.host}:{reader.url.port} was still "
-                             f"sending when the wait of {budget.seconds:g}s ran out")
+    except asyncio.TimeoutError:  # the thread is still stuck: say what it was doing
+        return Outcome(None, time.monotonic() - t0, reader.looks, error=_stalled(reader) if not reader.looks else
+                       f"{reader.url.protocol} server {reader.url.host}:{reader.url.port} was still sending "
+                       f"when the wait of {budget.seconds:g}s ran out")
