@@ -40,6 +40,7 @@ from runner.report.format import (
     split_lines,
     why_failed,
 )
+from runner.report.mailfacts import mail_rows
 from runner.report.render import embed_json, environment
 from runner.results import (
     FAILED,
@@ -114,6 +115,7 @@ class _Session:
     steps: list[_Step]
     captures: list[tuple[str, str, int]]
     transcript: list[tuple[str, str, str, str]]  # offset, direction, css class, text
+    mail: list[tuple[int, str, list[tuple[str, str]]]]  # expect_delivery/expect_dsn: step, action, facts
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,8 @@ def _session(title: str, case: CaseResult, file: str, status: str | None = None)
         steps=steps,
         captures=[(printable(k), printable(v), s.index) for s in case.steps for k, v in s.captures.items()],
         transcript=_transcript(case),
+        mail=[(s.index, s.action, [(printable(k), printable(v)) for k, v in mail_rows(s.details)])
+              for s in case.steps if s.details],
     )
 
 

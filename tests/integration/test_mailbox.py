@@ -361,3 +361,21 @@ steps:
 
 
 
+
+
+def test_reports_show_what_arrived_escaped(loop, tmp_path):
+    check = """\
+  - expect_delivery:
+      mailbox: maildir:/home/alice/Maildir
+      within: 15
+      delete: true
+"""
+    plan = write_plan(tmp_path, send_plan(check, headers="      X-Test: <b>bold</b> & more\n"))
+    code, out, err = run(plan, "--junit", str(tmp_path / "r.xml"), "--report-dir", str(tmp_path / "html"))
+    assert code == 0, out + err
+    html = next((tmp_path / "html").glob("plan-*.html")).read_text()
+    assert "Step 8: what expect_delivery found" in html
+    assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt; &amp; more" in html
+    assert "maildir:/home/alice/Maildir" in html
+    junit = (tmp_path / "r.xml").read_text()
+    assert "step 8 (expect_delivery) found:" in junit and "  header X-Test: &lt;b&gt;bold&lt;/b&gt; &amp; more" in junit
