@@ -102,6 +102,8 @@ class MaildirReader(Reader):
                 if not self._matches(header, wanted):
                     return None
                 body = fh.read(MAX_BODY_BYTES + 1)
+                fh.seek(0, 2)  # the file's size, without reading the rest
+                size = fh.tell()
         except (KeyError, FileNotFoundError):  # moved from new/ to cur/ (or removed) while being listed
             return None
         except OSError as exc:
@@ -109,7 +111,7 @@ class MaildirReader(Reader):
         if wanted.dsn and wanted.message_id.encode() not in body:
             return None  # a report about another message
         cut = len(body) > MAX_BODY_BYTES
-        return Found(header, body[:MAX_BODY_BYTES], self.url.folder, key, arrived=stamp, truncated=cut)
+        return Found(header, body[:MAX_BODY_BYTES], self.url.folder, key, size=size, arrived=stamp, truncated=cut)
 
     def _matches(self, header: bytes, wanted: Wanted) -> bool:
         if wanted.dsn:

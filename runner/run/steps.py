@@ -102,8 +102,9 @@ async def do_data_file(session: StepContext, step: Step, out: StepResult, deadli
     return False
 
 
-def _generated(size: int) -> Iterator[bytes]:
-    head = b"Subject: smtprun generated message\r\n\r\n"
+def _generated(size: int, message_id: str = "") -> Iterator[bytes]:
+    head = (f"Message-ID: <{message_id}>\r\n".encode() if message_id else b"") \
+        + b"Subject: smtprun generated message\r\n\r\n"
     block = _FILLER * (FILE_CHUNK // len(_FILLER))
     yield head[:size]
     left = size - min(size, len(head))
@@ -114,7 +115,8 @@ def _generated(size: int) -> Iterator[bytes]:
 
 async def do_data_size(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     out.label = f"generated message body ({step.value} bytes)"
-    await session.send_stream(_generated(step.value), deadline, "generated body")
+    message_id = session.message_id if session.wants_message_id else ""  # a later step finds it by that
+    await session.send_stream(_generated(step.value, message_id), deadline, "generated body")
     return False
 
 

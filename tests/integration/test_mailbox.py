@@ -379,3 +379,24 @@ def test_reports_show_what_arrived_escaped(loop, tmp_path):
     assert "maildir:/home/alice/Maildir" in html
     junit = (tmp_path / "r.xml").read_text()
     assert "step 8 (expect_delivery) found:" in junit and "  header X-Test: &lt;b&gt;bold&lt;/b&gt; &amp; more" in junit
+
+
+@pytest.mark.parametrize("mailbox", ["imaps://alice@127.0.0.1/INBOX", "pop3s://alice@127.0.0.1",
+                                     "maildir:/home/alice/Maildir"])
+def test_a_large_message_is_not_read_whole(loop, tmp_path, mailbox):
+    plan = send_plan(f"""\
+  - expect_delivery:
+      mailbox: {mailbox}
+      password: alice-password
+      cafile: {CA_PATH}
+      within: 20
+      body: quick brown fox
+      delete: true
+""")
+    start, end = plan.index("  - data: |"), plan.index("    expect: 250\n  - send: QUIT")
+    plan = plan[:start] + "  - data_size: 3MB\n" + plan[end:]
+    code, out, report = run_json(tmp_path, plan)
+    assert code == 0, out
+    details = mail_step(report)["details"]
+    assert details["truncated"] is True
+    assert details["size"] >= 3_000_000
