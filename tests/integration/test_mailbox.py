@@ -399,4 +399,4 @@ def test_a_large_message_is_not_read_whole(loop, tmp_path, mailbox):
     assert code == 0, out
     details = mail_step(report)["details"]
     assert details["truncated"] is True
-    assert details["size"] >= 3_000_000
+    assert details["size"] > 2_900_000  # (a Maildir file has LF line ends: a little smaller than what was sent)
