@@ -72,6 +72,7 @@ class StepResult:
     duration: float = 0.0
     captures: dict[str, str] = field(default_factory=dict)
     file: str | None = None  # the file the step is written in, when not the plan itself (an include)
+    verdict: str | None = None  # a finding in words, for steps that judge one (smuggle: "vulnerable: ...")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +88,7 @@ class StepResult:
             "started": round(self.started, 6),
             "duration": round(self.duration, 6),
             "captures": dict(self.captures),
+            "verdict": self.verdict,
         }
 
 
