@@ -130,3 +130,37 @@ def test_domain_mx_passes_for_every_server_as_the_mx(server, tmp_path, dnsmasq_f
     assert code == 0 and not failing(cases), out
     assert all(f"connected to MX {HOSTNAME} (preference 10) at 127.0.0.1:{server.port}" in c["notes"]
                for c in cases.values())
+
+
+PIECES = """\
+target: {{host: 127.0.0.1, port: {port}, timeout: 10}}
+vars: {{rcpt: alice@smtprun.test}}
+steps:
+  - include: {envelope}
+    vars: {{sender: bob@smtprun.test}}
+  - raw: {raw}
+    timeout: 5
+  - expect: {first}
+"""
+
+
+ONE_WRITE = '"Subject: one write\\r\\n\\r\\nfirst\\n.\\nMAIL FROM:<admin@smtprun.test>\\r\\n"'
+IN_PIECES = '["Subject: in pieces\\r\\n\\r\\nfirst\\n.\\n", {pause: 0.3}, "MAIL FROM:<admin@smtprun.test>\\r\\n"]'
+
+
+@pytest.mark.parametrize(("raw", "first", "rest"), [
+    # the fake ending and the smuggled MAIL FROM in one write: refused, and the connection closed
+    (ONE_WRITE, {"code": 500, "text": "Pipelining not supported"}, "  - expect: closed\n"),
+    # the same bytes in two writes with a pause: the fake ending ends the message, the smuggled MAIL FROM is taken
+    (IN_PIECES, {"code": 250, "text": "accepted"}, "  - expect: {code: 250, enhanced: 2.0.0}\n  - send: QUIT\n"
+                                                   "    expect: 221\n"),
+], ids=["one write", "in pieces"])
+def test_opensmtpd_shows_the_weakness_only_when_the_bytes_come_in_pieces(raw, first, rest, tmp_path):
+    server = require_smtp(OPENSMTPD)
+    text = PIECES.format(port=server.port, envelope=ROOT / "plans/common/envelope.yaml", raw=raw,
+                         first=json.dumps(first)) + rest
+    plan = tmp_path / "pieces.yaml"
+    plan.write_text(text)
+    code, out, err = run(str(plan), "--no-report", "-v")
+    assert code == 0, out + err
+    assert "  C: first\\n\n  C: .\\n\n  C: MAIL FROM:<admin@smtprun.test>\n" in out  # -v shows the bare LFs
