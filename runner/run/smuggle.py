@@ -81,4 +81,3 @@ async def _rest(session: StepContext, heard: list[smuggling.Heard], closed: bool
             break
         heard += [smuggling.Heard(r, early=False) for r in replies]
     return heard, closed
-

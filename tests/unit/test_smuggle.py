@@ -152,7 +152,7 @@ def test_a_server_that_only_closes_is_refused():
 
 def test_no_reply_at_all_fails_on_the_step_timeout():
     server = ScriptedServer([*ENVELOPE, body()])
-    result = run(plan_of(SMUGGLE.replace("pause: 0.05", "pause: 0.05}\n        timeout: 0.6\n      #")), server)
+    result = run(plan_of(SMUGGLE.replace("admin@client.test}", "admin@client.test}\n        timeout: 0.6")), server)
     step = smuggle_step(result)
     assert step.status == FAILED and step.reason == "timed out waiting for a reply to the end of data"
     assert step.verdict is None
