@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from runner import __version__
-from runner.arguments import count, host_port, name_value, nameserver, seconds, tcp_port
+from runner.arguments import count, host_port, name_value, nameserver, seconds, shard, tcp_port
 from runner.console import Console
 from runner.environment import Environment
 from runner.errors import PlanError, ReportError, SmtprunError, UsageError
@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 
 __all__ = ["main", "name_value", "program", "tcp_port"]
 
-COMMANDS = ("run", "validate", "serve", "record")
+COMMANDS = ("run", "validate", "serve", "record", "check", "exporter", "merge")
+# Commands with their own parser and exit statuses (a monitoring check's 0-3), given the rest of argv.
+TOOLS = {"check": "a Monitoring Plugins (Nagios, Icinga) check: one status line, exit 0-3",
+         "exporter": "a Prometheus exporter: GET /probe?plan=NAME runs a plan",
+         "merge": "join the --json results of shards or machines into one report"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +52,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         from runner.tools import record
 
         record.add_arguments(rec)
+    for name, text in TOOLS.items():
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
@@ -67,6 +73,11 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--embedded", action="store_true",
                      help="start the embedded server on a free loopback port and run the plans against it")
     run.add_argument("--profile", default="default", help="the embedded server's profile (with --embedded)")
+    run.add_argument("--targets", metavar="FILE",
+                     help="run every case against each target in FILE (host[:port], [IPv6]:port or mx:domain "
+                          "per line; or CSV with a header row, its other columns the target's variables)")
+    run.add_argument("--shard", type=shard, metavar="K/N",
+                     help="run only share K of N of the cases (stable across machines; merge the --json results)")
 
 
 def _add_target_arguments(run: argparse.ArgumentParser) -> None:
@@ -140,7 +151,7 @@ def _validate(args: argparse.Namespace, env: Environment, console: Console) -> E
 
 
 def _check_profile(name: str) -> None:
-    from runner.tools.server import PROFILES
+    from runner.tools.profiles import PROFILES
 
     if name not in PROFILES:
         raise UsageError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
@@ -165,10 +176,13 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
     from runner.run.execute import run_plans
 
     console = _run_console(args, env, console)
-    plans = _read_plans(args.plans, dict(args.var) | dict(args.secret), env)
+    targets = _read_targets(args)
+    columns = {name: "" for t in targets[:1] for name in t.vars}  # the CSV's columns are variables the plans know
+    plans = _read_plans(args.plans, columns | dict(args.var) | dict(args.secret), env)
     options = _run_options(args, plans, console)
+    options.targets, options.shard = tuple(targets), args.shard
     server = _start_embedded(args.profile, options, console) if args.embedded else None
-    if server is None:
+    if server is None and not targets:
         _check_targets(plans, options.host)
     try:
         run = run_plans(plans, options)
@@ -184,6 +198,16 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
         console.error("smtprun: interrupted after the results were written")
         return ExitStatus.INTERRUPTED
     return status
+
+
+def _read_targets(args: argparse.Namespace) -> list:
+    if args.targets is None:
+        return []
+    if args.host or args.embedded:
+        raise UsageError(f"--targets names the hosts: it cannot go with {'--host' if args.host else '--embedded'}")
+    from runner.plan.targets import read_targets
+
+    return read_targets(args.targets)
 
 
 def _run_console(args: argparse.Namespace, env: Environment, console: Console) -> Console:
@@ -306,7 +330,17 @@ def _write_html(run: RunResult, report_dir: str, console: Console) -> bool:
     return True
 
 
-def program(argv: Sequence[str], env: Environment) -> ExitStatus:
+def _tool(name: str, argv: list[str], env: Environment) -> int:
+    if name == "check":
+        from runner.tools import check as tool
+    elif name == "exporter":
+        from runner.tools import exporter as tool  # type: ignore[no-redef]
+    else:
+        from runner.tools import merge as tool  # type: ignore[no-redef]
+    return tool.main(argv, env)
+
+
+def program(argv: Sequence[str], env: Environment) -> ExitStatus | int:
     """The main program without error handling: its input, output and cache all come from env."""
     argv = list(argv)
     if argv and argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
@@ -317,6 +351,8 @@ def program(argv: Sequence[str], env: Environment) -> ExitStatus:
         if close and not os.path.exists(argv[0]):
             raise UsageError(f"smtprun: no command or plan file {argv[0]!r}; did you mean '{close[0]}'?")
         argv.insert(0, "run")  # `smtprun PLAN` means `smtprun run PLAN`
+    if argv and argv[0] in TOOLS:
+        return _tool(argv[0], argv[1:], env)
     console = Console(env.stdout, env.stderr, env.colour)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     if args.command is None:

@@ -102,6 +102,7 @@ class _Step:
     status: str
     reason: str
     duration: str
+    verdict: str = ""  # a finding in words (smuggle:), shown beside the result
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class _Case:
     tries: list[_Session]  # earlier failed tries of a case with retry:, oldest first
     load: _Load | None
     tls: list[tuple[str, str]]
+    verdict: str = ""  # the first step verdict, for the case's header line
 
 
 def _ref(file: str, line: int | None) -> str:
@@ -182,6 +184,7 @@ def _step(step: StepResult, file: str) -> _Step:
         status=step.status,
         reason=printable(step.reason),
         duration=f"{step.duration:.3f}s",
+        verdict="" if step.verdict == step.reason else printable(step.verdict),
     )
 
 
@@ -285,6 +288,7 @@ def _case(n: int, case: CaseResult, file: str) -> _Case:
         tries=tries,
         load=load,
         tls=[(printable(str(k)), _value(v)) for k, v in (case.tls or {}).items()],
+        verdict=printable(next((s.verdict for s in case.steps if s.verdict), None)),
     )
 
 

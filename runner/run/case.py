@@ -33,6 +33,7 @@ from runner.run.transcript import Listener, Transcript
 from runner.run.wire import Wire
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import Reply
+from runner.smtp.smuggling import ending_name
 from runner.template import RenderError
 
 __all__ = ["Hop", "Listener", "Session", "not_run", "run_case"]
@@ -314,6 +315,8 @@ def _label(step: Step) -> str:
     """What a step does, in a few words, before it has run (running it may render a better one)."""
     if step.action in ("send", "raw") and isinstance(step.value, str):
         return step.value
+    if step.action == "smuggle":
+        return step.name or f"smuggle {ending_name(step.value['ending'])}"
     return step.name or ("read a reply" if step.action == "expect" else step.action)
 
 

@@ -101,6 +101,14 @@ class StepContext(Protocol):
         """Send bytes owing `replies` replies (None: uncountable, as raw: is)."""
         ...
 
+    async def send_part(self, data: bytes, deadline: float) -> bool:
+        """Send one piece whose replies cannot be counted; False when the connection is gone."""
+        ...
+
+    async def listen(self, until: float, most: int | None = None) -> tuple[list[Reply], bool]:
+        """The replies that arrive before `until` (or the first `most`), and whether the server closed."""
+        ...
+
     async def send_starttls(self, deadline: float) -> None:
         """Send STARTTLS; a 220 to it ends what is read in plaintext."""
         ...

@@ -24,6 +24,7 @@ from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
 from runner.run.mailsteps import do_expect_delivery, do_expect_dsn
+from runner.run.smuggle import check_pauses, do_smuggle, pause
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import Reply, encode_line
 from runner.template import is_template
@@ -59,9 +60,21 @@ async def do_send(session: StepContext, step: Step, out: StepResult, deadline: f
 
 
 async def do_raw(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    text = session.text(step.value)
-    out.label = _short(repr(session.redactor.text(text))[1:-1])
-    await session.send(text.encode("utf-8"), deadline, replies=None)
+    """Bytes exactly as given; a list is sent piece by piece, each its own write, `{pause: s}` between."""
+    if isinstance(step.value, str):
+        text = session.text(step.value)
+        out.label = _short(repr(session.redactor.text(text))[1:-1])
+        await session.send(text.encode("utf-8"), deadline, replies=None)
+        return False
+    parts = [item if isinstance(item, dict) else session.text(item) for item in step.value]
+    out.label = _short(" ".join(f"[pause {p['pause']:g}s]" if isinstance(p, dict)
+                                else repr(session.redactor.text(p))[1:-1] for p in parts))
+    check_pauses("raw", sum(p["pause"] for p in parts if isinstance(p, dict)), deadline)
+    for part in parts:
+        if isinstance(part, dict):
+            await pause(part["pause"], deadline)
+        else:
+            await session.send(part.encode("utf-8"), deadline, replies=None)
     return False
 
 
@@ -319,6 +332,7 @@ async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any, d
 ACTIONS: dict[str, Action] = {
     "send": do_send,
     "raw": do_raw,
+    "smuggle": do_smuggle,
     "data": do_data,
     "data_file": do_data_file,
     "data_size": do_data_size,

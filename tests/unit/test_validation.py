@@ -416,3 +416,15 @@ cases:
 """
     plan = read_plan(write(tmp_path, text))
     assert [c.name for c in plan.cases] == ["relay via a.test", "relay via b.test"]
+
+
+def test_the_schema_the_checker_and_the_engine_know_the_same_actions() -> None:
+    from runner.plan.check import ACTIONS
+    from runner.run.steps import ACTIONS as RUN
+
+    step = json.loads((REPO / "schemas" / "plan.schema.json").read_text(encoding="utf-8"))["$defs"]["step"]
+    exclusive = step["dependentSchemas"]
+    assert set(exclusive) == {*ACTIONS, "include"} == {*RUN, "include"}
+    for action, schema in exclusive.items():  # each action excludes every other one
+        assert {*ACTIONS, "include"} - {action} <= set(schema["properties"]), action
+    assert all(action in step["description"] for action in ACTIONS)
