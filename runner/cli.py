@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from runner import __version__
-from runner.arguments import count, host_port, name_value, nameserver, seconds, tcp_port
+from runner.arguments import count, host_port, name_value, nameserver, seconds, shard, tcp_port
 from runner.console import Console
 from runner.environment import Environment
 from runner.errors import PlanError, ReportError, SmtprunError, UsageError
@@ -28,15 +28,22 @@ if TYPE_CHECKING:
 
 __all__ = ["main", "name_value", "program", "tcp_port"]
 
-COMMANDS = ("run", "validate", "serve", "record")
+COMMANDS = ("run", "validate", "serve", "record", "check", "exporter", "merge")
 OTHER_COMMANDS = """other commands (each with its own --help):
   smtprun validate PLAN ...   check plans without sending anything
   smtprun serve               run the embedded SMTP server
   smtprun record HOST[:PORT]  an interactive SMTP session, written down as a plan
+  smtprun check PLAN          a Monitoring Plugins (Nagios, Icinga) check: one status line, exit 0-3
+  smtprun exporter --plans D  a Prometheus exporter: GET /probe?plan=NAME runs a plan
+  smtprun merge RESULT.json   join the --json results of shards or machines into one report
   smtprun --version"""
 RUN_PARSER = {"prog": "smtprun [run]", "usage": "%(prog)s PLAN|FOLDER ... [options]", "epilog": OTHER_COMMANDS,
               "description": "Run SMTP test plans written in YAML: `smtprun PLAN` is `smtprun run PLAN`.",
               "formatter_class": argparse.RawDescriptionHelpFormatter}
+# Commands with their own parser and exit statuses (a monitoring check's 0-3), given the rest of argv.
+TOOLS = {"check": "a Monitoring Plugins (Nagios, Icinga) check: one status line, exit 0-3",
+         "exporter": "a Prometheus exporter: GET /probe?plan=NAME runs a plan",
+         "merge": "join the --json results of shards or machines into one report"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,6 +63,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         from runner.tools import record
 
         record.add_arguments(rec)
+    for name, text in TOOLS.items():
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
@@ -76,6 +85,11 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--embedded", action="store_true",
                      help="start the embedded server on a free loopback port and run the plans against it")
     run.add_argument("--profile", help="the embedded server's profile (with --embedded; default: default)")
+    run.add_argument("--targets", metavar="FILE",
+                     help="run every case against each target in FILE (host[:port], [IPv6]:port or mx:domain "
+                          "per line; or CSV with a header row, its other columns the target's variables)")
+    run.add_argument("--shard", type=shard, metavar="K/N",
+                     help="run only share K of N of the cases (stable across machines; merge the --json results)")
 
 
 def _add_target_arguments(run: argparse.ArgumentParser) -> None:
@@ -126,14 +140,16 @@ def _record(args: argparse.Namespace, env: Environment, console: Console) -> Exi
     return ExitStatus(record.run(args, console.out, console.err, env.stdin))
 
 
-def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment, console: Console) -> list:
-    """Every plan (a folder: the plans in it), validated, with --var and --secret over their variables.
-    What validation warns of is printed, compiler-style, before anything else happens."""
+def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment, console: Console,
+                columns: dict[str, str] | None = None) -> list:
+    """Every plan (a folder: the plans in it), validated, with --var and --secret (and a --targets CSV's
+    columns) over their variables. What validation warns of is printed, compiler-style, before anything else."""
     from runner.plan import read_plans
     from runner.plan.schema import ValidationCache
 
     given = {"--var": [name for name, _ in args.var], "--secret": [name for name, _ in args.secret]}
-    plans = read_plans(paths, dict(args.var) | dict(args.secret), ValidationCache.under(env.cache_dir), given)
+    overrides = (columns or {}) | dict(args.var) | dict(args.secret)
+    plans = read_plans(paths, overrides, ValidationCache.under(env.cache_dir), given)
     for plan in plans:
         for warning in plan.warnings:
             console.error(warning.render())
@@ -148,7 +164,7 @@ def _validate(args: argparse.Namespace, env: Environment, console: Console) -> E
 
 
 def _check_profile(name: str) -> None:
-    from runner.tools.server import PROFILES
+    from runner.tools.profiles import PROFILES
 
     if name not in PROFILES:
         raise UsageError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
@@ -174,10 +190,13 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
 
     console = _run_console(args, env, console)
     _check_embedded(args)
-    plans = _read_plans(args.plans, args, env, console)
+    targets = _read_targets(args)
+    columns = {name: "" for t in targets[:1] for name in t.vars}  # the CSV's columns are variables the plans know
+    plans = _read_plans(args.plans, args, env, console, columns)
     options = _run_options(args, plans, console)
+    options.targets, options.shard = tuple(targets), args.shard
     server = _start_embedded(args.profile or "default", options, console) if args.embedded else None
-    if server is None:
+    if server is None and not targets:
         _check_targets(plans, options.host)
     try:
         run = run_plans(plans, options)
@@ -193,6 +212,16 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
         console.error("smtprun: interrupted after the results were written")
         return ExitStatus.INTERRUPTED
     return status
+
+
+def _read_targets(args: argparse.Namespace) -> list:
+    if args.targets is None:
+        return []
+    if args.host or args.embedded:
+        raise UsageError(f"--targets names the hosts: it cannot go with {'--host' if args.host else '--embedded'}")
+    from runner.plan.targets import read_targets
+
+    return read_targets(args.targets)
 
 
 def _run_console(args: argparse.Namespace, env: Environment, console: Console) -> Console:
@@ -337,7 +366,17 @@ def _run_help(out: TextIO) -> None:
     parser.print_help(out)
 
 
-def program(argv: Sequence[str], env: Environment) -> ExitStatus:
+def _tool(name: str, argv: list[str], env: Environment) -> int:
+    if name == "check":
+        from runner.tools import check as tool
+    elif name == "exporter":
+        from runner.tools import exporter as tool  # type: ignore[no-redef]
+    else:
+        from runner.tools import merge as tool  # type: ignore[no-redef]
+    return tool.main(argv, env)
+
+
+def program(argv: Sequence[str], env: Environment) -> ExitStatus | int:
     """The main program without error handling: its input, output and cache all come from env."""
     argv = list(argv)
     if argv and argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
@@ -348,6 +387,8 @@ def program(argv: Sequence[str], env: Environment) -> ExitStatus:
         if close and not os.path.exists(argv[0]):
             raise UsageError(f"smtprun: no command or plan file {argv[0]!r}; did you mean '{close[0]}'?")
         argv.insert(0, "run")  # `smtprun PLAN` means `smtprun run PLAN`
+    if argv and argv[0] in TOOLS:
+        return _tool(argv[0], argv[1:], env)
     console = Console(env.stdout, env.stderr, env.colour)
     if not argv or argv[0] in ("-h", "--help"):  # the main form first: `smtprun PLAN` and its options
         _run_help(console.out if argv else console.err)

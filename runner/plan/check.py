@@ -20,13 +20,15 @@ from runner.plan.schema import did_you_mean
 from runner.plan.scope import render_early
 from runner.plan.types import Include, Step
 from runner.smtp.expect import describe
+from runner.smtp.smuggling import END_OF_DATA
 
 __all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "inside", "parse_size"]
 
-ACTIONS = ("send", "raw", "data", "data_file", "data_size", "sleep", "close", "starttls", "auth", "pipeline", "bdat",
-           "expect_tls", "expect_dns")
+ACTIONS = ("send", "raw", "smuggle", "data", "data_file", "data_size", "sleep", "close", "starttls", "auth",
+           "pipeline", "bdat", "expect_tls", "expect_dns", "expect_delivery", "expect_dsn")
 # RFC 2920 §3.1: these may only end a pipelined group; STARTTLS (RFC 3207 §4.1) and AUTH likewise.
 LAST_IN_GROUP = frozenset({"EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "STARTTLS", "AUTH"})
+SMUGGLE_PAUSE = 0.5  # seconds between the pieces of a smuggle: step, unless it says
 MAX_GENERATED_BODY = 16 * 1024**3
 MAX_INCLUDE_DEPTH = 16
 _SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]i?)?[bB]?$")
@@ -86,7 +88,7 @@ class StepBuilder:
             if isinstance(expect, dict) and "text" in expect:
                 self.regex(expect["text"], (*spath, "expect", "text"))
             line = (self.loaded.where(spath) or (1, 1))[0]
-            value = self._value(action, raw.get(action), (*spath, action))
+            value = self._value(action, raw.get(action), (*spath, action), captured)
             if action == "send":
                 self.envelope(value, (*spath, "send"))
             out.append(Step(index=0, line=line, action=action, value=value, expect=expect,
@@ -138,8 +140,13 @@ class StepBuilder:
         self.problems.extend(found)
         return [] if found else steps
 
-    def _value(self, action: str, value: Any, path: tuple[Any, ...]) -> Any:
-        """Action arguments that can be settled now: file paths, sizes, pipelining order."""
+    def _value(self, action: str, value: Any, path: tuple[Any, ...], captured: set[str]) -> Any:
+        """Action arguments that can be settled now: file paths, sizes, pipelining order, defaults."""
+        if action == "smuggle":
+            return self._smuggle(value, path, captured)
+        if action == "raw" and isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            self.problem("raw: the list has only pauses, nothing to send", path,
+                         hint='give the bytes as strings between the pauses: ["...", {pause: 0.5}, "..."]')
         if action == "data_file" and not template.is_template(value):
             resolved = Path(self.loaded.source.name).parent / value
             if not inside(resolved, Path(self.chain[0]).parent):  # the plan's folder, even from an include
@@ -155,6 +162,8 @@ class StepBuilder:
             if size > MAX_GENERATED_BODY:
                 self.problem(f"data_size is over {MAX_GENERATED_BODY} bytes", path)
             return size
+        if action in ("expect_delivery", "expect_dsn"):
+            self._mailbox(value, path)
         if action == "pipeline":
             for i, item in enumerate(value[:-1]):
                 verb = item["send"].split(" ", 1)[0].upper()
@@ -166,6 +175,44 @@ class StepBuilder:
                 if isinstance(item.get("expect"), dict) and "text" in item["expect"]:
                     self.regex(item["expect"]["text"], (*path, i, "expect", "text"))
         return value
+
+    def _mailbox(self, value: dict[str, Any], path: tuple[Any, ...]) -> None:
+        """A mailbox URL written out is read now; listen:// must be (it is opened as the case starts)."""
+        from runner.mail.url import parse_mailbox
+
+        mailbox = value["mailbox"]
+        if template.is_template(mailbox):
+            if mailbox.lstrip().startswith("listen:"):
+                self.problem("a listen:// mailbox must be written out: smtprun starts listening as the case "
+                             "starts, before any template is rendered", (*path, "mailbox"))
+        else:
+            try:
+                url = parse_mailbox(mailbox)
+            except ValueError as exc:
+                self.problem(str(exc), (*path, "mailbox"))
+                return
+            if url.kind != "listen":
+                for key in ("ehlo", "tls", "certfile", "keyfile"):
+                    if key in value:
+                        self.problem(f"{key}: is for a listen:// mailbox, not {url.kind}:", (*path, key))
+        for key in ("body", "ehlo", "recipient", "diagnostic"):
+            if isinstance(value.get(key), str):
+                self.regex(value[key], (*path, key))
+        for name, rx in (value.get("headers") or {}).items():
+            self.regex(rx, (*path, "headers", name))
+    def _smuggle(self, value: dict[str, Any], path: tuple[Any, ...], captured: set[str]) -> dict[str, Any]:
+        """The smuggling test's options, the envelope taken from the variables `sender` and `rcpt` unless given."""
+        if value["ending"] == END_OF_DATA:
+            self.problem("smuggle: ending is the real end of data <CR><LF>.<CR><LF> (RFC 5321 §4.1.1.4): "
+                         "nothing would be smuggled", (*path, "ending"), hint='give a broken one, e.g. "\n.\n"')
+        full = {"pause": SMUGGLE_PAUSE, **value}
+        for key in ("sender", "rcpt"):
+            if key not in value:
+                full[key] = "{{ " + key + " }}"
+                if key not in self.variables | captured:
+                    self.problem(f"smuggle: no {key} given, and no variable '{key}' to take it from", path,
+                                 hint=f"give {key}: in the step, define {key} under vars:, or pass --var {key}=...")
+        return full
 
     def _strings(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> None:
         if isinstance(value, str):

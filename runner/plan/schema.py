@@ -174,6 +174,8 @@ def _together(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> l
     if not others:
         return None
     first, second = sorted((present, others[0]))
+    if name == "step" and others[0] in ("expect", "capture"):  # smuggle: reads and judges every reply itself
+        return [loaded.problem(f"'{present}' judges its own replies: '{others[0]}' cannot be given with it", path)]
     if name == "step":
         return [loaded.problem(f"a step does one thing: '{first}' and '{second}' cannot be given together",
                                path, hint="split it into two steps")]

@@ -42,6 +42,7 @@ from runner.report.format import (
     split_lines,
     why_failed,
 )
+from runner.report.mailfacts import mail_rows
 from runner.report.render import embed_json, environment
 from runner.results import (
     FAILED,
@@ -103,6 +104,7 @@ class _Step:
     status: str
     reason: str
     duration: str
+    verdict: str = ""  # a finding in words (smuggle:), shown beside the result
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class _Session:
     steps: list[_Step]
     captures: list[tuple[str, str, int]]
     transcript: list[tuple[str, str, str, str]]  # offset, direction, css class, text
+    mail: list[tuple[int, str, list[tuple[str, str]]]]  # expect_delivery/expect_dsn: step, action, facts
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ class _Case:
     tries: list[_Session]  # earlier failed tries of a case with retry:, oldest first
     load: _Load | None
     tls: list[tuple[str, str]]
+    verdict: str = ""  # the first step verdict, for the case's header line
 
 
 def _ref(file: str, line: int | None) -> str:
@@ -182,6 +186,7 @@ def _step(step: StepResult, file: str) -> _Step:
         status=step.status,
         reason=printable(step.reason),
         duration=f"{step.duration:.3f}s",
+        verdict="" if step.verdict == step.reason else printable(step.verdict),
     )
 
 
@@ -221,6 +226,8 @@ def _session(title: str, case: CaseResult, file: str, status: str | None = None)
         steps=steps,
         captures=[(printable(k), printable(v), s.index) for s in case.steps for k, v in s.captures.items()],
         transcript=_transcript(case),
+        mail=[(s.index, s.action, [(printable(k), printable(v)) for k, v in mail_rows(s.details)])
+              for s in case.steps if s.details],
     )
 
 
@@ -283,6 +290,7 @@ def _case(n: int, case: CaseResult, file: str) -> _Case:
         tries=tries,
         load=load,
         tls=[(printable(str(k)), _value(v)) for k, v in (case.tls or {}).items()],
+        verdict=printable(next((s.verdict for s in case.steps if s.verdict), None)),
     )
 
 

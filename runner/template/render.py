@@ -19,7 +19,7 @@ __all__ = ["ENVIRON", "RenderError", "check_structure", "env_refs", "evaluate", 
            "preview", "render"]
 
 # Values a template may always use besides plan variables and captures.
-BUILTIN_NAMES = frozenset({"env", "ehlo"})
+BUILTIN_NAMES = frozenset({"env", "ehlo", "message_id"})
 
 _NAME = r"[A-Za-z][A-Za-z0-9_]*"
 _SIMPLE = re.compile(r"\{\{\s*(" + _NAME + r")(?:\.(" + _NAME + r"))?\s*\}\}")

@@ -465,3 +465,15 @@ def test_a_plan_that_is_a_bare_list_says_what_a_plan_starts_with(tmp_path: Path)
     assert problems(write(tmp_path, "- expect: 220\n")) == [(
         f"{tmp_path / 'plan.yaml'}:1:1", "'plan' must be a mapping, not a list",
         "a plan starts with 'steps:' or 'cases:'; a bare list of steps is a file to include")]
+
+
+def test_the_schema_the_checker_and_the_engine_know_the_same_actions() -> None:
+    from runner.plan.check import ACTIONS
+    from runner.run.steps import ACTIONS as RUN
+
+    step = json.loads((REPO / "schemas" / "plan.schema.json").read_text(encoding="utf-8"))["$defs"]["step"]
+    exclusive = step["dependentSchemas"]
+    assert set(exclusive) == {*ACTIONS, "include"} == {*RUN, "include"}
+    for action, schema in exclusive.items():  # each action excludes every other one
+        assert {*ACTIONS, "include"} - {action} <= set(schema["properties"]), action
+    assert all(action in step["description"] for action in ACTIONS)
