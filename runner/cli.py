@@ -37,7 +37,7 @@ OTHER_COMMANDS = """other commands (each with its own --help):
   smtprun exporter --plans D  a Prometheus exporter: GET /probe?plan=NAME runs a plan
   smtprun merge RESULT.json   join the --json results of shards or machines into one report
   smtprun --version"""
-RUN_PARSER = {"prog": "smtprun [run]", "usage": "%(prog)s PLAN|FOLDER ... [options]", "epilog": OTHER_COMMANDS,
+RUN_PARSER = {"prog": "smtprun run", "usage": "smtprun [run] PLAN|FOLDER ... [options]", "epilog": OTHER_COMMANDS,
               "description": "Run SMTP test plans written in YAML: `smtprun PLAN` is `smtprun run PLAN`.",
               "formatter_class": argparse.RawDescriptionHelpFormatter}
 # Commands with their own parser and exit statuses (a monitoring check's 0-3), given the rest of argv.

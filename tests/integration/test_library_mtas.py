@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from runner.plan import read_plan
 from tests.support.cli import ROOT, run
 from tests.support.mtas import (
     CA_PATH,
@@ -47,10 +48,13 @@ def run_plan(name: str, server: SmtpServer, tmp_path: Path, *extra: str) -> tupl
     `extra` arguments replace --host HOST:PORT when they give --port (an MX plan finds its host in DNS)."""
     report = tmp_path / f"{name}-{server.name}.json"
     where = () if "--port" in extra else ("--host", f"{server.host}:{server.port}")
-    code, out, err = run(str(ROOT / "plans" / f"{name}.yaml"), *where,
-                         "--var", "rcpt=alice@smtprun.test", "--var", "sender=bob@smtprun.test",
-                         "--var", f"cafile={CA_PATH}", "--secret", f"password={USERS['alice']}",
-                         "--json", str(report), "--no-report", *extra)
+    path = ROOT / "plans" / f"{name}.yaml"
+    declared = read_plan(path).vars  # a --var no plan reads is refused: give each plan what it declares
+    given = {"rcpt": "alice@smtprun.test", "sender": "bob@smtprun.test", "cafile": str(CA_PATH)}
+    options = [f"--var={k}={v}" for k, v in given.items() if k in declared]
+    if "password" in declared:
+        options.append(f"--secret=password={USERS['alice']}")
+    code, out, err = run(str(path), *where, *options, "--json", str(report), "--no-report", *extra)
     assert report.exists(), out + err
     cases = {c["name"]: c for c in json.loads(report.read_text())["plans"][0]["cases"]}
     return code, cases, out + err
