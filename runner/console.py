@@ -69,6 +69,15 @@ _COLOURS = {PASSED: "32", FAILED: "31", SKIPPED: "33", "dim": "2", "bold": "1"}
 _WORDS = {PASSED: "PASS", FAILED: "FAIL", SKIPPED: "SKIP"}
 
 
+def _lines(data: bytes) -> list[str]:
+    """Bytes as the lines shown by -v: a CRLF ends a line unseen, any other line end is shown as sent
+    (a bare LF as \\n, a bare CR as \\r), so smuggling's broken endings can be told from real ones."""
+    pieces = data.split(b"\n")
+    tail = pieces.pop()  # what follows the last LF: nothing when the data ends a line
+    lines = [show_bytes(p[:-1]) if p.endswith(b"\r") else show_bytes(p) + "\\n" for p in pieces]
+    return [*lines, show_bytes(tail)] if tail else lines
+
+
 @dataclass
 class Console:
     out: TextIO = sys.stdout
@@ -105,6 +114,8 @@ class Console:
             self.out.write(f"        {self.paint('why:', 'bold')}      {_safe(why)}\n")
         elif case.status != PASSED and case.reason:
             self.out.write(f"        {_safe(case.reason)}\n")
+        for verdict in (s.verdict for s in case.steps if s.verdict and s.verdict != s.reason):
+            self.out.write(f"        verdict: {_safe(verdict)}\n")
         for note in case.notes:
             self.out.write(f"        {_safe(note)}\n")
         self.out.flush()
@@ -124,15 +135,12 @@ class Console:
         """
         label = f"[{_safe(case)}] " if self.label_cases else ""
         tag = {SEND: "C:", RECV: "S:"}.get(direction, "*")
-        lines = data.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
+        lines = _lines(data)
         for line in lines[:200]:
-            text = show_bytes(line.removesuffix(b"\r"))
-            if direction == RECV and line[:1] in (b"4", b"5"):
-                self.out.write(f"  {self.paint(label + 'S!', FAILED)} {self.paint(text, FAILED)}\n")
+            if direction == RECV and line[:1] in ("4", "5"):
+                self.out.write(f"  {self.paint(label + 'S!', FAILED)} {self.paint(line, FAILED)}\n")
             else:
-                self.out.write(f"  {self.paint(label + tag, 'dim')} {text}\n")
+                self.out.write(f"  {self.paint(label + tag, 'dim')} {line}\n")
         if len(lines) > 200:
             self.out.write(f"  {label}{tag} ... {len(lines) - 200} more lines\n")
         self.out.flush()

@@ -23,17 +23,19 @@ class Location:
 
 @dataclass
 class Problem:
-    """One thing wrong with a plan, located like a compiler message."""
+    """One thing wrong with a plan, located like a compiler message: an error, or (severity
+    "warning") something that runs as written but that a strict server may refuse."""
 
     message: str
     location: Location | None = None
     hint: str | None = None
     source_line: str | None = None
     notes: list[str] = field(default_factory=list)
+    severity: str = "error"
 
     def render(self) -> str:
         head = f"{self.location}: " if self.location else ""
-        out = [f"{head}error: {self.message}"]
+        out = [f"{head}{self.severity}: {self.message}"]
         if self.source_line is not None and self.location is not None:
             out.append(f"    {self.source_line.rstrip()}")
             out.append("    " + " " * (self.location.col - 1) + "^")

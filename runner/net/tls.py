@@ -110,17 +110,16 @@ def session_facts(tls: ssl.SSLObject | None, verified: bool) -> dict[str, Any]:
         der = tls.getpeercert(binary_form=True)
         cert = _decode_der(der) if der else {}
     if cert:
-        not_after = cert.get("notAfter")
+        not_before, not_after = _utc(cert.get("notBefore")), _utc(cert.get("notAfter"))
         facts.update(
             subject=_names(cert.get("subject")),
             issuer=_names(cert.get("issuer")),
             san=[v for k, v in cert.get("subjectAltName", ()) if k in ("DNS", "IP Address")],
-            not_before=cert.get("notBefore"),
-            not_after=not_after,
+            not_before=not_before and _iso(not_before),
+            not_after=not_after and _iso(not_after),
         )
         if not_after:
-            expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), timezone.utc)
-            facts["days_left"] = (expires - datetime.now(timezone.utc)).days
+            facts["days_left"] = (not_after - datetime.now(timezone.utc)).days
     return facts
 
 
@@ -130,3 +129,18 @@ def describe_session(facts: dict[str, Any]) -> str:
     cert = f", certificate {facts['subject']}" if facts.get("subject") else ""
     checked = "verified" if facts.get("verified") else "not verified (verify: false)"
     return f"TLS established: {facts.get('version')} {facts.get('cipher')}{cert}, {checked}"
+
+
+def _utc(openssl_time: str | None) -> datetime | None:
+    """OpenSSL's "Jun  1 12:00:00 2025 GMT" (RFC 5280 §4.1.2.5 times, always UTC) as a datetime."""
+    if not openssl_time:
+        return None
+    try:
+        return datetime.fromtimestamp(ssl.cert_time_to_seconds(openssl_time), timezone.utc)
+    except ValueError:
+        return None
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 in UTC, to the second, as reports and JSON give certificate dates: 2025-06-01T12:00:00Z."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

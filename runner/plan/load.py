@@ -19,7 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from runner.errors import Location, PlanError, Problem
 from runner.files import read_regular
 
-__all__ = ["MAX_NODES", "MAX_PLAN_BYTES", "Loaded", "Source", "load_file", "load_text"]
+__all__ = ["MAX_NODES", "MAX_PLAN_BYTES", "Loaded", "Source", "Unreadable", "load_file", "load_text", "plans_in"]
 
 MAX_PLAN_BYTES = 1024 * 1024  # a plan is a page of steps; a megabyte is far past any real one
 MAX_NODES = 200_000  # values after alias expansion: bounds memory against alias bombs
@@ -57,6 +57,15 @@ class Loaded:
     source: Source
     marks: dict[Path_, tuple[int, int]]  # path of a value -> (line, col) of the value
     key_marks: dict[Path_, tuple[int, int]]  # path of a value -> (line, col) of its key
+    kind: str = "plan"  # what the file is, in messages about it as a whole: "plan" or "included file"
+
+    def under(self, key: str) -> Loaded:
+        """The same file with its data as the value of `key`: a bare list of steps as `steps:`."""
+        def moved(table: dict[Path_, tuple[int, int]]) -> dict[Path_, tuple[int, int]]:
+            return {(key, *path): pos for path, pos in table.items()}
+
+        return Loaded({key: self.data}, self.source, {(): (1, 1), **moved(self.marks)}, moved(self.key_marks),
+                      self.kind)
 
     def where(self, path: Path_, key: bool = False) -> tuple[int, int] | None:
         """The closest known position to `path` (a missing item points at its parent)."""
@@ -76,36 +85,72 @@ class Loaded:
         return self.source.problem(message, *(pos or (None, 1)), hint=hint)
 
 
-def load_file(path: str | Path, display: str | None = None) -> Loaded:
+def plans_in(folder: str | Path) -> list[Path]:
+    """The plans of a folder: every *.yaml file directly inside it, sorted, but for those that are a bare
+    list of steps (a file to include, not a plan). Subfolders (plans/common/) are not looked into."""
+    found = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            head = read_regular(path, 4096)
+        except OSError:
+            found.append(path)  # read_plan says why it cannot be read
+            continue
+        if not _is_step_list(head.decode("utf-8", "replace")):
+            found.append(path)
+    return found
+
+
+def _is_step_list(text: str) -> bool:
+    """Whether a YAML text's first value is a block sequence (`- expect: 220`)."""
+    for line in text.removeprefix("\ufeff").splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "%", "---")):
+            return stripped.startswith("- ") or stripped == "-"
+    return False
+
+
+class Unreadable(PlanError):
+    """The file could not be read at all (missing, a folder, no permission): `reason` says why."""
+
+    def __init__(self, problem: Problem, reason: str) -> None:
+        super().__init__(problem)
+        self.reason = reason
+
+
+def load_file(path: str | Path, display: str | None = None, kind: str = "plan") -> Loaded:
+    """A plan file (or, with kind "included file", a file of steps) read and composed, or PlanError."""
     name = display or str(path)
     try:
         raw = read_regular(path, MAX_PLAN_BYTES)
     except OSError as exc:
-        raise PlanError(Problem(f"cannot read plan: {exc.strerror or exc}", Location(name, 1, 1))) from None
+        reason = exc.strerror or str(exc)
+        raise Unreadable(Problem(f"cannot read {kind}: {reason}", Location(name, 1, 1)), reason) from None
     if len(raw) > MAX_PLAN_BYTES:
-        raise PlanError(Problem(f"plan file is larger than {MAX_PLAN_BYTES} bytes", Location(name, 1, 1)))
+        what = "plan file" if kind == "plan" else kind
+        raise PlanError(Problem(f"{what} is larger than {MAX_PLAN_BYTES} bytes", Location(name, 1, 1)))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise PlanError(
-            Problem(f"plan is not UTF-8: invalid byte 0x{raw[exc.start]:02x} at offset {exc.start}",
+            Problem(f"{kind} is not UTF-8: invalid byte 0x{raw[exc.start]:02x} at offset {exc.start}",
                     Location(name, line, col))
         ) from None
-    return load_text(text.removeprefix("\ufeff"), name)
+    return load_text(text.removeprefix("\ufeff"), name, kind)
 
 
-def load_text(text: str, name: str = "<plan>") -> Loaded:
+def load_text(text: str, name: str = "<plan>", kind: str = "plan") -> Loaded:
     source = Source(name, text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:  # PyYAML's parser recurses once per level of nesting
-        raise PlanError(source.problem(f"plan is nested deeper than {MAX_DEPTH} levels", None)) from None
+        raise PlanError(source.problem(f"{kind} is nested deeper than {MAX_DEPTH} levels", None)) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. NUL
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise PlanError(source.problem(f"character {exc.character!r} is not allowed in a plan", line, col)) from None
+        message = f"character {exc.character!r} is not allowed in {_a(kind)}"
+        raise PlanError(source.problem(message, line, col)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         msg = f"YAML syntax: {exc.problem or exc.context}"
@@ -115,9 +160,13 @@ def load_text(text: str, name: str = "<plan>") -> Loaded:
         raise PlanError(source.problem(msg, mark.line + 1, mark.column + 1, hint=hint)) from None
     except yaml.YAMLError as exc:
         raise PlanError(source.problem(f"YAML: {exc}", None)) from None
-    builder = _Builder(source)
+    builder = _Builder(source, kind)
     data = builder.build(node, ()) if node is not None else None
-    return Loaded(data, source, builder.marks, builder.key_marks)
+    return Loaded(data, source, builder.marks, builder.key_marks, kind)
+
+
+def _a(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
 
 
 def _pos(node: Node) -> tuple[int, int]:
@@ -125,8 +174,8 @@ def _pos(node: Node) -> tuple[int, int]:
 
 
 class _Builder:
-    def __init__(self, source: Source) -> None:
-        self.source = source
+    def __init__(self, source: Source, kind: str = "plan") -> None:
+        self.source, self.kind = source, kind
         self.marks: dict[Path_, tuple[int, int]] = {}
         self.key_marks: dict[Path_, tuple[int, int]] = {}
         self.count = 0
@@ -138,9 +187,9 @@ class _Builder:
     def build(self, node: Node, path: Path_, depth: int = 0) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise self.fail(f"plan expands to more than {MAX_NODES} values (alias expansion?)", node)
+            raise self.fail(f"{self.kind} expands to more than {MAX_NODES} values (alias expansion?)", node)
         if depth > MAX_DEPTH:
-            raise self.fail(f"plan is nested deeper than {MAX_DEPTH} levels", node)
+            raise self.fail(f"{self.kind} is nested deeper than {MAX_DEPTH} levels", node)
         self.marks.setdefault(path, _pos(node))
         if isinstance(node, MappingNode):
             return self._mapping(node, path, depth)
@@ -152,7 +201,7 @@ class _Builder:
 
     def _bad_tag(self, node: Node) -> PlanError:
         tag = node.tag.replace(_T, "!!")
-        return self.fail(f"YAML tag {tag} is not allowed: a plan holds plain data only", node)
+        return self.fail(f"YAML tag {tag} is not allowed: {_a(self.kind)} holds plain data only", node)
 
     def _scalar(self, node: ScalarNode) -> Any:
         if node.tag in _TEXT_TAGS:
@@ -180,7 +229,7 @@ class _Builder:
                 for mk, mv in self._pairs(src):
                     self.count += 1  # merges of merges grow like aliases do: bound them alike
                     if self.count > MAX_NODES:
-                        raise self.fail(f"plan expands to more than {MAX_NODES} values (merge keys)", src)
+                        raise self.fail(f"{self.kind} expands to more than {MAX_NODES} values (merge keys)", src)
                     if mk.value not in explicit_keys and mk.value not in seen:
                         seen.add(mk.value)
                         merged.append((mk, mv))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.errors import Problem
 from runner.net.address import hostport
 
 __all__ = ["Case", "Include", "Plan", "Retry", "Step", "Target"]
@@ -99,3 +100,5 @@ class Plan:
     cases: tuple[Case, ...]
     sequential: bool = False
     late_vars: tuple[str, ...] = ()  # vars whose templates name a matrix value: rendered per case, in this order
+    warnings: tuple[Problem, ...] = ()  # what validation found that runs as written, but may be refused
+    names: frozenset[str] = frozenset()  # every variable the plan declares, or reads in a template: what --var may set

@@ -20,17 +20,20 @@ from typing import Any
 
 from runner import limits
 from runner.errors import StepFailed
+from runner.mail.listen import ListenError, Listeners
 from runner.net import tls as tlsinfo
 from runner.net.transport import Connector, hostport, open_connection
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Step, Target
 from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
+from runner.run.mailsteps import MAIL_ACTIONS, listen_wanted
 from runner.run.render import StepRenderer
 from runner.run.steps import ACTIONS
 from runner.run.transcript import Listener, Transcript
 from runner.run.wire import Wire
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import Reply
+from runner.smtp.smuggling import ending_name
 from runner.template import RenderError
 
 __all__ = ["Hop", "Listener", "Session", "not_run", "run_case"]
@@ -70,6 +73,24 @@ class Session(Wire):
         self.step: Step | None = None
         self.quit_reply: Reply | None = None  # the server's answer to the QUIT sent after a failure
         self.quitting = False  # that QUIT is under way
+        self.started_at = time.time()
+        self.accepted_at: float | None = None  # the last 250 to a message's data (for `latency:`)
+        self.wants_message_id = any(s.action in MAIL_ACTIONS for s in (*case.steps, *case.finally_steps))
+        self.mail_listeners = Listeners()
+
+    def accepted(self, reply: Reply | None) -> None:
+        if reply is not None and reply.code == 250:
+            self.accepted_at = time.time()
+
+    @property
+    def message_id(self) -> str:
+        return str(self.vars.get("message_id", ""))
+
+    @property
+    def nameservers(self) -> tuple[tuple[str, int], ...]:
+        from runner.net.dns import parse_nameserver
+
+        return tuple(parse_nameserver(n) for n in self.target.nameservers)
 
     # -- connecting -------------------------------------------------------------------------
     def deadline(self, step: Step) -> float:
@@ -163,7 +184,9 @@ class Session(Wire):
         else:
             out.label = "read a reply"
         if step.reads_reply:
-            await self.judge(step, out, deadline, default=None)
+            reply = await self.judge(step, out, deadline, default=None)
+            if step.action in _BODY_ACTIONS:
+                self.accepted(reply)
         elif self.cut_short:  # the server refused what was being sent: that is this step's outcome
             reply = out.reply = await self.reply(deadline)
             raise StepFailed(f"the server stopped taking the data and answered {reply.summary()}", reply)
@@ -207,6 +230,9 @@ class Session(Wire):
             self.vars[name] = self.captures[name] = value
             out.captures[name] = self.redactor.text(value or "")
             self.note(f"captured {name} = {out.captures[name]!r}")
+
+
+_BODY_ACTIONS = frozenset({"data", "data_file", "data_size"})  # (bdat judges its own replies: steps.py)
 
 
 def _connect_failure(exc: BaseException, where: str, timeout: float) -> str:
@@ -278,9 +304,10 @@ async def _run_steps(session: Session) -> None:
     result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
     main, final = result.steps[: len(case.steps)], result.steps[len(case.steps):]
     try:
+        await session.mail_listeners.start(listen_wanted((*case.steps, *case.finally_steps), session.text))
         await session.connect()
-    except StepFailed as exc:  # no step ran: the connection is what failed, and every step is left not run
-        result.status, result.reason = FAILED, session.redactor.text(exc.reason)
+    except (StepFailed, ListenError) as exc:  # no step ran: the connection (or a listener) is what failed
+        result.status, result.reason = FAILED, session.redactor.text(str(exc))
         return
     await _run_list(session, case.steps, main, case.continue_on_failure)
     if case.finally_steps:
@@ -316,6 +343,8 @@ def _label(step: Step) -> str:
     """What a step does, in a few words, before it has run (running it may render a better one)."""
     if step.action in ("send", "raw") and isinstance(step.value, str):
         return step.value
+    if step.action == "smuggle":
+        return step.name or f"smuggle {ending_name(step.value['ending'])}"
     return step.name or ("read a reply" if step.action == "expect" else step.action)
 
 
@@ -368,6 +397,7 @@ async def run_case(
             clean = session.result.status != FAILED or session.quit_reply is not None
             session.note_closed("client closed the connection" if clean else "client dropped the connection")
             session.conn.close() if clean else session.conn.abort()
+        await session.mail_listeners.stop()
         session.result.duration = time.monotonic() - session.t0
     if learn:
         scope.learn(case_scope, session.captures)

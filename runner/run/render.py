@@ -15,9 +15,10 @@ from typing import Any
 from runner.errors import RenderError
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Include, Step
-from runner.template import evaluate, render
+from runner.results import SKIPPED, CaseResult
+from runner.template import evaluate, preview, render
 
-__all__ = ["StepRenderer", "skip_reason"]
+__all__ = ["StepRenderer", "preview_labels", "skip_reason"]
 
 
 class StepRenderer:
@@ -49,6 +50,22 @@ class StepRenderer:
 
     def _values(self, values: dict[str, Any]) -> dict[str, Any]:
         return {k: render(v, self.scope.values) if isinstance(v, str) else v for k, v in values.items()}
+
+
+def preview_labels(result: CaseResult, case: Case, scope: Scope) -> None:
+    """Steps that never ran are labelled by their templates; render in those what `scope` (the plan's
+    variables, --var, the case's matrix values) settles, keep the rest as written (a capture, `env`), and
+    hide the secrets, so a report shows `EHLO client.test` and `RCPT TO:<{{ found }}>`, not `EHLO {{ helo }}`."""
+    renderer = StepRenderer(scope)
+    for step, out in zip((*case.steps, *case.finally_steps), result.steps, strict=False):
+        if out.status != SKIPPED or "{" not in out.label:
+            continue
+        try:
+            names = dict(renderer.names(step))
+        except RenderError:  # an include parameter that needs a capture: the case's own names only
+            names = dict(scope.values)
+        names.pop("env", None)  # the environment is read as a step runs, never to describe one
+        out.label = scope.redactor.text(preview(out.label, names))
 
 
 def skip_reason(case: Case, scope: Scope) -> str | None:

@@ -17,11 +17,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from runner.errors import StepFailed
+from runner.mail import msgid
 from runner.net import tls as tlsinfo
 from runner.plan.check import inside
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
+from runner.run.mailsteps import do_expect_delivery, do_expect_dsn
+from runner.run.smuggle import check_pauses, do_smuggle, pause
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import Reply, encode_line
 from runner.template import is_template
@@ -57,15 +60,35 @@ async def do_send(session: StepContext, step: Step, out: StepResult, deadline: f
 
 
 async def do_raw(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    text = session.text(step.value)
-    out.label = _short(repr(session.redactor.text(text))[1:-1])
-    await session.send(text.encode("utf-8"), deadline, replies=None)
+    """Bytes exactly as given; a list is sent piece by piece, each its own write, `{pause: s}` between."""
+    if isinstance(step.value, str):
+        text = session.text(step.value)
+        out.label = _short(repr(session.redactor.text(text))[1:-1])
+        await session.send(text.encode("utf-8"), deadline, replies=None)
+        return False
+    parts = [item if isinstance(item, dict) else session.text(item) for item in step.value]
+    out.label = _short(" ".join(f"[pause {p['pause']:g}s]" if isinstance(p, dict)
+                                else repr(session.redactor.text(p))[1:-1] for p in parts))
+    check_pauses("raw", sum(p["pause"] for p in parts if isinstance(p, dict)), deadline)
+    for part in parts:
+        if isinstance(part, dict):
+            await pause(part["pause"], deadline)
+        else:
+            await session.send(part.encode("utf-8"), deadline, replies=None)
     return False
 
 
+def _with_message_id(session: StepContext, body: bytes) -> tuple[bytes, str]:
+    """A body a later step finds by Message-ID gets the case's own when it has none (said in the transcript)."""
+    if not session.wants_message_id or msgid.header_of(body):
+        return body, ""
+    session.note(f"added Message-ID: <{session.message_id}> to the message: a later step finds it by that")
+    return msgid.add_header(body, session.message_id), ", Message-ID added"
+
+
 async def do_data(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    body = session.text(step.value).encode("utf-8")
-    out.label = f"message body ({len(body)} bytes)"
+    body, added = _with_message_id(session, session.text(step.value).encode("utf-8"))
+    out.label = f"message body ({len(body)} bytes{added})"
     await session.send_stream([body], deadline, "body")
     return False
 
@@ -92,8 +115,9 @@ async def do_data_file(session: StepContext, step: Step, out: StepResult, deadli
     return False
 
 
-def _generated(size: int) -> Iterator[bytes]:
-    head = b"Subject: smtprun generated message\r\n\r\n"
+def _generated(size: int, message_id: str = "") -> Iterator[bytes]:
+    head = (f"Message-ID: <{message_id}>\r\n".encode() if message_id else b"") \
+        + b"Subject: smtprun generated message\r\n\r\n"
     block = _FILLER * (FILE_CHUNK // len(_FILLER))
     yield head[:size]
     left = size - min(size, len(head))
@@ -104,7 +128,8 @@ def _generated(size: int) -> Iterator[bytes]:
 
 async def do_data_size(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     out.label = f"generated message body ({step.value} bytes)"
-    await session.send_stream(_generated(step.value), deadline, "generated body")
+    message_id = session.message_id if session.wants_message_id else ""  # a later step finds it by that
+    await session.send_stream(_generated(step.value, message_id), deadline, "generated body")
     return False
 
 
@@ -213,6 +238,7 @@ async def do_bdat(session: StepContext, step: Step, out: StepResult, deadline: f
     """RFC 3030: BDAT <size> [LAST] and exactly that many octets, no dot-stuffing, a reply each."""
     text, size = _bdat_body(step.value)
     body = session.text(text).replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    body, _ = _with_message_id(session, body)
     size = size or max(len(body), 1)
     chunks = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
     spec = step.expect if step.expect is not None else 250
@@ -223,6 +249,7 @@ async def do_bdat(session: StepContext, step: Step, out: StepResult, deadline: f
         reply: Reply = await session.reply(deadline)
         out.reply = reply
         session.check(spec if last else "2xx", reply, f"chunk {n} of {len(chunks)}: ")
+    session.accepted(out.reply)
     session.capture(step, out.reply, out)  # type: ignore[arg-type]
     return True
 
@@ -322,6 +349,7 @@ async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
 ACTIONS: dict[str, Action] = {
     "send": do_send,
     "raw": do_raw,
+    "smuggle": do_smuggle,
     "data": do_data,
     "data_file": do_data_file,
     "data_size": do_data_size,
@@ -333,4 +361,6 @@ ACTIONS: dict[str, Action] = {
     "bdat": do_bdat,
     "expect_tls": do_expect_tls,
     "expect_dns": do_expect_dns,
+    "expect_delivery": do_expect_delivery,
+    "expect_dsn": do_expect_dsn,
 }

@@ -92,6 +92,22 @@ class Wire:
         self.smtp.sent(replies)
         await self.write(data, deadline)
 
+    async def send_part(self, data: bytes, deadline: float) -> bool:
+        """Send one piece of bytes whose replies cannot be counted (raw:, smuggle:); False, sending
+        nothing, when the server has closed the connection or it breaks while sending."""
+        assert self.conn is not None
+        if self.conn.closed:
+            return False
+        self.record(SEND, data)
+        self.smtp.sent(None)
+        try:
+            await self.conn.write(data, deadline)
+        except asyncio.TimeoutError:
+            raise StepFailed("timed out sending: the server is not reading") from None
+        except (ConnectionLost, OSError):
+            return False
+        return True
+
     async def send_starttls(self, deadline: float) -> None:
         """STARTTLS (RFC 3207 §4); once a 220 answers it, nothing after the 220 is read as a reply."""
         self.smtp.starttls_sent()
@@ -159,8 +175,10 @@ class Wire:
         raise StepFailed(why)
 
     # -- receiving ----------------------------------------------------------------------
-    async def next_reply(self, deadline: float) -> Reply | Closed | TimedOut:
-        """The next reply, or what ended the wait for it. ConnectionLost when the connection failed."""
+    async def next_reply(self, deadline: float, keep_partial: bool = False) -> Reply | Closed | TimedOut:
+        """The next reply, or what ended the wait for it. ConnectionLost when the connection failed.
+
+        With keep_partial, a reply cut by the deadline is not recorded yet: it is read on later."""
         conn, smtp = self.conn, self.smtp
         assert conn is not None
         while True:
@@ -177,7 +195,7 @@ class Wire:
             try:
                 chunk = await conn.read(deadline)
             except asyncio.TimeoutError:
-                return self._partial(smtp.timed_out())
+                return self._partial(smtp.timed_out(), keep_partial)
             if not chunk:
                 self.note_closed()
                 return self._partial(smtp.closed())
@@ -197,8 +215,23 @@ class Wire:
         self.note(warning)
         self.result.notes.append(warning)
 
-    def _partial(self, ended: Closed | TimedOut) -> Closed | TimedOut:
-        if ended.partial:
+    async def listen(self, until: float, most: int | None = None) -> tuple[list[Reply], bool]:
+        """The replies that arrive before `until` (all of them, or as soon as `most` have), and whether
+        the connection ended. Part of a reply still arriving at `until` stays to be read."""
+        replies: list[Reply] = []
+        while most is None or len(replies) < most:
+            try:
+                event = await self.next_reply(until, keep_partial=True)
+            except ConnectionLost:
+                return replies, True
+            if isinstance(event, Reply):
+                replies.append(event)
+            else:
+                return replies, isinstance(event, Closed)
+        return replies, False
+
+    def _partial(self, ended: Closed | TimedOut, keep: bool = False) -> Closed | TimedOut:
+        if ended.partial and not (keep and isinstance(ended, TimedOut)):
             self.record(RECV, ended.partial)
         return ended
 

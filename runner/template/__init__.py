@@ -9,8 +9,9 @@ from runner.template.render import (
     evaluate,
     is_template,
     names_used,
+    preview,
     render,
 )
 
 __all__ = ["BUILTIN_NAMES", "ENVIRON", "RenderError", "check_structure", "env_refs", "evaluate", "is_template",
-           "names_used", "render"]
+           "names_used", "preview", "render"]

@@ -16,10 +16,10 @@ from typing import Any
 from runner.errors import RenderError
 
 __all__ = ["ENVIRON", "RenderError", "check_structure", "env_refs", "evaluate", "is_template", "names_used",
-           "render"]
+           "preview", "render"]
 
 # Values a template may always use besides plan variables and captures.
-BUILTIN_NAMES = frozenset({"env", "ehlo"})
+BUILTIN_NAMES = frozenset({"env", "ehlo", "message_id"})
 
 _NAME = r"[A-Za-z][A-Za-z0-9_]*"
 _SIMPLE = re.compile(r"\{\{\s*(" + _NAME + r")(?:\.(" + _NAME + r"))?\s*\}\}")
@@ -81,6 +81,27 @@ def render(text: str, variables: Mapping[str, Any]) -> str:
     from runner.template import sandbox
 
     return sandbox.render(text, variables)
+
+
+def preview(text: str, variables: Mapping[str, Any]) -> str:
+    """What a plan string will look like, before it runs: the placeholders `variables` settle rendered, the
+    others (a capture not yet made) kept as written. A template beyond plain substitution is rendered
+    whole, or kept as written when any name it needs is missing."""
+    if not is_template(text):
+        return text
+    if _simple(text) is None:
+        try:
+            return render(text, variables)
+        except RenderError:
+            return text
+
+    def one(match: re.Match[str]) -> str:
+        try:
+            return _value(match, variables)
+        except RenderError:
+            return match[0]
+
+    return _SIMPLE.sub(one, text)
 
 
 def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
