@@ -22,7 +22,7 @@ steps:
 
 
 @pytest.mark.parametrize(("server", "code", "reply"), [
-    (OPENSMTPD, 1, "S: 553 5.1.0 Sender address syntax error"),  # strict: refuses it
+    (OPENSMTPD, 1, "S! 553 5.1.0 Sender address syntax error"),  # strict: refuses it
     (EXIM, 0, "S: 250 OK"),  # lenient: takes it, and the warning stands
 ], ids=["opensmtpd", "exim"])
 def test_an_unbracketed_sender_is_warned_of_and_sent_as_written(tmp_path: Path, server, code: int,
