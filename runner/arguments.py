@@ -7,9 +7,18 @@ from __future__ import annotations
 
 import argparse
 
+from runner.errors import UsageError
 from runner.net.address import parse_hostport, parse_port
 
-__all__ = ["count", "host_port", "name_value", "nameserver", "seconds", "secret_value", "tcp_port"]
+__all__ = ["ArgumentParser", "count", "host_port", "name_value", "nameserver", "seconds", "secret_value", "shard",
+           "tcp_port"]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """A parser whose errors are UsageErrors, for each command to report in its own way."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def name_value(text: str) -> tuple[str, str]:
@@ -72,3 +81,13 @@ def count(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) <= 10_000_000:
         raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 10000000, got {text!r}")
     return int(text)
+
+
+def shard(text: str) -> tuple[int, int]:
+    """K/N, as --shard takes it."""
+    from runner.plan.targets import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

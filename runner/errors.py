@@ -24,7 +24,8 @@ class Location:
 
 @dataclass
 class Problem:
-    """One thing wrong with a plan, located like a compiler message."""
+    """One thing wrong with a plan, located like a compiler message: an error, or (severity
+    "warning") something that runs as written but that a strict server may refuse."""
 
     message: str
     location: Location | None = None
@@ -32,10 +33,11 @@ class Problem:
     source_line: str | None = None  # the line as shown: secrets masked, controls escaped
     notes: list[str] = field(default_factory=list)
     caret: int | None = None  # the column of source_line under which the caret goes, when not location.col
+    severity: str = "error"
 
     def render(self) -> str:
         head = f"{self.location}: " if self.location else ""
-        out = [f"{head}error: {self.message}"]
+        out = [f"{head}{self.severity}: {self.message}"]
         if self.source_line is not None and self.location is not None:
             out.append(f"    {self.source_line.rstrip()}")
             out.append("    " + " " * ((self.caret or self.location.col) - 1) + "^")

@@ -58,7 +58,9 @@ def _escape(ch: str, python_surrogates: bool) -> str:
     o = ord(ch)
     if 0xDC80 <= o <= 0xDCFF and not python_surrogates:  # an undecodable byte, kept by surrogateescape
         return f"\\x{o - 0xDC00:02x}"
-    if o <= 0xFF:
+    # \xNN is a byte: ASCII, or (from 80) one that is not UTF-8; a C1 character (UTF-8 C2 80-C2 9F) is
+    # \u0080-\u009f, so every escape stands for one thing. Python's own style writes \x80-\xff for those.
+    if o <= 0x7F or (o <= 0xFF and python_surrogates):
         return f"\\x{o:02x}"
     return f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"
 

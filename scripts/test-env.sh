@@ -6,7 +6,8 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-PACKAGES=(postfix swaks dnsmasq chromium chromium-driver tmux openssl mmdebstrap dovecot-imapd dovecot-pop3d opendkim)
+PACKAGES=(postfix swaks dnsmasq chromium chromium-driver tmux openssl mmdebstrap dovecot-imapd dovecot-pop3d opendkim
+          prometheus curl)
 MAIL_HOST=mail.smtprun.test
 CERT_DIR=/etc/smtprun-test
 POSTFIX_LOG=/var/log/postfix.log
@@ -148,5 +149,8 @@ fi
 # --- the mail loop around Postfix (scripts/env/mailbox.sh) ------------------------------------
 # Users alice and bob with Maildirs, bounce/relay/discard domains, OpenDKIM milter, private Dovecot.
 bash "$HERE/env/mailbox.sh" || die "could not set up the mail loop (scripts/env/mailbox.sh)"
+
+# --- Prometheus scraping smtprun exporter (scripts/env/prometheus.sh; tests/integration/test_prometheus.py) ---
+bash "$HERE/env/prometheus.sh" || die "could not set up Prometheus (scripts/env/prometheus.sh)"
 log "ready: SMTP Postfix 127.0.0.1:25, Exim :2525, OpenSMTPD :2527; IMAP :143/:993, POP3 :110/:995;" \
-    "OpenDKIM :8891 (ports, users, paths: tests/support/mtas.py)"
+    "OpenDKIM :8891; Prometheus :19090 (ports, users, paths: tests/support/mtas.py, tests/support/prometheus.py)"

@@ -8,7 +8,7 @@ if [ "$(id -u)" = 0 ]; then
 else
   echo "test.sh: not root: Postfix, dnsmasq and Chromium are not set up; their tests will skip" >&2
 fi
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test,fast]'
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 python3 -m ruff check runner tests
 lint-imports --no-cache   # the layering in docs/architecture.md (contracts in pyproject.toml)
 exec python3 -m pytest -q "$@"

@@ -37,6 +37,8 @@ class _PlanBuilder:
     def __init__(self, loaded: Loaded, overrides: dict[str, str]) -> None:
         self.loaded, self.data, self.overrides = loaded, loaded.data, overrides
         self.problems: list[Problem] = []
+        self.read: set[str] = set()  # the names the plan's templates read (StepBuilder.read)
+        self.warnings: list[Problem] = []  # StepBuilder.warnings
         self.matrix_names = set(self.data.get("matrix", {})) | {
             k for c in self.data.get("cases", []) for k in c.get("matrix", {})}
 
@@ -46,7 +48,8 @@ class _PlanBuilder:
         self.check_secrets(variables)
         raw_cases = self.raw_cases()
         names = {**variables, **{k: "" for k in self.matrix_names if k not in variables}}
-        steps = StepBuilder(self.loaded, names, self.problems)
+        steps = StepBuilder(self.loaded, names, self.problems, read=self.read, warnings=self.warnings)
+        steps.unsettled |= self.matrix_names | set(late)
         self.check_target(steps)
         captures = {n for _, c in raw_cases for s in c["steps"] for n in s.get("capture", {})}
         cases: list[Case] = []
@@ -65,6 +68,8 @@ class _PlanBuilder:
             cases=tuple(cases),
             sequential=data.get("sequential", False) or any(c.when for c in cases),
             late_vars=late,
+            warnings=tuple(self.warnings),
+            names=(frozenset(data.get("vars", {})) | self.matrix_names | self.read) - {"env"},  # env: never a --var
         )
 
     # -- variables --------------------------------------------------------------------------
@@ -80,7 +85,8 @@ class _PlanBuilder:
         values = {**declared, **self.overrides}
         pending = {k for k, v in declared.items()
                    if k not in self.overrides and isinstance(v, str) and template.is_template(v)}
-        checker = StepBuilder(self.loaded, {k: v for k, v in values.items() if k not in pending}, self.problems)
+        checker = StepBuilder(self.loaded, {k: v for k, v in values.items() if k not in pending}, self.problems,
+                              read=self.read)
         checker.variables = set(values) | self.matrix_names
         for name in sorted(pending):
             checker.template(values[name], ("vars", name), set())
@@ -180,7 +186,8 @@ class _PlanBuilder:
                                                      path))
             return []
         return [Case(self.case_name(raw, path, combo, variables, numbered + n), line, steps, finally_steps,
-                     raw.get("when"), retry, raw.get("continue_on_failure", False), raw.get("timeout"), combo)
+                     raw.get("when"), retry, raw.get("continue_on_failure", False), raw.get("timeout"), combo,
+                     quit_on_failure=raw.get("quit_on_failure"))
                 for n, combo in enumerate(combos)]
 
     def case_name(self, raw: dict[str, Any], path: tuple[Any, ...], combo: dict[str, Any],
@@ -241,4 +248,6 @@ def _target(raw: dict[str, Any]) -> Target:
         addresses=raw.get("addresses", "first"),
         nameservers=tuple([raw["nameserver"]] if isinstance(raw.get("nameserver"), str) else raw.get("nameserver", [])),
         dns_timeout=float(raw.get("dns_timeout", 5.0)),
+        strict_replies=raw.get("strict_replies", False),
+        quit_on_failure=raw.get("quit_on_failure", True),
     )

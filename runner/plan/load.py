@@ -22,7 +22,8 @@ from runner.files import read_regular
 from runner.redact import MASK, Redactor
 from runner.text import CONTROLS, printable
 
-__all__ = ["MAX_NODES", "MAX_PLAN_BYTES", "Hidden", "Loaded", "Source", "load_file", "load_text"]
+__all__ = ["MAX_NODES", "MAX_PLAN_BYTES", "Hidden", "Loaded", "Source", "Unreadable", "load_file", "load_text",
+           "plans_in"]
 
 MAX_PLAN_BYTES = 1024 * 1024  # a plan is a page of steps; a megabyte is far past any real one
 MAX_NODES = 200_000  # values after alias expansion: bounds memory against alias bombs
@@ -131,6 +132,15 @@ class Loaded:
     source: Source
     marks: dict[Path_, tuple[int, int]]  # path of a value -> (line, col) of the value
     key_marks: dict[Path_, tuple[int, int]]  # path of a value -> (line, col) of its key
+    kind: str = "plan"  # what the file is, in messages about it as a whole: "plan" or "included file"
+
+    def under(self, key: str) -> Loaded:
+        """The same file with its data as the value of `key`: a bare list of steps as `steps:`."""
+        def moved(table: dict[Path_, tuple[int, int]]) -> dict[Path_, tuple[int, int]]:
+            return {(key, *path): pos for path, pos in table.items()}
+
+        return Loaded({key: self.data}, self.source, {(): (1, 1), **moved(self.marks)}, moved(self.key_marks),
+                      self.kind)
 
     def where(self, path: Path_, key: bool = False) -> tuple[int, int] | None:
         """The closest known position to `path` (a missing item points at its parent)."""
@@ -150,35 +160,72 @@ class Loaded:
         return self.source.problem(message, *(pos or (None, 1)), hint=hint)
 
 
-def load_file(path: str | Path, display: str | None = None, hide: Hidden | None = None) -> Loaded:
+def plans_in(folder: str | Path) -> list[Path]:
+    """The plans of a folder: every *.yaml file directly inside it, sorted, but for those that are a bare
+    list of steps (a file to include, not a plan). Subfolders (plans/common/) are not looked into."""
+    found = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            head = read_regular(path, 4096)
+        except OSError:
+            found.append(path)  # read_plan says why it cannot be read
+            continue
+        if not _is_step_list(head.decode("utf-8", "replace")):
+            found.append(path)
+    return found
+
+
+def _is_step_list(text: str) -> bool:
+    """Whether a YAML text's first value is a block sequence (`- expect: 220`)."""
+    for line in text.removeprefix("\ufeff").splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "%", "---")):
+            return stripped.startswith("- ") or stripped == "-"
+    return False
+
+
+class Unreadable(PlanError):
+    """The file could not be read at all (missing, a folder, no permission): `reason` says why."""
+
+    def __init__(self, problem: Problem, reason: str) -> None:
+        super().__init__(problem)
+        self.reason = reason
+
+
+def load_file(path: str | Path, display: str | None = None, kind: str = "plan",
+              hide: Hidden | None = None) -> Loaded:
+    """A plan file (or, with kind "included file", a file of steps) read and composed, or PlanError."""
     name = display or str(path)
     try:
         raw = read_regular(path, MAX_PLAN_BYTES)
     except OSError as exc:
-        raise PlanError(Problem(f"cannot read plan: {exc.strerror or exc}", Location(name, 1, 1))) from None
+        reason = exc.strerror or str(exc)
+        raise Unreadable(Problem(f"cannot read {kind}: {reason}", Location(name, 1, 1)), reason) from None
     if len(raw) > MAX_PLAN_BYTES:
-        raise PlanError(Problem(f"plan file is larger than {MAX_PLAN_BYTES} bytes", Location(name, 1, 1)))
+        what = "plan file" if kind == "plan" else kind
+        raise PlanError(Problem(f"{what} is larger than {MAX_PLAN_BYTES} bytes", Location(name, 1, 1)))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise PlanError(
-            Problem(f"plan is not UTF-8: invalid byte 0x{raw[exc.start]:02x} at offset {exc.start}",
+            Problem(f"{kind} is not UTF-8: invalid byte 0x{raw[exc.start]:02x} at offset {exc.start}",
                     Location(name, line, col))
         ) from None
-    return load_text(text.removeprefix("\ufeff"), name, hide)
+    return load_text(text.removeprefix("\ufeff"), name, kind, hide)
 
 
-def load_text(text: str, name: str = "<plan>", hide: Hidden | None = None) -> Loaded:
+def load_text(text: str, name: str = "<plan>", kind: str = "plan", hide: Hidden | None = None) -> Loaded:
     source = Source(name, text, hide or Hidden(), excerpts=False)  # no line of it is shown until it is YAML
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:  # PyYAML's parser recurses once per level of nesting
-        raise PlanError(source.problem(f"plan is nested deeper than {MAX_DEPTH} levels", None)) from None
+        raise PlanError(source.problem(f"{kind} is nested deeper than {MAX_DEPTH} levels", None)) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. NUL
         line, col = source.position(exc.position)
-        raise PlanError(source.problem(f"character {exc.character!r} is not allowed in a plan", line, col)) from None
+        message = f"character {exc.character!r} is not allowed in {_a(kind)}"
+        raise PlanError(source.problem(message, line, col)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         msg = f"YAML syntax: {exc.problem or exc.context}"
@@ -188,21 +235,29 @@ def load_text(text: str, name: str = "<plan>", hide: Hidden | None = None) -> Lo
         raise PlanError(source.problem(msg, *source.position(mark.index), hint=hint)) from None
     except yaml.YAMLError as exc:
         raise PlanError(source.problem(f"YAML: {exc}", None)) from None
-    if isinstance(node, MappingNode):  # a plan, or meant to be one: its lines may be shown, secrets masked
+    # a plan, or meant to be one (an included file may be a bare list of steps): its lines may be shown,
+    # secrets masked
+    if isinstance(node, MappingNode) or (kind != "plan" and isinstance(node, SequenceNode)):
         source.excerpts = True
         _hide_secrets(node, source)
-    builder = _Builder(source)
+    builder = _Builder(source, kind)
     data = builder.build(node, ()) if node is not None else None
-    return Loaded(data, source, builder.marks, builder.key_marks)
+    return Loaded(data, source, builder.marks, builder.key_marks, kind)
 
 
-def _secret_names(root: MappingNode) -> set[str]:
-    """The names a plan's top-level `secrets:` list gives."""
+def _a(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
+
+
+def _secret_names(root: MappingNode | SequenceNode) -> set[str]:
+    """The names a plan's top-level `secrets:` list gives (a bare list of steps gives none)."""
+    if not isinstance(root, MappingNode):
+        return set()
     return {item.value for key, value in root.value if isinstance(key, ScalarNode) and key.value == "secrets"
             and isinstance(value, SequenceNode) for item in value.value if isinstance(item, ScalarNode)}
 
 
-def _hide_secrets(root: MappingNode, source: Source) -> None:
+def _hide_secrets(root: MappingNode | SequenceNode, source: Source) -> None:
     """Mark where secrets stand, walking the composed nodes once each (aliases are shared nodes)."""
     hide = source.hide = source.hide.widened(_secret_names(root))
     stack: list[Node] = [root]
@@ -225,8 +280,8 @@ def _hide_secrets(root: MappingNode, source: Source) -> None:
 
 
 class _Builder:
-    def __init__(self, source: Source) -> None:
-        self.source = source
+    def __init__(self, source: Source, kind: str = "plan") -> None:
+        self.source, self.kind = source, kind
         self.marks: dict[Path_, tuple[int, int]] = {}
         self.key_marks: dict[Path_, tuple[int, int]] = {}
         self.count = 0
@@ -241,9 +296,9 @@ class _Builder:
     def build(self, node: Node, path: Path_, depth: int = 0) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise self.fail(f"plan expands to more than {MAX_NODES} values (alias expansion?)", node)
+            raise self.fail(f"{self.kind} expands to more than {MAX_NODES} values (alias expansion?)", node)
         if depth > MAX_DEPTH:
-            raise self.fail(f"plan is nested deeper than {MAX_DEPTH} levels", node)
+            raise self.fail(f"{self.kind} is nested deeper than {MAX_DEPTH} levels", node)
         self.marks.setdefault(path, self._pos(node))
         if isinstance(node, MappingNode):
             return self._mapping(node, path, depth)
@@ -255,7 +310,7 @@ class _Builder:
 
     def _bad_tag(self, node: Node) -> PlanError:
         tag = node.tag.replace(_T, "!!")
-        return self.fail(f"YAML tag {tag} is not allowed: a plan holds plain data only", node)
+        return self.fail(f"YAML tag {tag} is not allowed: {_a(self.kind)} holds plain data only", node)
 
     def _scalar(self, node: ScalarNode) -> Any:
         if node.tag in _TEXT_TAGS:
@@ -283,7 +338,7 @@ class _Builder:
                 for mk, mv in self._pairs(src):
                     self.count += 1  # merges of merges grow like aliases do: bound them alike
                     if self.count > MAX_NODES:
-                        raise self.fail(f"plan expands to more than {MAX_NODES} values (merge keys)", src)
+                        raise self.fail(f"{self.kind} expands to more than {MAX_NODES} values (merge keys)", src)
                     if mk.value not in explicit_keys and mk.value not in seen:
                         seen.add(mk.value)
                         merged.append((mk, mv))

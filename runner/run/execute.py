@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -21,17 +22,19 @@ from typing import Any
 from runner import __version__
 from runner.net.transport import Connector, quiet_closed_transports
 from runner.plan.scope import Scope
+from runner.plan.targets import FleetTarget, in_shard
 from runner.plan.types import Case, Plan, Target
-from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult
+from runner.results import FAILED, INFO, SKIPPED, CaseResult, PlanResult, RunResult
 from runner.run.budget import RenderBudget
 from runner.run.case import Hop, Listener, not_run, run_case
-from runner.run.render import skip_reason
+from runner.run.render import preview_labels, skip_reason
 from runner.stats import LoadStats
 from runner.template import RenderError
 
-__all__ = ["RunOptions", "run_plans"]
+__all__ = ["RunOptions", "new_event_loop", "run_plans", "run_plans_async"]
 
 DEFAULT_JOBS = 20
+NEVER_STARTED = "interrupted before it started"
 
 
 @dataclass
@@ -48,6 +51,9 @@ class RunOptions:
     listener: Listener | None = None
     on_case: Callable[[PlanResult, CaseResult], None] | None = None
     connect: Connector | None = None  # how sessions connect; None: over the network
+    on_start: Callable[[Callable[[], None]], None] | None = None  # given the function that stops the run, as Ctrl-C
+    targets: tuple[FleetTarget, ...] = ()  # --targets: every case against each of these
+    shard: tuple[int, int] | None = None  # --shard K/N: only the cases of share K
 
 
 def target_for(plan: Plan, options: RunOptions) -> Target:
@@ -61,11 +67,10 @@ def target_for(plan: Plan, options: RunOptions) -> Target:
     return dataclasses.replace(plan.target, **changes)
 
 
-def _placeholder(case: Case, target: Target, status: str, reason: str, failed_first: bool = False) -> CaseResult:
+def _placeholder(case: Case, target: Target, status: str, reason: str) -> CaseResult:
+    """A case's result without a session: every step not run, the case saying why."""
     result = CaseResult(name=case.name, status=status, target=str(target), line=case.line, reason=reason)
     result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
-    if failed_first and result.steps:
-        result.steps[0].status, result.steps[0].reason = FAILED, reason
     return result
 
 
@@ -77,6 +82,7 @@ class _Job:
     route: tuple[Hop, ...] | None = None
     label: str = ""
     error: str | None = None  # the route could not be found (DNS): the case fails with this
+    target: Target | None = None  # --targets: this job's own target instead of the plan's
 
 
 def mx_notes(found: Any) -> list[str]:
@@ -97,11 +103,23 @@ class _PlanRun:
         self.target = target_for(plan, options)
         self.scope = Scope.for_plan(plan, options.secrets)  # each case runs in its own scope derived from it
         self.result = PlanResult(plan.name, plan.file, self.scope.redactor.text(plan.source), str(self.target))
-        self.jobs = [_Job(c) for c in plan.cases]
+        self.jobs = self._fleet() if options.targets else [_Job(c) for c in plan.cases]
+        if options.targets:
+            self.result.target = f"{len(options.targets)} targets"
         self._placeholders()
 
+    def _fleet(self) -> list[_Job]:
+        """--targets: each case against each target, named after it, with the target's own variables."""
+        return [_Job(dataclasses.replace(c, name=f"{c.name} @ {t.text}", vars={**c.vars, **t.vars}),
+                     target=t.apply(self.target))
+                for t in self.options.targets for c in self.plan.cases]
+
     def _placeholders(self) -> None:
-        self.result.cases = [_placeholder(self._named(j), self.target, FAILED, "interrupted before the case finished")
+        """Until a case has its verdict: not run. What Ctrl-C leaves of a case that never began stays so."""
+        shard = self.options.shard
+        if shard is not None:
+            self.jobs = [j for j in self.jobs if in_shard(self._named(j).name, str(j.target or self.target), shard)]
+        self.result.cases = [_placeholder(self._named(j), j.target or self.target, SKIPPED, NEVER_STARTED)
                              for j in self.jobs]
 
     @staticmethod
@@ -109,7 +127,7 @@ class _PlanRun:
         return dataclasses.replace(job.case, name=job.case.name + job.label) if job.label else job.case
 
     async def run(self) -> None:
-        if self.target.mx:
+        if self.target.mx and not self.options.targets:
             self.jobs = await self._mx_jobs()
             self._placeholders()
         if self.plan.sequential:
@@ -127,7 +145,9 @@ class _PlanRun:
         t = self.target
         try:
             domain = self.scope.render(t.mx or "")
+            t0 = time.monotonic()
             found = await resolve_mx(domain, config_for(t.nameservers, t.dns_timeout, t.families))
+            self.result.dns_seconds = time.monotonic() - t0
         except (DnsError, RenderError, ValueError) as exc:
             return [_Job(c, error=str(exc)) for c in self.plan.cases]
         self.result.notes = mx_notes(found)
@@ -154,41 +174,67 @@ class _PlanRun:
             raise
         except Exception as exc:
             reason = f"internal error: {type(exc).__name__}: {exc}"
-            self._done(i, _placeholder(self._named(job), self.target, FAILED, reason, failed_first=True))
+            self._done(i, _placeholder(self._named(job), job.target or self.target, FAILED, reason))
 
     async def _verdict(self, i: int, job: _Job) -> None:
-        case = self._named(job)
+        case, target = self._named(job), job.target or self.target
+        notes: list[str] = []
+        if job.target is not None and job.target.mx and job.error is None:
+            job, notes = await self._fleet_route(job)
         if job.error is not None:
-            self._done(i, _placeholder(case, self.target, FAILED, job.error, failed_first=True))
+            self._done(i, _placeholder(case, target, FAILED, job.error))
             return
         if case.when is not None:
             skip = skip_reason(case, self.scope.for_case(self.plan, case))
             if skip:
-                self._done(i, _placeholder(case, self.target, SKIPPED, skip))
+                self._done(i, _placeholder(case, target, SKIPPED, skip))
                 return
         if self.options.repeat > 1:
-            self._done(i, await self._load(case, job.route))
+            result = await self._load(case, job.route, target)
         else:
-            self._done(i, await self._tries(case, job.route))
+            result = await self._tries(case, job.route, target)
+        result.notes[:0] = notes
+        self._done(i, result)
 
-    async def _tries(self, case: Case, route: tuple[Hop, ...] | None) -> CaseResult:
+    async def _fleet_route(self, job: _Job) -> tuple[_Job, list[str]]:
+        """An `mx:domain` target: its MX hosts looked up (one session's share of the gate), then the route."""
+        from runner.net.dns import DnsError, config_for, resolve_mx
+
+        t = job.target or self.target
+        async with self.gate:
+            try:
+                found = await resolve_mx(t.mx or "", config_for(t.nameservers, t.dns_timeout, t.families))
+            except (DnsError, ValueError) as exc:
+                return dataclasses.replace(job, error=str(exc)), []
+        route = tuple(Hop(ex.host, a, ex.preference) for ex in found.exchangers for a in ex.addresses)
+        return dataclasses.replace(job, route=route, error=None if route else "no MX host has an address"), \
+            mx_notes(found)
+
+    async def _tries(self, case: Case, route: tuple[Hop, ...] | None, target: Target) -> CaseResult:
         """The case, tried again after a failure as often as its `retry:` allows; the last try is its result."""
         tries = 1 + (case.retry.times if case.retry else 0)
         earlier: list[CaseResult] = []
         t0 = time.monotonic()
+        started = datetime.now(timezone.utc)
         for attempt in range(tries):
             if attempt:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
             async with self.gate:
-                result = await run_case(self.plan, case, self.target, self.scope, self.options.listener,
+                if self.stopping.is_set() and not attempt:  # Ctrl-C while it waited for a free session
+                    return _placeholder(case, target, SKIPPED, NEVER_STARTED)
+                result = await run_case(self.plan, case, target, self.scope, self.options.listener,
                                         self.plan.sequential, route, self.stopping, self.options.connect,
                                         self.budget)
             if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set():
                 break
             earlier.append(result)
+            if self.options.listener is not None:  # -v: this try's verdict before the next session's lines
+                delay = case.retry.delay if case.retry else 0
+                self.options.listener(case.name, INFO, f"try {attempt + 1} of {tries} failed: {result.reason}; "
+                                                       f"trying again in {delay:g}s".encode())
         result.attempts = earlier
         if earlier:
-            result.duration = time.monotonic() - t0  # every try and the waits between them
+            result.started_at, result.duration = started, time.monotonic() - t0  # every try, the waits between
             used = len(earlier) + 1
             if result.status != FAILED:
                 result.notes.append(f"passed on try {used} of {tries}")
@@ -196,24 +242,25 @@ class _PlanRun:
                 result.notes.append(f"failed all {tries} tries" if used == tries else f"failed {used} of {tries} tries")
         return result
 
-    async def _load(self, case: Case, route: tuple[Hop, ...] | None) -> CaseResult:
+    async def _load(self, case: Case, route: tuple[Hop, ...] | None, target: Target) -> CaseResult:
         """--repeat: the case `repeat` times, `jobs` at a time, folded into figures as they finish."""
         stats, left = LoadStats(), self.options.repeat
         t0 = time.monotonic()
+        started = datetime.now(timezone.utc)
 
         async def worker() -> None:
             nonlocal left
             while left > 0 and not self.stopping.is_set():
                 left -= 1
                 async with self.gate:
-                    stats.add(await run_case(self.plan, case, self.target, self.scope, route=route,
+                    stats.add(await run_case(self.plan, case, target, self.scope, route=route,
                                              stop=self.stopping, connect=self.options.connect, budget=self.budget))
 
         with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C: the sessions so far still make figures
             await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))
-        result = stats.first if stats.first is not None else _placeholder(case, self.target, FAILED, "no session ran")
+        result = stats.first if stats.first is not None else _placeholder(case, target, FAILED, "no session ran")
         result.load = stats.summary(time.monotonic() - t0)
-        result.duration = result.load["wall"]
+        result.started_at, result.duration = started, result.load["wall"]
         result.attempts = [e for e in stats.examples if e is not result]
         if stats.failed:
             result.status = FAILED
@@ -222,14 +269,19 @@ class _PlanRun:
         return result
 
     def _done(self, i: int, result: CaseResult) -> None:
+        preview_labels(result, self.jobs[i].case, self.scope.for_case(self.plan, self.jobs[i].case))
         self.result.cases[i] = result
         if self.options.on_case is not None:
             self.options.on_case(self.result, result)
 
 
-async def _run(plans: list[Plan], options: RunOptions, run: RunResult) -> None:
+async def _run(plans: list[Plan], options: RunOptions, run: RunResult, stop: asyncio.Event | None = None) -> None:
+    """The run; with `stop` given, its owner (an exporter's probe) stops it, and Ctrl-C is left alone."""
     gate = asyncio.Semaphore(max(1, options.jobs))
-    stop = asyncio.Event()
+    own_signals = stop is None
+    stop = stop or asyncio.Event()
+    if options.on_start is not None:
+        options.on_start(stop.set)
     budget = RenderBudget()
     runs = [_PlanRun(plan, options, gate, stop, budget) for plan in plans]
     run.plans.extend(r.result for r in runs)
@@ -237,7 +289,8 @@ async def _run(plans: list[Plan], options: RunOptions, run: RunResult) -> None:
 
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or no signals
-        loop.add_signal_handler(signal.SIGINT, stop.set)
+        if own_signals:
+            loop.add_signal_handler(signal.SIGINT, stop.set)
     waiter = asyncio.ensure_future(stop.wait())
     try:
         while pending and not stop.is_set():
@@ -255,11 +308,24 @@ async def _run(plans: list[Plan], options: RunOptions, run: RunResult) -> None:
                 task.cancel()
             _, pending = await asyncio.wait(pending, timeout=0.2)
     with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.remove_signal_handler(signal.SIGINT)
+        if own_signals:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+async def run_plans_async(plans: list[Plan], options: RunOptions, stop: asyncio.Event) -> RunResult:
+    """The run on the caller's event loop (an exporter's): setting `stop` ends it early, what ran reported."""
+    run = RunResult(version=__version__, started_at=datetime.now(timezone.utc), shard=options.shard)
+    t0 = time.monotonic()
+    await _run(plans, options, run, stop)
+    run.duration = time.monotonic() - t0
+    return run
 
 
 def event_loop_name() -> str:
-    """uvloop when it is installed (`pip install smtprun[fast]`): the same asyncio API, faster I/O."""
+    """uvloop where it is installed (a dependency wherever it builds): the same asyncio API, faster I/O.
+    SMTPRUN_EVENT_LOOP=asyncio chooses the stock loop, the fallback every test also runs on."""
+    if os.environ.get("SMTPRUN_EVENT_LOOP", "").strip().lower() == "asyncio":
+        return "asyncio"
     try:
         import uvloop  # noqa: F401
     except ImportError:
@@ -267,7 +333,7 @@ def event_loop_name() -> str:
     return "uvloop"
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def new_event_loop() -> asyncio.AbstractEventLoop:
     if event_loop_name() == "uvloop":
         import uvloop
 
@@ -279,9 +345,9 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_plans(plans: list[Plan], options: RunOptions) -> RunResult:
-    run = RunResult(version=__version__, started_at=datetime.now(timezone.utc))
+    run = RunResult(version=__version__, started_at=datetime.now(timezone.utc), shard=options.shard)
     t0 = time.monotonic()
-    loop = _new_loop()
+    loop = new_event_loop()
     try:
         loop.run_until_complete(_run(plans, options, run))
     finally:

@@ -16,10 +16,11 @@ from typing import Any
 from runner.errors import RenderError
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Include, Step
+from runner.results import SKIPPED, CaseResult
 from runner.run.budget import RenderBudget
-from runner.template import MAX_BODY, MAX_VALUE, MAX_VALUES, OutputTooLarge, evaluate, is_template, render
+from runner.template import MAX_BODY, MAX_VALUE, MAX_VALUES, OutputTooLarge, evaluate, is_template, preview, render
 
-__all__ = ["StepRenderer", "skip_reason"]
+__all__ = ["StepRenderer", "preview_labels", "skip_reason"]
 
 _BODIES = ("send", "raw", "data", "bdat")  # the actions whose text may be large: what goes on the wire
 
@@ -95,6 +96,22 @@ class StepRenderer:
             out[k] = render(v, self.scope.values, min(room, MAX_VALUE)) if isinstance(v, str) else v
             room -= len(out[k]) if isinstance(v, str) else 0
         return out
+
+
+def preview_labels(result: CaseResult, case: Case, scope: Scope) -> None:
+    """Steps that never ran are labelled by their templates; render in those what `scope` (the plan's
+    variables, --var, the case's matrix values) settles, keep the rest as written (a capture, `env`), and
+    hide the secrets, so a report shows `EHLO client.test` and `RCPT TO:<{{ found }}>`, not `EHLO {{ helo }}`."""
+    renderer = StepRenderer(scope)
+    for step, out in zip((*case.steps, *case.finally_steps), result.steps, strict=False):
+        if out.status != SKIPPED or "{" not in out.label:
+            continue
+        try:
+            names = dict(renderer.names(step))
+        except RenderError:  # an include parameter that needs a capture: the case's own names only
+            names = dict(scope.values)
+        names.pop("env", None)  # the environment is read as a step runs, never to describe one
+        out.label = scope.redactor.text(preview(out.label, names))
 
 
 def skip_reason(case: Case, scope: Scope) -> str | None:

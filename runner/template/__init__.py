@@ -13,8 +13,9 @@ from runner.template.render import (
     evaluate,
     is_template,
     names_used,
+    preview,
     render,
 )
 
 __all__ = ["BUILTIN_NAMES", "ENVIRON", "MAX_BODY", "MAX_VALUE", "MAX_VALUES", "OutputTooLarge", "RenderError",
-           "check_structure", "env_refs", "evaluate", "is_template", "names_used", "render"]
+           "check_structure", "env_refs", "evaluate", "is_template", "names_used", "preview", "render"]

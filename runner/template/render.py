@@ -16,7 +16,7 @@ from typing import Any
 from runner.errors import OutputTooLarge, RenderError
 
 __all__ = ["ENVIRON", "MAX_BODY", "MAX_VALUE", "MAX_VALUES", "OutputTooLarge", "RenderError", "check_structure",
-           "env_refs", "evaluate", "is_template", "names_used", "render"]
+           "env_refs", "evaluate", "is_template", "names_used", "preview", "render"]
 
 # What a plan string may render to. A step's body (send, raw, data, bdat) may be large, and is
 # rendered under the run's budget (runner/run/budget.py), so cases at once cannot multiply it;
@@ -26,7 +26,7 @@ MAX_VALUE = 1024 * 1024
 MAX_VALUES = 4 * MAX_VALUE  # all of a plan's rendered variables together (and a case's, or an include's)
 
 # Values a template may always use besides plan variables and captures.
-BUILTIN_NAMES = frozenset({"env", "ehlo"})
+BUILTIN_NAMES = frozenset({"env", "ehlo", "message_id"})
 
 _NAME = r"[A-Za-z][A-Za-z0-9_]*"
 _SIMPLE = re.compile(r"\{\{\s*(" + _NAME + r")(?:\.(" + _NAME + r"))?\s*\}\}")
@@ -94,6 +94,27 @@ def render(text: str, variables: Mapping[str, Any], limit: int = MAX_VALUE) -> s
     from runner.template import sandbox
 
     return sandbox.render(text, variables, limit)
+
+
+def preview(text: str, variables: Mapping[str, Any]) -> str:
+    """What a plan string will look like, before it runs: the placeholders `variables` settle rendered, the
+    others (a capture not yet made) kept as written. A template beyond plain substitution is rendered
+    whole, or kept as written when any name it needs is missing."""
+    if not is_template(text):
+        return text
+    if _simple(text) is None:
+        try:
+            return render(text, variables)
+        except RenderError:
+            return text
+
+    def one(match: re.Match[str]) -> str:
+        try:
+            return _value(match, variables)
+        except RenderError:
+            return match[0]
+
+    return _SIMPLE.sub(one, text)
 
 
 def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:

@@ -78,7 +78,7 @@ def test_silent_server_fails_the_case_within_its_timeout(tmp_path, silent):
     code, out, _ = run(plan, "--no-report")
     elapsed = time.monotonic() - t0
     assert code == 1
-    assert "timed out waiting for a reply" in out
+    assert "no reply within 1s" in out
     assert 0.9 < elapsed < 2.0
 
 

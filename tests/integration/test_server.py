@@ -12,7 +12,8 @@ from contextlib import contextmanager
 import pytest
 
 from runner.tools import server as server_module
-from runner.tools.server import PROFILES, REPLY_KEYS, EmbeddedServer
+from runner.tools.profiles import PROFILES, REPLY_KEYS
+from runner.tools.server import EmbeddedServer
 
 USER, PASSWORD = "alice", "s3cret pass"
 MESSAGE = b"Subject: test message\r\n\r\nbody line\r\n"

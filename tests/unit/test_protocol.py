@@ -111,6 +111,30 @@ def test_reply_fed_one_byte_at_a_time() -> None:
     assert outcome([data[i : i + 1] for i in range(len(data))])[0] == parse(data)
 
 
+# --- 8-bit text: outside RFC 5321 §4.2, sent by servers all the same ----------------------------------------------
+
+def test_text_that_is_not_utf8_is_read_as_latin1_and_the_reply_marked() -> None:
+    data = b"220-serveur de messagerie pr\xeat\r\n220 caf\xc3\xa9\r\n"
+    assert parse(data) == [Reply(220, ("serveur de messagerie prêt", "café"), data, eight_bit=True)]
+    assert not parse(b"220 caf\xc3\xa9\r\n")[0].eight_bit  # UTF-8 (RFC 6531) is not a deviation
+
+
+def test_strict_parser_refuses_text_that_is_not_utf8() -> None:
+    parser = ReplyParser(strict=True)
+    parser.feed(b"250 caf\xe9\r\n")
+    with pytest.raises(ProtocolError, match=r"^reply line is not valid UTF-8 at byte 7$"):
+        parser.next_reply()
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"220 pr\xeat\x1b[2J\r\n", "reply line contains control character 0x1b at offset 8"),
+    (b"220 pr\xeat\x00\r\n", "reply line contains a NUL byte at offset 8"),
+    (b"220 pr\xeat\x7f\r\n", "reply line contains control character 0x7f at offset 8"),
+])
+def test_control_bytes_in_8bit_text_are_still_refused(data: bytes, message: str) -> None:
+    assert outcome([data])[1] == message
+
+
 # --- replies that are refused ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -119,7 +143,6 @@ def test_reply_fed_one_byte_at_a_time() -> None:
         (b"250 ok\n", "reply line ends with a bare LF, not CRLF (RFC 5321 §2.3.8)"),
         (b"250 o\rk\r\n", "reply line contains a bare CR (RFC 5321 §2.3.8)"),
         (b"250 o\x00k\r\n", "reply line contains a NUL byte at offset 5"),
-        (b"250 caf\xe9\r\n", "reply line is not valid UTF-8 at byte 7"),
         (b"250-a\r\n251 b\r\n", "reply code changed from 250 to 251 inside a multiline reply"),
         (b"hello\r\n", "not an SMTP reply line: 'hello'"),
         (b"\r\n", "not an SMTP reply line: ''"),
@@ -130,7 +153,7 @@ def test_reply_fed_one_byte_at_a_time() -> None:
         (b"5x5 it's a \\ \"q\"\r\n", "not an SMTP reply line: '5x5 it's a \\\\ \"q\"'"),
         (b"250\xe2\x80\xae ko\r\n", "reply code not followed by space, '-' or CRLF: '250\\u202e ko'"),
     ],
-    ids=["bare-lf", "bare-cr", "nul", "bad-utf8", "code-changes", "garbage", "empty-line", "1yz", "short-code",
+    ids=["bare-lf", "bare-cr", "nul", "code-changes", "garbage", "empty-line", "1yz", "short-code",
          "bad-separator", "four-digits", "escapes", "bidi-after-code"],
 )
 def test_malformed_reply_is_refused(data: bytes, message: str) -> None:

@@ -1,0 +1,323 @@
+"""`smtprun exporter --plans DIR`: a Prometheus exporter in the blackbox_exporter style.
+
+`GET /probe?plan=NAME` runs DIR/NAME.yaml on the exporter's event loop and answers its metrics
+(runner.tools.probe_metrics); `target=` points it elsewhere only where `--allow-target` allows it, so
+the exporter cannot be made to connect anywhere (blackbox_exporter's SSRF lesson). Plan names are
+file names in DIR, never paths. At most `--max-concurrent` probes run at once; others wait within
+their scrape's time or get 503. A plan is re-read and re-validated when its file changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fnmatch
+import html
+import re
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.process_collector import ProcessCollector
+
+from runner.arguments import ArgumentParser, host_port, seconds
+from runner.environment import Environment
+from runner.errors import PlanError, SmtprunError, UsageError
+from runner.net.address import hostport
+from runner.plan import Plan, read_plan
+from runner.plan.targets import FleetTarget, parse_target
+from runner.run.execute import RunOptions, new_event_loop, run_plans_async
+from runner.status import ExitStatus
+from runner.tools.probe_metrics import probe_registry
+
+__all__ = ["Exporter", "main"]
+
+DEFAULT_LISTEN = ("127.0.0.1", 9465)
+DEFAULT_TIMEOUT = 10.0  # without the scrape-timeout header: Prometheus's own default scrape_timeout
+MAX_QUERY = 1024  # bytes of query string: a plan name and a target need far less
+_PLAN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_SUFFIXES = (".yaml", ".yml")
+
+
+class _Refused(Exception):
+    """A probe request that cannot be served: its HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+@dataclass
+class _Loaded:
+    key: tuple[int, int, int]  # (mtime_ns, size, inode): a change means read it again
+    plan: Plan | None
+    problem: str | None  # the plan error's first line, when it does not validate
+
+
+@dataclass(frozen=True)
+class Settings:
+    plans_dir: Path
+    allow_targets: tuple[str, ...] = ()
+    max_concurrent: int = 10
+    timeout: float = DEFAULT_TIMEOUT
+    timeout_offset: float = 0.25  # seconds kept back from the scrape timeout for the answer to travel
+    jobs: int = 20  # sessions in flight within one probe
+
+
+class Exporter:
+    def __init__(self, settings: Settings, log=None) -> None:
+        self.settings = settings
+        self.log = log or (lambda line: None)
+        self.plans: dict[str, _Loaded] = {}
+        self.slots = asyncio.Semaphore(settings.max_concurrent)
+        self.waiting = 0
+        disable_created_metrics()  # no *_created series beside every counter
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        self.probes = Counter("smtprun_exporter_probes", "Probes answered, by plan and outcome",
+                              ("plan", "outcome"), registry=self.registry)
+        self.refused = Counter("smtprun_exporter_requests_refused", "Probe requests refused, by HTTP status",
+                               ("status",), registry=self.registry)
+        self.in_flight = Gauge("smtprun_exporter_probes_in_flight", "Probes running now", registry=self.registry)
+        self.valid = Gauge("smtprun_exporter_plan_valid", "Whether the plan file validates (1) or not (0)",
+                           ("plan",), registry=self.registry)
+
+    # -- plans ----------------------------------------------------------------------------------
+    def plan_files(self) -> dict[str, Path]:
+        found = {}
+        with contextlib.suppress(OSError):
+            for path in sorted(self.settings.plans_dir.iterdir()):
+                if path.suffix in _SUFFIXES and _PLAN_NAME.fullmatch(path.stem) and path.is_file():
+                    found.setdefault(path.stem, path)
+        return found
+
+    def load(self, name: str, path: Path) -> _Loaded:
+        """The plan, read again (and validated again) only when its file changed; problems logged once."""
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise _Refused(400, f"plan {name!r}: {exc.strerror or exc}") from None
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        loaded = self.plans.get(name)
+        if loaded is not None and loaded.key == key:
+            return loaded
+        try:
+            loaded = _Loaded(key, read_plan(path), None)
+        except PlanError as exc:
+            loaded = _Loaded(key, None, str(exc).splitlines()[0])
+            for line in str(exc).splitlines():
+                self.log(f"smtprun exporter: {line}")
+        except SmtprunError as exc:
+            loaded = _Loaded(key, None, f"{path}: {exc}")
+            self.log(f"smtprun exporter: {loaded.problem}")
+        self.plans[name] = loaded
+        self.valid.labels(name).set(1 if loaded.plan else 0)
+        return loaded
+
+    def load_all(self) -> list[str]:
+        return [name for name, path in self.plan_files().items() if self.load(name, path).plan is not None]
+
+    # -- one probe ------------------------------------------------------------------------------
+    def _plan_for(self, request: web.Request) -> tuple[str, Plan]:
+        if len(request.query_string) > MAX_QUERY:
+            raise _Refused(400, f"query longer than {MAX_QUERY} bytes")
+        name = request.query.get("plan")
+        if not name:
+            raise _Refused(400, "plan parameter is missing: /probe?plan=NAME")
+        if not _PLAN_NAME.fullmatch(name) or name.startswith(".."):
+            raise _Refused(400, f"plan {name!r} is not a plan name: the name of a .yaml file in the plans folder")
+        path = self.plan_files().get(name)
+        if path is None:
+            raise _Refused(400, f"unknown plan {name!r}")
+        loaded = self.load(name, path)
+        if loaded.plan is None:
+            raise _Refused(400, f"plan {name!r} does not validate: {loaded.problem}")
+        return name, self._targeted(loaded.plan, request.query.get("target"))
+
+    def _targeted(self, plan: Plan, target: str | None) -> Plan:
+        if target is None:
+            return plan
+        if not self.settings.allow_targets:
+            raise _Refused(400, "target= is not allowed: the exporter was started without --allow-target")
+        try:
+            label, host, port, mx = parse_target(target)
+        except ValueError as exc:
+            raise _Refused(400, f"target {target!r}: {exc}") from None
+        full = f"mx:{mx}:{port or plan.target.port}" if mx else hostport(host or "", port or plan.target.port)
+        if not any(fnmatch.fnmatchcase(full, pattern) for pattern in self.settings.allow_targets):
+            raise _Refused(400, f"target {full} is not allowed by --allow-target")
+        return replace(plan, target=FleetTarget(label, 0, host, port, mx).apply(plan.target))
+
+    def budget(self, request: web.Request) -> float:
+        """Seconds this probe may take: the scrape's timeout (its header) less the offset, within --timeout."""
+        header = request.headers.get("X-Prometheus-Scrape-Timeout-Seconds")
+        try:
+            scrape = float(header) if header else self.settings.timeout
+        except ValueError:
+            scrape = self.settings.timeout
+        if not scrape > 0:
+            scrape = self.settings.timeout
+        return max(0.1, min(scrape, self.settings.timeout) - self.settings.timeout_offset)
+
+    async def probe(self, request: web.Request) -> web.Response:
+        t0 = time.monotonic()
+        try:
+            name, plan = self._plan_for(request)
+            budget = self.budget(request)
+            await self._slot(budget)
+        except _Refused as exc:
+            self.refused.labels(str(exc.status)).inc()
+            return web.Response(status=exc.status, text=exc.reason + "\n")
+        try:
+            self.in_flight.inc()
+            left = budget - (time.monotonic() - t0)
+            run = await self._run(plan, left) if left > 0 else None
+        finally:
+            self.in_flight.dec()
+            self.slots.release()
+        registry = probe_registry(run, time.monotonic() - t0)
+        ok = run is not None and run.status == "passed" and not run.interrupted
+        self.probes.labels(name, "success" if ok else "failure").inc()
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+    async def _slot(self, budget: float) -> None:
+        """One of --max-concurrent places, waited for within the probe's time; a bounded queue."""
+        if self.waiting >= 10 * self.settings.max_concurrent:
+            raise _Refused(503, "too many probes waiting; try again later")
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self.slots.acquire(), budget)
+        except asyncio.TimeoutError:
+            raise _Refused(503, f"no probe slot free within {budget:g}s (--max-concurrent "
+                                f"{self.settings.max_concurrent})") from None
+        finally:
+            self.waiting -= 1
+
+    async def _run(self, plan: Plan, budget: float):
+        stop = asyncio.Event()
+        timer = asyncio.get_running_loop().call_later(budget, stop.set)
+        options = RunOptions(timeout=min(plan.target.timeout, budget), session_timeout=budget,
+                             jobs=self.settings.jobs)
+        try:
+            return await run_plans_async([plan], options, stop)
+        finally:
+            timer.cancel()
+
+    # -- the other pages ------------------------------------------------------------------------
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+    async def index(self, request: web.Request) -> web.Response:
+        rows = []
+        for name, path in self.plan_files().items():
+            loaded = self.load(name, path)
+            state = "ok" if loaded.plan else f"does not validate: {loaded.problem}"
+            link = f'<a href="probe?plan={html.escape(name)}">{html.escape(name)}</a>'
+            rows.append(f"<li>{link} <small>({html.escape(state)})</small></li>")
+        body = ("<!doctype html><html><head><meta charset=utf-8><title>smtprun exporter</title></head><body>"
+                "<h1>smtprun exporter</h1><p>Plans in " + html.escape(str(self.settings.plans_dir)) + ":</p><ul>"
+                + "".join(rows) + '</ul><p><a href="metrics">the exporter\'s own metrics</a></p></body></html>')
+        return web.Response(text=body, content_type="text/html")
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=4096)  # a probe has no body
+        app.router.add_get("/", self.index)
+        app.router.add_get("/probe", self.probe)
+        app.router.add_get("/metrics", self.metrics)
+        return app
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(prog="smtprun exporter",
+                            description="A Prometheus exporter: GET /probe?plan=NAME runs a plan.")
+    parser.add_argument("--plans", required=True, metavar="DIR", help="the folder of plan files (NAME.yaml)")
+    parser.add_argument("--listen", type=host_port, default=DEFAULT_LISTEN, metavar="HOST:PORT",
+                        help="where to answer (default 127.0.0.1:9465)")
+    parser.add_argument("--allow-target", action="append", default=[], metavar="PATTERN",
+                        help="let target= point a probe at host:port (or mx:domain:port) matching this glob, "
+                             "e.g. '127.0.0.1:*' (repeatable; without it target= is refused)")
+    parser.add_argument("--max-concurrent", type=_positive, default=10, metavar="N",
+                        help="probes running at once (default 10); others wait within their time, or get 503")
+    parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT,
+                        help=f"seconds a probe may take at most (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--timeout-offset", type=float, default=0.25, metavar="SECONDS",
+                        help="kept back from the scrape timeout Prometheus sends (default 0.25)")
+    return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 10_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 10000, got {text!r}")
+    return int(text)
+
+
+async def _serve(exporter: Exporter, host: str, port: int, out) -> None:
+    runner = web.AppRunner(exporter.app(), access_log=None, handle_signals=False, keepalive_timeout=15)
+    await runner.setup()
+    try:
+        try:
+            await web.TCPSite(runner, host, port, backlog=1024).start()
+        except OSError as exc:
+            raise SmtprunError(f"cannot listen on {hostport(host, port)}: {exc.strerror or exc}") from None
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, done.set)
+        out.write(f"smtprun exporter: listening on http://{hostport(host, port)}/\n")
+        out.flush()
+        await done.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str], env: Environment) -> int:
+    def log(line: str) -> None:
+        env.stderr.write(line + "\n")
+        env.stderr.flush()
+
+    try:
+        args = _parser().parse_args(list(argv))
+        plans_dir = Path(args.plans)
+        if not plans_dir.is_dir():
+            raise UsageError(f"--plans {args.plans}: not a folder")
+        loop = new_event_loop()
+        asyncio.set_event_loop(loop)
+        settings = Settings(plans_dir, tuple(args.allow_target), args.max_concurrent, args.timeout,
+                            max(0.0, args.timeout_offset))
+        exporter = Exporter(settings, log)
+        good = exporter.load_all()
+        bad = sorted(set(exporter.plans) - set(good))
+        env.stdout.write(f"smtprun exporter: {len(good)} plan{'s' * (len(good) != 1)} in {plans_dir}"
+                         + (f" ({', '.join(good)})" if good else "")
+                         + (f"; not valid: {', '.join(bad)}" if bad else "") + "\n")
+        try:
+            loop.run_until_complete(_serve(exporter, *args.listen[:1], args.listen[1] or DEFAULT_LISTEN[1], env.stdout))
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except UsageError as exc:
+        text = str(exc)
+        log(text if text.startswith("smtprun exporter") else f"smtprun exporter: {text}")
+        return int(ExitStatus.USAGE)
+    except SmtprunError as exc:
+        log(f"smtprun exporter: {exc}")
+        return int(ExitStatus.ERROR)
+    except KeyboardInterrupt:
+        return int(ExitStatus.INTERRUPTED)
+    return int(ExitStatus.OK)
+

@@ -1,0 +1,71 @@
+"""One probe's result as Prometheus metrics, in a registry of its own (as blackbox_exporter answers /probe).
+
+A fresh CollectorRegistry per probe: nothing of one probe leaks into the next, and the text is
+written by `prometheus_client.generate_latest`, not by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from runner.results import PASSED, SKIPPED, CaseResult, RunResult
+
+__all__ = ["probe_registry"]
+
+
+def _expiry(case: CaseResult) -> float | None:
+    """The TLS certificate's notAfter as Unix time, when the case made a TLS session."""
+    not_after = (case.tls or {}).get("not_after")  # ISO 8601 in UTC: 2025-06-01T12:00:00Z
+    try:
+        return datetime.fromisoformat(not_after.replace("Z", "+00:00")).timestamp() if not_after else None
+    except ValueError:
+        return None
+
+
+def _gauge(registry: CollectorRegistry, name: str, text: str, labels: tuple[str, ...] = ()) -> Gauge:
+    return Gauge(name, text, labels, registry=registry)
+
+
+def _cases(registry: CollectorRegistry, run: RunResult) -> list[float]:
+    success = _gauge(registry, "smtprun_case_success", "Whether the case passed (1) or not (0)", ("case",))
+    duration = _gauge(registry, "smtprun_case_duration_seconds", "How long the case took", ("case",))
+    step_time = _gauge(registry, "smtprun_step_duration_seconds", "How long the step took (sent to judged)",
+                       ("case", "step", "action"))
+    code = _gauge(registry, "smtprun_step_reply_code", "The SMTP reply code the step read",
+                  ("case", "step", "action"))
+    expiries = []
+    for plan in run.plans:
+        for case in plan.cases:
+            success.labels(case.name).set(1 if case.status == PASSED else 0)
+            duration.labels(case.name).set(case.duration)
+            for step in (s for s in case.steps if s.status != SKIPPED):  # steps that never ran have no time
+                labels = (case.name, str(step.index), step.action)
+                step_time.labels(*labels).set(step.duration)
+                if step.reply is not None:
+                    code.labels(*labels).set(step.reply.code)
+            expiry = _expiry(case)
+            if expiry is not None:
+                expiries.append(expiry)
+    return expiries
+
+
+def probe_registry(run: RunResult | None, duration: float) -> CollectorRegistry:
+    """The metrics of one probe; `run` None when the plan did not run at all (a timeout before it began)."""
+    registry = CollectorRegistry(auto_describe=True)
+    ok = run is not None and run.status == PASSED and not run.interrupted
+    _gauge(registry, "smtprun_probe_success", "Whether every case of the plan passed").set(1 if ok else 0)
+    _gauge(registry, "smtprun_probe_duration_seconds", "How long the probe took").set(duration)
+    if run is None:
+        return registry
+    expiries = _cases(registry, run)
+    if expiries:
+        _gauge(registry, "smtprun_ssl_earliest_cert_expiry",
+               "The earliest notAfter of the TLS certificates seen, as Unix time").set(min(expiries))
+    dns = [p.dns_seconds for p in run.plans if p.dns_seconds is not None]
+    if dns:
+        _gauge(registry, "smtprun_dns_lookup_time_seconds", "How long the MX lookup took").set(sum(dns))
+    _gauge(registry, "smtprun_probe_interrupted",
+           "Whether the probe's time ran out before every case ended").set(1 if run.interrupted else 0)
+    return registry

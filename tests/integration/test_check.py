@@ -1,0 +1,133 @@
+"""`smtprun check`: its output read as Nagios/Icinga read it, against the real Postfix and a dead port."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.cli import run, write_plan
+from tests.support.monitoring import dead_port, parse_check
+
+STARTTLS_PLAN = """\
+name: smoke
+target: {host: 127.0.0.1, port: 25, timeout: 5}
+steps:
+  - expect: 220
+  - send: EHLO smtprun.test
+    expect: 250
+  - starttls: {cafile: /etc/smtprun-test/ca.pem}
+  - send: EHLO smtprun.test
+    expect: 250
+  - send: QUIT
+    expect: 221
+"""
+
+
+@pytest.fixture
+def plan(tmp_path, postfix):
+    return write_plan(tmp_path, STARTTLS_PLAN)
+
+
+def test_ok_against_postfix_with_time_and_certificate_perfdata(plan):
+    code, out, err = run("check", plan)
+    check = parse_check(out)
+    assert (code, check.status, err) == (0, "OK", "")
+    assert check.text.startswith("SMTP OK - 5/5 steps in ")
+    assert check.long == []
+    time = check.perf["time"]
+    assert (time.unit, time.minimum) == ("s", "0")
+    assert 0 < time.value < 5
+    days = check.perf["cert_days"]
+    assert days.value > 30 and days.value == int(days.value)
+    assert (days.warning, days.critical) == ("30:", "7:")
+
+
+def test_dead_port_is_critical_with_the_reason_below(plan):
+    with dead_port() as port:
+        code, out, _ = run("check", plan, "--port", str(port))
+    check = parse_check(out)
+    assert (code, check.status) == (2, "CRITICAL")
+    assert check.text == (f"SMTP CRITICAL - 0/5 steps in {check.perf['time'].value:.2f}s: "
+                          f"smoke: cannot connect to 127.0.0.1:{port}: Connection refused")
+    assert check.long == [f"smoke: cannot connect to 127.0.0.1:{port}: Connection refused"]  # no step ran
+    assert "cert_days" not in check.perf
+
+
+@pytest.mark.parametrize(("options", "code", "status", "note"), [
+    (("-w", "@0:100"), 1, "WARNING", "run time {t}s (warning @0:100)"),
+    (("-w", "@0:100", "-c", "~:0"), 2, "CRITICAL", "run time {t}s (critical ~:0)"),
+    (("-w", "100"), 0, "OK", None),
+    (("--cert-warning", "100000:"), 1, "WARNING", "certificate expires in {d} days (warning 100000:)"),
+    (("--cert-critical", "@0:100000"), 2, "CRITICAL", "certificate expires in {d} days (critical @0:100000)"),
+])
+def test_thresholds_in_the_plugins_range_syntax(plan, options, code, status, note):
+    got, out, _ = run("check", plan, *options)
+    check = parse_check(out)
+    assert (got, check.status) == (code, status)
+    t, d = check.perf["time"].value, int(check.perf["cert_days"].value)
+    expected = f"SMTP {status} - 5/5 steps in {t:.2f}s" + (": " + note.format(t=f"{t:g}", d=d) if note else "")
+    assert check.text == expected
+    if "-w" in options:
+        assert check.perf["time"].warning == options[options.index("-w") + 1]
+
+
+def test_a_wrong_reply_is_critical_and_shows_what_came(tmp_path, postfix):
+    plan = write_plan(tmp_path, """\
+name: unknown user
+target: {host: 127.0.0.1, port: 25, timeout: 5}
+steps:
+  - expect: 220
+  - send: EHLO smtprun.test
+    expect: 250
+  - send: "MAIL FROM:<a@example.com>"
+    expect: 250
+  - send: "RCPT TO:<nosuchuser@localhost>"
+    expect: 250
+  - send: QUIT
+    expect: 221
+""")
+    code, out, _ = run("check", plan)
+    check = parse_check(out)
+    assert (code, check.status) == (2, "CRITICAL")
+    assert check.text.startswith("SMTP CRITICAL - 3/5 steps in ")
+    assert check.long[0] == f"unknown user: step 4 at {plan}:9: RCPT TO:<nosuchuser@localhost>"
+    assert check.long[1] == "  expected: 250"
+    assert check.long[2].startswith("  got: 550 5.1.1 <nosuchuser@localhost>: Recipient address rejected")
+
+
+def test_a_plan_error_is_unknown_with_its_line_never_critical(tmp_path):
+    plan = write_plan(tmp_path, 'target: {host: 127.0.0.1}\nsteps:\n  - send: "EHLO {{ nope }}"\n    expect: 250\n')
+    code, out, _ = run("check", plan)
+    check = parse_check(out)
+    assert (code, check.status) == (3, "UNKNOWN")
+    assert check.text == f"SMTP UNKNOWN - {plan}:3:11: error: undefined variable 'nope'"
+    assert check.perf == {}
+
+
+@pytest.mark.parametrize(("argv", "text"), [
+    (("-w", "1x"), "argument -w/--warning: not a threshold range: '1x' (expected N, N:, ~:N, N:M or @N:M)"),
+    (("-c", "5:1"), "argument -c/--critical: threshold range '5:1' starts above its end"),
+    (("--port", "0"), "argument -p/--port: not a TCP port: '0'"),
+])
+def test_bad_options_are_unknown(tmp_path, argv, text):
+    code, out, _ = run("check", write_plan(tmp_path, STARTTLS_PLAN), *argv)
+    assert (code, out) == (3, f"SMTP UNKNOWN - {text}\n")
+
+
+def test_missing_plan_is_unknown(tmp_path):
+    code, out, _ = run("check", str(tmp_path / "nope.yaml"))
+    assert code == 3
+    assert out.startswith(f"SMTP UNKNOWN - {tmp_path / 'nope.yaml'}:1:1: error: cannot read plan")
+
+
+def test_secrets_stay_out_of_the_output(tmp_path, postfix):
+    plan = write_plan(tmp_path, """\
+target: {host: 127.0.0.1, port: 25, timeout: 5}
+steps:
+  - expect: 220
+  - send: "EHLO {{ token }}"
+    expect: 354
+""")
+    code, out, _ = run("check", plan, "--secret", "token=s3cr3t-tok3n.example")
+    assert code == 2
+    assert "s3cr3t-tok3n" not in out
+    assert "EHLO ***" in out

@@ -1,0 +1,202 @@
+"""`smtprun exporter`: /probe answered in the Prometheus text format, run against the real Postfix."""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.support.exporter import running_exporter, samples
+from tests.support.faults import BANNER, FaultServer, Peer
+from tests.support.monitoring import dead_port
+
+SMOKE = """\
+name: smoke
+target: {host: 127.0.0.1, port: 25, timeout: 5}
+steps:
+  - expect: 220
+  - send: EHLO smtprun.test
+    expect: 250
+  - starttls: {cafile: /etc/smtprun-test/ca.pem}
+  - send: QUIT
+    expect: 221
+"""
+BROKEN = 'target: {host: 127.0.0.1}\nsteps:\n  - send: "EHLO {{ nope }}"\n    expect: 250\n'
+
+
+def plan(name: str, port: int, timeout: float = 30) -> str:
+    return f"name: {name}\ntarget: {{host: 127.0.0.1, port: {port}, timeout: {timeout}}}\n" \
+           "steps:\n  - expect: 220\n  - send: QUIT\n    expect: 221\n"
+
+
+@pytest.fixture
+def plans(tmp_path, postfix):
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    (folder / "smoke.yaml").write_text(SMOKE)
+    (folder / "broken.yaml").write_text(BROKEN)
+    return folder
+
+
+@pytest.fixture
+def exporter(plans):
+    with running_exporter(plans, "--allow-target", "127.0.0.1:*") as running:
+        yield running
+
+
+def test_probe_against_postfix_in_the_prometheus_text_format(exporter):
+    status, content_type, body = exporter.get("/probe?plan=smoke")
+    assert (status, content_type) == (200, "text/plain; version=0.0.4; charset=utf-8")
+    got = samples(body)
+    assert got[("smtprun_probe_success", ())] == 1
+    assert got[("smtprun_case_success", (("case", "smoke"),))] == 1
+    codes = [got[("smtprun_step_reply_code", (("action", a), ("case", "smoke"), ("step", str(i))))]
+             for i, a in enumerate(("expect", "send", "starttls", "send"), 1)]
+    assert codes == [220, 250, 220, 221]
+    assert 0 < got[("smtprun_probe_duration_seconds", ())] < 5
+    assert got[("smtprun_step_duration_seconds", (("action", "starttls"), ("case", "smoke"), ("step", "3")))] > 0
+    expiry = got[("smtprun_ssl_earliest_cert_expiry", ())]
+    assert time.time() + 30 * 86400 < expiry < time.time() + 3650 * 86400
+
+
+def test_an_allowed_target_override_to_a_dead_port_fails_the_probe(exporter):
+    with dead_port() as port:
+        status, _, body = exporter.get(f"/probe?plan=smoke&target=127.0.0.1:{port}")
+    got = samples(body)
+    assert status == 200
+    assert got[("smtprun_probe_success", ())] == 0
+    assert got[("smtprun_case_success", (("case", "smoke"),))] == 0
+    assert ("smtprun_step_reply_code", (("action", "expect"), ("case", "smoke"), ("step", "1"))) not in got
+
+
+@pytest.mark.parametrize(("query", "reason"), [
+    ("plan=../x", "plan '../x' is not a plan name: the name of a .yaml file in the plans folder"),
+    ("plan=/etc/passwd", "plan '/etc/passwd' is not a plan name: the name of a .yaml file in the plans folder"),
+    ("plan=nope", "unknown plan 'nope'"),
+    ("", "plan parameter is missing: /probe?plan=NAME"),
+    ("plan=smoke&target=192.0.2.1:25", "target 192.0.2.1:25 is not allowed by --allow-target"),
+    ("plan=smoke&target=mx:example.org", "target mx:example.org:25 is not allowed by --allow-target"),
+    ("plan=smoke&target=a:b:c", "target 'a:b:c': not a host, HOST:PORT or IPv6 address: 'a:b:c'"),
+    ("plan=smoke&x=" + "a" * 2000, "query longer than 1024 bytes"),
+])
+def test_bad_probe_requests_get_400_with_a_one_line_reason(exporter, query, reason):
+    assert exporter.get(f"/probe?{query}") == (400, "text/plain; charset=utf-8", reason + "\n")
+
+
+def test_a_plan_that_does_not_validate_is_reported_at_start_and_refused(exporter, plans):
+    assert f"smtprun exporter: {plans / 'broken.yaml'}:3:11: error: undefined variable 'nope'" in exporter.startup
+    assert "smtprun exporter: 1 plan in" in exporter.startup and "not valid: broken" in exporter.startup
+    status, _, body = exporter.get("/probe?plan=broken")
+    assert (status, body) == (400, f"plan 'broken' does not validate: {plans / 'broken.yaml'}:3:11: error: "
+                                   "undefined variable 'nope'\n")
+
+
+def test_an_edited_plan_is_read_again_and_validated_again(exporter, plans):
+    assert exporter.get("/probe?plan=smoke")[0] == 200
+    (plans / "smoke.yaml").write_text(SMOKE.replace("EHLO smtprun.test", "EHLO {{ helo }}"))
+    status, _, body = exporter.get("/probe?plan=smoke")
+    assert (status, body) == (400, f"plan 'smoke' does not validate: {plans / 'smoke.yaml'}:5:11: error: "
+                                   "undefined variable 'helo'\n")
+    (plans / "broken.yaml").write_text(SMOKE)
+    status, _, body = exporter.get("/probe?plan=broken")
+    assert status == 200 and samples(body)[("smtprun_probe_success", ())] == 1
+
+
+def test_target_is_refused_without_allow_target(plans):
+    with running_exporter(plans) as running:
+        assert running.get("/probe?plan=smoke&target=127.0.0.1:25") == (
+            400, "text/plain; charset=utf-8",
+            "target= is not allowed: the exporter was started without --allow-target\n")
+
+
+def test_the_scrape_timeout_header_bounds_the_probe(tmp_path):
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    with FaultServer("silent") as server:
+        (folder / "hung.yaml").write_text(plan("hung", server.port))
+        with running_exporter(folder) as running:
+            t0 = time.monotonic()
+            status, _, body = running.get("/probe?plan=hung", {"X-Prometheus-Scrape-Timeout-Seconds": "1.5"})
+            elapsed = time.monotonic() - t0
+    got = samples(body)
+    assert status == 200 and got[("smtprun_probe_success", ())] == 0
+    assert elapsed < 1.5
+    assert 1.0 <= got[("smtprun_probe_duration_seconds", ())] < 1.5
+
+
+def held_sessions(hold: float):
+    """A server that waits `hold` seconds before its banner, counting the connections open at once."""
+    lock, now, peak = threading.Lock(), [0], [0]
+
+    def behaviour(peer: Peer) -> None:
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        try:
+            ready, _, _ = select.select([peer.sock], [], [], hold)
+            if ready:  # the client sends nothing before the banner: it hung up (its probe's time ran out)
+                return
+            peer.send(BANNER)
+            peer.read_line()
+            peer.send(b"221 bye\r\n")
+        finally:
+            with lock:
+                now[0] -= 1
+    return behaviour, peak
+
+
+def test_at_most_max_concurrent_probes_run_the_rest_wait_or_get_503(tmp_path):
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    behaviour, peak = held_sessions(0.4)
+    with FaultServer(behaviour) as server:
+        (folder / "held.yaml").write_text(plan("held", server.port))
+        with running_exporter(folder, "--max-concurrent", "2") as running, ThreadPoolExecutor(40) as pool:
+            answers = list(pool.map(lambda _: running.get("/probe?plan=held", {
+                "X-Prometheus-Scrape-Timeout-Seconds": "1.5"}), range(40)))
+            own = running.get("/metrics")[2]
+    assert peak[0] == 2
+    ok = [a for a in answers if a[0] == 200]
+    refused = [a for a in answers if a[0] == 503]
+    assert len(ok) + len(refused) == 40 and len(ok) >= 2 and refused
+    assert {a[2] for a in refused} <= {"no probe slot free within 1.25s (--max-concurrent 2)\n",
+                                       "too many probes waiting; try again later\n"}
+    got = samples(own)
+    assert got[("smtprun_exporter_probes_in_flight", ())] == 0
+    assert got[("smtprun_exporter_requests_refused_total", (("status", "503"),))] == len(refused)
+
+
+def test_clients_that_never_finish_their_request_do_not_block_probes(exporter):
+    host, port = exporter.url.removeprefix("http://").split(":")
+    stalled = []
+    try:
+        for _ in range(200):
+            sock = socket.create_connection((host, int(port)), timeout=5)
+            sock.sendall(b"GET /probe?plan=smoke HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            stalled.append(sock)
+        t0 = time.monotonic()
+        status, _, body = exporter.get("/probe?plan=smoke", timeout=5)
+        assert status == 200 and samples(body)[("smtprun_probe_success", ())] == 1
+        assert time.monotonic() - t0 < 3
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_index_lists_the_plans_and_metrics_counts_probes(exporter):
+    exporter.get("/probe?plan=smoke")
+    exporter.get("/probe?plan=nope")
+    status, content_type, page = exporter.get("/")
+    assert status == 200 and content_type.startswith("text/html")
+    assert '<a href="probe?plan=smoke">smoke</a> <small>(ok)</small>' in page
+    assert '<a href="probe?plan=broken">broken</a> <small>(does not validate: ' in page
+    got = samples(exporter.get("/metrics")[2])
+    assert got[("smtprun_exporter_probes_total", (("outcome", "success"), ("plan", "smoke")))] == 1
+    assert got[("smtprun_exporter_requests_refused_total", (("status", "400"),))] == 1
+    assert got[("smtprun_exporter_plan_valid", (("plan", "broken"),))] == 0
+    assert got[("smtprun_exporter_plan_valid", (("plan", "smoke"),))] == 1
+    assert ("process_resident_memory_bytes", ()) in got
