@@ -96,16 +96,20 @@ def render(text: str, variables: Mapping[str, Any], limit: int = MAX_VALUE) -> s
     return sandbox.render(text, variables, limit)
 
 
+PREVIEW_LIMIT = 4096  # characters a step that never ran may show in its label
+
+
 def preview(text: str, variables: Mapping[str, Any]) -> str:
     """What a plan string will look like, before it runs: the placeholders `variables` settle rendered, the
-    others (a capture not yet made) kept as written. A template beyond plain substitution is rendered
-    whole, or kept as written when any name it needs is missing."""
+    others (a capture not yet made) kept as written. A template beyond plain substitution is rendered whole
+    if it comes to a label's size (PREVIEW_LIMIT), else kept as written, as when any name it needs is missing:
+    a label is no reason to hold megabytes a loop renders (the step renders it, bounded, when it runs)."""
     if not is_template(text):
         return text
     if _simple(text) is None:
         try:
-            return render(text, variables)
-        except RenderError:
+            return render(text, variables, PREVIEW_LIMIT)
+        except (RenderError, OutputTooLarge):
             return text
 
     def one(match: re.Match[str]) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
+from runner.plan import read_plan
 from tests.fuzz.budget import GARBAGE_SEEDS
 from tests.fuzz.guards import Hang, loopback_only, peak_rss_mb, time_limit
 from tests.support.dnsserver import DnsServer
@@ -174,7 +175,10 @@ def run_against_garbage(plan: Path, seed: int, tmp_path: Path, tls, dns: str, se
     secret = secret or SECRETS[seed % len(SECRETS)]
     out, err = StringIO(), StringIO()
     json_path, junit_path, reports = tmp_path / "run.json", tmp_path / "run.xml", tmp_path / "reports"
-    argv = [str(plan), "--host", "127.0.0.1:{port}", "--secret", f"password={secret}", "--var", f"cafile={cafile}",
+    declared = read_plan(plan).vars  # a --var or --secret no plan reads is refused: give what the plan declares
+    given = [f"--secret=password={secret}"] * ("password" in declared) + [f"--var=cafile={cafile}"] * (
+        "cafile" in declared)
+    argv = [str(plan), "--host", "127.0.0.1:{port}", *given,
             "--nameserver", dns, "--json", str(json_path), "--junit", str(junit_path), "--report-dir", str(reports),
             "--timeout", "2", "--session-timeout", str(CASE_SECONDS), "-j", "1"]
     cases = max(plan.read_text("utf-8").count("- name:"), 1)

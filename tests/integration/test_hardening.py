@@ -108,8 +108,8 @@ def test_validate_refuses_a_fifo_as_plan_or_include_without_waiting(tmp_path):
     code, out, elapsed = smtprun("validate", str(tmp_path / "plan-fifo.yaml"), plan)
     assert code == 2, out
     assert f"{tmp_path}/plan-fifo.yaml:1:1: error: cannot read plan: a named pipe (FIFO), not a regular file" in out
-    assert f"{tmp_path}/part.yaml:1:1: error: cannot read plan: a named pipe (FIFO), not a regular file" in out
-    assert f"note: included from {plan}:2" in out
+    # the include is named where it stands, as an included file, not as a plan
+    assert f"{plan}:2:14: error: cannot read included file part.yaml: a named pipe (FIFO), not a regular file" in out
     assert elapsed < 10
 
 
@@ -416,7 +416,7 @@ def _peak_rss_mib(*argv: str) -> tuple[int, float, str]:
 
 def test_a_matrix_does_not_multiply_the_memory_of_a_large_rendered_body(tmp_path):
     """Measured: matrix 8 peaked at 1008 MiB and 16 at 1924 MiB before (each case's 60 M characters at once);
-    now one large body at a time is alive per budget share, and 16 cases peak near one case (~290 MiB)."""
+    now the run's budget bounds the large bodies alive at once, whatever the number of cases."""
     def sink(peer: Peer) -> None:
         peer.send(BANNER)
         peer.hold()
@@ -430,7 +430,9 @@ def test_a_matrix_does_not_multiply_the_memory_of_a_large_rendered_body(tmp_path
             code, peaks[n], out = _peak_rss_mib(plan, "--no-report")
             assert code == 0, out
             assert f"{n} passed" in out
-    assert peaks[16] - peaks[1] < 250, peaks
+    # The run's budget (128 Mi characters) lets two such 60 M bodies be alive at once, each with its encoded
+    # bytes: a run of 16 may hold about twice what one case holds, never sixteen times (before: 9 times).
+    assert peaks[16] < 3 * peaks[1], peaks
 
 
 def test_variables_are_bounded_all_together(tmp_path):
