@@ -107,10 +107,11 @@ def _line_ok(line: bytes) -> tuple[int, str, str] | None:
     if not line.endswith(b"\r\n") or b"\r" in line[:-2] or b"\n" in line[:-2] or b"\x00" in line:
         return None
     try:
-        text = line[:-2].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if any((ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) <= 0x9F for c in text):
+        text, c1_refused = line[:-2].decode("utf-8"), True
+    except UnicodeDecodeError:  # 8-bit text: read as Latin-1 (RFC 5321 §4.2 deviation, a warning), its bytes kept
+        text, c1_refused = line[:-2].decode("latin-1"), False
+    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F or (c1_refused and 0x80 <= ord(c) <= 0x9F)
+           for c in text):
         return None
     code, sep, rest = text[:3], text[3:4], text[4:]
     if len(code) != 3 or code[0] not in "2345" or not all(c in "0123456789" for c in code):
