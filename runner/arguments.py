@@ -10,7 +10,8 @@ import argparse
 from runner.errors import UsageError
 from runner.net.address import parse_hostport, parse_port
 
-__all__ = ["ArgumentParser", "count", "host_port", "name_value", "nameserver", "seconds", "shard", "tcp_port"]
+__all__ = ["ArgumentParser", "count", "host_port", "name_value", "nameserver", "seconds", "secret_value", "shard",
+           "tcp_port"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -28,6 +29,14 @@ def name_value(text: str) -> tuple[str, str]:
     return name, value
 
 
+def secret_value(text: str) -> tuple[str, str]:
+    """NAME=VALUE, as --secret takes it: a mistake is named without showing what was given."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError("expected NAME=VALUE (what was given is a secret: not shown)")
+    return name, value
+
+
 def nameserver(text: str) -> str:
     from runner.net.dns import parse_nameserver
 
@@ -38,13 +47,18 @@ def nameserver(text: str) -> str:
     return text
 
 
+MIN_SECONDS = 0.001  # a wait shorter than a millisecond is no wait at all (1e-320 is a typo, not a timeout)
+MAX_SECONDS = 86400
+
+
 def seconds(text: str) -> float:
+    """A timeout in seconds, from a millisecond to a day; NaN and infinity are not timeouts."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 86400:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text}")
+    if not MIN_SECONDS <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be between {MIN_SECONDS:g} and {MAX_SECONDS} seconds: {text}")
     return value
 
 

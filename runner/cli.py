@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from runner import __version__
-from runner.arguments import count, host_port, name_value, nameserver, seconds, shard, tcp_port
-from runner.console import Console
+from runner.arguments import count, host_port, name_value, nameserver, seconds, secret_value, shard, tcp_port
+from runner.console import Console, Output
 from runner.environment import Environment
 from runner.errors import PlanError, ReportError, SmtprunError, UsageError
 from runner.net.address import hostport
@@ -29,6 +29,17 @@ if TYPE_CHECKING:
 __all__ = ["main", "name_value", "program", "tcp_port"]
 
 COMMANDS = ("run", "validate", "serve", "record", "check", "exporter", "merge")
+OTHER_COMMANDS = """other commands (each with its own --help):
+  smtprun validate PLAN ...   check plans without sending anything
+  smtprun serve               run the embedded SMTP server
+  smtprun record HOST[:PORT]  an interactive SMTP session, written down as a plan
+  smtprun check PLAN          a Monitoring Plugins (Nagios, Icinga) check: one status line, exit 0-3
+  smtprun exporter --plans D  a Prometheus exporter: GET /probe?plan=NAME runs a plan
+  smtprun merge RESULT.json   join the --json results of shards or machines into one report
+  smtprun --version"""
+RUN_PARSER = {"prog": "smtprun run", "usage": "smtprun [run] PLAN|FOLDER ... [options]", "epilog": OTHER_COMMANDS,
+              "description": "Run SMTP test plans written in YAML: `smtprun PLAN` is `smtprun run PLAN`.",
+              "formatter_class": argparse.RawDescriptionHelpFormatter}
 # Commands with their own parser and exit statuses (a monitoring check's 0-3), given the rest of argv.
 TOOLS = {"check": "a Monitoring Plugins (Nagios, Icinga) check: one status line, exit 0-3",
          "exporter": "a Prometheus exporter: GET /probe?plan=NAME runs a plan",
@@ -44,7 +55,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="smtprun", description="Run SMTP test plans written in YAML.")
     parser.add_argument("--version", action="version", version=f"smtprun {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    _add_run_arguments(sub.add_parser("run", help="run plans (the default command)"))
+    _add_run_arguments(sub.add_parser("run", help="run plans (the default command)", **RUN_PARSER))
     _add_validate_arguments(sub.add_parser("validate", help="check plans without sending anything"))
     _add_serve_arguments(sub.add_parser("serve", help="run the embedded SMTP server"))
     rec = sub.add_parser("record", help="an interactive SMTP session, written down as a plan")
@@ -58,11 +69,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
-    run.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
+    run.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML), or folders of them")
     _add_target_arguments(run)
     _add_variable_arguments(run, "set a plan variable (repeatable)",
                             "set a variable whose value is redacted in every output (repeatable)")
-    run.add_argument("-j", "--jobs", type=count, default=20, help="sessions in flight at once (default 20)")
+    run.add_argument("-j", "--jobs", type=count, default=20, metavar="N",
+                     help="sessions in flight at once (default 20)")
     run.add_argument("--repeat", type=count, default=1, metavar="N",
                      help="load mode: run each case N times (with --jobs in flight) and report throughput and latency")
     run.add_argument("-v", "--verbose", action="store_true", help="print the live transcript (C: / S: lines)")
@@ -72,7 +84,7 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--no-report", action="store_true", help="write no HTML report")
     run.add_argument("--embedded", action="store_true",
                      help="start the embedded server on a free loopback port and run the plans against it")
-    run.add_argument("--profile", default="default", help="the embedded server's profile (with --embedded)")
+    run.add_argument("--profile", help="the embedded server's profile (with --embedded; default: default)")
     run.add_argument("--targets", metavar="FILE",
                      help="run every case against each target in FILE (host[:port], [IPv6]:port or mx:domain "
                           "per line; or CSV with a header row, its other columns the target's variables)")
@@ -82,13 +94,13 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
 
 def _add_target_arguments(run: argparse.ArgumentParser) -> None:
     """Where and how long `run` connects, instead of what the plans say."""
-    run.add_argument("--host", type=host_port,
+    run.add_argument("--host", type=host_port, metavar="HOST[:PORT]",
                      help="connect here instead of the plan's target (HOST, HOST:PORT, [IPv6]:PORT)")
     run.add_argument("--port", type=tcp_port, help="connect to this port instead of the plan's")
-    run.add_argument("--timeout", type=seconds,
+    run.add_argument("--timeout", type=seconds, metavar="S",
                      help="seconds to wait for each reply, instead of the plans' target.timeout "
                           "(a case's or step's own timeout still applies)")
-    run.add_argument("--session-timeout", type=seconds, help="seconds a whole case may take")
+    run.add_argument("--session-timeout", type=seconds, metavar="S", help="seconds a whole case may take")
     run.add_argument("--nameserver", action="append", type=nameserver, default=[], metavar="IP[:PORT]",
                      help="DNS server for MX lookups and DNS checks (repeatable; default: the plan's, or the system)")
     family = run.add_mutually_exclusive_group()
@@ -100,20 +112,21 @@ def _add_target_arguments(run: argparse.ArgumentParser) -> None:
 
 def _add_variable_arguments(parser: argparse.ArgumentParser, var_help: str, secret_help: str) -> None:
     parser.add_argument("--var", action="append", type=name_value, default=[], metavar="NAME=VALUE", help=var_help)
-    parser.add_argument("--secret", action="append", type=name_value, default=[], metavar="NAME=VALUE",
+    parser.add_argument("--secret", action="append", type=secret_value, default=[], metavar="NAME=VALUE",
                         help=secret_help)
 
 
 def _add_validate_arguments(val: argparse.ArgumentParser) -> None:
-    val.add_argument("plans", nargs="+", metavar="PLAN")
+    val.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML), or folders of them")
     _add_variable_arguments(val, "a variable the plan expects from the command line (repeatable)",
                             "a secret variable (repeatable)")
 
 
 def _add_serve_arguments(srv: argparse.ArgumentParser) -> None:
-    srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=tcp_port, default=2525)
-    srv.add_argument("--profile", default="default", help="answer like: default, exchange, postfix")
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="the address to listen on (default 127.0.0.1, loopback only)")
+    srv.add_argument("--port", type=tcp_port, default=2525, help="the port to listen on (default 2525)")
+    srv.add_argument("--profile", default="default", help="answer like: default, exchange, postfix, strict")
     srv.add_argument("--tls-cert", metavar="PEM", help="certificate for STARTTLS (or implicit TLS)")
     srv.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     srv.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (port 465 style)")
@@ -127,24 +140,25 @@ def _record(args: argparse.Namespace, env: Environment, console: Console) -> Exi
     return ExitStatus(record.run(args, console.out, console.err, env.stdin))
 
 
-def _read_plans(paths: Sequence[str], overrides: dict[str, str], env: Environment) -> list:
-    from runner.plan import read_plan
+def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment, console: Console,
+                columns: dict[str, str] | None = None) -> list:
+    """Every plan (a folder: the plans in it), validated, with --var and --secret (and a --targets CSV's
+    columns) over their variables. What validation warns of is printed, compiler-style, before anything else."""
+    from runner.plan import read_plans
     from runner.plan.schema import ValidationCache
 
-    cache = ValidationCache.under(env.cache_dir)
-    plans, problems = [], []
-    for path in paths:
-        try:
-            plans.append(read_plan(path, overrides, cache))
-        except PlanError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise PlanError(problems)
+    given = {"--var": [name for name, _ in args.var], "--secret": [name for name, _ in args.secret]}
+    overrides = (columns or {}) | dict(args.var) | dict(args.secret)
+    secrets = [value for _, value in args.secret]  # masked in every excerpt of a plan error
+    plans = read_plans(paths, overrides, ValidationCache.under(env.cache_dir), given, secrets)
+    for plan in plans:
+        for warning in plan.warnings:
+            console.error(warning.render())
     return plans
 
 
 def _validate(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
-    plans = _read_plans(args.plans, dict(args.var) | dict(args.secret), env)
+    plans = _read_plans(args.plans, args, env, console)
     for plan in plans:
         console.out.write(f"{plan.file}: ok ({len(plan.cases)} case{'s' * (len(plan.cases) != 1)})\n")
     return ExitStatus.OK
@@ -175,13 +189,17 @@ def _serve(args: argparse.Namespace, env: Environment, console: Console) -> Exit
 def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
     from runner.run.execute import run_plans
 
-    console = _run_console(args, env, console)
+    stdout = Output(env.stdout)
+    console = _run_console(args, env, stdout)
+    _check_embedded(args)
     targets = _read_targets(args)
     columns = {name: "" for t in targets[:1] for name in t.vars}  # the CSV's columns are variables the plans know
-    plans = _read_plans(args.plans, columns | dict(args.var) | dict(args.secret), env)
+    plans = _read_plans(args.plans, args, env, console, columns)
+    _check_outputs(args)
     options = _run_options(args, plans, console)
     options.targets, options.shard = tuple(targets), args.shard
-    server = _start_embedded(args.profile, options, console) if args.embedded else None
+    options.on_start = stdout.on_close.append  # the reader of standard output left: stop, as Ctrl-C does
+    server = _start_embedded(args.profile or "default", options, console) if args.embedded else None
     if server is None and not targets:
         _check_targets(plans, options.host)
     try:
@@ -193,7 +211,9 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
     with _interrupt_deferred() as interrupted:  # the results exist: report them all, then honour Ctrl-C
         if server is not None:
             server.stop()
-        status = _conclude(run, args, env, console)
+        status = _conclude(run, args, stdout, console)
+    if stdout.closed_by_reader:
+        return ExitStatus.OUTPUT_CLOSED
     if interrupted and status != ExitStatus.INTERRUPTED:
         console.error("smtprun: interrupted after the results were written")
         return ExitStatus.INTERRUPTED
@@ -210,20 +230,49 @@ def _read_targets(args: argparse.Namespace) -> list:
     return read_targets(args.targets)
 
 
-def _run_console(args: argparse.Namespace, env: Environment, console: Console) -> Console:
+def _run_console(args: argparse.Namespace, env: Environment, stdout: Output) -> Console:
     """The console for `run`: on standard error when standard output carries the JSON or XML."""
     for flag, value in (("--json", args.json), ("--junit", args.junit), ("--report-dir", args.report_dir)):
         if value is not None and not value.strip():
             raise UsageError(f"{flag} needs a file name")
     if "-" not in (args.json, args.junit):
-        return console
+        return Console(stdout, env.stderr, env.colour)  # type: ignore[arg-type]
     if args.json == args.junit:
         raise UsageError("--json - and --junit - cannot both write to standard output")
-    return Console(console.err, console.err, env.colour)
+    return Console(env.stderr, env.stderr, env.colour)
+
+
+def _check_embedded(args: argparse.Namespace) -> None:
+    """Options that would be silently ignored: the embedded server's, without it; a target, with it."""
+    if args.profile is not None and not args.embedded:
+        raise UsageError("--profile chooses the embedded server's answers: give it with --embedded "
+                         "(or run `smtprun serve --profile ...`)")
+    if args.embedded:
+        given = [flag for flag, value in (("--host", args.host), ("--port", args.port)) if value]
+        if given:
+            raise UsageError(f"{' and '.join(given)} cannot be given with --embedded: it runs the plans "
+                             "against the embedded server on a free loopback port")
+        _check_profile(args.profile or "default")
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--json, --junit and --report-dir can be written, checked before any session: a run is not spent
+    on reports it cannot keep."""
+    from runner.report.files import check_writable
+
+    targets = [(flag, value, False) for flag, value in (("--json", args.json), ("--junit", args.junit))
+               if value and value != "-"]
+    if not args.no_report:
+        targets.append(("--report-dir", args.report_dir, True))
+    for flag, value, folder in targets:
+        try:
+            check_writable(Path(value), folder)
+        except OSError as exc:
+            raise UsageError(f"{flag} {value}: cannot write there: {exc.strerror or exc}") from None
 
 
 def _run_options(args: argparse.Namespace, plans: list, console: Console) -> RunOptions:
-    from runner.run.execute import DEFAULT_JOBS, RunOptions
+    from runner.run.execute import RunOptions
 
     host, host_port_given = args.host or (None, None)
     options = RunOptions(host=host, port=args.port or host_port_given, timeout=args.timeout,
@@ -232,11 +281,10 @@ def _run_options(args: argparse.Namespace, plans: list, console: Console) -> Run
                          secrets=dict(args.secret),
                          on_case=console.case_done)
     if args.verbose:
-        cases = sum(len(p.cases) for p in plans)
         options.listener = console.live
-        if args.jobs == DEFAULT_JOBS and cases > 1:
-            options.jobs = 1  # a readable live transcript: one session at a time
-        console.label_cases = options.jobs > 1 and cases > 1
+        # sessions in flight together keep running together; each line then names its case
+        at_once = sum(1 if p.sequential else len(p.cases) for p in plans)
+        console.label_cases = options.jobs > 1 and at_once > 1
     return options
 
 
@@ -258,14 +306,14 @@ def _check_targets(plans: list, host: str | None) -> None:
                          "or give --host or --embedded")
 
 
-def _conclude(run: RunResult, args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
+def _conclude(run: RunResult, args: argparse.Namespace, stdout: TextIO, console: Console) -> ExitStatus:
     """Say what the run found, write its reports, and the exit status that follows."""
     for error in run.errors:
         console.error(f"smtprun: {error}")
     console.summary(run)
     status = ExitStatus.INTERRUPTED if run.interrupted else (
         ExitStatus.FAILED if run.status == "failed" else ExitStatus.OK)
-    return _write_reports(run, args, env, console, status)
+    return _write_reports(run, args, stdout, console, status)
 
 
 @contextlib.contextmanager
@@ -286,10 +334,10 @@ def _interrupt_deferred() -> Iterator[list[int]]:
 
 
 def _write_reports(
-    run: RunResult, args: argparse.Namespace, env: Environment, console: Console, status: ExitStatus
+    run: RunResult, args: argparse.Namespace, stdout: TextIO, console: Console, status: ExitStatus
 ) -> ExitStatus:
     """Every requested output is attempted; a failure to write one is reported and not fatal to the rest."""
-    written = [_write_output(kind, run, target, env.stdout, console)
+    written = [_write_output(kind, run, target, stdout, console)
                for kind, target in (("JSON", args.json), ("JUnit", args.junit)) if target]
     if not args.no_report:
         written.append(_write_html(run, args.report_dir, console))
@@ -323,11 +371,20 @@ def _write_html(run: RunResult, report_dir: str, console: Console) -> bool:
         paths = write_html_reports(run, Path(report_dir), on_warning=lambda w: console.error(f"smtprun: warning: {w}"))
         for path in paths:
             console.out.write(f"report: {path}\n")
-    except (OSError, ReportError) as exc:
-        console.error(f"smtprun: cannot write the HTML report to {report_dir}: "
-                      f"{getattr(exc, 'strerror', None) or exc}")
+    except ReportError as exc:  # it names the folder and the reason itself
+        console.error(f"smtprun: {exc}")
+        return False
+    except OSError as exc:
+        console.error(f"smtprun: cannot write the HTML report in {report_dir}: {exc.strerror or exc}")
         return False
     return True
+
+
+def _run_help(out: TextIO) -> None:
+    """`smtprun --help`: the main form, `smtprun PLAN`, with its options; the other commands after them."""
+    parser = _Parser(**RUN_PARSER)  # type: ignore[arg-type]
+    _add_run_arguments(parser)
+    parser.print_help(out)
 
 
 def _tool(name: str, argv: list[str], env: Environment) -> int:
@@ -354,10 +411,10 @@ def program(argv: Sequence[str], env: Environment) -> ExitStatus | int:
     if argv and argv[0] in TOOLS:
         return _tool(argv[0], argv[1:], env)
     console = Console(env.stdout, env.stderr, env.colour)
+    if not argv or argv[0] in ("-h", "--help"):  # the main form first: `smtprun PLAN` and its options
+        _run_help(console.out if argv else console.err)
+        return ExitStatus.OK if argv else ExitStatus.USAGE
     args = build_parser(argv[0] if argv else None).parse_args(argv)
-    if args.command is None:
-        build_parser().print_help(console.out)
-        return ExitStatus.USAGE
     handler = {"run": _run, "validate": _validate, "serve": _serve, "record": _record}[args.command]
     return handler(args, env, console)
 
@@ -390,11 +447,11 @@ def main(
     except KeyboardInterrupt:
         console.error("smtprun: interrupted")
         return int(ExitStatus.INTERRUPTED)
-    except BrokenPipeError:  # `smtprun ... | head`: the reader left; say nothing more
+    except BrokenPipeError:  # `smtprun validate ... | head`: the reader left; say nothing more
         import os
 
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), env.stdout.fileno())
-        return int(ExitStatus.ERROR)
+        return int(ExitStatus.OUTPUT_CLOSED)
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)

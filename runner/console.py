@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from runner.results import FAILED, PASSED, RECV, SEND, SKIPPED, CaseResult, PlanResult, RunResult, show_bytes
-from runner.text import CONTROLS, printable
+from runner.text import CONTROLS, MARKUP, printable
 
 
 def _safe(text: str | None) -> str:
@@ -16,10 +18,64 @@ def _safe(text: str | None) -> str:
     return printable(text, CONTROLS)
 
 
-__all__ = ["Console"]
+__all__ = ["Console", "Output"]
+
+
+def _reply_lines(raw: bytes) -> list[str]:
+    """A reply's lines as they came, code, separator and text (`250-PIPELINING`), bytes escaped."""
+    return [show_bytes(line) for line in raw.removesuffix(b"\r\n").split(b"\r\n")]
+
+
+class Output:
+    """A standard stream its reader may close (`smtprun -v | head -3`): from then on writes are dropped.
+
+    A closed pipe is a normal way for a Unix tool's output to end, not an error: the first write that
+    meets it points the file descriptor at /dev/null (so nothing complains at exit) and calls `on_close`.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed_by_reader = False
+        self.on_close: list[Callable[[], None]] = []
+
+    def write(self, text: str) -> int:
+        if not self.closed_by_reader:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_left()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_by_reader:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_left()
+
+    def _reader_left(self) -> None:
+        self.closed_by_reader = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # a stream with no file (tests)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        for callback in self.on_close:
+            callback()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding: the stream's own
+        return getattr(self.stream, name)
 
 _COLOURS = {PASSED: "32", FAILED: "31", SKIPPED: "33", "dim": "2", "bold": "1"}
 _WORDS = {PASSED: "PASS", FAILED: "FAIL", SKIPPED: "SKIP"}
+
+
+def _lines(data: bytes) -> list[str]:
+    """Bytes as the lines shown by -v: a CRLF ends a line unseen, any other line end is shown as sent
+    (a bare LF as \\n, a bare CR as \\r), so smuggling's broken endings can be told from real ones."""
+    pieces = data.split(b"\n")
+    tail = pieces.pop()  # what follows the last LF: nothing when the data ends a line
+    lines = [show_bytes(p[:-1]) if p.endswith(b"\r") else show_bytes(p) + "\\n" for p in pieces]
+    return [*lines, show_bytes(tail)] if tail else lines
 
 
 @dataclass
@@ -50,13 +106,16 @@ class Console:
             self.out.write(f"      step {step.index} at {_safe(step.file or plan.file)}:{step.line}: {_safe(what)}\n")
             if step.expected:
                 self.out.write(f"        expected: {_safe(step.expected)}\n")
+            why = step.reason or ""
             if step.reply is not None:
-                lines = (_safe(f"{step.reply.code} {line}".rstrip()) for line in step.reply.lines)
-                got = "\n                  ".join(lines)
+                got = "\n                  ".join(_reply_lines(step.reply.raw))
                 self.out.write(f"        got:      {got}\n")
-            self.out.write(f"        {self.paint('why:', 'bold')}      {_safe(step.reason)}\n")
+                why = why.replace(step.reply.summary(), str(step.reply.code))  # got: shows it whole
+            self.out.write(f"        {self.paint('why:', 'bold')}      {_safe(why)}\n")
         elif case.status != PASSED and case.reason:
             self.out.write(f"        {_safe(case.reason)}\n")
+        for verdict in (s.verdict for s in case.steps if s.verdict and s.verdict != s.reason):
+            self.out.write(f"        verdict: {_safe(verdict)}\n")
         for note in case.notes:
             self.out.write(f"        {_safe(note)}\n")
         self.out.flush()
@@ -69,20 +128,21 @@ class Console:
             self.out.write(f"        {count} × {_safe(reason)}\n")
 
     def live(self, case: str, direction: str, data: bytes) -> None:
-        """-v: the transcript as it happens, C: for what smtprun sent, S: for the server.
+        """-v: the transcript as it happens, C: for what smtprun sent, S: for the server, S! for its
+        4xx and 5xx replies (RFC 5321 §4.2.1: transient and permanent failures), * for smtprun's notes.
 
         With several sessions in flight, each line names its case, or the lines could not be told apart.
         """
+        label = f"[{_safe(case)}] " if self.label_cases else ""
         tag = {SEND: "C:", RECV: "S:"}.get(direction, "*")
-        if self.label_cases:
-            tag = f"[{_safe(case)}] {tag}"
-        lines = data.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
+        lines = _lines(data)
         for line in lines[:200]:
-            self.out.write(f"  {self.paint(tag, 'dim')} {show_bytes(line.removesuffix(chr(13).encode()))}\n")
+            if direction == RECV and line[:1] in ("4", "5"):
+                self.out.write(f"  {self.paint(label + 'S!', FAILED)} {self.paint(line, FAILED)}\n")
+            else:
+                self.out.write(f"  {self.paint(label + tag, 'dim')} {line}\n")
         if len(lines) > 200:
-            self.out.write(f"  {tag} ... {len(lines) - 200} more lines\n")
+            self.out.write(f"  {label}{tag} ... {len(lines) - 200} more lines\n")
         self.out.flush()
 
     def summary(self, run: RunResult) -> None:
@@ -96,5 +156,6 @@ class Console:
         self.out.write(f"{', '.join(parts)} in {run.duration:.2f}s{tail}\n")
 
     def error(self, text: str) -> None:
-        self.err.write(text.rstrip("\n") + "\n")
+        """A message on standard error; whatever a plan or a server put in it cannot drive the terminal."""
+        self.err.write(printable(text.rstrip("\n"), MARKUP) + "\n")
         self.err.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -23,20 +24,23 @@ class Location:
 
 @dataclass
 class Problem:
-    """One thing wrong with a plan, located like a compiler message."""
+    """One thing wrong with a plan, located like a compiler message: an error, or (severity
+    "warning") something that runs as written but that a strict server may refuse."""
 
     message: str
     location: Location | None = None
     hint: str | None = None
-    source_line: str | None = None
+    source_line: str | None = None  # the line as shown: secrets masked, controls escaped
     notes: list[str] = field(default_factory=list)
+    caret: int | None = None  # the column of source_line under which the caret goes, when not location.col
+    severity: str = "error"
 
     def render(self) -> str:
         head = f"{self.location}: " if self.location else ""
-        out = [f"{head}error: {self.message}"]
+        out = [f"{head}{self.severity}: {self.message}"]
         if self.source_line is not None and self.location is not None:
             out.append(f"    {self.source_line.rstrip()}")
-            out.append("    " + " " * (self.location.col - 1) + "^")
+            out.append("    " + " " * ((self.caret or self.location.col) - 1) + "^")
         if self.hint:
             out.append(f"    hint: {self.hint}")
         out.extend(f"    note: {n}" for n in self.notes)
@@ -59,16 +63,34 @@ class RenderError(SmtprunError):
         self.forbidden = forbidden  # the sandbox refused it: a plan error, whatever the values
 
 
+class OutputTooLarge(RenderError):
+    """A template rendered past the characters allowed where it is used."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"template renders to more than {limit} characters", forbidden=True)
+        self.limit = limit
+
+
 class UsageError(SmtprunError):
     """The command line is wrong."""
 
 
 class ProtocolError(SmtprunError):
-    """The server broke the SMTP reply grammar or a limit smtprun enforces."""
+    """The server broke the SMTP reply grammar or a limit smtprun enforces.
 
-    def __init__(self, message: str, received: bytes = b""):
+    The message is smtprun's own words. The text that broke the grammar is kept apart, as it came,
+    in `excerpt`: it may echo a secret, and only the display layer, which knows the secrets, masks
+    and then escapes it (`describe`).
+    """
+
+    def __init__(self, message: str, received: bytes = b"", excerpt: str | None = None):
         super().__init__(message)
         self.received = received  # the offending bytes, bounded, for the transcript
+        self.excerpt = excerpt  # the offending reply line's text, raw: never shown but through describe()
+
+    def describe(self, show: Callable[[str], str]) -> str:
+        """The message and, when there is one, the offending text as `show` writes it."""
+        return str(self) if self.excerpt is None else f"{self}: {show(self.excerpt)}"
 
 
 class StepFailed(SmtprunError):

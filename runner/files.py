@@ -11,9 +11,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["open_regular", "read_regular"]
+__all__ = ["inside", "open_regular", "read_regular"]
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -28,16 +29,39 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
+def _nul(path: str | os.PathLike[str]) -> OSError:
+    return OSError(errno.EINVAL, "the path contains a NUL byte", str(path).replace("\0", "\\0"))
+
+
+def _loop(path: str | os.PathLike[str]) -> OSError:
+    return OSError(errno.ELOOP, "too many levels of symbolic links (a symlink loop?)", str(path))
+
+
+def inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """Whether path, links and `..` resolved, lies in folder or below it; OSError saying why when
+    it cannot be resolved (a NUL in it, a symlink loop)."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except ValueError:  # a NUL inside the path
+        raise _nul(path) from None
+    except RuntimeError:  # Python before 3.13 says "Symlink loop from ..." so
+        raise _loop(path) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _loop(path) from None
+        raise
+
+
 def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     """Open a regular file for reading in binary mode, or raise OSError saying why not."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
     except ValueError:  # a NUL inside the path: the OS cannot even be asked
-        raise OSError(errno.EINVAL, "the path contains a NUL byte", str(path).replace("\0", "\\0")) from None
+        raise _nul(path) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise OSError(errno.ELOOP, "too many levels of symbolic links (a symlink loop?)", str(path)) from None
+            raise _loop(path) from None
         raise
     try:
         mode = os.fstat(fd).st_mode

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from runner.smtp.protocol import Reply
@@ -72,6 +72,8 @@ class StepResult:
     duration: float = 0.0
     captures: dict[str, str] = field(default_factory=dict)
     file: str | None = None  # the file the step is written in, when not the plan itself (an include)
+    details: dict[str, Any] | None = None  # expect_delivery/expect_dsn: the mailbox, the wait, what was found
+    verdict: str | None = None  # a finding in words, for steps that judge one (smuggle: "vulnerable: ...")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +89,8 @@ class StepResult:
             "started": round(self.started, 6),
             "duration": round(self.duration, 6),
             "captures": dict(self.captures),
+            **({"details": self.details} if self.details is not None else {}),
+            "verdict": self.verdict,
         }
 
 
@@ -144,6 +148,17 @@ class PlanResult:
     def status(self) -> str:
         return FAILED if any(c.status == FAILED for c in self.cases) else PASSED
 
+    @property
+    def duration(self) -> float:
+        """Wall time from the first case's start to the last one's end: cases run concurrently, so not
+        their sum. Cases that never started (skipped, interrupted before they began) take no part."""
+        ran = [c for c in self.cases if c.duration or c.transcript]
+        if not ran:
+            return 0.0
+        start = min(c.started_at for c in ran)
+        end = max(c.started_at + timedelta(seconds=c.duration) for c in ran)
+        return (end - start).total_seconds()
+
     def counts(self) -> dict[str, int]:
         return count_cases(self.cases)
 
@@ -153,6 +168,7 @@ class PlanResult:
             "file": self.file,
             "target": self.target,
             "status": self.status,
+            "duration": round(self.duration, 6),
             "source": self.source,
             "notes": list(self.notes),
             "dns_seconds": None if self.dns_seconds is None else round(self.dns_seconds, 6),

@@ -9,3 +9,4 @@ class ExitStatus(IntEnum):
     USAGE = 2  # a plan is invalid or the command line is wrong; nothing was sent
     ERROR = 3  # smtprun could not do what was asked: a report not written, a server that cannot listen
     INTERRUPTED = 130  # stopped by Ctrl-C; what was gathered is still reported
+    OUTPUT_CLOSED = 141  # standard output's reader left (`| head`): stopped quietly, as SIGPIPE ends a tool (128 + 13)

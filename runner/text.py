@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["CONTROLS", "MARKUP", "UNPRINTABLE", "Charset", "printable"]
+__all__ = ["CONTROLS", "MARKUP", "UNPRINTABLE", "Charset", "excerpt", "printable"]
 
 # Bidirectional controls (Unicode UAX #9): LRM, RLM, ALM, the embeddings and overrides, the isolates
 _BIDI = "\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
@@ -58,7 +58,9 @@ def _escape(ch: str, python_surrogates: bool) -> str:
     o = ord(ch)
     if 0xDC80 <= o <= 0xDCFF and not python_surrogates:  # an undecodable byte, kept by surrogateescape
         return f"\\x{o - 0xDC00:02x}"
-    if o <= 0xFF:
+    # \xNN is a byte: ASCII, or (from 80) one that is not UTF-8; a C1 character (UTF-8 C2 80-C2 9F) is
+    # \u0080-\u009f, so every escape stands for one thing. Python's own style writes \x80-\xff for those.
+    if o <= 0x7F or (o <= 0xFF and python_surrogates):
         return f"\\x{o:02x}"
     return f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"
 
@@ -87,3 +89,15 @@ def printable(
             ch if ch.isprintable() and not (backslash and ch == "\\") else _escape(ch, surrogates) for ch in text
         )
     return charset._patterns[backslash].sub(lambda m: _escape(m[0], surrogates), text)
+
+
+EXCERPT = 60  # characters of a server's line quoted in a one-line message
+
+
+def excerpt(text: str, *, redact: Callable[[str], str] | None = None, limit: int = EXCERPT) -> str:
+    """A server's text quoted in a message: secrets masked on the raw text, then cut to `limit`
+    characters, then escaped (backslashes doubled, so an escape cannot be forged) and quoted."""
+    if redact is not None:
+        text = redact(text)
+    cut = text if len(text) <= limit else text[:limit] + "..."
+    return "'" + printable(cut, CONTROLS, backslash=True) + "'"

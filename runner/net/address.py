@@ -4,6 +4,7 @@
              | host ":" port             ; exactly one colon
              | host                      ; a name, an IPv4 address, or a bare IPv6 literal
     port     = 1*DIGIT                   ; ASCII digits, 1-65535
+    host     = IP-address | name         ; a name: labels IDNA can encode, each 1-63 characters
 
 Errors are ValueErrors whose message a user can read; the command line and the resolver say
 them in their own words around it.
@@ -12,8 +13,52 @@ them in their own words around it.
 from __future__ import annotations
 
 import ipaddress
+import re
 
-__all__ = ["check_port", "hostport", "parse_hostport", "parse_port", "split_hostport"]
+from runner.text import CONTROLS, printable
+
+__all__ = ["check_host", "check_port", "hostport", "parse_hostport", "parse_port", "split_hostport"]
+
+MAX_LABEL = 63  # RFC 1035 §2.3.4: a label is 63 octets or less
+MAX_NAME = 253  # RFC 1035 §2.3.4: 255 octets on the wire, so 253 characters written without the root's dot
+_DOTS = re.compile("[.\u3002\uff0e\uff61]")  # what IDNA (RFC 3490 §3.1) takes for label separators
+
+
+def _quoted(text: str) -> str:
+    return "'" + printable(text, CONTROLS, backslash=True) + "'"
+
+
+def check_host(host: str) -> str:
+    """`host`: an IP address, or a name the resolver can be asked for (one trailing dot allowed).
+
+    The same rules for the command line, plans and the recorder; the name is encoded as
+    getaddrinfo will encode it (Python's IDNA codec), so what passes here never fails there.
+    """
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    bad = next((ch for ch in host if not ch.isprintable() or ch.isspace()), None)
+    if bad is not None:
+        raise ValueError(f"not a host name: {_quoted(host)} contains {_quoted(bad)}")
+    if not name:
+        raise ValueError(f"not a host name: {_quoted(host)}" if host else "an empty host name")
+    for n, label in enumerate(_DOTS.split(name), start=1):
+        if not label:
+            raise ValueError(f"not a host name: {_quoted(host)} has an empty label")
+        if len(label) > MAX_LABEL:
+            raise ValueError(f"not a host name: label {n} of {_quoted(host[:80] + '...' if len(host) > 80 else host)} "
+                             f"is {len(label)} characters, over {MAX_LABEL} (RFC 1035 §2.3.4)")
+    try:
+        encoded = name.encode("idna")
+    except UnicodeError as exc:
+        why = str(exc).split("(", 1)[-1].rstrip(")") if "(" in str(exc) else str(exc)
+        raise ValueError(f"not a host name IDNA can encode: {_quoted(host)} ({why})") from None
+    if len(encoded) > MAX_NAME:
+        raise ValueError(f"not a host name: {len(encoded)} characters encoded, over {MAX_NAME} (RFC 1035 §2.3.4)")
+    return host
 
 
 def hostport(host: str, port: int | str) -> str:
@@ -64,5 +109,5 @@ def parse_hostport(text: str) -> tuple[str, int | None]:
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise ValueError(f"not a host, HOST:PORT or IPv6 address: {text!r}") from None
-    return host, None if port is None else parse_port(port)
+            raise ValueError(f"not a host, HOST:PORT or IPv6 address: {_quoted(text)}") from None
+    return check_host(host), None if port is None else parse_port(port)

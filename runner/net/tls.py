@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import re
 import ssl
 import tempfile
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["client_context", "describe_failure", "session_facts"]
+from runner.files import read_regular
+
+__all__ = ["MAX_CA_BYTES", "client_context", "describe_failure", "describe_session", "session_facts"]
 
 _VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -18,15 +22,30 @@ _VERSIONS = {
 }
 
 
+MAX_CA_BYTES = 16 * 1024 * 1024  # a whole system bundle is a few hundred KiB
+
+
+def read_cafile(cafile: str) -> str | bytes:
+    """A CA file's certificates, PEM text or DER bytes, read as runner.files reads every file: a FIFO,
+    a device or a directory is an OSError at once, never a wait (OpenSSL would open and block on it)."""
+    data = read_regular(cafile, MAX_CA_BYTES)
+    if len(data) > MAX_CA_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_CA_BYTES >> 20} MiB: not a CA file", cafile)
+    try:
+        return data.decode("ascii")  # PEM
+    except UnicodeDecodeError:
+        return data  # DER
+
+
 def client_context(verify: bool = True, cafile: str | None = None, min_version: str | None = None) -> ssl.SSLContext:
     """A client context; with verify, the chain and the host name are checked. OSError/SSLError pass up."""
-    cafile = cafile or None  # an empty string (an unset plan variable) means the system store
-    ctx = ssl.create_default_context(cafile=cafile) if verify else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    cadata = read_cafile(cafile) if cafile else None  # an empty string (an unset plan variable): the system store
+    ctx = ssl.create_default_context(cadata=cadata) if verify else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if not verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        if cafile:
-            ctx.load_verify_locations(cafile)
+        if cadata:
+            ctx.load_verify_locations(cadata=cadata)
     if min_version:
         if min_version in ("TLSv1", "TLSv1.1"):
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # old servers can only be tested if allowed
@@ -34,14 +53,29 @@ def client_context(verify: bool = True, cafile: str | None = None, min_version: 
     return ctx
 
 
+_ALERT = re.compile(r"(?:SSLV3|TLSV1)_ALERT_(\w+)")  # OpenSSL's names for the alerts of RFC 8446 §6
+PLAINTEXT = "WRONG_VERSION_NUMBER"  # what OpenSSL says when the bytes that came back are not a TLS record
+_CLOSED = "the server closed the connection during the handshake, without a TLS alert"
+
+
 def describe_failure(exc: BaseException) -> str:
+    """Why a handshake failed, in words; never empty (an alert, plaintext, a close, a timeout)."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"certificate verification failed: {exc.verify_message or exc.reason}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed: {exc.reason or exc}"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return "TLS handshake timed out"
-    return f"TLS handshake failed: {exc}"
+    if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError, EOFError)):
+        return f"TLS handshake failed: {_CLOSED}"
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or ""
+        alert = _ALERT.fullmatch(reason)
+        if alert:
+            name = alert[1].lower().replace("_", " ")
+            return f"TLS handshake failed: the server sent the TLS alert {name!r} ({reason})"
+        if reason == PLAINTEXT:
+            return f"TLS handshake failed: the server answered in plaintext, not TLS ({reason})"
+        return f"TLS handshake failed: {reason or exc.strerror or type(exc).__name__}"
+    return f"TLS handshake failed: {str(exc) or _CLOSED}"
 
 
 def peer_chain(tls: ssl.SSLObject | None) -> list[bytes]:
@@ -94,15 +128,37 @@ def session_facts(tls: ssl.SSLObject | None, verified: bool) -> dict[str, Any]:
         der = tls.getpeercert(binary_form=True)
         cert = _decode_der(der) if der else {}
     if cert:
-        not_after = cert.get("notAfter")
+        not_before, not_after = _utc(cert.get("notBefore")), _utc(cert.get("notAfter"))
         facts.update(
             subject=_names(cert.get("subject")),
             issuer=_names(cert.get("issuer")),
             san=[v for k, v in cert.get("subjectAltName", ()) if k in ("DNS", "IP Address")],
-            not_before=cert.get("notBefore"),
-            not_after=not_after,
+            not_before=not_before and _iso(not_before),
+            not_after=not_after and _iso(not_after),
         )
         if not_after:
-            expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), timezone.utc)
-            facts["days_left"] = (expires - datetime.now(timezone.utc)).days
+            facts["days_left"] = (not_after - datetime.now(timezone.utc)).days
     return facts
+
+
+def describe_session(facts: dict[str, Any]) -> str:
+    """The TLS line of a transcript: `TLS established: TLSv1.3 TLS_AES_256_GCM_SHA384, certificate CN=mx,
+    verified` (or `not verified (verify: false)`)."""
+    cert = f", certificate {facts['subject']}" if facts.get("subject") else ""
+    checked = "verified" if facts.get("verified") else "not verified (verify: false)"
+    return f"TLS established: {facts.get('version')} {facts.get('cipher')}{cert}, {checked}"
+
+
+def _utc(openssl_time: str | None) -> datetime | None:
+    """OpenSSL's "Jun  1 12:00:00 2025 GMT" (RFC 5280 §4.1.2.5 times, always UTC) as a datetime."""
+    if not openssl_time:
+        return None
+    try:
+        return datetime.fromtimestamp(ssl.cert_time_to_seconds(openssl_time), timezone.utc)
+    except ValueError:
+        return None
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 in UTC, to the second, as reports and JSON give certificate dates: 2025-06-01T12:00:00Z."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -15,12 +15,12 @@ import os
 import ssl
 import time
 from collections.abc import Awaitable
-from typing import Protocol
+from typing import Any, Protocol
 
 from runner.errors import ConnectionLost
 from runner.net.address import hostport
 
-__all__ = ["Connection", "Connector", "Transport", "hostport", "open_connection"]
+__all__ = ["Connection", "Connector", "Transport", "hostport", "open_connection", "quiet_closed_transports"]
 
 READ_HIGH_WATER = 256 * 1024  # pause reading past this many unread bytes
 
@@ -187,6 +187,8 @@ class Connection:
         wire = self._wire
         loop = asyncio.get_running_loop()
         assert wire.transport is not None
+        if wire.closed or wire.transport.is_closing():  # a handshake on a closed socket: uvloop logs a traceback
+            raise ConnectionLost("the server closed the connection before the TLS handshake")
         remaining = max(0.001, deadline - time.monotonic())
         new = await _until(
             loop.start_tls(wire.transport, wire, context, server_hostname=server_name,
@@ -241,3 +243,14 @@ async def open_connection(
     if tls is not None:
         conn.tls_object = transport.get_extra_info("ssl_object")
     return conn
+
+
+def quiet_closed_transports(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The event loop's exception handler: a callback that fails only because the server already closed
+    the socket says nothing (the step waiting on it reports the close itself); anything else is reported
+    as asyncio would. uvloop's TLS upgrade, when the server hangs up right after its 220 to STARTTLS,
+    schedules a handshake on the closed socket and its RuntimeError would reach standard error."""
+    exc = context.get("exception")
+    if isinstance(exc, RuntimeError) and "the handler is closed" in str(exc):
+        return
+    loop.default_exception_handler(context)

@@ -13,6 +13,7 @@ from typing import Any
 
 from runner import template
 from runner.errors import PlanError, Problem
+from runner.net.address import check_host
 from runner.plan.check import StepBuilder
 from runner.plan.load import Loaded
 from runner.plan.scope import render_early
@@ -36,6 +37,8 @@ class _PlanBuilder:
     def __init__(self, loaded: Loaded, overrides: dict[str, str]) -> None:
         self.loaded, self.data, self.overrides = loaded, loaded.data, overrides
         self.problems: list[Problem] = []
+        self.read: set[str] = set()  # the names the plan's templates read (StepBuilder.read)
+        self.warnings: list[Problem] = []  # StepBuilder.warnings
         self.matrix_names = set(self.data.get("matrix", {})) | {
             k for c in self.data.get("cases", []) for k in c.get("matrix", {})}
 
@@ -45,7 +48,8 @@ class _PlanBuilder:
         self.check_secrets(variables)
         raw_cases = self.raw_cases()
         names = {**variables, **{k: "" for k in self.matrix_names if k not in variables}}
-        steps = StepBuilder(self.loaded, names, self.problems)
+        steps = StepBuilder(self.loaded, names, self.problems, read=self.read, warnings=self.warnings)
+        steps.unsettled |= self.matrix_names | set(late)
         self.check_target(steps)
         captures = {n for _, c in raw_cases for s in c["steps"] for n in s.get("capture", {})}
         cases: list[Case] = []
@@ -64,6 +68,8 @@ class _PlanBuilder:
             cases=tuple(cases),
             sequential=data.get("sequential", False) or any(c.when for c in cases),
             late_vars=late,
+            warnings=tuple(self.warnings),
+            names=(frozenset(data.get("vars", {})) | self.matrix_names | self.read) - {"env"},  # env: never a --var
         )
 
     # -- variables --------------------------------------------------------------------------
@@ -79,19 +85,26 @@ class _PlanBuilder:
         values = {**declared, **self.overrides}
         pending = {k for k, v in declared.items()
                    if k not in self.overrides and isinstance(v, str) and template.is_template(v)}
-        checker = StepBuilder(self.loaded, {k: v for k, v in values.items() if k not in pending}, self.problems)
+        checker = StepBuilder(self.loaded, {k: v for k, v in values.items() if k not in pending}, self.problems,
+                              read=self.read)
         checker.variables = set(values) | self.matrix_names
         for name in sorted(pending):
             checker.template(values[name], ("vars", name), set())
         if self.problems:
             return values, ()
         late: list[str] = []
+        room = template.MAX_VALUES  # every variable may be large, not all of them together
         for name in self.var_order(values, pending):
             if template.names_used(values[name]) & (self.matrix_names | set(late)):
                 late.append(name)
                 continue
             try:
-                values[name] = render_early(values[name], values)
+                values[name] = render_early(values[name], values, min(room, template.MAX_VALUE))
+                room -= len(values[name])
+            except template.OutputTooLarge as exc:
+                what = "template" if exc.limit == template.MAX_VALUE else "with the variables before it, it"
+                self.problems.append(self.loaded.problem(
+                    f"vars.{name}: {what} renders to more than {exc.limit} characters", ("vars", name)))
             except template.RenderError as exc:
                 self.problems.append(self.loaded.problem(f"vars.{name}: {exc}", ("vars", name)))
         return values, tuple(late)
@@ -131,6 +144,12 @@ class _PlanBuilder:
         for key in ("host", "server_name", "cafile", "port", "mx"):
             if isinstance(target.get(key), str):
                 steps.template(target[key], ("target", key), set())
+        for key in ("host", "mx"):  # a templated one is checked once rendered, as the case connects
+            if isinstance(target.get(key), str) and not template.is_template(target[key]):
+                try:
+                    check_host(target[key])
+                except ValueError as exc:
+                    self.problems.append(self.loaded.problem(str(exc), ("target", key)))
         nameservers = target.get("nameserver", [])
         for i, text in enumerate([nameservers] if isinstance(nameservers, str) else nameservers):
             try:
@@ -167,7 +186,8 @@ class _PlanBuilder:
                                                      path))
             return []
         return [Case(self.case_name(raw, path, combo, variables, numbered + n), line, steps, finally_steps,
-                     raw.get("when"), retry, raw.get("continue_on_failure", False), raw.get("timeout"), combo)
+                     raw.get("when"), retry, raw.get("continue_on_failure", False), raw.get("timeout"), combo,
+                     quit_on_failure=raw.get("quit_on_failure"))
                 for n, combo in enumerate(combos)]
 
     def case_name(self, raw: dict[str, Any], path: tuple[Any, ...], combo: dict[str, Any],
@@ -228,4 +248,6 @@ def _target(raw: dict[str, Any]) -> Target:
         addresses=raw.get("addresses", "first"),
         nameservers=tuple([raw["nameserver"]] if isinstance(raw.get("nameserver"), str) else raw.get("nameserver", [])),
         dns_timeout=float(raw.get("dns_timeout", 5.0)),
+        strict_replies=raw.get("strict_replies", False),
+        quit_on_failure=raw.get("quit_on_failure", True),
     )

@@ -9,31 +9,32 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
 from runner import template
 from runner.errors import PlanError, Problem
-from runner.plan.load import Loaded, load_file
+from runner.files import inside
+from runner.plan.envelope import REFUSALS, unbracketed_path
+from runner.plan.load import Loaded, Unreadable, load_file
+from runner.plan.schema import did_you_mean
 from runner.plan.scope import render_early
 from runner.plan.types import Include, Step
 from runner.smtp.expect import describe
+from runner.smtp.smuggling import END_OF_DATA
 
-__all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "inside", "parse_size"]
+__all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "parse_size"]
 
-ACTIONS = ("send", "raw", "data", "data_file", "data_size", "sleep", "close", "starttls", "auth", "pipeline", "bdat",
-           "expect_tls", "expect_dns")
+ACTIONS = ("send", "raw", "smuggle", "data", "data_file", "data_size", "sleep", "close", "starttls", "auth",
+           "pipeline", "bdat", "expect_tls", "expect_dns", "expect_delivery", "expect_dsn")
 # RFC 2920 §3.1: these may only end a pipelined group; STARTTLS (RFC 3207 §4.1) and AUTH likewise.
 LAST_IN_GROUP = frozenset({"EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "STARTTLS", "AUTH"})
+SMUGGLE_PAUSE = 0.5  # seconds between the pieces of a smuggle: step, unless it says
 MAX_GENERATED_BODY = 16 * 1024**3
 MAX_INCLUDE_DEPTH = 16
 _SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]i?)?[bB]?$")
 _UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
-
-
-def inside(path: Path | str, folder: Path | str) -> bool:
-    """Whether path, links and `..` resolved, lies in folder or below it."""
-    return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
 
 def parse_size(text: str) -> int:
@@ -44,18 +45,33 @@ def parse_size(text: str) -> int:
     return int(float(m[1]) * _UNITS[(m[2] or "").lower()])
 
 
+BODIES = ("send", "raw", "data", "bdat")  # what a step puts on the wire: the strings that may render large
+
+
+def _is_body(path: tuple[Any, ...]) -> bool:
+    """Whether path names a step's body (`send:`, `raw:`, `data:`, `bdat:` or its `data:`), not a pipeline's line."""
+    def step(at: int) -> bool:  # path[at] is the index of a step in a list of steps
+        return len(path) >= -at + 1 and path[at - 1] in ("steps", "finally") and isinstance(path[at], int)
+
+    return (step(-2) and path[-1] in BODIES) or (step(-3) and path[-2:] == ("bdat", "data"))
+
+
 class StepBuilder:
     """Builds the steps of one file, tracking which names are defined where."""
 
     def __init__(self, loaded: Loaded, values: dict[str, Any], problems: list[Problem],
                  params: dict[str, Any] | None = None, chain: tuple[str, ...] = (),
-                 defaults: dict[str, Any] | None = None) -> None:
+                 defaults: dict[str, Any] | None = None, read: set[str] | None = None,
+                 warnings: list[Problem] | None = None) -> None:
         self.loaded = loaded
         self.values = values
         self.params = params or {}  # an include's `vars:`: they win over the plan's variables
         self.defaults = defaults or {}  # an included file's own `vars:`: used where the plan has none
         self.variables = set(values) | set(self.params) | set(self.defaults)
         self.problems = problems
+        self.read = set() if read is None else read  # every name a template of the plan reads, shared by includes
+        self.warnings = [] if warnings is None else warnings  # what runs as written, but a strict server refuses
+        self.unsettled: set[str] = set(self.params)  # names whose values are known only per case (matrix, include)
         self.chain = chain or (str(Path(loaded.source.name).resolve()),)
         self.include_site = Include(self.params, self.defaults) if self.params or self.defaults else None
 
@@ -80,7 +96,9 @@ class StepBuilder:
             if isinstance(expect, dict) and "text" in expect:
                 self.regex(expect["text"], (*spath, "expect", "text"))
             line = (self.loaded.where(spath) or (1, 1))[0]
-            value = self._value(action, raw.get(action), (*spath, action))
+            value = self._value(action, raw.get(action), (*spath, action), captured)
+            if action == "send":
+                self.envelope(value, (*spath, "send"))
             out.append(Step(index=0, line=line, action=action, value=value, expect=expect,
                             capture=dict(raw.get("capture", {})), timeout=raw.get("timeout"), name=raw.get("name"),
                             when=raw.get("when"), continue_on_failure=raw.get("continue_on_failure", False),
@@ -96,7 +114,16 @@ class StepBuilder:
 
         target = Path(self.loaded.source.name).parent / raw["include"]
         here = f"{self.loaded.source.name}:{(self.loaded.where(path) or (1, 1))[0]}"
-        resolved = str(target.resolve())
+        try:
+            confined = inside(target, Path(self.chain[0]).parent)  # the plan's folder, as for data_file
+            resolved = str(target.resolve())
+        except OSError as exc:
+            self.problem(f"cannot read include {raw['include']}: {exc.strerror}", (*path, "include"))
+            return []
+        if not confined:
+            self.problem(f"include {raw['include']} is outside the plan's folder: a plan may only include files "
+                         "that sit beside it or below it", (*path, "include"), hint="move the file next to the plan")
+            return []
         if resolved in self.chain:
             self.problem(f"include cycle: {target} includes itself (via {' -> '.join(self.chain)})", (*path, "include"))
             return []
@@ -105,8 +132,13 @@ class StepBuilder:
             return []
         found: list[Problem] = []
         try:
-            loaded = load_file(target)
+            loaded = load_file(target, kind="included file", hide=self.loaded.source.hide)  # secrets stay hidden
+            if isinstance(loaded.data, list):  # a bare list of steps, as an Ansible task file is
+                loaded = loaded.under("steps")
             found = validate_fragment(loaded)
+        except Unreadable as exc:  # said where the include is: the file itself has no lines to point at
+            self.problem(f"cannot read included file {raw['include']}: {exc.reason}", (*path, "include"))
+            return []
         except PlanError as exc:
             found = exc.problems
         if not found:
@@ -114,30 +146,33 @@ class StepBuilder:
                 self._strings(raw["vars"][name], (*path, "vars", name), captured)
             params = {**self.params, **raw.get("vars", {})}
             defaults = {**self.defaults, **loaded.data.get("vars", {})}
-            sub = StepBuilder(loaded, self.values, found, params, (*self.chain, resolved), defaults)
+            sub = StepBuilder(loaded, self.values, found, params, (*self.chain, resolved), defaults, self.read)
+            sub.unsettled |= self.unsettled
             steps = sub.steps(loaded.data["steps"], ("steps",), captured)
+            for warning in sub.warnings:
+                warning.notes.append(f"included from {here}")
+            self.warnings.extend(sub.warnings)
         for problem in found:
             problem.notes.append(f"included from {here}")
         self.problems.extend(found)
         return [] if found else steps
 
-    def _value(self, action: str, value: Any, path: tuple[Any, ...]) -> Any:
-        """Action arguments that can be settled now: file paths, sizes, pipelining order."""
+    def _value(self, action: str, value: Any, path: tuple[Any, ...], captured: set[str]) -> Any:
+        """Action arguments that can be settled now: file paths, sizes, pipelining order, defaults."""
+        if action == "smuggle":
+            return self._smuggle(value, path, captured)
+        if action == "raw" and isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            self.problem("raw: the list has only pauses, nothing to send", path,
+                         hint='give the bytes as strings between the pauses: ["...", {pause: 0.5}, "..."]')
         if action == "data_file" and not template.is_template(value):
-            resolved = Path(self.loaded.source.name).parent / value
-            if not inside(resolved, Path(self.chain[0]).parent):  # the plan's folder, even from an include
-                self.problem(f"data_file {value} is outside the plan's folder: a plan may only send files "
-                             "that sit beside it or below it", path, hint="move the file next to the plan")
-            elif not resolved.exists():
-                self.problem(f"data_file not found: {resolved}", path)
-            elif not resolved.is_file():
-                self.problem(f"data_file is not a regular file: {resolved}", path)
-            return str(resolved)
+            return self._data_file(value, path)
         if action == "data_size":
             size = parse_size(value)
             if size > MAX_GENERATED_BODY:
                 self.problem(f"data_size is over {MAX_GENERATED_BODY} bytes", path)
             return size
+        if action in ("expect_delivery", "expect_dsn"):
+            self._mailbox(value, path)
         if action == "pipeline":
             for i, item in enumerate(value[:-1]):
                 verb = item["send"].split(" ", 1)[0].upper()
@@ -145,9 +180,64 @@ class StepBuilder:
                     self.problem(f"{verb} may only be the last command of a pipelined group (RFC 2920 §3.1)",
                                  (*path, i))
             for i, item in enumerate(value):
+                self.envelope(item["send"], (*path, i, "send"))
                 if isinstance(item.get("expect"), dict) and "text" in item["expect"]:
                     self.regex(item["expect"]["text"], (*path, i, "expect", "text"))
         return value
+
+    def _data_file(self, value: str, path: tuple[Any, ...]) -> str:
+        """A literal data_file: inside the plan's folder (even from an include), and a regular file."""
+        resolved = Path(self.loaded.source.name).parent / value
+        try:
+            if not inside(resolved, Path(self.chain[0]).parent):
+                self.problem(f"data_file {value} is outside the plan's folder: a plan may only send files "
+                             "that sit beside it or below it", path, hint="move the file next to the plan")
+            elif not stat.S_ISREG(os.stat(resolved).st_mode):
+                self.problem(f"data_file is not a regular file: {resolved}", path)
+        except FileNotFoundError:
+            self.problem(f"data_file not found: {resolved}", path)
+        except OSError as exc:
+            self.problem(f"cannot read data_file {value}: {exc.strerror or exc}", path)
+        return str(resolved)
+
+    def _mailbox(self, value: dict[str, Any], path: tuple[Any, ...]) -> None:
+        """A mailbox URL written out is read now; listen:// must be (it is opened as the case starts)."""
+        from runner.mail.url import parse_mailbox
+
+        mailbox = value["mailbox"]
+        if template.is_template(mailbox):
+            if mailbox.lstrip().startswith("listen:"):
+                self.problem("a listen:// mailbox must be written out: smtprun starts listening as the case "
+                             "starts, before any template is rendered", (*path, "mailbox"))
+        else:
+            try:
+                url = parse_mailbox(mailbox)
+            except ValueError as exc:
+                self.problem(str(exc), (*path, "mailbox"))
+                return
+            if url.kind != "listen":
+                for key in ("ehlo", "tls", "certfile", "keyfile"):
+                    if key in value:
+                        self.problem(f"{key}: is for a listen:// mailbox, not {url.kind}:", (*path, key))
+        for key in ("body", "ehlo", "recipient", "diagnostic"):
+            if isinstance(value.get(key), str):
+                self.regex(value[key], (*path, key))
+        for name, rx in (value.get("headers") or {}).items():
+            self.regex(rx, (*path, "headers", name))
+
+    def _smuggle(self, value: dict[str, Any], path: tuple[Any, ...], captured: set[str]) -> dict[str, Any]:
+        """The smuggling test's options, the envelope taken from the variables `sender` and `rcpt` unless given."""
+        if value["ending"] == END_OF_DATA:
+            self.problem("smuggle: ending is the real end of data <CR><LF>.<CR><LF> (RFC 5321 §4.1.1.4): "
+                         "nothing would be smuggled", (*path, "ending"), hint='give a broken one, e.g. "\n.\n"')
+        full = {"pause": SMUGGLE_PAUSE, **value}
+        for key in ("sender", "rcpt"):
+            if key not in value:
+                full[key] = "{{ " + key + " }}"
+                if key not in self.variables | captured:
+                    self.problem(f"smuggle: no {key} given, and no variable '{key}' to take it from", path,
+                                 hint=f"give {key}: in the step, define {key} under vars:, or pass --var {key}=...")
+        return full
 
     def _strings(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> None:
         if isinstance(value, str):
@@ -177,9 +267,11 @@ class StepBuilder:
         if refused:
             self.problem(refused, path)
             return
+        self.read |= used
         known = self.variables | captured | template.BUILTIN_NAMES
         for name in sorted(used - known):
-            hint = "define it under vars:, pass --var " + f"{name}=..., or capture it in an earlier step"
+            hint = did_you_mean(name, known - template.BUILTIN_NAMES) or \
+                f"define it under vars:, pass --var {name}=..., or capture it in an earlier step"
             self.problem(f"undefined variable '{name}'", path, hint=hint)
         for name in sorted(env_names):
             if name not in os.environ:
@@ -190,10 +282,35 @@ class StepBuilder:
     def _dry_render(self, text: str, path: tuple[Any, ...]) -> None:
         """Render a template that needs nothing from the server, to refuse sandbox escapes up front."""
         try:
-            render_early(text, self.values)
+            render_early(text, self.values, template.MAX_BODY if _is_body(path) else template.MAX_VALUE)
         except template.RenderError as exc:
             if exc.forbidden:
                 self.problem(str(exc), path)
+
+    def envelope(self, command: str, path: tuple[Any, ...]) -> None:
+        """Warn of a MAIL FROM or RCPT TO path without "<" ">" (runner.plan.envelope), rendered first when
+        the plan's variables settle it; smtprun still sends the line as written."""
+        found = unbracketed_path(command)
+        sent = command
+        if found is not None and template.is_template(command):
+            try:
+                used = template.names_used(command) - template.BUILTIN_NAMES
+                settled = not (used - set(self.values) or used & self.unsettled)
+                sent = render_early(command, self.values) if settled else ""
+            except template.RenderError:
+                sent = ""
+        shown = unbracketed_path(sent) if found is not None else None
+        if found is None or shown is None or template.is_template(sent):
+            return
+        line, col = self.loaded.where(path) or (1, 1)
+        source = self.loaded.source.lines[line - 1] if 0 < line <= len(self.loaded.source.lines) else ""
+        at = source.find(command[:found.start], col - 1)
+        warning = self.loaded.source.problem(
+            f"{found.verb} without angle brackets: a strict server answers {REFUSALS[found.verb]} "
+            '(RFC 5321 §4.1.2 wants "<" path ">")', line, at + found.start + 1 if at >= 0 else col,
+            hint=f"write {found.fixed}; smtprun sends the line as written")
+        warning.severity = "warning"
+        self.warnings.append(warning)
 
     def regex(self, pattern: str, path: tuple[Any, ...]) -> None:
         if template.is_template(pattern):

@@ -6,6 +6,7 @@ import contextlib
 import difflib
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -16,7 +17,7 @@ from runner.environment import cache_folder
 from runner.errors import Problem
 from runner.plan.load import Loaded
 
-__all__ = ["SCHEMA_NAME", "ValidationCache", "schema", "schema_text", "validate", "validate_fragment"]
+__all__ = ["SCHEMA_NAME", "ValidationCache", "did_you_mean", "schema", "schema_text", "validate", "validate_fragment"]
 
 SCHEMA_NAME = "plan.schema.json"
 _REPO_COPY = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
@@ -135,21 +136,22 @@ def _kind(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
-def _name(path: tuple[Any, ...]) -> str:
-    """What the value at `path` is called: a key's name, or 'step'/'case' for a list item."""
+def _name(path: tuple[Any, ...], root: str = "plan") -> str:
+    """What the value at `path` is called: a key's name, 'step'/'case' for a list item, or what the file
+    is (`root`: "plan", "included file") for the file as a whole."""
     for i in range(len(path) - 1, -1, -1):
         if isinstance(path[i], str):
             if i < len(path) - 1:
                 return {"steps": "step", "cases": "case"}.get(path[i], path[i])
             return path[i]
-    return "plan"
+    return root
 
 
 def _explain(error: Any, loaded: Loaded) -> list[Problem]:
     """What one jsonschema error means, said about the plan: the explainer for its kind of check,
     or jsonschema's own message where none has more to say."""
     path = tuple(error.absolute_path)
-    name = _name(path)
+    name = _name(path, loaded.kind)
     dependent = error.validator is None and "dependentSchemas" in error.schema_path
     explain = _together if dependent else _EXPLAINERS.get(error.validator, _generic)
     problems = explain(error, loaded, path, name)
@@ -172,6 +174,8 @@ def _together(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> l
     if not others:
         return None
     first, second = sorted((present, others[0]))
+    if name == "step" and others[0] in ("expect", "capture"):  # smuggle: reads and judges every reply itself
+        return [loaded.problem(f"'{present}' judges its own replies: '{others[0]}' cannot be given with it", path)]
     if name == "step":
         return [loaded.problem(f"a step does one thing: '{first}' and '{second}' cannot be given together",
                                path, hint="split it into two steps")]
@@ -180,7 +184,7 @@ def _together(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> l
 
 def _unknown_keys(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
     allowed = sorted(error.schema.get("properties", {}))
-    return [_unknown_key(loaded, path, extra, allowed) for extra in error.instance
+    return [_unknown_key(loaded, path, name, extra, allowed) for extra in error.instance
             if extra not in error.schema.get("properties", {})]
 
 
@@ -205,9 +209,14 @@ def _alternatives(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) 
 
 
 def _type(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
+    if not path and loaded.kind != "plan":
+        return [loaded.problem(f"an {loaded.kind} holds a list of steps, or a mapping with 'steps:' "
+                               f"(and 'vars:', 'description:'), not {_kind(error.instance)}", path)]
     want = error.validator_value
     wants = " or ".join(want) if isinstance(want, list) else want
-    return [loaded.problem(f"'{name}' must be {_article(wants)}, not {_kind(error.instance)}", path)]
+    hint = "a plan starts with 'steps:' or 'cases:'; a bare list of steps is a file to include" \
+        if not path and isinstance(error.instance, list) else None
+    return [loaded.problem(f"'{name}' must be {_article(wants)}, not {_kind(error.instance)}", path, hint=hint)]
 
 
 def _const(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem] | None:
@@ -268,10 +277,15 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _unknown_key(loaded: Loaded, path: tuple[Any, ...], extra: str, allowed: list[str]) -> Problem:
-    close = difflib.get_close_matches(str(extra), allowed, n=1, cutoff=0.6)
-    hint = f"did you mean '{close[0]}'?" if close else "allowed here: " + ", ".join(allowed)
-    return loaded.problem(f"unknown key '{extra}' in {_name(path)}", (*path, extra), key=True, hint=hint)
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """"did you mean 'rcpt'?" for the one choice closest to a mistyped word, or None when none is close."""
+    close = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _unknown_key(loaded: Loaded, path: tuple[Any, ...], name: str, extra: str, allowed: list[str]) -> Problem:
+    hint = did_you_mean(extra, allowed) or "allowed here: " + ", ".join(allowed)
+    return loaded.problem(f"unknown key '{extra}' in {name}", (*path, extra), key=True, hint=hint)
 
 
 def _fits_type(errors: list[Any]) -> bool:

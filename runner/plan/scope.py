@@ -1,22 +1,37 @@
 """The names a template sees, in one place, each knowing whether its value is secret.
 
 A scope holds plan variables (with `--var` and `--secret` over them), a case's matrix values,
-what a sequential plan's earlier cases learned, captures, `env` and `ehlo`. There is one scope
+what a sequential plan's earlier cases learned, captures, `env`, `ehlo` and `message_id`. There is one scope
 per plan (`Scope.for_plan`) and, derived from it, one per run of a case (`Scope.for_case`); each
 case's scope has its own Redactor, so concurrent cases never share a mutable one.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runner.errors import RenderError
 from runner.plan.types import Case, Plan
 from runner.redact import Redactor
-from runner.template import ENVIRON, evaluate, is_template, render
+from runner.template import ENVIRON, MAX_VALUE, MAX_VALUES, evaluate, is_template, render
 
-__all__ = ["Scope", "render_early", "template_names"]
+__all__ = ["Scope", "new_message_id", "render_early", "template_names"]
+
+_DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")  # dot-atom-text, RFC 5322 §3.2.3
+
+
+def new_message_id(domain: str | None) -> str:
+    """A case's own Message-ID without its angle brackets (RFC 5322 §3.6.4):
+    `smtprun.<hex time>.<96 random bits>@<domain>`, so ids never meet across runs, hosts and
+    concurrent cases. A domain that is not a plain host name gives "smtprun.invalid"."""
+    domain = (domain or "").strip().strip("[]").rstrip(".")
+    if not _DOMAIN.match(domain):
+        domain = "smtprun.invalid"
+    return f"smtprun.{int(time.time()):x}.{secrets.token_hex(12)}@{domain}"
 
 
 def template_names(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -27,9 +42,9 @@ def template_names(values: Mapping[str, Any]) -> dict[str, Any]:
     return names
 
 
-def render_early(text: str, values: Mapping[str, Any]) -> str:
+def render_early(text: str, values: Mapping[str, Any], limit: int = MAX_VALUE) -> str:
     """A plan string rendered before any session (a variable, a matrix case's name): no EHLO keywords yet."""
-    return render(text, {**template_names(values), "ehlo": {}})
+    return render(text, {**template_names(values), "ehlo": {}}, limit)
 
 
 class Scope:
@@ -52,8 +67,10 @@ class Scope:
         redactor = Redactor()
         for case in plan.cases:
             for step in (*case.steps, *case.finally_steps):
-                if step.action == "auth" and not is_template(step.value["password"]):
-                    redactor.add(step.value["password"])
+                password = step.value.get("password") if isinstance(step.value, dict) else None
+                if step.action in ("auth", "expect_delivery", "expect_dsn") and password \
+                        and not is_template(password):
+                    redactor.add(password)
         for value in (secrets or {}).values():
             redactor.add(value)
         known = [name for name in plan.secrets if name not in plan.late_vars]  # those are rendered per case
@@ -63,12 +80,16 @@ class Scope:
         """A fresh scope for one run of `case`: its matrix values over what earlier cases learned, over
         the plan's variables; the variables that name a matrix value rendered (see `late_error`)."""
         values = {**plan.vars, **self.learned, **case.vars}
-        late_error = None
+        late_error, room = None, MAX_VALUES  # a case's variables together, as a plan's are (runner/plan/build.py)
         try:
             for name in plan.late_vars:
-                values[name] = render_early(str(plan.vars[name]), values)
+                values[name] = render_early(str(plan.vars[name]), values, min(room, MAX_VALUE))
+                room -= len(values[name])
         except RenderError as exc:
             late_error = f"vars: {exc}"
+        if "message_id" not in values:  # a plan may fix it; else each run of each case has its own
+            helo = values.get("helo")
+            values["message_id"] = new_message_id(str(helo) if helo else _literal(plan.target.host))
         scope = Scope(values, plan.secrets, self.redactor)
         scope.late_error = late_error
         return scope
@@ -91,3 +112,8 @@ class Scope:
 
     def evaluate(self, expression: str) -> Any:
         return evaluate(expression, self.values)
+
+
+def _literal(text: str | None) -> str | None:
+    """A host name as written, None when it is a template (rendered only once the case connects)."""
+    return None if text is None or "{" in text else text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.errors import Problem
 from runner.net.address import hostport
 
 __all__ = ["Case", "Include", "Plan", "Retry", "Step", "Target"]
@@ -28,6 +29,8 @@ class Target:
     nameservers: tuple[str, ...] = ()
     dns_timeout: float = 5.0
     families: tuple[str, ...] = ("ipv4", "ipv6")
+    strict_replies: bool = False  # refuse reply text that is not UTF-8 instead of reading it as Latin-1
+    quit_on_failure: bool = True  # after a failed step, end a session still in step with QUIT
 
     def __str__(self) -> str:
         if self.mx and not self.host:
@@ -83,6 +86,7 @@ class Case:
     continue_on_failure: bool = False
     timeout: float | None = None
     vars: dict[str, Any] = field(default_factory=dict)  # this case's matrix values
+    quit_on_failure: bool | None = None  # None: the target's
 
 
 @dataclass(frozen=True)
@@ -96,3 +100,5 @@ class Plan:
     cases: tuple[Case, ...]
     sequential: bool = False
     late_vars: tuple[str, ...] = ()  # vars whose templates name a matrix value: rendered per case, in this order
+    warnings: tuple[Problem, ...] = ()  # what validation found that runs as written, but may be refused
+    names: frozenset[str] = frozenset()  # every variable the plan declares, or reads in a template: what --var may set

@@ -49,13 +49,24 @@ def _loads(text: str) -> Any:
         return None
 
 
+def _float(value: float) -> str:
+    """A float as YAML 1.1 (PyYAML) reads it back as that float: it needs a dot in the mantissa and a
+    sign in the exponent, so Python's 1e-05 is written 1.0e-05."""
+    mantissa, e, exponent = repr(value).partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    if e and exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return mantissa + e + exponent
+
+
 def _scalar(value: Any) -> str:
     """A YAML scalar: plain when that reads back the same, else double-quoted (JSON's escapes,
     plus YAML's for the characters YAML may not hold raw)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return str(int(value)) if float(value).is_integer() else repr(value)
+        return str(int(value)) if float(value).is_integer() else _float(value)
     if _PLAIN.fullmatch(value) and _loads(value) == value:
         return value
     return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"

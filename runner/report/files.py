@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["atomic_write", "write_first_free"]
+__all__ = ["atomic_write", "check_writable", "write_first_free"]
 
 _LINK_UNSUPPORTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
@@ -35,6 +35,28 @@ def _temp_file(directory: Path, name: str, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return Path(tmp)
+
+
+def check_writable(path: Path, folder: bool = False) -> None:
+    """OSError, in words, unless a report can be written at path (a file; with `folder`, a folder
+    of reports, made if missing). Checked by writing: a permission, a read-only file system or a
+    full disk is found as the report itself would find it, before anything else is done."""
+    path = Path(path)
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise OSError(errno.ENOTDIR, "not a folder", str(path))
+        while not path.exists() and path != path.parent:  # made when the report is written
+            path = path.parent
+        where = path
+    else:
+        if path.is_dir():
+            raise OSError(errno.EISDIR, "a folder, not a file name", str(path))
+        where = path.parent
+        if not where.is_dir():
+            raise OSError(errno.ENOENT, f"its folder {where} does not exist", str(path))
+    fd, probe = tempfile.mkstemp(prefix=".smtprun-probe-", dir=where)
+    os.close(fd)
+    os.unlink(probe)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -7,8 +7,10 @@ the index and later comparisons can read the report back.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,7 @@ from runner.report.format import (
     split_lines,
     why_failed,
 )
+from runner.report.mailfacts import mail_rows
 from runner.report.render import embed_json, environment
 from runner.results import (
     FAILED,
@@ -70,7 +73,8 @@ def _run_fields(run: RunResult, plan: PlanResult) -> dict[str, Any]:
         "format": FORMAT,
         "smtprun": run.version,
         "started_at": utc_iso(run.started_at),
-        "duration": round(run.duration, 6),
+        "duration": round(plan.duration, 6),  # the plan's wall time, as the index lists it
+        "run_duration": round(run.duration, 6),
         "interrupted": run.interrupted,
         "counts": plan.counts(),
     }
@@ -103,6 +107,7 @@ class _Step:
     status: str
     reason: str
     duration: str
+    verdict: str = ""  # a finding in words (smuggle:), shown beside the result
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class _Session:
     steps: list[_Step]
     captures: list[tuple[str, str, int]]
     transcript: list[tuple[str, str, str, str]]  # offset, direction, css class, text
+    mail: list[tuple[int, str, list[tuple[str, str]]]]  # expect_delivery/expect_dsn: step, action, facts
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,7 @@ class _Case:
     tries: list[_Session]  # earlier failed tries of a case with retry:, oldest first
     load: _Load | None
     tls: list[tuple[str, str]]
+    verdict: str = ""  # the first step verdict, for the case's header line
 
 
 def _ref(file: str, line: int | None) -> str:
@@ -182,6 +189,7 @@ def _step(step: StepResult, file: str) -> _Step:
         status=step.status,
         reason=printable(step.reason),
         duration=f"{step.duration:.3f}s",
+        verdict="" if step.verdict == step.reason else printable(step.verdict),
     )
 
 
@@ -221,6 +229,8 @@ def _session(title: str, case: CaseResult, file: str, status: str | None = None)
         steps=steps,
         captures=[(printable(k), printable(v), s.index) for s in case.steps for k, v in s.captures.items()],
         transcript=_transcript(case),
+        mail=[(s.index, s.action, [(printable(k), printable(v)) for k, v in mail_rows(s.details)])
+              for s in case.steps if s.details],
     )
 
 
@@ -283,6 +293,7 @@ def _case(n: int, case: CaseResult, file: str) -> _Case:
         tries=tries,
         load=load,
         tls=[(printable(str(k)), _value(v)) for k, v in (case.tls or {}).items()],
+        verdict=printable(next((s.verdict for s in case.steps if s.verdict), None)),
     )
 
 
@@ -327,7 +338,7 @@ def render_report(
         counts=counts,
         total=sum(counts.values()),
         started=format_utc(run.started_at),
-        duration=format_seconds(sum(c.duration for c in plan.cases)),
+        duration=format_seconds(plan.duration),
         run_duration=format_seconds(run.duration) if len(run.plans) > 1 else None,
         plans_in_run=len(run.plans),
         version=printable(run.version),
@@ -381,6 +392,8 @@ def write_html_reports(
     report_dir = Path(report_dir)
     warnings: list[str] = []
     written: list[Path] = []
+    if report_dir.exists() and not report_dir.is_dir():  # mkdir would say "File exists"
+        raise ReportError(f"cannot write the HTML report in {report_dir}: {os.strerror(errno.ENOTDIR)}")
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
         entries, _ = scan_reports(report_dir)  # rebuild_index below warns about unreadable files
@@ -397,9 +410,8 @@ def write_html_reports(
                 page = render_report(run, plan, None, None, data)
             stem = report_stem(plan.file, run.started_at)
             written.append(write_new(report_dir, stem, ".html", page.encode("utf-8")))
-    except OSError as exc:
-        where = exc.filename or report_dir
-        raise ReportError(f"cannot write the HTML report in {where}: {exc.strerror or exc}") from exc
+    except OSError as exc:  # the folder is named, not the temporary file that could not be made in it
+        raise ReportError(f"cannot write the HTML report in {report_dir}: {exc.strerror or exc}") from exc
     warnings.extend(rebuild_index(report_dir))
     warn = on_warning or logging.getLogger(__name__).warning
     for warning in dict.fromkeys(warnings):

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from runner.errors import ReportError
 from runner.report.files import atomic_write
 from runner.report.format import format_latency, printable, split_lines, why_failed
+from runner.report.mailfacts import mail_rows
 from runner.results import FAILED, INFO, SKIPPED, CaseResult, PlanResult, RunResult, show_bytes
 
 __all__ = ["junit_xml", "load_message", "load_text", "transcript_text", "write_junit"]
@@ -110,6 +111,10 @@ def _system_out(case: CaseResult) -> str:
     else:
         head += [f"try {n} — {t.status}: {why_failed(t)}" for n, t in enumerate(case.attempts, 1)]
     head += case.notes
+    for step in case.steps:  # expect_delivery/expect_dsn: the mailbox, the wait, what was found
+        if step.details:
+            head.append(f"step {step.index} ({step.action}) found:")
+            head += [f"  {label}: {value}" for label, value in mail_rows(step.details)]
     transcript = transcript_text(case)
     if not transcript:
         return printable("\n".join(head))
@@ -130,7 +135,7 @@ def _suite(plan: PlanResult, version: str, run_started: str) -> ET.Element:
         failures=str(failures),
         errors="0",
         skipped=str(skipped),
-        time=_seconds(sum(c.duration for c in plan.cases)),
+        time=_seconds(plan.duration),
         timestamp=started.strftime("%Y-%m-%dT%H:%M:%S") if started else run_started,
         file=printable(plan.file),
     )

@@ -20,20 +20,27 @@ from typing import Any
 
 from runner import limits
 from runner.errors import StepFailed
+from runner.mail.listen import ListenError, Listeners
 from runner.net import tls as tlsinfo
+from runner.net.address import check_host
 from runner.net.transport import Connector, hostport, open_connection
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Step, Target
 from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
+from runner.run.budget import RenderBudget
+from runner.run.mailsteps import MAIL_ACTIONS, listen_wanted
 from runner.run.render import StepRenderer
 from runner.run.steps import ACTIONS
 from runner.run.transcript import Listener, Transcript
 from runner.run.wire import Wire
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import Reply
+from runner.smtp.smuggling import ending_name
 from runner.template import RenderError
 
 __all__ = ["Hop", "Listener", "Session", "not_run", "run_case"]
+
+QUIT_TIMEOUT = 2.0  # seconds for the 221 to the QUIT after a failure; Exim takes 0.2 s (RFC 5321 sets none)
 
 
 @dataclass(frozen=True)
@@ -49,16 +56,17 @@ class Session(Wire):
     """What one case knows while it runs: its connection (a Wire), its variables, the step in progress."""
 
     def __init__(self, plan: Plan, case: Case, target: Target, scope: Scope, listener: Listener | None,
-                 route: tuple[Hop, ...] | None = None, connect: Connector | None = None) -> None:
+                 route: tuple[Hop, ...] | None = None, connect: Connector | None = None,
+                 budget: RenderBudget | None = None) -> None:
         self.plan, self.case, self.target = plan, case, target
         self.redactor = scope.redactor  # this case's own: secrets it learns stay with it
-        self.renderer = StepRenderer(scope)
+        self.renderer = StepRenderer(scope, budget)  # the budget: the run's, shared by every case
         self.t0 = time.monotonic()
         result = CaseResult(name=case.name, target=str(target), line=case.line)
         self.vars = scope.values  # captures and the EHLO keywords are set here, in the case's scope
         keywords = self.vars.get("ehlo")  # what the plan's earlier cases learned
         super().__init__(result, Transcript(case.name, result.transcript, self.redactor, listener, self.t0),
-                         keywords if isinstance(keywords, dict) else {})
+                         keywords if isinstance(keywords, dict) else {}, target.strict_replies)
         self.captures: dict[str, str] = {}
         self.running: StepResult | None = None  # the step in progress, for the session deadline
         self.stop: asyncio.Event | None = None  # set on Ctrl-C
@@ -66,10 +74,31 @@ class Session(Wire):
         self.connector: Connector = connect or open_connection
         self.server_host = target.host or ""  # the name TLS checks and DNS checks use
         self.step: Step | None = None
+        self.quit_reply: Reply | None = None  # the server's answer to the QUIT sent after a failure
+        self.quitting = False  # that QUIT is under way
+        self.started_at = time.time()
+        self.accepted_at: float | None = None  # the last 250 to a message's data (for `latency:`)
+        self.wants_message_id = any(s.action in MAIL_ACTIONS for s in (*case.steps, *case.finally_steps))
+        self.mail_listeners = Listeners()
+
+    def accepted(self, reply: Reply | None) -> None:
+        if reply is not None and reply.code == 250:
+            self.accepted_at = time.time()
+
+    @property
+    def message_id(self) -> str:
+        return str(self.vars.get("message_id", ""))
+
+    @property
+    def nameservers(self) -> tuple[tuple[str, int], ...]:
+        from runner.net.dns import parse_nameserver
+
+        return tuple(parse_nameserver(n) for n in self.target.nameservers)
 
     # -- connecting -------------------------------------------------------------------------
     def deadline(self, step: Step) -> float:
-        return time.monotonic() + (step.timeout or self.case.timeout or self.target.timeout)
+        self.patience = step.timeout or self.case.timeout or self.target.timeout
+        return time.monotonic() + self.patience
 
     def port(self) -> int:
         port = self.target.port
@@ -79,6 +108,13 @@ class Session(Wire):
         if not text.isdigit() or not 0 < int(text) < 65536:
             raise StepFailed(f"target port {port!r} renders to {text!r}, not a TCP port")
         return int(text)
+
+    def host(self) -> str:
+        """The target host, rendered, and a name the resolver can be asked for (or an IP address)."""
+        try:
+            return check_host(self.text(self.target.host or ""))
+        except ValueError as exc:
+            raise StepFailed(str(exc)) from None
 
     async def connect(self) -> None:
         """Connect to the target host, or along the route (MX hosts in order), falling back on failure."""
@@ -91,7 +127,7 @@ class Session(Wire):
             except OSError as exc:
                 raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}") from None
         port = self.port()
-        hops = self.route if self.route is not None else (Hop(self.text(t.host or ""), self.text(t.host or "")),)
+        hops = self.route if self.route is not None else (Hop(self.host(), self.host()),)
         if not hops:
             raise StepFailed("no address to connect to")
         tls_note = " (implicit TLS)" if context else ""
@@ -118,6 +154,7 @@ class Session(Wire):
         self.note(f"connected to {self.conn.peer}")
         if context is not None:
             self.result.tls = tlsinfo.session_facts(self.conn.tls_object, t.verify)
+            self.note(tlsinfo.describe_session(self.result.tls))
 
     async def start_tls(self, context: ssl.SSLContext, server_name: str, verify: bool,
                         deadline: float) -> dict[str, Any]:
@@ -150,6 +187,13 @@ class Session(Wire):
         self.step = step
         self.cut_short = False
         deadline = self.deadline(step)
+        try:
+            async with self.renderer.body(step, deadline):  # a large body is alive only while its step runs
+                await self._act(step, out, deadline)
+        except RenderError as exc:
+            raise StepFailed(str(exc)) from None
+
+    async def _act(self, step: Step, out: StepResult, deadline: float) -> None:
         action = ACTIONS.get(step.action)
         if action is not None:
             if await action(self, step, out, deadline):
@@ -157,7 +201,9 @@ class Session(Wire):
         else:
             out.label = "read a reply"
         if step.reads_reply:
-            await self.judge(step, out, deadline, default=None)
+            reply = await self.judge(step, out, deadline, default=None)
+            if step.action in _BODY_ACTIONS:
+                self.accepted(reply)
         elif self.cut_short:  # the server refused what was being sent: that is this step's outcome
             reply = out.reply = await self.reply(deadline)
             raise StepFailed(f"the server stopped taking the data and answered {reply.summary()}", reply)
@@ -200,6 +246,10 @@ class Session(Wire):
             value = (found.group(1) if found.re.groups else found.group(0)) or ""  # a group that took no part
             self.vars[name] = self.captures[name] = value
             out.captures[name] = self.redactor.text(value or "")
+            self.note(f"captured {name} = {out.captures[name]!r}")
+
+
+_BODY_ACTIONS = frozenset({"data", "data_file", "data_size"})  # (bdat judges its own replies: steps.py)
 
 
 def _connect_failure(exc: BaseException, where: str, timeout: float) -> str:
@@ -207,7 +257,9 @@ def _connect_failure(exc: BaseException, where: str, timeout: float) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return f"connection to {where} timed out after {timeout:g}s"
     if isinstance(exc, ssl.SSLError):
-        return f"{where}: {tlsinfo.describe_failure(exc)}"
+        hint = ("; is this a STARTTLS port? use a starttls: step instead of tls: implicit"
+                if exc.reason == tlsinfo.PLAINTEXT else "")
+        return f"{where}: {tlsinfo.describe_failure(exc)}{hint}"
     if isinstance(exc, ValueError):  # e.g. a label over 63 characters
         return f"cannot connect to {where}: not a valid host name ({exc})"
     assert isinstance(exc, OSError)
@@ -269,29 +321,54 @@ async def _run_steps(session: Session) -> None:
     result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
     main, final = result.steps[: len(case.steps)], result.steps[len(case.steps):]
     try:
+        await session.mail_listeners.start(listen_wanted((*case.steps, *case.finally_steps), session.text))
         await session.connect()
-    except StepFailed as exc:
-        reason = session.redactor.text(exc.reason)
-        result.status, result.reason = FAILED, reason
-        result.steps[0].status, result.steps[0].reason = FAILED, reason
+    except (StepFailed, ListenError) as exc:  # no step ran: the connection (or a listener) is what failed
+        result.status, result.reason = FAILED, session.redactor.text(str(exc))
         return
     await _run_list(session, case.steps, main, case.continue_on_failure)
     if case.finally_steps:
-        if session.conn is None or session.conn.closed:
+        if session.over:  # after a 221 or a close: steps on it could only fail (RFC 5321 §4.1.1.10)
             for out in final:
-                out.reason = "not run: the connection is closed"
-            return
-        await _run_list(session, case.finally_steps, final, case.continue_on_failure)
+                out.reason = f"not run: {session.over}"
+        else:
+            await _run_list(session, case.finally_steps, final, case.continue_on_failure)
+    quit_on_failure = case.quit_on_failure if case.quit_on_failure is not None else session.target.quit_on_failure
+    if result.status == FAILED and quit_on_failure:
+        await _quit(session)
+
+
+async def _quit(session: Session) -> None:
+    """After a failure, end the session as a client should (RFC 5321 §4.1.1.10), not by dropping it:
+    only while it is in step, so that the QUIT is read as a command and its reply told apart."""
+    if session.out_of_step():  # closed, after a timeout or a protocol error, mid-DATA: the QUIT could be misread
+        return
+    session.note("the case failed: ending the session with QUIT")
+    session.quitting = True
+    session.patience = QUIT_TIMEOUT
+    deadline = time.monotonic() + QUIT_TIMEOUT
+    try:
+        await session.send(b"QUIT\r\n", deadline)
+        reply = await session.reply(deadline)
+    except StepFailed as exc:
+        session.note(f"QUIT: {exc.reason}")
+        return
+    session.quit_reply = reply
 
 
 def _label(step: Step) -> str:
     """What a step does, in a few words, before it has run (running it may render a better one)."""
     if step.action in ("send", "raw") and isinstance(step.value, str):
         return step.value
+    if step.action == "smuggle":
+        return step.name or f"smuggle {ending_name(step.value['ending'])}"
     return step.name or ("read a reply" if step.action == "expect" else step.action)
 
 
 def _cut(session: Session, reason: str) -> None:
+    if session.quitting:  # the verdict was in before the QUIT that followed it: keep its reason
+        session.note(f"QUIT: {reason}")
+        return
     session.result.status, session.result.reason = FAILED, reason
     if session.running is not None:
         session.running.status, session.running.reason = FAILED, reason
@@ -307,6 +384,7 @@ async def run_case(
     route: tuple[Hop, ...] | None = None,
     stop: asyncio.Event | None = None,
     connect: Connector | None = None,
+    budget: RenderBudget | None = None,
 ) -> CaseResult:
     """Run one case to its verdict, in its own scope derived from the plan's `scope`. Never raises
     for anything the server or network does.
@@ -316,7 +394,7 @@ async def run_case(
     opens the connection (by default over the network: runner.net.transport.open_connection).
     """
     case_scope = scope.for_case(plan, case)
-    session = Session(plan, case, target, case_scope, listener, route, connect)
+    session = Session(plan, case, target, case_scope, listener, route, connect, budget)
     session.stop = stop
     if case_scope.late_error is not None:
         _cut(session, case_scope.late_error)
@@ -334,7 +412,10 @@ async def run_case(
         _cut(session, "interrupted")
     finally:
         if session.conn is not None:
-            session.conn.abort() if session.result.status == FAILED else session.conn.close()
+            clean = session.result.status != FAILED or session.quit_reply is not None
+            session.note_closed("client closed the connection" if clean else "client dropped the connection")
+            session.conn.close() if clean else session.conn.abort()
+        await session.mail_listeners.stop()
         session.result.duration = time.monotonic() - session.t0
     if learn:
         scope.learn(case_scope, session.captures)

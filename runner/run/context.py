@@ -53,6 +53,41 @@ class StepContext(Protocol):
 
     def port(self) -> int: ...
 
+    # -- the closed loop (runner/run/mailsteps.py) -------------------------------------------
+    @property
+    def message_id(self) -> str:
+        """The case's `{{ message_id }}`, without angle brackets."""
+        ...
+
+    @property
+    def started_at(self) -> float:
+        """Wall time (time.time()) the case started: no older message can be the one it sent."""
+        ...
+
+    @property
+    def accepted_at(self) -> float | None:
+        """Wall time of the last 250 to the end of a message's data, None before one."""
+        ...
+
+    def accepted(self, reply: Reply | None) -> None:
+        """A reply to the end of a message's data: a 250 is when the server took it (for `latency:`)."""
+        ...
+
+    @property
+    def wants_message_id(self) -> bool:
+        """A later step finds the message by its Message-ID: a body without one gets the case's."""
+        ...
+
+    @property
+    def nameservers(self) -> tuple[tuple[str, int], ...]:
+        """The plan's name servers (host, port); empty for the system's."""
+        ...
+
+    @property
+    def mail_listeners(self) -> Any:
+        """The listen:// servers the case started (runner.mail.listen.Listeners)."""
+        ...
+
     def text(self, value: str) -> str:
         """A plan value rendered in the step's scope; StepFailed when it cannot be."""
         ...
@@ -61,9 +96,21 @@ class StepContext(Protocol):
         """A line of the transcript that is not on the wire."""
         ...
 
+    def note_closed(self, by: str = "server closed the connection") -> None:
+        """Say in the transcript, once, that the connection was closed, and by whom."""
+        ...
+
     # -- the wire -----------------------------------------------------------------------
     async def send(self, data: bytes, deadline: float, replies: int | None = 1) -> None:
         """Send bytes owing `replies` replies (None: uncountable, as raw: is)."""
+        ...
+
+    async def send_part(self, data: bytes, deadline: float) -> bool:
+        """Send one piece whose replies cannot be counted; False when the connection is gone."""
+        ...
+
+    async def listen(self, until: float, most: int | None = None) -> tuple[list[Reply], bool]:
+        """The replies that arrive before `until` (or the first `most`), and whether the server closed."""
         ...
 
     async def send_starttls(self, deadline: float) -> None:

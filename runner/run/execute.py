@@ -20,19 +20,21 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import __version__
-from runner.net.transport import Connector
+from runner.net.transport import Connector, quiet_closed_transports
 from runner.plan.scope import Scope
 from runner.plan.targets import FleetTarget, in_shard
 from runner.plan.types import Case, Plan, Target
-from runner.results import FAILED, SKIPPED, CaseResult, PlanResult, RunResult
+from runner.results import FAILED, INFO, SKIPPED, CaseResult, PlanResult, RunResult
+from runner.run.budget import RenderBudget
 from runner.run.case import Hop, Listener, not_run, run_case
-from runner.run.render import skip_reason
+from runner.run.render import preview_labels, skip_reason
 from runner.stats import LoadStats
 from runner.template import RenderError
 
 __all__ = ["RunOptions", "new_event_loop", "run_plans", "run_plans_async"]
 
 DEFAULT_JOBS = 20
+NEVER_STARTED = "interrupted before it started"
 
 
 @dataclass
@@ -49,6 +51,7 @@ class RunOptions:
     listener: Listener | None = None
     on_case: Callable[[PlanResult, CaseResult], None] | None = None
     connect: Connector | None = None  # how sessions connect; None: over the network
+    on_start: Callable[[Callable[[], None]], None] | None = None  # given the function that stops the run, as Ctrl-C
     targets: tuple[FleetTarget, ...] = ()  # --targets: every case against each of these
     shard: tuple[int, int] | None = None  # --shard K/N: only the cases of share K
 
@@ -64,11 +67,10 @@ def target_for(plan: Plan, options: RunOptions) -> Target:
     return dataclasses.replace(plan.target, **changes)
 
 
-def _placeholder(case: Case, target: Target, status: str, reason: str, failed_first: bool = False) -> CaseResult:
+def _placeholder(case: Case, target: Target, status: str, reason: str) -> CaseResult:
+    """A case's result without a session: every step not run, the case saying why."""
     result = CaseResult(name=case.name, status=status, target=str(target), line=case.line, reason=reason)
     result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
-    if failed_first and result.steps:
-        result.steps[0].status, result.steps[0].reason = FAILED, reason
     return result
 
 
@@ -94,8 +96,10 @@ def mx_notes(found: Any) -> list[str]:
 class _PlanRun:
     """One plan's cases on the shared loop: routes, conditions, retries, repetitions."""
 
-    def __init__(self, plan: Plan, options: RunOptions, gate: asyncio.Semaphore, stopping: asyncio.Event) -> None:
+    def __init__(self, plan: Plan, options: RunOptions, gate: asyncio.Semaphore, stopping: asyncio.Event,
+                 budget: RenderBudget) -> None:
         self.plan, self.options, self.gate, self.stopping = plan, options, gate, stopping
+        self.budget = budget  # the run's: large bodies of every plan's cases share it
         self.target = target_for(plan, options)
         self.scope = Scope.for_plan(plan, options.secrets)  # each case runs in its own scope derived from it
         self.result = PlanResult(plan.name, plan.file, self.scope.redactor.text(plan.source), str(self.target))
@@ -111,11 +115,12 @@ class _PlanRun:
                 for t in self.options.targets for c in self.plan.cases]
 
     def _placeholders(self) -> None:
+        """Until a case has its verdict: not run. What Ctrl-C leaves of a case that never began stays so."""
         shard = self.options.shard
         if shard is not None:
             self.jobs = [j for j in self.jobs if in_shard(self._named(j).name, str(j.target or self.target), shard)]
-        self.result.cases = [_placeholder(self._named(j), j.target or self.target, FAILED,
-                                          "interrupted before the case finished") for j in self.jobs]
+        self.result.cases = [_placeholder(self._named(j), j.target or self.target, SKIPPED, NEVER_STARTED)
+                             for j in self.jobs]
 
     @staticmethod
     def _named(job: _Job) -> Case:
@@ -169,7 +174,7 @@ class _PlanRun:
             raise
         except Exception as exc:
             reason = f"internal error: {type(exc).__name__}: {exc}"
-            self._done(i, _placeholder(self._named(job), job.target or self.target, FAILED, reason, failed_first=True))
+            self._done(i, _placeholder(self._named(job), job.target or self.target, FAILED, reason))
 
     async def _verdict(self, i: int, job: _Job) -> None:
         case, target = self._named(job), job.target or self.target
@@ -177,7 +182,7 @@ class _PlanRun:
         if job.target is not None and job.target.mx and job.error is None:
             job, notes = await self._fleet_route(job)
         if job.error is not None:
-            self._done(i, _placeholder(case, target, FAILED, job.error, failed_first=True))
+            self._done(i, _placeholder(case, target, FAILED, job.error))
             return
         if case.when is not None:
             skip = skip_reason(case, self.scope.for_case(self.plan, case))
@@ -210,18 +215,26 @@ class _PlanRun:
         tries = 1 + (case.retry.times if case.retry else 0)
         earlier: list[CaseResult] = []
         t0 = time.monotonic()
+        started = datetime.now(timezone.utc)
         for attempt in range(tries):
             if attempt:
                 await asyncio.sleep(case.retry.delay if case.retry else 0)
             async with self.gate:
+                if self.stopping.is_set() and not attempt:  # Ctrl-C while it waited for a free session
+                    return _placeholder(case, target, SKIPPED, NEVER_STARTED)
                 result = await run_case(self.plan, case, target, self.scope, self.options.listener,
-                                        self.plan.sequential, route, self.stopping, self.options.connect)
+                                        self.plan.sequential, route, self.stopping, self.options.connect,
+                                        self.budget)
             if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set():
                 break
             earlier.append(result)
+            if self.options.listener is not None:  # -v: this try's verdict before the next session's lines
+                delay = case.retry.delay if case.retry else 0
+                self.options.listener(case.name, INFO, f"try {attempt + 1} of {tries} failed: {result.reason}; "
+                                                       f"trying again in {delay:g}s".encode())
         result.attempts = earlier
         if earlier:
-            result.duration = time.monotonic() - t0  # every try and the waits between them
+            result.started_at, result.duration = started, time.monotonic() - t0  # every try, the waits between
             used = len(earlier) + 1
             if result.status != FAILED:
                 result.notes.append(f"passed on try {used} of {tries}")
@@ -233,6 +246,7 @@ class _PlanRun:
         """--repeat: the case `repeat` times, `jobs` at a time, folded into figures as they finish."""
         stats, left = LoadStats(), self.options.repeat
         t0 = time.monotonic()
+        started = datetime.now(timezone.utc)
 
         async def worker() -> None:
             nonlocal left
@@ -240,13 +254,13 @@ class _PlanRun:
                 left -= 1
                 async with self.gate:
                     stats.add(await run_case(self.plan, case, target, self.scope, route=route,
-                                             stop=self.stopping, connect=self.options.connect))
+                                             stop=self.stopping, connect=self.options.connect, budget=self.budget))
 
         with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C: the sessions so far still make figures
             await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))
         result = stats.first if stats.first is not None else _placeholder(case, target, FAILED, "no session ran")
         result.load = stats.summary(time.monotonic() - t0)
-        result.duration = result.load["wall"]
+        result.started_at, result.duration = started, result.load["wall"]
         result.attempts = [e for e in stats.examples if e is not result]
         if stats.failed:
             result.status = FAILED
@@ -255,6 +269,7 @@ class _PlanRun:
         return result
 
     def _done(self, i: int, result: CaseResult) -> None:
+        preview_labels(result, self.jobs[i].case, self.scope.for_case(self.plan, self.jobs[i].case))
         self.result.cases[i] = result
         if self.options.on_case is not None:
             self.options.on_case(self.result, result)
@@ -265,7 +280,10 @@ async def _run(plans: list[Plan], options: RunOptions, run: RunResult, stop: asy
     gate = asyncio.Semaphore(max(1, options.jobs))
     own_signals = stop is None
     stop = stop or asyncio.Event()
-    runs = [_PlanRun(plan, options, gate, stop) for plan in plans]
+    if options.on_start is not None:
+        options.on_start(stop.set)
+    budget = RenderBudget()
+    runs = [_PlanRun(plan, options, gate, stop, budget) for plan in plans]
     run.plans.extend(r.result for r in runs)
     pending: set[asyncio.Future[Any]] = {asyncio.ensure_future(r.run()) for r in runs}
 
@@ -319,8 +337,11 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     if event_loop_name() == "uvloop":
         import uvloop
 
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    loop.set_exception_handler(quiet_closed_transports)
+    return loop
 
 
 def run_plans(plans: list[Plan], options: RunOptions) -> RunResult:

@@ -14,17 +14,21 @@ import hmac
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from runner.errors import StepFailed
+from runner.files import inside, open_regular
+from runner.mail import msgid
 from runner.net import tls as tlsinfo
-from runner.plan.check import inside
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
+from runner.run.mailsteps import do_expect_delivery, do_expect_dsn
+from runner.run.smuggle import check_pauses, do_smuggle, pause
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import Reply, encode_line
 from runner.template import is_template
+from runner.text import CONTROLS, printable
 
 __all__ = ["ACTIONS"]
 
@@ -43,57 +47,98 @@ def _line(text: str) -> bytes:
 
 
 MAX_LABEL = 300  # characters of a sent line kept as the step's label; the transcript has the bytes
+_LABEL_SOURCE = 64 * 1024  # characters of a long line read for its label: past any secret, short of a copy of it all
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= MAX_LABEL else f"{text[:MAX_LABEL]}… ({len(text)} characters in all)"
+def _label(session: StepContext, text: str, escape: bool = False) -> str:
+    """The start of a sent text as the step's label, secrets masked (on the raw text) before it is cut."""
+    shown = session.redactor.text(text[:_LABEL_SOURCE])
+    if escape:
+        shown = repr(shown)[1:-1]
+    if len(shown) <= MAX_LABEL and len(text) <= _LABEL_SOURCE:
+        return shown
+    return f"{shown[:MAX_LABEL]}… ({len(text)} characters in all)"
 
 
 async def do_send(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     line = session.text(step.value)
-    out.label = _short(session.redactor.text(line))
+    out.label = _label(session, line)
     await session.send(_line(line), deadline)
     return False
 
 
 async def do_raw(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    text = session.text(step.value)
-    out.label = _short(repr(session.redactor.text(text))[1:-1])
-    await session.send(text.encode("utf-8"), deadline, replies=None)
+    """Bytes exactly as given; a list is sent piece by piece, each its own write, `{pause: s}` between."""
+    if isinstance(step.value, str):
+        text = session.text(step.value)
+        out.label = _label(session, text, escape=True)
+        await session.send(text.encode("utf-8"), deadline, replies=None)
+        return False
+    parts = [item if isinstance(item, dict) else session.text(item) for item in step.value]
+    shown = " ".join(f"[pause {p['pause']:g}s]" if isinstance(p, dict) else _label(session, p, escape=True)
+                     for p in parts)
+    out.label = shown if len(shown) <= MAX_LABEL else f"{shown[:MAX_LABEL]}… ({len(parts)} pieces)"
+    check_pauses("raw", sum(p["pause"] for p in parts if isinstance(p, dict)), deadline)
+    for part in parts:
+        if isinstance(part, dict):
+            await pause(part["pause"], deadline)
+        else:
+            await session.send(part.encode("utf-8"), deadline, replies=None)
     return False
 
 
+def _with_message_id(session: StepContext, body: bytes) -> tuple[bytes, str]:
+    """A body a later step finds by Message-ID gets the case's own when it has none (said in the transcript)."""
+    if not session.wants_message_id or msgid.header_of(body):
+        return body, ""
+    session.note(f"added Message-ID: <{session.message_id}> to the message: a later step finds it by that")
+    return msgid.add_header(body, session.message_id), ", Message-ID added"
+
+
 async def do_data(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    body = session.text(step.value).encode("utf-8")
-    out.label = f"message body ({len(body)} bytes)"
+    body, added = _with_message_id(session, session.text(step.value).encode("utf-8"))
+    out.label = f"message body ({len(body)} bytes{added})"
     await session.send_stream([body], deadline, "body")
     return False
 
 
-def _file_chunks(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        while chunk := fh.read(FILE_CHUNK):
-            yield chunk
+class _Overdue(Exception):
+    """Reading a data file took past the step's deadline."""
+
+
+def _file_chunks(fh: BinaryIO, deadline: float) -> Iterator[bytes]:
+    """A regular file's bytes, chunk by chunk, each read started before the step's deadline."""
+    while time.monotonic() < deadline:
+        chunk = fh.read(FILE_CHUNK)
+        if not chunk:
+            return
+        yield chunk
+    raise _Overdue
 
 
 async def do_data_file(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     path = session.text(step.value)
-    if is_template(step.value) and step.file:  # checked as the plan was read when it is a literal
-        folder = os.path.dirname(step.file)
-        path = os.path.join(folder, path)
-        if not inside(path, folder):
-            raise StepFailed(f"data_file {path} is outside the plan's folder: not sent")
-    out.label = f"message body from {path}"
+    shown = printable(path, CONTROLS, backslash=True)
     try:
-        chunks = _file_chunks(path)
-        await session.send_stream(chunks, deadline, path)
+        if is_template(step.value) and step.file:  # checked as the plan was read when it is a literal
+            folder = os.path.dirname(step.file)
+            path = os.path.join(folder, path)
+            shown = printable(path, CONTROLS, backslash=True)
+            if not inside(path, folder):
+                raise StepFailed(f"data_file {shown} is outside the plan's folder: not sent")
+        out.label = f"message body from {shown}"
+        with open_regular(path) as fh:  # a FIFO or a device is refused here, never waited on
+            await session.send_stream(_file_chunks(fh, deadline), deadline, shown)
     except OSError as exc:
-        raise StepFailed(f"cannot read data_file {path}: {exc.strerror or exc}") from None
+        raise StepFailed(f"cannot read data_file {shown}: {exc.strerror or exc}") from None
+    except _Overdue:
+        raise StepFailed(f"reading data_file {shown} took longer than the step's timeout") from None
     return False
 
 
-def _generated(size: int) -> Iterator[bytes]:
-    head = b"Subject: smtprun generated message\r\n\r\n"
+def _generated(size: int, message_id: str = "") -> Iterator[bytes]:
+    head = (f"Message-ID: <{message_id}>\r\n".encode() if message_id else b"") \
+        + b"Subject: smtprun generated message\r\n\r\n"
     block = _FILLER * (FILE_CHUNK // len(_FILLER))
     yield head[:size]
     left = size - min(size, len(head))
@@ -104,7 +149,8 @@ def _generated(size: int) -> Iterator[bytes]:
 
 async def do_data_size(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     out.label = f"generated message body ({step.value} bytes)"
-    await session.send_stream(_generated(step.value), deadline, "generated body")
+    message_id = session.message_id if session.wants_message_id else ""  # a later step finds it by that
+    await session.send_stream(_generated(step.value, message_id), deadline, "generated body")
     return False
 
 
@@ -117,7 +163,7 @@ async def do_sleep(session: StepContext, step: Step, out: StepResult, deadline: 
 async def do_close(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     out.label = "close the connection"
     session.close()
-    session.note("client closed the connection")
+    session.note_closed("client closed the connection")
     return False
 
 
@@ -138,8 +184,7 @@ async def do_starttls(session: StepContext, step: Step, out: StepResult, deadlin
     except OSError as exc:
         raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}", reply) from None
     facts = await session.start_tls(context, name, verify, deadline)  # the EHLO keywords are void after it
-    session.note(f"TLS established: {facts.get('version')} {facts.get('cipher')}"
-                 + (f", certificate {facts['subject']}" if facts.get("subject") else ""))
+    session.note(tlsinfo.describe_session(facts))
     return True
 
 
@@ -214,6 +259,7 @@ async def do_bdat(session: StepContext, step: Step, out: StepResult, deadline: f
     """RFC 3030: BDAT <size> [LAST] and exactly that many octets, no dot-stuffing, a reply each."""
     text, size = _bdat_body(step.value)
     body = session.text(text).replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    body, _ = _with_message_id(session, body)
     size = size or max(len(body), 1)
     chunks = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
     spec = step.expect if step.expect is not None else 250
@@ -224,6 +270,7 @@ async def do_bdat(session: StepContext, step: Step, out: StepResult, deadline: f
         reply: Reply = await session.reply(deadline)
         out.reply = reply
         session.check(spec if last else "2xx", reply, f"chunk {n} of {len(chunks)}: ")
+    session.accepted(out.reply)
     session.capture(step, out.reply, out)  # type: ignore[arg-type]
     return True
 
@@ -244,21 +291,35 @@ async def do_expect_tls(session: StepContext, step: Step, out: StepResult, deadl
     facts = session.tls_facts
     if not facts:
         raise StepFailed("no TLS session in force: use starttls first, or target tls: implicit")
-    problems = []
-    if "min_version" in want and facts.get("version") in _TLS_ORDER \
-            and _TLS_ORDER.index(facts["version"]) < _TLS_ORDER.index(want["min_version"]):
-        problems.append(f"version {facts['version']} is below {want['min_version']}")
-    if "days_valid" in want and facts.get("days_left", -1) < want["days_valid"]:
-        problems.append(f"certificate expires in {facts.get('days_left', '?')} days, under {want['days_valid']}")
-    if "name" in want:
-        name = session.text(want["name"])
-        if not any(_name_matches(name, san) for san in facts.get("san", [])):
-            problems.append(f"certificate is not valid for {name} (names: {', '.join(facts.get('san', [])) or 'none'})")
-    if "verified" in want and facts.get("verified") != want["verified"]:
-        problems.append(f"certificate verified is {facts.get('verified')}, expected {want['verified']}")
+    results = _tls_checks(session, want, facts)  # (what was found, the problem or None) per key given
+    session.note("expect_tls: " + "; ".join(f"{found}: {problem or 'ok'}" for found, problem in results))
+    problems = [problem for _found, problem in results if problem]
     if problems:
         raise StepFailed("; ".join(problems))
     return True
+
+
+def _tls_checks(session: StepContext, want: dict[str, Any], facts: dict[str, Any]) -> list[tuple[str, str | None]]:
+    results: list[tuple[str, str | None]] = []
+    if "min_version" in want:
+        low = facts.get("version") in _TLS_ORDER and \
+            _TLS_ORDER.index(facts["version"]) < _TLS_ORDER.index(want["min_version"])
+        results.append((f"version {facts.get('version')}",
+                        f"version {facts['version']} is below {want['min_version']}" if low else None))
+    if "days_valid" in want:
+        left = facts.get("days_left", -1)
+        results.append((f"certificate valid {facts.get('days_left', '?')} more days",
+                        f"certificate expires in {facts.get('days_left', '?')} days, under {want['days_valid']}"
+                        if left < want["days_valid"] else None))
+    if "name" in want:
+        name = session.text(want["name"])
+        names = facts.get("san", [])
+        results.append((f"name {name}", None if any(_name_matches(name, san) for san in names) else
+                        f"certificate is not valid for {name} (names: {', '.join(names) or 'none'})"))
+    if "verified" in want:
+        results.append((f"verified {facts.get('verified')}", None if facts.get("verified") == want["verified"] else
+                        f"certificate verified is {facts.get('verified')}, expected {want['verified']}"))
+    return results
 
 
 async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
@@ -276,35 +337,40 @@ async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadl
                                           max(0.001, deadline - time.monotonic()))
     except asyncio.TimeoutError:
         raise StepFailed("DNS checks did not finish within the step's timeout") from None
-    found = [p for p in problems if p]
+    session.note("expect_dns: " + "; ".join(f"{name}: {problem or 'ok'}" for name, problem in problems))
+    found = [p for _name, p in problems if p]
     if found:
         raise StepFailed("; ".join(found))
     return True
 
 
-async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any, domain: str) -> list[str | None]:
+async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
+                      domain: str) -> list[tuple[str, str | None]]:
+    """(check, its problem or None) for each check asked for, in order."""
     from runner.net import dns
 
-    problems = []
+    problems: list[tuple[str, str | None]] = []
     if "ptr_matches_banner" in want:
         address = session.peer.rsplit(":", 1)[0].strip("[]")
         names = session.greeting_hosts or [session.server_host]
-        problems.append(await dns.ptr_check(address, names, config))
+        problems.append((f"PTR of {address}", await dns.ptr_check(address, names, config)))
     for kind in ("spf", "dmarc", "mta_sts"):
         if kind in want:
-            problems.append(await dns.txt_present(kind, domain, config))
+            problems.append((f"{kind} of {domain}", await dns.txt_present(kind, domain, config)))
     if "tlsa" in want:
         chain = tlsinfo.peer_chain(session.tls_object)
+        where = f"TLSA of _{session.port()}._tcp.{session.server_host}"
         if not chain:
-            problems.append("no TLS session in force: use starttls first, or target tls: implicit")
+            problems.append((where, "no TLS session in force: use starttls first, or target tls: implicit"))
         else:
-            problems.append(await dns.tlsa_check(session.server_host, session.port(), chain, config))
+            problems.append((where, await dns.tlsa_check(session.server_host, session.port(), chain, config)))
     return problems
 
 
 ACTIONS: dict[str, Action] = {
     "send": do_send,
     "raw": do_raw,
+    "smuggle": do_smuggle,
     "data": do_data,
     "data_file": do_data_file,
     "data_size": do_data_size,
@@ -316,4 +382,6 @@ ACTIONS: dict[str, Action] = {
     "bdat": do_bdat,
     "expect_tls": do_expect_tls,
     "expect_dns": do_expect_dns,
+    "expect_delivery": do_expect_delivery,
+    "expect_dsn": do_expect_dsn,
 }

@@ -18,6 +18,7 @@ from runner.results import RECV, SEND, CaseResult
 from runner.run.transcript import MAX_EVENT_BYTES, Transcript
 from runner.smtp.protocol import DataEncoder, Reply
 from runner.smtp.session import NEED_DATA, Closed, SmtpSession, TimedOut
+from runner.text import excerpt
 
 __all__ = ["Wire"]
 
@@ -27,13 +28,19 @@ _INJECTION = "response injection (RFC 3207 §4.2, cf. CVE-2011-0411)"
 class Wire:
     """Sends, reads and upgrades one connection for a case; `conn` is None until it is open."""
 
-    def __init__(self, result: CaseResult, transcript: Transcript, keywords: dict[str, str]) -> None:
+    def __init__(self, result: CaseResult, transcript: Transcript, keywords: dict[str, str],
+                 strict_replies: bool = False) -> None:
         self.result = result
         self.record = transcript.record  # (direction, bytes): what went over the wire, for the transcript
+        self.redact = transcript.redactor.text  # the case's secrets, masked in what a server's text is quoted in
         self.note = transcript.note  # (text): a line of the transcript that is not on the wire
-        self.smtp = SmtpSession(keywords)
+        self.smtp = SmtpSession(keywords, strict_replies)
+        self.warned_8bit = False
+        self.broken: str | None = None  # why the connection is no longer in step (injection, failed TLS, a write)
+        self.close_noted = False  # the transcript says the connection was closed
         self.conn: Transport | None = None
         self.cut_short = False  # the server replied mid-send: the rest of this step's bytes are not sent
+        self.patience = 0.0  # seconds the step in progress waits for its reply, for "no reply within 30s"
 
     # -- what the connection knows ------------------------------------------------------
     @property
@@ -57,6 +64,24 @@ class Wire:
     def greeting_hosts(self) -> list[str]:
         return self.smtp.greeting_hosts
 
+    def out_of_step(self) -> str | None:
+        """Why a QUIT now could not end the session cleanly, or None when it can."""
+        if self.over:
+            return self.over
+        assert self.conn is not None
+        if arrived := self.conn.buffered():
+            self.smtp.receive(arrived)
+        return self.broken or self.smtp.out_of_step()
+
+    @property
+    def over(self) -> str | None:
+        """Why nothing more can be said on this connection, or None while it is open."""
+        if self.conn is None or self.conn.closed:
+            return "the connection is closed"
+        if self.smtp.ended_by is not None:
+            return f"the server ended the session ({self.smtp.ended_by})"
+        return None
+
     def close(self) -> None:
         assert self.conn is not None
         self.conn.close()
@@ -68,6 +93,22 @@ class Wire:
         self.record(SEND, data)
         self.smtp.sent(replies)
         await self.write(data, deadline)
+
+    async def send_part(self, data: bytes, deadline: float) -> bool:
+        """Send one piece of bytes whose replies cannot be counted (raw:, smuggle:); False, sending
+        nothing, when the server has closed the connection or it breaks while sending."""
+        assert self.conn is not None
+        if self.conn.closed:
+            return False
+        self.record(SEND, data)
+        self.smtp.sent(None)
+        try:
+            await self.conn.write(data, deadline)
+        except asyncio.TimeoutError:
+            raise StepFailed("timed out sending: the server is not reading") from None
+        except (ConnectionLost, OSError):
+            return False
+        return True
 
     async def send_starttls(self, deadline: float) -> None:
         """STARTTLS (RFC 3207 §4); once a 220 answers it, nothing after the 220 is read as a reply."""
@@ -83,8 +124,8 @@ class Wire:
         early = self.smtp.unsolicited()
         if early is not None:
             self.record(RECV, early.data)
-            what = about_to_send.split(b"\r\n", 1)[0][:60].decode("utf-8", "replace")
-            raise StepFailed(f"the server sent {len(early.data)} bytes that no command asked for, before {what!r}")
+            what = excerpt(about_to_send.split(b"\r\n", 1)[0].decode("utf-8", "replace"), redact=self.redact)
+            raise StepFailed(f"the server sent {len(early.data)} bytes that no command asked for, before {what}")
 
     async def send_stream(self, chunks: Iterable[bytes], deadline: float, what: str) -> None:
         """Stream a body with dot-stuffing (RFC 5321 §4.5.2), chunk by chunk; recorded as one entry.
@@ -128,6 +169,7 @@ class Wire:
             why = str(exc)
         if arrived := self.conn.buffered():
             self.smtp.receive(arrived)
+        self.broken = "a write failed"
         if self.smtp.answered_early():
             self.cut_short = True
             self.note(f"the server answered and stopped taking data before the client finished sending ({why})")
@@ -135,8 +177,10 @@ class Wire:
         raise StepFailed(why)
 
     # -- receiving ----------------------------------------------------------------------
-    async def next_reply(self, deadline: float) -> Reply | Closed | TimedOut:
-        """The next reply, or what ended the wait for it. ConnectionLost when the connection failed."""
+    async def next_reply(self, deadline: float, keep_partial: bool = False) -> Reply | Closed | TimedOut:
+        """The next reply, or what ended the wait for it. ConnectionLost when the connection failed.
+
+        With keep_partial, a reply cut by the deadline is not recorded yet: it is read on later."""
         conn, smtp = self.conn, self.smtp
         assert conn is not None
         while True:
@@ -144,20 +188,53 @@ class Wire:
                 event = smtp.next_event()
             except ProtocolError as exc:
                 self.record(RECV, exc.received)
-                raise StepFailed(f"protocol error: {exc}") from None
+                why = exc.describe(lambda text: excerpt(text, redact=self.redact))
+                raise StepFailed(f"protocol error: {why}") from None
             if event is not NEED_DATA:
                 self.record(RECV, event.raw)  # type: ignore[union-attr]  # a Reply
+                if event.eight_bit and not self.warned_8bit:  # type: ignore[union-attr]
+                    self._warn_8bit()
                 return event  # type: ignore[return-value]
             try:
                 chunk = await conn.read(deadline)
             except asyncio.TimeoutError:
-                return self._partial(smtp.timed_out())
+                return self._partial(smtp.timed_out(), keep_partial)
             if not chunk:
+                self.note_closed()
                 return self._partial(smtp.closed())
             smtp.receive(chunk)
 
-    def _partial(self, ended: Closed | TimedOut) -> Closed | TimedOut:
-        if ended.partial:
+    def note_closed(self, by: str = "server closed the connection") -> None:
+        """The transcript's last word on the connection, said once."""
+        if not self.close_noted:
+            self.close_noted = True
+            self.note(by)
+
+    def _warn_8bit(self) -> None:
+        """Once a case: the server's text is neither ASCII (RFC 5321 §4.2) nor UTF-8 (RFC 6531)."""
+        self.warned_8bit = True
+        warning = ("warning: reply text is not UTF-8 (RFC 5321 §4.2 allows ASCII, RFC 6531 UTF-8): read as "
+                   "Latin-1, its bytes shown escaped; target strict_replies: true refuses it")
+        self.note(warning)
+        self.result.notes.append(warning)
+
+    async def listen(self, until: float, most: int | None = None) -> tuple[list[Reply], bool]:
+        """The replies that arrive before `until` (all of them, or as soon as `most` have), and whether
+        the connection ended. Part of a reply still arriving at `until` stays to be read."""
+        replies: list[Reply] = []
+        while most is None or len(replies) < most:
+            try:
+                event = await self.next_reply(until, keep_partial=True)
+            except ConnectionLost:
+                return replies, True
+            if isinstance(event, Reply):
+                replies.append(event)
+            else:
+                return replies, isinstance(event, Closed)
+        return replies, False
+
+    def _partial(self, ended: Closed | TimedOut, keep: bool = False) -> Closed | TimedOut:
+        if ended.partial and not (keep and isinstance(ended, TimedOut)):
             self.record(RECV, ended.partial)
         return ended
 
@@ -170,8 +247,9 @@ class Wire:
         if isinstance(event, Reply):
             return event
         if isinstance(event, TimedOut):
-            raise StepFailed(f"timed out mid-reply after {len(event.partial)} bytes" if event.partial
-                             else "timed out waiting for a reply")
+            within = f"within {self.patience:g}s" if self.patience else "before the deadline"
+            raise StepFailed(f"timed out mid-reply after {len(event.partial)} bytes (no complete reply {within})"
+                             if event.partial else f"no reply {within}")
         raise StepFailed(f"connection closed mid-reply after {event.mid_reply} bytes" if event.mid_reply
                          else "connection closed by the server")
 
@@ -180,9 +258,9 @@ class Wire:
         try:
             event = await self.next_reply(deadline)
         except ConnectionLost:  # reset: closed all the same
+            self.note_closed()
             event = Closed()
         if isinstance(event, Closed) and not event.mid_reply:
-            self.note("server closed the connection")
             return
         if isinstance(event, TimedOut) and not event.partial:
             raise StepFailed("expected the server to close the connection; it stayed open")
@@ -199,6 +277,7 @@ class Wire:
             self.smtp.receive(arrived)
         injected = self.smtp.starttls_accepted()
         if injected is not None:
+            self.broken = "after " + _INJECTION
             self.record(RECV, injected.data)
             raise StepFailed(f"server sent {len(injected.data)} bytes of plaintext after its 220 to STARTTLS: "
                              + _INJECTION)
@@ -209,13 +288,15 @@ class Wire:
         assert self.conn is not None
         try:
             await self.conn.start_tls(context, server_name, deadline)
-        except ConnectionLost as exc:
-            raise StepFailed(f"TLS handshake failed: {exc}") from None
-        except (ssl.SSLError, asyncio.TimeoutError, OSError, ConnectionError) as exc:
-            raise StepFailed(tlsinfo.describe_failure(exc)) from None
+        except (ConnectionLost, ssl.SSLError, asyncio.TimeoutError, OSError, ConnectionError) as exc:
+            why = f"TLS handshake failed: {exc}" if isinstance(exc, ConnectionLost) else tlsinfo.describe_failure(exc)
+            self.note(why)  # the transcript shows where the session ended
+            self.broken = "after a failed TLS handshake"
+            raise StepFailed(why) from None
         # plaintext that raced the upgrade, or data sent before the client spoke
         late = self.smtp.tls_established(self.conn.buffered())
         if late is not None:
+            self.broken = "after " + _INJECTION
             self.record(RECV, late.data)
             raise StepFailed(f"server sent {len(late.data)} bytes around the TLS handshake, before the client spoke: "
                              + _INJECTION)

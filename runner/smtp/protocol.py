@@ -62,6 +62,7 @@ class Reply:
     code: int
     lines: tuple[str, ...]
     raw: bytes
+    eight_bit: bool = False  # a line was not UTF-8: its text was read as Latin-1 (the raw bytes are as sent)
 
     @property
     def text(self) -> str:
@@ -89,8 +90,10 @@ class ReplyParser:
     """Feed bytes in any split; take complete replies out.
 
     Strict where a lenient client would be fooled: every line must end in CRLF (RFC 5321
-    §2.3.8), carry the same code as the first line of its reply (§4.2.1) and contain no NUL or
-    bare CR. Lenient where the RFC asks it: a bare code with no text is a valid reply line.
+    §2.3.8), carry the same code as the first line of its reply (§4.2.1) and contain no NUL,
+    bare CR or other control character. Lenient where the RFC asks it: a bare code with no text
+    is a valid reply line; and where servers in the field differ from it: text that is not UTF-8
+    (a Latin-1 banner) is read as Latin-1 and the reply marked `eight_bit`, unless `strict`.
     After a ProtocolError the parser stays broken; the connection is no longer trustworthy.
     """
 
@@ -99,10 +102,13 @@ class ReplyParser:
         max_line: int = MAX_REPLY_LINE,
         max_lines: int = MAX_REPLY_LINES,
         max_bytes: int = MAX_REPLY_BYTES,
+        strict: bool = False,
     ) -> None:
         self.max_line = max_line
         self.max_lines = max_lines
         self.max_bytes = max_bytes
+        self.strict = strict
+        self._eight_bit = False
         self._buf = bytearray()
         self._code: int | None = None
         self._lines: list[str] = []
@@ -113,6 +119,11 @@ class ReplyParser:
     def pending(self) -> bytes:
         """Bytes received and not yet part of a complete reply."""
         return bytes(self._raw) + bytes(self._buf)
+
+    @property
+    def failed(self) -> bool:
+        """A ProtocolError was raised: nothing more is read from this stream."""
+        return self._error is not None
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -151,7 +162,8 @@ class ReplyParser:
         if fast is not None:
             code_s, sep, rest = fast[1].decode(), (fast[2] or b"").decode(), (fast[3] or b"").decode()
         else:
-            code_s, sep, rest = _diagnose(line)
+            code_s, sep, rest, latin1 = _diagnose(line, self.strict)
+            self._eight_bit |= latin1
         code = int(code_s)
         if self._code is not None and code != self._code:
             raise ProtocolError(f"reply code changed from {self._code} to {code} inside a multiline reply")
@@ -161,17 +173,19 @@ class ReplyParser:
             raise ProtocolError(f"multiline reply longer than {self.max_lines} lines")
         if sep == "-":
             return None
-        reply = Reply(code, tuple(self._lines), bytes(self._raw))
-        self._code, self._lines, self._raw = None, [], bytearray()
+        reply = Reply(code, tuple(self._lines), bytes(self._raw), self._eight_bit)
+        self._code, self._lines, self._raw, self._eight_bit = None, [], bytearray(), False
         return reply
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # C0, DEL and C1 (U+0080-U+009F)
+_C0_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # in 8-bit text read as Latin-1: 0x80-0x9f are its bytes
 _PLAIN_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])([\x20-\x7e\t]*))?\r\n")
 
 
-def _diagnose(line: bytes) -> tuple[str, str, str]:
-    """The slow path for lines that are not plain ASCII: accept UTF-8 text, or say exactly what is wrong."""
+def _diagnose(line: bytes, strict: bool) -> tuple[str, str, str, bool]:
+    """The slow path for lines that are not plain ASCII: accept UTF-8 text (RFC 6531), 8-bit text as
+    Latin-1 unless `strict` (RFC 5321 §4.2 allows neither; servers send it), or say exactly what is wrong."""
     if not line.endswith(b"\r\n"):
         raise ProtocolError("reply line ends with a bare LF, not CRLF (RFC 5321 §2.3.8)")
     body = line[:-2]
@@ -179,24 +193,23 @@ def _diagnose(line: bytes) -> tuple[str, str, str]:
         raise ProtocolError("reply line contains a bare CR (RFC 5321 §2.3.8)")
     if b"\x00" in body:
         raise ProtocolError(f"reply line contains a NUL byte at offset {body.index(0)}")
+    latin1 = False
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ProtocolError(f"reply line is not valid UTF-8 at byte {exc.start}") from None
-    control = _CONTROL.search(text)
+        if strict:
+            raise ProtocolError(f"reply line is not valid UTF-8 at byte {exc.start}") from None
+        text, latin1 = body.decode("latin-1"), True
+    control = (_C0_CONTROL if latin1 else _CONTROL).search(text)
     if control:  # RFC 5321 §4.2: textstring is tab and printable characters only
         code = ord(control[0])
         raise ProtocolError(f"reply line contains control character 0x{code:02x} at offset {control.start()}")
     code_s, sep, rest = text[:3], text[3:4], text[4:]
     if not (len(code_s) == 3 and code_s.isascii() and code_s.isdigit() and code_s[0] in "2345"):
-        raise ProtocolError(f"not an SMTP reply line: {_show(text)}")
+        raise ProtocolError("not an SMTP reply line", excerpt=text)
     if sep not in ("", " ", "-"):
-        raise ProtocolError(f"reply code not followed by space, '-' or CRLF: {_show(text)}")
-    return code_s, sep, rest
-
-
-def _show(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
+        raise ProtocolError("reply code not followed by space, '-' or CRLF", excerpt=text)
+    return code_s, sep, rest, latin1
 
 
 def encode_line(line: str) -> bytes:

@@ -83,8 +83,9 @@ Event = Reply | NeedData
 class SmtpSession:
     """What the client knows about the session: replies owed, keywords in force, greeting names."""
 
-    def __init__(self, keywords: dict[str, str] | None = None) -> None:
-        self._parser = ReplyParser()
+    def __init__(self, keywords: dict[str, str] | None = None, strict: bool = False) -> None:
+        self.strict = strict  # reply text that is not UTF-8 is a ProtocolError, not Latin-1
+        self._parser = ReplyParser(strict=strict)
         # Replies the server owes: the banner first (RFC 5321 §3.1); None once bytes were sent
         # whose replies cannot be counted (raw:).
         self.owed: int | None = 1
@@ -93,6 +94,8 @@ class SmtpSession:
         self.tls = False
         self._starttls_asked = False  # STARTTLS sent, its reply not yet taken
         self._held = False  # its 220 came: nothing after it is a reply until starttls_accepted()
+        self.ended_by: int | None = None  # 221 or 421: the server has closed the session (RFC 5321 §3.8, §4.1.1.10)
+        self._in_data = False  # a 354 came: the server reads message text until CRLF.CRLF (§4.1.1.4)
 
     # -- bytes in ----------------------------------------------------------------------------
     def receive(self, data: bytes) -> None:
@@ -109,6 +112,9 @@ class SmtpSession:
             return NEED_DATA
         if self.owed is not None and self.owed > 0:
             self.owed -= 1
+        if reply.code in (221, 421):  # the server closes the channel after either; nothing more will be read
+            self.ended_by = reply.code
+        self._in_data = reply.code == 354
         if self._starttls_asked:
             self._starttls_asked = False
             self._held = reply.code == 220
@@ -144,10 +150,30 @@ class SmtpSession:
     def sent(self, replies: int | None = 1) -> None:
         """The client sent commands owing `replies` replies (a pipelined group owes one each,
         RFC 2920); None when they cannot be counted, and from then on the count is unknown."""
+        self._in_data = False
         if replies is None or self.owed is None:
             self.owed = None
         else:
             self.owed += replies
+
+    def out_of_step(self) -> str | None:
+        """Why a command sent now might not be read as one, or its reply not be told apart; None when the
+        session is in step (every reply owed has come, nothing unread, not in the middle of DATA or STARTTLS)."""
+        if self._parser.failed:
+            return "after a protocol error"
+        if self.ended_by is not None:
+            return f"the server ended the session ({self.ended_by})"
+        if self.owed is None:
+            return "raw bytes were sent whose replies cannot be counted"
+        if self.owed:
+            return f"{self.owed} repl{'y is' if self.owed == 1 else 'ies are'} still owed"
+        if self._starttls_asked or self._held:
+            return "in the middle of STARTTLS"
+        if self._in_data:
+            return "the server is reading message text (after 354)"
+        if self._parser.pending:
+            return "bytes came that no command asked for"
+        return None
 
     def answered_early(self) -> bool:
         """A reply line has arrived while the client was still sending (a server refusing a body)."""
@@ -163,8 +189,9 @@ class SmtpSession:
         is_ehlo = reply.code == 250 and command.upper().startswith(("EHLO", "LHLO"))
         if is_ehlo:
             self.keywords = reply.keywords()
-        if (is_ehlo or (reply.code == 220 and not self.greeting_hosts)) and reply.lines and reply.lines[0]:
-            self.greeting_hosts.append(reply.lines[0].split()[0])
+        words = reply.lines[0].split() if reply.lines else []  # "220  " is a valid reply of blank text
+        if (is_ehlo or (reply.code == 220 and not self.greeting_hosts)) and words:
+            self.greeting_hosts.append(words[0])
         return is_ehlo
 
     # -- STARTTLS (RFC 3207) -----------------------------------------------------------------
@@ -179,7 +206,7 @@ class SmtpSession:
         under TLS: response injection (cf. CVE-2011-0411). It is returned, not kept.
         """
         injected = self._parser.pending
-        self._parser = ReplyParser()
+        self._parser = ReplyParser(strict=self.strict)
         self._held = False
         return Injection(injected) if injected else None
 

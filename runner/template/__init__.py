@@ -4,13 +4,18 @@ from runner.errors import RenderError
 from runner.template.render import (
     BUILTIN_NAMES,
     ENVIRON,
+    MAX_BODY,
+    MAX_VALUE,
+    MAX_VALUES,
+    OutputTooLarge,
     check_structure,
     env_refs,
     evaluate,
     is_template,
     names_used,
+    preview,
     render,
 )
 
-__all__ = ["BUILTIN_NAMES", "ENVIRON", "RenderError", "check_structure", "env_refs", "evaluate", "is_template",
-           "names_used", "render"]
+__all__ = ["BUILTIN_NAMES", "ENVIRON", "MAX_BODY", "MAX_VALUE", "MAX_VALUES", "OutputTooLarge", "RenderError",
+           "check_structure", "env_refs", "evaluate", "is_template", "names_used", "preview", "render"]

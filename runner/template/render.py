@@ -13,13 +13,20 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from runner.errors import RenderError
+from runner.errors import OutputTooLarge, RenderError
 
-__all__ = ["ENVIRON", "RenderError", "check_structure", "env_refs", "evaluate", "is_template", "names_used",
-           "render"]
+__all__ = ["ENVIRON", "MAX_BODY", "MAX_VALUE", "MAX_VALUES", "OutputTooLarge", "RenderError", "check_structure",
+           "env_refs", "evaluate", "is_template", "names_used", "preview", "render"]
+
+# What a plan string may render to. A step's body (send, raw, data, bdat) may be large, and is
+# rendered under the run's budget (runner/run/budget.py), so cases at once cannot multiply it;
+# every other string (a variable, a name, a regex, a credential) is small, and kept for a case's life.
+MAX_BODY = 64 * 1024 * 1024
+MAX_VALUE = 1024 * 1024
+MAX_VALUES = 4 * MAX_VALUE  # all of a plan's rendered variables together (and a case's, or an include's)
 
 # Values a template may always use besides plan variables and captures.
-BUILTIN_NAMES = frozenset({"env", "ehlo"})
+BUILTIN_NAMES = frozenset({"env", "ehlo", "message_id"})
 
 _NAME = r"[A-Za-z][A-Za-z0-9_]*"
 _SIMPLE = re.compile(r"\{\{\s*(" + _NAME + r")(?:\.(" + _NAME + r"))?\s*\}\}")
@@ -72,15 +79,46 @@ def _value(match: re.Match[str], variables: Mapping[str, Any]) -> str:
     return str(value)
 
 
-def render(text: str, variables: Mapping[str, Any]) -> str:
-    """Render one plan string. Plain strings come back untouched, at no cost."""
+def render(text: str, variables: Mapping[str, Any], limit: int = MAX_VALUE) -> str:
+    """Render one plan string, OutputTooLarge past `limit` characters. Plain strings come back
+    untouched, at no cost."""
     if not is_template(text):
         return text
-    if _simple(text) is not None:
-        return _SIMPLE.sub(lambda m: _value(m, variables), text)
+    found = _simple(text)
+    if found is not None:
+        values = [_value(m, variables) for m in found]  # each already in memory: only the sum is new
+        if len(text) + sum(len(v) for v in values) > limit:
+            raise OutputTooLarge(limit)
+        it = iter(values)
+        return _SIMPLE.sub(lambda _m: next(it), text)
     from runner.template import sandbox
 
-    return sandbox.render(text, variables)
+    return sandbox.render(text, variables, limit)
+
+
+PREVIEW_LIMIT = 4096  # characters a step that never ran may show in its label
+
+
+def preview(text: str, variables: Mapping[str, Any]) -> str:
+    """What a plan string will look like, before it runs: the placeholders `variables` settle rendered, the
+    others (a capture not yet made) kept as written. A template beyond plain substitution is rendered whole
+    if it comes to a label's size (PREVIEW_LIMIT), else kept as written, as when any name it needs is missing:
+    a label is no reason to hold megabytes a loop renders (the step renders it, bounded, when it runs)."""
+    if not is_template(text):
+        return text
+    if _simple(text) is None:
+        try:
+            return render(text, variables, PREVIEW_LIMIT)
+        except (RenderError, OutputTooLarge):
+            return text
+
+    def one(match: re.Match[str]) -> str:
+        try:
+            return _value(match, variables)
+        except RenderError:
+            return match[0]
+
+    return _SIMPLE.sub(one, text)
 
 
 def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:

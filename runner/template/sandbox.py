@@ -16,7 +16,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, n
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from runner.errors import RenderError
+from runner.errors import OutputTooLarge, RenderError
 from runner.limits import TimeBoundExceeded, memory_bound, time_bound
 
 __all__ = ["check_structure", "env_refs", "evaluate", "names_used", "render"]
@@ -112,7 +112,6 @@ RENDER_SECONDS = 2.0  # a plan string renders in microseconds; this only stops a
 RENDER_MEMORY = 512 * 1024 * 1024  # address space one rendering may add
 
 
-MAX_OUTPUT = 64 * 1024 * 1024  # characters one plan string may render to
 # Jinja2's lexer turns every CR and CRLF in a template into LF; a plan's `raw:` bytes must survive it.
 # In text, each CR becomes a stand-in no plan, variable or server can contain (a per-process nonce),
 # put back after rendering; inside {{ }} / {% %} a CR can only matter in a string literal, where
@@ -134,6 +133,8 @@ def _sandboxed(what: str) -> Iterator[None]:
     try:
         with time_bound(RENDER_SECONDS), memory_bound(RENDER_MEMORY):
             yield
+    except RenderError:  # already in the plan's words (OutputTooLarge)
+        raise
     except TimeBoundExceeded:
         raise RenderError(f"{what} took longer than {RENDER_SECONDS:g}s", forbidden=True) from None
     except MemoryError:
@@ -148,14 +149,15 @@ def _sandboxed(what: str) -> Iterator[None]:
         raise RenderError(f"{what} failed: {type(exc).__name__}: {exc}") from None
 
 
-def render(text: str, variables: Mapping[str, Any]) -> str:
+def render(text: str, variables: Mapping[str, Any], limit: int) -> str:
+    """The template rendered, or OutputTooLarge as soon as its output passes `limit` characters."""
     with _sandboxed("template"):
         out: list[str] = []
         size = 0
         for piece in _compile(_protect_cr(text)).generate(variables):
             size += len(piece)
-            if size > MAX_OUTPUT:
-                raise SecurityError(f"template renders to more than {MAX_OUTPUT} characters")
+            if size > limit:
+                raise OutputTooLarge(limit)
             out.append(piece)
         return "".join(out).replace(_CR, "\r")
 

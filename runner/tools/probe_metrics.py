@@ -6,7 +6,7 @@ written by `prometheus_client.generate_latest`, not by hand.
 
 from __future__ import annotations
 
-import ssl
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -17,9 +17,9 @@ __all__ = ["probe_registry"]
 
 def _expiry(case: CaseResult) -> float | None:
     """The TLS certificate's notAfter as Unix time, when the case made a TLS session."""
-    not_after = (case.tls or {}).get("not_after")
+    not_after = (case.tls or {}).get("not_after")  # ISO 8601 in UTC: 2025-06-01T12:00:00Z
     try:
-        return float(ssl.cert_time_to_seconds(not_after)) if not_after else None
+        return datetime.fromisoformat(not_after.replace("Z", "+00:00")).timestamp() if not_after else None
     except ValueError:
         return None
 

@@ -63,6 +63,10 @@ class _Settings:
     embedded: bool
     plan_files: frozenset[Path]  # resolved paths given with --smtprun
     server: EmbeddedServer | None = field(default=None, repr=False)
+    names: set[str] = field(default_factory=set)  # what the plans read so far declare or read (Plan.names)
+    plans_read: int = 0
+    unreadable: bool = False  # a plan failed validation: its names are unknown
+    unread: str | None = None  # under xdist: the --smtprun-var no plan reads, failing every case
 
     def run_options(self) -> RunOptions:
         from runner.run.execute import RunOptions
@@ -85,12 +89,15 @@ _SETTINGS = pytest.StashKey[_Settings]()
 
 
 def _plan_paths(given: list[str], base: Path) -> list[Path]:
-    """The plan files named by --smtprun: a file as is, a directory as its *.yaml files."""
+    """The plan files named by --smtprun: a file as is, a directory as the plans directly inside it (its
+    *.yaml files but for bare lists of steps, which are files to include)."""
+    from runner.plan.load import plans_in
+
     found: list[Path] = []
     for text in given:
         path = (base / text).resolve()
         if path.is_dir():
-            plans = sorted(p for p in path.glob("*.yaml") if p.is_file())
+            plans = plans_in(path)
             if not plans:
                 raise pytest.UsageError(f"--smtprun {text}: no *.yaml plans in this directory")
             found.extend(plans)
@@ -101,9 +108,24 @@ def _plan_paths(given: list[str], base: Path) -> list[Path]:
     return found
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """`pytest --smtprun plans/x.yaml` naming no tests where the project sets `testpaths`: the conftest
+    files there (which may need test extras) are not loaded, as those tests are not collected
+    (pytest_configure)."""
+    namespace = early_config.known_args_namespace
+    if getattr(namespace, "smtprun_paths", None) and not namespace.file_or_dir and early_config.getini("testpaths"):
+        namespace.file_or_dir = list(namespace.smtprun_paths)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}: a case of an smtprun plan (select plans alone with -m {MARKER})")
     paths = _plan_paths(config.getoption("smtprun_paths"), config.invocation_params.dir)
+    if config.getoption("smtprun_embedded"):
+        given = [f"--smtprun-{name}" for name in ("host", "port") if config.getoption(f"smtprun_{name}")]
+        if given:
+            raise pytest.UsageError(f"{' and '.join(given)} cannot be given with --smtprun-embedded: it runs "
+                                    "the plans against the embedded server")
     config.stash[_SETTINGS] = _Settings(
         host=config.getoption("smtprun_host"),
         port=config.getoption("smtprun_port"),
@@ -111,8 +133,12 @@ def pytest_configure(config: pytest.Config) -> None:
         embedded=config.getoption("smtprun_embedded"),
         plan_files=frozenset(paths),
     )
-    # Plans given with --smtprun are collected besides whatever pytest collects anyway (pytest drops
-    # an argument that another one already covers, so a plan is never collected twice).
+    if paths and config.args_source == pytest.Config.ArgsSource.TESTPATHS:
+        # `pytest --smtprun plans/x.yaml` names no tests: it means the plans, not the project's testpaths
+        config.args[:] = [str(p) for p in paths]
+        return
+    # Plans given with --smtprun are collected besides the tests named, or those pytest finds where it
+    # was started (pytest drops an argument another one already covers: a plan is never collected twice).
     config.args.extend(str(p) for p in paths if str(p) not in config.args)
 
 
@@ -120,6 +146,24 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     settings = config.stash.get(_SETTINGS, None)
     if settings is not None:
         settings.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A --smtprun-var no collected plan reads would be ignored and a case pass on the plan's own value."""
+    from runner.plan.schema import did_you_mean
+
+    settings = session.config.stash[_SETTINGS]
+    if settings.unreadable or not settings.plans_read:
+        return
+    unread = [name for name in settings.variables if name not in settings.names]
+    if not unread:
+        return
+    message = "; ".join(f"--smtprun-var {name}: no plan collected has a variable '{name}'"
+                        + (f" ({close})" if (close := did_you_mean(name, settings.names)) else "") for name in unread)
+    if hasattr(session.config, "workerinput"):  # an xdist worker's usage error would be taken for a crash:
+        settings.unread = message  # every case fails with it instead
+        return
+    raise pytest.UsageError(message)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> PlanFile | None:
@@ -144,10 +188,19 @@ class PlanFile(pytest.File):
     """A plan file; its children are its cases. Reading it validates it completely."""
 
     def collect(self) -> Iterator[CaseItem]:
+        from runner.errors import PlanError
         from runner.plan import read_plan
 
         settings = self.config.stash[_SETTINGS]
-        plan = read_plan(_display(self.path, self.config), settings.variables)  # PlanError: see repr_failure
+        try:
+            plan = read_plan(_display(self.path, self.config), settings.variables)
+        except PlanError:  # shown by repr_failure
+            settings.unreadable = True
+            raise
+        settings.plans_read += 1
+        settings.names |= plan.names
+        for warning in plan.warnings:  # in pytest's warnings summary, as the command line prints them
+            self.warn(pytest.PytestWarning(warning.render()))
         names = Counter(case.name for case in plan.cases)
         for case in plan.cases:
             name = case.name if names[case.name] == 1 else f"{case.name} (line {case.line})"
@@ -244,7 +297,10 @@ class CaseItem(pytest.Item):
         from runner.results import FAILED, SKIPPED
         from runner.run.execute import run_plans, target_for
 
-        options = self.config.stash[_SETTINGS].run_options()
+        settings = self.config.stash[_SETTINGS]
+        if settings.unread is not None:
+            raise CaseFailed(self._failure(self.plan.target, None, settings.unread, self.plan.file, self.case.line))
+        options = settings.run_options()
         target = target_for(self.plan, options)
         if not (target.host or target.mx):
             reason = (f"no target host for {self.plan.file}: set target.host in the plan, "

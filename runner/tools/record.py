@@ -23,6 +23,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, TextIO
 
+from runner.arguments import seconds
 from runner.errors import PlanError, ProtocolError
 from runner.net import tls as tlsinfo
 from runner.net.address import hostport, parse_hostport
@@ -31,6 +32,7 @@ from runner.smtp.protocol import DataEncoder, Reply, encode_line
 from runner.smtp.session import SmtpSession
 from runner.status import ExitStatus
 from runner.template import is_template
+from runner.text import excerpt
 
 __all__ = ["add_arguments", "run"]
 
@@ -51,22 +53,15 @@ def _target(text: str) -> tuple[str, int | None]:
     """HOST, HOST:PORT, [IPv6]:PORT, [IPv6] or a bare IPv6 address."""
     try:
         return parse_hostport(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HOST[:PORT] (IPv6 as [::1]:25), got {text!r}") from None
-
-
-def _seconds(text: str) -> float:
-    with suppress(ValueError):
-        if 0 < float(text) <= 86400:
-            return float(text)
-    raise argparse.ArgumentTypeError(f"expected seconds between 0 and 86400, got {text!r}")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; expected HOST[:PORT] (IPv6 as [::1]:25)") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", type=_target, metavar="HOST[:PORT]",
                         help="the server; IPv6 as [::1]:25; port 25, or 465 with --tls implicit")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the plan here (default: standard output)")
-    parser.add_argument("--timeout", type=_seconds, default=30.0,
+    parser.add_argument("--timeout", type=seconds, default=30.0,
                         help="seconds to wait for the connection and for each reply (default 30)")
     parser.add_argument("--tls", choices=("none", "implicit"), default="none",
                         help="implicit: TLS from the first byte (port 465, RFC 8314)")
@@ -169,7 +164,7 @@ class LiveConnection:
                             if not upgraded:
                                 return None
         except ProtocolError as exc:
-            self._event("error", f"protocol error: {exc}")
+            self._event("error", f"protocol error: {exc.describe(excerpt)}")
         except (ConnectionResetError, BrokenPipeError):
             self._event("closed", None)
         except OSError as exc:

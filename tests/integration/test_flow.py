@@ -188,7 +188,8 @@ def test_load_mode_keeps_five_failing_sessions_whole(tmp_path, embedded):
     kept = [case, *case["attempts"]]
     assert len(kept) == 5
     assert [[(s["status"], s["reason"]) for s in k["steps"]] for k in kept] == [[("failed", why)]] * 5
-    assert all(k["transcript"][-1]["data"].startswith("220 ") for k in kept)
+    # each ends with the 220 that failed it, then the QUIT that closed the session
+    assert all([e["data"][:4] for e in k["transcript"][-5:]] == ["220 ", "the ", "QUIT", "221 ", "clie"] for k in kept)
     assert [(a["status"], a["attempts"], a["load"]) for a in case["attempts"]] == [("failed", [], None)] * 4
 
 

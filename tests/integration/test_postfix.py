@@ -85,4 +85,5 @@ steps:
 """)
     code, out, _ = run(plan, "--port", str(postfix.port), "--no-report")
     assert code == 1
-    assert "reply 2 of 2 (RCPT TO:<nosuchuser@localhost>): expected 250, got 550 5.1.1" in out
+    assert "why:      reply 2 of 2 (RCPT TO:<nosuchuser@localhost>): expected 250, got 550\n" in out
+    assert "got:      550 5.1.1" in out

@@ -93,7 +93,7 @@ def test_a_failing_case_shows_its_step_and_transcript_not_a_traceback(project: p
         "*why:*",
         "transcript:",
         "*C: RCPT TO:<unknown@example.com>",
-        "*S: 550 5.1.1*",
+        "*S! 550 5.1.1*",  # a 5xx reply, marked
         "FAILED plans/recipients.yaml::unknown recipient - step 4 *",
     ])
     assert "Traceback" not in result.stdout.str()
@@ -116,6 +116,7 @@ def test_an_invalid_plan_is_one_collection_error_in_compiler_style(project: pyte
 
 def test_a_directory_of_plans_and_smtp_yaml_files_are_collected(project: pytest.Pytester) -> None:
     (project.path / "plans" / "typo.yaml").unlink()
+    (project.path / "plans" / "greeting.yaml").write_text("- expect: 220\n")  # a file to include: no plan
     project.mkdir("checks")
     (project.path / "checks" / "banner.smtp.yaml").write_text("steps:\n  - expect: 220\n  - send: QUIT\n"
                                                               "    expect: 221\n")
@@ -200,3 +201,39 @@ cases:
     result = run(project, "--smtprun", "plans/flow.yaml", "--smtprun-embedded")
     result.assert_outcomes(skipped=1, failed=1)
     result.stdout.fnmatch_lines(["*failed all 2 tries*"])
+
+
+def test_a_mistyped_smtprun_var_is_a_usage_error(project: pytest.Pytester) -> None:
+    result = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded", "--smtprun-var", "rctp=a@b.test")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--smtprun-var rctp: no plan collected has a variable 'rctp' (did you mean 'rcpt'?)"])
+    parallel = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded", "--smtprun-var", "rctp=a@b.test",
+                   "-n", "2")
+    parallel.assert_outcomes(failed=2)  # an xdist worker cannot end the session: every case fails with it
+    parallel.stdout.fnmatch_lines(["--smtprun-var rctp: no plan collected has a variable 'rctp' (did you mean*"])
+
+
+def test_plan_warnings_reach_the_warnings_summary(project: pytest.Pytester) -> None:
+    (project.path / "plans" / "loose.yaml").write_text("steps:\n  - send: 'MAIL FROM:a@b.test'\n")
+    result = run(project, "--smtprun", "plans/loose.yaml", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*plans/loose.yaml:2:22: warning: MAIL FROM without angle brackets*",
+                                 "*hint: write MAIL FROM:<a@b.test>; smtprun sends the line as written"])
+
+
+def test_a_host_with_the_embedded_server_is_a_usage_error(project: pytest.Pytester) -> None:
+    result = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded", "--smtprun-host", "127.0.0.1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--smtprun-host cannot be given with --smtprun-embedded*"])
+
+
+def test_smtprun_alone_runs_the_plans_not_the_projects_tests(project: pytest.Pytester) -> None:
+    """`pytest --smtprun plans/x.yaml` in a project whose testpaths need extras it lacks: only the plans run."""
+    (project.path / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
+    project.mkdir("tests")
+    (project.path / "tests" / "conftest.py").write_text("import a_test_extra_that_is_not_installed\n")
+    (project.path / "tests" / "test_code.py").write_text("def test_code():\n    pass\n")
+    only_plans = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded")
+    only_plans.assert_outcomes(passed=2)
+    with_tests = run(project, "--smtprun", "plans/exchange.yaml", "--smtprun-embedded", "tests")
+    assert with_tests.ret != pytest.ExitCode.OK  # named, the tests are collected too (and their conftest fails)

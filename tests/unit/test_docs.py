@@ -133,3 +133,28 @@ def test_every_example_plan_is_valid(line: int, text: str, tmp_path: Path) -> No
         read_plan(plan)
     except PlanError as exc:
         pytest.fail(f"{DOC_NAME}:{line}: example plan is invalid (its line 1 is this line of the doc):\n{exc}")
+
+
+def test_every_json_key_is_documented(tmp_path: Path) -> None:
+    """docs/json-format.md names (in a table's first column) every key `--json` writes."""
+    import io
+
+    from runner.cli import main
+    from runner.results import CaseResult, StepResult
+    from runner.stats import LoadStats
+
+    plan = tmp_path / "p.yaml"
+    plan.write_text("target: {host: 127.0.0.1, port: 9}\ncases:\n  - when: 'false'\n    steps:\n"
+                    "      - send: NOOP\n        expect: 250\n")
+    out = io.StringIO()
+    assert main(["run", str(plan), "--json", "-", "--no-report"], out=out, err=io.StringIO()) == 0
+    run = json.loads(out.getvalue())
+    case = run["plans"][0]["cases"][0]
+    stats = LoadStats()
+    stats.add(CaseResult("c", steps=[StepResult(1, 1, "send", "NOOP", status="failed")]))
+    load = stats.summary(1.0)
+    documented = set(re.findall(r"^\| ((?:`[^`]+`(?:, )?)+) \|", (ROOT / "docs/json-format.md").read_text("utf-8"),
+                                re.MULTILINE))
+    names = {name for cell in documented for name in re.findall(r"`([^`]+)`", cell)}
+    keys = {*run, *run["plans"][0], *case, *case["steps"][0], *load, *load["steps"][0]}
+    assert keys - names == set()

@@ -256,7 +256,7 @@ def test_bytes_no_command_asked_for_fail_the_next_send(no_sockets):
     result = run(plan_of(BASIC), server)
     assert failed_step(result).reason == ("the server sent 14 bytes that no command asked for, "
                                           "before 'MAIL FROM:<a@client.test>'")
-    assert transcript(result)[-1] == (RECV, b"250 surprise\r\n")
+    assert transcript(result)[-2:] == [(RECV, b"250 surprise\r\n"), (INFO, b"client dropped the connection")]
 
 
 def test_after_raw_replies_cannot_be_counted_and_are_not_unsolicited(no_sockets):
@@ -339,11 +339,11 @@ def test_a_silent_server_fails_the_step_at_its_deadline(no_sockets):
     t0 = time.monotonic()
     result = run(plan, ScriptedServer([BANNER, Expect(b"EHLO client.test\r\n")]))
     assert 0.2 <= time.monotonic() - t0 < 1.5
-    assert failed_step(result).reason == "timed out waiting for a reply"
+    assert failed_step(result).reason == "no reply within 0.2s"
 
     result = run(plan, ScriptedServer([BANNER, Expect(b"EHLO client.test\r\n"), Say(b"250-half a reply\r\n")]))
-    assert failed_step(result).reason == "timed out mid-reply after 18 bytes"
-    assert transcript(result)[-1] == (RECV, b"250-half a reply\r\n")
+    assert failed_step(result).reason == "timed out mid-reply after 18 bytes (no complete reply within 0.2s)"
+    assert transcript(result)[-2:] == [(RECV, b"250-half a reply\r\n"), (INFO, b"client dropped the connection")]
 
 
 def test_a_slow_reply_inside_the_deadline_is_taken(no_sockets):
@@ -421,11 +421,11 @@ def test_finally_steps_do_not_run_on_a_closed_connection(no_sockets):
     assert result.steps[-1].status == SKIPPED and result.steps[-1].reason == "not run: the connection is closed"
 
 
-def test_a_refused_connection_fails_the_first_step(no_sockets):
+def test_a_refused_connection_fails_the_case_and_no_step_runs(no_sockets):
     result = run(plan_of(FINALLY), ScriptedServer(ConnectionRefusedError(111, "Connection refused")))
     assert result.status == FAILED
     assert result.reason == "cannot connect to mx.peer.test:25: Connection refused"
-    assert result.steps[0].reason == result.reason
+    assert [(s.status, s.reason) for s in result.steps] == [(SKIPPED, None)] * 4
 
 
 def test_a_body_the_server_refuses_midway_is_the_steps_answer(no_sockets):
@@ -493,3 +493,58 @@ def test_a_session_provides_all_a_step_action_may_use():
     scope = Scope.for_plan(plan)
     session = Session(plan, plan.cases[0], plan.target, scope.for_case(plan, plan.cases[0]), None)
     assert not [n for n in _members(StepContext) if not hasattr(Session, n) and n not in vars(session)]
+
+
+REFUSED = """\
+cases:
+  - name: refused
+    steps:
+      - expect: 220
+      - send: "RCPT TO:<nobody@peer.test>"
+        expect: 250
+"""
+
+
+def test_a_failed_case_in_step_ends_with_quit(no_sockets):
+    server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"550 5.1.1 no such user\r\n"),
+                             *QUIT])
+    result = run(plan_of(REFUSED), server)
+    assert result.status == FAILED
+    server.assert_done()
+    assert transcript(result)[-4:] == [(INFO, b"the case failed: ending the session with QUIT"),
+                                       (SEND, b"QUIT\r\n"), (RECV, b"221 2.0.0 Bye\r\n"),
+                                       (INFO, b"client closed the connection")]
+    assert server.connections[0].client_closed and not server.connections[0].aborted
+
+
+@pytest.mark.parametrize("where", ["target", "case"])
+def test_quit_on_failure_false_drops_the_connection(no_sockets, where):
+    text = REFUSED.replace("    steps:", "    quit_on_failure: false\n    steps:") if where == "case" else REFUSED
+    head = HEAD.replace("timeout: 2}", "timeout: 2, quit_on_failure: false}") if where == "target" else HEAD
+    server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"550 5.1.1 no such user\r\n")])
+    result = run(plan_of(text, head), server)
+    assert result.status == FAILED
+    assert SEND not in [d for d, b in transcript(result) if b == b"QUIT\r\n"]
+    assert server.connections[0].aborted
+
+
+@pytest.mark.parametrize(("after", "why"), [
+    ([], "a timeout: the late reply would be read as QUIT's"),
+    ([Say(b"250-half")], "mid-reply"),
+    ([Say(b"250 o\x00k\r\n")], "a protocol error"),
+])
+def test_no_quit_when_the_session_is_out_of_step(no_sockets, after, why):
+    plan = plan_of(REFUSED.replace('expect: 250\n', 'expect: 250\n        timeout: 0.2\n'))
+    server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), *after])
+    result = run(plan, server)
+    assert result.status == FAILED
+    assert (SEND, b"QUIT\r\n") not in transcript(result), why
+
+
+def test_a_session_deadline_during_the_quit_keeps_the_failure_that_came_before(no_sockets):
+    head = HEAD.replace("timeout: 2}", "timeout: 2, session_timeout: 0.3}")
+    server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"550 5.1.1 no such user\r\n"),
+                             Expect(b"QUIT\r\n")])  # and no 221
+    result = run(plan_of(REFUSED, head), server)
+    assert result.reason == "step 2 (<plan>:7): expected 250, got 550 5.1.1 no such user"
+    assert (INFO, b"QUIT: session deadline of 0.3s reached") in transcript(result)

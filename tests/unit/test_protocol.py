@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.errors import ProtocolError
+from runner.redact import Redactor
 from runner.smtp.protocol import (
     MAX_REPLY_LINE,
     DataEncoder,
@@ -17,6 +18,7 @@ from runner.smtp.protocol import (
     encode_body,
     encode_line,
 )
+from runner.text import excerpt
 
 EHLO = (
     b"250-mx.example.test Hello client.test\r\n"
@@ -109,6 +111,30 @@ def test_reply_fed_one_byte_at_a_time() -> None:
     assert outcome([data[i : i + 1] for i in range(len(data))])[0] == parse(data)
 
 
+# --- 8-bit text: outside RFC 5321 §4.2, sent by servers all the same ----------------------------------------------
+
+def test_text_that_is_not_utf8_is_read_as_latin1_and_the_reply_marked() -> None:
+    data = b"220-serveur de messagerie pr\xeat\r\n220 caf\xc3\xa9\r\n"
+    assert parse(data) == [Reply(220, ("serveur de messagerie prêt", "café"), data, eight_bit=True)]
+    assert not parse(b"220 caf\xc3\xa9\r\n")[0].eight_bit  # UTF-8 (RFC 6531) is not a deviation
+
+
+def test_strict_parser_refuses_text_that_is_not_utf8() -> None:
+    parser = ReplyParser(strict=True)
+    parser.feed(b"250 caf\xe9\r\n")
+    with pytest.raises(ProtocolError, match=r"^reply line is not valid UTF-8 at byte 7$"):
+        parser.next_reply()
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"220 pr\xeat\x1b[2J\r\n", "reply line contains control character 0x1b at offset 8"),
+    (b"220 pr\xeat\x00\r\n", "reply line contains a NUL byte at offset 8"),
+    (b"220 pr\xeat\x7f\r\n", "reply line contains control character 0x7f at offset 8"),
+])
+def test_control_bytes_in_8bit_text_are_still_refused(data: bytes, message: str) -> None:
+    assert outcome([data])[1] == message
+
+
 # --- replies that are refused ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -117,7 +143,6 @@ def test_reply_fed_one_byte_at_a_time() -> None:
         (b"250 ok\n", "reply line ends with a bare LF, not CRLF (RFC 5321 §2.3.8)"),
         (b"250 o\rk\r\n", "reply line contains a bare CR (RFC 5321 §2.3.8)"),
         (b"250 o\x00k\r\n", "reply line contains a NUL byte at offset 5"),
-        (b"250 caf\xe9\r\n", "reply line is not valid UTF-8 at byte 7"),
         (b"250-a\r\n251 b\r\n", "reply code changed from 250 to 251 inside a multiline reply"),
         (b"hello\r\n", "not an SMTP reply line: 'hello'"),
         (b"\r\n", "not an SMTP reply line: ''"),
@@ -125,30 +150,48 @@ def test_reply_fed_one_byte_at_a_time() -> None:
         (b"25\r\n", "not an SMTP reply line: '25'"),
         (b"250x\r\n", "reply code not followed by space, '-' or CRLF: '250x'"),
         (b"2500 ok\r\n", "reply code not followed by space, '-' or CRLF: '2500 ok'"),
+        (b"5x5 it's a \\ \"q\"\r\n", "not an SMTP reply line: '5x5 it's a \\\\ \"q\"'"),
+        (b"250\xe2\x80\xae ko\r\n", "reply code not followed by space, '-' or CRLF: '250\\u202e ko'"),
     ],
-    ids=["bare-lf", "bare-cr", "nul", "bad-utf8", "code-changes", "garbage", "empty-line", "1yz", "short-code",
-         "bad-separator", "four-digits"],
+    ids=["bare-lf", "bare-cr", "nul", "code-changes", "garbage", "empty-line", "1yz", "short-code",
+         "bad-separator", "four-digits", "escapes", "bidi-after-code"],
 )
 def test_malformed_reply_is_refused(data: bytes, message: str) -> None:
+    """The message is smtprun's words; the offending text is kept apart, shown escaped only by excerpt()."""
     parser = ReplyParser()
     parser.feed(data)
     with pytest.raises(ProtocolError) as exc:
         parser.next_reply()
-    assert str(exc.value) == message
+    assert exc.value.describe(excerpt) == message
+    assert str(exc.value) == message.split(": '")[0]
     assert exc.value.received.startswith(data.split(b"\n")[0])
+
+
+@pytest.mark.parametrize("secret", ['Sup3r"S3cret\\PW', "it's-a\tTAB-pw", "p\u00e4ssw\u00f6rd-\u20ac"])
+@pytest.mark.parametrize("line", ["{s}", "5x5 {s}", "535{s}", "535\u202e{s}"])
+def test_a_secret_in_an_offending_line_is_masked_before_it_is_escaped(secret: str, line: str) -> None:
+    redactor = Redactor()
+    redactor.add(secret)
+    with pytest.raises(ProtocolError) as exc:
+        parse(line.format(s=secret).encode() + b"\r\n")
+    shown = exc.value.describe(lambda text: excerpt(text, redact=redactor.text))
+    assert "***" in shown and secret not in shown and repr(secret)[1:-1] not in shown
+    assert "S3cret" not in shown and "TAB" not in shown and "ssw" not in shown
 
 
 def test_replies_before_a_bad_line_are_still_delivered() -> None:
     parser = ReplyParser()
     parser.feed(b"250 ok\r\nhello\r\n")
     assert parser.next_reply() == Reply(250, ("ok",), b"250 ok\r\n")
-    with pytest.raises(ProtocolError, match="not an SMTP reply line: 'hello'"):
+    with pytest.raises(ProtocolError, match="not an SMTP reply line") as exc:
         parser.next_reply()
+    assert exc.value.excerpt == "hello"
 
 
 def test_long_garbage_is_shown_shortened() -> None:
-    with pytest.raises(ProtocolError, match=r"^not an SMTP reply line: 'x{60}\.\.\.'$"):
+    with pytest.raises(ProtocolError) as exc:
         parse(b"x" * 200 + b"\r\n")
+    assert exc.value.describe(excerpt) == "not an SMTP reply line: '" + "x" * 60 + "...'"
 
 
 def test_overlong_line_refused_before_its_line_end_arrives() -> None:

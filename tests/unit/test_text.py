@@ -21,9 +21,18 @@ def test_bidirectional_controls_are_shown_as_escapes(bidi: str, charset) -> None
     assert shown == f"250 \\u{ord(bidi):04x}ko 052"  # it cannot make "ko 052" read as "250 ok"
 
 
-@pytest.mark.parametrize("charset", [CONTROLS, MARKUP, UNPRINTABLE])
+@pytest.mark.parametrize("charset", [CONTROLS, MARKUP])
 def test_c0_and_c1_controls_and_del_are_escaped(charset) -> None:
-    assert printable("a\x1b[31mb\x7fc\x85d\x9be\x00", charset) == "a\\x1b[31mb\\x7fc\\x85d\\x9be\\x00"
+    assert printable("a\x1b[31mb\x7fc\x85d\x9be\x00", charset) == "a\\x1b[31mb\\x7fc\\u0085d\\u009be\\x00"
+
+
+def test_python_style_writes_c1_controls_as_python_does() -> None:
+    assert printable("a\x1b[31mb\x7fc\x85d\x9be\x00", UNPRINTABLE) == "a\\x1b[31mb\\x7fc\\x85d\\x9be\\x00"
+
+
+def test_a_c1_character_and_an_undecodable_byte_are_told_apart() -> None:
+    """U+0085 (bytes C2 85) and a lone byte 85 once both read \x85: a transcript must say which came."""
+    assert printable(b"a\xc2\x85b\x85c", CONTROLS, backslash=True) == "a\\u0085b\\x85c"
 
 
 def test_terminal_and_transcript_escape_line_ends_markup_keeps_tab_and_lf() -> None:

@@ -248,6 +248,12 @@ def test_undefined_variable(tmp_path: Path) -> None:
         "define it under vars:, pass --var helo=..., or capture it in an earlier step")
 
 
+def test_undefined_variable_close_to_a_defined_one(tmp_path: Path) -> None:
+    text = "vars: {client: a.test}\nsteps:\n  - send: 'EHLO {{ clinet }}'\n"
+    assert only_problem(tmp_path, text) == ("3:11", "undefined variable 'clinet'")
+    assert hint_of(tmp_path, text) == "did you mean 'client'?"
+
+
 def test_variable_given_on_the_command_line(tmp_path: Path) -> None:
     path = write(tmp_path, "steps:\n  - send: 'EHLO {{ helo }}'\n")
     plan = read_plan(path, overrides={"helo": "client.test"})
@@ -416,3 +422,58 @@ cases:
 """
     plan = read_plan(write(tmp_path, text))
     assert [c.name for c in plan.cases] == ["relay via a.test", "relay via b.test"]
+
+
+# --- included files ----------------------------------------------------------------------------------------------
+
+def test_an_included_bare_list_of_steps_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "hello.yaml").write_text("# the greeting\n- expect: 220\n- send: 'EHLO {{ helo }}'\n  expect: 250\n")
+    plan = read_plan(write(tmp_path, "vars: {helo: a.test}\nsteps:\n  - include: hello.yaml\n  - send: QUIT\n"))
+    steps = plan.cases[0].steps
+    assert [(s.action, s.value, Path(s.file or "").name, s.line) for s in steps] == [
+        ("expect", 220, "hello.yaml", 2), ("send", "EHLO {{ helo }}", "hello.yaml", 3),
+        ("send", "QUIT", "plan.yaml", 4)]
+
+
+def test_errors_in_an_included_bare_list_point_into_it(tmp_path: Path) -> None:
+    (tmp_path / "hello.yaml").write_text("- expect: 220\n- sned: EHLO a.test\n")
+    found = problems(write(tmp_path, "steps:\n  - include: hello.yaml\n"))
+    assert found == [(f"{tmp_path / 'hello.yaml'}:2:3", "unknown key 'sned' in step", "did you mean 'send'?")]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("stepz:\n  - expect: 220\n", "unknown key 'stepz' in included file"),
+    ("hello\n", "an included file holds a list of steps, or a mapping with 'steps:' (and 'vars:', "
+                "'description:'), not a string"),
+    ("- !!python/name:os.system\n", "YAML tag !!python/name:os.system is not allowed: an included file holds "
+                                    "plain data only"),
+])
+def test_problems_with_an_included_file_call_it_that(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "inc.yaml").write_text(text)
+    found = problems(write(tmp_path, "steps:\n  - include: inc.yaml\n"))
+    assert found[0][0].startswith(f"{tmp_path / 'inc.yaml'}:1:")
+    assert found[0][1] == message
+    assert not any("plan" in m for _, m, _ in found)
+
+
+def test_a_missing_included_file_is_reported_at_the_include(tmp_path: Path) -> None:
+    assert only_problem(tmp_path, "steps:\n  - expect: 220\n  - include: common/nope.yaml\n") == (
+        "3:14", "cannot read included file common/nope.yaml: No such file or directory")
+
+
+def test_a_plan_that_is_a_bare_list_says_what_a_plan_starts_with(tmp_path: Path) -> None:
+    assert problems(write(tmp_path, "- expect: 220\n")) == [(
+        f"{tmp_path / 'plan.yaml'}:1:1", "'plan' must be a mapping, not a list",
+        "a plan starts with 'steps:' or 'cases:'; a bare list of steps is a file to include")]
+
+
+def test_the_schema_the_checker_and_the_engine_know_the_same_actions() -> None:
+    from runner.plan.check import ACTIONS
+    from runner.run.steps import ACTIONS as RUN
+
+    step = json.loads((REPO / "schemas" / "plan.schema.json").read_text(encoding="utf-8"))["$defs"]["step"]
+    exclusive = step["dependentSchemas"]
+    assert set(exclusive) == {*ACTIONS, "include"} == {*RUN, "include"}
+    for action, schema in exclusive.items():  # each action excludes every other one
+        assert {*ACTIONS, "include"} - {action} <= set(schema["properties"]), action
+    assert all(action in step["description"] for action in ACTIONS)

@@ -1,0 +1,127 @@
+"""Maildir (and Maildir++ folders) on this machine, through the standard `mailbox` module.
+
+Only messages newer than the case are read: a Maildir file's name starts with its delivery time
+(the Maildir convention, `<seconds>.<unique>.<host>`), so a Maildir of 10,000 old messages costs a
+directory listing, not 10,000 reads. Of a match, the header and the first MAX_BODY_BYTES are read.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import re
+
+from runner.mail.reader import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    MAX_SCAN,
+    Found,
+    MailError,
+    Reader,
+    Wanted,
+    message_ids,
+    parse_headers,
+)
+
+__all__ = ["MaildirReader", "read_bounded"]
+
+_STAMP = re.compile(r"^([0-9]{9,11})(?:\.M([0-9]{1,6})|[.].*?M([0-9]{1,6}))?")
+CLOCK_SLACK = 2.0  # seconds a delivery's stamp may lag the case's start (clock granularity)
+
+
+def read_bounded(fh: object, header_limit: int = MAX_HEADER_BYTES, body_limit: int = MAX_BODY_BYTES,
+                 header_only: bool = False) -> tuple[bytes, bytes, bool]:
+    """(header section, body prefix, cut) read from a binary file, each within its bound."""
+    header = b""
+    cut = False
+    while len(header) < header_limit:
+        line = fh.readline(header_limit - len(header))  # type: ignore[attr-defined]
+        if not line:
+            break
+        header += line
+        if line in (b"\n", b"\r\n"):
+            break
+    else:
+        cut = True
+    if header_only:
+        return header, b"", cut
+    body = fh.read(body_limit + 1)  # type: ignore[attr-defined]
+    return header, body[:body_limit], cut or len(body) > body_limit
+
+
+def _stamp(key: str) -> float | None:
+    m = _STAMP.match(key)
+    if not m:
+        return None
+    micro = m.group(2) or m.group(3)
+    return int(m.group(1)) + (int(micro) / 1e6 if micro else 0.0)
+
+
+class MaildirReader(Reader):
+    box: mailbox.Maildir | None = None
+
+    def open(self) -> None:
+        url = self.url
+        try:
+            box = mailbox.Maildir(url.path, factory=None, create=False)
+            box.keys()  # a missing or unreadable directory shows here
+            if url.folder != "INBOX":
+                box = box.get_folder(url.folder)
+                box.keys()
+        except mailbox.NoSuchMailboxError:
+            raise MailError(f"no Maildir folder {url.folder!r} in {url.path}") from None
+        except OSError as exc:
+            raise MailError(f"cannot read Maildir {url.path}: {exc.strerror or exc}") from None
+        self.box = box
+        self.seen: set[str] = set()
+        self.log(f"Maildir: reading {url}")
+
+    def find(self, wanted: Wanted) -> Found | None:
+        assert self.box is not None
+        self.looks += 1
+        try:
+            keys = [k for k in self.box.iterkeys() if k not in self.seen]
+        except OSError as exc:
+            raise MailError(f"cannot read Maildir {self.url.path}: {exc.strerror or exc}") from None
+        fresh = [(s, k) for k in keys if (s := _stamp(k)) is None or s >= wanted.since - CLOCK_SLACK]
+        fresh.sort(key=lambda sk: sk[0] or 0, reverse=True)
+        self.log(f"Maildir: {len(keys)} messages not looked at yet, {len(fresh)} newer than the case")
+        for stamp, key in fresh[:MAX_SCAN]:
+            self.budget.check()
+            found = self._read(key, stamp, wanted)
+            self.seen.add(key)
+            if found is not None:
+                self.log(f"Maildir: {key} is the message")
+                return found
+        return None
+
+    def _read(self, key: str, stamp: float | None, wanted: Wanted) -> Found | None:
+        assert self.box is not None
+        try:
+            with self.box.get_file(key) as fh:
+                header, _, _ = read_bounded(fh, header_only=True)
+                if not self._matches(header, wanted):
+                    return None
+                body = fh.read(MAX_BODY_BYTES + 1)
+                fh.seek(0, 2)  # the file's size, without reading the rest
+                size = fh.tell()
+        except (KeyError, FileNotFoundError):  # moved from new/ to cur/ (or removed) while being listed
+            return None
+        except OSError as exc:
+            raise MailError(f"cannot read {key} in Maildir {self.url.path}: {exc.strerror or exc}") from None
+        if wanted.dsn and wanted.message_id.encode() not in body:
+            return None  # a report about another message
+        cut = len(body) > MAX_BODY_BYTES
+        return Found(header, body[:MAX_BODY_BYTES], self.url.folder, key, size=size, arrived=stamp, truncated=cut)
+
+    def _matches(self, header: bytes, wanted: Wanted) -> bool:
+        if wanted.dsn:
+            return "report" in str(parse_headers(header).get("Content-Type", "")).lower()
+        return wanted.message_id in message_ids(header)
+
+    def delete(self, found: Found) -> None:
+        assert self.box is not None
+        try:
+            self.box.remove(found.ref)
+        except (KeyError, OSError) as exc:
+            raise MailError(f"cannot remove {found.ref} from Maildir {self.url.path}: {exc}") from None
+        self.log(f"Maildir: removed {found.ref}")

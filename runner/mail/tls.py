@@ -1,0 +1,30 @@
+"""TLS for mailbox connections: verification on unless a plan turns it off, and no password in clear text."""
+
+from __future__ import annotations
+
+import ssl
+
+from runner.mail.url import MailboxUrl
+from runner.net import tls as tlsinfo
+
+__all__ = ["context_for", "refuse_plaintext", "tls_failure"]
+
+
+def context_for(options: object) -> ssl.SSLContext:
+    """A client context from the step's `verify:` and `cafile:`; MailError when the file cannot be read."""
+    from runner.mail.reader import MailError
+
+    cafile = getattr(options, "cafile", "") or ""
+    try:
+        return tlsinfo.client_context(getattr(options, "verify", True), cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise MailError(f"cannot read cafile {cafile}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def tls_failure(exc: BaseException) -> str:
+    return tlsinfo.describe_failure(exc)
+
+
+def refuse_plaintext(url: MailboxUrl, upgrade: str) -> str:
+    return (f"refusing to send the password for {url.user} in clear text to {url.host}:{url.port}: it offers no "
+            f"{upgrade} and is not a loopback address; use {url.kind}s://, or set plaintext_password: true")

@@ -1,0 +1,120 @@
+"""Mailbox URLs as a plan writes them, read in one place.
+
+    imap://user@host[:port][/FOLDER]     RFC 5092; port 143, STARTTLS when the server offers it
+    imaps://user@host[:port][/FOLDER]    implicit TLS, port 993 (RFC 8314 §3.3)
+    pop3://user@host[:port]              RFC 2384; port 110, STLS when offered (RFC 2595 §4)
+    pop3s://user@host[:port]             implicit TLS, port 995
+    maildir:/path/to/Maildir             read on this machine (Maildir++ folders: maildir:/path#Junk)
+    listen://127.0.0.1:PORT              smtprun listens there itself, as the next hop, while the case runs
+
+A password never goes in the URL (it would be shown wherever the mailbox is): `password:` holds it.
+Errors are ValueErrors whose message names what is wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from runner.net.address import parse_port
+
+__all__ = ["KINDS", "MailboxUrl", "is_loopback", "parse_mailbox"]
+
+DEFAULT_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995}
+KINDS = ("imap", "imaps", "pop3", "pop3s", "maildir", "listen")
+
+
+@dataclass(frozen=True)
+class MailboxUrl:
+    kind: str  # one of KINDS
+    user: str = ""
+    host: str = ""
+    port: int = 0
+    folder: str = "INBOX"  # IMAP folder, or a Maildir++ folder ("INBOX": the Maildir itself)
+    path: str = ""  # maildir: the directory
+
+    @property
+    def implicit_tls(self) -> bool:
+        return self.kind in ("imaps", "pop3s")
+
+    @property
+    def protocol(self) -> str:
+        """IMAP, POP3, Maildir or SMTP (the listener), as a transcript names it."""
+        return {"imap": "IMAP", "imaps": "IMAP", "pop3": "POP3", "pop3s": "POP3", "maildir": "Maildir"}.get(
+            self.kind, "SMTP")
+
+    def with_folder(self, folder: str) -> MailboxUrl:
+        return MailboxUrl(self.kind, self.user, self.host, self.port, folder, self.path)
+
+    def __str__(self) -> str:
+        if self.kind == "maildir":
+            return f"maildir:{self.path}" + (f"#{self.folder}" if self.folder != "INBOX" else "")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        user = f"{self.user}@" if self.user else ""
+        folder = f"/{self.folder}" if self.kind in ("imap", "imaps") else ""
+        return f"{self.kind}://{user}{host}:{self.port}{folder}"
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: a password may go there in clear text."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_mailbox(text: str) -> MailboxUrl:
+    """A mailbox URL (see the module's grammar); ValueError saying what is wrong."""
+    text = text.strip()
+    scheme, colon, rest = text.partition(":")
+    scheme = scheme.lower()
+    if not colon or scheme not in KINDS:
+        raise ValueError(f"mailbox {text!r}: expected a URL starting {', '.join(k + ':' for k in KINDS)}")
+    if scheme == "maildir":
+        path, _, folder = unquote(rest.removeprefix("//")).partition("#")
+        if not path.startswith("/"):
+            raise ValueError(f"mailbox {text!r}: a maildir: URL needs an absolute path (maildir:/home/alice/Maildir)")
+        return MailboxUrl("maildir", path=path, folder=folder or "INBOX")
+    parts = urlsplit(text)
+    if parts.password is not None:
+        raise ValueError(f"mailbox {_without_password(text)!r}: a password does not belong in the URL; "
+                         "give it as password: (e.g. \"{{ env.IMAP_PASSWORD }}\")")
+    try:
+        host, port = parts.hostname or "", parts.port
+    except ValueError as exc:  # a port that is not a number, or out of range
+        raise ValueError(f"mailbox {text!r}: {exc}") from None
+    if not host:
+        raise ValueError(f"mailbox {text!r}: no host")
+    if parts.query or parts.fragment:
+        raise ValueError(f"mailbox {text!r}: no ?query or #fragment is understood here")
+    if scheme == "listen":
+        return _listen(text, host, port, parts.username, parts.path)
+    user = unquote(parts.username or "")
+    if not user:
+        raise ValueError(f"mailbox {text!r}: no user (write {scheme}://USER@{host}/...)")
+    folder = unquote(parts.path.lstrip("/")) or "INBOX"
+    if scheme.startswith("pop3") and parts.path not in ("", "/"):
+        raise ValueError(f"mailbox {text!r}: POP3 has one mailbox, no folders")
+    return MailboxUrl(scheme, user, host, port or DEFAULT_PORTS[scheme], folder)
+
+
+def _listen(text: str, host: str, port: int | None, user: str | None, path: str) -> MailboxUrl:
+    if user or path not in ("", "/"):
+        raise ValueError(f"mailbox {text!r}: a listen: URL is listen://ADDRESS:PORT, nothing more")
+    if port is None:
+        raise ValueError(f"mailbox {text!r}: a listen: URL needs a port (listen://127.0.0.1:2600)")
+    parse_port(str(port))
+    if not is_loopback(host) or host == "localhost":
+        raise ValueError(f"mailbox {text!r}: smtprun listens only on a loopback address (127.0.0.0/8 or ::1)")
+    return MailboxUrl("listen", host=host, port=port, folder="")
+
+
+def _without_password(text: str) -> str:
+    head, at, tail = text.rpartition("@")
+    if not at:
+        return text
+    scheme, _, userinfo = head.partition("://")
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{tail}"

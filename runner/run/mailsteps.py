@@ -1,0 +1,151 @@
+"""The closed-loop steps: `expect_delivery:` (did the message arrive?) and `expect_dsn:` (did its
+delivery receipt come back?). Thin: the mailboxes, the reports and the judging are runner.mail's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from runner.errors import StepFailed
+from runner.mail import judge
+from runner.mail.reader import Budget, Options, Wanted
+from runner.mail.url import MailboxUrl, parse_mailbox
+from runner.mail.wait import open_reader, wait_for
+from runner.plan.types import Step
+from runner.results import StepResult
+from runner.run.context import StepContext
+
+__all__ = ["MAIL_ACTIONS", "do_expect_delivery", "do_expect_dsn", "listen_wanted"]
+
+DEFAULT_WITHIN = 60.0  # seconds: the default wait for a message or a report
+MAX_WITHIN = 86400
+MAIL_ACTIONS = ("expect_delivery", "expect_dsn")
+
+
+def listen_wanted(steps: tuple[Step, ...], text: Callable[[str], str]) -> list[tuple[MailboxUrl, str, str]]:
+    """The listen:// mailboxes the steps name (written out, checked as the plan was read), with the
+    certificate each offers STARTTLS with (rendered by `text`): the case starts these before its first step."""
+    out = []
+    for step in steps:
+        if step.action in MAIL_ACTIONS and str(step.value.get("mailbox", "")).startswith("listen:"):
+            certfile, keyfile = (text(step.value.get(k) or "") for k in ("certfile", "keyfile"))
+            out.append((parse_mailbox(step.value["mailbox"]), certfile, keyfile))
+    return out
+
+
+def rendered(session: StepContext, spec: dict[str, Any]) -> dict[str, Any]:
+    """The step's regexes rendered (a template names a variable: `ehlo: "{{ mta_name }}"`)."""
+    out = dict(spec)
+    for key in ("body", "ehlo", "recipient", "diagnostic"):
+        if isinstance(out.get(key), str):
+            out[key] = session.text(out[key])
+    if out.get("headers"):
+        out["headers"] = {name: session.text(rx) for name, rx in out["headers"].items()}
+    return out
+
+
+def _setup(session: StepContext, step: Step, out: StepResult, dsn: bool) -> tuple[Any, Wanted, float]:
+    spec = step.value
+    try:
+        url = parse_mailbox(session.text(spec["mailbox"]))
+    except ValueError as exc:
+        raise StepFailed(str(exc)) from None
+    if spec.get("folder"):
+        url = url.with_folder(session.text(spec["folder"]))
+    password = session.text(spec.get("password") or "")
+    if password:
+        session.redactor.add(password)
+    options = Options(password, session.text(spec.get("cafile") or ""), spec.get("verify", True),
+                      spec.get("plaintext_password", False))
+    within = _seconds(session, spec.get("within", DEFAULT_WITHIN))
+    message_id = session.message_id
+    what = "the delivery report about" if dsn else "the message"
+    out.label = f"wait up to {within:g}s for {what} <{message_id}> in {url}"
+    loop = asyncio.get_running_loop()
+
+    def log(text: str) -> None:
+        loop.call_soon_threadsafe(session.note, text)
+
+    reader = open_reader(url, options, Budget(within), log, session.mail_listeners)
+    return reader, Wanted(message_id, dsn=dsn, since=session.started_at), within
+
+
+def _seconds(session: StepContext, value: Any) -> float:
+    """`within:` as written, or rendered from a template: seconds, 0 < s <= MAX_WITHIN."""
+    text = session.text(value) if isinstance(value, str) else value
+    try:
+        seconds = float(text)
+    except (TypeError, ValueError):
+        raise StepFailed(f"within: {text!r} is not a number of seconds") from None
+    if not 0 < seconds <= MAX_WITHIN:
+        raise StepFailed(f"within: {seconds:g} is not between 0 and {MAX_WITHIN} seconds")
+    return seconds
+
+
+def _facts(reader: Any, outcome: Any) -> dict[str, Any]:
+    return {"mailbox": str(reader.url), "waited": round(outcome.waited, 3), "looks": outcome.looks,
+            "found": outcome.found is not None, "deleted": outcome.deleted}
+
+
+def _not_found(reader: Any, outcome: Any, within: float, what: str) -> str:
+    if outcome.error:
+        return f"{outcome.error} (waiting for {what} in {reader.url})"
+    return f"no {what} arrived in {reader.url} within {within:g}s (looked {outcome.looks} times)"
+
+
+async def do_expect_delivery(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
+    spec = rendered(session, step.value)
+    reader, wanted, within = _setup(session, step, out, dsn=False)
+    out.expected = "the message arrives" + "".join(f", {k} {v}" for k, v in spec.items()
+                                                   if k not in ("mailbox", "password", "cafile", "verify", "within"))
+    outcome = await wait_for(reader, wanted, delete=spec.get("delete", False))
+    out.details = facts = _facts(reader, outcome)
+    if outcome.found is None:
+        raise StepFailed(_not_found(reader, outcome, within, f"message with Message-ID <{wanted.message_id}>"))
+    found = outcome.found
+    arrived = found.arrived or (time.time() - 0.0)
+    latency = None if session.accepted_at is None else max(0.0, arrived - session.accepted_at)
+    problems, more = judge.delivery(found, spec, session.nameservers, latency)
+    facts.update(more)
+    problems += _smtp_checks(found.smtp, spec)
+    if found.smtp:
+        facts["smtp"] = found.smtp
+    if problems:
+        raise StepFailed("; ".join(problems))
+    return True
+
+
+def _smtp_checks(smtp: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    """listen://: what the MTA did as a client: its EHLO name, and TLS."""
+    problems = []
+    if not smtp:
+        return [f"{k}: only a listen:// mailbox sees the SMTP session" for k in ("ehlo", "tls") if k in spec]
+    if "ehlo" in spec:
+        why = judge._search("ehlo", spec["ehlo"], smtp.get("ehlo") or "")
+        problems += [why] if why else []
+    if "tls" in spec and bool(smtp.get("tls")) != spec["tls"]:
+        if smtp.get("tls"):
+            problems.append(f"the MTA used STARTTLS ({smtp.get('tls_version')})")
+        else:
+            offered = "" if smtp.get("starttls_offered") else " (the listener offered none: give it certfile:)"
+            problems.append(f"the MTA did not use STARTTLS{offered}")
+    return problems
+
+
+async def do_expect_dsn(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
+    spec = rendered(session, step.value)
+    reader, wanted, within = _setup(session, step, out, dsn=True)
+    out.expected = "a delivery report" + "".join(f", {k} {spec[k]}" for k in ("action", "status", "recipient",
+                                                                            "diagnostic") if k in spec)
+    outcome = await wait_for(reader, wanted, delete=spec.get("delete", False))
+    out.details = facts = _facts(reader, outcome)
+    if outcome.found is None:
+        raise StepFailed(_not_found(reader, outcome, within, f"delivery report about <{wanted.message_id}>"))
+    problems, more = judge.report(outcome.found, wanted.message_id, spec)
+    facts.update(more)
+    if problems:
+        raise StepFailed("; ".join(problems))
+    return True
