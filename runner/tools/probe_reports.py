@@ -14,7 +14,6 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -48,7 +47,6 @@ class ProbeReports:
         self.counted = counted  # (plan, "written" | "failed" | "dropped") for each report
         self.lock = asyncio.Lock()  # one report write at a time: names, pruning and the index never race
         self.latest: dict[str, str] = {}  # plan name -> file name of its newest report
-        self.started: dict[str, datetime] = {}  # plan name -> when that report's run started
         self.pending: set[asyncio.Task[None]] = set()
 
     def prepare(self, names: list[str]) -> None:
@@ -80,9 +78,8 @@ class ProbeReports:
                 self.log(f"smtprun exporter: plan {name}: {exc}")
                 self.counted(name, "failed")
                 return
-        # probes overlap: a report written later may be of a run that started earlier
-        if written and run.started_at >= self.started.get(name, run.started_at):
-            self.latest[name], self.started[name] = written, run.started_at
+        if written:
+            self.latest[name] = written
         self.counted(name, "written")
 
     def _write_now(self, name: str, run: RunResult) -> str | None:
@@ -97,7 +94,10 @@ class ProbeReports:
             warnings.extend(rebuild_index(self.folder))
         for warning in dict.fromkeys(warnings):
             self.log(f"smtprun exporter: {warning}")
-        return paths[-1].name if paths else None
+        # probes overlap, so the report just written need not be the newest; and the newest is
+        # what pruning keeps: link the plan's newest report still on disk, as the index orders them
+        kept = _reports_of(self.folder, name)
+        return kept[-1].name if paths and kept else None
 
     async def close(self) -> None:
         """Let the reports under way finish."""
