@@ -6,6 +6,7 @@ import contextlib
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -208,6 +209,18 @@ def _alternatives(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) 
     return [loaded.problem(f"invalid {name}: {_show(error.instance)}" + (f" — {desc}" if desc else ""), path)]
 
 
+_YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE]\d+")
+
+
+def _number_hint(value: Any, want: Any) -> str | None:
+    """YAML 1.1 (PyYAML) reads `1e3` and `1.5e3` as strings: an exponent needs a dot and a sign."""
+    wants = want if isinstance(want, list) else [want]
+    if isinstance(value, str) and {"number", "integer"} & set(wants) and _YAML11_EXPONENT.fullmatch(value):
+        mantissa, _, exponent = value.lower().partition("e")
+        return f"YAML reads {value} as text; write {mantissa if '.' in mantissa else mantissa + '.0'}e+{exponent}"
+    return None
+
+
 def _type(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
     if not path and loaded.kind != "plan":
         return [loaded.problem(f"an {loaded.kind} holds a list of steps, or a mapping with 'steps:' "
@@ -215,7 +228,7 @@ def _type(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[
     want = error.validator_value
     wants = " or ".join(want) if isinstance(want, list) else want
     hint = "a plan starts with 'steps:' or 'cases:'; a bare list of steps is a file to include" \
-        if not path and isinstance(error.instance, list) else None
+        if not path and isinstance(error.instance, list) else _number_hint(error.instance, want)
     return [loaded.problem(f"'{name}' must be {_article(wants)}, not {_kind(error.instance)}", path, hint=hint)]
 
 

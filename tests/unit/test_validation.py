@@ -83,6 +83,14 @@ def test_unknown_key_far_from_any_lists_the_allowed_ones(tmp_path: Path) -> None
 
 # --- shape of steps, expectations and the plan -------------------------------------------------------------------
 
+@pytest.mark.parametrize(("written", "hint"), [("1e3", "write 1.0e+3"), ("2.5E2", "write 2.5e+2")])
+def test_an_exponent_yaml_reads_as_text_gets_the_spelling_it_reads_as_a_number(tmp_path: Path, written, hint) -> None:
+    text = f"target:\n  host: mx.example.test\n  timeout: {written}\nsteps:\n  - expect: 220\n"
+    assert only_problem(tmp_path, text) == ("3:12", "'timeout' must be a number, not a string")
+    assert hint_of(tmp_path, text) == f"YAML reads {written} as text; {hint}"
+    assert hint_of(tmp_path, text.replace("timeout: ", "timeout: x")) is None
+
+
 def test_two_actions_in_one_step(tmp_path: Path) -> None:
     text = "steps:\n  - expect: 220\n  - send: EHLO client.test\n    data: hello\n"
     assert only_problem(tmp_path, text) == (
