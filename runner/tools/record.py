@@ -11,7 +11,6 @@ import argparse
 import os
 import queue
 import re
-import select
 import signal
 import socket
 import ssl
@@ -24,22 +23,19 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from runner.arguments import seconds
-from runner.errors import PlanError, ProtocolError
+from runner.errors import PlanError
 from runner.net import tls as tlsinfo
 from runner.net.address import hostport, parse_hostport
 from runner.plan.write import RecordedStep, literal, plan_text, printable
-from runner.smtp.protocol import DataEncoder, Reply, encode_line
-from runner.smtp.session import SmtpSession
+from runner.smtp.protocol import DataEncoder, encode_line
 from runner.status import ExitStatus
 from runner.template import is_template
-from runner.text import excerpt
+from runner.tools.live import CHUNK, Display, LiveConnection
 
 __all__ = ["add_arguments", "run"]
 
 PROMPT = "C: "
 HISTORY_FILE = "~/.smtprun_history"
-CHUNK = 64 * 1024
-_RETRY = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 HELP = """\
 Lines are sent as typed, with CRLF. A line starting with / is a local command (// sends one /):
   /tls        STARTTLS and the TLS handshake (recorded as a starttls: step)
@@ -68,127 +64,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cafile", metavar="PEM", help="CA certificates to trust instead of the system's")
     parser.add_argument("--no-verify", action="store_true", help="do not check the server's certificate")
     parser.add_argument("--name", help="the plan's name (default: its file name)")
-
-
-class Display:
-    """Where the session shows. The reader thread writes here too: a waiting prompt is redrawn."""
-
-    def __init__(self, stream: TextIO, redraw: bool) -> None:
-        self.stream, self.redraw, self.lock = stream, redraw, threading.Lock()
-        self.prompt: str | None = None  # set while input() waits at it
-
-    def show(self, text: str) -> None:
-        with self.lock:
-            if self.redraw and self.prompt is not None:
-                import readline
-
-                text = f"\r\x1b[K{text}\n{self.prompt}{readline.get_line_buffer()}"
-            else:
-                text += "\n"
-            self.stream.write(text)
-            self.stream.flush()
-
-    def reply(self, reply: Reply) -> None:
-        lines = reply.raw.decode("utf-8", "replace").split("\r\n")[:-1]
-        self.show("\n".join("S: " + printable(line) for line in lines))
-
-    def note(self, text: str) -> None:
-        self.show("* " + text)
-
-
-class LiveConnection:
-    """A socket, a reader thread that queues events — ("reply", Reply), ("closed", None),
-    ("error", why), ("tls", None or why) — and a lock, since an SSL object must not be used by two
-    threads at once. The socket is non-blocking: a TLS record with no data in it (a session ticket)
-    must not leave the reader stuck inside recv() holding the lock."""
-
-    def __init__(self, sock: socket.socket, host: str, timeout: float, display: Display, interrupt: bool):
-        self.sock, self.host, self.timeout, self.display = sock, host, timeout, display
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.tls, self.ended, self.interrupted = isinstance(sock, ssl.SSLSocket), False, False
-        self.upgrade: ssl.SSLContext | None = None  # set before STARTTLS: hand-shake after its 220
-        self._interrupt, self._lock, self._stop = interrupt, threading.Lock(), threading.Event()
-        sock.setblocking(False)
-        self._thread = threading.Thread(target=self._serve, name="smtp-reader", daemon=True)
-        self._thread.start()
-
-    def send(self, data: bytes) -> None:
-        """Send it all, or as much as the server takes before it leaves (the reader reports that)."""
-        view = memoryview(data)
-        while view and not self.ended:
-            with self._lock:
-                try:
-                    sent = self.sock.send(view)
-                except _RETRY:
-                    sent = 0
-                except OSError:
-                    return
-            view = view[sent:]
-            if not sent:
-                select.select([], [self.sock], [], 0.5)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
-
-    def _event(self, kind: str, value: Any) -> None:
-        self.events.put((kind, value))
-        if kind in ("closed", "error"):
-            self.ended = True
-            with self.display.lock:  # wake input() so the session ends now, not at the next Enter
-                if self._interrupt and self.display.prompt is not None:
-                    self.interrupted = True
-                    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
-    def _serve(self) -> None:
-        smtp = SmtpSession()
-        try:
-            while not self._stop.is_set():
-                buffered = self.tls and self.sock.pending()  # type: ignore[attr-defined]
-                if not buffered and not select.select([self.sock], [], [], 0.2)[0]:
-                    continue
-                with self._lock, suppress(*_RETRY):
-                    data = self.sock.recv(CHUNK)
-                    if not data:
-                        return self._event("closed", None)
-                    smtp.receive(data)
-                    if self.upgrade is not None:  # STARTTLS was sent (or is about to be)
-                        smtp.starttls_sent()
-                    while isinstance(reply := smtp.next_event(), Reply):
-                        self.display.reply(reply)
-                        self._event("reply", reply)
-                        if self.upgrade is not None:
-                            upgraded = reply.code != 220 or self._handshake(smtp)
-                            self.upgrade = None
-                            if not upgraded:
-                                return None
-        except ProtocolError as exc:
-            self._event("error", f"protocol error: {exc.describe(excerpt)}")
-        except (ConnectionResetError, BrokenPipeError):
-            self._event("closed", None)
-        except OSError as exc:
-            self._event("error", f"connection error: {exc.strerror or exc}")
-
-    def _handshake(self, smtp: SmtpSession) -> bool:
-        """After the 220 to STARTTLS: the session's RFC 3207 §4.2 check, then the TLS handshake."""
-        injected = smtp.starttls_accepted()
-        if injected is not None:
-            self._event("tls", f"the server sent {len(injected.data)} bytes of plaintext after its 220 "
-                               "to STARTTLS: response injection (RFC 3207 §4.2)")
-            return False
-        try:
-            self.sock.settimeout(self.timeout)
-            self.sock = self.upgrade.wrap_socket(self.sock, server_hostname=self.host)  # type: ignore[union-attr]
-            self.sock.setblocking(False)
-        except OSError as exc:
-            self._event("tls", tlsinfo.describe_failure(exc))
-            return False
-        smtp.tls_established()
-        self.tls = True
-        self.display.note(f"TLS in force: {self.sock.version()}, {self.sock.cipher()[0]}")  # type: ignore
-        self._event("tls", None)
-        return True
 
 
 class Recorder:
@@ -443,6 +318,38 @@ def _write_plan(text: str, output: Path | None, out: TextIO, err: TextIO) -> Exi
     return ExitStatus.ERROR if problems else ExitStatus.OK
 
 
+def _open(args: argparse.Namespace, port: int, context: ssl.SSLContext, display: Display,
+          err: TextIO) -> socket.socket | ExitStatus:
+    host = args.target[0]
+    where = hostport(host, port)
+    display.note(f"connecting to {printable(where)}" + (" (implicit TLS)" if args.tls == "implicit" else ""))
+    try:
+        sock = socket.create_connection((host, port), timeout=args.timeout)
+        if args.tls == "implicit":
+            sock = context.wrap_socket(sock, server_hostname=host)
+    except OSError as exc:
+        err.write(f"smtprun record: {_connect_problem(exc, printable(where), args.timeout)}\n")
+        return ExitStatus.FAILED
+    except KeyboardInterrupt:
+        return ExitStatus.INTERRUPTED
+    display.note(f"connected to {printable(where)}; /help lists the local commands")
+    return sock
+
+
+def _session(recorder: Recorder, display: Display) -> ExitStatus:
+    """Run the typed session to its end; what was recorded is kept whatever ends it."""
+    try:
+        recorder.session()
+    except KeyboardInterrupt:
+        if not recorder.conn.interrupted:
+            display.note("interrupted: writing what was recorded")
+            return ExitStatus.INTERRUPTED
+    except OSError as exc:
+        display.note(f"stopped: {exc.strerror or exc}")
+        return ExitStatus.FAILED
+    return ExitStatus.OK
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
     host, port = args.target
     implicit = args.tls == "implicit"
@@ -460,30 +367,14 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     interactive = stdin is sys.stdin and stdin.isatty() and sys.stdout.isatty()
     save_history = _history() if interactive else None
     display = Display(out if output else err, redraw=save_history is not None)  # without -o, stdout is the plan's
-    display.note(f"connecting to {printable(where)}" + (" (implicit TLS)" if implicit else ""))
-    try:
-        sock = socket.create_connection((host, port), timeout=args.timeout)
-        if implicit:
-            sock = context.wrap_socket(sock, server_hostname=host)
-    except OSError as exc:
-        err.write(f"smtprun record: {_connect_problem(exc, printable(where), args.timeout)}\n")
-        return ExitStatus.FAILED
-    except KeyboardInterrupt:
-        return ExitStatus.INTERRUPTED
-    display.note(f"connected to {printable(where)}; /help lists the local commands")
+    sock = _open(args, port, context, display, err)
+    if isinstance(sock, ExitStatus):
+        return sock
     on_main_thread = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_kill")
     conn = LiveConnection(sock, host, args.timeout, display, interrupt=interactive and on_main_thread)
     recorder = Recorder(conn, display, stdin, interactive, args, context, output and output.resolve().parent)
-    status = ExitStatus.OK
     try:
-        recorder.session()
-    except KeyboardInterrupt:
-        if not conn.interrupted:
-            display.note("interrupted: writing what was recorded")
-            status = ExitStatus.INTERRUPTED
-    except OSError as exc:
-        display.note(f"stopped: {exc.strerror or exc}")
-        status = ExitStatus.FAILED
+        status = _session(recorder, display)
     finally:
         conn.close()
         if save_history is not None:
