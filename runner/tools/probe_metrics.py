@@ -7,6 +7,7 @@ written by `prometheus_client.generate_latest`, not by hand.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -28,6 +29,26 @@ def _gauge(registry: CollectorRegistry, name: str, text: str, labels: tuple[str,
     return Gauge(name, text, labels, registry=registry)
 
 
+class _MailGauges:
+    """expect_delivery / expect_dsn: how long the message (or its receipt) took to show in the mailbox."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ("case", "step", "action")
+        self.latency = _gauge(registry, "smtprun_delivery_latency_seconds",
+                              "From the server's final 250 to the message in the mailbox", labels)
+        self.waited = _gauge(registry, "smtprun_mailbox_wait_seconds",
+                             "How long the step waited for the message (or receipt) to show", labels)
+        self.found = _gauge(registry, "smtprun_mailbox_found",
+                            "Whether the message (or receipt) was found in the mailbox", labels)
+
+    def record(self, labels: tuple[str, ...], details: dict[str, Any]) -> None:
+        if isinstance(details.get("latency"), (int, float)):
+            self.latency.labels(*labels).set(details["latency"])
+        if isinstance(details.get("waited"), (int, float)):
+            self.waited.labels(*labels).set(details["waited"])
+        self.found.labels(*labels).set(1 if details.get("found") else 0)
+
+
 def _cases(registry: CollectorRegistry, run: RunResult) -> list[float]:
     success = _gauge(registry, "smtprun_case_success", "Whether the case passed (1) or not (0)", ("case",))
     duration = _gauge(registry, "smtprun_case_duration_seconds", "How long the case took", ("case",))
@@ -35,6 +56,7 @@ def _cases(registry: CollectorRegistry, run: RunResult) -> list[float]:
                        ("case", "step", "action"))
     code = _gauge(registry, "smtprun_step_reply_code", "The SMTP reply code the step read",
                   ("case", "step", "action"))
+    mail = _MailGauges(registry)
     expiries = []
     for plan in run.plans:
         for case in plan.cases:
@@ -45,6 +67,8 @@ def _cases(registry: CollectorRegistry, run: RunResult) -> list[float]:
                 step_time.labels(*labels).set(step.duration)
                 if step.reply is not None:
                     code.labels(*labels).set(step.reply.code)
+                if step.details:
+                    mail.record(labels, step.details)
             expiry = _expiry(case)
             if expiry is not None:
                 expiries.append(expiry)

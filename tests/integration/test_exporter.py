@@ -17,6 +17,7 @@ from tests.support.cli import ROOT
 from tests.support.exporter import running_exporter, samples
 from tests.support.faults import BANNER, FaultServer, Peer
 from tests.support.monitoring import dead_port
+from tests.support.mtas import DOVECOT, require_dovecot
 
 SMOKE = """\
 name: smoke
@@ -257,3 +258,50 @@ def test_report_dir_that_cannot_be_made_is_a_one_line_error(plans, tmp_path):
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     assert done.returncode == 3
     assert done.stderr.endswith(f"smtprun exporter: --report-dir {tmp_path / 'file' / 'reports'}: Not a directory\n")
+
+
+DELIVERY = """\
+name: delivery
+target: {host: 127.0.0.1, port: 25, timeout: 10}
+steps:
+  - expect: 220
+  - send: EHLO client.smtprun.test
+    expect: 250
+  - send: "MAIL FROM:<bob@smtprun.test>"
+    expect: 250
+  - send: "RCPT TO:<alice@smtprun.test>"
+    expect: 250
+  - send: DATA
+    expect: 354
+  - data: |
+      Message-ID: <{{ message_id }}>
+      Subject: exporter delivery probe
+
+      Watched by Prometheus.
+    expect: 250
+  - send: QUIT
+    expect: 221
+  - expect_delivery:
+      mailbox: imap://alice@127.0.0.1/INBOX
+      password: "{{ env.SMTPRUN_TEST_IMAP_PASSWORD }}"
+      cafile: /etc/smtprun-test/ca.pem
+      within: 15
+      delete: true
+"""
+
+
+def test_a_delivery_probe_reports_the_latency_and_the_wait(tmp_path, postfix, monkeypatch):
+    require_dovecot(DOVECOT)
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    (folder / "delivery.yaml").write_text(DELIVERY)
+    monkeypatch.setenv("SMTPRUN_TEST_IMAP_PASSWORD", DOVECOT.users["alice"])
+    with running_exporter(folder) as exporter:
+        status, _, body = exporter.get("/probe?plan=delivery")
+    got = samples(body)
+    labels = (("action", "expect_delivery"), ("case", "delivery"), ("step", "8"))
+    assert status == 200 and got[("smtprun_probe_success", ())] == 1, body
+    assert got[("smtprun_mailbox_found", labels)] == 1
+    assert 0 <= got[("smtprun_delivery_latency_seconds", labels)] <= got[("smtprun_mailbox_wait_seconds", labels)] + 1
+    assert got[("smtprun_mailbox_wait_seconds", labels)] < 15
+    assert DOVECOT.users["alice"] not in body
