@@ -93,6 +93,10 @@ def _verdict(run: RunResult, args: argparse.Namespace) -> tuple[CheckStatus, str
     failed = [(c, p.file) for p in run.plans for c in p.cases if c.status == FAILED]
     if days:
         perf.append(perfdata("cert_days", min(days), "", args.cert_warning, args.cert_critical))
+    latencies = [s.details["latency"] for s in steps
+                 if s.details and isinstance(s.details.get("latency"), (int, float))]
+    if latencies:  # expect_delivery: the slowest message, server's 250 to the mailbox
+        perf.append(perfdata("delivery", round(max(latencies), 3), "s", None, None, 0))
     long_lines = [line for case, file in failed for line in _failure_lines(case, file)]
     long_lines += [f"internal error: {e}" for e in run.errors]
     if failed or run.errors:
