@@ -110,6 +110,7 @@ class CaseResult:
     notes: list[str] = field(default_factory=list)
     attempts: list[CaseResult] = field(default_factory=list)  # earlier failed tries (retry), or failing samples (load)
     load: dict[str, Any] | None = None  # with --repeat: sessions, throughput, latency percentiles, failures
+    position: int | None = None  # its place in the whole plan's list of cases (--shard runs a share of them)
 
     @property
     def failed_step(self) -> StepResult | None:
@@ -131,6 +132,7 @@ class CaseResult:
             "transcript": [e.to_dict() for e in self.transcript],
             "attempts": [a.to_dict() for a in self.attempts],
             "load": self.load,
+            "position": self.position,
         }
 
 

@@ -62,7 +62,7 @@ def _step(d: dict[str, Any]) -> StepResult:
     return StepResult(index=int(d["index"]), line=d["line"], action=str(d["action"]), label=str(d["sent"]),
                       status=str(d["status"]), expected=d["expected"], reply=_reply(d["reply"]), reason=d["reason"],
                       started=float(d["started"]), duration=float(d["duration"]), captures=dict(d["captures"]),
-                      file=d.get("file"))
+                      file=d.get("file"), details=d.get("details"), verdict=d.get("verdict"))
 
 
 def _case(d: dict[str, Any]) -> CaseResult:
@@ -71,7 +71,7 @@ def _case(d: dict[str, Any]) -> CaseResult:
         transcript=[Event(float(e["t"]), str(e["dir"]), unshow_bytes(str(e["data"]))) for e in d["transcript"]],
         started_at=_when(d["started_at"]), duration=float(d["duration"]), target=str(d["target"]), peer=d["peer"],
         reason=d["reason"], line=d["line"], tls=d["tls"], notes=[str(n) for n in d["notes"]],
-        attempts=[_case(a) for a in d["attempts"]], load=d["load"])
+        attempts=[_case(a) for a in d["attempts"]], load=d["load"], position=d.get("position"))
 
 
 def _plan(d: dict[str, Any]) -> PlanResult:

@@ -83,6 +83,7 @@ class _Job:
     label: str = ""
     error: str | None = None  # the route could not be found (DNS): the case fails with this
     target: Target | None = None  # --targets: this job's own target instead of the plan's
+    position: int = 0  # its place among all the plan's jobs before --shard took a share: merge restores the order
 
 
 def mx_notes(found: Any) -> list[str]:
@@ -116,11 +117,14 @@ class _PlanRun:
 
     def _placeholders(self) -> None:
         """Until a case has its verdict: not run. What Ctrl-C leaves of a case that never began stays so."""
+        self.jobs = [dataclasses.replace(j, position=i) for i, j in enumerate(self.jobs)]
         shard = self.options.shard
         if shard is not None:
             self.jobs = [j for j in self.jobs if in_shard(self._named(j).name, str(j.target or self.target), shard)]
         self.result.cases = [_placeholder(self._named(j), j.target or self.target, SKIPPED, NEVER_STARTED)
                              for j in self.jobs]
+        for job, case in zip(self.jobs, self.result.cases, strict=True):
+            case.position = job.position
 
     @staticmethod
     def _named(job: _Job) -> Case:
@@ -270,6 +274,7 @@ class _PlanRun:
 
     def _done(self, i: int, result: CaseResult) -> None:
         preview_labels(result, self.jobs[i].case, self.scope.for_case(self.plan, self.jobs[i].case))
+        result.position = self.jobs[i].position
         self.result.cases[i] = result
         if self.options.on_case is not None:
             self.options.on_case(self.result, result)

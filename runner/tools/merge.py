@@ -86,6 +86,9 @@ def merge_runs(runs: list[tuple[str, RunResult]]) -> RunResult:
                                      "were they run with the same --shard, or without one?")
                 owner[where] = name
                 merged.cases.append(case)
+    for merged in plans.values():  # shards hold interleaved shares: back in the plan's (and target list's) order
+        if all(c.position is not None for c in merged.cases):
+            merged.cases.sort(key=lambda c: c.position or 0)
     start = min(run.started_at for _, run in runs)
     end = max(run.started_at + timedelta(seconds=run.duration) for _, run in runs)
     return RunResult(version=runs[0][1].version, started_at=start, plans=list(plans.values()),

@@ -16,7 +16,11 @@ from tests.support.results import standard_run
 def test_to_dict_of_the_restored_run_is_the_json_it_came_from():
     run = standard_run()
     run.shard = (2, 5)
-    run.plans[0].cases[0].transcript.append(Event(0.5, RECV, b"250 caf\xc3\xa9 \\x41 \x1b[31m \xff\r\n"))
+    case = run.plans[0].cases[0]
+    case.transcript.append(Event(0.5, RECV, b"250 caf\xc3\xa9 \\x41 \x1b[31m \xff\r\n"))
+    case.position = 7
+    case.steps[0].details = {"mailbox": "imap://alice@127.0.0.1:143/INBOX", "found": True, "waited": 0.4}
+    case.steps[-1].verdict = "vulnerable: the server answered the smuggled MAIL FROM"
     data = json.loads(json_text(run))
     assert run_from_dict(data).to_dict() == data
 
