@@ -4,7 +4,7 @@ SMTP: Postfix 127.0.0.1:25 (the host's), Exim 4.96 127.0.0.1:2525 and OpenSMTPD 
 chroot under /srv/smtprun-mtas). Around Postfix, a closed mail loop (scripts/env/mailbox.sh): it delivers
 to ~/Maildir/ of Unix users alice and bob; Dovecot serves those Maildirs over IMAP/POP3 (DOVECOT); OpenDKIM
 signs mail From: *@signed.smtprun.test (DKIM); and some domains are accepted and then bounced, relayed to a
-loopback port, or discarded (BOUNCE_DOMAIN, RELAY_DOMAIN, DISCARD_DOMAIN).
+loopback port, discarded, or deferred (BOUNCE_DOMAIN, RELAY_DOMAIN, DISCARD_DOMAIN, DEFER_DOMAIN).
 
     from tests.support.mtas import EXIM, SMTP_SERVERS, require_smtp
 
@@ -73,7 +73,27 @@ RELAY_DOMAIN = "relay.smtprun.test"
 RELAY_PORT = 2600
 # Accepted by Postfix and dropped (discard: transport; the log says "status=sent (discard.smtprun.test)").
 DISCARD_DOMAIN = "discard.smtprun.test"
+# Accepted by Postfix, then deferred: its next hop (smtp-sink on 127.0.0.1:2598) answers RCPT with 450 4.3.0,
+# so the message stays in the queue, is retried and never delivered; no DSN unless NOTIFY=DELAY (and then
+# only after delay_warning_time). A test that sends there removes its mail from the queue (drop_queued).
+DEFER_DOMAIN = "defer.smtprun.test"
+DEFER_NEXT_HOP_PORT = 2598
 POSTFIX_LOG = Path("/var/log/postfix.log")
+
+
+def drop_queued(domain: str) -> int:
+    """Remove from Postfix's queue every message with a recipient in `domain` (postqueue -j, postsuper -d):
+    how many were removed. Run as root, as the tests are."""
+    import json
+    import subprocess
+
+    listing = subprocess.run(["postqueue", "-j"], capture_output=True, text=True, timeout=10, check=False).stdout
+    ids = [m["queue_id"] for m in map(json.loads, filter(None, listing.splitlines()))
+           if any(r["address"].lower().endswith("@" + domain) for r in m.get("recipients", []))]
+    if ids:
+        subprocess.run(["postsuper", "-d", "-"], input="\n".join(ids) + "\n", capture_output=True, text=True,
+                       timeout=10, check=False)
+    return len(ids)
 
 
 @dataclass(frozen=True)
