@@ -219,6 +219,8 @@ class StepBuilder:
                 for key in ("ehlo", "tls", "certfile", "keyfile"):
                     if key in value:
                         self.problem(f"{key}: is for a listen:// mailbox, not {url.kind}:", (*path, key))
+            if "folder" in value and url.kind not in ("imap", "imaps", "maildir"):
+                self.problem(f"folder: a {url.kind}: mailbox has no folders (IMAP and Maildir do)", (*path, "folder"))
         for key in ("body", "ehlo", "recipient", "diagnostic"):
             if isinstance(value.get(key), str):
                 self.regex(value[key], (*path, key))
