@@ -26,6 +26,7 @@ FIRST_DELAY, MAX_DELAY = 0.2, 2.0  # the back-off between looks (and between tri
 # deliveries are in by then), and then every few seconds: a misfiled message fails in seconds, not
 # after all of `within:`, and a mailbox of many folders is not walked on every look.
 FIRST_SWEEP, SWEEP_EVERY = 1.0, 3.0
+IMPLICIT_TLS_PORTS = (993, 995)  # IMAPS, POP3S (RFC 8314 §7.3)
 GRACE = 0.4  # after the deadline, how long the thread has to notice its sockets were shut
 
 
@@ -148,8 +149,12 @@ def _settled(reader: Reader, outcome: Outcome, delete: bool) -> Outcome:
 
 def _stalled(reader: Reader) -> str:
     url = reader.url
-    return (f"{url.protocol} server {url.host}:{url.port} did not let smtprun log in and search within "
-            f"{reader.budget.seconds:g}s (silent, or too slow)")
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    hint = ""
+    if not url.implicit_tls and url.port in IMPLICIT_TLS_PORTS:  # it waits for a TLS handshake, we for a greeting
+        hint = f"; port {url.port} is usually implicit TLS: {url.kind}s://"
+    return (f"{url.protocol} server {host}:{url.port} did not let smtprun log in and search within "
+            f"{reader.budget.seconds:g}s (silent, or too slow{hint})")
 
 
 async def wait_for(reader: Reader, wanted: Wanted, delete: bool = False) -> Outcome:

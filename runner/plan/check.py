@@ -202,7 +202,7 @@ class StepBuilder:
 
     def _mailbox(self, value: dict[str, Any], path: tuple[Any, ...]) -> None:
         """A mailbox URL written out is read now; listen:// must be (it is opened as the case starts)."""
-        from runner.mail.url import parse_mailbox
+        from runner.mail.url import parse_mailbox, url_password
 
         mailbox = value["mailbox"]
         if template.is_template(mailbox):
@@ -213,6 +213,7 @@ class StepBuilder:
             try:
                 url = parse_mailbox(mailbox)
             except ValueError as exc:
+                self.loaded.source.hide_text(url_password(mailbox) or "")  # not shown in the excerpt either
                 self.problem(str(exc), (*path, "mailbox"))
                 return
             if url.kind != "listen":
