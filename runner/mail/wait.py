@@ -73,7 +73,7 @@ class _Tries:
         self.failures, self.last, self.down = self.failures + 1, str(exc), True
         reader.close()
         budget = reader.budget
-        reader.log(f"{reader.url.protocol}: {exc}; trying again in {max(0.0, min(delay, budget.remaining())):.1f}s")
+        reader.log(f"{exc}; trying again in {max(0.0, min(delay, budget.remaining())):.1f}s")
         budget.sleep(delay)
         return budget.remaining() > 0
 

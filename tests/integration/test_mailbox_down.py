@@ -178,7 +178,7 @@ def test_a_mailbox_server_back_after_a_restart_is_reached(loop, tmp_path, sent):
     assert delivery["details"]["found"] and delivery["details"]["deleted"]
     assert delivery["details"]["failed_tries"] >= 2
     transcript = "\n".join(e["data"] for e in cases(report)[BASIC]["transcript"])
-    assert f"IMAP: IMAP server 127.0.0.1:{relay.port}: Connection refused; trying again in 0.2s" in transcript
+    assert f"IMAP server 127.0.0.1:{relay.port}: Connection refused; trying again in 0.2s" in transcript
     assert "trying again in 0.4s" in transcript
     assert "alice-password" not in out + json.dumps(report)
 

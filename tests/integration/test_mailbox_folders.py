@@ -138,6 +138,53 @@ def test_a_message_in_junk_fails_saying_where_it_went(loop, tmp_path, junk_over_
         assert client.search(["HEADER", "Message-ID", f"<{junk_over_imap}>"]) == []
 
 
+def test_a_delivered_message_moved_to_junk_fails_saying_where_it_went(loop, tmp_path, message_id):
+    send = plan_for(message_id, "").replace("  - send: QUIT\n", """\
+  - send: EHLO client.smtprun.test
+    expect: 250
+  - send: "MAIL FROM:<bob@smtprun.test>"
+    expect: 250
+  - send: "RCPT TO:<alice@smtprun.test>"
+    expect: 250
+  - send: DATA
+    expect: 354
+  - data: "Message-ID: <{{ message_id }}>\\nSubject: to be moved\\n\\nHello.\\n"
+    expect: 250
+  - send: QUIT
+""")
+    code, out, _ = run(write_plan(tmp_path, send, "send.yaml"), "--no-report")
+    assert code == 0, out
+    with imap() as client:  # as a user (or a filter) would: MOVE it from INBOX to Junk (RFC 6851)
+        if not client.folder_exists("Junk"):
+            client.create_folder("Junk")
+        client.select_folder("INBOX")
+        for _ in range(50):
+            uids = client.search(["HEADER", "Message-ID", f"<{message_id}>"])
+            if uids:
+                break
+            time.sleep(0.2)
+        assert uids, "Postfix did not deliver the message to alice's INBOX within 10s"
+        client.move(uids, "Junk")
+    check = f"""\
+  - expect_delivery:
+      mailbox: imap://alice@127.0.0.1/INBOX
+      password: alice-password
+      cafile: {CA_PATH}
+      within: 20
+      headers: {{Subject: "^to be moved$"}}
+      delete: true
+"""
+    t0 = time.monotonic()
+    code, out, report = run_json(tmp_path, plan_for(message_id, check), "--no-report")
+    assert code == 1, out
+    assert time.monotonic() - t0 < 5
+    found = mail_step(report)
+    assert found["reason"] == 'arrived in folder "Junk", not in "INBOX"'
+    assert found["details"]["folder"] == "Junk" and found["details"]["deleted"] is True
+    assert any(name == "Received" and "by mail.smtprun.test (Postfix)" in value
+               for name, value in found["details"]["headers"])
+
+
 def test_a_message_in_the_maildirs_junk_fails_saying_where_it_went(loop, tmp_path, junk_in_maildir):
     check = f"""\
   - expect_delivery:
