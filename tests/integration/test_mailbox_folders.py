@@ -336,3 +336,6 @@ def test_outbound_with_require_tls_false_from_the_command_line(loop, tmp_path):
     code, out, err = run(str(ROOT / "plans/outbound.yaml"), "--var", "require_tls=false", "--no-report")
     assert code == 0, out + err  # `when: require_tls` reads the string "false" as false
     assert "1 passed" in out
+    code, out, err = run(str(ROOT / "plans/outbound.yaml"), "--var", "require_tls=perhaps", "--no-report")
+    assert code == 1
+    assert "why:      tls: '{{ require_tls }}' renders to 'perhaps', not a boolean (true/false, yes/no or 1/0)" in out
