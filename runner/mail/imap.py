@@ -27,6 +27,7 @@ from runner.mail.reader import (
     Budget,
     Found,
     MailError,
+    MailTimeout,
     Reader,
     Wanted,
     is_report,
@@ -111,7 +112,7 @@ class ImapReader(Reader):
         try:
             info = self._call(lambda c: c.select_folder(folder, readonly=not self.writable), what="select")
         except MailError as exc:
-            if exc.transient:
+            if exc.transient or isinstance(exc, MailTimeout):
                 raise
             raise MailError(f"{exc}; {self._folders_there(folder)}") from None
         self.selected = folder
@@ -120,6 +121,8 @@ class ImapReader(Reader):
     def _folders_there(self, folder: str) -> str:
         try:
             names = [name for _flags, name in self._list()]
+        except MailTimeout:
+            raise
         except MailError:
             return f"cannot open folder {_name(folder)}"
         shown = ", ".join(map(_name, names[:20])) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
@@ -208,6 +211,8 @@ class ImapReader(Reader):
         for name in names:
             try:
                 self._select(name)
+            except MailTimeout:
+                raise
             except MailError as exc:
                 if exc.transient:
                     raise

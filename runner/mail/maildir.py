@@ -17,6 +17,7 @@ from runner.mail.reader import (
     MAX_SCAN,
     Found,
     MailError,
+    MailTimeout,
     Reader,
     Wanted,
     message_ids,
@@ -107,8 +108,14 @@ class MaildirReader(Reader):
         names = [n for n in ["INBOX", *self._folders()] if n != self.url.folder]
         names.sort(key=lambda n: (not any(w in n.lower() for w in ("junk", "spam")), n.lower()))
         for name in names[:MAX_FOLDERS]:
-            box = self._folder(name)
-            found = self._find_in(box, name, wanted) if box is not None else None
+            try:
+                box = self._folder(name)
+                found = self._find_in(box, name, wanted) if box is not None else None
+            except MailTimeout:
+                raise
+            except MailError as exc:  # a folder this user cannot read: not where the step looks
+                self.log(f"Maildir {name}: {exc}")
+                continue
             if found is not None:
                 return found
         return None

@@ -44,7 +44,7 @@ def sent() -> Iterator[set[str]]:
     ids: set[str] = set()
     start = time.time() - 5
     yield ids
-    drop_queued(DEFER_DOMAIN)
+    drop_queued(DEFER_DOMAIN, ids)
     time.sleep(0.3)  # what Postfix was still delivering
     for user in DOVECOT.users:
         box = mailbox.Maildir(str(DOVECOT.maildir(user)), factory=None, create=False)
@@ -232,7 +232,7 @@ def test_roundtrip_fails_naming_the_wait_when_postfix_defers(loop, tmp_path, sen
     assert re.fullmatch(rf"no delivery report about <{MESSAGE_ID.pattern}> arrived in "
                         r"imap://bob@127\.0\.0\.1:143/INBOX within 2s \(looked \d+ times\)", reason), reason
     assert reason in out
-    assert drop_queued(DEFER_DOMAIN) == 3  # all three are still in Postfix's queue, deferred
+    assert drop_queued(DEFER_DOMAIN, sent) == 3  # all three are still in Postfix's queue, deferred
 
 
 def test_a_mailbox_server_without_idle_is_polled(loop, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 from imapclient import IMAPClient
 
 from tests.support.cli import ROOT, run, write_plan
-from tests.support.mtas import CA_PATH, DOVECOT, POSTFIX, require_dovecot, require_smtp
+from tests.support.mtas import CA_PATH, DOVECOT, POSTFIX, relay_port_held, require_dovecot, require_smtp
 
 pytestmark = pytest.mark.postfix
 
@@ -333,9 +333,11 @@ def test_booleans_given_through_templates_and_var(loop, tmp_path):
 
 
 def test_outbound_with_require_tls_false_from_the_command_line(loop, tmp_path):
-    code, out, err = run(str(ROOT / "plans/outbound.yaml"), "--var", "require_tls=false", "--no-report")
+    with relay_port_held():
+        code, out, err = run(str(ROOT / "plans/outbound.yaml"), "--var", "require_tls=false", "--no-report")
     assert code == 0, out + err  # `when: require_tls` reads the string "false" as false
     assert "1 passed" in out
-    code, out, err = run(str(ROOT / "plans/outbound.yaml"), "--var", "require_tls=perhaps", "--no-report")
+    with relay_port_held():
+        code, out, err = run(str(ROOT / "plans/outbound.yaml"), "--var", "require_tls=perhaps", "--no-report")
     assert code == 1
     assert "why:      tls: '{{ require_tls }}' renders to 'perhaps', not a boolean (true/false, yes/no or 1/0)" in out
