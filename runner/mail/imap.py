@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import re
 import socket
 import ssl
 from datetime import datetime
@@ -21,14 +22,18 @@ from imapclient.tls import IMAP4_TLS
 
 from runner.mail.reader import (
     MAX_BODY_BYTES,
+    MAX_FOLDERS,
     MAX_HEADER_BYTES,
     Budget,
     Found,
     MailError,
+    MailTimeout,
     Reader,
     Wanted,
+    is_report,
     message_ids,
     parse_headers,
+    passes,
 )
 from runner.mail.tls import context_for, refuse_plaintext, tls_failure
 from runner.mail.url import is_loopback
@@ -36,7 +41,9 @@ from runner.mail.url import is_loopback
 __all__ = ["ImapReader"]
 
 IDLE_SLICE = 5.0  # seconds of one IDLE before it is renewed with a search (RFC 2177 §3: under 29 min)
+# "Try again later" in a server's words: the RFC 5530 §3 response code, or Dovecot's connection limit
 _BUSY = ("UNAVAILABLE", "maximum number of connections", "too many connections")
+_TIMINGS = re.compile(r"\s*\([0-9.]+(?: \+ [0-9.]+)* secs\)\.?")  # Dovecot's, after a NO or OK
 
 
 class _Bounded:
@@ -93,28 +100,47 @@ class _Client(IMAPClient):
 class ImapReader(Reader):
     client: _Client | None = None
     idle = False
+    selected = ""
 
     def open(self) -> None:
-        url, budget = self.url, self.budget
-        while True:
-            try:
-                self._login()
-                break
-            except MailError as exc:
-                if not any(word.lower() in str(exc).lower() for word in _BUSY) or budget.remaining() < 1:
-                    raise
-                self.log(f"IMAP: the server has too many connections for {url.user}; trying again")
-                self.close()
-                budget.sleep(0.5)
-        folder = url.folder
+        self._login()
+        self._select(self.url.folder)
+
+    def _select(self, folder: str) -> None:
+        """SELECT (EXAMINE when nothing will be deleted) a folder; a missing one is named with those there are."""
         self.log(f"IMAP C: {'SELECT' if self.writable else 'EXAMINE'} {folder}")
-        info = self._call(lambda c: c.select_folder(folder, readonly=not self.writable))
+        try:
+            info = self._call(lambda c: c.select_folder(folder, readonly=not self.writable), what="select")
+        except MailError as exc:
+            if exc.transient or isinstance(exc, MailTimeout):
+                raise
+            raise MailError(f"{exc}; {self._folders_there(folder)}") from None
+        self.selected = folder
         self.log(f"IMAP S: {info.get(b'EXISTS', '?')} EXISTS")
+
+    def _folders_there(self, folder: str) -> str:
+        try:
+            names = [name for _flags, name in self._list()]
+        except MailTimeout:
+            raise
+        except MailError:
+            return f"cannot open folder {_name(folder)}"
+        shown = ", ".join(map(_name, names[:20])) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+        return f"its folders are {shown or 'none'}"
+
+    def _list(self) -> list[tuple[tuple[bytes, ...], str]]:
+        """The folders that can be selected (LIST "" "*", RFC 3501 §6.3.8), at most MAX_FOLDERS."""
+        self.log('IMAP C: LIST "" "*"')
+        listing = self._call(lambda c: c.list_folders())
+        folders = [(tuple(flags), _text(name)) for flags, _sep, name in listing
+                   if not {b"\\Noselect", b"\\NonExistent"} & set(flags)]
+        self.log(f"IMAP S: {len(listing)} folders")
+        return folders[:MAX_FOLDERS]
 
     def _login(self) -> None:
         url, options = self.url, self.options
         context = context_for(options) if url.implicit_tls else None
-        where = f"{url.host}:{url.port}"
+        where = _where(url.host, url.port)
         self.log(f"IMAP: connecting to {where}" + (" (implicit TLS)" if context else ""))
         self.client = self._call(lambda _c: _Client(self.budget, url.host, url.port, context), connect=True)
         self.log(f"IMAP S: {_text(self.client.welcome)}")
@@ -132,12 +158,14 @@ class ImapReader(Reader):
         try:
             self._call(lambda c: c.login(url.user, options.password))
         except LoginError as exc:
-            raise MailError(f"IMAP login as {url.user} at {where} refused: {_server_words(exc)}") from None
+            words = _server_words(exc)
+            raise MailError(f"IMAP login as {url.user} at {where} refused: {words}", transient=_busy(words)) from None
         self.log("IMAP S: OK logged in")
 
-    def _call(self, fn: Any, connect: bool = False) -> Any:
-        """One client call, its socket given what is left of the wait; errors in a user's words."""
-        where = f"IMAP server {self.url.host}:{self.url.port}"
+    def _call(self, fn: Any, connect: bool = False, what: str = "") -> Any:
+        """One client call, its socket given what is left of the wait; errors in a user's words, those
+        that may pass by themselves (a server restarting, a lost connection, "try later") transient."""
+        where = f"IMAP server {_where(self.url.host, self.url.port)}"
         try:
             if self.client is not None and not connect:
                 self.client.socket().settimeout(self.budget.io_timeout())
@@ -145,19 +173,26 @@ class ImapReader(Reader):
         except (MailError, LoginError):
             raise
         except ssl.SSLError as exc:
-            raise MailError(f"{where}: {tls_failure(exc)}") from None
+            raise MailError(f"{where}: {tls_failure(exc)}", transient=passes(exc)) from None
         except TimeoutError:
             self.budget.check()
             raise MailError(f"{where} did not answer in time") from None
         except (IMAPClientError, imaplib.IMAP4.error) as exc:
             self.budget.check()  # a read cut short by the deadline shows as an abort: say it was the wait
-            raise MailError(f"{where}: {_server_words(exc)}") from None
+            words = _server_words(exc, what)
+            lost = isinstance(exc, imaplib.IMAP4.abort)  # the connection broke, or the server said BYE
+            raise MailError(f"{where}: {words}", transient=lost or _busy(words)) from None
         except OSError as exc:
             self.budget.check()
-            raise MailError(f"{where}: {exc.strerror or exc}") from None
+            raise MailError(f"{where}: {exc.strerror or exc}", transient=passes(exc)) from None
 
     def find(self, wanted: Wanted) -> Found | None:
         self.looks += 1
+        if self.selected != self.url.folder:  # after a look elsewhere
+            self._select(self.url.folder)
+        return self._search(wanted)
+
+    def _search(self, wanted: Wanted) -> Found | None:
         criteria = ["BODY", wanted.message_id] if wanted.dsn else ["HEADER", "Message-ID", f"<{wanted.message_id}>"]
         self.log(f"IMAP C: UID SEARCH {' '.join(_quote(c) for c in criteria)}")
         uids = self._call(lambda c: c.search(criteria))
@@ -166,6 +201,28 @@ class ImapReader(Reader):
             found = self._fetch(uid)
             if wanted.dsn or wanted.message_id in message_ids(found.header):
                 return found
+        return None
+
+    def find_elsewhere(self, wanted: Wanted) -> Found | None:
+        """The other folders, Junk and Spam first, each searched as the step's is; the one it is found
+        in is left selected (for `delete:`)."""
+        names = [name for _flags, name in self._list() if name != self.url.folder]
+        names.sort(key=lambda n: (not any(w in n.lower() for w in ("junk", "spam")), n.lower()))
+        for name in names:
+            try:
+                self._select(name)
+            except MailTimeout:
+                raise
+            except MailError as exc:
+                if exc.transient:
+                    raise
+                continue  # gone since the LIST, or not ours to open
+            found = self._search(wanted)
+            if found is not None and (not wanted.dsn or is_report(found.header)):
+                self.log(f"IMAP: the message is in {name!r}, not in {self.url.folder!r}")
+                return found
+        if names:
+            self._select(self.url.folder)  # where the next look and IDLE are
         return None
 
     def _fetch(self, uid: int) -> Found:
@@ -178,13 +235,14 @@ class ImapReader(Reader):
         size = data.get(b"RFC822.SIZE")
         when = data.get(b"INTERNALDATE")
         self.log(f"IMAP S: * FETCH UID {uid}: {size} bytes, {len(parse_headers(header))} header fields")
-        return Found(header, body, self.url.folder, uid, size=size,
+        return Found(header, body, self.selected, uid, size=size,
                      arrived=when.timestamp() if isinstance(when, datetime) else None,
                      truncated=size is not None and len(header) + len(body) < size)
 
     def wait(self, seconds: float) -> None:
         if not self.idle or self.client is None:
             self.budget.sleep(seconds)
+            self.log("IMAP C: NOOP (the server offers no IDLE)")
             self._call(lambda c: c.noop())
             return
         seconds = min(seconds * 4, IDLE_SLICE, self.budget.remaining())
@@ -216,6 +274,14 @@ class ImapReader(Reader):
             client.shutdown()
 
 
+def _busy(words: str) -> bool:
+    return any(word.lower() in words.lower() for word in _BUSY)
+
+
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -226,12 +292,18 @@ def _quote(value: str) -> str:
     return value if value.isalpha() else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _server_words(exc: BaseException) -> str:
-    """What the server said, without imaplib's wrapping ("b'[AUTHENTICATIONFAILED] ...'")."""
+def _server_words(exc: BaseException, command: str = "") -> str:
+    """What the server said, without imaplib's wrapping ("b'[AUTHENTICATIONFAILED] ...'", "select failed: ")
+    and Dovecot's timings ("(0.001 + 0.000 secs).")."""
     text = str(exc)
-    for prefix in ("login failed: ", "b'", 'b"'):
-        text = text.removeprefix(prefix)
+    for prefix in ("login failed: ", f"{command} failed: " if command else "", "b'", 'b"'):
+        text = text.removeprefix(prefix) if prefix else text
     text = text.strip().rstrip("'\"")
     if text.startswith("[b'") or text.startswith('[b"'):
         text = text[3:].rstrip("]").rstrip("'\"")
+    text = _TIMINGS.sub("", text)
     return " ".join(text.split())[:300] or type(exc).__name__
+
+
+def _name(folder: str) -> str:
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'

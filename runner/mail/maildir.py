@@ -12,10 +12,12 @@ import re
 
 from runner.mail.reader import (
     MAX_BODY_BYTES,
+    MAX_FOLDERS,
     MAX_HEADER_BYTES,
     MAX_SCAN,
     Found,
     MailError,
+    MailTimeout,
     Reader,
     Wanted,
     message_ids,
@@ -57,47 +59,88 @@ def _stamp(key: str) -> float | None:
 
 
 class MaildirReader(Reader):
+    root: mailbox.Maildir
     box: mailbox.Maildir | None = None
 
     def open(self) -> None:
         url = self.url
         try:
-            box = mailbox.Maildir(url.path, factory=None, create=False)
-            box.keys()  # a missing or unreadable directory shows here
-            if url.folder != "INBOX":
-                box = box.get_folder(url.folder)
-                box.keys()
+            root = mailbox.Maildir(url.path, factory=None, create=False)
+            root.keys()  # a missing or unreadable directory shows here
         except mailbox.NoSuchMailboxError:
-            raise MailError(f"no Maildir folder {url.folder!r} in {url.path}") from None
+            raise MailError(f"no Maildir at {url.path} (a directory with cur/, new/ and tmp/)") from None
         except OSError as exc:
             raise MailError(f"cannot read Maildir {url.path}: {exc.strerror or exc}") from None
-        self.box = box
-        self.seen: set[str] = set()
+        self.root = root
+        self.box = self._folder(url.folder)
+        if self.box is None:
+            there = ", ".join(f'"{n}"' for n in self._folders()[:20]) or "none"
+            raise MailError(f"no Maildir++ folder \"{url.folder}\" in {url.path} (its folders: {there})")
+        self.seen: set[tuple[str, str]] = set()
         self.log(f"Maildir: reading {url}")
+
+    def _folder(self, name: str) -> mailbox.Maildir | None:
+        """The Maildir itself for INBOX, else its Maildir++ folder (`.Junk/`); None when there is none."""
+        if name == "INBOX":
+            return self.root
+        try:
+            box = self.root.get_folder(name)
+            box.keys()
+        except (mailbox.NoSuchMailboxError, FileNotFoundError):
+            return None
+        except OSError as exc:
+            raise MailError(f"cannot read Maildir {self.url.path}, folder {name}: {exc.strerror or exc}") from None
+        return box
+
+    def _folders(self) -> list[str]:
+        try:
+            return sorted(self.root.list_folders())
+        except OSError:
+            return []
 
     def find(self, wanted: Wanted) -> Found | None:
         assert self.box is not None
         self.looks += 1
+        return self._find_in(self.box, self.url.folder, wanted)
+
+    def find_elsewhere(self, wanted: Wanted) -> Found | None:
+        """The Maildir's other folders (INBOX and its Maildir++ folders), Junk and Spam first, at most MAX_FOLDERS."""
+        names = [n for n in ["INBOX", *self._folders()] if n != self.url.folder]
+        names.sort(key=lambda n: (not any(w in n.lower() for w in ("junk", "spam")), n.lower()))
+        for name in names[:MAX_FOLDERS]:
+            try:
+                box = self._folder(name)
+                found = self._find_in(box, name, wanted) if box is not None else None
+            except MailTimeout:
+                raise
+            except MailError as exc:  # a folder this user cannot read: not where the step looks
+                self.log(f"Maildir {name}: {exc}")
+                continue
+            if found is not None:
+                return found
+        return None
+
+    def _find_in(self, box: mailbox.Maildir, folder: str, wanted: Wanted) -> Found | None:
         try:
-            keys = [k for k in self.box.iterkeys() if k not in self.seen]
+            keys = [k for k in box.iterkeys() if (folder, k) not in self.seen]
         except OSError as exc:
             raise MailError(f"cannot read Maildir {self.url.path}: {exc.strerror or exc}") from None
         fresh = [(s, k) for k in keys if (s := _stamp(k)) is None or s >= wanted.since - CLOCK_SLACK]
         fresh.sort(key=lambda sk: sk[0] or 0, reverse=True)
-        self.log(f"Maildir: {len(keys)} messages not looked at yet, {len(fresh)} newer than the case")
+        self.log(f"Maildir {folder}: {len(keys)} messages not looked at yet, {len(fresh)} newer than the case")
         for stamp, key in fresh[:MAX_SCAN]:
             self.budget.check()
-            found = self._read(key, stamp, wanted)
-            self.seen.add(key)
+            found = self._read(box, folder, key, stamp, wanted)
+            self.seen.add((folder, key))
             if found is not None:
-                self.log(f"Maildir: {key} is the message")
+                self.log(f"Maildir {folder}: {key} is the message")
                 return found
         return None
 
-    def _read(self, key: str, stamp: float | None, wanted: Wanted) -> Found | None:
-        assert self.box is not None
+    def _read(self, box: mailbox.Maildir, folder: str, key: str, stamp: float | None,
+              wanted: Wanted) -> Found | None:
         try:
-            with self.box.get_file(key) as fh:
+            with box.get_file(key) as fh:
                 header, _, _ = read_bounded(fh, header_only=True)
                 if not self._matches(header, wanted):
                     return None
@@ -111,7 +154,7 @@ class MaildirReader(Reader):
         if wanted.dsn and wanted.message_id.encode() not in body:
             return None  # a report about another message
         cut = len(body) > MAX_BODY_BYTES
-        return Found(header, body[:MAX_BODY_BYTES], self.url.folder, key, size=size, arrived=stamp, truncated=cut)
+        return Found(header, body[:MAX_BODY_BYTES], folder, key, size=size, arrived=stamp, truncated=cut)
 
     def _matches(self, header: bytes, wanted: Wanted) -> bool:
         if wanted.dsn:
@@ -119,9 +162,10 @@ class MaildirReader(Reader):
         return wanted.message_id in message_ids(header)
 
     def delete(self, found: Found) -> None:
-        assert self.box is not None
+        box = self.box if found.folder == self.url.folder else self._folder(found.folder)
+        assert box is not None
         try:
-            self.box.remove(found.ref)
+            box.remove(found.ref)
         except (KeyError, OSError) as exc:
             raise MailError(f"cannot remove {found.ref} from Maildir {self.url.path}: {exc}") from None
         self.log(f"Maildir: removed {found.ref}")

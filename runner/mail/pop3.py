@@ -14,7 +14,7 @@ import socket
 import ssl
 from typing import Any
 
-from runner.mail.reader import MAX_BODY_BYTES, MAX_SCAN, Budget, Found, MailError, Reader, Wanted, message_ids
+from runner.mail.reader import MAX_BODY_BYTES, MAX_SCAN, Budget, Found, MailError, Reader, Wanted, message_ids, passes
 from runner.mail.tls import context_for, refuse_plaintext, tls_failure
 from runner.mail.url import is_loopback
 
@@ -46,7 +46,7 @@ class Pop3Reader(Reader):
 
     def _login(self) -> _Pop3:
         url, options = self.url, self.options
-        where = f"{url.host}:{url.port}"
+        where = f"[{url.host}]:{url.port}" if ":" in url.host else f"{url.host}:{url.port}"
         context = context_for(options) if url.implicit_tls else None
         self.log(f"POP3: connecting to {where}" + (" (implicit TLS)" if context else ""))
         pop = self.pop = self._call(lambda: _Pop3(self.budget, url.host, url.port, context))
@@ -62,17 +62,15 @@ class Pop3Reader(Reader):
         self.log(f"POP3 C: USER {url.user}")
         self._call(lambda: pop.user(url.user))
         self.log("POP3 C: PASS ********")
-        try:
-            pop.sock.settimeout(self.budget.io_timeout())
-            pop.pass_(options.password)
-        except poplib.error_proto as exc:
-            raise MailError(f"POP3 login as {url.user} at {where} refused: {_text(exc.args[0] if exc.args else exc)}"
-                            ) from None
+        self._call(lambda: pop.pass_(options.password), refused=f"POP3 login as {url.user} at {where} refused")
         self.log("POP3 S: +OK logged in")
         return pop
 
-    def _call(self, fn: Any, quiet: bool = False) -> Any:
-        where = f"POP3 server {self.url.host}:{self.url.port}"
+    def _call(self, fn: Any, quiet: bool = False, refused: str = "") -> Any:
+        """One poplib call, its socket given what is left of the wait; errors in a user's words (`refused`
+        before the server's when it answers -ERR), those that may pass by themselves transient."""
+        host = f"[{self.url.host}]" if ":" in self.url.host else self.url.host
+        where = f"POP3 server {host}:{self.url.port}"
         try:
             if self.pop is not None:
                 self.pop.sock.settimeout(self.budget.io_timeout())
@@ -80,7 +78,7 @@ class Pop3Reader(Reader):
         except MailError:
             raise
         except ssl.SSLError as exc:
-            raise MailError(f"{where}: {tls_failure(exc)}") from None
+            raise MailError(f"{where}: {tls_failure(exc)}", transient=passes(exc)) from None
         except TimeoutError:
             self.budget.check()
             raise MailError(f"{where} did not answer in time") from None
@@ -88,10 +86,11 @@ class Pop3Reader(Reader):
             self.budget.check()
             if quiet:
                 return None
-            raise MailError(f"{where}: {_text(exc.args[0] if exc.args else exc)}") from None
+            words = _text(exc.args[0] if exc.args else exc)
+            raise MailError(f"{refused or where}: {words}", transient=_later(words)) from None
         except OSError as exc:
             self.budget.check()
-            raise MailError(f"{where}: {exc.strerror or exc}") from None
+            raise MailError(f"{where}: {exc.strerror or exc}", transient=passes(exc)) from None
 
     def find(self, wanted: Wanted) -> Found | None:
         self.looks += 1
@@ -161,6 +160,12 @@ class Pop3Reader(Reader):
 
     def close(self) -> None:
         self._quit()
+
+
+def _later(words: str) -> bool:
+    """A refusal that says "try later": the RFC 3206 §4 response codes IN-USE (another session holds the
+    maildrop), LOGIN-DELAY and SYS/TEMP; not AUTH, SYS/PERM or a bare -ERR (a wrong password)."""
+    return any(code in words.upper() for code in ("[IN-USE]", "[LOGIN-DELAY]", "[SYS/TEMP]"))
 
 
 def _text(value: Any) -> str:

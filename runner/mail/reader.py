@@ -12,6 +12,7 @@ import contextlib
 import email.parser
 import email.policy
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -21,19 +22,38 @@ from typing import Any
 from runner.errors import SmtprunError
 from runner.mail.url import MailboxUrl
 
-__all__ = ["MAX_BODY_BYTES", "MAX_HEADER_BYTES", "MAX_SESSION_BYTES", "Budget", "Found", "MailError",
-           "MailTimeout", "Options", "Reader", "Wanted", "message_ids", "parse_headers"]
+__all__ = ["MAX_BODY_BYTES", "MAX_FOLDERS", "MAX_HEADER_BYTES", "MAX_SESSION_BYTES", "Budget", "Found", "MailError",
+           "MailTimeout", "Options", "Reader", "Wanted", "is_report", "message_ids", "parse_headers", "passes"]
 
 MAX_HEADER_BYTES = 256 * 1024  # a delivered copy's header section read at most; more is cut
 MAX_BODY_BYTES = 1024 * 1024  # of its body: a larger message is not read whole (body: sees this much)
 MAX_SESSION_BYTES = 16 * 1024 * 1024  # read from one mailbox server in one wait, whatever it sends
 MAX_SCAN = 500  # messages one look reads headers of where the server cannot search (POP3, Maildir)
+MAX_FOLDERS = 50  # other folders looked through for a message that is not in the one the step names
 
 Log = Callable[[str], None]
 
 
 class MailError(SmtprunError):
-    """A mailbox could not be read: refused login, TLS failure, a bound reached. One line, no secret."""
+    """A mailbox could not be read: refused login, TLS failure, a bound reached. One line, no secret.
+    `transient`: it may pass by itself (the server restarting, a dropped connection, "try again later"),
+    so the wait tries again; a refused password, a certificate or a missing folder will not."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def passes(exc: BaseException) -> bool:
+    """Whether a socket or TLS failure may pass by itself: refused, reset or closed connections (a server
+    restarting), a TLS handshake cut short; not a certificate, a TLS mismatch or an unknown host."""
+    if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return True
+    if isinstance(exc, ssl.SSLError):  # certificate verification, plaintext on a TLS port, no shared protocol
+        return False
+    if isinstance(exc, socket.gaierror):
+        return exc.errno == socket.EAI_AGAIN  # the resolver's "try again", not "no such name"
+    return isinstance(exc, (ConnectionError, EOFError))
 
 
 class MailTimeout(MailError):
@@ -77,6 +97,11 @@ class Found:
 
 def parse_headers(header: bytes) -> Any:
     return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header)
+
+
+def is_report(header: bytes) -> bool:
+    """Whether a header section says multipart/report (RFC 6522), as a delivery status notification does."""
+    return parse_headers(header).get_content_type() == "multipart/report"
 
 
 def message_ids(header: bytes) -> list[str]:
@@ -143,6 +168,11 @@ class Reader:
 
     def find(self, wanted: Wanted) -> Found | None:
         raise NotImplementedError
+
+    def find_elsewhere(self, wanted: Wanted) -> Found | None:
+        """Look once in the mailbox's other folders (a bounded number): where a message that is not in
+        the folder the step names went instead. None where a mailbox has no folders (POP3, listen://)."""
+        return None
 
     def wait(self, seconds: float) -> None:
         self.budget.sleep(seconds)

@@ -22,7 +22,10 @@ def context_for(options: object) -> ssl.SSLContext:
 
 
 def tls_failure(exc: BaseException) -> str:
-    return tlsinfo.describe_failure(exc)
+    why = tlsinfo.describe_failure(exc)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why += " (give the server's CA with cafile:, or verify: false)"
+    return why
 
 
 def refuse_plaintext(url: MailboxUrl, upgrade: str) -> str:

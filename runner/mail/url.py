@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from runner.net.address import parse_port
 
-__all__ = ["KINDS", "MailboxUrl", "is_loopback", "parse_mailbox"]
+__all__ = ["KINDS", "MailboxUrl", "is_loopback", "parse_mailbox", "url_password"]
 
 DEFAULT_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995}
 KINDS = ("imap", "imaps", "pop3", "pop3s", "maildir", "listen")
@@ -87,7 +87,10 @@ def parse_mailbox(text: str) -> MailboxUrl:
     except ValueError as exc:  # a port that is not a number, or out of range
         raise ValueError(f"mailbox {text!r}: {exc}") from None
     if not host:
-        raise ValueError(f"mailbox {text!r}: no host")
+        shape = {"imap": "USER@HOST/FOLDER", "pop3": "USER@HOST", "list": "127.0.0.1:PORT"}[scheme[:4]]
+        raise ValueError(f"mailbox {text!r}: no host (write {scheme}://{shape})")
+    if port == 0:
+        raise ValueError(f"mailbox {text!r}: port 0 names no port")
     if parts.query or parts.fragment:
         raise ValueError(f"mailbox {text!r}: no ?query or #fragment is understood here")
     if scheme == "listen":
@@ -95,10 +98,10 @@ def parse_mailbox(text: str) -> MailboxUrl:
     user = unquote(parts.username or "")
     if not user:
         raise ValueError(f"mailbox {text!r}: no user (write {scheme}://USER@{host}/...)")
-    folder = unquote(parts.path.lstrip("/")) or "INBOX"
+    folder = unquote(parts.path.strip("/")) or "INBOX"  # (a trailing slash is no part of the folder's name)
     if scheme.startswith("pop3") and parts.path not in ("", "/"):
         raise ValueError(f"mailbox {text!r}: POP3 has one mailbox, no folders")
-    return MailboxUrl(scheme, user, host, port or DEFAULT_PORTS[scheme], folder)
+    return MailboxUrl(scheme, user, host, DEFAULT_PORTS[scheme] if port is None else port, folder)
 
 
 def _listen(text: str, host: str, port: int | None, user: str | None, path: str) -> MailboxUrl:
@@ -110,6 +113,14 @@ def _listen(text: str, host: str, port: int | None, user: str | None, path: str)
     if not is_loopback(host) or host == "localhost":
         raise ValueError(f"mailbox {text!r}: smtprun listens only on a loopback address (127.0.0.0/8 or ::1)")
     return MailboxUrl("listen", host=host, port=port, folder="")
+
+
+def url_password(text: str) -> str | None:
+    """The password a URL's user part holds (`imap://alice:PASSWORD@host`), if any, to be masked."""
+    try:
+        return urlsplit(text.strip()).password
+    except ValueError:
+        return None
 
 
 def _without_password(text: str) -> str:

@@ -21,7 +21,12 @@ from runner.mail.url import MailboxUrl
 
 __all__ = ["Outcome", "open_reader", "wait_for"]
 
-FIRST_DELAY, MAX_DELAY = 0.2, 2.0  # the back-off between looks, seconds
+FIRST_DELAY, MAX_DELAY = 0.2, 2.0  # the back-off between looks (and between tries to reach a mailbox), seconds
+# A message filed elsewhere (Junk) is looked for in the other folders a second into the wait (most
+# deliveries are in by then), and then every few seconds: a misfiled message fails in seconds, not
+# after all of `within:`, and a mailbox of many folders is not walked on every look.
+FIRST_SWEEP, SWEEP_EVERY = 1.0, 3.0
+IMPLICIT_TLS_PORTS = (993, 995)  # IMAPS, POP3S (RFC 8314 §7.3)
 GRACE = 0.4  # after the deadline, how long the thread has to notice its sockets were shut
 
 
@@ -32,6 +37,8 @@ class Outcome:
     looks: int
     deleted: bool = False
     error: str | None = None  # why the mailbox could not be read (the wait did not run out by itself)
+    elsewhere: Found | None = None  # not in the folder the step names, but in this other one
+    tries: int = 0  # transient failures to reach or read the mailbox (each followed by another try)
 
 
 def open_reader(url: MailboxUrl, options: Options, budget: Budget, log: Callable[[str], None],
@@ -53,42 +60,101 @@ def open_reader(url: MailboxUrl, options: Options, budget: Budget, log: Callable
     return ListenReader(url, options, budget, log, listeners)
 
 
+class _Tries:
+    """The tries to open a mailbox in one wait, and the transient failures among them (a server down,
+    restarting, busy, a connection lost): how many, and the last one's words."""
+
+    def __init__(self) -> None:
+        self.attempts, self.failures, self.last, self.down = 0, 0, "", False
+        self.t0 = time.monotonic()
+
+    def again(self, reader: Reader, exc: MailError, delay: float) -> bool:
+        """After a transient failure: close the reader and let `delay` pass; False when the wait ran out."""
+        self.failures, self.last, self.down = self.failures + 1, str(exc), True
+        reader.close()
+        budget = reader.budget
+        reader.log(f"{exc}; trying again in {max(0.0, min(delay, budget.remaining())):.1f}s")
+        budget.sleep(delay)
+        return budget.remaining() > 0
+
+    def gave_up(self, exc: MailError) -> str:
+        """Why the wait ended: a transient failure it kept meeting (until the wait ran out, perhaps in
+        one more try that hung), or a lasting one met after some."""
+        n = self.failures
+        if not n:
+            return str(exc)
+        if exc.transient or isinstance(exc, MailTimeout):
+            many = "s" if self.attempts != 1 else ""
+            return f"{self.last}; tried {self.attempts} time{many} in {time.monotonic() - self.t0:.1f}s"
+        return f"{exc} (after {n} failed attempt{'s' if n != 1 else ''}: {self.last})"
+
+
 def _look(reader: Reader, wanted: Wanted, delete: bool) -> Outcome:
-    """In the thread: open, look, wait with back-off, look again; the outcome, never an exception."""
-    budget, t0 = reader.budget, time.monotonic()
-    delay = FIRST_DELAY
+    """In the thread: open, look, wait with back-off, look again; the outcome, never an exception.
+    A transient failure (the server down or restarting, the connection lost) closes the reader and
+    opens it again after the same back-off, until the wait runs out."""
+    budget, t0, tries = reader.budget, time.monotonic(), _Tries()
+    delay, opened = FIRST_DELAY, False
+    sweep_at = t0 + FIRST_SWEEP
+
+    def outcome(**kw: Any) -> Outcome:
+        return Outcome(kw.pop("found", None), time.monotonic() - t0, reader.looks, tries=tries.failures, **kw)
+
     try:
-        reader.open()
         while True:
-            found = reader.find(wanted)
-            if found is not None:
-                outcome = Outcome(found, time.monotonic() - t0, reader.looks)
-                if delete:
-                    reader.delete(found)
-                    outcome.deleted = True
-                return outcome
-            if budget.remaining() <= 0:
-                return Outcome(None, time.monotonic() - t0, reader.looks)
-            reader.wait(min(delay, budget.remaining()))
+            try:
+                if not opened:
+                    tries.attempts += 1
+                    reader.open()
+                    opened, tries.down = True, False
+                found = reader.find(wanted)
+                if found is not None:
+                    return _settled(reader, outcome(found=found), delete)
+                if time.monotonic() >= sweep_at:
+                    elsewhere = reader.find_elsewhere(wanted)
+                    if elsewhere is not None:
+                        return _settled(reader, outcome(elsewhere=elsewhere), delete)
+                    sweep_at = time.monotonic() + SWEEP_EVERY
+                if budget.remaining() <= 0:
+                    return outcome()
+                reader.wait(min(delay, budget.remaining()))
+            except MailError as exc:
+                if not exc.transient or isinstance(exc, MailTimeout):
+                    raise
+                opened = False
+                if not tries.again(reader, exc, delay):
+                    return outcome(error=tries.gave_up(exc))
             delay = min(delay * 2, MAX_DELAY)
-    except MailTimeout:
-        return Outcome(None, time.monotonic() - t0, reader.looks, error=_stalled(reader) if not reader.looks else None)
+    except MailTimeout as exc:
+        return outcome(error=tries.gave_up(exc) if tries.down else _stalled(reader) if not reader.looks else None)
     except MailError as exc:
-        return Outcome(None, time.monotonic() - t0, reader.looks, error=str(exc))
+        return outcome(error=tries.gave_up(exc))
     except Exception as exc:
         if budget.aborted.is_set():
-            error = _stalled(reader) if not reader.looks else None
-            return Outcome(None, time.monotonic() - t0, reader.looks, error=error)
-        return Outcome(None, time.monotonic() - t0, reader.looks,
-                       error=f"{reader.url.protocol} reader failed: {type(exc).__name__}: {exc}")
+            return outcome(error=tries.gave_up(MailTimeout("the wait ran out")) if tries.down else
+                           _stalled(reader) if not reader.looks else None)
+        return outcome(error=f"{reader.url.protocol} reader failed: {type(exc).__name__}: {exc}")
     finally:
         reader.close()
 
 
+def _settled(reader: Reader, outcome: Outcome, delete: bool) -> Outcome:
+    """What was found (in the folder named, or elsewhere), removed first when the step says so."""
+    found = outcome.found or outcome.elsewhere
+    if delete and found is not None:
+        reader.delete(found)
+        outcome.deleted = True
+    return outcome
+
+
 def _stalled(reader: Reader) -> str:
     url = reader.url
-    return (f"{url.protocol} server {url.host}:{url.port} did not let smtprun log in and search within "
-            f"{reader.budget.seconds:g}s (silent, or too slow)")
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    hint = ""
+    if not url.implicit_tls and url.port in IMPLICIT_TLS_PORTS:  # it waits for a TLS handshake, we for a greeting
+        hint = f"; port {url.port} is usually implicit TLS: {url.kind}s://"
+    return (f"{url.protocol} server {host}:{url.port} did not let smtprun log in and search within "
+            f"{reader.budget.seconds:g}s (silent, or too slow{hint})")
 
 
 async def wait_for(reader: Reader, wanted: Wanted, delete: bool = False) -> Outcome:

@@ -202,7 +202,7 @@ class StepBuilder:
 
     def _mailbox(self, value: dict[str, Any], path: tuple[Any, ...]) -> None:
         """A mailbox URL written out is read now; listen:// must be (it is opened as the case starts)."""
-        from runner.mail.url import parse_mailbox
+        from runner.mail.url import parse_mailbox, url_password
 
         mailbox = value["mailbox"]
         if template.is_template(mailbox):
@@ -213,12 +213,15 @@ class StepBuilder:
             try:
                 url = parse_mailbox(mailbox)
             except ValueError as exc:
+                self.loaded.source.hide_text(url_password(mailbox) or "")  # not shown in the excerpt either
                 self.problem(str(exc), (*path, "mailbox"))
                 return
             if url.kind != "listen":
                 for key in ("ehlo", "tls", "certfile", "keyfile"):
                     if key in value:
                         self.problem(f"{key}: is for a listen:// mailbox, not {url.kind}:", (*path, key))
+            if "folder" in value and url.kind not in ("imap", "imaps", "maildir"):
+                self.problem(f"folder: a {url.kind}: mailbox has no folders (IMAP and Maildir do)", (*path, "folder"))
         for key in ("body", "ehlo", "recipient", "diagnostic"):
             if isinstance(value.get(key), str):
                 self.regex(value[key], (*path, key))

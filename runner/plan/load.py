@@ -89,6 +89,13 @@ class Source:
         if value:
             self._redactor.add(value, encoded=False)
 
+    def hide_text(self, value: str) -> None:
+        """A secret found as the plan is checked (a password written into a URL): masked wherever it is."""
+        at = self.text.find(value) if value else -1
+        while at >= 0:
+            self.hide_span(at, at + len(value), value)
+            at = self.text.find(value, at + len(value))
+
     def problem(self, message: str, line: int | None, col: int = 1, hint: str | None = None) -> Problem:
         message, hint = self._safe(message), hint and self._safe(hint)
         if line is None:

@@ -48,9 +48,12 @@ def mail_rows(details: dict[str, Any], headers: bool = True) -> list[tuple[str, 
     found = "found" if details.get("found") else "not found"
     rows = [("mailbox", str(details.get("mailbox", ""))),
             ("wait", f"{found} after {details.get('waited', 0):.2f}s, {details.get('looks', 0)} look(s)"
+                     + (f", {details['failed_tries']} failed tries to reach the mailbox" if details.get("failed_tries")
+                        else "")
                      + (", then deleted" if details.get("deleted") else ""))]
     if details.get("folder"):
-        rows.append(("folder", details["folder"]))
+        expected = details.get("expected_folder")
+        rows.append(("folder", details["folder"] + (f" (expected {expected})" if expected else "")))
     if details.get("size") is not None:
         rows.append(("size", f"{details['size']} bytes" + (" (read in part)" if details.get("truncated") else "")))
     if details.get("latency") is not None:

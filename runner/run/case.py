@@ -36,7 +36,7 @@ from runner.run.wire import Wire
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import Reply
 from runner.smtp.smuggling import ending_name
-from runner.template import RenderError
+from runner.template import RenderError, truth
 
 __all__ = ["Hop", "Listener", "Session", "not_run", "run_case"]
 
@@ -179,9 +179,9 @@ class Session(Wire):
             value = self.renderer.evaluate(self.step, expression)
         except RenderError as exc:
             raise StepFailed(f"when: {exc}") from None
-        if not value:
+        if not truth(value):
             out.reason = f"skipped: when {expression!r} is false"
-        return bool(value)
+        return truth(value)
 
     async def run_step(self, step: Step, out: StepResult) -> None:
         self.step = step
@@ -328,11 +328,14 @@ async def _run_steps(session: Session) -> None:
         return
     await _run_list(session, case.steps, main, case.continue_on_failure)
     if case.finally_steps:
-        if session.over:  # after a 221 or a close: steps on it could only fail (RFC 5321 §4.1.1.10)
-            for out in final:
-                out.reason = f"not run: {session.over}"
-        else:
-            await _run_list(session, case.finally_steps, final, case.continue_on_failure)
+        steps, outs = case.finally_steps, final
+        if session.over:  # after a 221 or a close: steps on it could only fail (RFC 5321 §4.1.1.10) ...
+            for step, out in zip(steps, outs, strict=True):
+                if step.action not in MAIL_ACTIONS:
+                    out.reason = f"not run: {session.over}"
+            kept = [i for i, step in enumerate(steps) if step.action in MAIL_ACTIONS]  # ... mailbox steps need none
+            steps, outs = tuple(steps[i] for i in kept), [outs[i] for i in kept]
+        await _run_list(session, steps, outs, case.continue_on_failure)
     quit_on_failure = case.quit_on_failure if case.quit_on_failure is not None else session.target.quit_on_failure
     if result.status == FAILED and quit_on_failure:
         await _quit(session)

@@ -17,6 +17,7 @@ from runner.mail.wait import open_reader, wait_for
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
+from runner.template import BOOLEAN_WORDS, boolean
 
 __all__ = ["MAIL_ACTIONS", "do_expect_delivery", "do_expect_dsn", "listen_wanted"]
 
@@ -36,24 +37,40 @@ def listen_wanted(steps: tuple[Step, ...], text: Callable[[str], str]) -> list[t
     return out
 
 
+BOOLEAN_KEYS = ("verify", "plaintext_password", "delete", "received_tls", "tls")
+
+
 def rendered(session: StepContext, spec: dict[str, Any]) -> dict[str, Any]:
-    """The step's regexes rendered (a template names a variable: `ehlo: "{{ mta_name }}"`)."""
+    """The step's regexes rendered (a template names a variable: `ehlo: "{{ mta_name }}"`), and its
+    booleans read from their templates (`received_tls: "{{ require_tls }}"`)."""
     out = dict(spec)
     for key in ("body", "ehlo", "recipient", "diagnostic"):
         if isinstance(out.get(key), str):
             out[key] = session.text(out[key])
     if out.get("headers"):
         out["headers"] = {name: session.text(rx) for name, rx in out["headers"].items()}
+    for key in BOOLEAN_KEYS:
+        if isinstance(out.get(key), str):
+            out[key] = _boolean(session, key, out[key])
     return out
 
 
-def _setup(session: StepContext, step: Step, out: StepResult, dsn: bool) -> tuple[Any, Wanted, float]:
-    spec = step.value
+def _boolean(session: StepContext, key: str, template: str) -> bool:
+    text = session.text(template)
+    value = boolean(text)
+    if value is None:
+        raise StepFailed(f"{key}: {template!r} renders to {text!r}, not a boolean ({BOOLEAN_WORDS})")
+    return value
+
+
+def _setup(session: StepContext, spec: dict[str, Any], out: StepResult, dsn: bool) -> tuple[Any, Wanted, float]:
     try:
         url = parse_mailbox(session.text(spec["mailbox"]))
     except ValueError as exc:
         raise StepFailed(str(exc)) from None
     if spec.get("folder"):
+        if url.kind not in ("imap", "imaps", "maildir"):
+            raise StepFailed(f"folder: a {url.kind}: mailbox has no folders (IMAP and Maildir do)")
         url = url.with_folder(session.text(spec["folder"]))
     password = session.text(spec.get("password") or "")
     if password:
@@ -86,30 +103,42 @@ def _seconds(session: StepContext, value: Any) -> float:
 
 
 def _facts(reader: Any, outcome: Any) -> dict[str, Any]:
-    return {"mailbox": str(reader.url), "waited": round(outcome.waited, 3), "looks": outcome.looks,
-            "found": outcome.found is not None, "deleted": outcome.deleted}
+    facts = {"mailbox": str(reader.url), "waited": round(outcome.waited, 3), "looks": outcome.looks,
+             "found": (outcome.found or outcome.elsewhere) is not None, "deleted": outcome.deleted}
+    if outcome.tries:
+        facts["failed_tries"] = outcome.tries
+    return facts
 
 
 def _not_found(reader: Any, outcome: Any, within: float, what: str) -> str:
     if outcome.error:
         return f"{outcome.error} (waiting for {what} in {reader.url})"
-    return f"no {what} arrived in {reader.url} within {within:g}s (looked {outcome.looks} times)"
+    down = f"; {outcome.tries} failed tries to reach it" if outcome.tries else ""
+    return f"no {what} arrived in {reader.url} within {within:g}s (looked {outcome.looks} times{down})"
+
+
+def _misfiled(reader: Any, outcome: Any) -> str:
+    """The message (or report) is in another folder than the step's: that is the verdict."""
+    return f'arrived in folder "{outcome.elsewhere.folder}", not in "{reader.url.folder}"'
 
 
 async def do_expect_delivery(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     spec = rendered(session, step.value)
-    reader, wanted, within = _setup(session, step, out, dsn=False)
+    reader, wanted, within = _setup(session, spec, out, dsn=False)
     out.expected = "the message arrives" + "".join(f", {k} {v}" for k, v in spec.items()
                                                    if k not in ("mailbox", "password", "cafile", "verify", "within"))
     outcome = await wait_for(reader, wanted, delete=spec.get("delete", False))
     out.details = facts = _facts(reader, outcome)
-    if outcome.found is None:
+    found = outcome.found or outcome.elsewhere
+    if found is None:
         raise StepFailed(_not_found(reader, outcome, within, f"message with Message-ID <{wanted.message_id}>"))
-    found = outcome.found
-    arrived = found.arrived or (time.time() - 0.0)
+    arrived = found.arrived or time.time()
     latency = None if session.accepted_at is None else max(0.0, arrived - session.accepted_at)
     problems, more = judge.delivery(found, spec, session.nameservers, latency)
     facts.update(more)
+    if outcome.elsewhere is not None:
+        facts["expected_folder"] = reader.url.folder
+        raise StepFailed(_misfiled(reader, outcome))
     problems += _smtp_checks(found.smtp, spec)
     if found.smtp:
         facts["smtp"] = found.smtp
@@ -137,15 +166,19 @@ def _smtp_checks(smtp: dict[str, Any], spec: dict[str, Any]) -> list[str]:
 
 async def do_expect_dsn(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     spec = rendered(session, step.value)
-    reader, wanted, within = _setup(session, step, out, dsn=True)
+    reader, wanted, within = _setup(session, spec, out, dsn=True)
     out.expected = "a delivery report" + "".join(f", {k} {spec[k]}" for k in ("action", "status", "recipient",
                                                                             "diagnostic") if k in spec)
     outcome = await wait_for(reader, wanted, delete=spec.get("delete", False))
     out.details = facts = _facts(reader, outcome)
-    if outcome.found is None:
+    found = outcome.found or outcome.elsewhere
+    if found is None:
         raise StepFailed(_not_found(reader, outcome, within, f"delivery report about <{wanted.message_id}>"))
-    problems, more = judge.report(outcome.found, wanted.message_id, spec)
-    facts.update(more)
+    problems, more = judge.report(found, wanted.message_id, spec)
+    facts.update(more, folder=found.folder)
+    if outcome.elsewhere is not None:
+        facts["expected_folder"] = reader.url.folder
+        raise StepFailed(_misfiled(reader, outcome))
     if problems:
         raise StepFailed("; ".join(problems))
     return True

@@ -18,7 +18,17 @@ from runner.plan.scope import Scope
 from runner.plan.types import Case, Include, Step
 from runner.results import SKIPPED, CaseResult
 from runner.run.budget import RenderBudget
-from runner.template import MAX_BODY, MAX_VALUE, MAX_VALUES, OutputTooLarge, evaluate, is_template, preview, render
+from runner.template import (
+    MAX_BODY,
+    MAX_VALUE,
+    MAX_VALUES,
+    OutputTooLarge,
+    evaluate,
+    is_template,
+    preview,
+    render,
+    truth,
+)
 
 __all__ = ["StepRenderer", "preview_labels", "skip_reason"]
 
@@ -120,4 +130,4 @@ def skip_reason(case: Case, scope: Scope) -> str | None:
         value = scope.evaluate(case.when or "")
     except RenderError as exc:
         return f"skipped: when {case.when!r} could not be evaluated: {exc}"
-    return None if value else f"skipped: when {case.when!r} is false"
+    return None if truth(value) else f"skipped: when {case.when!r} is false"

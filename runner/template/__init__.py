@@ -16,6 +16,8 @@ from runner.template.render import (
     preview,
     render,
 )
+from runner.template.truth import BOOLEAN_WORDS, boolean, truth
 
-__all__ = ["BUILTIN_NAMES", "ENVIRON", "MAX_BODY", "MAX_VALUE", "MAX_VALUES", "OutputTooLarge", "RenderError",
-           "check_structure", "env_refs", "evaluate", "is_template", "names_used", "preview", "render"]
+__all__ = ["BOOLEAN_WORDS", "BUILTIN_NAMES", "ENVIRON", "MAX_BODY", "MAX_VALUE", "MAX_VALUES", "OutputTooLarge",
+           "RenderError", "boolean", "check_structure", "env_refs", "evaluate", "is_template", "names_used", "preview",
+           "render", "truth"]

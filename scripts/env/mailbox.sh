@@ -4,7 +4,9 @@
 # - Unix users alice and bob (passwords in lib.sh); Postfix delivers local mail to ~/Maildir/;
 # - domains that Postfix accepts and then: bounces (next hop smtp-sink on 127.0.0.1:2599 refuses RCPT,
 #   so a "failed" DSN goes back to the sender), relays to [127.0.0.1]:2600 (where a test listens),
-#   discards (discard: transport);
+#   discards (discard: transport), or defers (next hop smtp-sink on 127.0.0.1:2598 answers RCPT with 4xx:
+#   kept in the queue and retried, never delivered, no DSN unless NOTIFY=DELAY; a retry: or error:
+#   transport would not do for these, Postfix refuses such a recipient already at RCPT);
 # - OpenDKIM milter on 127.0.0.1:8891 signing From: *@signed.smtprun.test (selector "test"), verifying
 #   mail from non-internal clients; the TXT record data in /etc/smtprun-test/dkim.txt;
 # - a private Dovecot (IMAP 143, IMAPS 993, POP3 110, POP3S 995 on 127.0.0.1) reading those Maildirs.
@@ -21,6 +23,9 @@ RELAY_PORT=2600
 DISCARD_DOMAIN=discard.smtprun.test
 SINK_PORT=2599
 SINK_LOG=/var/log/smtprun-smtp-sink.log
+DEFER_DOMAIN=defer.smtprun.test
+DEFER_PORT=2598
+DEFER_LOG=/var/log/smtprun-defer-sink.log
 DKIM_DOMAIN=signed.smtprun.test
 DKIM_SELECTOR=test
 DKIM_DIR=$CERT_DIR/dkim
@@ -49,17 +54,23 @@ for spec in "${TEST_USERS[@]}"; do
     fi
 done
 
-# --- bounce next hop: smtp-sink refusing every RCPT with 5xx ------------------------------------
+# --- next hops that refuse every RCPT: smtp-sink, 5xx (bounce) and 4xx (defer) ----------------------
 SMTP_SINK=$(command -v smtp-sink || echo /usr/sbin/smtp-sink)
 [ -x "$SMTP_SINK" ] || die "smtp-sink missing (it comes with the postfix package)"
-if tracked_running smtp-sink "$SMTP_SINK" && answers 127.0.0.1 "$SINK_PORT" "220 sink.smtprun.test*"; then
-    log "smtp-sink already answers on 127.0.0.1:$SINK_PORT"
-else
-    stop_tracked smtp-sink "$SMTP_SINK"
-    ! port_busy "$SINK_PORT" || die "127.0.0.1:$SINK_PORT is taken by another process"
-    start_tracked smtp-sink "$SINK_LOG" "$SMTP_SINK" -u nobody -h sink.smtprun.test -f rcpt 127.0.0.1:"$SINK_PORT" 16
-    wait_for 127.0.0.1 "$SINK_PORT" "220 sink.smtprun.test*" 10 "$SINK_LOG"
-fi
+# sink NAME HOSTNAME PORT LOG REFUSAL: an smtp-sink (tracked as NAME) refusing every RCPT (-f: 5xx, -r: 4xx)
+sink() {
+    local name=$1 host=$2 port=$3 logfile=$4 refusal=$5
+    if tracked_running "$name" "$SMTP_SINK" && answers 127.0.0.1 "$port" "220 $host*"; then
+        log "$name already answers on 127.0.0.1:$port"
+        return
+    fi
+    stop_tracked "$name" "$SMTP_SINK"
+    ! port_busy "$port" || die "127.0.0.1:$port is taken by another process"
+    start_tracked "$name" "$logfile" "$SMTP_SINK" -u nobody -h "$host" "$refusal" rcpt 127.0.0.1:"$port" 16
+    wait_for 127.0.0.1 "$port" "220 $host*" 10 "$logfile"
+}
+sink smtp-sink sink.smtprun.test "$SINK_PORT" "$SINK_LOG" -f
+sink defer-sink defer-sink.smtprun.test "$DEFER_PORT" "$DEFER_LOG" -r
 
 # --- OpenDKIM ---------------------------------------------------------------------------------
 OPENDKIM=$(command -v opendkim || echo /usr/sbin/opendkim)
@@ -98,12 +109,12 @@ fi
 # --- Postfix: Maildir delivery, the bounce/relay/discard domains, the milter ----------------------
 before=$(postconf -n; cat "$TRANSPORT_MAP" 2>/dev/null || true)
 printf '%s\n' "$BOUNCE_DOMAIN smtp:[127.0.0.1]:$SINK_PORT" "$RELAY_DOMAIN smtp:[127.0.0.1]:$RELAY_PORT" \
-    "$DISCARD_DOMAIN discard:" | put_text "$TRANSPORT_MAP" 0644 0:0
+    "$DISCARD_DOMAIN discard:" "$DEFER_DOMAIN smtp:[127.0.0.1]:$DEFER_PORT" | put_text "$TRANSPORT_MAP" 0644 0:0
 [ "$TRANSPORT_MAP.db" -nt "$TRANSPORT_MAP" ] || postmap "hash:$TRANSPORT_MAP"
 # Mail the test relay could not pass on is bounced within the hour, not kept for days.
 settings=(
     "home_mailbox = Maildir/"
-    "relay_domains = $BOUNCE_DOMAIN, $RELAY_DOMAIN, $DISCARD_DOMAIN"
+    "relay_domains = $BOUNCE_DOMAIN, $RELAY_DOMAIN, $DISCARD_DOMAIN, $DEFER_DOMAIN"
     "transport_maps = hash:$TRANSPORT_MAP"
     "smtpd_milters = inet:127.0.0.1:$DKIM_PORT"
     "non_smtpd_milters = inet:127.0.0.1:$DKIM_PORT"
@@ -120,7 +131,7 @@ done
 if [ "$before" != "$(postconf -n; cat "$TRANSPORT_MAP")" ]; then
     postfix check
     postfix reload >/dev/null 2>&1 || die "postfix reload failed; see /var/log/postfix.log"
-    log "Postfix reloaded: Maildir delivery; $BOUNCE_DOMAIN bounces, $RELAY_DOMAIN goes to [127.0.0.1]:$RELAY_PORT, $DISCARD_DOMAIN is discarded"
+    log "Postfix reloaded: Maildir delivery; $BOUNCE_DOMAIN bounces, $RELAY_DOMAIN goes to [127.0.0.1]:$RELAY_PORT, $DISCARD_DOMAIN is discarded, $DEFER_DOMAIN deferred"
 else
     log "Postfix settings unchanged"
 fi

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from tests.support.mtas import (
     DKIM,
     DOVECOT,
     POSTFIX,
+    relay_port_held,
     require_dovecot,
     require_smtp,
 )
@@ -221,7 +223,13 @@ def test_wrong_imap_password_fails_and_is_nowhere(loop, tmp_path):
         assert secret not in text
 
 
-def test_outbound_relay_to_the_listener(loop, tmp_path):
+@pytest.fixture
+def relay_port() -> Iterator[int]:
+    with relay_port_held() as port:
+        yield port
+
+
+def test_outbound_relay_to_the_listener(loop, tmp_path, relay_port):
     code, out, err = run(str(ROOT / "plans/outbound.yaml"), "--json", str(tmp_path / "r.json"), "--no-report")
     assert code == 0, out + err
     smtp = mail_step(json.loads((tmp_path / "r.json").read_text()))["details"]["smtp"]
@@ -229,7 +237,7 @@ def test_outbound_relay_to_the_listener(loop, tmp_path):
     assert smtp["tls"] is False and smtp["rcpt_to"] == ["someone@relay.smtprun.test"]
 
 
-def test_outbound_without_tls_fails_when_tls_is_required(loop, tmp_path):
+def test_outbound_without_tls_fails_when_tls_is_required(loop, tmp_path, relay_port):
     code, out, _ = run(str(ROOT / "plans/outbound.yaml"), "--var", "require_tls=true", "--no-report")
     assert code == 1
     assert "the MTA did not use STARTTLS (the listener offered none: give it certfile:)" in out

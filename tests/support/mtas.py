@@ -4,7 +4,7 @@ SMTP: Postfix 127.0.0.1:25 (the host's), Exim 4.96 127.0.0.1:2525 and OpenSMTPD 
 chroot under /srv/smtprun-mtas). Around Postfix, a closed mail loop (scripts/env/mailbox.sh): it delivers
 to ~/Maildir/ of Unix users alice and bob; Dovecot serves those Maildirs over IMAP/POP3 (DOVECOT); OpenDKIM
 signs mail From: *@signed.smtprun.test (DKIM); and some domains are accepted and then bounced, relayed to a
-loopback port, or discarded (BOUNCE_DOMAIN, RELAY_DOMAIN, DISCARD_DOMAIN).
+loopback port, discarded, or deferred (BOUNCE_DOMAIN, RELAY_DOMAIN, DISCARD_DOMAIN, DEFER_DOMAIN).
 
     from tests.support.mtas import EXIM, SMTP_SERVERS, require_smtp
 
@@ -20,8 +20,11 @@ passwords on every server (SMTP AUTH PLAIN/LOGIN after STARTTLS on Exim and Open
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,9 +74,60 @@ BOUNCE_NEXT_HOP_PORT = 2599
 # while nothing listens is deferred and retried (bounced after an hour); match what arrives by Message-ID.
 RELAY_DOMAIN = "relay.smtprun.test"
 RELAY_PORT = 2600
+RELAY_LOCK = Path("/tmp/smtprun-relay-port.lock")
+
+
+@contextlib.contextmanager
+def relay_port_held(timeout: float = 60.0) -> Iterator[int]:
+    """RELAY_PORT for this test alone: the tests that listen there (plans/outbound.yaml, a sink for
+    RELAY_DOMAIN) take turns through a file lock, across xdist workers and test runs on the machine."""
+    import fcntl
+
+    with RELAY_LOCK.open("a") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{RELAY_LOCK} held for over {timeout:g}s by another test") from None
+                time.sleep(0.05)
+        try:
+            yield RELAY_PORT
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 # Accepted by Postfix and dropped (discard: transport; the log says "status=sent (discard.smtprun.test)").
 DISCARD_DOMAIN = "discard.smtprun.test"
+# Accepted by Postfix, then deferred: its next hop (smtp-sink on 127.0.0.1:2598) answers RCPT with 450 4.3.0,
+# so the message stays in the queue, is retried and never delivered; no DSN unless NOTIFY=DELAY (and then
+# only after delay_warning_time). A test that sends there removes its mail from the queue (drop_queued).
+DEFER_DOMAIN = "defer.smtprun.test"
+DEFER_NEXT_HOP_PORT = 2598
 POSTFIX_LOG = Path("/var/log/postfix.log")
+
+
+def drop_queued(domain: str, message_ids: Iterable[str] | None = None) -> int:
+    """Remove from Postfix's queue the messages with a recipient in `domain` (postqueue -j), only those
+    with one of `message_ids` in their header when given (postcat -h), so concurrent tests keep theirs
+    (postsuper -d): how many were removed. Run as root, as the tests are."""
+    import json
+    import subprocess
+
+    def header(queue_id: str) -> str:
+        return subprocess.run(["postcat", "-h", "-q", queue_id], capture_output=True, text=True, timeout=10,
+                              check=False).stdout
+
+    listing = subprocess.run(["postqueue", "-j"], capture_output=True, text=True, timeout=10, check=False).stdout
+    ids = [m["queue_id"] for m in map(json.loads, filter(None, listing.splitlines()))
+           if any(r["address"].lower().endswith("@" + domain) for r in m.get("recipients", []))]
+    if message_ids is not None:
+        wanted = set(message_ids)
+        ids = [i for i in ids if any(f"<{mid}>" in header(i) for mid in wanted)]
+    if ids:
+        subprocess.run(["postsuper", "-d", "-"], input="\n".join(ids) + "\n", capture_output=True, text=True,
+                       timeout=10, check=False)
+    return len(ids)
 
 
 @dataclass(frozen=True)
