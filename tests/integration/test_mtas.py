@@ -47,6 +47,7 @@ from tests.support.mtas import (
     SmtpServer,
     banner,
     missing,
+    relay_port_held,
     require_dovecot,
     require_smtp,
 )
@@ -481,17 +482,18 @@ class RelaySink:
 
 def test_relay_domain_goes_to_the_test_port():
     require_smtp(POSTFIX)
-    try:
-        sink = RelaySink(RELAY_PORT)
-    except OSError as error:
-        pytest.fail(f"cannot listen on 127.0.0.1:{RELAY_PORT}: {error}")
-    try:
-        msg = message(f"carol@{RELAY_DOMAIN}")
-        send_via_postfix(msg, "bob@smtprun.test", [f"carol@{RELAY_DOMAIN}"])
-        deadline = time.monotonic() + MAIL_WAIT
-        needle = msg["Message-ID"].encode()
-        while not any(needle in m for m in sink.messages):
-            assert time.monotonic() < deadline, f"nothing relayed to 127.0.0.1:{RELAY_PORT}; see {POSTFIX_LOG}"
-            time.sleep(0.2)
-    finally:
-        sink.close()
+    with relay_port_held():
+        try:
+            sink = RelaySink(RELAY_PORT)
+        except OSError as error:
+            pytest.fail(f"cannot listen on 127.0.0.1:{RELAY_PORT}: {error}")
+        try:
+            msg = message(f"carol@{RELAY_DOMAIN}")
+            send_via_postfix(msg, "bob@smtprun.test", [f"carol@{RELAY_DOMAIN}"])
+            deadline = time.monotonic() + MAIL_WAIT
+            needle = msg["Message-ID"].encode()
+            while not any(needle in m for m in sink.messages):
+                assert time.monotonic() < deadline, f"nothing relayed to 127.0.0.1:{RELAY_PORT}; see {POSTFIX_LOG}"
+                time.sleep(0.2)
+        finally:
+            sink.close()
