@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from runner.cli import main
@@ -382,14 +382,21 @@ def test_a_plan_error_never_shows_a_secret_on_its_source_line(folder: Path, secr
        .filter(lambda s: s.strip() == s and s.isprintable()),
        error=st.sampled_from(["  - sned: x\n", "  - send: {{ nosuchvar }}\n", "  - expect: {code: 250, text: '['}\n",
                               "  - send: x\n    bogus: 1\n"]))
+@example(secret="smtpru", error="  - sned: x\n")  # part of "smtprun: 2 problems found": not a leak
 def test_no_plan_error_shows_a_secret_given_on_the_command_line(folder: Path, secret: str, error: str) -> None:
     # finding 6 again: `--secret password=...` is not masked in plan-error output either
-    lit = _flow("PASS " + secret)
-    text = f"steps:\n  - expect: 220\n  - {{send: {lit}, bogus: 1}}\n{error}"
-    rc, out, err = validate(folder, text, argv_extra=("--secret", f"password={secret}"))
-    assert rc == 2
+    def shown(value: str) -> str:
+        text = f"steps:\n  - expect: 220\n  - {{send: {_flow('PASS ' + value)}, bogus: 1}}\n{error}"
+        rc, out, err = validate(folder, text, argv_extra=("--secret", f"password={value}"))
+        assert rc == 2
+        return out + err
+
+    printed = shown(secret)
+    # a secret may be part of smtprun's own words ("smtpru" in "smtprun: 2 problems"): it leaks only where
+    # it shows more often than the same plan with another secret in its place shows it
+    other = shown("\u2603" * len(secret))
     for form in {secret, _flow(secret)[1:-1]}:
-        assert form not in out + err, f"the secret {secret!r} is printed as {form!r}:\n{err}"
+        assert printed.count(form) <= other.count(form), f"the secret {secret!r} is printed as {form!r}:\n{printed}"
 
 
 _TERMINAL_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
