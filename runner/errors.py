@@ -39,12 +39,25 @@ class Problem:
         head = f"{self.location}: " if self.location else ""
         out = [f"{head}{self.severity}: {self.message}"]
         if self.source_line is not None and self.location is not None:
-            out.append(f"    {self.source_line.rstrip()}")
-            out.append("    " + " " * ((self.caret or self.location.col) - 1) + "^")
+            line, caret = _excerpt(self.source_line.rstrip(), (self.caret or self.location.col) - 1)
+            out.append(f"    {line}")
+            out.append("    " + " " * caret + "^")
         if self.hint:
             out.append(f"    hint: {self.hint}")
         out.extend(f"    note: {n}" for n in self.notes)
         return "\n".join(out)
+
+
+EXCERPT_WIDTH = 120  # characters of a source line shown around the caret: a 2 MB line is not echoed whole
+
+
+def _excerpt(line: str, caret: int) -> tuple[str, int]:
+    """At most EXCERPT_WIDTH characters of `line` around index `caret`, "..." where cut; the caret's new index."""
+    if len(line) <= EXCERPT_WIDTH:
+        return line, caret
+    start = min(max(0, caret - EXCERPT_WIDTH // 2), len(line) - EXCERPT_WIDTH)
+    head, tail = ("..." if start else ""), ("..." if start + EXCERPT_WIDTH < len(line) else "")
+    return head + line[start:start + EXCERPT_WIDTH] + tail, caret - start + len(head)
 
 
 class PlanError(SmtprunError):

@@ -9,7 +9,9 @@ is UNKNOWN, never CRITICAL: the server was not judged.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import asyncio
+import os
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import TextIO
 
@@ -118,20 +120,52 @@ def _verdict(run: RunResult, args: argparse.Namespace) -> tuple[CheckStatus, str
     return status, text + (": " + ", ".join(notes) if notes else ""), perf, long_lines
 
 
-def _run(args: argparse.Namespace, env: Environment) -> tuple[CheckStatus, str, list[str], list[str]]:
-    from runner.plan import read_plan
+def _read(args: argparse.Namespace, env: Environment):
+    """The plan, validated as `smtprun PLAN` would: a --var or --secret it does not read is refused, and
+    no excerpt of the file shows a --secret value."""
+    from runner.plan import read_plan, read_plans
     from runner.plan.schema import ValidationCache
+
+    overrides = dict(args.var) | dict(args.secret)
+    secrets = [value for _, value in args.secret]
+    cache = ValidationCache.under(env.cache_dir)
+    if os.path.isdir(args.plan):  # one plan: read_plan says a folder is not a plan file
+        return read_plan(args.plan, overrides, cache, secrets)
+    given = {"--var": [name for name, _ in args.var], "--secret": [name for name, _ in args.secret]}
+    (plan,) = read_plans([args.plan], overrides, cache, given, secrets)
+    return plan
+
+
+def _run(args: argparse.Namespace, env: Environment) -> tuple[CheckStatus, str, list[str], list[str]]:
     from runner.run.execute import RunOptions, run_plans
 
-    plan = read_plan(args.plan, dict(args.var) | dict(args.secret), ValidationCache.under(env.cache_dir))
+    plan = _read(args, env)
     host, port_given = args.host or (None, None)
     if not (host or plan.target.host or plan.target.mx):
         raise UsageError(f"no target host for {plan.file}: set target.host in the plan, or give --host")
     reply_timeout = min(plan.target.timeout, args.timeout)
+    timed_out: list[bool] = []
+
+    def deadline(stop: Callable[[], None]) -> None:  # -t bounds the whole check, sequential cases included
+        def expire() -> None:
+            timed_out.append(True)
+            stop()
+        asyncio.get_running_loop().call_later(args.timeout, expire)
+
     options = RunOptions(host=host, port=args.port or port_given, timeout=reply_timeout,
                          session_timeout=args.timeout, nameservers=tuple(args.nameserver),
-                         secrets=dict(args.secret))
-    return _verdict(run_plans([plan], options), args)
+                         secrets=dict(args.secret), on_start=deadline)
+    run = run_plans([plan], options)
+    if timed_out:
+        return _timed_out(run, args)
+    return _verdict(run, args)
+
+
+def _timed_out(run: RunResult, args: argparse.Namespace) -> tuple[CheckStatus, str, list[str], list[str]]:
+    """CRITICAL, as check_smtp says when its -t runs out, with what ran by then."""
+    _, text, perf, long = _verdict(run, args)
+    steps = text.split(":", 1)[0]
+    return CheckStatus.CRITICAL, f"{steps}: timed out after {args.timeout:g}s (-t)", perf, long
 
 
 def _write(out: TextIO, status: CheckStatus, text: str, perf: Sequence[str] = (), long: Sequence[str] = ()) -> None:
@@ -159,7 +193,9 @@ def main(argv: Sequence[str], env: Environment) -> int:
         _write(env.stdout, CheckStatus.UNKNOWN, first, long=rest)
         return int(CheckStatus.UNKNOWN)
     except SmtprunError as exc:
-        _write(env.stdout, CheckStatus.UNKNOWN, str(exc).removeprefix("smtprun check: "))
+        text = str(exc).removeprefix("smtprun check: ").removeprefix("smtprun: ")
+        first, *rest = text.splitlines() or [""]
+        _write(env.stdout, CheckStatus.UNKNOWN, first, long=[line.removeprefix("smtprun: ") for line in rest])
         return int(CheckStatus.UNKNOWN)
     except KeyboardInterrupt:
         _write(env.stdout, CheckStatus.UNKNOWN, "interrupted")

@@ -137,7 +137,18 @@ class Exporter:
         return loaded
 
     def load_all(self) -> list[str]:
-        return [name for name, path in self.plan_files().items() if self.load(name, path).plan is not None]
+        """The plans in the folder now, each read again if it changed; a plan whose file is gone is
+        forgotten (and its smtprun_exporter_plan_valid series dropped). The names of those that validate."""
+        files = self.plan_files()
+        for gone in set(self.plans) - set(files):
+            del self.plans[gone]
+            self.valid.remove(gone)
+        good = []
+        for name, path in files.items():
+            with contextlib.suppress(_Refused):  # removed between the listing and the stat
+                if self.load(name, path).plan is not None:
+                    good.append(name)
+        return good
 
     # -- one probe ------------------------------------------------------------------------------
     def _plan_for(self, request: web.Request) -> tuple[str, Plan]:
@@ -229,6 +240,7 @@ class Exporter:
 
     # -- the other pages ------------------------------------------------------------------------
     async def metrics(self, request: web.Request) -> web.Response:
+        self.load_all()  # plan_valid for the plans in the folder now, added, edited or removed
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     async def index(self, request: web.Request) -> web.Response:

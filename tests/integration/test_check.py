@@ -164,3 +164,21 @@ steps:
     delivery = check.perf["delivery"]
     assert delivery.unit == "s" and delivery.minimum == "0"
     assert 0 <= delivery.value < min(15, check.perf["time"].value + 0.01)
+
+
+def test_a_var_the_plan_does_not_read_is_unknown_as_for_run(tmp_path):
+    code, out, _ = run("check", write_plan(tmp_path, STARTTLS_PLAN), "--var", "nope=1", "--secret", "tokn=x")
+    assert code == 3
+    assert out.splitlines()[0].startswith("SMTP UNKNOWN - --var nope: no variable 'nope' in ")
+    assert out.splitlines()[1].startswith("--secret tokn: no variable 'tokn' in ")
+
+
+def test_the_timeout_bounds_the_whole_check_not_each_case(tmp_path, postfix):
+    cases = "".join(f"  - name: c{i}\n    steps: [{{expect: 220}}, {{sleep: 0.7}}, {{send: QUIT, expect: 221}}]\n"
+                    for i in range(3))
+    plan = write_plan(tmp_path, "sequential: true\ntarget: {host: 127.0.0.1, port: 25, timeout: 5}\ncases:\n" + cases)
+    code, out, _ = run("check", plan, "-t", "1")
+    check = parse_check(out)
+    assert (code, check.status) == (2, "CRITICAL")
+    assert check.text.endswith(": timed out after 1s (-t)")
+    assert 1 <= check.perf["time"].value < 1.5

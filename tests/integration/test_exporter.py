@@ -207,6 +207,19 @@ def test_index_lists_the_plans_and_metrics_counts_probes(exporter):
     assert ("process_resident_memory_bytes", ()) in got
 
 
+def test_plan_valid_follows_the_folder_plans_added_fixed_and_removed(exporter, plans):
+    def valid() -> dict[str, float]:
+        got = samples(exporter.get("/metrics")[2])
+        return {dict(labels)["plan"]: value for (name, labels), value in got.items()
+                if name == "smtprun_exporter_plan_valid"}
+
+    assert valid() == {"broken": 0, "smoke": 1}
+    (plans / "broken.yaml").unlink()
+    (plans / "new.yaml").write_text(SMOKE)
+    assert valid() == {"new": 1, "smoke": 1}
+    assert exporter.get("/probe?plan=broken")[:3:2] == (400, "unknown plan 'broken'\n")
+
+
 def _reports(folder) -> list[str]:
     """smoke-<time>Z.html, smoke-<time>Z-1.html, ...: oldest first."""
     return sorted((p.name for p in folder.glob("smoke-*.html")),
