@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 
 from runner.errors import UsageError
-from runner.net.address import parse_hostport, parse_port
+from runner.net.address import parse_hostport, parse_port, parse_source
 
 __all__ = ["ArgumentParser", "count", "host_port", "name_value", "nameserver", "seconds", "secret_value", "shard",
-           "tcp_port"]
+           "source_address", "tcp_port"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -66,6 +66,14 @@ def host_port(text: str) -> tuple[str, int | None]:
     """HOST, HOST:PORT, an IPv6 literal, [IPv6] or [IPv6]:PORT."""
     try:
         return parse_hostport(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def source_address(text: str) -> str:
+    """--source: an IPv4 or IPv6 address of this machine to connect from, no port."""
+    try:
+        return parse_source(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

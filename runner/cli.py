@@ -14,7 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from runner import __version__
-from runner.arguments import count, host_port, name_value, nameserver, seconds, secret_value, shard, tcp_port
+from runner.arguments import (
+    count,
+    host_port,
+    name_value,
+    nameserver,
+    seconds,
+    secret_value,
+    shard,
+    source_address,
+    tcp_port,
+)
 from runner.console import Console, Output
 from runner.environment import Environment
 from runner.errors import PlanError, ReportError, SmtprunError, UsageError
@@ -97,6 +107,9 @@ def _add_target_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--host", type=host_port, metavar="HOST[:PORT]",
                      help="connect here instead of the plan's target (HOST, HOST:PORT, [IPv6]:PORT)")
     run.add_argument("--port", type=tcp_port, help="connect to this port instead of the plan's")
+    run.add_argument("--source", type=source_address, metavar="ADDRESS",
+                     help="connect from this local IP address (IPv4 or IPv6, no port) instead of the plan's "
+                          "target.source or the system's choice")
     run.add_argument("--timeout", type=seconds, metavar="S",
                      help="seconds to wait for each reply, instead of the plans' target.timeout "
                           "(a case's or step's own timeout still applies)")
@@ -192,6 +205,7 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
     stdout = Output(env.stdout)
     console = _run_console(args, env, stdout)
     _check_embedded(args)
+    _check_source(args)
     targets = _read_targets(args)
     columns = {name: "" for t in targets[:1] for name in t.vars}  # the CSV's columns are variables the plans know
     plans = _read_plans(args.plans, args, env, console, columns)
@@ -242,6 +256,22 @@ def _run_console(args: argparse.Namespace, env: Environment, stdout: Output) -> 
     return Console(env.stderr, env.stderr, env.colour)
 
 
+def _check_source(args: argparse.Namespace) -> None:
+    """--source against what it cannot reach: -4/-6 or a --host address of the other family."""
+    from runner.net.address import ip_version
+
+    if args.source is None:
+        return
+    ours = ip_version(args.source)
+    theirs = ip_version(args.host[0]) if args.host else None
+    if args.families and args.families != (f"ipv{ours}",):
+        raise UsageError(f"--source {args.source} is an IPv{ours} address: it cannot go with "
+                         f"{'--ipv6' if ours == 4 else '--ipv4'}")
+    if theirs is not None and theirs != ours:
+        raise UsageError(f"--source {args.source} is an IPv{ours} address: it cannot reach --host "
+                         f"{args.host[0]} (IPv{theirs})")
+
+
 def _check_embedded(args: argparse.Namespace) -> None:
     """Options that would be silently ignored: the embedded server's, without it; a target, with it."""
     if args.profile is not None and not args.embedded:
@@ -278,7 +308,7 @@ def _run_options(args: argparse.Namespace, plans: list, console: Console) -> Run
     options = RunOptions(host=host, port=args.port or host_port_given, timeout=args.timeout,
                          session_timeout=args.session_timeout, jobs=args.jobs, repeat=args.repeat,
                          nameservers=tuple(args.nameserver), families=args.families or (),
-                         secrets=dict(args.secret),
+                         source=args.source, secrets=dict(args.secret),
                          on_case=console.case_done)
     if args.verbose:
         options.listener = console.live

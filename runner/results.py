@@ -104,6 +104,7 @@ class CaseResult:
     duration: float = 0.0
     target: str = ""  # host:port as the plan gave it
     peer: str | None = None  # the address actually connected to
+    source: str | None = None  # the local address connected from, when target.source / --source chose one
     reason: str | None = None  # the first failure, in one line
     line: int | None = None  # the case's line in the plan file
     tls: dict[str, Any] | None = None
@@ -123,6 +124,7 @@ class CaseResult:
             "line": self.line,
             "target": self.target,
             "peer": self.peer,
+            "source": self.source,
             "started_at": utc_iso(self.started_at),
             "duration": round(self.duration, 6),
             "reason": self.reason,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AuthResult", "DkimVerdict", "authentication_results", "verify_dkim"]
+__all__ = ["AuthResult", "DkimVerdict", "authentication_results", "check_results", "verify_dkim"]
 
 DNS_TIMEOUT = 5.0
 MAX_SIGNATURES = 8  # DKIM-Signature fields verified at most (each may cost a DNS lookup)
@@ -110,3 +110,32 @@ def authentication_results(values: list[str]) -> list[AuthResult]:
             if m and m.group(1).lower() != "none":
                 out.append(AuthResult(authserv, m.group(1).lower(), m.group(2).lower(), " ".join(m.group(3).split())))
     return out
+
+
+def _shown(results: list[AuthResult]) -> str:
+    return ", ".join(f"{r.method}={r.result}" + (f" ({r.properties})" if r.properties else "") for r in results)
+
+
+def check_results(values: list[str], authserv_id: str, wanted: dict[str, str]) -> list[str]:
+    """Why the Authentication-Results `values` (top first, as the header has them) do not give `wanted`
+    (method -> result), read only from fields of `authserv_id`: RFC 8601 §5, the others may be forged.
+    The topmost trusted field with a result for a method decides; a lower one that disagrees is a problem."""
+    fields = [authentication_results([v]) for v in values]
+    trusted = [f for f in fields if f and f[0].authserv_id.lower() == authserv_id.lower()]
+    others = sorted({f[0].authserv_id for f in fields if f and f not in trusted})
+    problems = []
+    for method, want in wanted.items():
+        found = [[r for r in f if r.method == method] for f in trusted]
+        found = [f for f in found if f]
+        if not found:
+            seen = (f"; fields from {', '.join(others)} are not trusted (RFC 8601 §5)" if others
+                    else "" if trusted else "; the delivered copy has no Authentication-Results field from it")
+            problems.append(f"Authentication-Results: no {method} result from {authserv_id}{seen}")
+        elif want not in (r.result for r in found[0]):
+            problems.append(f"Authentication-Results: {authserv_id} says {_shown(found[0])}, expected {method}={want}")
+        elif any(want not in (r.result for r in f) for f in found[1:]):
+            lower = next(f for f in found[1:] if want not in (r.result for r in f))
+            problems.append(f"Authentication-Results: {authserv_id} says {method}={want}, but a field below it "
+                            f"claiming {authserv_id} says {_shown(lower)} (written before it: a border MTA "
+                            "should remove such fields, RFC 8601 §5)")
+    return problems

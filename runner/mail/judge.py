@@ -14,7 +14,7 @@ from typing import Any
 
 from runner import limits
 from runner.mail import dsn as dsnparse
-from runner.mail.auth import authentication_results, verify_dkim
+from runner.mail.auth import authentication_results, check_results, verify_dkim
 from runner.mail.reader import Found
 
 __all__ = ["MAX_SHOWN_FIELDS", "body_text", "delivery", "header_facts", "report"]
@@ -81,7 +81,8 @@ def _received_tls(found: Found) -> tuple[bool, list[str]]:
 
 def delivery(found: Found, spec: Mapping[str, Any], nameservers: Sequence[tuple[str, int]] = (),
              latency: float | None = None) -> tuple[list[str], dict[str, Any]]:
-    """Judge a delivered copy against the step's `headers`, `body`, `received_tls`, `dkim`, `latency`."""
+    """Judge a delivered copy against the step's `headers`, `body`, `received_tls`, `dkim`,
+    `authentication_results`, `latency`."""
     problems = _headers(found, spec.get("headers") or {})
     facts: dict[str, Any] = {"folder": found.folder, "size": found.size, "truncated": found.truncated,
                              "headers": header_facts(found)}
@@ -95,6 +96,9 @@ def delivery(found: Found, spec: Mapping[str, Any], nameservers: Sequence[tuple[
                         + (f" (last hop: {hops[0][:200]!r})" if hops else " (no SMTP hop in it)"))
     results = authentication_results(found.fields("Authentication-Results"))
     facts["authentication_results"] = [r.to_dict() for r in results]
+    if spec.get("authentication_results"):
+        wanted = dict(spec["authentication_results"])
+        problems += check_results(found.fields("Authentication-Results"), wanted.pop("authserv_id"), wanted)
     if "dkim" in spec or found.fields("DKIM-Signature"):
         verdict = verify_dkim(found.raw, found.fields("DKIM-Signature"), nameservers, found.truncated)
         facts["dkim"] = verdict.to_dict()

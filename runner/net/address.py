@@ -17,7 +17,8 @@ import re
 
 from runner.text import CONTROLS, printable
 
-__all__ = ["check_host", "check_port", "hostport", "parse_hostport", "parse_port", "split_hostport"]
+__all__ = ["check_host", "check_port", "hostport", "ip_version", "parse_hostport", "parse_port", "parse_source",
+           "split_hostport"]
 
 MAX_LABEL = 63  # RFC 1035 §2.3.4: a label is 63 octets or less
 MAX_NAME = 253  # RFC 1035 §2.3.4: 255 octets on the wire, so 253 characters written without the root's dot
@@ -111,3 +112,37 @@ def parse_hostport(text: str) -> tuple[str, int | None]:
         except ValueError:
             raise ValueError(f"not a host, HOST:PORT or IPv6 address: {_quoted(text)}") from None
     return check_host(host), None if port is None else parse_port(port)
+
+
+def parse_source(text: str) -> str:
+    """`source`: the local IP address to connect from (IPv4, or IPv6 bare or in brackets), without a port.
+
+    No port: a fixed source port could serve one session at a time, and TIME_WAIT (RFC 9293 §3.6.1)
+    keeps it from the next; the system picks one, as Postfix's smtp_bind_address does.
+    """
+    given = text.strip()
+    bare = given[1:-1] if given.startswith("[") and given.endswith("]") else given
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        pass
+    try:
+        host, port = split_hostport(given)
+    except ValueError:
+        host, port = given, None
+    if port is not None:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            raise ValueError(f"a source address takes no port: {_quoted(text)} (the system picks the port)")
+    raise ValueError(f"not an IPv4 or IPv6 address: {_quoted(text)}" if text else "an empty source address")
+
+
+def ip_version(address: str) -> int | None:
+    """4 or 6 for an IP address (an IPv6 one may carry a %zone), None for a name."""
+    try:
+        return ipaddress.ip_address(address).version
+    except ValueError:
+        return None

@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import socket
 import ssl
 import time
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from runner.errors import ConnectionLost
-from runner.net.address import hostport
+from runner.net.address import hostport, ip_version
 
-__all__ = ["Connection", "Connector", "Transport", "hostport", "open_connection", "quiet_closed_transports"]
+__all__ = ["Connection", "Connector", "SourceUnusable", "Transport", "hostport", "open_connection",
+           "quiet_closed_transports"]
 
 READ_HIGH_WATER = 256 * 1024  # pause reading past this many unread bytes
 
@@ -107,11 +109,16 @@ async def _until(awaitable, deadline: float):  # type: ignore[no-untyped-def]
     return await asyncio.wait_for(awaitable, remaining)
 
 
+class SourceUnusable(OSError):
+    """The source address cannot be bound (not on this machine: EADDRNOTAVAIL); nothing was sent."""
+
+
 class Transport(Protocol):
     """One connection to a server, as the engine uses it. Every wait ends at a deadline
     (time.monotonic); asyncio.TimeoutError says it was reached."""
 
     peer: str  # host:port of the other end, as reports show it
+    local: str | None  # the address this end connected from (with a source address), else None
     tls_object: ssl.SSLObject | None  # the TLS session in force, for certificate facts
 
     async def read(self, deadline: float) -> bytes:
@@ -140,19 +147,21 @@ class Transport(Protocol):
 
 
 class Connector(Protocol):
-    """Opens a Transport before `deadline`, with TLS from the first byte when `tls` is given.
-    OSError, ssl.SSLError, asyncio.TimeoutError and ValueError (a bad host name) pass up."""
+    """Opens a Transport before `deadline`, with TLS from the first byte when `tls` is given, from the
+    local address `source` when one is given (only then is it passed). OSError (SourceUnusable for a
+    source that cannot be bound), ssl.SSLError, asyncio.TimeoutError and ValueError (a bad host name) pass up."""
 
     def __call__(self, host: str, port: int, deadline: float, tls: ssl.SSLContext | None = None,
-                 server_name: str | None = None) -> Awaitable[Transport]: ...
+                 server_name: str | None = None, *, source: str | None = None) -> Awaitable[Transport]: ...
 
 
 class Connection:
     """A Transport over an asyncio connection."""
 
-    def __init__(self, wire: _Wire, peer: str) -> None:
+    def __init__(self, wire: _Wire, peer: str, local: str | None = None) -> None:
         self._wire = wire
         self.peer = peer
+        self.local = local
         self.tls_object: ssl.SSLObject | None = None
 
     async def read(self, deadline: float) -> bytes:
@@ -222,14 +231,19 @@ async def open_connection(
     deadline: float,
     tls: ssl.SSLContext | None = None,
     server_name: str | None = None,
+    *,
+    source: str | None = None,
 ) -> Connection:
-    """Connect (and with `tls`, handshake) before `deadline`; OSError and TimeoutError pass up."""
+    """Connect (and with `tls`, handshake) before `deadline`; OSError and TimeoutError pass up.
+    With `source` (an IP address), connect from it: only to addresses of its family."""
     loop = asyncio.get_running_loop()
     wire = _Wire()
     remaining = max(0.001, deadline - time.monotonic())
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if tls is not None:
         kwargs = {"ssl": tls, "server_hostname": server_name or host, "ssl_handshake_timeout": remaining}
+    if source is not None:
+        kwargs.update(_bound(source))
     transport, _ = await _until(loop.create_connection(lambda: wire, host, port, **kwargs), deadline)
     try:
         peername = transport.get_extra_info("peername")
@@ -239,10 +253,28 @@ async def open_connection(
         transport.abort()
         raise ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
     peer = hostport(peername[0], peername[1])
-    conn = Connection(wire, peer)
+    local = None
+    if source is not None:
+        sockname = transport.get_extra_info("sockname")
+        local = sockname[0] if sockname else source
+    conn = Connection(wire, peer, local)
     if tls is not None:
         conn.tls_object = transport.get_extra_info("ssl_object")
     return conn
+
+
+def _bound(source: str) -> dict[str, Any]:
+    """create_connection's arguments to connect from `source`, once a trial bind shows this machine
+    has that address: asyncio's own bind error names neither the address as given nor what to do."""
+    family = socket.AF_INET6 if ip_version(source) == 6 else socket.AF_INET
+    try:
+        info = socket.getaddrinfo(source, 0, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+        with socket.socket(family, socket.SOCK_STREAM) as trial:
+            trial.bind(info[0][4])
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else (exc.strerror or str(exc))
+        raise SourceUnusable(exc.errno or 0, why) from None
+    return {"local_addr": (source, 0), "family": family}
 
 
 def quiet_closed_transports(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

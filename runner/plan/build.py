@@ -13,7 +13,7 @@ from typing import Any
 
 from runner import template
 from runner.errors import PlanError, Problem
-from runner.net.address import check_host
+from runner.net.address import check_host, parse_source
 from runner.plan.check import StepBuilder
 from runner.plan.load import Loaded
 from runner.plan.scope import render_early
@@ -141,9 +141,14 @@ class _PlanBuilder:
         from runner.net.dns import parse_nameserver
 
         target = self.data.get("target", {})
-        for key in ("host", "server_name", "cafile", "port", "mx"):
+        for key in ("host", "server_name", "cafile", "port", "mx", "source"):
             if isinstance(target.get(key), str):
                 steps.template(target[key], ("target", key), set())
+        if isinstance(target.get("source"), str) and not template.is_template(target["source"]):
+            try:
+                parse_source(target["source"])
+            except ValueError as exc:
+                self.problems.append(self.loaded.problem(f"target.source: {exc}", ("target", "source")))
         for key in ("host", "mx"):  # a templated one is checked once rendered, as the case connects
             if isinstance(target.get(key), str) and not template.is_template(target[key]):
                 try:
@@ -250,4 +255,5 @@ def _target(raw: dict[str, Any]) -> Target:
         dns_timeout=float(raw.get("dns_timeout", 5.0)),
         strict_replies=raw.get("strict_replies", False),
         quit_on_failure=raw.get("quit_on_failure", True),
+        source=raw.get("source"),
     )

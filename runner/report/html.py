@@ -148,6 +148,7 @@ class _Case:
     started: str
     target: str
     peer: str
+    source: str  # the local address connected from, "" when none was chosen
     reason: str
     notes: list[str]
     session: _Session
@@ -287,6 +288,7 @@ def _case(n: int, case: CaseResult, file: str) -> _Case:
         started=format_utc(case.started_at),
         target=printable(case.target),
         peer=printable(case.peer),
+        source=printable(case.source),
         reason=printable(case.reason),
         notes=[printable(n) for n in case.notes],
         session=_session(title, case, file),

@@ -70,7 +70,7 @@ def _case(d: dict[str, Any]) -> CaseResult:
         name=str(d["name"]), status=str(d["status"]), steps=[_step(s) for s in d["steps"]],
         transcript=[Event(float(e["t"]), str(e["dir"]), unshow_bytes(str(e["data"]))) for e in d["transcript"]],
         started_at=_when(d["started_at"]), duration=float(d["duration"]), target=str(d["target"]), peer=d["peer"],
-        reason=d["reason"], line=d["line"], tls=d["tls"], notes=[str(n) for n in d["notes"]],
+        source=d.get("source"), reason=d["reason"], line=d["line"], tls=d["tls"], notes=[str(n) for n in d["notes"]],
         attempts=[_case(a) for a in d["attempts"]], load=d["load"], position=d.get("position"))
 
 

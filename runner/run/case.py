@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import ssl
 import time
 from collections.abc import Mapping
@@ -22,8 +23,8 @@ from runner import limits
 from runner.errors import StepFailed
 from runner.mail.listen import ListenError, Listeners
 from runner.net import tls as tlsinfo
-from runner.net.address import check_host
-from runner.net.transport import Connector, hostport, open_connection
+from runner.net.address import check_host, ip_version, parse_source
+from runner.net.transport import Connector, SourceUnusable, hostport, open_connection
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Step, Target
 from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
@@ -116,9 +117,20 @@ class Session(Wire):
         except ValueError as exc:
             raise StepFailed(str(exc)) from None
 
+    def source(self) -> str | None:
+        """The target's source address, rendered: an IP address to connect from, or None."""
+        if self.target.source is None:
+            return None
+        try:
+            return parse_source(self.text(self.target.source))
+        except ValueError as exc:
+            raise StepFailed(f"target.source: {exc}") from None
+
     async def connect(self) -> None:
         """Connect to the target host, or along the route (MX hosts in order), falling back on failure."""
         t = self.target
+        source = self.source()
+        bind = {"source": source} if source else {}  # a connector is given `source` only when there is one
         context = None
         if t.tls == "implicit":
             cafile = self.text(t.cafile or "")
@@ -137,11 +149,14 @@ class Session(Wire):
             self.note(f"connecting to {where}{tls_note}")
             self.server_host = hop.name
             name = self.text(t.server_name) if t.server_name else hop.name
+            why = _family_mismatch(source, hop.address, where)
             try:
-                self.conn = await self.connector(hop.address, port, time.monotonic() + t.timeout, context, name)
-                break
+                if why is None:
+                    self.conn = await self.connector(hop.address, port, time.monotonic() + t.timeout, context,
+                                                     name, **bind)
+                    break
             except (asyncio.TimeoutError, OSError, ValueError) as exc:  # UnicodeError is a ValueError
-                why = _connect_failure(exc, where, t.timeout)
+                why = _connect_failure(exc, where, t.timeout, source)
             failures.append(why)
             self.note(why)
         if self.conn is None:
@@ -151,7 +166,11 @@ class Session(Wire):
         if self.route is not None:
             self.result.notes.append(f"connected to MX {hop.name} (preference {hop.preference}) at {self.conn.peer}")
         self.result.peer = self.conn.peer
-        self.note(f"connected to {self.conn.peer}")
+        if source:
+            self.result.source = self.conn.local or source
+            self.note(f"connected from {self.result.source} to {self.conn.peer}")
+        else:
+            self.note(f"connected to {self.conn.peer}")
         if context is not None:
             self.result.tls = tlsinfo.session_facts(self.conn.tls_object, t.verify)
             self.note(tlsinfo.describe_session(self.result.tls))
@@ -252,8 +271,22 @@ class Session(Wire):
 _BODY_ACTIONS = frozenset({"data", "data_file", "data_size"})  # (bdat judges its own replies: steps.py)
 
 
-def _connect_failure(exc: BaseException, where: str, timeout: float) -> str:
+def _family_mismatch(source: str | None, address: str, where: str) -> str | None:
+    """Why `address` cannot be reached from `source` (an IPv4 source, an IPv6 address), or None."""
+    theirs, ours = ip_version(address), ip_version(source) if source else None
+    if ours is None or theirs is None or theirs == ours:
+        return None
+    return (f"cannot connect to {where} from source address {source}: "
+            f"an IPv{ours} source cannot reach an IPv{theirs} address")
+
+
+def _connect_failure(exc: BaseException, where: str, timeout: float, source: str | None = None) -> str:
     """Why a connection attempt failed, in a mail admin's words."""
+    if isinstance(exc, SourceUnusable):
+        return f"cannot use source address {source}: {exc.strerror}"
+    if source and isinstance(exc, socket.gaierror):  # the host has no address of the source's family
+        return f"cannot connect to {where}: {exc.strerror or exc} (IPv{ip_version(source)} addresses only, " \
+               f"to match source address {source})"
     if isinstance(exc, asyncio.TimeoutError):
         return f"connection to {where} timed out after {timeout:g}s"
     if isinstance(exc, ssl.SSLError):

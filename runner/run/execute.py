@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import __version__
+from runner.net.address import ip_version
 from runner.net.transport import Connector, quiet_closed_transports
 from runner.plan.scope import Scope
 from runner.plan.targets import FleetTarget, in_shard
@@ -47,6 +48,7 @@ class RunOptions:
     repeat: int = 1
     nameservers: tuple[str, ...] = ()  # --nameserver: instead of the plans' and the system's
     families: tuple[str, ...] = ()  # --ipv4 / --ipv6
+    source: str | None = None  # --source: the local address to connect from, instead of the plans'
     secrets: dict[str, str] = field(default_factory=dict)
     listener: Listener | None = None
     on_case: Callable[[PlanResult, CaseResult], None] | None = None
@@ -60,11 +62,15 @@ def target_for(plan: Plan, options: RunOptions) -> Target:
     """The plan's target with what the command line gave instead."""
     given = {"host": options.host, "port": options.port, "timeout": options.timeout,
              "session_timeout": options.session_timeout, "nameservers": options.nameservers,
-             "families": options.families}
+             "families": options.families, "source": options.source}
     changes: dict[str, Any] = {key: value for key, value in given.items() if value}
     if options.host:
         changes["mx"] = None  # an explicit host wins over the plan's MX lookup
-    return dataclasses.replace(plan.target, **changes)
+    target = dataclasses.replace(plan.target, **changes)
+    version = ip_version(target.source or "")
+    if version and not options.families:  # MX hosts: only the addresses the source can reach
+        target = dataclasses.replace(target, families=(f"ipv{version}",))
+    return target
 
 
 def _placeholder(case: Case, target: Target, status: str, reason: str) -> CaseResult:

@@ -49,6 +49,9 @@ def rendered(session: StepContext, spec: dict[str, Any]) -> dict[str, Any]:
             out[key] = session.text(out[key])
     if out.get("headers"):
         out["headers"] = {name: session.text(rx) for name, rx in out["headers"].items()}
+    if out.get("authentication_results"):
+        results = out["authentication_results"] = dict(out["authentication_results"])
+        results["authserv_id"] = session.text(results["authserv_id"])
     for key in BOOLEAN_KEYS:
         if isinstance(out.get(key), str):
             out[key] = _boolean(session, key, out[key])

@@ -16,7 +16,7 @@ from enum import IntEnum
 from typing import TextIO
 
 from runner import __version__
-from runner.arguments import ArgumentParser, host_port, name_value, nameserver, seconds, tcp_port
+from runner.arguments import ArgumentParser, host_port, name_value, nameserver, seconds, source_address, tcp_port
 from runner.environment import Environment
 from runner.errors import PlanError, SmtprunError, UsageError
 from runner.results import FAILED, PASSED, CaseResult, RunResult
@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plan", metavar="PLAN", help="the plan file (YAML)")
     parser.add_argument("-H", "--host", type=host_port, help="connect here instead of the plan's target")
     parser.add_argument("-p", "--port", type=tcp_port, help="connect to this port instead of the plan's")
+    parser.add_argument("-S", "--source", type=source_address, metavar="ADDRESS",
+                        help="connect from this local IP address instead of the plan's target.source")
     parser.add_argument("-t", "--timeout", type=seconds, default=DEFAULT_TIMEOUT,
                         help=f"seconds the whole check may take (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("-w", "--warning", type=_range, metavar="RANGE",
@@ -154,7 +156,7 @@ def _run(args: argparse.Namespace, env: Environment) -> tuple[CheckStatus, str, 
 
     options = RunOptions(host=host, port=args.port or port_given, timeout=reply_timeout,
                          session_timeout=args.timeout, nameservers=tuple(args.nameserver),
-                         secrets=dict(args.secret), on_start=deadline)
+                         source=args.source, secrets=dict(args.secret), on_start=deadline)
     run = run_plans([plan], options)
     if timed_out:
         return _timed_out(run, args)

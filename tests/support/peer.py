@@ -111,6 +111,7 @@ class ScriptedConnection:
     def __init__(self, script: list[Action], peer: str) -> None:
         self.script: deque[Action] = deque(script)
         self.peer = peer
+        self.local: str | None = None  # the source address it was opened from, if one was given
         self.tls_object: FakeTLS | None = None
         self.writes: list[bytes] = []  # each write the client made, as made
         self.mismatch: str | None = None
@@ -231,16 +232,19 @@ class ScriptedServer:
         self.peer = peer
         self.connections: list[ScriptedConnection] = []
         self.attempts: list[tuple[str, int, str | None]] = []  # (host, port, TLS server name)
+        self.sources: list[str | None] = []  # the source address each attempt was given
 
     async def connect(self, host: str, port: int, deadline: float, tls: Any = None,
-                      server_name: str | None = None) -> ScriptedConnection:
+                      server_name: str | None = None, *, source: str | None = None) -> ScriptedConnection:
         self.attempts.append((host, port, server_name))
+        self.sources.append(source)
         if not self.scripts:
             raise ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
         script = self.scripts.pop(0)
         if isinstance(script, BaseException):
             raise script
         conn = ScriptedConnection(script, self.peer)
+        conn.local = source
         self.connections.append(conn)
         if tls is not None:  # implicit TLS (RFC 8314): the handshake comes first
             await conn.start_tls(tls, server_name or host, deadline)

@@ -160,3 +160,27 @@ def test_plan_errors_name_the_line(tmp_path: Path):
     assert ":3:" in text
     text = _plan_error(tmp_path, "  - expect_delivery: {mailbox: 'maildir:/m', body: '('}\n")
     assert "bad regex '('" in text
+
+
+def test_authentication_results_are_read_from_the_trusted_authserv_id_only() -> None:
+    from runner.mail.auth import check_results
+
+    ours = "mx.example.test; dkim=pass header.d=example.test; spf=fail smtp.mailfrom=example.test"
+    theirs = "evil.example; dkim=pass header.d=example.test; spf=pass"
+    assert check_results([theirs, ours], "MX.example.test", {"dkim": "pass"}) == []
+    assert check_results([theirs, ours], "mx.example.test", {"spf": "pass"}) == [
+        "Authentication-Results: mx.example.test says spf=fail (smtp.mailfrom=example.test), expected spf=pass"]
+    assert check_results([theirs], "mx.example.test", {"dkim": "pass"}) == [
+        "Authentication-Results: no dkim result from mx.example.test; fields from evil.example are not trusted "
+        "(RFC 8601 §5)"]
+    assert check_results([], "mx.example.test", {"dmarc": "pass"}) == [
+        "Authentication-Results: no dmarc result from mx.example.test; the delivered copy has no "
+        "Authentication-Results field from it"]
+    # two signatures, one verifies: that field gives dkim=pass
+    two = "mx.example.test 1; dkim=fail header.d=a.test; dkim=pass (2048-bit key) header.d=b.test"
+    assert check_results([two], "mx.example.test", {"dkim": "pass"}) == []
+    # a field claiming our authserv-id below our own, disagreeing: written before us, not removed
+    forged = "mx.example.test; dkim=fail"
+    assert check_results([ours, forged], "mx.example.test", {"dkim": "pass"}) == [
+        "Authentication-Results: mx.example.test says dkim=pass, but a field below it claiming mx.example.test "
+        "says dkim=fail (written before it: a border MTA should remove such fields, RFC 8601 §5)"]
