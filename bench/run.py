@@ -482,14 +482,14 @@ def measure_targets(smtprun: list[str], procs: Processes, hosts_n: int, work: Pa
     total, silent_n = len(cases), len(hosts) * 2
     passed = [c for c in cases if c["status"] == "passed"]
     failed = [c for c in cases if c["status"] == "failed"]
-    timed_out = [c for c in failed if "timed out" in (c.get("reason") or "")
+    timed_out = [c for c in failed if (c.get("reason") or "").endswith(f"no reply within {REPLY_TIMEOUT:g}s")
                  and (c.get("peer") or "").endswith(f":{silent_port}")]  # "target" keeps the template
     counts_ok = (total == len(hosts) * 20 and len(passed) == total - silent_n and len(failed) == silent_n
                  and len(timed_out) == silent_n)
     if not counts_ok:
         reasons = sorted({c.get("reason") or "" for c in failed})[:5]
         raise BenchError(f"{total} targets: expected {total - silent_n} passed and {silent_n} failed with "
-                         f"'timed out', got {len(passed)} passed, {len(failed)} failed "
+                         f"'no reply within {REPLY_TIMEOUT:g}s', got {len(passed)} passed, {len(failed)} failed "
                          f"({len(timed_out)} timed out): {reasons}")
     ok = ours.wall <= 4.0
     line = (f"{total} targets, {silent_n} never answer, {REPLY_TIMEOUT} s timeout, {JOBS} jobs: "
