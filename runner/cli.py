@@ -222,6 +222,10 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
         if server is not None:
             server.stop()
         raise
+    if args.shard and not any(plan.cases for plan in run.plans):
+        k, n = args.shard
+        console.error(f"smtprun: shard {k}/{n} holds none of the cases, so nothing ran "
+                      "(with fewer cases than shards, some shares are empty)")
     with _interrupt_deferred() as interrupted:  # the results exist: report them all, then honour Ctrl-C
         if server is not None:
             server.stop()
@@ -286,19 +290,9 @@ def _check_embedded(args: argparse.Namespace) -> None:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """--json, --junit and --report-dir can be written, checked before any session: a run is not spent
-    on reports it cannot keep."""
-    from runner.report.files import check_writable
+    from runner.report.files import check_outputs
 
-    targets = [(flag, value, False) for flag, value in (("--json", args.json), ("--junit", args.junit))
-               if value and value != "-"]
-    if not args.no_report:
-        targets.append(("--report-dir", args.report_dir, True))
-    for flag, value, folder in targets:
-        try:
-            check_writable(Path(value), folder)
-        except OSError as exc:
-            raise UsageError(f"{flag} {value}: cannot write there: {exc.strerror or exc}") from None
+    check_outputs(args.json, args.junit, None if args.no_report else args.report_dir)
 
 
 def _run_options(args: argparse.Namespace, plans: list, console: Console) -> RunOptions:

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["atomic_write", "check_writable", "write_first_free"]
+__all__ = ["atomic_write", "check_outputs", "check_writable", "write_first_free"]
 
 _LINK_UNSUPPORTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
@@ -57,6 +57,24 @@ def check_writable(path: Path, folder: bool = False) -> None:
     fd, probe = tempfile.mkstemp(prefix=".smtprun-probe-", dir=where)
     os.close(fd)
     os.unlink(probe)
+
+
+def check_outputs(json: str | None, junit: str | None, report_dir: str | None) -> None:
+    """UsageError unless --json, --junit (not '-') and --report-dir (None: no report) can be written:
+    checked before any work, so a run or a merge is not spent on reports it cannot keep."""
+    from runner.errors import UsageError
+
+    targets = [(flag, value, False) for flag, value in (("--json", json), ("--junit", junit))
+               if value is not None and value != "-"]
+    if report_dir is not None:
+        targets.append(("--report-dir", report_dir, True))
+    for flag, value, folder in targets:
+        if not value.strip():
+            raise UsageError(f"{flag} needs a file name" if not folder else f"{flag} needs a folder name")
+        try:
+            check_writable(Path(value), folder)
+        except OSError as exc:
+            raise UsageError(f"{flag} {value}: cannot write there: {exc.strerror or exc}") from None
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -273,7 +273,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--plans", required=True, metavar="DIR", help="the folder of plan files (NAME.yaml)")
     parser.add_argument("--listen", type=host_port, default=DEFAULT_LISTEN, metavar="HOST:PORT",
                         help="where to answer (default 127.0.0.1:9465)")
-    parser.add_argument("--allow-target", action="append", default=[], metavar="PATTERN",
+    parser.add_argument("--allow-target", action="append", default=[], metavar="PATTERN", type=_pattern,
                         help="let target= point a probe at host:port (or mx:domain:port) matching this glob, "
                              "e.g. '127.0.0.1:*' (repeatable; without it target= is refused)")
     parser.add_argument("--max-concurrent", type=_positive, default=10, metavar="N",
@@ -287,6 +287,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout-offset", type=float, default=0.25, metavar="SECONDS",
                         help="kept back from the scrape timeout Prometheus sends (default 0.25)")
     return parser
+
+
+def _pattern(text: str) -> str:
+    if not text.strip() or text != text.strip():
+        raise argparse.ArgumentTypeError(f"expected a host:port glob such as '127.0.0.1:*', got {text!r}")
+    return text
 
 
 def _positive(text: str) -> int:
@@ -327,6 +333,10 @@ def main(argv: Sequence[str], env: Environment) -> int:
         plans_dir = Path(args.plans)
         if not plans_dir.is_dir():
             raise UsageError(f"--plans {args.plans}: not a folder")
+        if args.report_dir is not None:
+            from runner.report.files import check_outputs
+
+            check_outputs(None, None, args.report_dir)
         loop = new_event_loop()
         asyncio.set_event_loop(loop)
         settings = Settings(plans_dir, tuple(args.allow_target), args.max_concurrent, args.timeout,

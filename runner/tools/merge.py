@@ -34,10 +34,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    for flag, value in (("--json", args.json), ("--junit", args.junit)):
-        if value is not None and (not value.strip() or not Path(value).parent.is_dir()):
-            raise UsageError(f"{flag} {value!r}: no such folder to write into" if value.strip()
-                             else f"{flag} needs a file name")
+    from runner.report.files import check_outputs
+
+    check_outputs(args.json, args.junit, None if args.no_report else args.report_dir)
 
 
 def _check_versions(runs: list[tuple[str, RunResult]]) -> None:

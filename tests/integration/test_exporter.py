@@ -264,13 +264,19 @@ def test_with_report_dir_probes_write_reports_and_the_index_links_the_latest(pla
         assert f'<a href="reports/{names[-1]}">latest report</a>' in again.get("/")[2]
 
 
-def test_report_dir_that_cannot_be_made_is_a_one_line_error(plans, tmp_path):
+@pytest.mark.parametrize(("argv", "message"), [
+    (("--report-dir", "{tmp}/file/reports"), "--report-dir {tmp}/file/reports: cannot write there: Not a directory"),
+    (("--report-dir", "{tmp}/file"), "--report-dir {tmp}/file: cannot write there: not a folder"),
+    (("--allow-target", ""), "argument --allow-target: expected a host:port glob such as '127.0.0.1:*', got ''"),
+])
+def test_options_it_cannot_use_are_a_one_line_usage_error(plans, tmp_path, argv, message):
     (tmp_path / "file").write_text("")
-    done = subprocess.run([sys.executable, "-m", "runner", "exporter", "--plans", str(plans), "--report-dir",
-                           str(tmp_path / "file" / "reports")], capture_output=True, text=True, timeout=30,
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    done = subprocess.run([sys.executable, "-m", "runner", "exporter", "--plans", str(plans), *argv],
+                          capture_output=True, text=True, timeout=30,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
-    assert done.returncode == 3
-    assert done.stderr.endswith(f"smtprun exporter: --report-dir {tmp_path / 'file' / 'reports'}: Not a directory\n")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.endswith(f"smtprun exporter: {message.format(tmp=tmp_path)}\n")
 
 
 DELIVERY = """\

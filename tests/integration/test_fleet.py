@@ -133,3 +133,23 @@ def test_merge_refuses_bad_inputs_and_writes_nothing(tmp_path, fleet):
     first = err.splitlines()[0]
     assert first.startswith(f"smtprun merge: {truncated}:") and first.endswith("(the file ends too early: truncated?)")
     assert not report.exists() and not (tmp_path / "m.json").exists()
+    (tmp_path / "hello.json").write_text("hello\n")
+    code, _, err = run("merge", str(one), str(tmp_path / "hello.json"))
+    assert code == 2
+    assert err.splitlines()[0] == f"smtprun merge: {tmp_path / 'hello.json'}:1:1: not valid JSON: Expecting value"
+    code, out, err = run("merge", str(one), "--report-dir", str(one))
+    assert (code, out, err) == (2, "", f"smtprun merge: --report-dir {one}: cannot write there: not a folder\n"
+                                       "smtprun merge: nothing was written\n")
+
+
+def test_a_shard_with_no_cases_says_so(tmp_path, postfix):
+    plan = write_plan(tmp_path, PLAN.replace("[1, 2, 3, 4, 5, 6]", "[1]"))
+    targets = tmp_path / "one.txt"
+    targets.write_text("127.0.0.1:25\n")
+    said = []
+    for k in (1, 2, 3, 4):
+        code, out, err = run(plan, "--targets", str(targets), "--shard", f"{k}/4", "--no-report")
+        assert code == 0, err
+        said.append("PASS" in out)
+        assert (f"smtprun: shard {k}/4 holds none of the cases, so nothing ran" in err) == ("PASS" not in out)
+    assert said.count(True) == 1
