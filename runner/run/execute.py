@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runner import __version__
+from runner.net.resolver import Lookups
 from runner.net.transport import Connector, quiet_closed_transports
 from runner.plan.scope import Scope
 from runner.plan.targets import FleetTarget, in_shard
@@ -97,9 +98,10 @@ class _PlanRun:
     """One plan's cases on the shared loop: routes, conditions, retries, repetitions."""
 
     def __init__(self, plan: Plan, options: RunOptions, gate: asyncio.Semaphore, stopping: asyncio.Event,
-                 budget: RenderBudget) -> None:
+                 budget: RenderBudget, lookups: Lookups) -> None:
         self.plan, self.options, self.gate, self.stopping = plan, options, gate, stopping
         self.budget = budget  # the run's: large bodies of every plan's cases share it
+        self.lookups = lookups  # the run's DNS: its own cap on queries in flight, each name and type asked once
         self.target = target_for(plan, options)
         self.scope = Scope.for_plan(plan, options.secrets)  # each case runs in its own scope derived from it
         self.result = PlanResult(plan.name, plan.file, self.scope.redactor.text(plan.source), str(self.target))
@@ -146,7 +148,7 @@ class _PlanRun:
         try:
             domain = self.scope.render(t.mx or "")
             t0 = time.monotonic()
-            found = await resolve_mx(domain, config_for(t.nameservers, t.dns_timeout, t.families))
+            found = await resolve_mx(domain, config_for(t.nameservers, t.dns_timeout, t.families), self.lookups)
             self.result.dns_seconds = time.monotonic() - t0
         except (DnsError, RenderError, ValueError) as exc:
             return [_Job(c, error=str(exc)) for c in self.plan.cases]
@@ -197,15 +199,15 @@ class _PlanRun:
         self._done(i, result)
 
     async def _fleet_route(self, job: _Job) -> tuple[_Job, list[str]]:
-        """An `mx:domain` target: its MX hosts looked up (one session's share of the gate), then the route."""
+        """An `mx:domain` target: its MX hosts looked up, then the route. The lookup takes no session slot:
+        targets are resolved ahead of their sessions, as many at once as the run's DNS cap allows."""
         from runner.net.dns import DnsError, config_for, resolve_mx
 
         t = job.target or self.target
-        async with self.gate:
-            try:
-                found = await resolve_mx(t.mx or "", config_for(t.nameservers, t.dns_timeout, t.families))
-            except (DnsError, ValueError) as exc:
-                return dataclasses.replace(job, error=str(exc)), []
+        try:
+            found = await resolve_mx(t.mx or "", config_for(t.nameservers, t.dns_timeout, t.families), self.lookups)
+        except (DnsError, ValueError) as exc:
+            return dataclasses.replace(job, error=str(exc)), []
         route = tuple(Hop(ex.host, a, ex.preference) for ex in found.exchangers for a in ex.addresses)
         return dataclasses.replace(job, route=route, error=None if route else "no MX host has an address"), \
             mx_notes(found)
@@ -283,10 +285,14 @@ async def _run(plans: list[Plan], options: RunOptions, run: RunResult, stop: asy
     if options.on_start is not None:
         options.on_start(stop.set)
     budget = RenderBudget()
-    runs = [_PlanRun(plan, options, gate, stop, budget) for plan in plans]
-    run.plans.extend(r.result for r in runs)
-    pending: set[asyncio.Future[Any]] = {asyncio.ensure_future(r.run()) for r in runs}
+    async with Lookups() as lookups:  # the run's DNS, closed (what is still asked cancelled) when it ends
+        runs = [_PlanRun(plan, options, gate, stop, budget, lookups) for plan in plans]
+        run.plans.extend(r.result for r in runs)
+        await _drive({asyncio.ensure_future(r.run()) for r in runs}, run, stop, own_signals)
 
+
+async def _drive(pending: set[asyncio.Future[Any]], run: RunResult, stop: asyncio.Event, own_signals: bool) -> None:
+    """Wait for the plans' runs, or for `stop` (Ctrl-C), then stop what is left."""
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or no signals
         if own_signals:
