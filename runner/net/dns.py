@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import random
@@ -46,6 +47,7 @@ class MxResult:
     implicit: bool  # no MX record: the domain's own A/AAAA, as if "MX 0 domain" (RFC 5321 §5.1)
 
 
+@functools.lru_cache(maxsize=64)  # a fleet's 10,000 targets share their plan's few
 def config_for(nameservers: Sequence[str], timeout: float, families: Sequence[str]) -> ResolverConfig:
     """A resolver configuration from a plan's target: name servers as written ("IP[:PORT]")."""
     return ResolverConfig(tuple(parse_nameserver(n) for n in nameservers), timeout, tuple(families))
@@ -86,17 +88,15 @@ async def _addresses(host: str, config: ResolverConfig, lookups: Lookups,
     none, why."""
     rdtypes = [FAMILIES[f] for f in families or config.families]
     joined = "/".join(rdtypes)
-    found = await asyncio.gather(*(lookups.query(host, t, config) for t in rdtypes), return_exceptions=True)
+    answers = [lookups.answer(host, t, config) for t in rdtypes]
     addresses: list[str] = []
     reasons: list[str] = []
-    for rdtype, result in zip(rdtypes, found, strict=True):
-        if isinstance(result, DnsError):  # "NXDOMAIN for h A" and "... h AAAA" read better as one "h A/AAAA"
-            reason = str(result).replace(f"{shown(host)} {rdtype}", f"{shown(host)} {joined}")
+    for rdtype, answer in zip(rdtypes, answers, strict=True):
+        try:
+            addresses += await answer
+        except DnsError as error:  # "NXDOMAIN for h A" and "... h AAAA" read better as one "h A/AAAA"
+            reason = str(error).replace(f"{shown(host)} {rdtype}", f"{shown(host)} {joined}")
             reasons += [reason] if reason not in reasons else []
-        elif isinstance(result, BaseException):
-            raise result
-        else:
-            addresses += result
     if addresses:
         return tuple(addresses), ""
     return (), "; ".join(reasons) or f"no {joined} record for {shown(host)}"
@@ -118,8 +118,10 @@ async def resolve_host(host: str, config: ResolverConfig, lookups: Lookups | Non
 
 async def resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups | None = None) -> MxResult:
     """The exchangers for domain in delivery order, each with its addresses (RFC 5321 §5.1)."""
-    async with _using(lookups) as asking:
-        return await _resolve_mx(domain, config, asking)
+    if lookups is not None:
+        return await _resolve_mx(domain, config, lookups)
+    async with Lookups() as own:
+        return await _resolve_mx(domain, config, own)
 
 
 async def _resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups) -> MxResult:
@@ -138,7 +140,10 @@ async def _resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups) -> 
         hosts = [shown(exchange) for p, exchange in records if p == preference]
         random.shuffle(hosts)  # RFC 5321 §5.1: equal preferences are tried in random order
         ordered += [(preference, host) for host in hosts]
-    found = await asyncio.gather(*(_addresses(host, config, lookups) for _, host in ordered))
+    for _, host in ordered:  # every exchanger's A and AAAA asked at once
+        for rdtype in (FAMILIES[f] for f in config.families):
+            lookups.start(host, rdtype, config)
+    found = [await _addresses(host, config, lookups) for _, host in ordered]
     exchangers = tuple(
         Exchanger(host, preference, addresses, reason or None)
         for (preference, host), (addresses, reason) in zip(ordered, found, strict=True)

@@ -16,15 +16,16 @@ mx1.example.test AAAA (name server 127.0.0.1:5353)".
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import SmtprunError
 from runner.net.address import check_port, hostport
+from runner.net.cares import TIMED_OUT, Channel
 
 __all__ = ["FAMILIES", "MAX_IN_FLIGHT", "DnsError", "Lookups", "ResolverConfig"]
 
@@ -74,16 +75,23 @@ def shown(name: str) -> str:
     return name if name == "." else name.rstrip(".")
 
 
-@dataclass
-class _Channel:
-    cares: Any  # pycares.Channel
-    servers: str  # "name server 127.0.0.1:5353", for messages
+class _Lookup:
+    """One name and type asked in a run: the outcome once it is in, and the waiters until then."""
+
+    __slots__ = ("config", "deadline", "name", "outcome", "rdtype", "waiters")
+
+    def __init__(self, name: str, rdtype: str, config: ResolverConfig) -> None:
+        self.name, self.rdtype, self.config = name, rdtype, config
+        self.deadline = 0.0
+        self.outcome: list[Any] | DnsError | None = None
+        self.waiters: list[asyncio.Future[list[Any]]] = []
 
 
 class Lookups:
     """One run's DNS: a channel per configuration, at most `in_flight` queries at once, each name/type asked once.
 
-    Close it when the run ends (`async with`, or close()): what is still being asked is cancelled.
+    Callbacks, not a task per query: the run may ask 30,000 of them. Close it when the run ends (`async with`,
+    or close()): what is still being asked, or waits to be, fails as cancelled.
     """
 
     def __init__(self, in_flight: int = MAX_IN_FLIGHT) -> None:
@@ -93,9 +101,10 @@ class Lookups:
         self.asked = 0  # queries sent to name servers, after de-duplication
         self.peak = 0  # the most queries that were outstanding at once
         self._busy = 0
-        self._gate = asyncio.Semaphore(in_flight)
-        self._channels: dict[tuple[tuple[tuple[str, int], ...], float], _Channel] = {}
-        self._answers: dict[tuple[str, str, tuple[tuple[str, int], ...], float], asyncio.Future[list[Any]]] = {}
+        self._queue: deque[_Lookup] = deque()  # waiting for one of the in_flight places
+        self._pumping = False
+        self._channels: dict[tuple[tuple[tuple[str, int], ...], float], tuple[Channel, str]] = {}
+        self._lookups: dict[tuple[str, str, tuple[tuple[str, int], ...], float], _Lookup] = {}
         self._closed = False
 
     async def __aenter__(self) -> Lookups:
@@ -108,109 +117,127 @@ class Lookups:
         """The answer's values of rdtype: addresses (A, AAAA), (preference, exchange) (MX), bytes (TXT, the
         strings joined as RFC 7208 §3.3 says), names (PTR), (usage, selector, mtype, data) (TLSA); [] when the
         name exists without such records. Failures are DnsError. A lookup already made or under way is shared."""
+        return list(await self.answer(name, rdtype, config))
+
+    def answer(self, name: str, rdtype: str, config: ResolverConfig) -> asyncio.Future[list[Any]]:
+        """This waiter's future for name/rdtype's values, the lookup started unless it was; cancelling the
+        future gives up this waiter only."""
+        lookup = self._lookup(name, rdtype, config)
+        waiter: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        if lookup.outcome is None:
+            lookup.waiters.append(waiter)
+        else:
+            _deliver(waiter, lookup.outcome)
+        return waiter
+
+    def start(self, name: str, rdtype: str, config: ResolverConfig) -> None:
+        """Start the lookup of name/rdtype (unless it was), for an answer() that will come later."""
+        self._lookup(name, rdtype, config)
+
+    def _lookup(self, name: str, rdtype: str, config: ResolverConfig) -> _Lookup:
         if self._closed:
             raise DnsError(f"DNS lookup of {shown(name)} {rdtype} after the run ended")
         key = (shown(name).lower(), rdtype, config.nameservers, config.timeout)
-        answer = self._answers.get(key)
-        if answer is None:
-            answer = self._answers[key] = asyncio.ensure_future(self._ask(name, rdtype, config))
-            answer.add_done_callback(_retrieved)
-        return list(await asyncio.shield(answer))  # one waiter given up (its session's timeout) leaves the rest
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            lookup = self._lookups[key] = _Lookup(name, rdtype, config)
+            self._queue.append(lookup)
+            self._pump()
+        return lookup
 
-    async def _ask(self, name: str, rdtype: str, config: ResolverConfig) -> list[Any]:
-        channel = self._channel(config)
-        async with self._gate:
-            self.asked += 1
-            self._busy += 1
-            self.peak = max(self.peak, self._busy)
+    def _pump(self) -> None:
+        """Send what waits while places are free (not re-entered: a query that fails at once loops here)."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._queue and self._busy < self.in_flight and not self._closed:
+                self._start(self._queue.popleft())
+        finally:
+            self._pumping = False
+
+    def _start(self, lookup: _Lookup) -> None:
+        self._busy += 1
+        self.peak = max(self.peak, self._busy)
+        self.asked += 1
+        try:
+            channel, servers = self._channel(lookup.config)
+        except DnsError as e:
+            self._done(lookup, e)
+            return
+        lookup.deadline = channel.loop.time() + lookup.config.timeout  # from the sending, not the queueing
+        self._send(lookup, channel, servers)
+
+    def _send(self, lookup: _Lookup, channel: Channel, servers: str) -> None:
+        import pycares
+
+        def answered(status: int | None, result: Any) -> None:
+            left = lookup.deadline - channel.loop.time()
+            if status == pycares.errno.ARES_ETIMEOUT and left >= _RESEND_AFTER and not self._closed:
+                self._send(lookup, channel, servers)  # c-ares gave up sooner (its timeouts adapt): ask again
+                return
             try:
-                status, result = await _until_answered(channel.cares, name, rdtype, config.timeout)
-            finally:
-                self._busy -= 1
-        return _values(status, result, rdtype, f"{shown(name)} {rdtype}", channel.servers, config)
+                outcome: list[Any] | DnsError = _values(status, result, lookup.rdtype,
+                                                        f"{shown(lookup.name)} {lookup.rdtype}", servers,
+                                                        lookup.config)
+            except DnsError as e:
+                outcome = e
+            self._done(lookup, outcome)
 
-    def _channel(self, config: ResolverConfig) -> _Channel:
+        channel.send(lookup.name, getattr(pycares, f"QUERY_TYPE_{lookup.rdtype}"), lookup.deadline, answered)
+
+    def _done(self, lookup: _Lookup, outcome: list[Any] | DnsError) -> None:
+        lookup.outcome = outcome
+        waiters, lookup.waiters = lookup.waiters, []
+        for waiter in waiters:
+            _deliver(waiter, outcome)
+        self._busy -= 1
+        self._pump()
+
+    def _channel(self, config: ResolverConfig) -> tuple[Channel, str]:
         key = (config.nameservers, config.timeout)
-        channel = self._channels.get(key)
-        if channel is None:
-            channel = self._channels[key] = _open(config)
-        return channel
+        found = self._channels.get(key)
+        if found is None:
+            found = self._channels[key] = _open(config)
+        return found
 
     def close(self) -> None:
-        """Cancel what is still being asked and let the channels go; queries after this are refused."""
+        """Cancel what is still being asked and what waits to be; queries after this are refused."""
         self._closed = True
-        for channel in self._channels.values():
-            channel.cares.cancel()  # pending callbacks get ECANCELLED, on this thread
-            channel.cares.close()
+        for channel, _ in self._channels.values():
+            channel.close()  # each query still out is called back with ECANCELLED
         self._channels.clear()
+        while self._queue:
+            lookup = self._queue.popleft()
+            self._busy += 1  # _done counts it out again
+            self._done(lookup, DnsError(f"DNS lookup of {shown(lookup.name)} {lookup.rdtype} cancelled: "
+                                        "the run is ending"))
 
 
-def _retrieved(answer: asyncio.Future[list[Any]]) -> None:
-    """Mark a shared answer's failure as seen even when every waiter gave up before it came."""
-    if not answer.cancelled():
-        answer.exception()
+def _deliver(waiter: asyncio.Future[list[Any]], outcome: list[Any] | DnsError) -> None:
+    if waiter.done():  # its waiter gave up
+        return
+    if isinstance(outcome, DnsError):
+        waiter.set_exception(DnsError(str(outcome)))  # one exception each: tracebacks must not pile up on one
+        waiter.exception()  # seen, even if its waiter is cancelled before it looks
+    else:
+        waiter.set_result(outcome)
 
 
-def _open(config: ResolverConfig) -> _Channel:
+def _open(config: ResolverConfig) -> tuple[Channel, str]:
+    """A channel for config on the running loop, and its name servers as messages show them."""
     import pycares
 
     per_try = min(PER_TRY, config.timeout)
-    options: dict[str, Any] = {"timeout": per_try, "tries": min(8, math.ceil(config.timeout / per_try) + 1)}
-    flags = pycares.ARES_FLAG_NOSEARCH | pycares.ARES_FLAG_EDNS  # the name as given; EDNS0 (RFC 6891)
-    if not config.nameservers:
-        flags |= pycares.ARES_FLAG_NO_DFLT_SVR  # no resolv.conf: say so, never ask 127.0.0.1 by default
+    tries = min(8, math.ceil(config.timeout / per_try) + 1)
     try:
-        cares = pycares.Channel(flags=flags, **options)
-        if config.nameservers:
-            cares.servers = [hostport(host, port) for host, port in config.nameservers]
+        channel = Channel(asyncio.get_running_loop(), [hostport(h, p) for h, p in config.nameservers], per_try, tries)
     except pycares.AresError as e:
         if not config.nameservers:
             raise DnsError("no system DNS resolver is configured (/etc/resolv.conf); give name servers") from None
         raise DnsError(f"cannot use the name servers {', '.join(map(str, config.nameservers))}: {e}") from None
-    servers = list(cares.servers)
-    return _Channel(cares, f"name server{'s' if len(servers) > 1 else ''} {', '.join(servers) or 'none'}")
-
-
-_TIMED_OUT = -1  # our own deadline passed before c-ares answered
-
-
-async def _until_answered(cares: Any, name: str, rdtype: str, timeout: float) -> tuple[int | None, Any]:
-    """(c-ares status or None for success, the result) within timeout seconds from now, asking again when
-    c-ares gives up sooner (its timeouts adapt to how fast the server answered before)."""
-    import pycares
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    qtype = getattr(pycares, f"QUERY_TYPE_{rdtype}")
-    while True:
-        status, result = await _send(loop, cares, name, qtype, deadline)
-        if status != pycares.errno.ARES_ETIMEOUT or deadline - loop.time() < _RESEND_AFTER:
-            return status, result
-
-
-async def _send(loop: asyncio.AbstractEventLoop, cares: Any, name: str, qtype: int,
-                deadline: float) -> tuple[int | None, Any]:
-    import pycares
-
-    answered: asyncio.Future[tuple[int | None, Any]] = loop.create_future()
-
-    def settle(status: int | None, result: Any) -> None:
-        if not answered.done():
-            answered.set_result((status, result))
-
-    def callback(result: Any, status: int | None) -> None:  # on c-ares' own thread
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits for this answer any more
-            loop.call_soon_threadsafe(settle, status, result)
-
-    timer = loop.call_at(deadline, settle, _TIMED_OUT, None)
-    try:
-        try:
-            cares.query(name, qtype, callback=callback)
-        except pycares.AresError as e:  # refused before sending, e.g. a label over 63 octets
-            settle(e.args[0] if e.args else pycares.errno.ARES_EBADNAME, None)
-        return await answered
-    finally:
-        timer.cancel()
+    servers = channel.servers
+    return channel, f"name server{'s' if len(servers) > 1 else ''} {', '.join(servers) or 'none'}"
 
 
 def _values(status: int | None, result: Any, rdtype: str, what: str, servers: str,
@@ -227,7 +254,7 @@ def _values(status: int | None, result: Any, rdtype: str, what: str, servers: st
 def _reason(status: int, what: str, servers: str, config: ResolverConfig) -> str:
     import pycares
 
-    code = "ARES_ETIMEOUT" if status == _TIMED_OUT else pycares.errno.errorcode.get(status, "")
+    code = "ARES_ETIMEOUT" if status == TIMED_OUT else pycares.errno.errorcode.get(status, "")
     if code == "ARES_ETIMEOUT":
         return f"DNS timeout after {config.timeout:g}s for {what} ({servers})"
     if code in _RCODES:
