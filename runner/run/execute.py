@@ -86,6 +86,12 @@ class _Job:
     target: Target | None = None  # --targets: this job's own target instead of the plan's
 
 
+def no_route(found: Any) -> str:
+    """Why no exchanger of an MX lookup can be tried: each one's own reason (RFC 5321 §5.1)."""
+    reasons = "; ".join(f"{ex.host}: {ex.error}" for ex in found.exchangers if ex.error)
+    return "no MX host has an address" + (f" ({reasons})" if reasons else "")
+
+
 def mx_notes(found: Any) -> list[str]:
     """What the MX lookup found, for the report: every exchanger, and why one has no address."""
     head = f"MX for {found.domain}" + (" (no MX record: the domain's own address, RFC 5321 §5.1)"
@@ -155,7 +161,7 @@ class _PlanRun:
         self.result.notes = mx_notes(found)
         if not t.all_mx:
             route = tuple(Hop(ex.host, a, ex.preference) for ex in found.exchangers for a in ex.addresses)
-            return [_Job(c, route, error=None if route else "no MX host has an address") for c in self.plan.cases]
+            return [_Job(c, route, error=None if route else no_route(found)) for c in self.plan.cases]
         jobs = []
         for ex in found.exchangers:
             if not ex.addresses:
@@ -209,8 +215,7 @@ class _PlanRun:
         except (DnsError, ValueError) as exc:
             return dataclasses.replace(job, error=str(exc)), []
         route = tuple(Hop(ex.host, a, ex.preference) for ex in found.exchangers for a in ex.addresses)
-        return dataclasses.replace(job, route=route, error=None if route else "no MX host has an address"), \
-            mx_notes(found)
+        return dataclasses.replace(job, route=route, error=None if route else no_route(found)), mx_notes(found)
 
     async def _tries(self, case: Case, route: tuple[Hop, ...] | None, target: Target) -> CaseResult:
         """The case, tried again after a failure as often as its `retry:` allows; the last try is its result."""
