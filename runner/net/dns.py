@@ -35,7 +35,8 @@ class Exchanger:
     host: str
     preference: int
     addresses: tuple[str, ...]
-    error: str | None  # e.g. "NXDOMAIN for mx2.example.test A/AAAA"
+    error: str | None  # why it has none, e.g. "NXDOMAIN for mx2.example.test A/AAAA"
+    partly: str | None = None  # beside addresses of one family, the other's failure: "DNS timeout after ... AAAA"
 
 
 @dataclass(frozen=True)
@@ -84,22 +85,24 @@ async def _using(lookups: Lookups | None) -> AsyncIterator[Lookups]:
 
 async def _addresses(host: str, config: ResolverConfig, lookups: Lookups,
                      families: tuple[str, ...] = ()) -> tuple[tuple[str, ...], str]:
-    """Addresses of host in the configured families' order (A and AAAA asked together), and, when there are
-    none, why."""
+    """Addresses of host in the configured families' order (A and AAAA asked together), and what failed: why
+    there are none, or, beside the addresses of one family, the other's failure ("" when nothing failed)."""
     rdtypes = [FAMILIES[f] for f in families or config.families]
     joined = "/".join(rdtypes)
     answers = [lookups.answer(host, t, config) for t in rdtypes]
     addresses: list[str] = []
-    reasons: list[str] = []
+    failures: dict[str, str] = {}
     for rdtype, answer in zip(rdtypes, answers, strict=True):
         try:
             addresses += await answer
-        except DnsError as error:  # "NXDOMAIN for h A" and "... h AAAA" read better as one "h A/AAAA"
-            reason = str(error).replace(f"{shown(host)} {rdtype}", f"{shown(host)} {joined}")
-            reasons += [reason] if reason not in reasons else []
-    if addresses:
-        return tuple(addresses), ""
-    return (), "; ".join(reasons) or f"no {joined} record for {shown(host)}"
+        except DnsError as error:
+            failures[rdtype] = str(error)
+    # "NXDOMAIN for h A" and "NXDOMAIN for h AAAA" read better as one "NXDOMAIN for h A/AAAA"
+    alike = {text.replace(f"{shown(host)} {rdtype}", f"{shown(host)} {joined}") for rdtype, text in failures.items()}
+    reason = alike.pop() if len(failures) == len(rdtypes) > 1 and len(alike) == 1 else "; ".join(failures.values())
+    if addresses or reason:
+        return tuple(addresses), reason
+    return (), f"no {joined} record for {shown(host)}"
 
 
 async def resolve_host(host: str, config: ResolverConfig, lookups: Lookups | None = None) -> tuple[str, ...]:
@@ -145,7 +148,8 @@ async def _resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups) -> 
             lookups.start(host, rdtype, config)
     found = [await _addresses(host, config, lookups) for _, host in ordered]
     exchangers = tuple(
-        Exchanger(host, preference, addresses, reason or None)
+        Exchanger(host, preference, addresses, None, reason or None) if addresses
+        else Exchanger(host, preference, (), reason)
         for (preference, host), (addresses, reason) in zip(ordered, found, strict=True)
     )
     return MxResult(name, exchangers, implicit=False)

@@ -93,10 +93,14 @@ def no_route(found: Any) -> str:
 
 
 def mx_notes(found: Any) -> list[str]:
-    """What the MX lookup found, for the report: every exchanger, and why one has no address."""
+    """What the MX lookup found, for the report: every exchanger, why one has no address, and which family
+    failed beside the addresses of another ("127.0.0.1; DNS timeout after 5s for mx1.example.com AAAA ...")."""
     head = f"MX for {found.domain}" + (" (no MX record: the domain's own address, RFC 5321 §5.1)"
                                         if found.implicit else "")
-    rows = [f"{ex.preference:>5} {ex.host}: {', '.join(ex.addresses) or ex.error}" for ex in found.exchangers]
+    rows = []
+    for ex in found.exchangers:
+        row = f"{ex.preference:>5} {ex.host}: {', '.join(ex.addresses) or ex.error}"
+        rows.append(f"{row}; {ex.partly}" if ex.partly else row)
     return [head, *rows]
 
 

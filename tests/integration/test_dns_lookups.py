@@ -149,3 +149,21 @@ def test_a_lookup_after_the_run_ended_is_refused():
 
     with pytest.raises(DnsError, match=r"^DNS lookup of example.test MX after the run ended$"):
         asyncio.run(late())
+
+
+def test_an_aaaa_timeout_beside_an_a_answer_is_reported_and_the_a_address_used(tmp_path, server):
+    zone = {"example.test.": {"MX": ["10 mx1.example.test."]}, "mx1.example.test.": {"A": ["127.0.0.1"]}}
+    with DnsServer(zone) as dns:
+        dns.silent_types.add(("mx1.example.test", "AAAA"))
+        config = ResolverConfig(nameservers=dns.nameservers, timeout=1.0)
+        (exchanger,) = asyncio.run(resolve_mx("example.test", config)).exchangers
+        timeout = f"DNS timeout after 1s for mx1.example.test AAAA (name server 127.0.0.1:{dns.port})"
+        assert (exchanger.addresses, exchanger.error, exchanger.partly) == (("127.0.0.1",), None, timeout)
+
+        targets = tmp_path / "targets.txt"
+        targets.write_text(f"mx:example.test:{server.port}\n")
+        plan = write_plan(tmp_path, PLAN.format(port=server.port, dns=dns.port).replace("timeout: 5", "dns_timeout: 1"))
+        code, out, err = run(plan, "--targets", str(targets), "--json", str(tmp_path / "r.json"), "--no-report")
+    assert code == 0, out + err
+    (case,) = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
+    assert f"   10 mx1.example.test: 127.0.0.1; {timeout}" in case["notes"]
