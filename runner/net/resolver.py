@@ -176,12 +176,13 @@ class Lookups:
             if status == pycares.errno.ARES_ETIMEOUT and left >= _RESEND_AFTER and not self._closed:
                 self._send(lookup, channel, servers)  # c-ares gave up sooner (its timeouts adapt): ask again
                 return
+            what = f"{shown(lookup.name)} {lookup.rdtype}"
             try:
-                outcome: list[Any] | DnsError = _values(status, result, lookup.rdtype,
-                                                        f"{shown(lookup.name)} {lookup.rdtype}", servers,
-                                                        lookup.config)
+                outcome: list[Any] | DnsError = _values(status, result, lookup.rdtype, what, servers, lookup.config)
             except DnsError as e:
                 outcome = e
+            except Exception as e:  # called from C, where an exception would vanish and leave its waiters hanging
+                outcome = DnsError(f"internal error in the DNS lookup of {what}: {type(e).__name__}: {e}")
             self._done(lookup, outcome)
 
         channel.send(lookup.name, getattr(pycares, f"QUERY_TYPE_{lookup.rdtype}"), lookup.deadline, answered)
