@@ -26,7 +26,8 @@ class Channel:
         self.loop = loop
         self._readers: set[int] = set()
         self._writers: set[int] = set()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._due = 0.0  # when the timer fires
         self._pending = 0  # queries c-ares has not called back for, including those their caller gave up on
         self._closed = False
         me = weakref.ref(self)  # c-ares keeps the callback; it must not keep this channel alive
@@ -71,9 +72,10 @@ class Channel:
         if self._closed or not self._pending:
             return
         due = self.loop.time() + max(self.cares.timeout(), 0.001)
-        if self._timer is None or due < self._timer.when() - 0.001:
+        if self._timer is None or due < self._due - 0.001:
             if self._timer is not None:
                 self._timer.cancel()
+            self._due = due  # kept here: uvloop hands back a plain Handle, without when(), for a time already past
             self._timer = self.loop.call_at(due, self._tick)
 
     def _tick(self) -> None:

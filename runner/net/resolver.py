@@ -166,7 +166,11 @@ class Lookups:
             self._done(lookup, e)
             return
         lookup.deadline = channel.loop.time() + lookup.config.timeout  # from the sending, not the queueing
-        self._send(lookup, channel, servers)
+        try:
+            self._send(lookup, channel, servers)
+        except Exception as e:  # maybe called from C (a queued lookup started by another's answer): say it here
+            self._done(lookup, DnsError(f"internal error in the DNS lookup of {shown(lookup.name)} {lookup.rdtype}: "
+                                        f"{type(e).__name__}: {e}"))
 
     def _send(self, lookup: _Lookup, channel: Channel, servers: str) -> None:
         import pycares
@@ -188,6 +192,8 @@ class Lookups:
         channel.send(lookup.name, getattr(pycares, f"QUERY_TYPE_{lookup.rdtype}"), lookup.deadline, answered)
 
     def _done(self, lookup: _Lookup, outcome: list[Any] | DnsError) -> None:
+        if lookup.outcome is not None:  # already settled (an internal error first, its answer after)
+            return
         lookup.outcome = outcome
         waiters, lookup.waiters = lookup.waiters, []
         for waiter in waiters:
