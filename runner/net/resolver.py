@@ -175,17 +175,17 @@ class Lookups:
     def _send(self, lookup: _Lookup, channel: Channel, servers: str) -> None:
         import pycares
 
-        def answered(status: int | None, result: Any) -> None:
-            left = lookup.deadline - channel.loop.time()
-            if status == pycares.errno.ARES_ETIMEOUT and left >= _RESEND_AFTER and not self._closed:
-                self._send(lookup, channel, servers)  # c-ares gave up sooner (its timeouts adapt): ask again
-                return
+        def answered(status: int | None, result: Any) -> None:  # called from C: nothing may escape
             what = f"{shown(lookup.name)} {lookup.rdtype}"
             try:
+                left = lookup.deadline - channel.loop.time()
+                if status == pycares.errno.ARES_ETIMEOUT and left >= _RESEND_AFTER and not self._closed:
+                    self._send(lookup, channel, servers)  # c-ares gave up sooner (its timeouts adapt): ask again
+                    return
                 outcome: list[Any] | DnsError = _values(status, result, lookup.rdtype, what, servers, lookup.config)
             except DnsError as e:
                 outcome = e
-            except Exception as e:  # called from C, where an exception would vanish and leave its waiters hanging
+            except Exception as e:  # it would vanish in C and leave the waiters hanging: fail the lookup by name
                 outcome = DnsError(f"internal error in the DNS lookup of {what}: {type(e).__name__}: {e}")
             self._done(lookup, outcome)
 
