@@ -90,30 +90,38 @@ def responder(args: argparse.Namespace, ready: Path) -> subprocess.Popen[bytes]:
 
 
 def start_dnsmasq(work: Path, ends: list[tuple[str, int]]) -> tuple[subprocess.Popen[bytes], int]:
-    """dnsmasq on a free loopback port: domain dN.fleet.test has MX mxN.fleet.test, whose A is target N's address."""
+    """dnsmasq on a free loopback port: domain dN.fleet.test has MX mxN.fleet.test, whose A is target N's address.
+    Another process may take the free port before dnsmasq binds it: then it tries another, five times in all."""
     conf = work / "dnsmasq.conf"
     conf.write_text("".join(f"mx-host=d{i}.fleet.test,mx{i}.fleet.test,10\nhost-record=mx{i}.fleet.test,{host}\n"
                             for i, (host, _) in enumerate(ends)))
     binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([binary, f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces",
-                             "--no-resolv", "--no-hosts", "--no-daemon", "--conf-file=/dev/null", "--pid-file=",
-                             "--local=/test/", f"--conf-file={conf}", "--cache-size=0"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(5):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        proc = subprocess.Popen([binary, f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces",
+                                 "--no-resolv", "--no-hosts", "--no-daemon", "--conf-file=/dev/null", "--pid-file=",
+                                 "--local=/test/", f"--conf-file={conf}", "--cache-size=0"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if _answers(proc, port):
+            return proc, port
+        proc.kill()
+        proc.wait(10)
+    raise SystemExit("dnsmasq did not answer")
+
+
+def _answers(proc: subprocess.Popen[bytes], port: int) -> bool:
     query = dns.message.make_query("d0.fleet.test.", "MX")
     deadline = time.monotonic() + 30
-    while True:
+    while proc.poll() is None and time.monotonic() < deadline:
         try:
             if dns.query.udp(query, "127.0.0.1", port=port, timeout=0.5).answer:
-                return proc, port
+                return True
         except (dns.exception.DNSException, OSError):
             pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("dnsmasq did not answer")
         time.sleep(0.2)
+    return False
 
 
 def _proc_cpu(pid: int) -> float:
