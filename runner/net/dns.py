@@ -1,32 +1,31 @@
 """DNS lookups a mail test needs: MX with fallback and null MX, addresses, PTR, SPF/DMARC/MTA-STS TXT, DANE TLSA.
 
-dnspython is imported inside the functions that query, so importing this module stays cheap. Every failure is a
-DnsError whose message names the query ("NXDOMAIN for example.test MX"); every query is bounded by the timeout.
+The queries go through runner.net.resolver: a run passes its `Lookups` (one channel per name-server set, a cap
+on queries in flight, each name and type asked once per run); without one, each call makes its own. Every
+failure is a DnsError whose message names the query ("NXDOMAIN for example.test MX"); every query is bounded
+by the timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import ipaddress
-import math
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from runner.errors import SmtprunError
-from runner.net.address import check_port, split_hostport
+from runner.net.address import split_hostport
+from runner.net.resolver import FAMILIES, DnsError, Lookups, ResolverConfig, server, shown
 from runner.net.x509 import subject_public_key_info
 
 __all__ = [
-    "DnsError", "Exchanger", "MxResult", "ResolverConfig", "parse_nameserver", "ptr_check", "resolve_host",
-    "resolve_mx", "tlsa_check", "txt_present",
+    "DnsError", "Exchanger", "Lookups", "MxResult", "ResolverConfig", "parse_nameserver", "ptr_check",
+    "resolve_host", "resolve_mx", "tlsa_check", "txt_present",
 ]
-
-FAMILIES = {"ipv4": "A", "ipv6": "AAAA"}
-_GRACE = 0.5  # seconds beyond the resolver's own lifetime before a query is cut off regardless
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,8 @@ class Exchanger:
     host: str
     preference: int
     addresses: tuple[str, ...]
-    error: str | None  # e.g. "NXDOMAIN for mx2.example.test A/AAAA"
+    error: str | None  # why it has none, e.g. "NXDOMAIN for mx2.example.test A/AAAA"
+    partly: str | None = None  # beside addresses of one family, the other's failure: "DNS timeout after ... AAAA"
 
 
 @dataclass(frozen=True)
@@ -48,39 +48,7 @@ class MxResult:
     implicit: bool  # no MX record: the domain's own A/AAAA, as if "MX 0 domain" (RFC 5321 §5.1)
 
 
-class DnsError(SmtprunError):
-    """A lookup failed; the message names the query, e.g. "SERVFAIL for example.test MX"."""
-
-
-@dataclass(frozen=True)
-class ResolverConfig:
-    """Where and how long to ask. No nameservers means the system resolver (/etc/resolv.conf)."""
-
-    nameservers: tuple[tuple[str, int], ...] = ()
-    timeout: float = 5.0  # seconds per query, all retries included
-    families: tuple[str, ...] = ("ipv4", "ipv6")
-
-    def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "nameservers", tuple(_server(host, port) for host, port in self.nameservers))
-        except ValueError as e:
-            raise ValueError(f"invalid name server: {e}") from None
-        object.__setattr__(self, "families", tuple(self.families))
-        if not (isinstance(self.timeout, int | float) and math.isfinite(self.timeout) and self.timeout > 0):
-            raise ValueError(f"DNS timeout must be a positive number of seconds, not {self.timeout!r}")
-        unknown = [f for f in self.families if f not in FAMILIES]
-        if unknown or not self.families:
-            raise ValueError(f"address families must be some of {', '.join(FAMILIES)}, not {list(self.families)}")
-
-
-def _server(host: str, port: object) -> tuple[str, int]:
-    try:
-        address = str(ipaddress.ip_address(host))
-    except ValueError:
-        raise ValueError(f"{host!r} is not an IP address") from None
-    return address, check_port(port)
-
-
+@functools.lru_cache(maxsize=64)  # a fleet's 10,000 targets share their plan's few
 def config_for(nameservers: Sequence[str], timeout: float, families: Sequence[str]) -> ResolverConfig:
     """A resolver configuration from a plan's target: name servers as written ("IP[:PORT]")."""
     return ResolverConfig(tuple(parse_nameserver(n) for n in nameservers), timeout, tuple(families))
@@ -100,141 +68,112 @@ def parse_nameserver(text: str) -> tuple[str, int]:
     if port is not None and not (port.isascii() and port.isdigit()):
         raise ValueError(f"invalid name server {text!r}: port {port!r} is not a number; {usage}")
     try:
-        return _server(host, 53 if port is None else int(port))
+        return server(host, 53 if port is None else int(port))
     except ValueError as e:
         raise ValueError(f"invalid name server {text!r}: {e}; {usage}") from None
 
 
-@functools.lru_cache(maxsize=16)
-def _resolver(config: ResolverConfig):  # -> dns.asyncresolver.Resolver
-    import dns.asyncresolver
-    import dns.nameserver
-    import dns.resolver
-
-    if config.nameservers:
-        resolver = dns.asyncresolver.Resolver(configure=False)
-        resolver.nameservers = [dns.nameserver.Do53Nameserver(host, port) for host, port in config.nameservers]
-    else:
-        try:
-            resolver = dns.asyncresolver.Resolver()
-        except dns.resolver.NoResolverConfiguration:
-            raise DnsError("no system DNS resolver is configured (/etc/resolv.conf); give name servers") from None
-    resolver.lifetime = config.timeout
-    resolver.timeout = min(resolver.timeout, config.timeout)  # per attempt; lifetime bounds the retries
-    resolver.cache = None
-    return resolver
+@contextlib.asynccontextmanager
+async def _using(lookups: Lookups | None) -> AsyncIterator[Lookups]:
+    """The run's lookups, or ones of this call's own, closed when it is done."""
+    if lookups is not None:
+        yield lookups
+        return
+    async with Lookups() as own:
+        yield own
 
 
-def _shown(name: str) -> str:
-    return name if name == "." else name.rstrip(".")
-
-
-async def _query(name: str, rdtype: str, config: ResolverConfig) -> list:
-    """The rdata of name/rdtype; [] when the name exists without such records. Failures are DnsError."""
-    import dns.exception
-    import dns.resolver
-
-    what = f"{_shown(name)} {rdtype}"
-    try:
-        query = _resolver(config).resolve(name, rdtype, search=False)
-        answer = await asyncio.wait_for(query, config.timeout + _GRACE)
-    except dns.resolver.NoAnswer:
-        return []
-    except dns.resolver.NXDOMAIN:
-        raise DnsError(f"NXDOMAIN for {what}") from None
-    except (dns.exception.Timeout, asyncio.TimeoutError):
-        raise DnsError(f"DNS timeout after {config.timeout:g}s for {what}") from None
-    except dns.resolver.NoNameservers as e:
-        answers = [(str(server).removeprefix("Do53:"), str(error)) for server, _, _, error, _ in e.kwargs["errors"]]
-        kinds = {error for _, error in answers}
-        if len(kinds) == 1 and kinds <= {"SERVFAIL", "REFUSED", "NOTIMP", "FORMERR"}:
-            raise DnsError(f"{kinds.pop()} for {what}") from None
-        details = "; ".join(f"{server}: {error}" for server, error in answers) or "no name server left to ask"
-        raise DnsError(f"no name server answered {what} ({details})") from None
-    except dns.exception.DNSException as e:
-        raise DnsError(f"DNS error for {what}: {e}") from None
-    return list(answer)
-
-
-async def _addresses(host: str, config: ResolverConfig, families: tuple[str, ...] = ()) -> tuple[tuple[str, ...], str]:
-    """Addresses of host in the configured families' order, and, when there are none, why."""
+async def _addresses(host: str, config: ResolverConfig, lookups: Lookups,
+                     families: tuple[str, ...] = ()) -> tuple[tuple[str, ...], str]:
+    """Addresses of host in the configured families' order (A and AAAA asked together), and what failed: why
+    there are none, or, beside the addresses of one family, the other's failure ("" when nothing failed)."""
     rdtypes = [FAMILIES[f] for f in families or config.families]
     joined = "/".join(rdtypes)
-    found = await asyncio.gather(*(_query(host, t, config) for t in rdtypes), return_exceptions=True)
+    answers = [lookups.answer(host, t, config) for t in rdtypes]
     addresses: list[str] = []
-    reasons: list[str] = []
-    for rdtype, result in zip(rdtypes, found, strict=True):
-        if isinstance(result, DnsError):  # "NXDOMAIN for h A" and "... h AAAA" read better as one "h A/AAAA"
-            reason = str(result).replace(f"{_shown(host)} {rdtype}", f"{_shown(host)} {joined}")
-            reasons += [reason] if reason not in reasons else []
-        elif isinstance(result, BaseException):
-            raise result
-        else:
-            addresses += [rdata.address for rdata in result]
-    if addresses:
-        return tuple(addresses), ""
-    return (), "; ".join(reasons) or f"no {joined} record for {_shown(host)}"
+    failures: dict[str, str] = {}
+    for rdtype, answer in zip(rdtypes, answers, strict=True):
+        try:
+            addresses += await answer
+        except DnsError as error:
+            failures[rdtype] = str(error)
+    # "NXDOMAIN for h A" and "NXDOMAIN for h AAAA" read better as one "NXDOMAIN for h A/AAAA"
+    alike = {text.replace(f"{shown(host)} {rdtype}", f"{shown(host)} {joined}") for rdtype, text in failures.items()}
+    reason = alike.pop() if len(failures) == len(rdtypes) > 1 and len(alike) == 1 else "; ".join(failures.values())
+    if addresses or reason:
+        return tuple(addresses), reason
+    return (), f"no {joined} record for {shown(host)}"
 
 
-async def resolve_host(host: str, config: ResolverConfig) -> tuple[str, ...]:
+async def resolve_host(host: str, config: ResolverConfig, lookups: Lookups | None = None) -> tuple[str, ...]:
     """The addresses of host in the configured families; an IP literal is returned as is."""
     try:
         ipaddress.ip_address(host)
         return (host,)
     except ValueError:
         pass
-    addresses, reason = await _addresses(host, config)
+    async with _using(lookups) as asking:
+        addresses, reason = await _addresses(host, config, asking)
     if not addresses:
         raise DnsError(reason)
     return addresses
 
 
-async def resolve_mx(domain: str, config: ResolverConfig) -> MxResult:
+async def resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups | None = None) -> MxResult:
     """The exchangers for domain in delivery order, each with its addresses (RFC 5321 §5.1)."""
-    import dns.name
+    if lookups is not None:
+        return await _resolve_mx(domain, config, lookups)
+    async with Lookups() as own:
+        return await _resolve_mx(domain, config, own)
 
-    shown = _shown(domain)
-    records = await _query(domain, "MX", config)
+
+async def _resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups) -> MxResult:
+    name = shown(domain)
+    records = await lookups.query(domain, "MX", config)
     if not records:  # RFC 5321 §5.1: no MX, so the domain itself is the exchanger, preference 0
-        addresses, reason = await _addresses(domain, config)
+        addresses, reason = await _addresses(domain, config, lookups)
         if not addresses:
             raise DnsError(f"no MX record and {reason} (RFC 5321 §5.1)" if reason.startswith("no ") else reason)
-        return MxResult(shown, (Exchanger(shown, 0, addresses, None),), implicit=True)
-    if any(rdata.exchange == dns.name.root for rdata in records):
+        return MxResult(name, (Exchanger(name, 0, addresses, None),), implicit=True)
+    if any(exchange == "." for _, exchange in records):
         extra = "" if len(records) == 1 else " (it also lists other MX records, which RFC 7505 §3 forbids)"
-        raise DnsError(f"null MX (RFC 7505): {shown} accepts no mail{extra}")
+        raise DnsError(f"null MX (RFC 7505): {name} accepts no mail{extra}")
     ordered: list[tuple[int, str]] = []
-    for preference in sorted({rdata.preference for rdata in records}):
-        hosts = [_shown(rdata.exchange.to_text()) for rdata in records if rdata.preference == preference]
+    for preference in sorted({preference for preference, _ in records}):
+        hosts = [shown(exchange) for p, exchange in records if p == preference]
         random.shuffle(hosts)  # RFC 5321 §5.1: equal preferences are tried in random order
         ordered += [(preference, host) for host in hosts]
-    found = await asyncio.gather(*(_addresses(host, config) for _, host in ordered))
+    for _, host in ordered:  # every exchanger's A and AAAA asked at once
+        for rdtype in (FAMILIES[f] for f in config.families):
+            lookups.start(host, rdtype, config)
+    found = [await _addresses(host, config, lookups) for _, host in ordered]
     exchangers = tuple(
-        Exchanger(host, preference, addresses, reason or None)
+        Exchanger(host, preference, addresses, None, reason or None) if addresses
+        else Exchanger(host, preference, (), reason)
         for (preference, host), (addresses, reason) in zip(ordered, found, strict=True)
     )
-    return MxResult(shown, exchangers, implicit=False)
+    return MxResult(name, exchangers, implicit=False)
 
 
-async def ptr_check(address: str, names: list[str], config: ResolverConfig) -> str | None:
+async def ptr_check(address: str, names: list[str], config: ResolverConfig,
+                    lookups: Lookups | None = None) -> str | None:
     """None when address has a PTR that resolves back to it (forward-confirmed) and equals one of names
     (the banner host or EHLO name; any forward-confirmed PTR passes when names is empty); else the reason."""
-    import dns.reversename
-
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         raise ValueError(f"not an IP address: {address!r}") from None
-    reverse = dns.reversename.from_address(str(ip)).to_text(omit_final_dot=True)
-    try:
-        ptrs = [_shown(rdata.target.to_text()) for rdata in await _query(reverse, "PTR", config)]
-    except DnsError as e:
-        return (f"no PTR record for {address}: {e}" if str(e).startswith("NXDOMAIN")
-                else f"PTR record for {address} not checked: {e}")
-    if not ptrs:
-        return f"no PTR record for {address} ({reverse})"
-    family = "ipv4" if ip.version == 4 else "ipv6"
-    forward = await asyncio.gather(*(_addresses(name, config, (family,)) for name in ptrs))
+    reverse = ip.reverse_pointer  # RFC 1035 §3.5, RFC 3596 §2.5
+    async with _using(lookups) as asking:
+        try:
+            ptrs = [shown(target) for target in await asking.query(reverse, "PTR", config)]
+        except DnsError as e:
+            return (f"no PTR record for {address}: {e}" if str(e).startswith("NXDOMAIN")
+                    else f"PTR record for {address} not checked: {e}")
+        if not ptrs:
+            return f"no PTR record for {address} ({reverse})"
+        family = "ipv4" if ip.version == 4 else "ipv6"
+        forward = await asyncio.gather(*(_addresses(name, config, asking, (family,)) for name in ptrs))
     confirmed, notes = [], []
     for name, (found, reason) in zip(ptrs, forward, strict=True):
         if any(ipaddress.ip_address(a) == ip for a in found):
@@ -257,18 +196,19 @@ _TXT_KINDS = {
 }
 
 
-async def txt_present(kind: str, domain: str, config: ResolverConfig) -> str | None:
+async def txt_present(kind: str, domain: str, config: ResolverConfig, lookups: Lookups | None = None) -> str | None:
     """None when domain publishes exactly one record of kind (spf, dmarc, mta_sts); else the reason."""
     if kind not in _TXT_KINDS:
         raise ValueError(f"unknown TXT record kind {kind!r}: expected one of {', '.join(_TXT_KINDS)}")
     prefix, test, label, start, rule = _TXT_KINDS[kind]
-    name = prefix + _shown(domain)
+    name = prefix + shown(domain)
     try:
-        records = await _query(name, "TXT", config)
+        async with _using(lookups) as asking:
+            records = await asking.query(name, "TXT", config)
     except DnsError as e:  # NXDOMAIN says the record is absent; a timeout or SERVFAIL says nothing about it
         return f"no {label} record: {e}" if str(e).startswith("NXDOMAIN") else f"{label} record not checked: {e}"
     # RFC 7208 §3.3, RFC 7489 §6.6.3, RFC 8461 §3.1: the strings of one TXT record are joined without spaces
-    texts = [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in records]
+    texts = [text.decode("utf-8", "replace") for text in records]  # joined by the resolver
     matching = [text for text in texts if test.match(text)]
     if len(matching) == 1:
         return None
@@ -282,15 +222,17 @@ _SELECTORS = {0: "DER", 1: "SPKI"}  # RFC 6698 §2.1.2: the full certificate or 
 _MATCHING = {0: ("exact", None), 1: ("SHA-256", "sha256"), 2: ("SHA-512", "sha512")}  # RFC 6698 §2.1.3
 
 
-async def tlsa_check(host: str, port: int, cert_chain_der: list[bytes], config: ResolverConfig) -> str | None:
+async def tlsa_check(host: str, port: int, cert_chain_der: list[bytes], config: ResolverConfig,
+                     lookups: Lookups | None = None) -> str | None:
     """None when a TLSA record at _<port>._tcp.<host> matches the chain (end-entity first); else the reason.
 
     DANE-EE (3) is matched against the end-entity certificate, DANE-TA (2) against any certificate given
     (RFC 7672 §3.1); PKIX usages (0, 1) are not checked. DNSSEC validation (RFC 7672 §2.2) is left to the resolver.
     """
-    name = f"_{port}._tcp.{_shown(host)}"
+    name = f"_{port}._tcp.{shown(host)}"
     try:
-        records = await _query(name, "TLSA", config)
+        async with _using(lookups) as asking:
+            records = await asking.query(name, "TLSA", config)
     except DnsError as e:
         return f"no TLSA record: {e}"
     if not records:
@@ -298,28 +240,35 @@ async def tlsa_check(host: str, port: int, cert_chain_der: list[bytes], config: 
     if not cert_chain_der:
         return f"no certificate to compare with the TLSA records at {name}"
     compared = []
-    for rdata in records:
-        shown = f"TLSA {rdata.usage} {rdata.selector} {rdata.mtype} {rdata.cert.hex()[:16]}..."
-        if rdata.usage in (0, 1):
-            compared.append(f"{shown}: usage {rdata.usage} (PKIX) not checked")
-            continue
-        if rdata.usage not in (2, 3) or rdata.selector not in _SELECTORS or rdata.mtype not in _MATCHING:
-            compared.append(f"{shown}: unsupported usage, selector or matching type (RFC 6698 §2.1)")
-            continue
-        certs = cert_chain_der[:1] if rdata.usage == 3 else cert_chain_der
-        method, algorithm = _MATCHING[rdata.mtype]
-        values = []
-        for index, der in enumerate(certs):
-            try:
-                data = der if rdata.selector == 0 else subject_public_key_info(der)
-            except ValueError as e:
-                values.append(f"certificate {index}: {e}")
-                continue
-            value = hashlib.new(algorithm, data).digest() if algorithm else data
-            if value == rdata.cert:
-                return None
-            values.append(value.hex()[:16] + "...")
-        which = "end-entity certificate's" if rdata.usage == 3 else "chain certificates'"
-        of = f"{method} of " if algorithm else ""
-        compared.append(f"{shown}: {of}the {which} {_SELECTORS[rdata.selector]} is {', '.join(values)}")
+    for record in records:
+        mismatch = _tlsa_mismatch(record, cert_chain_der)
+        if mismatch is None:
+            return None
+        compared.append(mismatch)
     return f"no TLSA record at {name} matches: " + "; ".join(compared)
+
+
+def _tlsa_mismatch(record: tuple[int, int, int, bytes], cert_chain_der: list[bytes]) -> str | None:
+    """None when one TLSA record (usage, selector, matching type, data) matches the chain; else what it saw."""
+    usage, selector, mtype, association = record
+    label = f"TLSA {usage} {selector} {mtype} {association.hex()[:16]}..."
+    if usage in (0, 1):
+        return f"{label}: usage {usage} (PKIX) not checked"
+    if usage not in (2, 3) or selector not in _SELECTORS or mtype not in _MATCHING:
+        return f"{label}: unsupported usage, selector or matching type (RFC 6698 §2.1)"
+    certs = cert_chain_der[:1] if usage == 3 else cert_chain_der
+    method, algorithm = _MATCHING[mtype]
+    values = []
+    for index, der in enumerate(certs):
+        try:
+            data = der if selector == 0 else subject_public_key_info(der)
+        except ValueError as e:
+            values.append(f"certificate {index}: {e}")
+            continue
+        value = hashlib.new(algorithm, data).digest() if algorithm else data
+        if value == association:
+            return None
+        values.append(value.hex()[:16] + "...")
+    which = "end-entity certificate's" if usage == 3 else "chain certificates'"
+    of = f"{method} of " if algorithm else ""
+    return f"{label}: {of}the {which} {_SELECTORS[selector]} is {', '.join(values)}"

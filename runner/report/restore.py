@@ -102,7 +102,11 @@ def read_result(path: Path) -> RunResult:
     except UnicodeDecodeError:
         raise ReportError(f"{path}: not UTF-8 text, so not an smtprun --json result") from None
     except json.JSONDecodeError as exc:
-        cut = " (the file ends too early: truncated?)" if exc.pos >= len(exc.doc.rstrip()) else ""
+        doc = exc.doc.strip()
+        truncated = (doc.startswith(("{", "[")) and not doc.endswith(("}", "]"))) or exc.pos >= len(doc)
+        if not doc:
+            raise ReportError(f"{path}: empty, so not an smtprun --json result") from None
+        cut = " (the file ends too early: truncated?)" if truncated else ""
         raise ReportError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}{cut}") from None
     if not isinstance(parsed, dict) or "smtprun" not in parsed or "plans" not in parsed:
         raise ReportError(f"{path}: not an smtprun --json result (no 'smtprun' version and 'plans')")

@@ -21,6 +21,7 @@ from typing import Any
 
 from runner import __version__
 from runner.net.address import ip_version
+from runner.net.resolver import Lookups
 from runner.net.transport import Connector, quiet_closed_transports
 from runner.plan.scope import Scope
 from runner.plan.targets import FleetTarget, in_shard
@@ -92,11 +93,21 @@ class _Job:
     position: int = 0  # its place among all the plan's jobs before --shard took a share: merge restores the order
 
 
+def no_route(found: Any) -> str:
+    """Why no exchanger of an MX lookup can be tried: each one's own reason (RFC 5321 §5.1)."""
+    reasons = "; ".join(f"{ex.host}: {ex.error}" for ex in found.exchangers if ex.error)
+    return "no MX host has an address" + (f" ({reasons})" if reasons else "")
+
+
 def mx_notes(found: Any) -> list[str]:
-    """What the MX lookup found, for the report: every exchanger, and why one has no address."""
+    """What the MX lookup found, for the report: every exchanger, why one has no address, and which family
+    failed beside the addresses of another ("127.0.0.1; DNS timeout after 5s for mx1.example.com AAAA ...")."""
     head = f"MX for {found.domain}" + (" (no MX record: the domain's own address, RFC 5321 §5.1)"
                                         if found.implicit else "")
-    rows = [f"{ex.preference:>5} {ex.host}: {', '.join(ex.addresses) or ex.error}" for ex in found.exchangers]
+    rows = []
+    for ex in found.exchangers:
+        row = f"{ex.preference:>5} {ex.host}: {', '.join(ex.addresses) or ex.error}"
+        rows.append(f"{row}; {ex.partly}" if ex.partly else row)
     return [head, *rows]
 
 
@@ -104,9 +115,10 @@ class _PlanRun:
     """One plan's cases on the shared loop: routes, conditions, retries, repetitions."""
 
     def __init__(self, plan: Plan, options: RunOptions, gate: asyncio.Semaphore, stopping: asyncio.Event,
-                 budget: RenderBudget) -> None:
+                 budget: RenderBudget, lookups: Lookups) -> None:
         self.plan, self.options, self.gate, self.stopping = plan, options, gate, stopping
         self.budget = budget  # the run's: large bodies of every plan's cases share it
+        self.lookups = lookups  # the run's DNS: its own cap on queries in flight, each name and type asked once
         self.target = target_for(plan, options)
         self.scope = Scope.for_plan(plan, options.secrets)  # each case runs in its own scope derived from it
         self.result = PlanResult(plan.name, plan.file, self.scope.redactor.text(plan.source), str(self.target))
@@ -156,14 +168,14 @@ class _PlanRun:
         try:
             domain = self.scope.render(t.mx or "")
             t0 = time.monotonic()
-            found = await resolve_mx(domain, config_for(t.nameservers, t.dns_timeout, t.families))
+            found = await resolve_mx(domain, config_for(t.nameservers, t.dns_timeout, t.families), self.lookups)
             self.result.dns_seconds = time.monotonic() - t0
         except (DnsError, RenderError, ValueError) as exc:
             return [_Job(c, error=str(exc)) for c in self.plan.cases]
         self.result.notes = mx_notes(found)
         if not t.all_mx:
             route = tuple(Hop(ex.host, a, ex.preference) for ex in found.exchangers for a in ex.addresses)
-            return [_Job(c, route, error=None if route else "no MX host has an address") for c in self.plan.cases]
+            return [_Job(c, route, error=None if route else no_route(found)) for c in self.plan.cases]
         jobs = []
         for ex in found.exchangers:
             if not ex.addresses:
@@ -207,18 +219,17 @@ class _PlanRun:
         self._done(i, result)
 
     async def _fleet_route(self, job: _Job) -> tuple[_Job, list[str]]:
-        """An `mx:domain` target: its MX hosts looked up (one session's share of the gate), then the route."""
+        """An `mx:domain` target: its MX hosts looked up, then the route. The lookup takes no session slot:
+        targets are resolved ahead of their sessions, as many at once as the run's DNS cap allows."""
         from runner.net.dns import DnsError, config_for, resolve_mx
 
         t = job.target or self.target
-        async with self.gate:
-            try:
-                found = await resolve_mx(t.mx or "", config_for(t.nameservers, t.dns_timeout, t.families))
-            except (DnsError, ValueError) as exc:
-                return dataclasses.replace(job, error=str(exc)), []
+        try:
+            found = await resolve_mx(t.mx or "", config_for(t.nameservers, t.dns_timeout, t.families), self.lookups)
+        except (DnsError, ValueError) as exc:
+            return dataclasses.replace(job, error=str(exc)), []
         route = tuple(Hop(ex.host, a, ex.preference) for ex in found.exchangers for a in ex.addresses)
-        return dataclasses.replace(job, route=route, error=None if route else "no MX host has an address"), \
-            mx_notes(found)
+        return dataclasses.replace(job, route=route, error=None if route else no_route(found)), mx_notes(found)
 
     async def _tries(self, case: Case, route: tuple[Hop, ...] | None, target: Target) -> CaseResult:
         """The case, tried again after a failure as often as its `retry:` allows; the last try is its result."""
@@ -294,10 +305,14 @@ async def _run(plans: list[Plan], options: RunOptions, run: RunResult, stop: asy
     if options.on_start is not None:
         options.on_start(stop.set)
     budget = RenderBudget()
-    runs = [_PlanRun(plan, options, gate, stop, budget) for plan in plans]
-    run.plans.extend(r.result for r in runs)
-    pending: set[asyncio.Future[Any]] = {asyncio.ensure_future(r.run()) for r in runs}
+    async with Lookups() as lookups:  # the run's DNS, closed (what is still asked cancelled) when it ends
+        runs = [_PlanRun(plan, options, gate, stop, budget, lookups) for plan in plans]
+        run.plans.extend(r.result for r in runs)
+        await _drive({asyncio.ensure_future(r.run()) for r in runs}, run, stop, own_signals)
 
+
+async def _drive(pending: set[asyncio.Future[Any]], run: RunResult, stop: asyncio.Event, own_signals: bool) -> None:
+    """Wait for the plans' runs, or for `stop` (Ctrl-C), then stop what is left."""
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or no signals
         if own_signals:

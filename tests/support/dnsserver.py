@@ -46,6 +46,7 @@ class DnsServer:
         self.servfail: set[str] = set()   # names answered SERVFAIL
         self.nxdomain: set[str] = set()   # names answered NXDOMAIN whatever the zone says
         self.silent: set[str] = set()     # names never answered: the client times out
+        self.silent_types: set[tuple[str, str]] = set()  # (name, type) never answered, e.g. only the AAAA query
         self.truncate: set[str] = set()   # names always answered with TC over UDP
         self.queries: list[tuple[str, str, str]] = []  # (name, type, "udp" or "tcp") in arrival order
         self.errors: list[BaseException] = []  # raised while answering; re-raised on exit so no test hides them
@@ -148,7 +149,7 @@ class DnsServer:
         question = query.question[0]
         name, rdtype = _key(question.name.to_text()), dns.rdatatype.to_text(question.rdtype)
         self.queries.append((name, rdtype, transport))
-        if _listed(name, self.silent):
+        if _listed(name, self.silent) or (name, rdtype) in {(_key(n), t.upper()) for n, t in self.silent_types}:
             return None
         if _listed(name, self.servfail):
             response.set_rcode(dns.rcode.SERVFAIL)

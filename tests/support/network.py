@@ -26,6 +26,7 @@ SOCKET_METHODS = ("connect", "connect_ex", "bind", "sendto")
 SOCKET_FUNCTIONS = ("create_connection", "create_server", "getaddrinfo", "gethostbyname", "gethostbyname_ex")
 LOOP_METHODS = ("create_connection", "create_datagram_endpoint", "create_server", "create_unix_connection",
                 "getaddrinfo", "sock_connect")
+CARES_METHODS = ("query", "search", "getaddrinfo", "gethostbyaddr", "getnameinfo")  # c-ares' sockets are C's
 
 
 def forbid_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -44,4 +45,10 @@ def forbid_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         monkeypatch.setattr(socket, name, refuse(f"socket.{name}"))
     for name in LOOP_METHODS:
         monkeypatch.setattr(asyncio.SelectorEventLoop, name, refuse(f"loop.{name}"))
+    try:
+        import pycares
+    except ImportError:
+        return attempts
+    for name in CARES_METHODS:
+        monkeypatch.setattr(pycares.Channel, name, refuse(f"pycares.Channel.{name}"))
     return attempts
