@@ -93,6 +93,8 @@ wait "$opensmtpd_job" || mta_failed+=("OpenSMTPD (scripts/env/opensmtpd.sh)")
 listen_before=$(postconf -h inet_interfaces inet_protocols | tr '\n' ' ')
 # 127.0.0.1 is deliberately outside mynetworks, so a relay attempt from the tests is refused
 # with 554 5.7.1 (reject_unauth_destination; Debian's defer_unauth_destination would say 454).
+# Outbound, Postfix uses STARTTLS where its next hop offers it (smtp_tls_security_level = may), as
+# most MTAs on the internet do: plans/outbound.yaml's listener offers it when given a certificate.
 postconf -e \
     "inet_interfaces = loopback-only" \
     "inet_protocols = ipv4" \
@@ -103,7 +105,9 @@ postconf -e \
     "maillog_file = $POSTFIX_LOG" \
     "smtpd_tls_cert_file = $CERT_DIR/server.pem" \
     "smtpd_tls_key_file = $CERT_DIR/server.key" \
-    "smtpd_tls_security_level = may"
+    "smtpd_tls_security_level = may" \
+    "smtp_tls_security_level = may" \
+    "smtp_tls_loglevel = 1"
 listen_after=$(postconf -h inet_interfaces inet_protocols | tr '\n' ' ')
 newaliases
 # Debian's service wrapper copies resolv.conf, hosts etc. into the chroot before starting.

@@ -15,6 +15,7 @@ from tests.support.cli import ROOT, run, write_plan
 from tests.support.mtas import (
     BOUNCE_DOMAIN,
     CA_PATH,
+    CERT_DIR,
     DISCARD_DOMAIN,
     DKIM,
     DOVECOT,
@@ -241,6 +242,19 @@ def test_outbound_without_tls_fails_when_tls_is_required(loop, tmp_path, relay_p
     code, out, _ = run(str(ROOT / "plans/outbound.yaml"), "--var", "require_tls=true", "--no-report")
     assert code == 1
     assert "the MTA did not use STARTTLS (the listener offered none: give it certfile:)" in out
+
+
+def test_outbound_over_tls_when_the_listener_offers_it(loop, tmp_path, relay_port):
+    code, out, err = run(str(ROOT / "plans/outbound.yaml"), "--var", f"listen_cert={CERT_DIR / 'server.pem'}",
+                         "--var", f"listen_key={CERT_DIR / 'server.key'}", "--var", "require_tls=true",
+                         "--json", str(tmp_path / "r.json"), "--no-report")
+    assert code == 0, out + err
+    steps = [s for s in json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]["steps"]
+             if s["action"] == "expect_delivery"]
+    assert len(steps) == 2 and all(s["status"] == "passed" for s in steps)
+    smtp = steps[-1]["details"]["smtp"]
+    assert smtp["tls"] is True and smtp["ehlo"] == "mail.smtprun.test"
+    assert str(smtp.get("tls_version", "")).startswith("TLSv1."), smtp
 
 
 def test_twenty_concurrent_cases_each_find_their_own_message(loop, tmp_path):
