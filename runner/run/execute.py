@@ -201,10 +201,14 @@ class _PlanRun:
     async def _verdict(self, i: int, job: _Job) -> None:
         case, target = self._named(job), job.target or self.target
         notes: list[str] = []
+        started, t0 = datetime.now(timezone.utc), time.monotonic()
         if job.target is not None and job.target.mx and job.error is None:
             job, notes = await self._fleet_route(job)
         if job.error is not None:
-            self._done(i, _placeholder(case, target, FAILED, job.error))
+            failed = _placeholder(case, target, FAILED, job.error)
+            failed.started_at, failed.duration = started, time.monotonic() - t0  # the DNS wait, when it failed
+            failed.notes[:0] = notes
+            self._done(i, failed)
             return
         if case.when is not None:
             skip = skip_reason(case, self.scope.for_case(self.plan, case))

@@ -130,6 +130,8 @@ def test_an_address_lookup_that_times_out_names_the_type_the_server_and_the_wait
     assert case["reason"] == (f"no MX host has an address (mx1.example.test: DNS timeout after 1s for "
                               f"mx1.example.test A/AAAA (name server 127.0.0.1:{dns.port}))")
     assert case["reason"] in out
+    assert case["duration"] >= 1.0  # the case took the DNS wait, though no session began
+    assert f"({case['duration']:.2f}s)" in out
 
 
 def test_an_ipv6_only_lookup_that_times_out_names_aaaa():
