@@ -9,32 +9,81 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from runner.errors import StepFailed
+from runner.errors import RenderError, StepFailed
 from runner.mail import judge
 from runner.mail.reader import Budget, Options, Wanted
-from runner.mail.url import MailboxUrl, parse_mailbox
+from runner.mail.url import MailboxError, MailboxUrl, parse_mailbox
 from runner.mail.wait import open_reader, wait_for
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
-from runner.template import BOOLEAN_WORDS, boolean
+from runner.template import BOOLEAN_WORDS, boolean, is_template, names_used
 
-__all__ = ["MAIL_ACTIONS", "do_expect_delivery", "do_expect_dsn", "listen_wanted"]
+__all__ = ["MAIL_ACTIONS", "NotStarted", "do_expect_delivery", "do_expect_dsn", "early_mailboxes", "listen_wanted"]
 
 DEFAULT_WITHIN = 60.0  # seconds: the default wait for a message or a report
 MAX_WITHIN = 86400
 MAIL_ACTIONS = ("expect_delivery", "expect_dsn")
 
 
-def listen_wanted(steps: tuple[Step, ...], text: Callable[[str], str]) -> list[tuple[MailboxUrl, str, str]]:
-    """The listen:// mailboxes the steps name (written out, checked as the plan was read), with the
-    certificate each offers STARTTLS with (rendered by `text`): the case starts these before its first step."""
-    out = []
+LATE_NAMES = frozenset({"ehlo"})  # learned from the server as the case runs
+
+
+class NotStarted(StepFailed):
+    """A mail step's mailbox (or listener certificate) that cannot be read as the case starts: the case
+    does not connect. `why` is the step's own reason, the message says which step and that nothing was sent."""
+
+    def __init__(self, step: Step, why: str) -> None:
+        self.step, self.why = step, f"{why}; checked before connecting: nothing was sent"
+        super().__init__(f"step {step.index} ({step.file}:{step.line}): {step.action} {self.why}")
+
+
+def early_mailboxes(steps: tuple[Step, ...], text: Callable[[Step, str], str]) -> list[tuple[Step, MailboxUrl]]:
+    """The mailbox of every mail step that can be read as the case starts, before it connects: written
+    out, or a template of what is known then (variables, --var, env), not of a capture or `ehlo`.
+    A StepFailed names the first that renders to no mailbox URL: the step, the key and the value."""
+    out, captured = [], set()
     for step in steps:
-        if step.action in MAIL_ACTIONS and str(step.value.get("mailbox", "")).startswith("listen:"):
-            certfile, keyfile = (text(step.value.get(k) or "") for k in ("certfile", "keyfile"))
-            out.append((parse_mailbox(step.value["mailbox"]), certfile, keyfile))
+        if step.action in MAIL_ACTIONS and not _late(step, captured):
+            written = step.value["mailbox"]
+            value = _early(text, step, "mailbox")
+            try:
+                out.append((step, parse_mailbox(value)))
+            except MailboxError as exc:
+                shown = f"{written!r} renders to {exc.shown!r}" if written != value else repr(exc.shown)
+                raise NotStarted(step, f"mailbox: {shown}: {exc.why}") from None
+        captured |= set(step.capture)
     return out
+
+
+def _late(step: Step, captured: set[str]) -> bool:
+    """Whether the step's mailbox reads a name known only once the case runs (a capture before it, `ehlo`)."""
+    written = step.value["mailbox"]
+    names = names_used(written) if is_template(written) else set()
+    include = step.include
+    for name in set(names) & set(include.params if include else ()):
+        if isinstance(include.params[name], str):
+            names |= names_used(include.params[name])
+    return bool(names & (captured | LATE_NAMES))
+
+
+def listen_wanted(early: list[tuple[Step, MailboxUrl]], text: Callable[[Step, str], str]
+                  ) -> list[tuple[MailboxUrl, str, str]]:
+    """The listen:// mailboxes among the steps' `early` ones, with the certificate each offers STARTTLS
+    with (rendered by `text`): the case starts these before it connects."""
+    out = []
+    for step, url in early:
+        if url.kind == "listen":
+            certfile, keyfile = (_early(text, step, k) for k in ("certfile", "keyfile"))
+            out.append((url, certfile, keyfile))
+    return out
+
+
+def _early(text: Callable[[Step, str], str], step: Step, key: str) -> str:
+    try:
+        return text(step, step.value.get(key) or "")
+    except RenderError as exc:
+        raise NotStarted(step, f"{key}: {exc}") from None
 
 
 BOOLEAN_KEYS = ("verify", "plaintext_password", "delete", "received_tls", "tls")
