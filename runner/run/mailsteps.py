@@ -177,8 +177,7 @@ def _misfiled(reader: Any, outcome: Any) -> str:
 async def do_expect_delivery(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     spec = rendered(session, step.value)
     reader, wanted, within = _setup(session, spec, out, dsn=False)
-    out.expected = "the message arrives" + "".join(f", {k} {v}" for k, v in spec.items()
-                                                   if k not in ("mailbox", "password", "cafile", "verify", "within"))
+    out.expected = _expected(session, spec)
     outcome = await wait_for(reader, wanted, delete=spec.get("delete", False))
     out.details = facts = _facts(reader, outcome)
     found = outcome.found or outcome.elsewhere
@@ -197,6 +196,24 @@ async def do_expect_delivery(session: StepContext, step: Step, out: StepResult, 
     if problems:
         raise StepFailed("; ".join(problems))
     return True
+
+
+_NOT_EXPECTED = ("mailbox", "password", "cafile", "verify", "plaintext_password", "within")  # how, not what
+
+
+def _expected(session: StepContext, spec: dict[str, Any]) -> str:
+    """What the step expects, its templates rendered (the listener's certificate too), the empty ones left out."""
+    parts = ["the message arrives"]
+    for key, value in spec.items():
+        if key in ("certfile", "keyfile", "folder") and isinstance(value, str):
+            value = session.text(value)
+        if key in _NOT_EXPECTED or value in ("", None, {}):
+            continue
+        if key == "headers":
+            parts += [f"{name} /{rx}/" for name, rx in value.items()]
+        else:
+            parts.append(f"{key} /{value}/" if key in ("body", "ehlo", "recipient") else f"{key} {value}")
+    return session.redactor.text(", ".join(parts))
 
 
 def _smtp_checks(smtp: dict[str, Any], spec: dict[str, Any]) -> list[str]:

@@ -168,3 +168,25 @@ steps:
     assert (f"{plan}:5:32: error: a listen:// mailbox cannot use port: smtprun starts listening as the case starts, "
             "before any reply is read\n") in err
     assert "hint: write the address out, or take it from a variable" in err
+
+
+def test_the_expected_line_shows_rendered_values_and_leaves_out_empty_ones(loop, tmp_path, relay_port):
+    code, out, report = run_json(tmp_path, OUTBOUND, "--var", "mta_name=^other\\.example$")
+    assert code == 1, out
+    expected = "the message arrives, Subject /^outbound test$/, ehlo /^other\\.example$/"
+    assert f"        expected: {expected}\n" in out
+    step = report["plans"][0]["cases"][0]["steps"][7]
+    assert step["expected"] == expected
+    assert step["reason"] == "ehlo: /^other\\.example$/ not found in 'mail.smtprun.test'"
+
+
+def test_the_expected_line_shows_the_listeners_certificate(loop, tmp_path, relay_port):
+    if not Path("/etc/smtprun-test/server.key").exists():
+        pytest.skip("the test certificate is missing: run scripts/test-env.sh as root")
+    code, out, report = run_json(tmp_path, OUTBOUND, "--var", "mta_name=^other\\.example$",
+                                 "--var", "listen_cert=/etc/smtprun-test/server.pem",
+                                 "--var", "listen_key=/etc/smtprun-test/server.key")
+    assert code == 1, out
+    assert report["plans"][0]["cases"][0]["steps"][7]["expected"] == (
+        "the message arrives, Subject /^outbound test$/, ehlo /^other\\.example$/, "
+        "certfile /etc/smtprun-test/server.pem, keyfile /etc/smtprun-test/server.key")
