@@ -29,7 +29,7 @@ from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Step, Target
 from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
 from runner.run.budget import RenderBudget
-from runner.run.mailsteps import MAIL_ACTIONS, NotStarted, early_mailboxes, listen_wanted
+from runner.run.mailsteps import MAIL_ACTIONS, NotStarted, early_mailboxes
 from runner.run.render import StepRenderer
 from runner.run.steps import ACTIONS
 from runner.run.transcript import Listener, Transcript
@@ -355,8 +355,7 @@ async def _run_steps(session: Session) -> None:
     main, final = result.steps[: len(case.steps)], result.steps[len(case.steps):]
     every = (*case.steps, *case.finally_steps)
     try:
-        early = early_mailboxes(every, session.renderer.text)  # before anything is sent
-        await session.mail_listeners.start(listen_wanted(early, session.renderer.text))
+        await session.mail_listeners.start(early_mailboxes(every, session.renderer.text))  # before anything is sent
         await session.connect()
     except (StepFailed, ListenError) as exc:  # no step ran: the connection (or a listener) is what failed
         result.status, result.reason = FAILED, session.redactor.text(str(exc))

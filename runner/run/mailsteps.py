@@ -19,7 +19,7 @@ from runner.results import StepResult
 from runner.run.context import StepContext
 from runner.template import BOOLEAN_WORDS, boolean, is_template, names_used
 
-__all__ = ["MAIL_ACTIONS", "NotStarted", "do_expect_delivery", "do_expect_dsn", "early_mailboxes", "listen_wanted"]
+__all__ = ["MAIL_ACTIONS", "NotStarted", "do_expect_delivery", "do_expect_dsn", "early_mailboxes"]
 
 DEFAULT_WITHIN = 60.0  # seconds: the default wait for a message or a report
 MAX_WITHIN = 86400
@@ -38,50 +38,51 @@ class NotStarted(StepFailed):
         super().__init__(f"step {step.index} ({step.file}:{step.line}): {step.action} {self.why}")
 
 
-def early_mailboxes(steps: tuple[Step, ...], text: Callable[[Step, str], str]) -> list[tuple[Step, MailboxUrl]]:
-    """The mailbox of every mail step that can be read as the case starts, before it connects: written
-    out, or a template of what is known then (variables, --var, env), not of a capture or `ehlo`.
-    A StepFailed names the first that renders to no mailbox URL: the step, the key and the value."""
+def early_mailboxes(steps: tuple[Step, ...], text: Callable[[Step | None, str], str]
+                    ) -> list[tuple[MailboxUrl, str, str]]:
+    """Every mail step's mailbox that can be read as the case starts, before it connects, read: written
+    out, or a template of what is known then (variables, --var, env), not of a capture or `ehlo`. A
+    NotStarted names the first that is no mailbox URL. Returned: the listen:// ones, with the certificate
+    each offers STARTTLS with (rendered by `text`), for the case to start before it connects."""
     out, captured = [], set()
+    every_capture = {name for step in steps for name in step.capture}
     for step in steps:
-        if step.action in MAIL_ACTIONS and not _late(step, captured):
-            written = step.value["mailbox"]
-            value = _early(text, step, "mailbox")
-            try:
-                out.append((step, parse_mailbox(value)))
-            except MailboxError as exc:
-                shown = f"{written!r} renders to {exc.shown!r}" if written != value else repr(exc.shown)
-                raise NotStarted(step, f"mailbox: {shown}: {exc.why}") from None
+        if step.action in MAIL_ACTIONS:
+            scope = None if _late_params(step, every_capture) else step  # (include parameters: not yet)
+            if scope is not None or not is_template(step.value["mailbox"]):
+                url = _early_url(step, text, captured)
+                if url is not None and url.kind == "listen":
+                    out.append((url, _early(text, scope, step, "certfile"), _early(text, scope, step, "keyfile")))
         captured |= set(step.capture)
     return out
 
 
-def _late(step: Step, captured: set[str]) -> bool:
-    """Whether the step's mailbox reads a name known only once the case runs (a capture before it, `ehlo`)."""
+def _early_url(step: Step, text: Callable[[Step | None, str], str], captured: set[str]) -> MailboxUrl | None:
     written = step.value["mailbox"]
-    names = names_used(written) if is_template(written) else set()
-    include = step.include
-    for name in set(names) & set(include.params if include else ()):
-        if isinstance(include.params[name], str):
-            names |= names_used(include.params[name])
-    return bool(names & (captured | LATE_NAMES))
-
-
-def listen_wanted(early: list[tuple[Step, MailboxUrl]], text: Callable[[Step, str], str]
-                  ) -> list[tuple[MailboxUrl, str, str]]:
-    """The listen:// mailboxes among the steps' `early` ones, with the certificate each offers STARTTLS
-    with (rendered by `text`): the case starts these before it connects."""
-    out = []
-    for step, url in early:
-        if url.kind == "listen":
-            certfile, keyfile = (_early(text, step, k) for k in ("certfile", "keyfile"))
-            out.append((url, certfile, keyfile))
-    return out
-
-
-def _early(text: Callable[[Step, str], str], step: Step, key: str) -> str:
+    if is_template(written) and names_used(written) & (captured | LATE_NAMES):
+        return None  # read at its step
+    value = _early(text, step, step, "mailbox")
     try:
-        return text(step, step.value.get(key) or "")
+        return parse_mailbox(value)
+    except MailboxError as exc:
+        shown = f"{written!r} renders to {exc.shown!r}" if written != value else repr(exc.shown)
+        raise NotStarted(step, f"mailbox: {shown}: {exc.why}") from None
+
+
+def _late_params(step: Step, every_capture: set[str]) -> bool:
+    """An included step's parameters are rendered once for the case, all together, as one of its steps
+    first needs them: not as the case starts if any reads a capture of the case (it would keep a stale value)."""
+    if step.include is None:
+        return False
+    params = (*step.include.params.values(), *step.include.defaults.values())
+    return any(names_used(v) & (every_capture | LATE_NAMES) for v in params if isinstance(v, str))
+
+
+def _early(text: Callable[[Step | None, str], str], scope: Step | None, step: Step, key: str) -> str:
+    """The step's `key` rendered as the case starts, in the names of `scope` (None: the case's own)."""
+    value = step.value.get(key) or ""
+    try:
+        return text(scope, value) if is_template(value) else value
     except RenderError as exc:
         raise NotStarted(step, f"{key}: {exc}") from None
 

@@ -190,3 +190,45 @@ def test_the_expected_line_shows_the_listeners_certificate(loop, tmp_path, relay
     assert report["plans"][0]["cases"][0]["steps"][7]["expected"] == (
         "the message arrives, Subject /^outbound test$/, ehlo /^other\\.example$/, "
         "certfile /etc/smtprun-test/server.pem, keyfile /etc/smtprun-test/server.key")
+
+
+def include_plan(tmp_path: Path, params: str) -> str:
+    (tmp_path / "check.yaml").write_text("""\
+vars:
+  box: imap://alice@127.0.0.1/INBOX
+steps:
+  - expect_delivery:
+      mailbox: "{{ box }}"
+      within: 1
+""")
+    return write_plan(tmp_path, f"""\
+target: {{host: 127.0.0.1, port: 25, timeout: 10}}
+vars:
+  rcpt_box: imap://alice@127.0.0.1/INBOX
+steps:
+  - expect: 220
+    capture: {{banner: '^(\\S+)'}}
+  - send: QUIT
+    expect: 221
+  - include: check.yaml
+    vars: {{box: "{params}"}}
+""")
+
+
+def test_an_included_mailbox_is_read_early_naming_the_included_file(loop, tmp_path):
+    plan = include_plan(tmp_path, "{{ rcpt_box }}")
+    code, out, report = run_json(tmp_path, plan, "--var", "rcpt_box=imapp://alice@127.0.0.1/INBOX")
+    assert code == 1, out
+    case = report["plans"][0]["cases"][0]
+    assert case["reason"] == (f"step 3 ({tmp_path / 'check.yaml'}:4): expect_delivery mailbox: '{{{{ box }}}}' "
+                              f"renders to 'imapp://alice@127.0.0.1/INBOX': {URL_KINDS}; checked before connecting: "
+                              "nothing was sent")
+    assert case["transcript"] == []
+
+
+def test_an_included_mailbox_whose_parameter_reads_a_capture_is_read_at_its_step(loop, tmp_path):
+    code, out, report = run_json(tmp_path, include_plan(tmp_path, "{{ banner }}"))
+    assert code == 1, out
+    case = report["plans"][0]["cases"][0]
+    assert case["peer"] == "127.0.0.1:25"
+    assert case["steps"][2]["reason"] == f"mailbox 'mail.smtprun.test': {URL_KINDS}"
