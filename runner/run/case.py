@@ -359,9 +359,9 @@ async def _run_steps(session: Session) -> None:
         await session.connect()
     except (StepFailed, ListenError) as exc:  # no step ran: the connection (or a listener) is what failed
         result.status, result.reason = FAILED, session.redactor.text(str(exc))
-        if isinstance(exc, NotStarted):  # the step whose mailbox it is says why, too
+        if isinstance(exc, NotStarted):  # the step whose mailbox it is says why, too; no retry: it would say the same
             out = result.steps[next(i for i, s in enumerate(every) if s is exc.step)]
-            out.status, out.reason = FAILED, session.redactor.text(exc.why)
+            out.status, out.reason, result.retryable = FAILED, session.redactor.text(exc.why), False
         return
     await _run_list(session, case.steps, main, case.continue_on_failure)
     if case.finally_steps:

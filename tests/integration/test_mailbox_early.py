@@ -6,6 +6,7 @@ its step, and a step's expected line shows its values rendered."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,3 +233,25 @@ def test_an_included_mailbox_whose_parameter_reads_a_capture_is_read_at_its_step
     case = report["plans"][0]["cases"][0]
     assert case["peer"] == "127.0.0.1:25"
     assert case["steps"][2]["reason"] == f"mailbox 'mail.smtprun.test': {URL_KINDS}"
+
+
+def test_a_case_whose_mailbox_is_wrong_is_not_tried_again(loop, tmp_path):
+    plan = write_plan(tmp_path, """\
+target: {host: 127.0.0.1, port: 25, timeout: 10}
+vars:
+  box: imap://alice@127.0.0.1/INBOX
+cases:
+  - name: retried
+    retry: {times: 3, delay: 5}
+    steps:
+      - expect: 220
+      - expect_delivery: {mailbox: "{{ box }}", within: 1}
+""")
+    t0 = time.monotonic()
+    code, out, report = run_json(tmp_path, plan, "--var", "box=imap://127.0.0.1/INBOX")
+    assert code == 1, out
+    assert time.monotonic() - t0 < 3  # not 3 tries 5s apart: each would say the same
+    case = report["plans"][0]["cases"][0]
+    assert case["attempts"] == [] and case["notes"] == []
+    assert case["reason"].endswith("'imap://127.0.0.1/INBOX': no user (write imap://USER@127.0.0.1/...); "
+                                   "checked before connecting: nothing was sent")
