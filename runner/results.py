@@ -112,6 +112,7 @@ class CaseResult:
     attempts: list[CaseResult] = field(default_factory=list)  # earlier failed tries (retry), or failing samples (load)
     load: dict[str, Any] | None = None  # with --repeat: sessions, throughput, latency percentiles, failures
     position: int | None = None  # its place in the whole plan's list of cases (--shard runs a share of them)
+    retryable: bool = True  # False: trying again cannot change the verdict (the plan is wrong, not the server)
 
     @property
     def failed_step(self) -> StepResult | None:

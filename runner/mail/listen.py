@@ -161,7 +161,8 @@ class ListenReader(Reader):
         from runner.mail.reader import MailError
 
         if self.box is None:
-            raise MailError(f"no listener on {self.url.host}:{self.url.port}: the case did not start one")
+            raise MailError(f"no listener on {self.url.host}:{self.url.port}: the case did not start one (it starts "
+                            "those it can read before connecting: written out or from variables, not from a capture)")
         self.log(f"SMTP listener {self.url.host}:{self.url.port}: {self.box.seq} message(s) so far")
 
     def find(self, wanted: Wanted) -> Found | None:

@@ -8,7 +8,7 @@
     listen://127.0.0.1:PORT              smtprun listens there itself, as the next hop, while the case runs
 
 A password never goes in the URL (it would be shown wherever the mailbox is): `password:` holds it.
-Errors are ValueErrors whose message names what is wrong.
+Errors are MailboxErrors (ValueErrors) whose message names what is wrong.
 """
 
 from __future__ import annotations
@@ -19,10 +19,18 @@ from urllib.parse import unquote, urlsplit
 
 from runner.net.address import parse_port
 
-__all__ = ["KINDS", "MailboxUrl", "is_loopback", "parse_mailbox", "url_password"]
+__all__ = ["KINDS", "MailboxError", "MailboxUrl", "is_loopback", "parse_mailbox", "url_password"]
 
 DEFAULT_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995}
 KINDS = ("imap", "imaps", "pop3", "pop3s", "maildir", "listen")
+
+
+class MailboxError(ValueError):
+    """A mailbox URL that cannot be read: `why` is what is wrong, `shown` the URL (any password masked)."""
+
+    def __init__(self, shown: str, why: str) -> None:
+        super().__init__(f"mailbox {shown!r}: {why}")
+        self.shown, self.why = shown, why
 
 
 @dataclass(frozen=True)
@@ -72,46 +80,46 @@ def parse_mailbox(text: str) -> MailboxUrl:
     scheme, colon, rest = text.partition(":")
     scheme = scheme.lower()
     if not colon or scheme not in KINDS:
-        raise ValueError(f"mailbox {text!r}: expected a URL starting {', '.join(k + ':' for k in KINDS)}")
+        raise MailboxError(text, f"expected a URL starting {', '.join(k + ':' for k in KINDS)}")
     if scheme == "maildir":
         path, _, folder = unquote(rest.removeprefix("//")).partition("#")
         if not path.startswith("/"):
-            raise ValueError(f"mailbox {text!r}: a maildir: URL needs an absolute path (maildir:/home/alice/Maildir)")
+            raise MailboxError(text, "a maildir: URL needs an absolute path (maildir:/home/alice/Maildir)")
         return MailboxUrl("maildir", path=path, folder=folder or "INBOX")
     parts = urlsplit(text)
     if parts.password is not None:
-        raise ValueError(f"mailbox {_without_password(text)!r}: a password does not belong in the URL; "
+        raise MailboxError(_without_password(text), "a password does not belong in the URL; "
                          "give it as password: (e.g. \"{{ env.IMAP_PASSWORD }}\")")
     try:
         host, port = parts.hostname or "", parts.port
     except ValueError as exc:  # a port that is not a number, or out of range
-        raise ValueError(f"mailbox {text!r}: {exc}") from None
+        raise MailboxError(text, str(exc)) from None
     if not host:
         shape = {"imap": "USER@HOST/FOLDER", "pop3": "USER@HOST", "list": "127.0.0.1:PORT"}[scheme[:4]]
-        raise ValueError(f"mailbox {text!r}: no host (write {scheme}://{shape})")
+        raise MailboxError(text, f"no host (write {scheme}://{shape})")
     if port == 0:
-        raise ValueError(f"mailbox {text!r}: port 0 names no port")
+        raise MailboxError(text, "port 0 names no port")
     if parts.query or parts.fragment:
-        raise ValueError(f"mailbox {text!r}: no ?query or #fragment is understood here")
+        raise MailboxError(text, "no ?query or #fragment is understood here")
     if scheme == "listen":
         return _listen(text, host, port, parts.username, parts.path)
     user = unquote(parts.username or "")
     if not user:
-        raise ValueError(f"mailbox {text!r}: no user (write {scheme}://USER@{host}/...)")
+        raise MailboxError(text, f"no user (write {scheme}://USER@{host}/...)")
     folder = unquote(parts.path.strip("/")) or "INBOX"  # (a trailing slash is no part of the folder's name)
     if scheme.startswith("pop3") and parts.path not in ("", "/"):
-        raise ValueError(f"mailbox {text!r}: POP3 has one mailbox, no folders")
+        raise MailboxError(text, "POP3 has one mailbox, no folders")
     return MailboxUrl(scheme, user, host, DEFAULT_PORTS[scheme] if port is None else port, folder)
 
 
 def _listen(text: str, host: str, port: int | None, user: str | None, path: str) -> MailboxUrl:
     if user or path not in ("", "/"):
-        raise ValueError(f"mailbox {text!r}: a listen: URL is listen://ADDRESS:PORT, nothing more")
+        raise MailboxError(text, "a listen: URL is listen://ADDRESS:PORT, nothing more")
     if port is None:
-        raise ValueError(f"mailbox {text!r}: a listen: URL needs a port (listen://127.0.0.1:2600)")
+        raise MailboxError(text, "a listen: URL needs a port (listen://127.0.0.1:2600)")
     parse_port(str(port))
     if not is_loopback(host) or host == "localhost":
-        raise ValueError(f"mailbox {text!r}: smtprun listens only on a loopback address (127.0.0.0/8 or ::1)")
+        raise MailboxError(text, "smtprun listens only on a loopback address (127.0.0.0/8 or ::1)")
     return MailboxUrl("listen", host=host, port=port, folder="")
 
 

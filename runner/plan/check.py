@@ -172,7 +172,7 @@ class StepBuilder:
                 self.problem(f"data_size is over {MAX_GENERATED_BODY} bytes", path)
             return size
         if action in ("expect_delivery", "expect_dsn"):
-            self._mailbox(value, path)
+            self._mailbox(value, path, captured)
         if action == "pipeline":
             for i, item in enumerate(value[:-1]):
                 verb = item["send"].split(" ", 1)[0].upper()
@@ -200,15 +200,18 @@ class StepBuilder:
             self.problem(f"cannot read data_file {value}: {exc.strerror or exc}", path)
         return str(resolved)
 
-    def _mailbox(self, value: dict[str, Any], path: tuple[Any, ...]) -> None:
-        """A mailbox URL written out is read now; listen:// must be (it is opened as the case starts)."""
+    def _mailbox(self, value: dict[str, Any], path: tuple[Any, ...], captured: set[str]) -> None:
+        """A mailbox URL written out is read now; a templated one as its case starts (runner.run.mailsteps),
+        or at its step if it reads a capture; listen:// cannot (it is opened as the case starts)."""
         from runner.mail.url import parse_mailbox, url_password
 
         mailbox = value["mailbox"]
         if template.is_template(mailbox):
-            if mailbox.lstrip().startswith("listen:"):
-                self.problem("a listen:// mailbox must be written out: smtprun starts listening as the case "
-                             "starts, before any template is rendered", (*path, "mailbox"))
+            late = template.names_used(mailbox) & (captured | {"ehlo"})
+            if mailbox.lstrip().startswith("listen:") and late:
+                self.problem(f"a listen:// mailbox cannot use {', '.join(sorted(late))}: smtprun starts listening "
+                             "as the case starts, before any reply is read", (*path, "mailbox"),
+                             hint="write the address out, or take it from a variable")
         else:
             try:
                 url = parse_mailbox(mailbox)

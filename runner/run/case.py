@@ -29,7 +29,7 @@ from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Step, Target
 from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
 from runner.run.budget import RenderBudget
-from runner.run.mailsteps import MAIL_ACTIONS, listen_wanted
+from runner.run.mailsteps import MAIL_ACTIONS, NotStarted, early_mailboxes
 from runner.run.render import StepRenderer
 from runner.run.steps import ACTIONS
 from runner.run.transcript import Listener, Transcript
@@ -353,11 +353,15 @@ async def _run_steps(session: Session) -> None:
     result, case = session.result, session.case
     result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
     main, final = result.steps[: len(case.steps)], result.steps[len(case.steps):]
+    every = (*case.steps, *case.finally_steps)
     try:
-        await session.mail_listeners.start(listen_wanted((*case.steps, *case.finally_steps), session.text))
+        await session.mail_listeners.start(early_mailboxes(every, session.renderer.text))  # before anything is sent
         await session.connect()
     except (StepFailed, ListenError) as exc:  # no step ran: the connection (or a listener) is what failed
         result.status, result.reason = FAILED, session.redactor.text(str(exc))
+        if isinstance(exc, NotStarted):  # the step whose mailbox it is says why, too; no retry: it would say the same
+            out = result.steps[next(i for i, s in enumerate(every) if s is exc.step)]
+            out.status, out.reason, result.retryable = FAILED, session.redactor.text(exc.why), False
         return
     await _run_list(session, case.steps, main, case.continue_on_failure)
     if case.finally_steps:

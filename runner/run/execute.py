@@ -250,7 +250,7 @@ class _PlanRun:
                 result = await run_case(self.plan, case, target, self.scope, self.options.listener,
                                         self.plan.sequential, route, self.stopping, self.options.connect,
                                         self.budget)
-            if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set():
+            if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set() or not result.retryable:
                 break
             earlier.append(result)
             if self.options.listener is not None:  # -v: this try's verdict before the next session's lines

@@ -9,32 +9,82 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from runner.errors import StepFailed
+from runner.errors import RenderError, StepFailed
 from runner.mail import judge
 from runner.mail.reader import Budget, Options, Wanted
-from runner.mail.url import MailboxUrl, parse_mailbox
+from runner.mail.url import MailboxError, MailboxUrl, parse_mailbox
 from runner.mail.wait import open_reader, wait_for
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
-from runner.template import BOOLEAN_WORDS, boolean
+from runner.template import BOOLEAN_WORDS, boolean, is_template, names_used
 
-__all__ = ["MAIL_ACTIONS", "do_expect_delivery", "do_expect_dsn", "listen_wanted"]
+__all__ = ["MAIL_ACTIONS", "NotStarted", "do_expect_delivery", "do_expect_dsn", "early_mailboxes"]
 
 DEFAULT_WITHIN = 60.0  # seconds: the default wait for a message or a report
 MAX_WITHIN = 86400
 MAIL_ACTIONS = ("expect_delivery", "expect_dsn")
 
 
-def listen_wanted(steps: tuple[Step, ...], text: Callable[[str], str]) -> list[tuple[MailboxUrl, str, str]]:
-    """The listen:// mailboxes the steps name (written out, checked as the plan was read), with the
-    certificate each offers STARTTLS with (rendered by `text`): the case starts these before its first step."""
-    out = []
+LATE_NAMES = frozenset({"ehlo"})  # learned from the server as the case runs
+
+
+class NotStarted(StepFailed):
+    """A mail step's mailbox (or listener certificate) that cannot be read as the case starts: the case
+    does not connect. `why` is the step's own reason, the message says which step and that nothing was sent."""
+
+    def __init__(self, step: Step, why: str) -> None:
+        self.step, self.why = step, f"{why}; checked before connecting: nothing was sent"
+        super().__init__(f"step {step.index} ({step.file}:{step.line}): {step.action} {self.why}")
+
+
+def early_mailboxes(steps: tuple[Step, ...], text: Callable[[Step | None, str], str]
+                    ) -> list[tuple[MailboxUrl, str, str]]:
+    """Every mail step's mailbox that can be read as the case starts, before it connects, read: written
+    out, or a template of what is known then (variables, --var, env), not of a capture or `ehlo`. A
+    NotStarted names the first that is no mailbox URL. Returned: the listen:// ones, with the certificate
+    each offers STARTTLS with (rendered by `text`), for the case to start before it connects."""
+    out, captured = [], set()
+    every_capture = {name for step in steps for name in step.capture}
     for step in steps:
-        if step.action in MAIL_ACTIONS and str(step.value.get("mailbox", "")).startswith("listen:"):
-            certfile, keyfile = (text(step.value.get(k) or "") for k in ("certfile", "keyfile"))
-            out.append((parse_mailbox(step.value["mailbox"]), certfile, keyfile))
+        if step.action in MAIL_ACTIONS:
+            scope = None if _late_params(step, every_capture) else step  # (include parameters: not yet)
+            if scope is not None or not is_template(step.value["mailbox"]):
+                url = _early_url(step, text, captured)
+                if url is not None and url.kind == "listen":
+                    out.append((url, _early(text, scope, step, "certfile"), _early(text, scope, step, "keyfile")))
+        captured |= set(step.capture)
     return out
+
+
+def _early_url(step: Step, text: Callable[[Step | None, str], str], captured: set[str]) -> MailboxUrl | None:
+    written = step.value["mailbox"]
+    if is_template(written) and names_used(written) & (captured | LATE_NAMES):
+        return None  # read at its step
+    value = _early(text, step, step, "mailbox")
+    try:
+        return parse_mailbox(value)
+    except MailboxError as exc:
+        shown = f"{written!r} renders to {exc.shown!r}" if written != value else repr(exc.shown)
+        raise NotStarted(step, f"mailbox: {shown}: {exc.why}") from None
+
+
+def _late_params(step: Step, every_capture: set[str]) -> bool:
+    """An included step's parameters are rendered once for the case, all together, as one of its steps
+    first needs them: not as the case starts if any reads a capture of the case (it would keep a stale value)."""
+    if step.include is None:
+        return False
+    params = (*step.include.params.values(), *step.include.defaults.values())
+    return any(names_used(v) & (every_capture | LATE_NAMES) for v in params if isinstance(v, str))
+
+
+def _early(text: Callable[[Step | None, str], str], scope: Step | None, step: Step, key: str) -> str:
+    """The step's `key` rendered as the case starts, in the names of `scope` (None: the case's own)."""
+    value = step.value.get(key) or ""
+    try:
+        return text(scope, value) if is_template(value) else value
+    except RenderError as exc:
+        raise NotStarted(step, f"{key}: {exc}") from None
 
 
 BOOLEAN_KEYS = ("verify", "plaintext_password", "delete", "received_tls", "tls")
@@ -128,8 +178,7 @@ def _misfiled(reader: Any, outcome: Any) -> str:
 async def do_expect_delivery(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     spec = rendered(session, step.value)
     reader, wanted, within = _setup(session, spec, out, dsn=False)
-    out.expected = "the message arrives" + "".join(f", {k} {v}" for k, v in spec.items()
-                                                   if k not in ("mailbox", "password", "cafile", "verify", "within"))
+    out.expected = _expected(session, spec)
     outcome = await wait_for(reader, wanted, delete=spec.get("delete", False))
     out.details = facts = _facts(reader, outcome)
     found = outcome.found or outcome.elsewhere
@@ -148,6 +197,24 @@ async def do_expect_delivery(session: StepContext, step: Step, out: StepResult, 
     if problems:
         raise StepFailed("; ".join(problems))
     return True
+
+
+_NOT_EXPECTED = ("mailbox", "password", "cafile", "verify", "plaintext_password", "within")  # how, not what
+
+
+def _expected(session: StepContext, spec: dict[str, Any]) -> str:
+    """What the step expects, its templates rendered (the listener's certificate too), the empty ones left out."""
+    parts = ["the message arrives"]
+    for key, value in spec.items():
+        if key in ("certfile", "keyfile", "folder") and isinstance(value, str):
+            value = session.text(value)
+        if key in _NOT_EXPECTED or value in ("", None, {}):
+            continue
+        if key == "headers":
+            parts += [f"{name} /{rx}/" for name, rx in value.items()]
+        else:
+            parts.append(f"{key} /{value}/" if key in ("body", "ehlo", "recipient") else f"{key} {value}")
+    return session.redactor.text(", ".join(parts))
 
 
 def _smtp_checks(smtp: dict[str, Any], spec: dict[str, Any]) -> list[str]:

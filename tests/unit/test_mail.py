@@ -152,8 +152,9 @@ def _plan_error(tmp_path: Path, step: str) -> str:
 def test_plan_errors_name_the_line(tmp_path: Path):
     text = _plan_error(tmp_path, "  - expect_delivery: {mailbox: 'imap://a:pw@h/INBOX'}\n")
     assert f"{tmp_path / 'p.yaml'}:3:" in text and "a password does not belong in the URL" in text
-    text = _plan_error(tmp_path, "  - expect_delivery: {mailbox: 'listen://127.0.0.1:{{ port }}'}\n")
-    assert "a listen:// mailbox must be written out" in text
+    text = _plan_error(tmp_path, "    capture: {port: '(\\d+)'}\n"
+                                 "  - expect_delivery: {mailbox: 'listen://127.0.0.1:{{ port }}'}\n")
+    assert f"{tmp_path / 'p.yaml'}:4:" in text and "a listen:// mailbox cannot use port: smtprun starts" in text
     text = _plan_error(tmp_path, "  - expect_delivery: {mailbox: 'maildir:/m', tls: true}\n")
     assert "tls: is for a listen:// mailbox, not maildir:" in text
     text = _plan_error(tmp_path, "  - expect_dsn: {mailbox: 'maildir:/m', status: '5.1'}\n")
