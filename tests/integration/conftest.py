@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 import subprocess
 import time
@@ -17,6 +16,7 @@ import trustme
 from runner.tools.server import EmbeddedServer
 from tests.support.dnsmasq import dnsmasq_factory  # noqa: F401  (the fixture for DNS tests)
 from tests.support.faults import FaultServer
+from tests.support.mtas import banner
 
 POSTFIX_HOST, POSTFIX_PORT = "127.0.0.1", 25
 POSTFIX_BIN = Path("/usr/sbin/postfix")
@@ -50,20 +50,9 @@ class LoopbackCA:
         return context
 
 
-def smtp_banner(host: str, port: int, timeout: float = 2.0) -> str | None:
-    """The first banner line a server sends, or None when nothing answers."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            line = sock.makefile("rb").readline(512)  # RFC 5321 s 4.5.3.1.5: reply line 512 octets
-            sock.sendall(b"QUIT\r\n")
-    except OSError:
-        return None
-    return line.decode("ascii", "replace").rstrip("\r\n") or None
-
-
 def _postfix_answers() -> bool:
-    banner = smtp_banner(POSTFIX_HOST, POSTFIX_PORT)
-    return banner is not None and banner.startswith("220") and "Postfix" in banner
+    line = banner(POSTFIX_HOST, POSTFIX_PORT)
+    return line is not None and line.startswith("220") and "Postfix" in line
 
 
 def _postfix_configured() -> bool:

@@ -187,15 +187,21 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def banner(host: str, port: int, timeout: float = 3.0) -> str | None:
-    """The first line a server sends (without CRLF), or None when nothing answers."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            line = sock.makefile("rb").readline(512)
-            sock.sendall(b"QUIT\r\n")
-    except OSError:
-        return None
-    return line.decode("ascii", "replace").rstrip("\r\n") or None
+def banner(host: str, port: int, timeout: float = 3.0, tries: int = 4) -> str | None:
+    """The first line a server sends (without CRLF), or None when nothing answers. Asked again a few times:
+    a server being reloaded by another test run, or at its process limit for a moment, is not missing."""
+    for attempt in range(tries):
+        if attempt:
+            time.sleep(1.0)
+        try:
+            with socket.create_connection((host, port), timeout=timeout) as sock:
+                line = sock.makefile("rb").readline(512)
+                sock.sendall(b"QUIT\r\n")
+        except OSError:
+            continue
+        if line:
+            return line.decode("ascii", "replace").rstrip("\r\n")
+    return None
 
 
 def missing(reason: str) -> None:
