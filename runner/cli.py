@@ -274,6 +274,12 @@ def _check_source(args: argparse.Namespace) -> None:
     if theirs is not None and theirs != ours:
         raise UsageError(f"--source {args.source} is an IPv{ours} address: it cannot reach --host "
                          f"{args.host[0]} (IPv{theirs})")
+    from runner.net.transport import SourceUnusable, check_source
+
+    try:
+        check_source(args.source)
+    except SourceUnusable as exc:
+        raise UsageError(f"--source {args.source}: this machine cannot connect from it: {exc.strerror}") from None
 
 
 def _check_embedded(args: argparse.Namespace) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from runner.errors import ConnectionLost
 from runner.net.address import hostport, ip_version
 
-__all__ = ["Connection", "Connector", "SourceUnusable", "Transport", "hostport", "open_connection",
+__all__ = ["Connection", "Connector", "SourceUnusable", "Transport", "check_source", "hostport", "open_connection",
            "quiet_closed_transports"]
 
 READ_HIGH_WATER = 256 * 1024  # pause reading past this many unread bytes
@@ -266,6 +266,11 @@ async def open_connection(
 def _bound(source: str) -> dict[str, Any]:
     """create_connection's arguments to connect from `source`, once a trial bind shows this machine
     has that address: asyncio's own bind error names neither the address as given nor what to do."""
+    return {"local_addr": (source, 0), "family": check_source(source)}
+
+
+def check_source(source: str) -> int:
+    """The address family of `source` once a trial bind shows this machine has it; SourceUnusable if not."""
     family = socket.AF_INET6 if ip_version(source) == 6 else socket.AF_INET
     try:
         info = socket.getaddrinfo(source, 0, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
@@ -274,7 +279,7 @@ def _bound(source: str) -> dict[str, Any]:
     except OSError as exc:
         why = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else (exc.strerror or str(exc))
         raise SourceUnusable(exc.errno or 0, why) from None
-    return {"local_addr": (source, 0), "family": family}
+    return family
 
 
 def quiet_closed_transports(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -145,6 +145,13 @@ def _run(args: argparse.Namespace, env: Environment) -> tuple[CheckStatus, str, 
     host, port_given = args.host or (None, None)
     if not (host or plan.target.host or plan.target.mx):
         raise UsageError(f"no target host for {plan.file}: set target.host in the plan, or give --host")
+    if args.source is not None:  # this machine's setup, not the server's fault: UNKNOWN, never CRITICAL
+        from runner.net.transport import SourceUnusable, check_source
+
+        try:
+            check_source(args.source)
+        except SourceUnusable as exc:
+            raise UsageError(f"--source {args.source}: this machine cannot connect from it: {exc.strerror}") from None
     reply_timeout = min(plan.target.timeout, args.timeout)
     timed_out: list[bool] = []
 

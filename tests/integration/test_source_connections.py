@@ -111,3 +111,19 @@ steps:
     assert case["source"] == "127.0.0.2" and "connected from 127.0.0.2 to 127.0.0.1:25" in notes(case)
     received = [v for k, v in case["steps"][-1]["details"]["headers"] if k == "Received"]
     assert re.search(r"\[127\.0\.0\.2\]", received[0]), received
+
+
+def test_a_source_option_this_machine_does_not_have_is_a_usage_error_before_any_session(tmp_path: Path) -> None:
+    with EmbeddedServer() as server:
+        plan = write_plan(tmp_path, EHLO_PLAN.format(port=server.port, extra="", greeted="."))
+        code, out, err = run(plan, "--source", "192.0.2.1", "--no-report")
+        assert (code, out) == (2, "")
+        assert err == ("smtprun: --source 192.0.2.1: this machine cannot connect from it: "
+                       "Cannot assign requested address\n")
+        code, out, err = run("check", plan, "-S", "192.0.2.1")  # the machine's setup: UNKNOWN, not CRITICAL
+        assert code == 3
+        assert out == ("SMTP UNKNOWN - --source 192.0.2.1: this machine cannot connect from it: "
+                       "Cannot assign requested address\n")
+        code, out, _ = run("check", plan, "-S", "127.0.0.2")
+        assert code == 0 and out.startswith("SMTP OK - ")
+    assert not server.messages
