@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.cli import run, write_plan
+from tests.support.mailplans import send_plan
 from tests.support.monitoring import dead_port, parse_check
 from tests.support.mtas import DOVECOT, require_dovecot
 
@@ -136,28 +137,12 @@ steps:
 
 def test_a_delivery_check_gives_the_delivery_time_as_perfdata(tmp_path, postfix):
     require_dovecot(DOVECOT)
-    plan = write_plan(tmp_path, f"""\
-name: delivered
-target: {{host: 127.0.0.1, port: 25, timeout: 10}}
-steps:
-  - expect: 220
-  - send: EHLO client.smtprun.test
-    expect: 250
-  - send: "MAIL FROM:<bob@smtprun.test>"
-    expect: 250
-  - send: "RCPT TO:<alice@smtprun.test>"
-    expect: 250
-  - send: DATA
-    expect: 354
-  - data: "Message-ID: <{{{{ message_id }}}}>\\r\\nSubject: check delivery\\r\\n\\r\\nhello\\r\\n"
-    expect: 250
-  - send: QUIT
-    expect: 221
+    plan = write_plan(tmp_path, send_plan(f"""\
   - expect_delivery:
       mailbox: maildir:{DOVECOT.maildir("alice")}
       within: 15
       delete: true
-""")
+"""))
     code, out, err = run("check", plan)
     check = parse_check(out)
     assert (code, check.status, err) == (0, "OK", ""), out

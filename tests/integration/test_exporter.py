@@ -16,6 +16,7 @@ import pytest
 from tests.support.cli import ROOT
 from tests.support.exporter import running_exporter, samples
 from tests.support.faults import BANNER, FaultServer, Peer
+from tests.support.mailplans import send_plan
 from tests.support.monitoring import dead_port
 from tests.support.mtas import DOVECOT, require_dovecot
 
@@ -279,34 +280,14 @@ def test_options_it_cannot_use_are_a_one_line_usage_error(plans, tmp_path, argv,
     assert done.stderr.endswith(f"smtprun exporter: {message.format(tmp=tmp_path)}\n")
 
 
-DELIVERY = """\
-name: delivery
-target: {host: 127.0.0.1, port: 25, timeout: 10}
-steps:
-  - expect: 220
-  - send: EHLO client.smtprun.test
-    expect: 250
-  - send: "MAIL FROM:<bob@smtprun.test>"
-    expect: 250
-  - send: "RCPT TO:<alice@smtprun.test>"
-    expect: 250
-  - send: DATA
-    expect: 354
-  - data: |
-      Message-ID: <{{ message_id }}>
-      Subject: exporter delivery probe
-
-      Watched by Prometheus.
-    expect: 250
-  - send: QUIT
-    expect: 221
+DELIVERY = send_plan("""\
   - expect_delivery:
       mailbox: imap://alice@127.0.0.1/INBOX
       password: "{{ env.SMTPRUN_TEST_IMAP_PASSWORD }}"
       cafile: /etc/smtprun-test/ca.pem
       within: 15
       delete: true
-"""
+""")
 
 
 def test_a_delivery_probe_reports_the_latency_and_the_wait(tmp_path, postfix, monkeypatch):

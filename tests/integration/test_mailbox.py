@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import ROOT, run, write_plan
+from tests.support.mailplans import send_plan
 from tests.support.mtas import (
     BOUNCE_DOMAIN,
     CA_PATH,
@@ -32,36 +33,6 @@ pytestmark = pytest.mark.postfix
 def loop() -> None:
     require_smtp(POSTFIX)
     require_dovecot(DOVECOT)
-
-
-def send_plan(check: str, *, rcpt: str = "alice@smtprun.test", sender: str = "bob@smtprun.test",
-              mail_params: str = "", rcpt_params: str = "", headers: str = "", extra: str = "") -> str:
-    """One case through Postfix: a message with the case's Message-ID, then `check` (YAML steps)."""
-    return f"""\
-target: {{host: 127.0.0.1, port: 25, timeout: 10{extra}}}
-vars:
-  helo: client.smtprun.test
-steps:
-  - expect: 220
-  - send: "EHLO {{{{ helo }}}}"
-    expect: 250
-  - send: "MAIL FROM:<{sender}>{mail_params}"
-    expect: 250
-  - send: "RCPT TO:<{rcpt}>{rcpt_params}"
-    expect: 250
-  - send: DATA
-    expect: 354
-  - data: |
-      Message-ID: <{{{{ message_id }}}}>
-      From: {sender}
-      To: {rcpt}
-      Subject: closed loop test
-{headers}
-      Hello from the closed-loop test.
-    expect: 250
-  - send: QUIT
-    expect: 221
-{check}"""
 
 
 def run_json(tmp_path: Path, plan_text: str, *args: str) -> tuple[int, str, dict]:
