@@ -20,7 +20,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.net.dns import DnsError, MxResult, resolve_mx
+from runner.net.dns import MAX_EXCHANGERS, DnsError, MxResult, resolve_mx
 from runner.net.resolver import ResolverConfig
 from tests.fuzz.budget import fuzz_settings
 from tests.fuzz.guards import Hang, loopback_only, peak_rss_mb, time_limit
@@ -52,7 +52,7 @@ def _records(query: Query, spec: dict) -> list[bytes]:
             target = f"c{step}.example.test" if step < spec["chain"] - 1 else "mx1.example.test"
             chain.append(rr(labels(name), 5, labels(target)))
             name = target
-        return chain + [rr(labels(name), 1, bytes([127, 0, 0, 1]))]
+        return [*chain, rr(labels(name), 1, bytes([127, 0, 0, 1]))]
     records = []
     for address in spec["addresses"]:
         if len(address) == 4 or query.qtype == TYPES["A"]:  # 4 octets in an AAAA answer: the wrong type's data
@@ -229,7 +229,8 @@ def test_silence_for_aaaa_keeps_the_a_answer():
         found = resolve(server)
     [ex] = found.exchangers
     assert ex.addresses == ("127.0.0.1",)
-    assert ex.partly == f"DNS timeout after {TIMEOUT:g}s for mx1.example.test AAAA (name server 127.0.0.1:{server.port})"
+    assert ex.partly == (f"DNS timeout after {TIMEOUT:g}s for mx1.example.test AAAA "
+                         f"(name server 127.0.0.1:{server.port})")
 
 
 def test_late_mx_answer_is_a_timeout():
@@ -264,3 +265,66 @@ def test_cli_mx_target_against_hostile_answers(tmp_path):
         assert "example.test" in out, out
         assert not refused and server.peers <= {"127.0.0.1"}
         assert elapsed < 2 * TIMEOUT + 2 + MARGIN, elapsed
+
+
+# finding 1: 2,000 copies of two MX records gave 2,000 exchangers, so a route tried mx1 1,000 times and an
+# `all_mx` target made 2,000 jobs per case. A repeated record is one record (RFC 2181 §5): each host once.
+def test_repeated_mx_records_are_one_exchanger_each():
+    spec = scripted([(10, "mx1.example.test"), (20, "MX1.example.test"), (10, "mx2.example.test")], repeat=3)
+    with GarbageDns(lambda q: respond(q, {"other": ANSWER}, spec)) as server:
+        found = resolve(server)
+    assert sorted((ex.preference, ex.host) for ex in found.exchangers) == [(10, "mx1.example.test"),
+                                                                           (10, "mx2.example.test")]
+
+
+# finding 2: 400 distinct exchangers, all silent, meant 800 A/AAAA queries 64 at a time: 13 DNS timeouts in a
+# row (over a minute at the default 5 s). The first MAX_EXCHANGERS are looked up; the rest are counted.
+def test_hundreds_of_silent_exchangers_take_two_timeouts_not_thirteen():
+    spec = scripted([(i % 7, f"mx{i}.example.test") for i in range(400)])
+    behaviours = {TYPES["MX"]: ("tc", "valid"), "other": ("silent", None)}
+    with GarbageDns(lambda q: respond(q, behaviours, spec)) as server:
+        found = resolve(server)
+    assert len(found.exchangers) == MAX_EXCHANGERS and found.omitted == 400 - MAX_EXCHANGERS
+    assert [ex.preference for ex in found.exchangers] == sorted(ex.preference for ex in found.exchangers)
+    assert all(ex.error.startswith(f"DNS timeout after {TIMEOUT:g}s for {ex.host} ") for ex in found.exchangers)
+
+
+# finding 3: an MX naming an IP address was looked up as a name, and the name server's answer for "127.0.0.1"
+# used. RFC 5321 §5.1 (and RFC 2181 §10.3): an MX names a host; like Postfix, smtprun does not use it.
+def test_an_mx_naming_an_ip_address_is_not_used():
+    spec = scripted([(10, "127.0.0.1"), (20, "[127.0.0.1]"), (30, "::1"), (40, "mx1.example.test")])
+    with GarbageDns(lambda q: respond(q, {"other": ANSWER}, spec)) as server:
+        found = resolve(server)
+    assert [(ex.host, ex.addresses, ex.error) for ex in found.exchangers] == [
+        ("127.0.0.1", (), "MX target 127.0.0.1 is an IP address, not a host name (RFC 5321 §5.1); not used"),
+        ("[127.0.0.1]", (), "MX target [127.0.0.1] is an IP address, not a host name (RFC 5321 §5.1); not used"),
+        ("::1", (), "MX target ::1 is an IP address, not a host name (RFC 5321 §5.1); not used"),
+        ("mx1.example.test", ("127.0.0.1",), None)]
+    assert {q.name for q in server.queries} == {"example.test", "mx1.example.test"}
+
+
+# finding 4: c-ares takes a 257-octet exchange name off the wire, and then asked for its addresses. RFC 1035
+# §2.3.4: 255 octets at most.
+def test_an_mx_name_over_255_octets_is_not_used():
+    behaviours = {TYPES["MX"]: ("hostile", "long-name"), "other": ANSWER}
+    with GarbageDns(lambda q: respond(q, behaviours, scripted([]))) as server:
+        found = resolve(server)
+    [ex] = found.exchangers
+    assert ex.error == f"MX target {'b' * 40}... is 257 octets long, over the 255 RFC 1035 §2.3.4 allows; not used"
+    assert ex.addresses == () and [q.name for q in server.queries] == ["example.test"]
+
+
+def test_pointer_loops_and_long_labels_fail_the_mx_query_by_name():
+    for kind in ("loop", "forward", "long-label"):  # RFC 1035 §4.1.4 pointers, §2.3.4 labels
+        with GarbageDns(lambda q, k=kind: respond(q, {TYPES["MX"]: ("hostile", k), "other": ANSWER},
+                                                  scripted([]))) as server:
+            error = resolve(server)
+        assert str(error) == "DNS error for example.test MX: misformatted dns reply", kind
+
+
+def test_an_mx_that_is_a_cname_is_followed():
+    """RFC 2181 §10.3 says an MX must not name an alias; senders (Postfix, Exim) follow it all the same, and so
+    does smtprun: the exchanger keeps the name the MX gave, with the chain's final addresses."""
+    with GarbageDns(lambda q: respond(q, {"other": ANSWER}, scripted([(10, "alias.example.test")], chain=5))) as s:
+        found = resolve(s)
+    assert [(ex.host, ex.addresses) for ex in found.exchangers] == [("alias.example.test", ("127.0.0.1",))]
