@@ -185,7 +185,7 @@ def resolve(server: GarbageDns, timeout: float = TIMEOUT) -> MxResult | DnsError
     return outcome
 
 
-@fuzz_settings(ci=40, long=1000)
+@fuzz_settings(ci=25, long=1000)
 @given(behaviours=st.fixed_dictionaries({TYPES["MX"]: BEHAVIOURS, TYPES["A"]: BEHAVIOURS,
                                           TYPES["AAAA"]: BEHAVIOURS, "other": BEHAVIOURS}), spec=SPECS)
 def test_resolve_mx_under_hostile_answers(behaviours, spec):
@@ -328,3 +328,12 @@ def test_an_mx_that_is_a_cname_is_followed():
     with GarbageDns(lambda q: respond(q, {"other": ANSWER}, scripted([(10, "alias.example.test")], chain=5))) as s:
         found = resolve(s)
     assert [(ex.host, ex.addresses) for ex in found.exchangers] == [("alias.example.test", ("127.0.0.1",))]
+
+
+def test_a_records_in_an_aaaa_answer_are_not_addresses():
+    """An AAAA answer holding only A records (4-octet data) has no AAAA record: IPv6 only, no address."""
+    spec = scripted([(10, "mx1.example.test")], addresses=[bytes([127, 0, 0, 1])])
+    with GarbageDns(lambda q: respond(q, {"other": ANSWER}, spec)) as server:
+        config = ResolverConfig(server.nameservers, TIMEOUT, ("ipv6",))
+        found = asyncio.run(resolve_mx(DOMAIN, config))
+    assert [(ex.addresses, ex.error) for ex in found.exchangers] == [((), "no AAAA record for mx1.example.test")]
