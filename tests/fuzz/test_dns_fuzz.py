@@ -250,19 +250,27 @@ steps:
 
 def test_cli_mx_target_against_hostile_answers(tmp_path):
     """A few hostile answers through `smtprun PLAN` with an mx: target: exit 1, a named reason, no traceback."""
-    cases = [({TYPES["MX"]: ("random", None), "other": ANSWER}, scripted([], garbage=b"\xff" * 40)),
-             ({TYPES["MX"]: ("hostile", "loop"), "other": ANSWER}, scripted([])),
-             ({TYPES["MX"]: ("tc", "long-prefix"), "other": ANSWER}, scripted([(10, "mx1.example.test")])),
-             ({"other": ANSWER}, scripted([(10, "127.0.0.1"), (20, "alias.example.test")]))]
-    for behaviours, spec in cases:
+    mx1 = [(10, "mx1.example.test")]
+    cases = [({TYPES["MX"]: ("random", None), "other": ANSWER}, scripted([], garbage=b"\xff" * 40),
+              "DNS error for example.test MX: misformatted dns reply"),
+             ({TYPES["MX"]: ("hostile", "loop"), "other": ANSWER}, scripted([]),
+              "DNS error for example.test MX: misformatted dns reply"),
+             ({TYPES["MX"]: ("tc", "long-prefix"), "other": ANSWER}, scripted(mx1),
+              f"DNS timeout after {TIMEOUT:g}s for example.test MX"),
+             ({"other": ANSWER}, scripted([(10, "127.0.0.1"), (20, "alias.example.test")]),
+              "cannot connect to alias.example.test [127.0.0.1]:9"),
+             ({"other": ANSWER}, scripted([(10, "127.0.0.1")]),
+              "no MX host has an address (127.0.0.1: MX target 127.0.0.1 is an IP address, not a host name "
+              "(RFC 5321 §5.1); not used)")]
+    for index, (behaviours, spec, expected) in enumerate(cases):
         with GarbageDns(lambda q, b=behaviours, s=spec: respond(q, b, s)) as server, loopback_only() as refused:
             plan = write_plan(tmp_path, CLI_PLAN.format(timeout=TIMEOUT, dns=server.port))
             start = time.monotonic()
-            code, out, err = run(plan)
+            code, out, err = run(plan, "--report-dir", str(tmp_path / f"reports{index}"))
             elapsed = time.monotonic() - start
         assert code == 1, out + err
         assert "Traceback" not in out + err and "internal error" not in out + err, out + err
-        assert "example.test" in out, out
+        assert expected in out, out
         assert not refused and server.peers <= {"127.0.0.1"}
         assert elapsed < 2 * TIMEOUT + 2 + MARGIN, elapsed
 
