@@ -46,6 +46,12 @@ class MxResult:
     domain: str
     exchangers: tuple[Exchanger, ...]
     implicit: bool  # no MX record: the domain's own A/AAAA, as if "MX 0 domain" (RFC 5321 §5.1)
+    omitted: int = 0  # exchangers past MAX_EXCHANGERS, neither looked up nor tried
+
+
+MAX_EXCHANGERS = 32  # distinct MX hosts looked up per domain: with A and AAAA, one round of 64 queries in flight
+MAX_NAME_OCTETS = 255  # RFC 1035 §2.3.4: a name on the wire, length octets included
+_ESCAPE = re.compile(r"\\(?:[0-9]{3}|.)")  # c-ares writes odd octets of a name as \DDD or \X: one octet each
 
 
 @functools.lru_cache(maxsize=64)  # a fleet's 10,000 targets share their plan's few
@@ -138,21 +144,52 @@ async def _resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups) -> 
     if any(exchange == "." for _, exchange in records):
         extra = "" if len(records) == 1 else " (it also lists other MX records, which RFC 7505 §3 forbids)"
         raise DnsError(f"null MX (RFC 7505): {name} accepts no mail{extra}")
-    ordered: list[tuple[int, str]] = []
-    for preference in sorted({preference for preference, _ in records}):
-        hosts = [shown(exchange) for p, exchange in records if p == preference]
-        random.shuffle(hosts)  # RFC 5321 §5.1: equal preferences are tried in random order
-        ordered += [(preference, host) for host in hosts]
+    ordered = _ordered(records)
+    omitted = max(len(ordered) - MAX_EXCHANGERS, 0)
+    ordered = ordered[:MAX_EXCHANGERS]
+    refused = {host: _not_a_host(host) for _, host in ordered}
     for _, host in ordered:  # every exchanger's A and AAAA asked at once
         for rdtype in (FAMILIES[f] for f in config.families):
-            lookups.start(host, rdtype, config)
-    found = [await _addresses(host, config, lookups) for _, host in ordered]
+            if not refused[host]:
+                lookups.start(host, rdtype, config)
+    found = [(((), refused[host]) if refused[host] else await _addresses(host, config, lookups)) for _, host in ordered]
     exchangers = tuple(
         Exchanger(host, preference, addresses, None, reason or None) if addresses
         else Exchanger(host, preference, (), reason)
         for (preference, host), (addresses, reason) in zip(ordered, found, strict=True)
     )
-    return MxResult(name, exchangers, implicit=False)
+    return MxResult(name, exchangers, implicit=False, omitted=omitted)
+
+
+def _ordered(records: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """(preference, host) in the order a sender tries them (RFC 5321 §5.1), each host once: a record repeated in
+    the answer is one record (RFC 2181 §5), and a host listed at two preferences is tried at the lower."""
+    seen: set[str] = set()
+    ordered: list[tuple[int, str]] = []
+    for preference in sorted({preference for preference, _ in records}):
+        hosts = [shown(exchange) for p, exchange in records if p == preference]
+        hosts = [h for h in dict.fromkeys(hosts) if h.lower() not in seen]
+        seen.update(h.lower() for h in hosts)
+        random.shuffle(hosts)  # RFC 5321 §5.1: equal preferences are tried in random order
+        ordered += [(preference, host) for host in hosts]
+    return ordered
+
+
+def _not_a_host(exchange: str) -> str | None:
+    """Why an MX target is not looked up, or None: it must be a host name (RFC 5321 §5.1; RFC 2181 §10.3), not
+    an address literal (a sender that used one would deliver where no DNS name says), and fit RFC 1035 §2.3.4."""
+    literal = exchange[1:-1] if exchange.startswith("[") and exchange.endswith("]") else exchange
+    try:
+        ipaddress.ip_address(literal.split("%")[0])
+    except ValueError:
+        pass
+    else:
+        return f"MX target {exchange} is an IP address, not a host name (RFC 5321 §5.1); not used"
+    octets = sum(len(label) + 1 for label in _ESCAPE.sub("x", exchange).split(".") if label) + 1
+    if octets > MAX_NAME_OCTETS:
+        return (f"MX target {exchange[:40]}... is {octets} octets long, over the {MAX_NAME_OCTETS} "
+                "RFC 1035 §2.3.4 allows; not used")
+    return None
 
 
 async def ptr_check(address: str, names: list[str], config: ResolverConfig,
