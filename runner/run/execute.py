@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from runner import __version__
@@ -90,6 +90,7 @@ class _Job:
     label: str = ""
     error: str | None = None  # the route could not be found (DNS): the case fails with this
     target: Target | None = None  # --targets: this job's own target instead of the plan's
+    waited: float = 0.0  # seconds its MX lookup took before it failed (error), for the case's time
     position: int = 0  # its place among all the plan's jobs before --shard took a share: merge restores the order
 
 
@@ -108,6 +109,9 @@ def mx_notes(found: Any) -> list[str]:
     for ex in found.exchangers:
         row = f"{ex.preference:>5} {ex.host}: {', '.join(ex.addresses) or ex.error}"
         rows.append(f"{row}; {ex.partly}" if ex.partly else row)
+    if found.omitted:
+        rows.append(f"({found.omitted} more MX host{'s' * (found.omitted > 1)} past the first {len(found.exchangers)}: "
+                    "not looked up, not tried)")
     return [head, *rows]
 
 
@@ -164,14 +168,13 @@ class _PlanRun:
         """Look up the MX hosts once per plan; then every case gets a route (or, with all, one per host)."""
         from runner.net.dns import DnsError, config_for, resolve_mx
 
-        t = self.target
+        t, t0 = self.target, time.monotonic()
         try:
             domain = self.scope.render(t.mx or "")
-            t0 = time.monotonic()
             found = await resolve_mx(domain, config_for(t.nameservers, t.dns_timeout, t.families), self.lookups)
             self.result.dns_seconds = time.monotonic() - t0
         except (DnsError, RenderError, ValueError) as exc:
-            return [_Job(c, error=str(exc)) for c in self.plan.cases]
+            return [_Job(c, error=str(exc), waited=time.monotonic() - t0) for c in self.plan.cases]
         self.result.notes = mx_notes(found)
         if not t.all_mx:
             route = tuple(Hop(ex.host, a, ex.preference) for ex in found.exchangers for a in ex.addresses)
@@ -201,12 +204,12 @@ class _PlanRun:
     async def _verdict(self, i: int, job: _Job) -> None:
         case, target = self._named(job), job.target or self.target
         notes: list[str] = []
-        started, t0 = datetime.now(timezone.utc), time.monotonic()
+        started, t0 = datetime.now(timezone.utc) - timedelta(seconds=job.waited), time.monotonic()
         if job.target is not None and job.target.mx and job.error is None:
             job, notes = await self._fleet_route(job)
         if job.error is not None:
             failed = _placeholder(case, target, FAILED, job.error)
-            failed.started_at, failed.duration = started, time.monotonic() - t0  # the DNS wait, when it failed
+            failed.started_at, failed.duration = started, max(time.monotonic() - t0, job.waited)  # the DNS wait
             failed.notes[:0] = notes
             self._done(i, failed)
             return

@@ -169,3 +169,32 @@ def test_an_aaaa_timeout_beside_an_a_answer_is_reported_and_the_a_address_used(t
     assert code == 0, out + err
     (case,) = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
     assert f"   10 mx1.example.test: 127.0.0.1; {timeout}" in case["notes"]
+
+
+def test_a_plans_mx_lookup_that_times_out_is_the_cases_time(tmp_path):
+    with DnsServer({"example.test.": {"MX": ["10 mx1.example.test."]}}) as dns:
+        dns.silent.add("example.test.")
+        plan = write_plan(tmp_path, f"""\
+name: one domain
+target: {{mx: example.test, port: 25, nameserver: "127.0.0.1:{dns.port}", dns_timeout: 1}}
+steps:
+  - expect: 220
+""")
+        code, out, _ = run(plan, "--json", str(tmp_path / "r.json"), "--no-report")
+    assert code == 1
+    (case,) = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
+    assert case["reason"] == f"DNS timeout after 1s for example.test MX (name server 127.0.0.1:{dns.port})"
+    assert case["duration"] >= 1.0 and f"({case['duration']:.2f}s)" in out
+
+
+def test_mx_hosts_past_the_cap_are_named_in_the_notes(tmp_path, server):
+    zone = {"many.test.": {"MX": [f"{n} mx{n}.many.test." for n in range(1, 41)]},
+            **{f"mx{n}.many.test.": {"A": ["127.0.0.1"]} for n in range(1, 41)}}
+    with DnsServer(zone) as dns:
+        text = PLAN.format(port=server.port, dns=dns.port).replace("port:", "mx: many.test, port:", 1)
+        plan = write_plan(tmp_path, text)
+        code, _, err = run(plan, "--json", str(tmp_path / "r.json"), "--no-report")
+    assert code == 0, err
+    notes = json.loads((tmp_path / "r.json").read_text())["plans"][0]["notes"]
+    assert notes[-1] == "(8 more MX hosts past the first 32: not looked up, not tried)"
+    assert "   32 mx32.many.test: 127.0.0.1" in notes and not any("mx33." in n for n in notes)
