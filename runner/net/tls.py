@@ -12,7 +12,8 @@ from typing import Any
 
 from runner.files import read_regular
 
-__all__ = ["MAX_CA_BYTES", "client_context", "describe_failure", "describe_session", "session_facts"]
+__all__ = ["CLOSED_IN_HANDSHAKE", "MAX_CA_BYTES", "client_context", "describe_failure", "describe_session",
+           "session_facts"]
 
 _VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -55,7 +56,7 @@ def client_context(verify: bool = True, cafile: str | None = None, min_version: 
 
 _ALERT = re.compile(r"(?:SSLV3|TLSV1)_ALERT_(\w+)")  # OpenSSL's names for the alerts of RFC 8446 §6
 PLAINTEXT = "WRONG_VERSION_NUMBER"  # what OpenSSL says when the bytes that came back are not a TLS record
-_CLOSED = "the server closed the connection during the handshake, without a TLS alert"
+CLOSED_IN_HANDSHAKE = "the server closed the connection during the TLS handshake, without a TLS alert"
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -65,7 +66,7 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return "TLS handshake timed out"
     if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError, EOFError)):
-        return f"TLS handshake failed: {_CLOSED}"
+        return f"TLS handshake failed: {CLOSED_IN_HANDSHAKE}"
     if isinstance(exc, ssl.SSLError):
         reason = exc.reason or ""
         alert = _ALERT.fullmatch(reason)
@@ -75,7 +76,7 @@ def describe_failure(exc: BaseException) -> str:
         if reason == PLAINTEXT:
             return f"TLS handshake failed: the server answered in plaintext, not TLS ({reason})"
         return f"TLS handshake failed: {reason or exc.strerror or type(exc).__name__}"
-    return f"TLS handshake failed: {str(exc) or _CLOSED}"
+    return f"TLS handshake failed: {str(exc) or CLOSED_IN_HANDSHAKE}"
 
 
 def peer_chain(tls: ssl.SSLObject | None) -> list[bytes]:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from runner.errors import ConnectionLost
 from runner.net.address import hostport, ip_version
+from runner.net.tls import CLOSED_IN_HANDSHAKE
 
 __all__ = ["Connection", "Connector", "SourceUnusable", "Transport", "check_source", "hostport", "open_connection",
            "quiet_closed_transports"]
@@ -205,7 +206,7 @@ class Connection:
             deadline,
         )
         if new is None or wire.closed:  # the server hung up during the handshake
-            raise ConnectionLost("the server closed the connection during the TLS handshake")
+            raise ConnectionLost(CLOSED_IN_HANDSHAKE)
         wire.transport = new  # type: ignore[assignment]
         self.tls_object = new.get_extra_info("ssl_object")
 

@@ -193,7 +193,7 @@ def tls_refuser(alert: bool):
 
 @pytest.mark.parametrize(("alert", "why"), [
     (True, "TLS handshake failed: the server sent the TLS alert 'handshake failure' (SSLV3_ALERT_HANDSHAKE_FAILURE)"),
-    (False, "TLS handshake failed: the server closed the connection during the handshake, without a TLS alert"),
+    (False, "TLS handshake failed: the server closed the connection during the TLS handshake, without a TLS alert"),
 ], ids=["alert", "close"])
 def test_a_failed_starttls_handshake_says_why_and_is_in_the_transcript(tmp_path, alert, why):
     with FaultServer(tls_refuser(alert)) as server:

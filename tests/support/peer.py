@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import ConnectionLost
+from runner.net.tls import CLOSED_IN_HANDSHAKE
 
 __all__ = ["Close", "Expect", "FakeTLS", "Handshake", "Pause", "Reset", "Say", "ScriptedConnection",
            "ScriptedServer", "body"]
@@ -197,7 +198,7 @@ class ScriptedConnection:
         self._advance()
         action = self.script[0] if self.script else None
         if isinstance(action, (Close, Reset)) or self._eof:
-            raise ConnectionLost("the server closed the connection during the TLS handshake")
+            raise ConnectionLost(CLOSED_IN_HANDSHAKE)
         if not isinstance(action, Handshake):  # a server that never answers the handshake
             await self._until(deadline)
             return
