@@ -123,9 +123,12 @@ def parse_source(text: str) -> str:
     given = text.strip()
     bare = given[1:-1] if given.startswith("[") and given.endswith("]") else given
     try:
-        return str(ipaddress.ip_address(bare))
+        address = ipaddress.ip_address(bare)
     except ValueError:
         pass
+    else:
+        _check_unicast(address, text)
+        return str(address)
     try:
         host, port = split_hostport(given)
     except ValueError:
@@ -138,6 +141,17 @@ def parse_source(text: str) -> str:
         else:
             raise ValueError(f"a source address takes no port: {_quoted(text)} (the system picks the port)")
     raise ValueError(f"not an IPv4 or IPv6 address: {_quoted(text)}" if text else "an empty source address")
+
+
+def _check_unicast(address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str) -> None:
+    """A socket may be bound to 0.0.0.0, ::, a multicast or the broadcast address, but a TCP connection then
+    leaves from an address the system picks (RFC 1122 §3.2.1.3, RFC 4291 §2.7: no such source): refused,
+    so a source given is the one used."""
+    kind = ("the unspecified address" if address.is_unspecified else "a multicast address" if address.is_multicast
+            else "the broadcast address" if address == ipaddress.IPv4Address("255.255.255.255") else None)
+    if kind is not None:
+        raise ValueError(f"{_quoted(text)} is {kind}, not one a connection can come from "
+                         "(give an address of this machine, or no source for the system's choice)")
 
 
 def ip_version(address: str) -> int | None:

@@ -36,6 +36,16 @@ def test_source_addresses_accepted(text: str, address: str) -> None:
     ("127.0.0.256", "not an IPv4 or IPv6 address: '127.0.0.256'"),
     ("[::1", "not an IPv4 or IPv6 address: '[::1'"),
     ("", "an empty source address"),
+    ("0.0.0.0", "'0.0.0.0' is the unspecified address, not one a connection can come from "
+                "(give an address of this machine, or no source for the system's choice)"),
+    ("[::]", "'[::]' is the unspecified address, not one a connection can come from "
+             "(give an address of this machine, or no source for the system's choice)"),
+    ("224.0.0.1", "'224.0.0.1' is a multicast address, not one a connection can come from "
+                  "(give an address of this machine, or no source for the system's choice)"),
+    ("ff02::1", "'ff02::1' is a multicast address, not one a connection can come from "
+                "(give an address of this machine, or no source for the system's choice)"),
+    ("255.255.255.255", "'255.255.255.255' is the broadcast address, not one a connection can come from "
+                        "(give an address of this machine, or no source for the system's choice)"),
 ])
 def test_source_addresses_refused(text: str, message: str) -> None:
     with pytest.raises(ValueError) as exc:
