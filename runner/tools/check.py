@@ -146,8 +146,13 @@ def _run(args: argparse.Namespace, env: Environment) -> tuple[CheckStatus, str, 
     if not (host or plan.target.host or plan.target.mx):
         raise UsageError(f"no target host for {plan.file}: set target.host in the plan, or give --host")
     if args.source is not None:  # this machine's setup, not the server's fault: UNKNOWN, never CRITICAL
+        from runner.net.address import ip_version
         from runner.net.transport import SourceUnusable, check_source
 
+        ours, theirs = ip_version(args.source), ip_version(host) if host else None
+        if theirs is not None and theirs != ours:
+            raise UsageError(f"--source {args.source} is an IPv{ours} address: it cannot reach --host {host} "
+                             f"(IPv{theirs})")
         try:
             check_source(args.source)
         except SourceUnusable as exc:

@@ -124,6 +124,9 @@ def test_a_source_option_this_machine_does_not_have_is_a_usage_error_before_any_
         assert code == 3
         assert out == ("SMTP UNKNOWN - --source 192.0.2.1: this machine cannot connect from it: "
                        "Cannot assign requested address\n")
+        code, out, _ = run("check", plan, "-S", "127.0.0.2", "-H", "[::1]")  # as `run` refuses it: UNKNOWN
+        assert (code, out) == (3, "SMTP UNKNOWN - --source 127.0.0.2 is an IPv4 address: it cannot reach "
+                                  "--host ::1 (IPv6)\n")
         code, out, _ = run("check", plan, "-S", "127.0.0.2")
         assert code == 0 and out.startswith("SMTP OK - ")
     assert not server.messages
