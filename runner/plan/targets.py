@@ -139,7 +139,8 @@ def read_targets(path: str) -> list[FleetTarget]:
     first = next(iter(_lines(text)), None)
     if first is None:
         raise PlanError(_problem(path, 1, "the target list is empty (no targets, only blank lines or comments)"))
-    targets = _csv(path, text, problems) if "," in first[1] else _plain(path, text, problems)
+    csv_header = "," in first[1] or first[1].lower() == "target"  # a CSV of one column: its header alone
+    targets = _csv(path, text, problems) if csv_header else _plain(path, text, problems)
     seen: dict[str, int] = {}
     for t in targets:
         if t.text in seen:

@@ -39,6 +39,8 @@ def test_csv_columns_become_the_targets_variables(tmp_path):
         ("192.0.2.1:25", {"rcpt": "a@example.com", "helo": "x.test"}),
         ("mx:example.org", {"rcpt": "b, c@example.org", "helo": "y.test"}),
     ]
+    path = targets(tmp_path, "Target\n192.0.2.1:25\nmx:example.org\n", "one-column.csv")  # no comma: its header
+    assert [(t.text, t.vars) for t in read_targets(path)] == [("192.0.2.1:25", {}), ("mx:example.org", {})]
 
 
 @pytest.mark.parametrize(("text", "name", "messages"), [
