@@ -210,8 +210,9 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
     columns = {name: "" for t in targets[:1] for name in t.vars}  # the CSV's columns are variables the plans know
     plans = _read_plans(args.plans, args, env, console, columns)
     _check_outputs(args)
-    options = _run_options(args, plans, console)
+    options = _run_options(args, console)
     options.targets, options.shard = tuple(targets), args.shard
+    console.label_cases = bool(args.verbose) and _label_cases(plans, options.jobs, len(targets))
     options.on_start = stdout.on_close.append  # the reader of standard output left: stop, as Ctrl-C does
     server = _start_embedded(args.profile or "default", options, console) if args.embedded else None
     if server is None and not targets:
@@ -301,7 +302,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     check_outputs(args.json, args.junit, None if args.no_report else args.report_dir)
 
 
-def _run_options(args: argparse.Namespace, plans: list, console: Console) -> RunOptions:
+def _run_options(args: argparse.Namespace, console: Console) -> RunOptions:
     from runner.run.execute import RunOptions
 
     host, host_port_given = args.host or (None, None)
@@ -312,10 +313,15 @@ def _run_options(args: argparse.Namespace, plans: list, console: Console) -> Run
                          on_case=console.case_done)
     if args.verbose:
         options.listener = console.live
-        # sessions in flight together keep running together; each line then names its case
-        at_once = sum(1 if p.sequential else len(p.cases) for p in plans)
-        console.label_cases = options.jobs > 1 and at_once > 1
     return options
+
+
+def _label_cases(plans: list, jobs: int, targets: int) -> bool:
+    """-v: sessions in flight together keep running together; each line then names its case. Each plan runs
+    once per --targets row, and with `target.all` once per MX host (how many is known only after the lookup)."""
+    at_once = max(1, targets) * sum(1 if p.sequential else len(p.cases) * (2 if p.target.mx and p.target.all_mx
+                                                                           else 1) for p in plans)
+    return jobs > 1 and at_once > 1
 
 
 def _start_embedded(profile: str, options: RunOptions, console: Console) -> EmbeddedServer:

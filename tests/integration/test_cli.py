@@ -264,3 +264,11 @@ def test_verbose_with_parallel_sessions_names_each_line(tmp_path, embedded):
     code, out, _ = run(plan, "--port", str(embedded.port), "--host", "127.0.0.1", "-v", "-j", "2", "--no-report")
     assert code == 0
     assert "[c0] S: 220" in out and "[c1] S: 220" in out
+
+
+def test_verbose_names_each_line_of_one_case_run_against_several_targets(tmp_path, embedded):
+    plan = write_plan(tmp_path, "name: c\nsteps:\n  - expect: 220\n")
+    (tmp_path / "fleet.txt").write_text(f"127.0.0.1:{embedded.port}\n127.0.0.1:9\n")
+    code, out, _ = run(plan, "--targets", str(tmp_path / "fleet.txt"), "-v", "--no-report")
+    assert code == 1
+    assert f"[c @ 127.0.0.1:{embedded.port}] S: 220" in out and "[c @ 127.0.0.1:9] * connecting to" in out
