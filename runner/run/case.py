@@ -140,6 +140,8 @@ class Session(Wire):
                 raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}") from None
         port = self.port()
         hops = self.route if self.route is not None else (Hop(self.host(), self.host()),)
+        if self.route is None and self.target.host:  # a template (`host: "{{ h }}"`) as rendered for this case
+            self.result.target = hostport(hops[0].address, port)
         if not hops:
             raise StepFailed("no address to connect to")
         tls_note = " (implicit TLS)" if context else ""

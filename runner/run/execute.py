@@ -163,6 +163,9 @@ class _PlanRun:
                 await self._one(i, job)
         else:
             await asyncio.gather(*(self._one(i, job) for i, job in enumerate(self.jobs)))
+        rendered = {c.target for c in self.result.cases if c.peer}
+        if "{{" in self.result.target and len(rendered) == 1:  # `host: "{{ h }}"`: the one host its cases used
+            self.result.target = rendered.pop()
 
     async def _mx_jobs(self) -> list[_Job]:
         """Look up the MX hosts once per plan; then every case gets a route (or, with all, one per host)."""
@@ -171,6 +174,9 @@ class _PlanRun:
         t, t0 = self.target, time.monotonic()
         try:
             domain = self.scope.render(t.mx or "")
+            if domain != t.mx:  # a template (`mx: "{{ domain }}"`): every report names the domain looked up
+                self.target = t = dataclasses.replace(t, mx=domain)
+                self.result.target = str(t)
             found = await resolve_mx(domain, config_for(t.nameservers, t.dns_timeout, t.families), self.lookups)
             self.result.dns_seconds = time.monotonic() - t0
         except (DnsError, RenderError, ValueError) as exc:

@@ -87,6 +87,22 @@ def test_null_mx_is_a_clear_failure(tmp_path, dns):
     assert code == 1 and "null MX (RFC 7505): nullmx.test accepts no mail" in out
 
 
+def test_a_templated_target_is_reported_as_rendered(tmp_path, server, dns):
+    """`mx: "{{ domain }}"` and `host: "{{ h }}"`: the reports name what was used, so one run's report is
+    not compared with another domain's as the same target's."""
+    text = PLAN.format(domain='"{{ domain }}"', port=server.port, dns=dns.port, extra="")
+    plan = write_plan(tmp_path, text.replace("steps:", "vars: {domain: x.test}\nsteps:"))
+    for domain in ("example.test", "nosuch.test"):
+        run(plan, "--var", f"domain={domain}", "--json", str(tmp_path / f"{domain}.json"), "--no-report")
+        report = json.loads((tmp_path / f"{domain}.json").read_text())["plans"][0]
+        assert (report["target"], report["cases"][0]["target"]) == (f"MX {domain}:{server.port}",) * 2
+    host = write_plan(tmp_path, f'target: {{host: "{{{{ h }}}}", port: {server.port}}}\nvars: {{h: x}}\n'
+                                "steps:\n  - expect: 220\n", name="host.yaml")
+    run(host, "--var", "h=127.0.0.1", "--json", str(tmp_path / "host.json"), "--no-report")
+    report = json.loads((tmp_path / "host.json").read_text())["plans"][0]
+    assert (report["target"], report["cases"][0]["target"]) == (f"127.0.0.1:{server.port}",) * 2
+
+
 def test_nameserver_on_the_command_line(tmp_path, server, dns):
     plan = write_plan(tmp_path, PLAN.format(domain="example.test", port=server.port, dns=1, extra="")
                       .replace(', nameserver: "127.0.0.1:1"', ""))
