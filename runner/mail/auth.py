@@ -123,13 +123,15 @@ def check_results(values: list[str], authserv_id: str, wanted: dict[str, str]) -
     fields = [authentication_results([v]) for v in values]
     trusted = [f for f in fields if f and f[0].authserv_id.lower() == authserv_id.lower()]
     others = sorted({f[0].authserv_id for f in fields if f and f not in trusted})
+    seen = (f"; fields from {', '.join(others)} are not trusted (RFC 8601 §5)" if others
+            else "" if trusted else "; the delivered copy has no Authentication-Results field from it")
+    if not trusted:  # one reason, not one per method
+        return [f"Authentication-Results: no {' or '.join(wanted)} result from {authserv_id}{seen}"]
     problems = []
     for method, want in wanted.items():
         found = [[r for r in f if r.method == method] for f in trusted]
         found = [f for f in found if f]
         if not found:
-            seen = (f"; fields from {', '.join(others)} are not trusted (RFC 8601 §5)" if others
-                    else "" if trusted else "; the delivered copy has no Authentication-Results field from it")
             problems.append(f"Authentication-Results: no {method} result from {authserv_id}{seen}")
         elif want not in (r.result for r in found[0]):
             problems.append(f"Authentication-Results: {authserv_id} says {_shown(found[0])}, expected {method}={want}")

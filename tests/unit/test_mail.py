@@ -177,6 +177,9 @@ def test_authentication_results_are_read_from_the_trusted_authserv_id_only() -> 
     assert check_results([], "mx.example.test", {"dmarc": "pass"}) == [
         "Authentication-Results: no dmarc result from mx.example.test; the delivered copy has no "
         "Authentication-Results field from it"]
+    assert check_results([theirs], "mx.example.test", {"dkim": "pass", "spf": "pass"}) == [  # said once
+        "Authentication-Results: no dkim or spf result from mx.example.test; fields from evil.example are not "
+        "trusted (RFC 8601 §5)"]
     # two signatures, one verifies: that field gives dkim=pass
     two = "mx.example.test 1; dkim=fail header.d=a.test; dkim=pass (2048-bit key) header.d=b.test"
     assert check_results([two], "mx.example.test", {"dkim": "pass"}) == []
