@@ -212,6 +212,11 @@ def _expected(session: StepContext, spec: dict[str, Any]) -> str:
             continue
         if key == "headers":
             parts += [f"{name} /{rx}/" for name, rx in value.items()]
+        elif key == "authentication_results" and isinstance(value, dict):
+            results = ", ".join(f"{m}={r}" for m, r in value.items() if m != "authserv_id")
+            parts.append(f"Authentication-Results from {session.text(str(value.get('authserv_id', '')))}: {results}")
+        elif isinstance(value, bool):
+            parts.append(f"{key} {str(value).lower()}")  # as the plan writes it
         else:
             parts.append(f"{key} /{value}/" if key in ("body", "ehlo", "recipient") else f"{key} {value}")
     return session.redactor.text(", ".join(parts))

@@ -74,6 +74,8 @@ def test_a_signed_message_from_outside_gets_dkim_pass_from_opendkim(loop, tmp_pa
     assert len(written) == 1 and written[0].startswith(f"{AUTHSERV_ID}; dkim=pass (2048-bit key) "
                                                        f"header.d={DKIM.domain} "), written
     assert report["plans"][0]["cases"][0]["source"] == "127.0.0.2"
+    assert mail_step(report)["expected"] == (f"the message arrives, Authentication-Results from {AUTHSERV_ID}: "
+                                             "dkim=pass, delete true")
 
 
 def test_an_authserv_id_given_by_a_template_and_in_another_case(loop, tmp_path: Path) -> None:
