@@ -26,7 +26,9 @@ class DkimVerdict:
         return {"result": self.result, "signatures": self.signatures}
 
 
-def _txt_lookup(nameservers: Sequence[tuple[str, int]], timeout: float) -> Callable[..., bytes | None]:
+def _txt_lookup(nameservers: Sequence[tuple[str, int]], timeout: float,
+                failures: list[str] | None = None) -> Callable[..., bytes | None]:
+    """A TXT lookup for dkimpy; why a key could not be had is added to `failures` (dkimpy only sees None)."""
     import dns.exception
     import dns.resolver
 
@@ -40,11 +42,28 @@ def _txt_lookup(nameservers: Sequence[tuple[str, int]], timeout: float) -> Calla
         qname = name.decode("ascii", "replace") if isinstance(name, bytes) else name
         try:
             answer = resolver.resolve(qname.rstrip("."), "TXT", lifetime=min(timeout, DNS_TIMEOUT))
-        except (dns.exception.DNSException, ValueError):
+        except (dns.exception.DNSException, ValueError) as exc:
+            if failures is not None:
+                failures.append(_lookup_failure(qname.rstrip("."), exc, min(timeout, DNS_TIMEOUT)))
             return None
         return b"".join(b"".join(r.strings) for r in answer[:1])  # RFC 6376 §3.6.2.2: strings joined
 
     return lookup
+
+
+def _lookup_failure(qname: str, exc: Exception, timeout: float) -> str:
+    """The key's DNS failure as a user reads it (RFC 6376 §6.1.2: no key, or a temporary failure)."""
+    import dns.resolver
+
+    if isinstance(exc, dns.resolver.NXDOMAIN):
+        return f"no key: NXDOMAIN for {qname} TXT"
+    if isinstance(exc, dns.resolver.NoAnswer):
+        return f"no key: {qname} has no TXT record"
+    if isinstance(exc, dns.resolver.LifetimeTimeout):
+        return f"no key: DNS timeout after {timeout:g}s for {qname} TXT"
+    if isinstance(exc, dns.resolver.NoNameservers):
+        return f"no key: no name server answered {qname} TXT (SERVFAIL or refused)"
+    return f"no key: {qname} TXT: {exc}"
 
 
 def _tag(signature: str, name: str) -> str:
@@ -64,13 +83,16 @@ def verify_dkim(raw: bytes, signatures: list[str], nameservers: Sequence[tuple[s
         for s in shown:
             s.update(result="unknown", why="the copy is over the read bound, so its body hash cannot be checked")
         return DkimVerdict("unknown", shown)
-    lookup = _txt_lookup(nameservers, DNS_TIMEOUT)
+    failures: list[str] = []
+    lookup = _txt_lookup(nameservers, DNS_TIMEOUT, failures)
     verdict = "fail"
     for idx, sig in enumerate(shown):
         checker = dkim.DKIM(raw, timeout=int(DNS_TIMEOUT))
+        failures.clear()
         try:
             ok = checker.verify(idx=idx, dnsfunc=lookup)
-            why = "" if ok else "the signature does not verify (altered header or body, or another key)"
+            why = "" if ok else failures[-1] if failures else (
+                "the signature does not verify (altered header or body, or another key)")
         except dkim.DKIMException as exc:
             ok, why = False, str(exc)
         except Exception as exc:

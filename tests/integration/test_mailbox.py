@@ -296,6 +296,22 @@ def test_dkim_fails_against_another_key(loop, tmp_path, dnsmasq_factory):
     assert mail_step(report)["reason"].startswith(f"DKIM is fail, expected pass (d={DKIM.domain} s={DKIM.selector}: ")
 
 
+def test_dkim_without_its_key_in_dns_says_so(loop, tmp_path, dnsmasq_factory):
+    dns = dnsmasq_factory()  # no TXT record: NXDOMAIN for the key
+    check = """\
+  - expect_delivery:
+      mailbox: maildir:/home/alice/Maildir
+      within: 15
+      dkim: pass
+      delete: true
+"""
+    code, _out, report = run_json(tmp_path, send_plan(check, sender=f"dkim@{DKIM.domain}",
+                                                     extra=f", nameserver: \"{dns.host}:{dns.port}\""))
+    assert code == 1
+    assert mail_step(report)["reason"] == (f"DKIM is fail, expected pass (d={DKIM.domain} s={DKIM.selector}: "
+                                           f"no key: NXDOMAIN for {DKIM.record_name} TXT)")
+
+
 def test_listener_sees_starttls_and_its_version(tmp_path):
     from runner.tools.server import free_port
 
