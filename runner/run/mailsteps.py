@@ -121,10 +121,11 @@ def _setup(session: StepContext, spec: dict[str, Any], out: StepResult, dsn: boo
         url = parse_mailbox(session.text(spec["mailbox"]))
     except ValueError as exc:
         raise StepFailed(str(exc)) from None
-    if spec.get("folder"):
+    folder = session.text(spec["folder"]) if spec.get("folder") else ""  # rendered empty: the URL's folder
+    if folder:
         if url.kind not in ("imap", "imaps", "maildir"):
             raise StepFailed(f"folder: a {url.kind}: mailbox has no folders (IMAP and Maildir do)")
-        url = url.with_folder(session.text(spec["folder"]))
+        url = url.with_folder(folder)
     password = session.text(spec.get("password") or "")
     if password:
         session.redactor.add(password)

@@ -236,6 +236,19 @@ def test_a_folder_that_does_not_exist_fails_at_once_naming_those_there_are(loop,
     assert ('"INBOX"' in why) == mailbox_url.startswith("imap")
 
 
+def test_a_folder_template_rendered_empty_means_the_urls_folder(loop, tmp_path, junk_in_maildir):
+    check = f"""\
+  - expect_delivery:
+      mailbox: maildir:{MAILDIR}#Junk
+      folder: "{{{{ folder }}}}"
+      within: 5
+"""
+    text = plan_for(junk_in_maildir, check).replace("vars: {", "vars: {folder: x, ")
+    code, out, report = run_json(tmp_path, text, "--no-report", "--var", "folder=")
+    assert code == 0, out
+    assert mail_step(report)["details"]["folder"] == "Junk"
+
+
 def test_a_missing_maildir_is_named(loop, tmp_path, message_id):
     check = """\
   - expect_delivery:
