@@ -180,6 +180,8 @@ class _PlanRun:
             found = await resolve_mx(domain, config_for(t.nameservers, t.dns_timeout, t.families), self.lookups)
             self.result.dns_seconds = time.monotonic() - t0
         except (DnsError, RenderError, ValueError) as exc:
+            if isinstance(exc, DnsError):  # a lookup that failed was made: how long it took (a timeout's wait)
+                self.result.dns_seconds = time.monotonic() - t0
             return [_Job(c, error=str(exc), waited=time.monotonic() - t0) for c in self.plan.cases]
         self.result.notes = mx_notes(found)
         if not t.all_mx:

@@ -75,10 +75,11 @@ def test_all_mx_hosts_are_separate_results(tmp_path, server, dns):
 def test_nxdomain_fails_fast_with_the_query_named(tmp_path, dns):
     plan = write_plan(tmp_path, PLAN.format(domain="nosuch.test", port=25, dns=dns.port, extra=""))
     t0 = time.monotonic()
-    code, out, _ = run(plan, "--no-report")
+    code, out, _ = run(plan, "--no-report", "--json", str(tmp_path / "r.json"))
     assert code == 1
     assert "NXDOMAIN for nosuch.test MX" in out
     assert time.monotonic() - t0 < 2
+    assert 0 < json.loads((tmp_path / "r.json").read_text())["plans"][0]["dns_seconds"] < 2  # a lookup was made
 
 
 def test_null_mx_is_a_clear_failure(tmp_path, dns):
