@@ -290,7 +290,7 @@ def _connect_failure(exc: BaseException, where: str, timeout: float, source: str
         return f"cannot connect to {where}: {exc.strerror or exc} (IPv{ip_version(source)} addresses only, " \
                f"to match source address {source})"
     if isinstance(exc, asyncio.TimeoutError):
-        return f"connection to {where} timed out after {timeout:g}s"
+        return f"connection to {where}{_from(source)} timed out after {timeout:g}s"
     if isinstance(exc, ssl.SSLError):
         hint = ("; is this a STARTTLS port? use a starttls: step instead of tls: implicit"
                 if exc.reason == tlsinfo.PLAINTEXT else "")
@@ -300,7 +300,12 @@ def _connect_failure(exc: BaseException, where: str, timeout: float, source: str
     assert isinstance(exc, OSError)
     # errno's own words where there is one ("Connection refused"), else the resolver's
     detail = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else (exc.strerror or str(exc))
-    return f"cannot connect to {where}: {detail}"
+    return f"cannot connect to {where}{_from(source)}: {detail}"
+
+
+def _from(source: str | None) -> str:
+    """A refusal or silence may be the server's allow-list: say which source address it saw."""
+    return f" from source address {source}" if source else ""
 
 
 def not_run(step: Step) -> StepResult:

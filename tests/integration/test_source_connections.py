@@ -64,6 +64,16 @@ def test_a_source_this_machine_does_not_have_is_refused(tmp_path: Path) -> None:
     assert not server.messages
 
 
+def test_a_refused_connection_names_the_source_the_server_saw(tmp_path: Path) -> None:
+    from runner.tools.server import free_port
+
+    port = free_port("127.0.0.1")  # nothing listens there
+    code, _out, report = run_json(tmp_path, EHLO_PLAN.format(port=port, extra=", source: 127.0.0.2", greeted="."))
+    assert code == 1
+    assert report["plans"][0]["cases"][0]["reason"].endswith(
+        f"cannot connect to 127.0.0.1:{port} from source address 127.0.0.2: Connection refused")
+
+
 def test_an_ipv6_source_for_an_ipv4_target_is_named(tmp_path: Path) -> None:
     with EmbeddedServer() as server:
         text = EHLO_PLAN.format(port=server.port, extra=", source: '::1'", greeted=".")
