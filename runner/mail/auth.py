@@ -33,9 +33,10 @@ def _txt_lookup(nameservers: Sequence[tuple[str, int]], timeout: float,
     import dns.resolver
 
     resolver = dns.resolver.Resolver(configure=not nameservers)
-    if nameservers:
-        resolver.nameservers = [host for host, _ in nameservers]
-        resolver.port = nameservers[0][1]
+    if nameservers:  # each with its own port (dnspython >= 2.4)
+        import dns.nameserver
+
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(host, port) for host, port in nameservers]
     resolver.lifetime = timeout
 
     def lookup(name: bytes | str, timeout: float = timeout) -> bytes | None:

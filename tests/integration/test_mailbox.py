@@ -312,6 +312,25 @@ def test_dkim_without_its_key_in_dns_says_so(loop, tmp_path, dnsmasq_factory):
                                            f"no key: NXDOMAIN for {DKIM.record_name} TXT)")
 
 
+def test_dkim_keys_are_asked_of_each_name_server_at_its_own_port(loop, tmp_path, dnsmasq_factory):
+    from runner.tools.server import free_port
+
+    dns = dnsmasq_factory(DKIM.dnsmasq_option())
+    dead = free_port("127.0.0.1")  # nothing answers there: the second name server, on its port, must be asked
+    check = """\
+  - expect_delivery:
+      mailbox: maildir:/home/alice/Maildir
+      within: 15
+      dkim: pass
+      delete: true
+"""
+    servers = f'["127.0.0.1:{dead}", "{dns.host}:{dns.port}"]'
+    code, out, report = run_json(tmp_path, send_plan(check, sender=f"dkim@{DKIM.domain}",
+                                                    extra=f", nameserver: {servers}"))
+    assert code == 0, out
+    assert mail_step(report)["details"]["dkim"]["result"] == "pass"
+
+
 def test_listener_sees_starttls_and_its_version(tmp_path):
     from runner.tools.server import free_port
 
