@@ -370,6 +370,10 @@ def test_every_schema_property_has_a_description() -> None:
     ("steps: []\n", "1:8", "'steps' must not be empty"),
     ("target: {host: a, mx: b}\nsteps:\n  - expect: 220\n", "1:9",
      "'host' and 'mx' cannot be given together in target"),
+    ("target: {mx: b.test, addresses: all}\nsteps:\n  - expect: 220\n", "1:9",  # it chooses among all: true's
+     "missing required key 'all' in target"),
+    ("target: {mx: b.test, all: false, addresses: all}\nsteps:\n  - expect: 220\n", "1:27",
+     "'all' takes only the value true"),
 ])
 def test_shapes_are_explained_once_in_plain_words(tmp_path: Path, text: str, where: str, message: str) -> None:
     assert only_problem(tmp_path, text) == (where, message)
