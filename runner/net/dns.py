@@ -135,6 +135,10 @@ async def resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups | Non
 
 async def _resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups) -> MxResult:
     name = shown(domain)
+    with contextlib.suppress(ValueError):  # MX records are a domain's (RFC 5321 §5.1), never an address's
+        ipaddress.ip_address(domain.strip("[]").split("%")[0])
+        raise DnsError(f"{name} is an IP address, not a mail domain (RFC 5321 §5.1): "
+                       "name it as a host to connect to it")
     records = await lookups.query(domain, "MX", config)
     if not records:  # RFC 5321 §5.1: no MX, so the domain itself is the exchanger, preference 0
         addresses, reason = await _addresses(domain, config, lookups)

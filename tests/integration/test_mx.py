@@ -82,6 +82,14 @@ def test_nxdomain_fails_fast_with_the_query_named(tmp_path, dns):
     assert 0 < json.loads((tmp_path / "r.json").read_text())["plans"][0]["dns_seconds"] < 2  # a lookup was made
 
 
+def test_an_ip_address_as_mx_domain_is_named_so(tmp_path, dns):
+    plan = write_plan(tmp_path, PLAN.format(domain="'127.0.0.1'", port=25, dns=dns.port, extra=""))
+    code, out, _ = run(plan, "--no-report")
+    assert code == 1
+    assert "127.0.0.1 is an IP address, not a mail domain (RFC 5321 §5.1): name it as a host to connect to it" in out
+    assert "query[MX] 127.0.0.1" not in dns.log.read_text()  # nothing asked
+
+
 def test_null_mx_is_a_clear_failure(tmp_path, dns):
     plan = write_plan(tmp_path, PLAN.format(domain="nullmx.test", port=25, dns=dns.port, extra=""))
     code, out, _ = run(plan, "--no-report")
