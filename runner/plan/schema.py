@@ -251,6 +251,9 @@ def _bound(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list
 def _empty(error: Any, loaded: Loaded, path: tuple[Any, ...], name: str) -> list[Problem]:
     if error.validator == "minProperties" and name == "step":
         return [loaded.problem("an empty step: give an action (send, data, ...) or an expect", path)]
+    if name == "authentication_results" and error.instance:  # its authserv_id alone: nothing to check
+        return [loaded.problem("'authentication_results' names no result to check: give dkim, spf, dmarc, arc "
+                               "or iprev beside authserv_id", path)]
     return [loaded.problem(f"'{name}' must not be empty", path)]
 
 

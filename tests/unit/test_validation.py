@@ -370,6 +370,9 @@ def test_every_schema_property_has_a_description() -> None:
     ("steps: []\n", "1:8", "'steps' must not be empty"),
     ("target: {host: a, mx: b}\nsteps:\n  - expect: 220\n", "1:9",
      "'host' and 'mx' cannot be given together in target"),
+    ("steps:\n  - expect_delivery:\n      mailbox: maildir:/m\n      authentication_results: {authserv_id: x}\n",
+     "4:31", "'authentication_results' names no result to check: give dkim, spf, dmarc, arc or iprev beside "
+             "authserv_id"),
     ("target: {mx: b.test, addresses: all}\nsteps:\n  - expect: 220\n", "1:9",  # it chooses among all: true's
      "missing required key 'all' in target"),
     ("target: {mx: b.test, all: false, addresses: all}\nsteps:\n  - expect: 220\n", "1:27",
