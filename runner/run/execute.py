@@ -91,6 +91,7 @@ class _Job:
     error: str | None = None  # the route could not be found (DNS): the case fails with this
     target: Target | None = None  # --targets: this job's own target instead of the plan's
     waited: float = 0.0  # seconds its MX lookup took before it failed (error), for the case's time
+    notes: tuple[str, ...] = ()  # what the case's report should say about its route (an MX host skipped)
     position: int = 0  # its place among all the plan's jobs before --shard took a share: merge restores the order
 
 
@@ -98,6 +99,13 @@ def no_route(found: Any) -> str:
     """Why no exchanger of an MX lookup can be tried: each one's own reason (RFC 5321 §5.1)."""
     reasons = "; ".join(f"{ex.host}: {ex.error}" for ex in found.exchangers if ex.error)
     return "no MX host has an address" + (f" ({reasons})" if reasons else "")
+
+
+def lookup_problems(found: Any) -> tuple[str, ...]:
+    """The MX hosts the route leaves out, or uses in part, and why: shown with each case, not only in the
+    plan's lookup notes, since they decide which host the case reached."""
+    return tuple(f"MX {ex.host}: not tried: {ex.error}" if not ex.addresses else f"MX {ex.host}: {ex.partly}"
+                 for ex in found.exchangers if (ex.error and not ex.addresses) or ex.partly)
 
 
 def mx_notes(found: Any) -> list[str]:
@@ -186,7 +194,8 @@ class _PlanRun:
         self.result.notes = mx_notes(found)
         if not t.all_mx:
             route = tuple(Hop(ex.host, a, ex.preference) for ex in found.exchangers for a in ex.addresses)
-            return [_Job(c, route, error=None if route else no_route(found)) for c in self.plan.cases]
+            error, notes = (None, lookup_problems(found)) if route else (no_route(found), ())
+            return [_Job(c, route, error=error, notes=notes) for c in self.plan.cases]
         jobs = []
         for ex in found.exchangers:
             if not ex.addresses:
@@ -211,7 +220,7 @@ class _PlanRun:
 
     async def _verdict(self, i: int, job: _Job) -> None:
         case, target = self._named(job), job.target or self.target
-        notes: list[str] = []
+        notes = list(job.notes)
         started, t0 = datetime.now(timezone.utc) - timedelta(seconds=job.waited), time.monotonic()
         if job.target is not None and job.target.mx and job.error is None:
             job, notes = await self._fleet_route(job)

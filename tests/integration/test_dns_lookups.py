@@ -198,3 +198,18 @@ def test_mx_hosts_past_the_cap_are_named_in_the_notes(tmp_path, server):
     notes = json.loads((tmp_path / "r.json").read_text())["plans"][0]["notes"]
     assert notes[-1] == "(8 more MX hosts past the first 32: not looked up, not tried)"
     assert "   32 mx32.many.test: 127.0.0.1" in notes and not any("mx33." in n for n in notes)
+
+
+def test_an_mx_host_left_out_of_the_route_is_said_with_the_case(tmp_path, server):
+    zone = {"two.test.": {"MX": ["10 mx1.two.test.", "20 mx2.two.test."]}, "mx1.two.test.": {"A": ["127.0.0.1"]},
+            "mx2.two.test.": {"A": ["127.0.0.1"]}}
+    with DnsServer(zone) as dns:
+        dns.silent.add("mx1.two.test.")
+        text = PLAN.format(port=server.port, dns=dns.port).replace("timeout: 5,", "mx: two.test, dns_timeout: 1,")
+        code, out, err = run(write_plan(tmp_path, text), "--json", str(tmp_path / "r.json"), "--no-report")
+    assert code == 0, out + err
+    skipped = (f"MX mx1.two.test: not tried: DNS timeout after 1s for mx1.two.test A/AAAA "
+               f"(name server 127.0.0.1:{dns.port})")
+    (case,) = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
+    assert skipped in case["notes"]
+    assert f"        {skipped}\n" in out  # on the console too, under the PASS line
