@@ -63,10 +63,22 @@ def _early_url(step: Step, text: Callable[[Step | None, str], str], captured: se
         return None  # read at its step
     value = _early(text, step, step, "mailbox")
     try:
-        return parse_mailbox(value)
+        url = parse_mailbox(value)
     except MailboxError as exc:
         shown = f"{written!r} renders to {exc.shown!r}" if written != value else repr(exc.shown)
         raise NotStarted(step, f"mailbox: {shown}: {exc.why}") from None
+    folder = step.value.get("folder") or ""
+    known = folder and not (is_template(folder) and names_used(folder) & captured)
+    if url.kind not in FOLDER_KINDS and known and _early(text, step, step, "folder"):  # rendered empty: the URL's
+        raise NotStarted(step, no_folders(url))
+    return url
+
+
+FOLDER_KINDS = ("imap", "imaps", "maildir")
+
+
+def no_folders(url: MailboxUrl) -> str:
+    return f"folder: a {url.kind}: mailbox has no folders (IMAP and Maildir do)"
 
 
 def _late_params(step: Step, every_capture: set[str]) -> bool:
@@ -123,8 +135,8 @@ def _setup(session: StepContext, spec: dict[str, Any], out: StepResult, dsn: boo
         raise StepFailed(str(exc)) from None
     folder = session.text(spec["folder"]) if spec.get("folder") else ""  # rendered empty: the URL's folder
     if folder:
-        if url.kind not in ("imap", "imaps", "maildir"):
-            raise StepFailed(f"folder: a {url.kind}: mailbox has no folders (IMAP and Maildir do)")
+        if url.kind not in FOLDER_KINDS:
+            raise StepFailed(no_folders(url))
         url = url.with_folder(folder)
     password = session.text(spec.get("password") or "")
     if password:

@@ -117,6 +117,28 @@ steps:
     assert case["steps"][2]["reason"] == f"mailbox 'mail.smtprun.test': {URL_KINDS}"  # the banner's first word
 
 
+def test_a_folder_for_a_templated_pop3_mailbox_fails_before_anything_is_sent(loop, tmp_path):
+    plan = write_plan(tmp_path, """\
+target: {host: 127.0.0.1, port: 25, timeout: 10}
+vars:
+  box: imap://alice@127.0.0.1/INBOX
+steps:
+  - expect: 220
+  - send: QUIT
+    expect: 221
+  - expect_delivery:
+      mailbox: "{{ box }}"
+      folder: Junk
+      within: 1
+""")
+    code, out, report = run_json(tmp_path, plan, "--var", "box=pop3://alice@127.0.0.1")
+    assert code == 1, out
+    case = report["plans"][0]["cases"][0]
+    assert case["peer"] is None and case["transcript"] == []
+    assert case["steps"][2]["reason"] == ("folder: a pop3: mailbox has no folders (IMAP and Maildir do); "
+                                          "checked before connecting: nothing was sent")
+
+
 def listen_plan(mailbox: str) -> str:
     return f"""\
 target: {{host: 127.0.0.1, port: 25, timeout: 10}}
