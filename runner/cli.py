@@ -268,13 +268,14 @@ def _check_source(args: argparse.Namespace) -> None:
     if args.source is None:
         return
     ours = ip_version(args.source)
-    theirs = ip_version(args.host[0]) if args.host else None
+    theirs = ip_version(args.host[0]) if args.host else 4 if args.embedded else None  # embedded: on 127.0.0.1
     if args.families and args.families != (f"ipv{ours}",):
         raise UsageError(f"--source {args.source} is an IPv{ours} address: it cannot go with "
                          f"{'--ipv6' if ours == 4 else '--ipv4'}")
     if theirs is not None and theirs != ours:
-        raise UsageError(f"--source {args.source} is an IPv{ours} address: it cannot reach --host "
-                         f"{args.host[0]} (IPv{theirs})")
+        raise UsageError(f"--source {args.source} is an IPv{ours} address: it cannot reach "
+                         + (f"--host {args.host[0]} (IPv{theirs})" if args.host else
+                            "the embedded server (IPv4, on 127.0.0.1)"))
     from runner.net.transport import SourceUnusable, check_source
 
     try:

@@ -68,6 +68,9 @@ def test_source_option_errors_are_usage_errors(tmp_path: Path) -> None:
     assert code == 2 and "--source 127.0.0.2 is an IPv4 address: it cannot reach --host ::1 (IPv6)" in err
     code, _out, err = run(plan, "--no-report", "--source", "::1", "-4")
     assert code == 2 and "--source ::1 is an IPv6 address: it cannot go with --ipv4" in err
+    code, out, err = run(plan, "--no-report", "--source", "::1", "--embedded")
+    assert (code, out) == (2, "")
+    assert "--source ::1 is an IPv6 address: it cannot reach the embedded server (IPv4, on 127.0.0.1)" in err
 
 
 def _plan(target: str):  # type: ignore[no-untyped-def]
