@@ -33,9 +33,8 @@ from runner.mail.reader import (
     is_report,
     message_ids,
     parse_headers,
-    passes,
 )
-from runner.mail.tls import context_for, refuse_plaintext, tls_failure
+from runner.mail.tls import context_for, io_failure, refuse_plaintext
 from runner.mail.url import is_loopback
 
 __all__ = ["ImapReader"]
@@ -172,19 +171,13 @@ class ImapReader(Reader):
             return fn(self.client)
         except (MailError, LoginError):
             raise
-        except ssl.SSLError as exc:
-            raise MailError(f"{where}: {tls_failure(exc)}", transient=passes(exc)) from None
-        except TimeoutError:
-            self.budget.check()
-            raise MailError(f"{where} did not answer in time") from None
         except (IMAPClientError, imaplib.IMAP4.error) as exc:
             self.budget.check()  # a read cut short by the deadline shows as an abort: say it was the wait
             words = _server_words(exc, what)
             lost = isinstance(exc, imaplib.IMAP4.abort)  # the connection broke, or the server said BYE
             raise MailError(f"{where}: {words}", transient=lost or _busy(words)) from None
         except OSError as exc:
-            self.budget.check()
-            raise MailError(f"{where}: {exc.strerror or exc}", transient=passes(exc)) from None
+            raise io_failure(exc, where, self.budget) from None
 
     def find(self, wanted: Wanted) -> Found | None:
         self.looks += 1

@@ -14,8 +14,8 @@ import socket
 import ssl
 from typing import Any
 
-from runner.mail.reader import MAX_BODY_BYTES, MAX_SCAN, Budget, Found, MailError, Reader, Wanted, message_ids, passes
-from runner.mail.tls import context_for, refuse_plaintext, tls_failure
+from runner.mail.reader import MAX_BODY_BYTES, MAX_SCAN, Budget, Found, MailError, Reader, Wanted, message_ids
+from runner.mail.tls import context_for, io_failure, refuse_plaintext
 from runner.mail.url import is_loopback
 
 __all__ = ["Pop3Reader"]
@@ -77,11 +77,6 @@ class Pop3Reader(Reader):
             return fn()
         except MailError:
             raise
-        except ssl.SSLError as exc:
-            raise MailError(f"{where}: {tls_failure(exc)}", transient=passes(exc)) from None
-        except TimeoutError:
-            self.budget.check()
-            raise MailError(f"{where} did not answer in time") from None
         except poplib.error_proto as exc:
             self.budget.check()
             if quiet:
@@ -89,8 +84,7 @@ class Pop3Reader(Reader):
             words = _text(exc.args[0] if exc.args else exc)
             raise MailError(f"{refused or where}: {words}", transient=_later(words)) from None
         except OSError as exc:
-            self.budget.check()
-            raise MailError(f"{where}: {exc.strerror or exc}", transient=passes(exc)) from None
+            raise io_failure(exc, where, self.budget) from None
 
     def find(self, wanted: Wanted) -> Found | None:
         self.looks += 1
