@@ -21,6 +21,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tests.support.dnsserver import udp_and_tcp
+
 TYPES = {"A": 1, "CNAME": 5, "MX": 15, "TXT": 16, "AAAA": 28}
 QR, AA, TC, RD, RA = 0x8000, 0x0400, 0x0200, 0x0100, 0x0080
 
@@ -97,20 +99,7 @@ class GarbageDns:
         return ((self.host, self.port),)
 
     def __enter__(self) -> GarbageDns:
-        for _ in range(20):  # the free UDP port must also be free for TCP
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            udp.bind((self.host, 0))
-            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                tcp.bind(udp.getsockname())
-                break
-            except OSError:
-                udp.close()
-                tcp.close()
-        else:
-            raise OSError(f"no port on {self.host} free for both UDP and TCP")
-        tcp.listen(16)
+        udp, tcp = udp_and_tcp(self.host)
         tcp.setblocking(False)
         self.port = udp.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, args=(udp, tcp), name="dns-garbage", daemon=True)

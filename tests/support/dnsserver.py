@@ -36,6 +36,24 @@ def _key(name: str) -> str:
     return name if name.endswith(".") else name + "."
 
 
+def udp_and_tcp(host: str) -> tuple[socket.socket, socket.socket]:
+    """A UDP socket and a listening TCP socket on one free port of host, as a name server answers on both."""
+    for _ in range(20):  # the free UDP port must also be free for TCP
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((host, 0))
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp.bind(udp.getsockname())
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        tcp.listen(16)
+        return udp, tcp
+    raise OSError(f"no port on {host} free for both UDP and TCP")
+
+
 class DnsServer:
     """Answers from a zone dict {name: {type: [rdata text, ...]}}; a context manager."""
 
@@ -71,20 +89,7 @@ class DnsServer:
         return ((self.host, self.port),)
 
     def __enter__(self) -> DnsServer:
-        for _ in range(20):  # the free UDP port must also be free for TCP
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            udp.bind((self.host, 0))
-            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                tcp.bind(udp.getsockname())
-                break
-            except OSError:
-                udp.close()
-                tcp.close()
-        else:
-            raise OSError(f"no port on {self.host} free for both UDP and TCP")
-        tcp.listen(16)
+        udp, tcp = udp_and_tcp(self.host)
         self.port = udp.getsockname()[1]
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, args=(udp, tcp), name="dns-test-server", daemon=True)
