@@ -8,6 +8,7 @@ directory listing, not 10,000 reads. Of a match, the header and the first MAX_BO
 from __future__ import annotations
 
 import mailbox
+import os
 import re
 
 from runner.mail.reader import (
@@ -58,6 +59,27 @@ def _stamp(key: str) -> float | None:
     return int(m.group(1)) + (int(micro) / 1e6 if micro else 0.0)
 
 
+def _missing(path: str) -> MailError:
+    """A Maildir that is not there: not there *yet* when its parent folder exists (MTAs such as Postfix make
+    a user's Maildir with the first delivery), so the wait goes on; a wrong path when the parent is missing."""
+    parent = os.path.dirname(os.path.normpath(path)) or "."
+    if os.path.isdir(parent):
+        return MailError(f"no Maildir at {path} yet (a directory with cur/, new/ and tmp/, which mail servers "
+                         f"make with the first delivery){_beside(parent)}", transient=True)
+    return MailError(f"no Maildir at {path}: its folder {parent} does not exist")
+
+
+def _beside(parent: str) -> str:
+    """The Maildirs next to a missing one (a typo in its name is the likely reason it never appears)."""
+    try:
+        names = sorted(os.listdir(parent))[:MAX_FOLDERS]
+    except OSError:
+        return ""
+    found = [os.path.join(parent, n) for n in names
+             if all(os.path.isdir(os.path.join(parent, n, sub)) for sub in ("cur", "new", "tmp"))]
+    return f"; Maildirs beside it: {', '.join(found[:3])}" if found else ""
+
+
 class MaildirReader(Reader):
     root: mailbox.Maildir
     box: mailbox.Maildir | None = None
@@ -68,7 +90,7 @@ class MaildirReader(Reader):
             root = mailbox.Maildir(url.path, factory=None, create=False)
             root.keys()  # a missing or unreadable directory shows here
         except mailbox.NoSuchMailboxError:
-            raise MailError(f"no Maildir at {url.path} (a directory with cur/, new/ and tmp/)") from None
+            raise _missing(url.path) from None
         except OSError as exc:
             raise MailError(f"cannot read Maildir {url.path}: {exc.strerror or exc}") from None
         self.root = root

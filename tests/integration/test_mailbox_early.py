@@ -5,14 +5,18 @@ its step, and a step's expected line shows its values rendered."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import mailbox
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from tests.support.cli import ROOT, run, write_plan
+from tests.support.exporter import free_port
 from tests.support.mtas import (
     CA_PATH,
     DOVECOT,
@@ -277,3 +281,56 @@ cases:
     assert case["attempts"] == [] and case["notes"] == []
     assert case["reason"].endswith("'imap://127.0.0.1/INBOX': no user (write imap://USER@127.0.0.1/...); "
                                    "checked before connecting: nothing was sent")
+
+
+
+class _MaildirOnFirstDelivery:
+    """An aiosmtpd handler delivering as Postfix does to a new user: the Maildir is made with the first
+    message, a second after the server accepted it (a queue in between)."""
+
+    def __init__(self, maildir: Path, delay: float) -> None:
+        self.maildir, self.delay = maildir, delay
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        content = envelope.original_content
+        asyncio.get_running_loop().call_later(
+            self.delay, lambda: mailbox.Maildir(str(self.maildir), create=True).add(content))
+        return "250 2.0.0 Ok: queued"
+
+
+def test_a_maildir_made_by_the_first_delivery_is_waited_for_not_failed(tmp_path):
+    maildir = tmp_path / "home" / "carol" / "Maildir"
+    maildir.parent.mkdir(parents=True)  # the user's home exists; the Maildir does not, yet
+    port = free_port()
+    controller = Controller(_MaildirOnFirstDelivery(maildir, 1.0), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        plan = write_plan(tmp_path, f"""\
+target: {{host: 127.0.0.1, port: {port}, timeout: 10}}
+steps:
+  - expect: 220
+  - send: EHLO client.smtprun.test
+    expect: 250
+  - send: MAIL FROM:<bob@smtprun.test>
+    expect: 250
+  - send: RCPT TO:<carol@smtprun.test>
+    expect: 250
+  - send: DATA
+    expect: 354
+  - data: |
+      Subject: first message ever
+
+      Hello.
+    expect: 250
+  - send: QUIT
+    expect: 221
+  - expect_delivery:
+      mailbox: maildir:{maildir}
+      within: 10
+""")
+        code, out, report = run_json(tmp_path, plan)
+        assert code == 0, out
+    finally:
+        controller.stop()
+    step = report["plans"][0]["cases"][0]["steps"][-1]
+    assert step["status"] == "passed" and step["details"]["waited"] >= 0.5, step

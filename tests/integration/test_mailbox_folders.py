@@ -249,16 +249,34 @@ def test_a_folder_template_rendered_empty_means_the_urls_folder(loop, tmp_path, 
     assert mail_step(report)["details"]["folder"] == "Junk"
 
 
-def test_a_missing_maildir_is_named(loop, tmp_path, message_id):
-    check = """\
+def test_a_maildir_that_never_appears_is_named_with_the_maildirs_beside_it(loop, tmp_path, message_id):
+    home = tmp_path / "home"
+    for sub in ("cur", "new", "tmp"):
+        (home / "Maildir" / sub).mkdir(parents=True)
+    check = f"""\
   - expect_delivery:
-      mailbox: maildir:/home/alice/Maildr
-      within: 5
+      mailbox: maildir:{home}/Maildr
+      within: 2
 """
     code, out, report = run_json(tmp_path, plan_for(message_id, check), "--no-report")
     assert code == 1, out
-    assert mail_step(report)["reason"].startswith("no Maildir at /home/alice/Maildr (a directory with cur/, new/ "
-                                                  "and tmp/)")
+    why = mail_step(report)["reason"]
+    assert why.startswith(f"no Maildir at {home}/Maildr yet (a directory with cur/, new/ and tmp/"), why
+    assert f"Maildirs beside it: {home}/Maildir;" in why and "tried " in why
+
+
+def test_a_maildir_whose_folder_is_missing_fails_at_once(loop, tmp_path, message_id):
+    check = """\
+  - expect_delivery:
+      mailbox: maildir:/home/nobody-here/Maildir
+      within: 20
+"""
+    code, out, report = run_json(tmp_path, plan_for(message_id, check), "--no-report")
+    assert code == 1, out
+    step = mail_step(report)
+    assert step["reason"].startswith("no Maildir at /home/nobody-here/Maildir: its folder /home/nobody-here "
+                                     "does not exist (waiting for message with Message-ID <"), step["reason"]
+    assert step["duration"] < 5
 
 
 def test_folder_is_refused_for_a_pop3_mailbox(tmp_path, message_id):
