@@ -10,6 +10,7 @@ takes any pair (tests give it an in-memory peer); `open_connection` is the real 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import socket
@@ -26,6 +27,7 @@ __all__ = ["Connection", "Connector", "SourceUnusable", "Transport", "check_sour
            "quiet_closed_transports"]
 
 READ_HIGH_WATER = 256 * 1024  # pause reading past this many unread bytes
+SHUT_WAIT = 1.0  # seconds a closing socket may take to flush what is still buffered
 
 
 class _Wire(asyncio.Protocol):
@@ -39,6 +41,7 @@ class _Wire(asyncio.Protocol):
         self.can_write = True
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
+        self.lost = asyncio.Event()  # set once the socket is really closed (connection_lost)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -77,6 +80,7 @@ class _Wire(asyncio.Protocol):
         self.error = exc
         self.can_write = True
         self._wake()
+        self.lost.set()
 
     def pause_writing(self) -> None:
         self.can_write = False
@@ -145,6 +149,11 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
     def abort(self) -> None: ...
+
+    async def shut(self, clean: bool) -> None:
+        """Close (clean) or abort the connection and return once its socket is closed: a limit on
+        connections at once (`--jobs`, an exporter's slots) then holds for the server too."""
+        ...
 
 
 class Connector(Protocol):
@@ -224,6 +233,18 @@ class Connection:
         if self._wire.transport is not None:
             self._wire.transport.abort()
         self._wire.closed = True
+
+    async def shut(self, clean: bool) -> None:
+        wire = self._wire
+        if wire.transport is None:
+            return
+        self.close() if clean else self.abort()
+        try:  # a clean close first sends what is still buffered; a server not reading it is cut off
+            await asyncio.wait_for(wire.lost.wait(), SHUT_WAIT)
+        except asyncio.TimeoutError:
+            wire.transport.abort()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wire.lost.wait(), SHUT_WAIT)
 
 
 async def open_connection(

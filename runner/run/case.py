@@ -461,7 +461,7 @@ async def run_case(
         if session.conn is not None:
             clean = session.result.status != FAILED or session.quit_reply is not None
             session.note_closed("client closed the connection" if clean else "client dropped the connection")
-            session.conn.close() if clean else session.conn.abort()
+            await session.conn.shut(clean)
         await session.mail_listeners.stop()
         session.result.duration = time.monotonic() - session.t0
     if learn:

@@ -134,14 +134,26 @@ def test_the_scrape_timeout_header_bounds_the_probe(tmp_path):
     assert 1.0 <= got[("smtprun_probe_duration_seconds", ())] < 1.5
 
 
+def _hung_up(sock: socket.socket) -> bool:
+    """Whether the client has closed this connection, as the kernel knows it now (its FIN arrived)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""  # readable: data or the FIN, no wait
+    except (OSError, ValueError):  # reset, or already closed by its thread
+        return True
+
+
 def held_sessions(hold: float):
-    """A server that waits `hold` seconds before its banner, counting the connections open at once."""
-    lock, now, peak = threading.Lock(), [0], [0]
+    """A server that waits `hold` seconds before its banner, counting the connections open at once: at each
+    new connection, those whose client has already hung up are not counted, however late their thread
+    notices, so the count is the client's, not the server threads' scheduling."""
+    lock, open_now, peak = threading.Lock(), set(), [0]
 
     def behaviour(peer: Peer) -> None:
         with lock:
-            now[0] += 1
-            peak[0] = max(peak[0], now[0])
+            open_now.difference_update({s for s in open_now if _hung_up(s)})
+            open_now.add(peer.sock)
+            peak[0] = max(peak[0], len(open_now))
         try:
             ready, _, _ = select.select([peer.sock], [], [], hold)
             if ready:  # the client sends nothing before the banner: it hung up (its probe's time ran out)
@@ -151,7 +163,7 @@ def held_sessions(hold: float):
             peer.send(b"221 bye\r\n")
         finally:
             with lock:
-                now[0] -= 1
+                open_now.discard(peer.sock)
     return behaviour, peak
 
 

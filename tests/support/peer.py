@@ -218,6 +218,9 @@ class ScriptedConnection:
     def abort(self) -> None:
         self.client_closed = self.aborted = True
 
+    async def shut(self, clean: bool) -> None:
+        self.close() if clean else self.abort()
+
     @property
     def sent(self) -> bytes:
         """Everything the client wrote."""
