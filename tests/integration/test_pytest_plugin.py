@@ -71,7 +71,9 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest(*PLUGIN, "-p", "no:cacheprovider", *args)
+    """The inner run in file order even when this suite runs in a random one (pytest-randomly is a
+    plugin of the whole interpreter, so the inner session would load it too)."""
+    return pytester.runpytest(*PLUGIN, "-p", "no:cacheprovider", "-p", "no:randomly", *args)
 
 
 def test_each_case_of_a_plan_is_a_test(project: pytest.Pytester) -> None:
