@@ -42,12 +42,21 @@ def is_hello(command: str | None) -> bool:
     return bool(words) and words[0].upper() in HELLO_COMMANDS
 
 
+# ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-") (RFC 5321 §4.1.1.1), then its parameters after a
+# space, or after "=" in the pre-standard form many servers still send (AUTH=LOGIN PLAIN, Courier's
+# XVERP=COURIER and XSECURITY=NONE,STARTTLS), which Postfix's and Exim's clients also read as the keyword.
+_KEYWORD = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*)(?:[ =](.*))?\Z", re.DOTALL)
+
+
 def keywords_from_lines(lines: Iterable[str]) -> dict[str, str]:
-    """EHLO keywords (RFC 5321 §4.1.1.1) from the reply lines after the greeting: KEYWORD -> params."""
+    """EHLO keywords from the reply lines after the greeting: KEYWORD (upper-cased) -> its parameters as
+    sent. A keyword listed twice (AUTH PLAIN, then AUTH=PLAIN for old clients) keeps its first line."""
     found: dict[str, str] = {}
     for line in lines:
-        word, _, params = line.strip().partition(" ")
-        if word:
+        text = line.strip()
+        m = _KEYWORD.match(text)
+        word, params = (m.group(1), m.group(2) or "") if m else text.partition(" ")[::2]
+        if word and word.upper() not in found:
             found[word.upper()] = params.strip()
     return found
 

@@ -170,3 +170,10 @@ def test_every_part_of_a_mapping_must_hold() -> None:
 )
 def test_describe(spec: Any, words: str) -> None:
     assert describe(spec) == words
+
+
+def test_a_keyword_sent_as_keyword_equals_value_is_found() -> None:
+    courier = reply(b"250-mail.smtprun.test Ok.\r\n250-XVERP=COURIER\r\n250-XEXDATA\r\n"
+                    b"250 XSECURITY=NONE,STARTTLS\r\n")
+    assert check({"keywords": ["XVERP", "xsecurity"]}, courier) is None
+    assert check({"absent": ["XVERP"]}, courier) == "EHLO keywords offered but expected absent: XVERP"

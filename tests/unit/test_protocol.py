@@ -433,3 +433,12 @@ def test_bidirectional_controls_are_shown_escaped() -> None:
     from runner.results import show_bytes
 
     assert show_bytes("250 \u202eko 052".encode()) == "250 \\u202eko 052"
+
+
+def test_ehlo_keywords_written_with_an_equals_sign_are_keywords_with_parameters() -> None:
+    """Courier's EHLO (and the pre-RFC 4954 AUTH= line many servers still add for old clients)."""
+    reply = parse(b"250-mail.smtprun.test Ok.\r\n250-XVERP=Courier\r\n250-AUTH LOGIN PLAIN\r\n"
+                  b"250-AUTH=LOGIN PLAIN CRAM-MD5\r\n250-XSECURITY=NONE,STARTTLS\r\n250 PIPELINING\r\n")[0]
+    assert reply.keywords() == {"XVERP": "Courier", "AUTH": "LOGIN PLAIN", "XSECURITY": "NONE,STARTTLS",
+                                "PIPELINING": ""}
+    assert parse(b"250-x\r\n250 AUTH=LOGIN\r\n")[0].keywords() == {"AUTH": "LOGIN"}
