@@ -94,12 +94,21 @@ def _step_yaml(step: RecordedStep) -> str:
     return "\n".join(lines)
 
 
+def _secret_var(name: str) -> str:
+    """A credential as a variable read from the environment: a run given neither it nor --secret fails
+    before it connects on this line, which says what to give (an empty one would be sent as is)."""
+    env = f"SMTPRUN_{name.upper()}"
+    hint = f"AUTH secret typed while recording: give --secret {name}=... or {env}=..."
+    return f'  {name}: "{{{{ env.{env} }}}}"  # {hint}'
+
+
 def plan_text(steps: list[RecordedStep], where: str, target: dict[str, Any], output: str | None = None,
               name: str | None = None, secrets: list[str] | None = None) -> str:
     """A whole plan: a header saying where it came from, the target, then the steps.
 
-    `secrets` name the credentials that were typed but not written: they become empty `vars:`
-    listed under `secrets:`, to be given with --secret when the plan is run.
+    `secrets` name the credentials that were typed but not written: they become `vars:` read from
+    the environment, listed under `secrets:`, to be given with --secret (or that variable) when the
+    plan is run; without either, the run stops before sending anything, naming both.
     """
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     run = f"smtprun {printable(output or 'PLAN.yaml')}"
@@ -108,11 +117,12 @@ def plan_text(steps: list[RecordedStep], where: str, target: dict[str, Any], out
     lines = [f"# Recorded by `smtprun record` from {printable(where)} at {when}.",
              f"# Run it: {run}    (elsewhere: --host H --port P)"]
     if secrets:
-        lines.append("# The AUTH credentials typed were not written down: give them (as sent, base64) with --secret.")
+        lines.append("# The AUTH credentials typed were not written down: give them (as sent, base64) with --secret,"
+                     " or in the environment variables named under vars:.")
     if name:
         lines.append(f"name: {_scalar(name)}")
     lines += ["target:", *(f"  {key}: {_scalar(value)}" for key, value in target.items())]
     if secrets:
-        lines += ["vars:", *(f'  {n}: ""' for n in secrets), f"secrets: [{', '.join(secrets)}]"]
+        lines += ["vars:", *(_secret_var(n) for n in secrets), f"secrets: [{', '.join(secrets)}]"]
     lines.append("steps:")
     return "\n".join(lines + [_step_yaml(step) for step in steps]) + "\n"

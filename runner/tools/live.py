@@ -10,6 +10,7 @@ import socket
 import ssl
 import threading
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from runner.errors import ProtocolError
@@ -19,10 +20,24 @@ from runner.smtp.protocol import Reply
 from runner.smtp.session import SmtpSession
 from runner.text import excerpt
 
-__all__ = ["CHUNK", "Display", "LiveConnection"]
+__all__ = ["CHUNK", "Display", "Handshake", "LiveConnection", "describe_tls"]
 
 CHUNK = 64 * 1024
 _RETRY = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """How the TLS handshake after STARTTLS ended: `problem` is None when TLS is in force."""
+
+    problem: str | None = None
+    unverified: bool = False  # the certificate did not verify: a CA file (or not verifying) may be what is missing
+
+
+def describe_tls(sock: ssl.SSLSocket, context: ssl.SSLContext) -> str:
+    """The TLS line `smtprun -v` prints: version, cipher, certificate, verified or not."""
+    verified = context.verify_mode != ssl.CERT_NONE
+    return tlsinfo.describe_session(tlsinfo.session_facts(sock, verified))  # type: ignore[arg-type]
 
 
 class Display:
@@ -53,7 +68,7 @@ class Display:
 
 class LiveConnection:
     """A socket, a reader thread that queues events — ("reply", Reply), ("closed", None),
-    ("error", why), ("tls", None or why) — and a lock, since an SSL object must not be used by two
+    ("error", why), ("tls", Handshake) — and a lock, since an SSL object must not be used by two
     threads at once. The socket is non-blocking: a TLS record with no data in it (a session ticket)
     must not leave the reader stuck inside recv() holding the lock."""
 
@@ -129,18 +144,21 @@ class LiveConnection:
         """After the 220 to STARTTLS: the session's RFC 3207 §4.2 check, then the TLS handshake."""
         injected = smtp.starttls_accepted()
         if injected is not None:
-            self._event("tls", f"the server sent {len(injected.data)} bytes of plaintext after its 220 "
-                               "to STARTTLS: response injection (RFC 3207 §4.2)")
+            self._event("tls", Handshake(f"the server sent {len(injected.data)} bytes of plaintext after its 220 "
+                                         "to STARTTLS: response injection (RFC 3207 §4.2)"))
             return False
+        context = self.upgrade
+        assert context is not None
         try:
             self.sock.settimeout(self.timeout)
-            self.sock = self.upgrade.wrap_socket(self.sock, server_hostname=self.host)  # type: ignore[union-attr]
+            self.sock = context.wrap_socket(self.sock, server_hostname=self.host)
             self.sock.setblocking(False)
         except OSError as exc:
-            self._event("tls", tlsinfo.describe_failure(exc))
+            unverified = isinstance(exc, ssl.SSLCertVerificationError)
+            self._event("tls", Handshake(tlsinfo.describe_failure(exc), unverified))
             return False
         smtp.tls_established()
         self.tls = True
-        self.display.note(f"TLS in force: {self.sock.version()}, {self.sock.cipher()[0]}")  # type: ignore
-        self._event("tls", None)
+        self.display.note(describe_tls(self.sock, context))  # type: ignore[arg-type]
+        self._event("tls", Handshake())
         return True

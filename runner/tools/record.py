@@ -30,7 +30,7 @@ from runner.plan.write import RecordedStep, literal, plan_text, printable
 from runner.smtp.protocol import DataEncoder, encode_line
 from runner.status import ExitStatus
 from runner.template import is_template
-from runner.tools.live import CHUNK, Display, LiveConnection
+from runner.tools.live import CHUNK, Display, Handshake, LiveConnection, describe_tls
 
 __all__ = ["add_arguments", "run"]
 
@@ -43,6 +43,8 @@ Lines are sent as typed, with CRLF. A line starting with / is a local command (/
   /quit       close the connection and write the plan; end of input (Ctrl-D) does the same
   /help       this text
 After DATA's 354, type the body and end it with a line holding a lone "."."""
+UNVERIFIED_HINT = ("give --cafile PEM (the CA that issued the server's certificate) to trust it, "
+                   "or --no-verify to record without checking it")
 
 
 def _target(text: str) -> tuple[str, int | None]:
@@ -80,6 +82,7 @@ class Recorder:
         self.secrets: list[str] = []  # credentials typed during AUTH, kept out of the plan
         self.in_auth = False  # the last reply was a 334 to an AUTH exchange (RFC 4954 §4)
         self.done = False
+        self.failed = False  # the session could not go on (the TLS handshake failed): exit 1
 
     def read(self) -> str | None:
         """The next line typed, without its line end; None at end of input or once the server left."""
@@ -174,7 +177,8 @@ class Recorder:
         name = f"auth_{len(self.secrets) + 1}"
         self.secrets.append(name)
         _forget_last_history_line(self.interactive)
-        self.display.note(f"credential kept out of the plan: give it with --secret {name}=...")
+        self.display.note(f"credential kept out of the plan: give it with --secret {name}=... "
+                          f"(or SMTPRUN_{name.upper()}=...) when you run it")
         return (f"{initial[1]}{{{{ {name} }}}}") if initial else f"{{{{ {name} }}}}"
 
     def body(self) -> None:
@@ -228,15 +232,20 @@ class Recorder:
         self.conn.upgrade = self.context
         self.conn.send(b"STARTTLS\r\n")
         event = self.wait()
-        if event[0] != "reply" or event[1].code != 220:
+        if event[0] != "reply" or event[1].code != 220:  # 454, 502...: a reply like any other
             return self.record({"send": "STARTTLS"}, event)
-        kind, problem = self.wait(self.args.timeout + 1)
-        if kind == "tls" and problem is None:
-            return self.steps.append(RecordedStep({"starttls": dict(self.tls_options)}))
-        problem = problem or {"timeout": "TLS handshake timed out"}.get(kind, "the connection ended in the handshake")
-        self.display.note(problem)
-        self.steps.append(RecordedStep({"send": "STARTTLS", "expect": 220}, f"then: {problem}"))
-        self.done = True
+        step = RecordedStep({"starttls": dict(self.tls_options)})
+        self.steps.append(step)  # replayed, it fails where this handshake failed
+        kind, outcome = self.wait(self.args.timeout + 1)
+        if isinstance(outcome, Handshake) and outcome.problem is None:
+            return None
+        problem = outcome.problem if isinstance(outcome, Handshake) else outcome if kind == "error" else \
+            "TLS handshake timed out" if kind == "timeout" else "the connection ended in the TLS handshake"
+        step.comment = f"TLS did not start: {problem}"
+        self.display.note(f"{problem}; the session cannot go on")
+        if isinstance(outcome, Handshake) and outcome.unverified:
+            self.display.note(UNVERIFIED_HINT)
+        self.done = self.failed = True
 
 
 _AUTH = re.compile(r"(?i)\s*AUTH\s")
@@ -284,8 +293,9 @@ def _history() -> Callable[[], None] | None:
     return save
 
 
-def _write_plan(text: str, output: Path | None, out: TextIO, err: TextIO) -> ExitStatus:
-    """Read the plan back as `smtprun` will, then put it in place atomically (temp file + rename)."""
+def _write_plan(text: str, output: Path | None, out: TextIO, err: TextIO, secrets: list[str]) -> ExitStatus:
+    """Read the plan back as `smtprun` will (its secrets given), then put it in place atomically (temp file +
+    rename)."""
     from runner.plan import read_plan
 
     tmp, problems = None, ""
@@ -296,7 +306,7 @@ def _write_plan(text: str, output: Path | None, out: TextIO, err: TextIO) -> Exi
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
         try:
-            read_plan(tmp)
+            read_plan(tmp, {name: "" for name in secrets})
         except PlanError as exc:
             problems = str(exc).replace(tmp, str(output or "<plan>"))
         if output is None:
@@ -328,10 +338,13 @@ def _open(args: argparse.Namespace, port: int, context: ssl.SSLContext, display:
         if args.tls == "implicit":
             sock = context.wrap_socket(sock, server_hostname=host)
     except OSError as exc:
-        err.write(f"smtprun record: {_connect_problem(exc, printable(where), args.timeout)}\n")
+        hint = f"; {UNVERIFIED_HINT}" if isinstance(exc, ssl.SSLCertVerificationError) else ""
+        err.write(f"smtprun record: {_connect_problem(exc, printable(where), args.timeout)}{hint}\n")
         return ExitStatus.FAILED
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
+    if isinstance(sock, ssl.SSLSocket):
+        display.note(describe_tls(sock, context))
     display.note(f"connected to {printable(where)}; /help lists the local commands")
     return sock
 
@@ -347,7 +360,7 @@ def _session(recorder: Recorder, display: Display) -> ExitStatus:
     except OSError as exc:
         display.note(f"stopped: {exc.strerror or exc}")
         return ExitStatus.FAILED
-    return ExitStatus.OK
+    return ExitStatus.FAILED if recorder.failed else ExitStatus.OK
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
@@ -386,7 +399,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     if implicit:
         target |= {"tls": "implicit", **recorder.tls_options}
     text = plan_text(recorder.steps, where, target, output=args.output, name=args.name, secrets=recorder.secrets)
-    written = _write_plan(text, output, out, err)
+    written = _write_plan(text, output, out, err, recorder.secrets)
     if output is not None and written == ExitStatus.OK:
         display.note(f"plan written to {printable(str(output))}")
     return status or written

@@ -24,6 +24,7 @@ from runner.tools.record import add_arguments, run
 from runner.tools.server import EmbeddedServer
 from tests.support.cli import ROOT
 from tests.support.faults import FaultServer, Peer
+from tests.support.mtas import EXIM, require_smtp
 
 BODY = "Subject: recorded\n\n.a line starting with a dot\n..two dots\n{{ not a template }}\nend\n"
 BODY_ON_ARRIVAL = BODY.replace("\n", "\r\n").encode()  # the server takes the dots off again
@@ -89,9 +90,55 @@ def test_starttls_is_recorded_as_a_step_and_replays(tmp_path, test_ca):
         code, shown, err = record(server, "EHLO a.test\n/tls\nEHLO a.test\nQUIT\n",
                                   "-o", str(tmp_path / "tls.yaml"), "--cafile", str(ca))
         assert code == 0, err
-        assert "* TLS in force: TLSv1." in shown
+        assert "* TLS established: TLSv1." in shown and ", verified\n" in shown
         assert f'  - starttls: {{cafile: "{ca}"}}\n' in (tmp_path / "tls.yaml").read_text()
         replay(tmp_path / "tls.yaml", server)
+
+
+TLS_SESSION = "EHLO a.test\n/tls\nEHLO a.test\nQUIT\n"
+
+
+def test_tls_shows_the_session_as_run_v_does_and_replays_against_postfix(tmp_path, postfix):
+    plan = tmp_path / "tls.yaml"
+    code, shown, err = record(postfix, TLS_SESSION, "-o", str(plan), "--cafile", str(postfix.ca_path))
+    assert code == 0, shown + err
+    tls_line = next(line for line in shown.splitlines() if "TLS established" in line)
+    assert tls_line.startswith("* TLS established: TLSv1.") and tls_line.endswith(
+        ", certificate commonName=mail.smtprun.test, verified"), shown
+    out = io.StringIO()
+    assert smtprun([str(plan), "-v", "--no-report"], out=out, err=io.StringIO()) == 0, out.getvalue()
+    assert f"  {tls_line}\n" in out.getvalue()  # the very line `smtprun -v` prints, facts and words
+
+    code, shown, err = record(postfix, TLS_SESSION, "-o", str(plan), "--no-verify")
+    assert code == 0 and "commonName=mail.smtprun.test, not verified (verify: false)" in shown, shown + err
+    assert "  - starttls: {verify: false}\n" in plan.read_text()
+
+
+def test_a_certificate_that_does_not_verify_ends_the_session_says_what_to_give_and_exits_1(tmp_path, postfix):
+    plan = tmp_path / "tls.yaml"
+    code, shown, err = record(postfix, TLS_SESSION, "-o", str(plan))
+    assert code == 1, shown + err
+    assert "* certificate verification failed: unable to get local issuer certificate; the session cannot go " \
+           "on\n* give --cafile PEM (the CA that issued the server's certificate) to trust it, or --no-verify to " \
+           "record without checking it\n" in shown
+    text = plan.read_text()
+    assert "STARTTLS" not in text and text.endswith(
+        "  # TLS did not start: certificate verification failed: unable to get local issuer certificate\n"
+        "  - starttls: {}\n"), text
+    out = io.StringIO()  # replayed, it stops where the recording did, for the same reason
+    assert smtprun([str(plan), "--no-report"], out=out, err=io.StringIO()) == 1
+    assert "step 3 at" in out.getvalue() and "why:      certificate verification failed" in out.getvalue()
+
+
+def test_implicit_tls_whose_certificate_does_not_verify_says_what_to_give(tmp_path, test_ca):
+    ca = tmp_path / "ca.pem"
+    test_ca.ca.cert_pem.write_to_path(str(ca))
+    with EmbeddedServer(tls_context=test_ca.server_context(), implicit_tls=True) as server:
+        code, _, err = record(server, "QUIT\n", "--tls", "implicit")
+        assert code == 1 and "certificate verification failed" in err and "give --cafile PEM" in err, err
+        code, _, err = record(server, "QUIT\n", "--tls", "implicit", "--cafile", str(ca))
+    assert code == 0, err
+    assert "* TLS established: TLSv1." in err and ", verified\n" in err  # without -o the session shows on stderr
 
 
 def late_reply(peer: Peer) -> None:
@@ -275,3 +322,25 @@ def test_auth_credentials_are_kept_out_of_the_plan(tmp_path):
             for secret in secrets:
                 args += ["--secret", secret]
             assert smtprun(args, out=io.StringIO(), err=io.StringIO()) == 0
+
+
+def test_a_recorded_auth_replayed_without_its_secret_says_what_to_give_before_sending(tmp_path):
+    server = require_smtp(EXIM)
+    plain = base64.b64encode(f"\0alice\0{server.users['alice']}".encode()).decode()
+    plan = tmp_path / "auth.yaml"
+    typed = f"EHLO a.test\n/tls\nEHLO a.test\nAUTH PLAIN {plain}\nQUIT\n"
+    code, shown, err = record(server, typed, "-o", str(plan), "--cafile", str(server.ca_path))
+    assert code == 0, shown + err
+    assert plain not in plan.read_text() and '    expect: 235  # Authentication succeeded\n' in plan.read_text()
+    env = {k: v for k, v in os.environ.items() if k != "SMTPRUN_AUTH_1"}
+    done = subprocess.run([sys.executable, "-m", "runner", str(plan), "--no-report"], capture_output=True,
+                          text=True, timeout=60, env={**env, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "error: environment variable SMTPRUN_AUTH_1 is not set" in done.stderr
+    assert "give --secret auth_1=... or SMTPRUN_AUTH_1=..." in done.stderr and "nothing was sent" in done.stderr
+    assert "334" not in done.stdout + done.stderr
+    given = [str(plan), "--no-report", "--secret", f"auth_1={plain}"]
+    assert smtprun(given, out=io.StringIO(), err=io.StringIO()) == 0
+    done = subprocess.run([sys.executable, "-m", "runner", str(plan), "--no-report"], capture_output=True,
+                          text=True, timeout=60, env={**env, "PYTHONPATH": str(ROOT), "SMTPRUN_AUTH_1": plain})
+    assert done.returncode == 0, done.stdout + done.stderr
