@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine (as root) for the integration tests: install the servers and
-# tools they use and run a Postfix on 127.0.0.1:25 with a test certificate, Exim (127.0.0.1:2525) and
-# OpenSMTPD (127.0.0.1:2527) in chroots, and the mail loop around Postfix: Maildirs, Dovecot, OpenDKIM
+# tools they use and run a Postfix on 127.0.0.1:25 with a test certificate, Exim (127.0.0.1:2525),
+# OpenSMTPD (:2527) and Sendmail (:2529) in chroots, and the mail loop around Postfix: Maildirs, Dovecot, OpenDKIM
 # (scripts/env/; tests/support/mtas.py lists ports, users and paths). Safe to re-run.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -78,15 +78,18 @@ dnsmasq_bin=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 dnsmasq_version=$("$dnsmasq_bin" --version 2>/dev/null | sed -n 1p) || die "$dnsmasq_bin --version failed"
 log "${dnsmasq_version:-dnsmasq, version unknown}: the DNS tests start their own instances on 127.0.0.1"
 
-# --- Exim and OpenSMTPD, each in its own chroot (scripts/env/exim.sh, scripts/env/opensmtpd.sh) -----
-# They conflict with Postfix as packages (all three are mail-transport-agent). Built in parallel (the
-# first time each takes under a minute, mostly downloads), started in the background; either failing
-# fails this script.
+# --- Exim, OpenSMTPD, Sendmail, ..., each in its own chroot (scripts/env/<name>.sh) ------------------
+# They conflict with Postfix as packages (all are mail-transport-agent). Built in parallel (the first
+# time, about two minutes for all, mostly downloads), started in the background; any failing fails this
+# script: the tests need every one of them.
 mta_failed=()
-bash "$HERE/env/exim.sh" & exim_job=$!
-bash "$HERE/env/opensmtpd.sh" & opensmtpd_job=$!
-wait "$exim_job" || mta_failed+=("Exim (scripts/env/exim.sh)")
-wait "$opensmtpd_job" || mta_failed+=("OpenSMTPD (scripts/env/opensmtpd.sh)")
+mtas=(exim opensmtpd sendmail) mta_jobs=()
+for mta in "${mtas[@]}"; do
+    bash "$HERE/env/$mta.sh" & mta_jobs+=($!)
+done
+for i in "${!mtas[@]}"; do
+    wait "${mta_jobs[$i]}" || mta_failed+=("${mtas[$i]} (scripts/env/${mtas[$i]}.sh)")
+done
 ((${#mta_failed[@]} == 0)) || die "could not set up: ${mta_failed[*]}"
 
 # --- Postfix --------------------------------------------------------------------------------
@@ -156,5 +159,6 @@ bash "$HERE/env/mailbox.sh" || die "could not set up the mail loop (scripts/env/
 
 # --- Prometheus scraping smtprun exporter (scripts/env/prometheus.sh; tests/integration/test_prometheus.py) ---
 bash "$HERE/env/prometheus.sh" || die "could not set up Prometheus (scripts/env/prometheus.sh)"
-log "ready: SMTP Postfix 127.0.0.1:25, Exim :2525, OpenSMTPD :2527; IMAP :143/:993, POP3 :110/:995;" \
+log "ready: SMTP Postfix 127.0.0.1:25, Exim :2525, OpenSMTPD :2527, Sendmail :2529;" \
+    "IMAP :143/:993, POP3 :110/:995;" \
     "OpenDKIM :8891; Prometheus :19090 (ports, users, paths: tests/support/mtas.py, tests/support/prometheus.py)"

@@ -1,7 +1,9 @@
 """Where the real mail servers of the test environment listen, as scripts/test-env.sh sets them up.
 
 SMTP: Postfix 127.0.0.1:25 (the host's), Exim 4.96 127.0.0.1:2525 and OpenSMTPD 7.4 127.0.0.1:2527 (each in a
-chroot under /srv/smtprun-mtas). Around Postfix, a closed mail loop (scripts/env/mailbox.sh): it delivers
+chroot under /srv/smtprun-mtas) are SMTP_SERVERS, the three most tests run against. ALL_SMTP_SERVERS adds
+Sendmail 8.17 :2529 (chroot), ...: each set up as a small site would be (scripts/env/<name>.sh).
+Around Postfix, a closed mail loop (scripts/env/mailbox.sh): it delivers
 to ~/Maildir/ of Unix users alice and bob; Dovecot serves those Maildirs over IMAP/POP3 (DOVECOT); OpenDKIM
 signs mail From: *@signed.smtprun.test (DKIM); and some domains are accepted and then bounced, relayed to a
 loopback port, discarded, or deferred (BOUNCE_DOMAIN, RELAY_DOMAIN, DISCARD_DOMAIN, DEFER_DOMAIN).
@@ -15,13 +17,15 @@ loopback port, discarded, or deferred (BOUNCE_DOMAIN, RELAY_DOMAIN, DISCARD_DOMA
 All of them listen on 127.0.0.1 only, call themselves mail.smtprun.test, accept mail for smtprun.test,
 localhost and mail.smtprun.test, refuse relay, and offer STARTTLS with the test certificate whose CA is
 /etc/smtprun-test/ca.pem (names mail.smtprun.test, localhost, IP 127.0.0.1). The users below have these
-passwords on every server (SMTP AUTH PLAIN/LOGIN after STARTTLS on Exim and OpenSMTPD).
+passwords on every server (SMTP AUTH PLAIN/LOGIN after STARTTLS where `auth` says so). Where mail for a
+user lands differs: a Maildir (`mailbox`, in the server's root), or Sendmail's mbox /var/mail/<user>.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import time
 from collections.abc import Iterable, Iterator
@@ -49,10 +53,18 @@ class SmtpServer:
     users: dict[str, str] = field(default_factory=lambda: dict(USERS))
     auth: bool = True         # AUTH PLAIN LOGIN offered after STARTTLS
     relay_code: int = 550     # the reply to RCPT for a domain it does not serve
+    mailbox: str = "home/{user}/Maildir"  # where a local user's mail lands, in the server's root
+    mbox: bool = False        # `mailbox` is one mbox file (Sendmail's /var/mail/<user>), not a Maildir
+    # A client address the server does not trust to relay: Sendmail trusts 127.0.0.1 whatever its config says.
+    relay_source: str = "127.0.0.1"
 
     def maildir(self, user: str) -> Path:
         """The user's Maildir as a path on this host (home/<user>/Maildir in the server's root)."""
         return self.root / "home" / user / "Maildir"
+
+    def mailbox_path(self, user: str) -> Path:
+        """Where the user's mail lands, as a path on this host: a Maildir, or an mbox file when `mbox`."""
+        return self.root / self.mailbox.format(user=user)
 
 
 POSTFIX = SmtpServer("postfix", "Postfix", "127.0.0.1", 25, Path("/"), (Path("/var/log/postfix.log"),),
@@ -62,6 +74,52 @@ EXIM = SmtpServer("exim", "Exim", "127.0.0.1", 2525, MTA_ROOT / "exim",
 OPENSMTPD = SmtpServer("opensmtpd", "OpenSMTPD", "127.0.0.1", 2527, MTA_ROOT / "opensmtpd",
                        (Path("/var/log/smtprun-opensmtpd.log"),))
 SMTP_SERVERS = (POSTFIX, EXIM, OPENSMTPD)
+SENDMAIL = SmtpServer("sendmail", "Sendmail", "127.0.0.1", 2529, MTA_ROOT / "sendmail",
+                      (Path("/var/log/smtprun-sendmail.log"),), mailbox="var/mail/{user}", mbox=True,
+                      relay_source="127.0.0.2")
+# The seven, for the tests written for all of them (tests/integration/test_seven_mtas.py, test_plan_headers.py).
+ALL_SMTP_SERVERS = (*SMTP_SERVERS, SENDMAIL)
+
+
+def find_delivered(server: SmtpServer, user: str, message_id: str, seconds: float = 15.0) -> bytes | None:
+    """The message with this Message-ID as the server delivered it to the user (from the Maildir's new/ or
+    cur/, or from the mbox), waiting up to `seconds` for it; None if it did not arrive. Read as root."""
+    deadline = time.monotonic() + seconds
+    needle = message_id.encode()
+    while True:
+        found = _find_in_mbox(server.mailbox_path(user), needle) if server.mbox else \
+            _find_in_maildir(server.mailbox_path(user), needle)
+        if found is not None or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _find_in_maildir(maildir: Path, needle: bytes) -> bytes | None:
+    for sub in ("new", "cur"):
+        try:
+            entries = list((maildir / sub).iterdir())
+        except FileNotFoundError:
+            continue
+        for path in entries:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue  # moved from new/ to cur/ meanwhile
+            if needle in data:
+                return data
+    return None
+
+
+def _find_in_mbox(path: Path, needle: bytes) -> bytes | None:
+    """The message of the mbox (messages start at lines "From ") that holds needle."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    for message in re.split(rb"(?m)^(?=From )", data):
+        if needle in message:
+            return message
+    return None
 
 
 # --- the mail loop around Postfix (scripts/env/mailbox.sh) -----------------------------------------

@@ -1,0 +1,123 @@
+"""Each of the seven real SMTP servers of the test environment (tests/support/mtas.py ALL_SMTP_SERVERS:
+Postfix, Exim, OpenSMTPD, Sendmail, ...) answers as a small site does: a banner naming its software,
+EHLO, STARTTLS with a certificate the test CA verifies, AUTH under TLS where it offers it, a message to
+alice accepted and found in her mailbox (Maildir, or Sendmail's mbox), and relaying refused.
+A server that does not answer skips its tests, or fails them when CI is set.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import uuid
+from email.message import EmailMessage
+
+import pytest
+
+from tests.support.mtas import (
+    ALL_SMTP_SERVERS,
+    CA_PATH,
+    HOSTNAME,
+    SmtpServer,
+    banner,
+    find_delivered,
+    require_smtp,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+every_server = pytest.mark.parametrize("server", ALL_SMTP_SERVERS, ids=[s.name for s in ALL_SMTP_SERVERS])
+with_auth = pytest.mark.parametrize("server", [s for s in ALL_SMTP_SERVERS if s.auth],
+                                    ids=[s.name for s in ALL_SMTP_SERVERS if s.auth])
+
+
+def tls_context() -> ssl.SSLContext:
+    """A client context that trusts only the test CA, with Python 3.13's strict X.509 checks on any Python."""
+    context = ssl.create_default_context(cafile=str(CA_PATH))
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    return context
+
+
+def connect(server: SmtpServer, source: str | None = None) -> smtplib.SMTP:
+    smtp = smtplib.SMTP(server.host, server.port, local_hostname="client.smtprun.test", timeout=30,
+                        source_address=(source, 0) if source else None)
+    code, _ = smtp.ehlo()
+    assert code == 250
+    return smtp
+
+
+def under_tls(server: SmtpServer) -> smtplib.SMTP:
+    smtp = connect(server)
+    code, _ = smtp.starttls(context=tls_context())  # verifies the chain and the name 127.0.0.1
+    assert code == 220
+    assert smtp.ehlo()[0] == 250
+    return smtp
+
+
+@every_server
+def test_banner_names_the_software_and_the_host(server):
+    require_smtp(server)
+    line = banner(server.host, server.port)
+    assert line is not None and line.startswith(f"220 {HOSTNAME} "), line
+    assert server.software in line
+
+
+@every_server
+def test_ehlo_answers_with_its_name_and_offers_starttls(server):
+    require_smtp(server)
+    with connect(server) as smtp:
+        assert smtp.ehlo_resp.decode().startswith(HOSTNAME), smtp.ehlo_resp
+        assert smtp.has_extn("starttls")
+        assert smtp.has_extn("8bitmime")
+
+
+@every_server
+def test_starttls_verifies_with_the_test_ca(server):
+    require_smtp(server)
+    with under_tls(server) as smtp:
+        cert = smtp.sock.getpeercert()
+        assert ("DNS", HOSTNAME) in cert["subjectAltName"]
+        assert smtp.sock.version() in ("TLSv1.2", "TLSv1.3")
+        assert not smtp.has_extn("starttls"), "STARTTLS offered again once TLS is in force (RFC 3207 §4.2)"
+        assert smtp.has_extn("auth") == server.auth
+
+
+@with_auth
+def test_auth_plain_and_login_under_tls(server):
+    require_smtp(server)
+    with under_tls(server) as smtp:
+        assert set(smtp.esmtp_features["auth"].upper().split()) >= {"PLAIN", "LOGIN"}
+        with pytest.raises(smtplib.SMTPAuthenticationError) as wrong:
+            smtp.login("alice", "not-the-password")
+        assert wrong.value.smtp_code == 535
+    for mechanism in ("PLAIN", "LOGIN"):
+        with under_tls(server) as smtp:
+            smtp.user, smtp.password = "alice", server.users["alice"]
+            authobject = smtp.auth_plain if mechanism == "PLAIN" else smtp.auth_login
+            code, text = smtp.auth(mechanism, authobject, initial_response_ok=mechanism == "PLAIN")
+            assert code == 235, (mechanism, text)
+
+
+@every_server
+def test_a_message_to_alice_is_delivered_to_her_mailbox(server):
+    require_smtp(server)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "bob@smtprun.test", "alice@smtprun.test", "smtprun seven MTAs"
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}@client.smtprun.test>"
+    msg.set_content(f"A message for alice through {server.software}.\n")
+    with connect(server) as smtp:
+        assert smtp.send_message(msg) == {}
+    delivered = find_delivered(server, "alice", msg["Message-ID"])
+    assert delivered is not None, f"not in {server.mailbox_path('alice')} within 15 s; see {server.logs}"
+    assert f"through {server.software}.".encode() in delivered
+    assert b"Subject: smtprun seven MTAs" in delivered
+
+
+@every_server
+def test_relaying_is_refused(server):
+    require_smtp(server)
+    with connect(server, source=server.relay_source) as smtp:
+        assert smtp.mail("bob@smtprun.test")[0] == 250
+        code, text = smtp.rcpt("someone@example.org")
+        assert code == server.relay_code, (code, text)
+        assert 500 <= code < 600
