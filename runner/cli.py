@@ -30,7 +30,7 @@ from runner.environment import Environment
 from runner.errors import PlanError, ReportError, SmtprunError, UsageError
 from runner.net.address import hostport
 from runner.results import RunResult
-from runner.status import ExitStatus
+from runner.status import ExitStatus, after_reports
 
 if TYPE_CHECKING:
     from runner.run.execute import RunOptions
@@ -378,9 +378,7 @@ def _write_reports(
                for kind, target in (("JSON", args.json), ("JUnit", args.junit)) if target]
     if not args.no_report:
         written.append(_write_html(run, args.report_dir, console))
-    if not all(written) and status == ExitStatus.OK:
-        return ExitStatus.ERROR
-    return status
+    return after_reports(status, all(written))
 
 
 def _write_output(kind: str, run: RunResult, target: str, stdout: TextIO, console: Console) -> bool:

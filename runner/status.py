@@ -10,3 +10,14 @@ class ExitStatus(IntEnum):
     ERROR = 3  # smtprun could not do what was asked: a report not written, a server that cannot listen
     INTERRUPTED = 130  # stopped by Ctrl-C; what was gathered is still reported
     OUTPUT_CLOSED = 141  # standard output's reader left (`| head`): stopped quietly, as SIGPIPE ends a tool (128 + 13)
+
+
+def after_reports(status: ExitStatus, written: bool) -> ExitStatus:
+    """A run's status once the reports it was asked for are written, or `written` is False.
+
+    A lost report outranks the cases' verdict, failed as well as passed: a job that takes 1 as "cases
+    failed, results kept" (`[ $? -le 1 ]`) must not lose them silently. Ctrl-C keeps 130: the person
+    who pressed it is there, and the lost report was said on standard error."""
+    if not written and status in (ExitStatus.OK, ExitStatus.FAILED):
+        return ExitStatus.ERROR
+    return status
