@@ -33,6 +33,14 @@ def _enhanced_matches(pattern: str, actual: str | None) -> bool:
     return all(p == "x" or int(p) == int(a) for p, a in zip(pattern.split("."), actual.split("."), strict=True))
 
 
+def _transient(reply: Reply) -> str:
+    """A 4xx is no refusal (RFC 5321 §4.2.1: "the action may be requested again"): greylisting, a rate or
+    connection limit, a full queue. Said so, so that it is not read as the server's final answer."""
+    if reply.code // 100 != 4:
+        return ""
+    return " (a temporary failure: the server asks to try again later; `retry:` tries the case again)"
+
+
 def describe(spec: Any) -> str:
     """The expectation as a person would say it: '250', '2xx or 3xx', 'closed', '250 matching /ok/'."""
     if spec == CLOSED:
@@ -59,7 +67,7 @@ def check(spec: Any, reply: Reply, render: Callable[[str], str] | None = None) -
         return f"expected the server to close the connection, got {reply.summary()}"
     codes = _codes(spec.get("code") if isinstance(spec, dict) else spec)
     if codes and not any(_code_matches(c, reply.code) for c in codes):
-        return f"expected {' or '.join(map(str, codes))}, got {reply.summary()}"
+        return f"expected {' or '.join(map(str, codes))}, got {reply.summary()}{_transient(reply)}"
     if not isinstance(spec, dict):
         return None
     if "enhanced" in spec and not _enhanced_matches(spec["enhanced"], reply.enhanced):

@@ -71,6 +71,9 @@ def no_sockets(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     assert not attempts, f"the network was used: {attempts}"
 
 
+TEMPORARY = " (a temporary failure: the server asks to try again later; `retry:` tries the case again)"
+
+
 def plan_of(text: str, head: str = HEAD) -> Plan:
     loaded = load_text(head + textwrap.dedent(text))
     problems = validate(loaded)
@@ -247,7 +250,7 @@ def test_a_421_at_any_time_is_the_next_reply_not_unsolicited_bytes(no_sockets):
     server = ScriptedServer([BANNER, *EHLO, Say(b"421 4.3.2 mx.peer.test shutting down\r\n"), Close()])
     result = run(plan_of(BASIC), server)
     assert result.status == FAILED
-    assert result.reason == "step 3 (<plan>:9): expected 250, got 421 4.3.2 mx.peer.test shutting down"
+    assert result.reason == "step 3 (<plan>:9): expected 250, got 421 4.3.2 mx.peer.test shutting down" + TEMPORARY
     assert [s.status for s in result.steps] == [PASSED, PASSED, FAILED] + [SKIPPED] * 4
 
 
@@ -417,7 +420,7 @@ def test_finally_steps_run_after_a_failure(no_sockets):
 def test_finally_steps_do_not_run_on_a_closed_connection(no_sockets):
     server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"421 4.4.2 bye\r\n"), Close()])
     result = run(plan_of(FINALLY), server)
-    assert result.reason == "step 2 (<plan>:7): expected 250, got 421 4.4.2 bye"
+    assert result.reason == "step 2 (<plan>:7): expected 250, got 421 4.4.2 bye" + TEMPORARY
     assert result.steps[-1].status == SKIPPED and result.steps[-1].reason == "not run: the connection is closed"
 
 

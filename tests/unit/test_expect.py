@@ -177,3 +177,10 @@ def test_a_keyword_sent_as_keyword_equals_value_is_found() -> None:
                     b"250 XSECURITY=NONE,STARTTLS\r\n")
     assert check({"keywords": ["XVERP", "xsecurity"]}, courier) is None
     assert check({"absent": ["XVERP"]}, courier) == "EHLO keywords offered but expected absent: XVERP"
+
+
+def test_a_4xx_is_said_to_be_temporary_and_a_5xx_is_not() -> None:
+    assert check(250, GREYLISTED) == ("expected 250, got 451 4.7.1 Try again later (a temporary failure: the server "
+                                      "asks to try again later; `retry:` tries the case again)")
+    assert check(250, DENIED).startswith("expected 250, got 550") and "temporary" not in check(250, DENIED)
+    assert check("4xx", GREYLISTED) is None
