@@ -232,7 +232,7 @@ class Session(Wire):
     async def judge(self, step: Step, out: StepResult, deadline: float, default: Any) -> Reply | None:
         spec = step.expect if step.expect is not None else default
         if spec is not None:
-            out.expected = step.expected_text if spec is step.expect else expectations.describe(spec)
+            out.expected = expectations.describe(spec, lambda text: self.renderer.text(step, text))
         if spec == expectations.CLOSED:
             await self.wait_closed(deadline)
             return None
@@ -343,7 +343,7 @@ async def _run_list(session: Session, steps: tuple[Step, ...], outs: list[StepRe
             out.status, out.reason = FAILED, session.redactor.text(exc.reason)
             out.reply = out.reply or exc.reply  # type: ignore[assignment]
             if out.expected is None and step.expect is not None:
-                out.expected = expectations.describe(step.expect)
+                out.expected = expectations.describe(step.expect, lambda t: session.renderer.text(session.step, t))
             if result.status != FAILED:
                 result.status = FAILED
                 result.reason = f"step {step.index} ({step.file}:{step.line}): {out.reason}"

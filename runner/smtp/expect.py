@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runner import limits
+from runner.errors import SmtprunError
 from runner.smtp.protocol import Reply
 
 __all__ = ["CLOSED", "check", "describe"]
@@ -41,8 +42,19 @@ def _transient(reply: Reply) -> str:
     return " (a temporary failure: the server asks to try again later; `retry:` tries the case again)"
 
 
-def describe(spec: Any) -> str:
-    """The expectation as a person would say it: '250', '2xx or 3xx', 'closed', '250 matching /ok/'."""
+def _shown(pattern: str, render: Callable[[str], str] | None) -> str:
+    """A `text:` pattern as the step used it: rendered when it is a template (the raw text if it cannot be)."""
+    if render is None or ("{{" not in pattern and "{%" not in pattern):
+        return pattern
+    try:
+        return render(pattern)
+    except SmtprunError:  # the step fails saying why; the expectation is shown as written
+        return pattern
+
+
+def describe(spec: Any, render: Callable[[str], str] | None = None) -> str:
+    """The expectation as a person would say it: '250', '2xx or 3xx', 'closed', '250 matching /ok/';
+    with `render`, a templated `text:` as the case rendered it."""
     if spec == CLOSED:
         return "the server closes the connection"
     if not isinstance(spec, dict):
@@ -51,7 +63,7 @@ def describe(spec: Any) -> str:
     if "enhanced" in spec:
         parts.append(f"enhanced {spec['enhanced']}")
     if "text" in spec:
-        parts.append(f"text matching /{spec['text']}/")
+        parts.append(f"text matching /{_shown(spec['text'], render)}/")
     if spec.get("keywords"):
         parts.append("keywords " + ", ".join(spec["keywords"]))
     if spec.get("absent"):

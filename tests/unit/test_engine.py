@@ -551,3 +551,21 @@ def test_a_session_deadline_during_the_quit_keeps_the_failure_that_came_before(n
     result = run(plan_of(REFUSED, head), server)
     assert result.reason == "step 2 (<plan>:7): expected 250, got 550 5.1.1 no such user"
     assert (INFO, b"QUIT: session deadline of 0.3s reached") in transcript(result)
+
+
+def test_the_expected_line_shows_a_templated_text_as_rendered(no_sockets):
+    plan = plan_of("""\
+        vars: {outside: someone@elsewhere.test}
+        cases:
+          - name: relay
+            steps:
+              - expect: 220
+              - send: "RCPT TO:<{{ outside }}>"
+                expect: {code: 550, text: "Invalid recipient: <{{ outside }}>"}
+        """)
+    server = ScriptedServer([BANNER, Expect(b"RCPT TO:<someone@elsewhere.test>\r\n"),
+                             Say(b"550 Relay denied\r\n")])
+    step = failed_step(run(plan, server))
+    assert step.expected == "550, text matching /Invalid recipient: <someone@elsewhere.test>/"
+    assert step.reason == ("expected text matching /Invalid recipient: <someone@elsewhere.test>/, "
+                           "got 550 Relay denied")
