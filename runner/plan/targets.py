@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -42,7 +43,7 @@ class FleetTarget:
         port = self.port or target.port
         if self.mx:
             return replace(target, host=None, port=port, mx=self.mx, all_mx=False)
-        return replace(target, host=self.host, port=port, mx=None, all_mx=False)
+        return replace(target, host=self.host, port=port, mx=None, all_mx=False, domain=target.mx or target.domain)
 
 
 def _problem(file: str, line: int, message: str, source: str | None = None, hint: str | None = None) -> Problem:
@@ -92,8 +93,8 @@ def _csv(file: str, text: str, problems: list[Problem]) -> list[FleetTarget]:
     (head_line, header), rows = rows[0], rows[1:]
     names = [h.strip() for h in header]
     if names[0].lower() != "target":
-        problems.append(_problem(file, head_line,
-                                 f"the first column of a CSV target list is 'target', not {names[0]!r}"))
+        problems.append(_problem(file, head_line, f"the first column of a CSV target list is 'target', not "
+                                 f"{names[0]!r}", hint=_not_csv(",".join(header))))
         return []
     bad = [n for n in names[1:] if not n.isidentifier()]
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -115,6 +116,18 @@ def _csv(file: str, text: str, problems: list[Problem]) -> list[FleetTarget]:
     if not found and not problems:
         problems.append(_problem(file, head_line, "the target list has a header row and no targets"))
     return found
+
+
+def _not_csv(first: str) -> str:
+    """The hint for a CSV header that is not one: a comma typed for a dot in a plain list's first host?"""
+    hint = "a comma in the first line makes the file a CSV list, whose header row starts with 'target'"
+    if "." not in first:  # "host,rcpt": a header row, its first column misnamed
+        return hint
+    try:
+        label = parse_target(first.replace(",", "."))[0]
+    except ValueError:
+        return hint
+    return f"{hint}; for a plain list, did you mean {label}?"
 
 
 def _csv_rows(text: str) -> Iterable[tuple[int, list[str]]]:
@@ -141,16 +154,45 @@ def read_targets(path: str) -> list[FleetTarget]:
         raise PlanError(_problem(path, 1, "the target list is empty (no targets, only blank lines or comments)"))
     csv_header = "," in first[1] or first[1].lower() == "target"  # a CSV of one column: its header alone
     targets = _csv(path, text, problems) if csv_header else _plain(path, text, problems)
-    seen: dict[str, int] = {}
-    for t in targets:
-        if t.text in seen:
-            problems.append(_problem(path, t.line, f"duplicate target {t.text} (first on line {seen[t.text]})"))
-        seen.setdefault(t.text, t.line)
+    problems += _duplicates(path, targets)
     if len(targets) > MAX_TARGETS:
         problems.append(_problem(path, targets[MAX_TARGETS].line, f"more than {MAX_TARGETS} targets"))
     if problems:
         raise PlanError(sorted(problems, key=lambda p: p.location.line if p.location else 0)[:50])
     return targets
+
+
+def _duplicates(path: str, targets: list[FleetTarget]) -> list[Problem]:
+    """A target named twice, however written (an IPv6 address in another form, a port given or not): a
+    target without a port takes the plan's, so `h` and `h:25` are one server when the plan's port is 25."""
+    problems = []
+    seen: dict[tuple[str, str, int | None], FleetTarget] = {}
+    ported: dict[tuple[str, str], FleetTarget] = {}  # the first target of each host or domain with a port
+    for t in targets:
+        where = ("mx", t.mx) if t.mx else ("host", _canonical(t.host or ""))
+        first = seen.get((*where, t.port))
+        other = ported.get(where) if t.port is None else seen.get((*where, None))
+        if first is not None:
+            also = f" as {first.text}" if first.text != t.text else ""
+            problems.append(_problem(path, t.line, f"duplicate target {t.text} (first on line {first.line}{also})"))
+        elif other is not None:
+            bare, given = (t, other) if t.port is None else (other, t)
+            problems.append(_problem(
+                path, t.line, f"{t.text} and {other.text} (line {other.line}) are one target when the plan's port is "
+                f"{given.port}: {bare.text} takes the plan's port",
+                hint=f"write the port on both lines ({bare.text}:PORT), or keep one of them"))
+        seen.setdefault((*where, t.port), t)
+        if t.port is not None:
+            ported.setdefault(where, t)
+    return problems
+
+
+def _canonical(host: str) -> str:
+    """One spelling of an IP address (2001:DB8:0::1 is 2001:db8::1); a name as parse_target left it."""
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return host
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -32,6 +32,7 @@ class Target:
     strict_replies: bool = False  # refuse reply text that is not UTF-8 instead of reading it as Latin-1
     quit_on_failure: bool = True  # after a failed step, end a session still in step with QUIT
     source: str | None = None  # the local IP address to connect from (a template allowed); None: the system's choice
+    domain: str | None = None  # the plan's mail domain (its `mx:`) when a host given instead is connected to
 
     def __str__(self) -> str:
         if self.mx and not self.host:

@@ -65,8 +65,8 @@ def target_for(plan: Plan, options: RunOptions) -> Target:
              "session_timeout": options.session_timeout, "nameservers": options.nameservers,
              "families": options.families, "source": options.source}
     changes: dict[str, Any] = {key: value for key, value in given.items() if value}
-    if options.host:
-        changes["mx"] = None  # an explicit host wins over the plan's MX lookup
+    if options.host:  # an explicit host wins over the plan's MX lookup; the domain stays the plan's
+        changes["mx"], changes["domain"] = None, plan.target.mx or plan.target.domain
     target = dataclasses.replace(plan.target, **changes)
     version = ip_version(target.source or "")
     if version and not options.families:  # MX hosts: only the addresses the source can reach

@@ -20,6 +20,7 @@ from runner.errors import StepFailed
 from runner.files import inside, open_regular
 from runner.mail import msgid
 from runner.net import tls as tlsinfo
+from runner.net.address import ip_version
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
@@ -33,6 +34,7 @@ from runner.text import CONTROLS, printable
 __all__ = ["ACTIONS"]
 
 FILE_CHUNK = 64 * 1024
+HEADER_LOOK = 1024 * 1024  # bytes of a data_file read for its header section (RFC 5322 §2.1 sets no bound)
 _FILLER = b"smtprun generated body: the quick brown fox jumps over the lazy dog 0123456789\r\n"
 _TLS_ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 
@@ -102,6 +104,23 @@ async def do_data(session: StepContext, step: Step, out: StepResult, deadline: f
     return False
 
 
+def _file_with_message_id(session: StepContext, chunks: Iterator[bytes], out: StepResult) -> Iterator[bytes]:
+    """A data_file's chunks, its header section looked at first: a later step finds the message by
+    Message-ID, so a file without one gets the case's, as `data:` does."""
+    if not session.wants_message_id:
+        yield from chunks
+        return
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if b"\n\n" in head or b"\n\r\n" in head or len(head) >= HEADER_LOOK:  # the header section has ended
+            break
+    head, added = _with_message_id(session, head)
+    out.label += added
+    yield head
+    yield from chunks
+
+
 class _Overdue(Exception):
     """Reading a data file took past the step's deadline."""
 
@@ -128,7 +147,8 @@ async def do_data_file(session: StepContext, step: Step, out: StepResult, deadli
                 raise StepFailed(f"data_file {shown} is outside the plan's folder: not sent")
         out.label = f"message body from {shown}"
         with open_regular(path) as fh:  # a FIFO or a device is refused here, never waited on
-            await session.send_stream(_file_chunks(fh, deadline), deadline, shown)
+            chunks = _file_with_message_id(session, _file_chunks(fh, deadline), out)
+            await session.send_stream(chunks, deadline, shown)
     except OSError as exc:
         raise StepFailed(f"cannot read data_file {shown}: {exc.strerror or exc}") from None
     except _Overdue:
@@ -331,7 +351,10 @@ async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadl
 
     t = session.target
     config = config_for(t.nameservers, t.dns_timeout, t.families)
-    domain = session.text(want.get("domain") or session.target.mx or "") or session.server_host
+    domain = session.text(want.get("domain") or t.mx or t.domain or "") or session.server_host
+    if ip_version(domain) and any(k in want for k in _DOMAIN_CHECKS):
+        raise StepFailed(f"no mail domain to look up: the run connects to the address {domain}; give the plan "
+                         "target.mx or the step expect_dns.domain")
     try:
         problems = await asyncio.wait_for(_dns_checks(session, want, config, domain),
                                           max(0.001, deadline - time.monotonic()))
@@ -344,6 +367,9 @@ async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadl
     return True
 
 
+_DOMAIN_CHECKS = ("spf", "dmarc", "mta_sts")  # records of the mail domain, not of the host connected to
+
+
 async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
                       domain: str) -> list[tuple[str, str | None]]:
     """(check, its problem or None) for each check asked for, in order."""
@@ -354,7 +380,7 @@ async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
         address = session.peer.rsplit(":", 1)[0].strip("[]")
         names = session.greeting_hosts or [session.server_host]
         problems.append((f"PTR of {address}", await dns.ptr_check(address, names, config)))
-    for kind in ("spf", "dmarc", "mta_sts"):
+    for kind in _DOMAIN_CHECKS:
         if kind in want:
             problems.append((f"{kind} of {domain}", await dns.txt_present(kind, domain, config)))
     if "tlsa" in want:
