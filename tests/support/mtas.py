@@ -2,8 +2,8 @@
 
 SMTP: Postfix 127.0.0.1:25 (the host's), Exim 4.96 127.0.0.1:2525 and OpenSMTPD 7.4 127.0.0.1:2527 (each in a
 chroot under /srv/smtprun-mtas) are SMTP_SERVERS, the three most tests run against. ALL_SMTP_SERVERS adds
-Sendmail 8.17 :2529 (chroot), ...: each set up as a small site would be (scripts/env/<name>.sh).
-Around Postfix, a closed mail loop (scripts/env/mailbox.sh): it delivers
+Sendmail 8.17 :2529 and Courier-MTA 1.0 :2531 (chroots), each set up as a small site would be
+(scripts/env/<name>.sh). Around Postfix, a closed mail loop (scripts/env/mailbox.sh): it delivers
 to ~/Maildir/ of Unix users alice and bob; Dovecot serves those Maildirs over IMAP/POP3 (DOVECOT); OpenDKIM
 signs mail From: *@signed.smtprun.test (DKIM); and some domains are accepted and then bounced, relayed to a
 loopback port, discarded, or deferred (BOUNCE_DOMAIN, RELAY_DOMAIN, DISCARD_DOMAIN, DEFER_DOMAIN).
@@ -57,6 +57,10 @@ class SmtpServer:
     mbox: bool = False        # `mailbox` is one mbox file (Sendmail's /var/mail/<user>), not a Maildir
     # A client address the server does not trust to relay: Sendmail trusts 127.0.0.1 whatever its config says.
     relay_source: str = "127.0.0.1"
+    # Where the banner does not name the software (Courier: "220 mail.smtprun.test ESMTP"), the EHLO reply
+    # line that does; `software` is then only the name tests print.
+    ehlo_mark: str = ""
+    max_per_ip: int | None = None  # simultaneous connections from one address before one is closed unanswered
 
     def maildir(self, user: str) -> Path:
         """The user's Maildir as a path on this host (home/<user>/Maildir in the server's root)."""
@@ -77,8 +81,11 @@ SMTP_SERVERS = (POSTFIX, EXIM, OPENSMTPD)
 SENDMAIL = SmtpServer("sendmail", "Sendmail", "127.0.0.1", 2529, MTA_ROOT / "sendmail",
                       (Path("/var/log/smtprun-sendmail.log"),), mailbox="var/mail/{user}", mbox=True,
                       relay_source="127.0.0.2")
+COURIER = SmtpServer("courier", "Courier", "127.0.0.1", 2531, MTA_ROOT / "courier",
+                     (Path("/var/log/smtprun-courier.log"),), relay_code=513, ehlo_mark="XVERP=Courier",
+                     max_per_ip=5)
 # The seven, for the tests written for all of them (tests/integration/test_seven_mtas.py, test_plan_headers.py).
-ALL_SMTP_SERVERS = (*SMTP_SERVERS, SENDMAIL)
+ALL_SMTP_SERVERS = (*SMTP_SERVERS, SENDMAIL, COURIER)
 
 
 def find_delivered(server: SmtpServer, user: str, message_id: str, seconds: float = 15.0) -> bytes | None:
@@ -280,10 +287,25 @@ def require_dovecot(dovecot: Dovecot = DOVECOT) -> Dovecot:
     return dovecot
 
 
+def ehlo_lines(host: str, port: int, timeout: float = 5.0) -> list[str]:
+    """The lines of the server's reply to EHLO (without codes), or [] when it gives none."""
+    import smtplib
+
+    try:
+        with smtplib.SMTP(host, port, local_hostname="client.smtprun.test", timeout=timeout) as smtp:
+            code, text = smtp.ehlo()
+    except (OSError, smtplib.SMTPException):
+        return []
+    return text.decode("ascii", "replace").splitlines() if code == 250 else []
+
+
 def require_smtp(server: SmtpServer) -> SmtpServer:
-    """The server if it answers 220 with its software's name; else skip, or fail in CI."""
+    """The server if it answers 220 with its software's name (or, where its banner does not name it, an
+    EHLO reply that does); else skip, or fail in CI."""
     line = banner(server.host, server.port)
-    if line is None or not line.startswith("220") or server.software not in line:
+    named = line is not None and line.startswith("220") and (
+        server.ehlo_mark in ehlo_lines(server.host, server.port) if server.ehlo_mark else server.software in line)
+    if not named:
         missing(f"{server.software} does not answer on {server.host}:{server.port} (got {line!r}): "
                 "run scripts/test-env.sh as root")
     return server
