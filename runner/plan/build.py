@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from runner import template
-from runner.errors import PlanError, Problem
+from runner.errors import Location, PlanError, Problem
 from runner.net.address import check_host, parse_source
 from runner.plan.check import StepBuilder
 from runner.plan.load import Loaded
+from runner.plan.replies import unread_replies
 from runner.plan.scope import render_early
 from runner.plan.types import DEFAULT_TIMEOUT, Case, Plan, Retry, Step, Target
 
@@ -182,6 +183,7 @@ class _PlanBuilder:
         steps = _numbered(builder.steps(raw["steps"], (*path, "steps"), captured))
         finally_steps = _numbered(builder.steps(raw["finally"], (*path, "finally"), captured), len(steps)) \
             if "finally" in raw else ()
+        self.warn_unread((*steps, *finally_steps))
         if "when" in raw:
             builder.expression(raw["when"], (*path, "when"), all_captures)
         retry = Retry(raw["retry"]["times"], raw["retry"].get("delay", 0.0)) if "retry" in raw else None
@@ -194,6 +196,20 @@ class _PlanBuilder:
                      raw.get("when"), retry, raw.get("continue_on_failure", False), raw.get("timeout"), combo,
                      quit_on_failure=raw.get("quit_on_failure"))
                 for n, combo in enumerate(combos)]
+
+    def warn_unread(self, steps: tuple[Step, ...]) -> None:
+        """Warnings for replies the steps leave unread (runner.plan.replies), at the step that leaves one."""
+        source = self.loaded.source
+        for found in unread_replies(steps):
+            step = found.step
+            if step.file == source.name and 0 < step.line <= len(source.lines):
+                text = source.lines[step.line - 1]
+                col = len(text) - len(text.lstrip(" -")) + 1  # the step's first key, after "- "
+                warning = source.problem(found.message, step.line, col, hint=found.hint)
+            else:  # a step from an included file
+                warning = Problem(found.message, Location(step.file or source.name, step.line, 1), hint=found.hint)
+            warning.severity = "warning"
+            self.warnings.append(warning)
 
     def case_name(self, raw: dict[str, Any], path: tuple[Any, ...], combo: dict[str, Any],
                   variables: dict[str, Any], numbered: int) -> str:

@@ -15,6 +15,7 @@ from runner.errors import ConnectionLost, ProtocolError, StepFailed
 from runner.net import tls as tlsinfo
 from runner.net.transport import Transport
 from runner.results import RECV, SEND, CaseResult
+from runner.run import unread
 from runner.run.transcript import MAX_EVENT_BYTES, Transcript
 from runner.smtp.protocol import DataEncoder, Reply
 from runner.smtp.session import NEED_DATA, Closed, SmtpSession, TimedOut
@@ -41,6 +42,7 @@ class Wire:
         self.conn: Transport | None = None
         self.cut_short = False  # the server replied mid-send: the rest of this step's bytes are not sent
         self.patience = 0.0  # seconds the step in progress waits for its reply, for "no reply within 30s"
+        self.step: Any = None  # the step in progress: the replies owed to what it sends are its own
 
     # -- what the connection knows ------------------------------------------------------
     @property
@@ -89,9 +91,10 @@ class Wire:
     # -- sending ------------------------------------------------------------------------
     async def send(self, data: bytes, deadline: float, replies: int | None = 1) -> None:
         """Send a command (or, with replies=None, bytes whose replies cannot be counted)."""
+        await unread.settle(self, deadline)  # not judged on a reply an earlier step left unread
         self.refuse_unsolicited(data)
         self.record(SEND, data)
-        self.smtp.sent(replies)
+        self.smtp.sent(replies, self.step)
         await self.write(data, deadline)
 
     async def send_part(self, data: bytes, deadline: float) -> bool:
@@ -100,6 +103,7 @@ class Wire:
         assert self.conn is not None
         if self.conn.closed:
             return False
+        await unread.settle(self, deadline)
         self.record(SEND, data)
         self.smtp.sent(None)
         try:
@@ -133,6 +137,7 @@ class Wire:
         Each encoded chunk is written when the next is ready, so the last one goes out with the
         terminator in a single write.
         """
+        await unread.settle(self, deadline)
         self.refuse_unsolicited(b"the message body")
         encoder = DataEncoder()
         shown, total, held = bytearray(), 0, b""
@@ -147,7 +152,7 @@ class Wire:
         tail = encoder.end()
         self.record(SEND, bytes(shown[:MAX_EVENT_BYTES]) + (b"" if len(shown) <= MAX_EVENT_BYTES else
                     f"... [{what}: {total} bytes in all]\r\n".encode()) + tail)
-        self.smtp.sent(1)  # the reply to the end of data
+        self.smtp.sent(1, self.step)  # the reply to the end of data
         await self.write(held + tail, deadline)
 
     async def write(self, data: bytes, deadline: float) -> None:

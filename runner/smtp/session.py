@@ -11,6 +11,7 @@ never on the words of a message; the words are the caller's.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -89,6 +90,7 @@ class SmtpSession:
         # Replies the server owes: the banner first (RFC 5321 §3.1); None once bytes were sent
         # whose replies cannot be counted (raw:).
         self.owed: int | None = 1
+        self._owners: deque[object] = deque([None])  # what each reply owed answers, as `sent` was told
         self.keywords: dict[str, str] = dict(keywords or {})  # EHLO/LHLO keywords in force
         self.greeting_hosts: list[str] = []  # host names the banner and EHLO replies gave
         self.tls = False
@@ -112,6 +114,7 @@ class SmtpSession:
             return NEED_DATA
         if self.owed is not None and self.owed > 0:
             self.owed -= 1
+            self._owners.popleft()
         if reply.code in (221, 421):  # the server closes the channel after either; nothing more will be read
             self.ended_by = reply.code
         self._in_data = reply.code == 354
@@ -147,14 +150,22 @@ class SmtpSession:
             return None
         return Unsolicited(pending)
 
-    def sent(self, replies: int | None = 1) -> None:
+    def sent(self, replies: int | None = 1, owner: object = None) -> None:
         """The client sent commands owing `replies` replies (a pipelined group owes one each,
-        RFC 2920); None when they cannot be counted, and from then on the count is unknown."""
+        RFC 2920); None when they cannot be counted, and from then on the count is unknown.
+        `owner` is what sent them (a step), given back by `owed_to` until their replies are read."""
         self._in_data = False
         if replies is None or self.owed is None:
             self.owed = None
+            self._owners.clear()
         else:
             self.owed += replies
+            self._owners.extend([owner] * replies)
+
+    def owed_to(self) -> tuple[object, ...]:
+        """The owner of each reply still owed, oldest first (None for the banner's); empty when none
+        is owed or the count was lost."""
+        return tuple(self._owners)
 
     def out_of_step(self) -> str | None:
         """Why a command sent now might not be read as one, or its reply not be told apart; None when the
