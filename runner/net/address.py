@@ -5,6 +5,7 @@
              | host                      ; a name, an IPv4 address, or a bare IPv6 literal
     port     = 1*DIGIT                   ; ASCII digits, 1-65535
     host     = IP-address | name         ; a name: labels IDNA can encode, each 1-63 characters
+    label    = let-dig [*(let-dig / "-" / "_") let-dig]   ; RFC 952 as RFC 1123 §2.1 relaxed it, "_" allowed
 
 Errors are ValueErrors whose message a user can read; the command line and the resolver say
 them in their own words around it.
@@ -23,6 +24,11 @@ __all__ = ["check_host", "check_port", "hostport", "ip_version", "parse_hostport
 MAX_LABEL = 63  # RFC 1035 §2.3.4: a label is 63 octets or less
 MAX_NAME = 253  # RFC 1035 §2.3.4: 255 octets on the wire, so 253 characters written without the root's dot
 _DOTS = re.compile("[.\u3002\uff0e\uff61]")  # what IDNA (RFC 3490 §3.1) takes for label separators
+# RFC 1123 §2.1 (after RFC 952): letters, digits and hyphens, no hyphen first or last. "_" is allowed too: DNS
+# holds any octet (RFC 2181 §11) and names with one exist (Active Directory zones); a resolver looks them up.
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")
+_NOT_IN_LABEL = re.compile(r"[^A-Za-z0-9_-]")
+_LOOKALIKES = str.maketrans("lIioO,", "11100.")  # letters typed for digits, a comma for a dot
 
 
 def _quoted(text: str) -> str:
@@ -46,12 +52,8 @@ def check_host(host: str) -> str:
         raise ValueError(f"not a host name: {_quoted(host)} contains {_quoted(bad)}")
     if not name:
         raise ValueError(f"not a host name: {_quoted(host)}" if host else "an empty host name")
-    for n, label in enumerate(_DOTS.split(name), start=1):
-        if not label:
-            raise ValueError(f"not a host name: {_quoted(host)} has an empty label")
-        if len(label) > MAX_LABEL:
-            raise ValueError(f"not a host name: label {n} of {_quoted(host[:80] + '...' if len(host) > 80 else host)} "
-                             f"is {len(label)} characters, over {MAX_LABEL} (RFC 1035 §2.3.4)")
+    _check_address_like(host, name)
+    _check_labels(host, _DOTS.split(name))
     try:
         encoded = name.encode("idna")
     except UnicodeError as exc:
@@ -60,6 +62,60 @@ def check_host(host: str) -> str:
     if len(encoded) > MAX_NAME:
         raise ValueError(f"not a host name: {len(encoded)} characters encoded, over {MAX_NAME} (RFC 1035 §2.3.4)")
     return host
+
+
+def _check_labels(host: str, labels: list[str]) -> None:
+    """Each label 1-63 characters (RFC 1035 §2.3.4), an ASCII one as RFC 1123 §2.1 has it, the last not all digits."""
+    for n, label in enumerate(labels, start=1):
+        if not label:
+            raise ValueError(f"not a host name: {_quoted(host)} has an empty label")
+        if len(label) > MAX_LABEL:
+            raise ValueError(f"not a host name: label {n} of {_quoted(host[:80] + '...' if len(host) > 80 else host)} "
+                             f"is {len(label)} characters, over {MAX_LABEL} (RFC 1035 §2.3.4)")
+        if label.isascii() and not _LABEL.fullmatch(label):
+            _refuse_label(host, label)
+    if labels[-1].isdigit():
+        raise ValueError(f"not a host name: {_quoted(host)} ends in an all-numeric label (RFC 1123 §2.1: a host "
+                         "name's top-level label is alphabetic), and not an IPv4 address either")
+
+
+def _check_address_like(host: str, name: str) -> None:
+    """A name made of numbers is an IPv4 address mistyped, not a name to ask DNS for (RFC 1123 §2.1:
+    a host name never has the form #.#.#.#): said as such, with the address meant when one is plain.
+    Only a label with a digit in it, or of one character, is read as a number with a letter typed for a digit."""
+    labels = name.split(".")
+    if not any(label.isdigit() for label in labels):
+        return
+    meant = ".".join(label.translate(_LOOKALIKES) if len(label) == 1 or any(c.isdigit() for c in label) else label
+                     for label in labels)
+    try:
+        address = ipaddress.IPv4Address(meant)
+    except ValueError:
+        if len(labels) == 4 and all(label.isdigit() for label in labels):
+            raise ValueError(f"not an IPv4 address: {_quoted(host)} (each of the four numbers is 0-255)") from None
+        return
+    why = "looks like an IPv4 address with a typo" if meant != name else "is an IPv4 address with a dot after it"
+    raise ValueError(f"not a host name: {_quoted(host)} {why}; did you mean {address}?")
+
+
+def _refuse_label(host: str, label: str) -> None:
+    """Why an ASCII label is not one of a host name (RFC 1123 §2.1, RFC 952)."""
+    bad = _NOT_IN_LABEL.search(label)
+    if bad is None:
+        raise ValueError(f"not a host name: {_quoted(host)} has a label that starts or ends with a hyphen "
+                         f"({_quoted(label)}; RFC 952, RFC 1123 §2.1)")
+    fixed = host.replace(",", ".")
+    hint = f"; did you mean {_quoted(fixed)}?" if bad[0] == "," and _is_name(fixed) else ""
+    raise ValueError(f"not a host name: {_quoted(host)} contains {_quoted(bad[0])} (a host name is letters, "
+                     f"digits and hyphens between dots: RFC 1123 §2.1){hint}")
+
+
+def _is_name(text: str) -> bool:
+    try:
+        check_host(text)
+    except ValueError:
+        return False
+    return True
 
 
 def hostport(host: str, port: int | str) -> str:
@@ -111,7 +167,22 @@ def parse_hostport(text: str) -> tuple[str, int | None]:
             ipaddress.IPv6Address(host)
         except ValueError:
             raise ValueError(f"not a host, HOST:PORT or IPv6 address: {_quoted(text)}") from None
+        _check_unambiguous(host)
     return check_host(host), None if port is None else parse_port(port)
+
+
+def _check_unambiguous(address: str) -> None:
+    """An IPv6 address without brackets whose last group could be a port ("2001:db8::1:25") is refused: the
+    address alone, or the address before it and a port? RFC 3986 §3.2.2 brackets a literal to tell them apart."""
+    head, _, last = address.rpartition(":")
+    if not (last.isascii() and last.isdigit() and 0 < int(last) < 65536):
+        return
+    try:
+        ipaddress.IPv6Address(head)
+    except ValueError:
+        return
+    raise ValueError(f"{_quoted(address)} is ambiguous: the IPv6 address {address}, or {head} port {last}? "
+                     f"write [{head}]:{last} for the port, or [{address}] for the address alone")
 
 
 def parse_source(text: str) -> str:
