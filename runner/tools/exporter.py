@@ -33,11 +33,11 @@ from prometheus_client import (
 )
 from prometheus_client.process_collector import ProcessCollector
 
-from runner.arguments import ArgumentParser, host_port, seconds
+from runner.arguments import ArgumentParser, host_port, name_value, seconds
 from runner.environment import Environment
 from runner.errors import PlanError, SmtprunError, UsageError
 from runner.net.address import hostport
-from runner.plan import Plan, read_plan
+from runner.plan import Plan, read_plan, read_plans
 from runner.plan.targets import FleetTarget, parse_target
 from runner.run.execute import RunOptions, new_event_loop, run_plans_async
 from runner.status import ExitStatus
@@ -78,6 +78,7 @@ class Settings:
     jobs: int = 20  # sessions in flight within one probe
     report_dir: Path | None = None  # each probe's HTML report written here
     keep_reports: int = 100  # per plan, in report_dir
+    variables: tuple[tuple[str, str], ...] = ()  # --var NAME=VALUE, over every plan's vars
 
 
 class Exporter:
@@ -124,7 +125,7 @@ class Exporter:
         if loaded is not None and loaded.key == key:
             return loaded
         try:
-            loaded = _Loaded(key, read_plan(path), None)
+            loaded = _Loaded(key, read_plan(path, dict(self.settings.variables)), None)
         except PlanError as exc:
             loaded = _Loaded(key, None, str(exc).splitlines()[0])
             for line in str(exc).splitlines():
@@ -135,6 +136,17 @@ class Exporter:
         self.plans[name] = loaded
         self.valid.labels(name).set(1 if loaded.plan else 0)
         return loaded
+
+    def check_variables(self, good: list[str]) -> None:
+        """A --var that none of the plans reads is a usage error, as `smtprun run` makes it: a mistyped name
+        would otherwise leave the plans on their own values."""
+        files = self.plan_files()
+        paths = [str(files[name]) for name in good if name in files]
+        if not (self.settings.variables and paths):
+            return
+        given = {"--var": [name for name, _ in self.settings.variables]}
+        with contextlib.suppress(PlanError):  # edited since it was loaded: its next probe says so
+            read_plans(paths, dict(self.settings.variables), given=given)
 
     def load_all(self) -> list[str]:
         """The plans in the folder now, each read again if it changed; a plan whose file is gone is
@@ -201,14 +213,15 @@ class Exporter:
         except _Refused as exc:
             self.refused.labels(str(exc.status)).inc()
             return web.Response(status=exc.status, text=exc.reason + "\n")
+        left = budget - (time.monotonic() - t0)
+        reply_timeout = min(plan.target.timeout, left)
         try:
             self.in_flight.inc()
-            left = budget - (time.monotonic() - t0)
-            run = await self._run(plan, left) if left > 0 else None
+            run = await self._run(plan, left, reply_timeout) if left > 0 else None
         finally:
             self.in_flight.dec()
             self.slots.release()
-        registry = probe_registry(run, time.monotonic() - t0)
+        registry = probe_registry(run, time.monotonic() - t0, plan, reply_timeout)
         ok = run is not None and run.status == "passed" and not run.interrupted
         self.probes.labels(name, "success" if ok else "failure").inc()
         if self.reports and run is not None:
@@ -228,11 +241,10 @@ class Exporter:
         finally:
             self.waiting -= 1
 
-    async def _run(self, plan: Plan, budget: float):
+    async def _run(self, plan: Plan, budget: float, reply_timeout: float):
         stop = asyncio.Event()
         timer = asyncio.get_running_loop().call_later(budget, stop.set)
-        options = RunOptions(timeout=min(plan.target.timeout, budget), session_timeout=budget,
-                             jobs=self.settings.jobs)
+        options = RunOptions(timeout=reply_timeout, session_timeout=budget, jobs=self.settings.jobs)
         try:
             return await run_plans_async([plan], options, stop)
         finally:
@@ -280,6 +292,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="probes running at once (default 10); others wait within their time, or get 503")
     parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT,
                         help=f"seconds a probe may take at most (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--var", action="append", type=name_value, default=[], metavar="NAME=VALUE",
+                        help="set a plan variable in every plan, as `smtprun run --var` does (repeatable)")
     parser.add_argument("--report-dir", metavar="DIR",
                         help="write each probe's HTML report here (and its index.html); / links to them")
     parser.add_argument("--keep-reports", type=_positive, default=100, metavar="N",
@@ -342,9 +356,10 @@ def main(argv: Sequence[str], env: Environment) -> int:
         settings = Settings(plans_dir, tuple(args.allow_target), args.max_concurrent, args.timeout,
                             max(0.0, args.timeout_offset),
                             report_dir=Path(args.report_dir) if args.report_dir else None,
-                            keep_reports=args.keep_reports)
+                            keep_reports=args.keep_reports, variables=tuple(args.var))
         exporter = Exporter(settings, log)
         good = exporter.load_all()
+        exporter.check_variables(good)
         if exporter.reports:
             exporter.reports.prepare(list(exporter.plan_files()))
         bad = sorted(set(exporter.plans) - set(good))
@@ -359,8 +374,8 @@ def main(argv: Sequence[str], env: Environment) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     except UsageError as exc:
-        text = str(exc)
-        log(text if text.startswith("smtprun exporter") else f"smtprun exporter: {text}")
+        for line in str(exc).splitlines():
+            log("smtprun exporter: " + line.removeprefix("smtprun exporter: ").removeprefix("smtprun: "))
         return int(ExitStatus.USAGE)
     except SmtprunError as exc:
         log(f"smtprun exporter: {exc}")

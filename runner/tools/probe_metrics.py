@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, Info
 
+from runner.plan import Plan
 from runner.results import PASSED, SKIPPED, CaseResult, RunResult
+from runner.tools.probe_reasons import failures
 
 __all__ = ["probe_registry"]
 
@@ -75,12 +77,27 @@ def _cases(registry: CollectorRegistry, run: RunResult) -> list[float]:
     return expiries
 
 
-def probe_registry(run: RunResult | None, duration: float) -> CollectorRegistry:
-    """The metrics of one probe; `run` None when the plan did not run at all (a timeout before it began)."""
+def _failures(registry: CollectorRegistry, run: RunResult | None, plan: Plan | None, timeout: float | None) -> None:
+    """smtprun_probe_failure_info: one series per failed case, its labels from closed sets (probe_reasons)."""
+    found = failures(run, plan, timeout)
+    if not found:
+        return
+    info = Info("smtprun_probe_failure", "Why the case failed: the failing step (0: before the first step) and "
+                "a reason class", ("case",), registry=registry)
+    for failure in found:
+        info.labels(failure.case).info({"step": str(failure.step), "reason": failure.reason})
+
+
+def probe_registry(run: RunResult | None, duration: float, plan: Plan | None = None,
+                   timeout: float | None = None) -> CollectorRegistry:
+    """The metrics of one probe; `run` None when the plan did not run at all (a timeout before it began).
+    `plan` (and the reply `timeout` the run used) let a failure's reason be classed."""
     registry = CollectorRegistry(auto_describe=True)
     ok = run is not None and run.status == PASSED and not run.interrupted
     _gauge(registry, "smtprun_probe_success", "Whether every case of the plan passed").set(1 if ok else 0)
     _gauge(registry, "smtprun_probe_duration_seconds", "How long the probe took").set(duration)
+    if not ok:
+        _failures(registry, run, plan, timeout)
     if run is None:
         return registry
     expiries = _cases(registry, run)

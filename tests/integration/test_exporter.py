@@ -7,18 +7,18 @@ import select
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from tests.support.cli import ROOT
 from tests.support.exporter import running_exporter, samples
-from tests.support.faults import BANNER, FaultServer, Peer
+from tests.support.faults import BANNER, Concurrency, FaultServer, Peer
 from tests.support.mailplans import send_plan
 from tests.support.monitoring import dead_port
-from tests.support.mtas import DOVECOT, require_dovecot
+from tests.support.mtas import DOVECOT, EXIM, require_dovecot, require_smtp
 
 SMOKE = """\
 name: smoke
@@ -134,26 +134,12 @@ def test_the_scrape_timeout_header_bounds_the_probe(tmp_path):
     assert 1.0 <= got[("smtprun_probe_duration_seconds", ())] < 1.5
 
 
-def _hung_up(sock: socket.socket) -> bool:
-    """Whether the client has closed this connection, as the kernel knows it now (its FIN arrived)."""
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""  # readable: data or the FIN, no wait
-    except (OSError, ValueError):  # reset, or already closed by its thread
-        return True
-
-
 def held_sessions(hold: float):
-    """A server that waits `hold` seconds before its banner, counting the connections open at once: at each
-    new connection, those whose client has already hung up are not counted, however late their thread
-    notices, so the count is the client's, not the server threads' scheduling."""
-    lock, open_now, peak = threading.Lock(), set(), [0]
+    """A server that waits `hold` seconds before its banner, counting the connections open at once."""
+    count = Concurrency()
 
     def behaviour(peer: Peer) -> None:
-        with lock:
-            open_now.difference_update({s for s in open_now if _hung_up(s)})
-            open_now.add(peer.sock)
-            peak[0] = max(peak[0], len(open_now))
+        count.enter(peer.sock)
         try:
             ready, _, _ = select.select([peer.sock], [], [], hold)
             if ready:  # the client sends nothing before the banner: it hung up (its probe's time ran out)
@@ -162,9 +148,8 @@ def held_sessions(hold: float):
             peer.read_line()
             peer.send(b"221 bye\r\n")
         finally:
-            with lock:
-                open_now.discard(peer.sock)
-    return behaviour, peak
+            count.leave(peer.sock)
+    return behaviour, count
 
 
 def test_at_most_max_concurrent_probes_run_the_rest_wait_or_get_503(tmp_path):
@@ -177,7 +162,7 @@ def test_at_most_max_concurrent_probes_run_the_rest_wait_or_get_503(tmp_path):
             answers = list(pool.map(lambda _: running.get("/probe?plan=held", {
                 "X-Prometheus-Scrape-Timeout-Seconds": "1.5"}), range(40)))
             own = running.get("/metrics")[2]
-    assert peak[0] == 2
+    assert peak.peak == 2
     ok = [a for a in answers if a[0] == 200]
     refused = [a for a in answers if a[0] == 503]
     assert len(ok) + len(refused) == 40 and len(ok) >= 2 and refused
@@ -278,6 +263,8 @@ def test_with_report_dir_probes_write_reports_and_the_index_links_the_latest(pla
 
 
 @pytest.mark.parametrize(("argv", "message"), [
+    (("--var", "rctp=x"), "--var rctp: no variable 'rctp' in {tmp}/plans/smoke.yaml"),
+    (("--var", "rcpt"), "argument --var: expected NAME=VALUE, got 'rcpt'"),
     (("--report-dir", "{tmp}/file/reports"), "--report-dir {tmp}/file/reports: cannot write there: Not a directory"),
     (("--report-dir", "{tmp}/file"), "--report-dir {tmp}/file: cannot write there: not a folder"),
     (("--allow-target", ""), "argument --allow-target: expected a host:port glob such as '127.0.0.1:*', got ''"),
@@ -317,3 +304,95 @@ def test_a_delivery_probe_reports_the_latency_and_the_wait(tmp_path, postfix, mo
     assert 0 <= got[("smtprun_delivery_latency_seconds", labels)] <= got[("smtprun_mailbox_wait_seconds", labels)] + 1
     assert got[("smtprun_mailbox_wait_seconds", labels)] < 15
     assert DOVECOT.users["alice"] not in body
+
+
+NEEDS_VARS = """\
+name: needs
+vars: {cafile: "", rcpt: nobody@example.org}
+target: {host: 127.0.0.1, port: 25, timeout: 5}
+steps:
+  - expect: 220
+  - send: EHLO smtprun.test
+    expect: 250
+  - starttls: {cafile: "{{ cafile }}"}
+  - send: EHLO smtprun.test
+    expect: 250
+  - send: "MAIL FROM:<monitor@smtprun.test>"
+    expect: 250
+  - send: "RCPT TO:<{{ rcpt }}>"
+    expect: 250
+  - send: QUIT
+    expect: 221
+"""
+
+
+def test_var_gives_every_plan_its_variables_as_run_does(tmp_path, postfix):
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    (folder / "needs.yaml").write_text(NEEDS_VARS)
+    with running_exporter(folder) as exporter:
+        assert samples(exporter.get("/probe?plan=needs")[2])[("smtprun_probe_success", ())] == 0
+    given = ("--var", f"cafile={postfix.ca_path}", "--var", "rcpt=alice@smtprun.test")
+    with running_exporter(folder, *given) as exporter:
+        status, _, body = exporter.get("/probe?plan=needs")
+        assert status == 200 and samples(body)[("smtprun_probe_success", ())] == 1, body
+        (folder / "later.yaml").write_text(NEEDS_VARS.replace("name: needs", "name: later"))
+        assert samples(exporter.get("/probe?plan=later")[2])[("smtprun_probe_success", ())] == 1  # added since
+
+
+def hang_up_after_banner(peer: Peer) -> None:
+    peer.send(BANNER)
+    peer.read_line()
+
+
+STEPS = "name: {name}\ntarget: {{host: 127.0.0.1, port: {port}, timeout: {timeout}}}\nsteps:\n  - expect: 220\n"
+EHLO = "  - send: EHLO smtprun.test\n    expect: 250\n"
+TLS = EHLO + "  - starttls: {{cafile: {ca}}}\n" + EHLO
+
+
+def failing_plans(ports: dict[str, int], maildir: Path) -> dict[str, tuple[str, int, str]]:
+    """name -> (plan text, failing step, reason class) for every class a test server here can cause."""
+    ca = EXIM.ca_path
+    return {
+        "refused": (STEPS.format(name="refused", port=ports["dead"], timeout=5), 0, "connect"),
+        "no_mx": (f"name: no_mx\ntarget: {{mx: example.test, nameserver: '127.0.0.1:{ports['mute_dns']}', "
+                  "dns_timeout: 1}\nsteps:\n  - expect: 220\n", 0, "dns"),
+        "silent": (STEPS.format(name="silent", port=ports["silent"], timeout=1), 1, "timeout"),
+        "hangs_up": (STEPS.format(name="hangs_up", port=ports["hangs_up"], timeout=5) + EHLO, 2, "closed"),
+        "garbled": (STEPS.format(name="garbled", port=ports["garbled"], timeout=5), 1, "protocol"),
+        "untrusted": (STEPS.format(name="untrusted", port=25, timeout=5) + EHLO + "  - starttls: {}\n", 3, "tls"),
+        "relay": (STEPS.format(name="relay", port=25, timeout=5) + EHLO
+                  + "  - send: 'MAIL FROM:<monitor@smtprun.test>'\n    expect: 250\n"
+                  + "  - send: 'RCPT TO:<someone@example.org>'\n    expect: 250\n", 4, "reply_code"),
+        "banner": (STEPS.format(name="banner", port=25, timeout=5).replace("expect: 220", "expect: {code: 220, "
+                   "text: Exchange}"), 1, "reply_text"),
+        "password": (STEPS.format(name="password", port=EXIM.port, timeout=5) + TLS.format(ca=ca)
+                     + "  - auth: {mechanism: PLAIN, username: alice, password: wrong}\n", 5, "auth"),
+        "lost": (STEPS.format(name="lost", port=25, timeout=5)
+                 + f"  - expect_delivery: {{mailbox: 'maildir:{maildir}', within: 0.5}}\n", 2, "delivery"),
+    }
+
+
+def test_a_failed_probe_says_which_step_failed_and_why_in_bounded_labels(tmp_path, postfix):
+    require_smtp(EXIM)
+    folder, maildir = tmp_path / "plans", tmp_path / "Maildir"
+    folder.mkdir()
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    (folder / "smoke.yaml").write_text(SMOKE)
+    with FaultServer("silent") as silent, FaultServer("nul") as garbled, FaultServer(hang_up_after_banner) as \
+            hangs_up, dead_port() as dead, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mute_dns:
+        mute_dns.bind(("127.0.0.1", 0))  # a name server that never answers
+        ports = {"silent": silent.port, "garbled": garbled.port, "hangs_up": hangs_up.port, "dead": dead,
+                 "mute_dns": mute_dns.getsockname()[1]}
+        expected = failing_plans(ports, maildir)
+        for name, (text, _, _) in expected.items():
+            (folder / f"{name}.yaml").write_text(text)
+        with running_exporter(folder) as exporter:
+            got = {name: samples(exporter.get(f"/probe?plan={name}")[2]) for name in [*expected, "smoke"]}
+    for name, (_, step, reason) in expected.items():
+        info = {labels: value for (metric, labels), value in got[name].items()
+                if metric == "smtprun_probe_failure_info"}
+        assert info == {(("case", name), ("reason", reason), ("step", str(step))): 1}, (name, got[name])
+        assert got[name][("smtprun_probe_success", ())] == 0
+    assert not [key for key in got["smoke"] if key[0] == "smtprun_probe_failure_info"]
