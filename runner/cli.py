@@ -83,8 +83,9 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     _add_target_arguments(run)
     _add_variable_arguments(run, "set a plan variable (repeatable)",
                             "set a variable whose value is redacted in every output (repeatable)")
-    run.add_argument("-j", "--jobs", type=count, default=20, metavar="N",
-                     help="sessions in flight at once (default 20)")
+    run.add_argument("-j", "--jobs", type=count, default=20, metavar="N", help="sessions in flight (default 20)")
+    run.add_argument("--per-host", type=count, metavar="N", help="sessions to one server at once (default 4; "
+                     "with --repeat, --jobs)")
     run.add_argument("--repeat", type=count, default=1, metavar="N",
                      help="load mode: run each case N times (with --jobs in flight) and report throughput and latency")
     run.add_argument("-v", "--verbose", action="store_true", help="print the live transcript (C: / S: lines)")
@@ -309,7 +310,7 @@ def _run_options(args: argparse.Namespace, console: Console) -> RunOptions:
     host, host_port_given = args.host or (None, None)
     options = RunOptions(host=host, port=args.port or host_port_given, timeout=args.timeout,
                          session_timeout=args.session_timeout, jobs=args.jobs, repeat=args.repeat,
-                         nameservers=tuple(args.nameserver), families=args.families or (),
+                         per_host=args.per_host, nameservers=tuple(args.nameserver), families=args.families or (),
                          source=args.source, secrets=dict(args.secret),
                          on_case=console.case_done)
     if args.verbose:

@@ -125,6 +125,7 @@ class Transport(Protocol):
     peer: str  # host:port of the other end, as reports show it
     local: str | None  # the address this end connected from (with a source address), else None
     tls_object: ssl.SSLObject | None  # the TLS session in force, for certificate facts
+    siblings: int  # other connections of the run to the same address, open when this one was made
 
     async def read(self, deadline: float) -> bytes:
         """Whatever bytes have arrived (at least one), or b"" once the server has closed.
@@ -173,6 +174,7 @@ class Connection:
         self.peer = peer
         self.local = local
         self.tls_object: ssl.SSLObject | None = None
+        self.siblings = 0
 
     async def read(self, deadline: float) -> bytes:
         """Whatever bytes have arrived (at least one), or b"" once the server has closed."""

@@ -22,13 +22,14 @@ from typing import Any
 from runner import __version__
 from runner.net.address import ip_version
 from runner.net.resolver import Lookups
-from runner.net.transport import Connector, quiet_closed_transports
+from runner.net.transport import Connector, open_connection, quiet_closed_transports
 from runner.plan.scope import Scope
 from runner.plan.targets import FleetTarget, in_shard
 from runner.plan.types import Case, Plan, Target
 from runner.results import FAILED, INFO, SKIPPED, CaseResult, PlanResult, RunResult
 from runner.run.budget import RenderBudget
 from runner.run.case import Hop, Listener, not_run, run_case
+from runner.run.hostslots import DEFAULT_PER_HOST, HostSlots
 from runner.run.render import preview_labels, skip_reason
 from runner.stats import LoadStats
 from runner.template import RenderError
@@ -57,6 +58,7 @@ class RunOptions:
     on_start: Callable[[Callable[[], None]], None] | None = None  # given the function that stops the run, as Ctrl-C
     targets: tuple[FleetTarget, ...] = ()  # --targets: every case against each of these
     shard: tuple[int, int] | None = None  # --shard K/N: only the cases of share K
+    per_host: int | None = None  # --per-host: sessions to one address at once (None: runner.run.hostslots)
 
 
 def target_for(plan: Plan, options: RunOptions) -> Target:
@@ -324,6 +326,8 @@ class _PlanRun:
 async def _run(plans: list[Plan], options: RunOptions, run: RunResult, stop: asyncio.Event | None = None) -> None:
     """The run; with `stop` given, its owner (an exporter's probe) stops it, and Ctrl-C is left alone."""
     gate = asyncio.Semaphore(max(1, options.jobs))
+    per_host = options.per_host or (options.jobs if options.repeat > 1 else DEFAULT_PER_HOST)
+    options = dataclasses.replace(options, connect=HostSlots(options.connect or open_connection, per_host))
     own_signals = stop is None
     stop = stop or asyncio.Event()
     if options.on_start is not None:

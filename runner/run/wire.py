@@ -256,7 +256,18 @@ class Wire:
             raise StepFailed(f"timed out mid-reply after {len(event.partial)} bytes (no complete reply {within})"
                              if event.partial else f"no reply {within}")
         raise StepFailed(f"connection closed mid-reply after {event.mid_reply} bytes" if event.mid_reply
-                         else "connection closed by the server")
+                         else "connection closed by the server" + self._per_client_hint())
+
+    def _per_client_hint(self) -> str:
+        """A server that closes before its banner while the run holds other connections to it most likely
+        limits connections per client (Courier's MAXPERIP, Exim's smtp_accept_max_per_host, Postfix's
+        smtpd_client_connection_count_limit)."""
+        siblings = self.conn.siblings if self.conn is not None else 0
+        if self.smtp.replies or not siblings:
+            return ""
+        return (f" before its banner, while {siblings} other connection{'s' if siblings > 1 else ''} of this run "
+                "to it were open: the server may limit connections per client (--per-host lowers how many "
+                "smtprun opens at once)")
 
     async def wait_closed(self, deadline: float) -> None:
         """For `expect: closed`: the server must close before the deadline and say nothing more."""

@@ -98,6 +98,7 @@ class SmtpSession:
         self._held = False  # its 220 came: nothing after it is a reply until starttls_accepted()
         self.ended_by: int | None = None  # 221 or 421: the server has closed the session (RFC 5321 §3.8, §4.1.1.10)
         self._in_data = False  # a 354 came: the server reads message text until CRLF.CRLF (§4.1.1.4)
+        self.replies = 0  # complete replies taken so far (0: not even the banner)
 
     # -- bytes in ----------------------------------------------------------------------------
     def receive(self, data: bytes) -> None:
@@ -112,6 +113,7 @@ class SmtpSession:
         reply = self._parser.next_reply()
         if reply is None:
             return NEED_DATA
+        self.replies += 1
         if self.owed is not None and self.owed > 0:
             self.owed -= 1
             self._owners.popleft()

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import random
+import select
 import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["BEHAVIOURS", "FaultServer", "Peer"]
+__all__ = ["BEHAVIOURS", "Concurrency", "FaultServer", "Peer"]
 
 BANNER = b"220 faults.test ESMTP ready\r\n"
 EHLO_REPLY = b"250-faults.test greets you\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
@@ -354,6 +355,39 @@ def random_drop(peer: Peer) -> None:
 
 
 # --- the server ------------------------------------------------------------------------------------------------
+
+class Concurrency:
+    """Connections open at once, counted as the client sees them: at each new connection, those whose client
+    has already hung up (its FIN arrived) are not counted, however late their behaviour's thread notices."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self.peak = 0
+
+    @staticmethod
+    def _hung_up(sock: socket.socket) -> bool:
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""  # readable: data or the FIN, no wait
+        except (OSError, ValueError):  # reset, or already closed by its thread
+            return True
+
+    def enter(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open.difference_update({s for s in self._open if self._hung_up(s)})
+            self._open.add(sock)
+            self.peak = max(self.peak, len(self._open))
+
+    @property
+    def now(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def leave(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(sock)
+
 
 class FaultServer:
     """A TCP server on a free loopback port; every connection gets the named behaviour (or the function given).

@@ -114,6 +114,7 @@ class ScriptedConnection:
         self.peer = peer
         self.local: str | None = None  # the source address it was opened from, if one was given
         self.tls_object: FakeTLS | None = None
+        self.siblings = 0
         self.writes: list[bytes] = []  # each write the client made, as made
         self.mismatch: str | None = None
         self.client_closed = self.aborted = False
