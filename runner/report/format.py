@@ -1,11 +1,12 @@
 """Text the reporters write, formatted without a template engine: times, durations, latencies,
-protocol lines, and what a reader may see of server and plan text (`printable`)."""
+protocol lines, TLS facts, and what a reader may see of server and plan text (`printable`)."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runner.text import MARKUP
 from runner.text import printable as _printable
@@ -20,6 +21,7 @@ __all__ = [
     "parse_utc",
     "printable",
     "split_lines",
+    "tls_rows",
     "why_failed",
 ]
 
@@ -72,3 +74,57 @@ def format_latency(seconds: float | None) -> str:
     if ms < 1000:
         return f"{ms:.0f} ms"
     return f"{seconds:.2f} s"
+
+
+_TLS_LABELS = {
+    "version": "Protocol",
+    "cipher": "Cipher",
+    "verified": "Certificate checked",
+    "subject": "Subject",
+    "issuer": "Issuer",
+    "san": "Names (SAN)",
+    "not_before": "Valid from",
+    "not_after": "Valid until",
+}
+
+
+def _cert_date(value: str) -> str:
+    """A certificate date as runner.net.tls writes it (2025-06-01T12:00:00Z), as the report writes times."""
+    try:
+        return format_utc(datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc))
+    except ValueError:
+        return value
+
+
+def _days_left(days: Any) -> str:
+    """How long the certificate had left when the case ran (the report may be read much later)."""
+    if not isinstance(days, int) or isinstance(days, bool):
+        return ""
+    if days < 0:
+        return f" · expired {-days} day{'s' if days != -1 else ''} before the case ran"
+    return f" · {days} day{'s' if days != 1 else ''} left when the case ran"
+
+
+def _tls_value(key: str, value: Any, facts: dict[str, Any]) -> str:
+    if value is None:
+        return "—"
+    if key == "verified":
+        return "yes: the chain and the host name were verified" if value else "no (verify: false)"
+    if key in ("not_before", "not_after") and isinstance(value, str):
+        return _cert_date(value) + (_days_left(facts.get("days_left")) if key == "not_after" else "")
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def tls_rows(facts: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A case's TLS facts (docs/json-format.md, `tls`) as (label, value) rows a reader can take in:
+    "Valid until 2025-06-01 12:00:00 UTC · 120 days left when the case ran", names comma-separated."""
+    facts = facts or {}
+    rows = []
+    for key, value in facts.items():
+        if key == "days_left" and "not_after" in facts:  # said beside "Valid until"
+            continue
+        label = _TLS_LABELS.get(key) or str(key).replace("_", " ").capitalize()
+        rows.append((printable(label), printable(_tls_value(str(key), value, facts))))
+    return rows

@@ -1,14 +1,14 @@
 """One self-contained HTML page per plan per run, compared with the plan's previous report.
 
-The page needs nothing but itself: CSS inline, no script that runs (a Content-Security-Policy
-forbids any), collapsing done with <details>. The run's data for the plan is embedded as JSON so
-the index and later comparisons can read the report back.
+The page needs nothing but itself: CSS inline, collapsing done with <details>, and one small script
+of its own (expand all / collapse all), the only one its Content-Security-Policy allows (by hash);
+without scripts the page reads the same, a click per case. The run's data for the plan is embedded
+as JSON so the index and later comparisons can read the report back.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -19,6 +19,7 @@ from typing import Any
 from markupsafe import Markup
 
 from runner.errors import ReportError
+from runner.report.advice import SERVERS, SmugglingAdvice, smuggling_advice
 from runner.report.archive import (
     DATA_ID,
     FORMAT,
@@ -41,10 +42,11 @@ from runner.report.format import (
     parse_utc,
     printable,
     split_lines,
+    tls_rows,
     why_failed,
 )
 from runner.report.mailfacts import mail_rows
-from runner.report.render import embed_json, environment
+from runner.report.render import embed_json, environment, page_script
 from runner.results import (
     FAILED,
     INFO,
@@ -156,6 +158,7 @@ class _Case:
     load: _Load | None
     tls: list[tuple[str, str]]
     verdict: str = ""  # the first step verdict, for the case's header line
+    advice: SmugglingAdvice | None = None  # what to do about a smuggling finding, shown beside it
 
 
 def _ref(file: str, line: int | None) -> str:
@@ -210,12 +213,6 @@ def _transcript(case: CaseResult) -> list[tuple[str, str, str, str]]:
             note = f"… {hidden} more lines ({len(event.data)} bytes in all) not shown; the embedded data has them"
             rows.append(("", who, "i", note))
     return rows
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, str):
-        return printable(value)
-    return printable(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def _session(title: str, case: CaseResult, file: str, status: str | None = None) -> _Session:
@@ -294,8 +291,9 @@ def _case(n: int, case: CaseResult, file: str) -> _Case:
         session=_session(title, case, file),
         tries=tries,
         load=load,
-        tls=[(printable(str(k)), _value(v)) for k, v in (case.tls or {}).items()],
+        tls=tls_rows(case.tls),
         verdict=printable(next((s.verdict for s in case.steps if s.verdict), None)),
+        advice=smuggling_advice(case),
     )
 
 
@@ -325,6 +323,7 @@ def render_report(
     else:
         cases = [_case(n, c, plan.file) for n, c in enumerate(plan.cases, 1)]
     peers, peers_total = peers_line(c.peer for c in plan.cases if c.peer)
+    script, script_csp = page_script()
     return environment().get_template("report.html.j2").render(
         plan_name=printable(plan.name),
         plan_file=printable(plan.file),
@@ -358,6 +357,9 @@ def render_report(
         summary_json=embed_json(plan_summary(run, plan)),
         data_id=DATA_ID,
         data_json=embed_json(data if data is not None else plan_data(run, plan)),
+        script=script,
+        script_csp=script_csp,
+        server_names=SERVERS,
     )
 
 

@@ -1,21 +1,35 @@
-"""The reporters' Jinja2 side: the sandboxed template environment and JSON safe to embed in a page.
+"""The reporters' Jinja2 side: the sandboxed template environment, JSON safe to embed in a page,
+text that wraps at spaces, and the page's one script with the hash its Content-Security-Policy names.
 
 Plain text formatting lives in runner.report.format, which needs no template engine.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 from functools import lru_cache
+from importlib.resources import files
 from typing import Any
 
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from runner.report.format import printable
 
-__all__ = ["embed_json", "environment"]
+__all__ = ["LONG_TOKEN", "PIECE", "breakable", "embed_json", "environment", "page_script"]
+
+# A run of characters without a space up to this long is never cut (ENHANCEDSTATUSCODES, an address);
+# a longer one (a base64 blob, a URL) may wrap after its punctuation or every PIECE characters, so it
+# asks no more width of its column than a short one.
+LONG_TOKEN = 32
+PIECE = 16
+_LONG = re.compile(rf"\S{{{LONG_TOKEN + 1},}}")
+_AFTER_PUNCTUATION = re.compile(r"[^/.@,:;=&?]*[/.@,:;=&?]?")
+_WBR = Markup("<wbr>")
 
 
 def embed_json(data: Any) -> Markup:
@@ -35,6 +49,42 @@ def embed_json(data: Any) -> Markup:
     return Markup(text)
 
 
+def _pieces(token: str) -> list[str]:
+    parts = [p for p in _AFTER_PUNCTUATION.findall(token) if p]
+    return [p[i:i + PIECE] for p in parts for i in range(0, len(p), PIECE)]
+
+
+def breakable(text: str | None) -> Markup:
+    """Text escaped for a table cell that wraps at spaces, never inside a short token.
+
+    A table sizes a column by the longest thing it cannot break. With CSS `overflow-wrap: break-word`
+    that is the longest token, so a short one (`250-ENHANCEDSTATUSCODES`) keeps its column wide enough
+    not to be cut; a token longer than LONG_TOKEN gets <wbr> break chances (after `/ . @ , : ; = & ?`,
+    and every PIECE characters), so it alone cannot push the table wider than the page.
+    """
+    if not text:
+        return Markup("")
+    out, last = [], 0
+    for match in _LONG.finditer(text):
+        out.append(escape(text[last:match.start()]))
+        out.append(_WBR.join(escape(p) for p in _pieces(match.group())))
+        last = match.end()
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
+
+
+@lru_cache(maxsize=1)
+def page_script() -> tuple[Markup, str]:
+    """The report's own script (expand all / collapse all) and its CSP source, `'sha256-...'`.
+
+    The page's Content-Security-Policy allows this script by its hash and no other: server text is
+    escaped, and even text that were not could not run.
+    """
+    source = files("runner.report.templates").joinpath("expand.js.j2").read_text("utf-8")  # embedded as is
+    digest = base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii")
+    return Markup(source), f"'sha256-{digest}'"
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
     """Templates can only read what they are given: sandboxed, autoescaped, strict about names."""
@@ -47,4 +97,5 @@ def environment() -> SandboxedEnvironment:
         keep_trailing_newline=True,
     )
     env.filters["printable"] = printable
+    env.filters["breakable"] = breakable
     return env

@@ -1,4 +1,5 @@
-"""The HTML report in a real browser (headless Chromium): it renders, collapses, and runs nothing.
+"""The HTML report in a real browser (headless Chromium): it renders, collapses and expands, wraps
+replies between words, and runs no script but its own.
 
 Needs /usr/bin/chromium (Debian package `chromium`) and, for the click test, chromedriver
 (`chromium-driver`). WebDriver is spoken over plain HTTP with urllib, so no client library is
@@ -114,7 +115,7 @@ def test_dom_shows_summary_and_banner_as_text(report, tmp_path):
     assert 'id="summary"' in dom and "hostile banner" in dom
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
     assert "<script>alert" not in dom
-    assert dom.count("<script") == dom.count('<script type="application/json"') == 2
+    assert dom.count('<script type="application/json"') == 2 and dom.count("<script>") == 1  # data, and its own
 
 
 class WebDriver:
@@ -205,9 +206,77 @@ def test_summary_visible_cases_open_on_click_and_nothing_runs(report, browser):
     assert browser.do("GET", f"/element/{cell}/text") == f"220 {HOSTILE}"
     assert browser.do("GET", "/alert/text").get("error") == "no such alert"
     scripts = browser.script("return [...document.scripts].map(s => s.type + ' ' + s.id)")
-    assert scripts == ["application/json smtprun-summary", "application/json smtprun-data"]
+    assert scripts == ["application/json smtprun-summary", "application/json smtprun-data", " "]
     assert browser.script("return JSON.parse(document.getElementById('smtprun-data').textContent)"
                           ".plan.cases[0].steps[0].reply.lines[0]") == HOSTILE
+
+
+OPEN_CASES = "return [...document.querySelectorAll('details.case')].map(d => d.open)"
+
+
+def test_expand_all_opens_every_case_and_collapse_all_closes_them(report, browser):
+    browser.do("POST", "/url", {"url": report.as_uri()})
+    assert browser.script(OPEN_CASES) == [False, True]
+    expand, collapse = browser.find("button[data-toggle=open]"), browser.find("button[data-toggle=close]")
+    assert browser.do("GET", f"/element/{expand}/displayed") is True, "the page's own script ran under its CSP"
+
+    browser.do("POST", f"/element/{expand}/click")
+    assert browser.script(OPEN_CASES) == [True, True]
+    assert browser.do("GET", f"/element/{browser.find('#case-1 table.steps')}/displayed") is True
+    browser.do("POST", f"/element/{collapse}/click")
+    assert browser.script(OPEN_CASES) == [False, False]
+    assert browser.do("GET", f"/element/{browser.find('#case-2 .failure')}/displayed") is False
+
+
+def ehlo_run() -> RunResult:
+    """A stock Postfix's EHLO reply beside an expectation naming its keywords, and a 200-character token."""
+    t0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    keywords = ("PIPELINING", "SIZE 10240000", "VRFY", "ETRN", "STARTTLS", "ENHANCEDSTATUSCODES", "8BITMIME",
+                "DSN", "SMTPUTF8", "CHUNKING")
+    ehlo, blob = reply(250, "mail.example.test", *keywords), reply(334, "QUJD" * 50)
+    case = CaseResult(
+        "EHLO keywords", PASSED, started_at=t0, duration=0.02, target="mx.example.test:25", peer="192.0.2.25:25",
+        line=4,
+        steps=[StepResult(1, 5, "send", "EHLO client.example.test", reply=ehlo,
+                          expected="250, keywords PIPELINING, SIZE, ENHANCEDSTATUSCODES, 8BITMIME, DSN, SMTPUTF8"),
+               StepResult(2, 6, "send", "AUTH LOGIN", expected="334", reply=blob)],
+        transcript=[Event(0.004, SEND, b"EHLO client.example.test\r\n"), Event(0.01, RECV, ehlo.raw)],
+    )
+    plan = PlanResult("EHLO", "plans/ehlo.yaml", "name: EHLO\n", "mx.example.test:25", [case])
+    return RunResult("0.1.0", t0, [plan], duration=0.05)
+
+
+# For each word of the first step's sent, expected and reply cells: how many lines it is laid out on.
+WORD_LINES = """
+const lines = {};
+for (const cell of document.querySelectorAll('#case-1 table.steps tbody tr:first-child td.t')) {
+  const text = cell.firstChild;
+  for (const word of text.data.matchAll(/[A-Za-z0-9.]+/g)) {
+    const range = document.createRange();
+    range.setStart(text, word.index);
+    range.setEnd(text, word.index + word[0].length);
+    const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+    lines[word[0]] = Math.max(lines[word[0]] || 0, tops.size);
+  }
+}
+return lines;
+"""
+
+
+def test_a_long_ehlo_reply_wraps_between_keywords_never_inside_one(tmp_path, browser):
+    path = write_html_reports(ehlo_run(), tmp_path / "reports")[0]
+    browser.do("POST", "/window/rect", {"width": 900, "height": 900})  # half a laptop screen
+    browser.do("POST", "/url", {"url": path.as_uri()})
+    browser.do("POST", f"/element/{browser.find('#case-1 > summary')}/click")
+
+    lines = browser.script(WORD_LINES)
+    assert lines["ENHANCEDSTATUSCODES"] == 1 and lines["client.example.test"] == 1, lines
+    assert {word for word, n in lines.items() if n > 1} == set(), lines
+    # the 200-character token still wraps: the table stays inside the case, the page does not scroll sideways
+    table = browser.script("return document.querySelector('#case-1 table.steps').getBoundingClientRect().right")
+    body = browser.script("return document.querySelector('#case-1 .body').getBoundingClientRect().right")
+    assert table <= body
+    assert browser.script("return document.documentElement.scrollWidth <= window.innerWidth") is True
 
 
 def test_ten_thousand_cases_open_within_five_seconds(tmp_path, browser, capsys):

@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
 import json
 import os
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from runner.errors import ReportError
 from runner.report import atomic_write, rebuild_index, write_html_reports, write_json, write_junit
+from runner.report.advice import smuggling_advice
 from runner.report.archive import DATA_ID, INDEX_NAME, read_embedded, write_new
 from runner.report.compare import banner, compare_runs, ehlo_keywords
+from runner.report.format import tls_rows
 from runner.report.html import plan_data
+from runner.report.render import PIECE, breakable
 from runner.results import (
     FAILED,
     PASSED,
+    RECV,
+    CaseResult,
+    Event,
     RunResult,
+    StepResult,
 )
-from tests.support.results import HOSTILE, T0, failing_case, make_run, passing_case, standard_run
+from tests.support.results import HOSTILE, T0, failing_case, make_run, passing_case, reply, standard_run
 from tests.support.timing import cpu_seconds
 
 
@@ -123,12 +135,22 @@ def test_page_escapes_what_the_server_sent(page):
     assert "bad byte \\x00 in reason" in page
 
 
-def test_page_runs_no_script_and_loads_nothing(page):
-    scripts = page.count("<script")
-    assert scripts == page.count('<script type="application/json"') == 2
-    assert "default-src 'none'" in page
+def test_page_runs_only_its_own_script_allowed_by_hash_and_loads_nothing(page):
+    csp = html.unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page)[1])
+    [own] = re.findall(r"<script>(.*?)</script>", page, re.S)
+    digest = base64.b64encode(hashlib.sha256(own.encode()).digest()).decode()
+    # no 'unsafe-inline': a script that got into the page any other way would not run
+    assert f"script-src 'sha256-{digest}';" in csp and "default-src 'none'" in csp
+    assert page.count("<script") == 3 and page.count('<script type="application/json"') == 2
     for external in ("http://", "https://", "@import", "url(", "<link", "<img", "<iframe", " src="):
         assert external not in page
+
+
+def test_expand_and_collapse_all_are_shown_only_by_the_pages_script(page):
+    head = page[page.index('<div class="cases-head">'):page.index('id="case-1"')]
+    assert '<div class="toggles" hidden>' in head, "without scripts there are no buttons that do nothing"
+    assert '<button type="button" data-toggle="open">Expand all</button>' in head
+    assert '<button type="button" data-toggle="close">Collapse all</button>' in head
 
 
 def test_page_shows_summary_plan_target_and_peer(page):
@@ -194,6 +216,98 @@ def test_a_thousand_cases_are_written_quickly(tmp_path, capsys):
     assert page.count('<details class="case passed"') == 980
     opened = re.findall(r'<details class="case (\w+)" id="case-\d+" open>', page)
     assert opened == ["failed"] * 20, "only the failed cases are open"
+
+
+def test_tls_facts_read_as_labels_and_values_not_json_keys(tmp_path):
+    case = passing_case()
+    case.tls = {"version": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384", "verified": True,
+                "subject": "commonName=mx.example.test", "issuer": "commonName=Example CA",
+                "san": ["mx.example.test", "mail.example.test", "192.0.2.25"],
+                "not_before": "2024-04-01T00:00:00Z", "not_after": "2024-06-30T12:00:00Z", "days_left": 60}
+    page = write_html_reports(make_run([case]), tmp_path)[0].read_text(encoding="utf-8")
+    table = page[page.index("<h3>TLS</h3>"):]
+    table = table[:table.index("</table>")]
+    assert re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", table) == [
+        ("Protocol", "TLSv1.3"), ("Cipher", "TLS_AES_256_GCM_SHA384"),
+        ("Certificate checked", "yes: the chain and the host name were verified"),
+        ("Subject", "commonName=mx.example.test"), ("Issuer", "commonName=Example CA"),
+        ("Names (SAN)", "mx.example.test, mail.example.test, 192.0.2.25"),
+        ("Valid from", "2024-04-01 00:00:00 UTC"),
+        ("Valid until", "2024-06-30 12:00:00 UTC · 60 days left when the case ran"),
+    ]
+
+
+def test_tls_rows_say_expiry_unverified_and_unknown_facts_plainly():
+    assert tls_rows({"verified": False, "not_after": "2024-04-01T00:00:00Z", "days_left": -1,
+                     "san": [], "ocsp_stapled": {"status": "good"}, "cipher": None}) == [
+        ("Certificate checked", "no (verify: false)"),
+        ("Valid until", "2024-04-01 00:00:00 UTC · expired 1 day before the case ran"),
+        ("Names (SAN)", "none"), ("Ocsp stapled", '{"status": "good"}'), ("Cipher", "—"),
+    ]
+    assert tls_rows({"not_after": "June 2024", "days_left": 1}) == [
+        ("Valid until", "June 2024 · 1 day left when the case ran")]
+    assert tls_rows(None) == [] and tls_rows({"days_left": 5}) == [("Days left", "5")]
+
+
+def test_cells_break_long_tokens_only_and_stay_escaped():
+    assert breakable("250-ENHANCEDSTATUSCODES") == "250-ENHANCEDSTATUSCODES"  # short: never cut
+    assert breakable(HOSTILE) == str(escape(HOSTILE)) and breakable(None) == ""
+    blob = "334 " + "QUJD" * 40
+    cut = breakable(blob)
+    assert cut.replace("<wbr>", "") == blob and all(len(p) <= PIECE + 4 for p in cut.split("<wbr>"))
+    url = "550 5.7.1 https://support.example.com/mail/answer/81126?p=NotAuthorizedError"
+    assert breakable(url) == ("550 5.7.1 https:<wbr>/<wbr>/<wbr>support.<wbr>example.<wbr>com/<wbr>mail/<wbr>"
+                              "answer/<wbr>81126?<wbr>p=<wbr>NotAuthorizedErr<wbr>or")
+    assert breakable("MAIL FROM:<postmaster@example.com>") == str(escape("MAIL FROM:<postmaster@example.com>"))
+    marks = breakable("<" * 40)
+    assert html.unescape(marks.replace("<wbr>", "")) == "<" * 40 and not re.search(r"&[a-z]*<wbr>", marks)
+
+
+VULNERABLE = ("vulnerable: the server answered the smuggled MAIL FROM (250 2.1.0 Ok): it took <LF>.<LF> as the "
+              "end of the data (250 2.0.0 Ok: queued as 3EB6B1700E1)")
+
+
+def smuggling_case(name: str, banner_text: str, verdict: str = VULNERABLE) -> CaseResult:
+    found = verdict.startswith("vulnerable")
+    steps = [StepResult(1, 8, "expect", "read a reply", expected="220", reply=reply(220, banner_text)),
+             StepResult(2, 36, "smuggle", "smuggle <LF>.<LF>: MAIL FROM:<admin@example.com>",
+                        status=FAILED if found else PASSED, expected="one message, or a refusal",
+                        reply=reply(250, "2.1.0 Ok"), reason=verdict if found else None, verdict=verdict)]
+    return CaseResult(name, FAILED if found else PASSED, steps, [Event(0.0, RECV, f"220 {banner_text}\r\n".encode())],
+                      started_at=T0, duration=2.2, target="mx.example.test:25", peer="192.0.2.25:25", line=33,
+                      reason=f"step 2: {verdict}" if found else None)
+
+
+def test_a_smuggling_finding_says_how_to_fix_it_beside_it(tmp_path):
+    cases = [smuggling_case("<LF>.<LF>", "mx.example.test ESMTP Postfix (Debian/GNU)"),
+             smuggling_case("<CR><LF>.<LF>", "mx.example.test ESMTP ready"),
+             smuggling_case("<CR>.<CR>", "mx.example.test ESMTP Postfix",
+                            "not vulnerable: the whole text was taken as one message (250 2.0.0 Ok)")]
+    page = write_html_reports(make_run(cases), tmp_path)[0].read_text(encoding="utf-8")
+    postfix, unnamed, safe = (page[page.index(f'id="case-{n}"'):] for n in (1, 2, 3))
+    postfix, unnamed = postfix[:postfix.index('id="case-2"')], unnamed[:unnamed.index('id="case-3"')]
+    advice = postfix[postfix.index('<div class="advice">'):postfix.index('<div class="facts">')]
+    assert postfix.index('<div class="failure">') < postfix.index('<div class="advice">'), "beside the finding"
+    assert "SMTP smuggling, CVE-2023-51764" in advice
+    assert re.findall(r"<h4>(\w+)", advice) == ["Postfix", "Exim", "Sendmail", "Any"]
+    assert "the server's banner names it" in advice and "<code>smtpd_forbid_bare_newline = yes</code>" in advice
+    assert "smtpd_forbid_bare_newline_exclusions" in advice and "$mynetworks" in advice
+    assert "<code>chunking_advertise_hosts =</code>" in advice and "4.97.1" in advice  # Exim
+    assert "<code>srv_features</code>" in advice and "8.18.1" in advice  # Sendmail
+    assert advice.index("Postfix") < advice.index('<details class="sub other-servers">') < advice.index("Exim")
+    assert re.findall(r"<h4>(\w+)", unnamed) == ["Postfix", "Exim", "Sendmail", "Any"]
+    assert "banner names" not in unnamed and "other-servers" not in unnamed
+    assert 'class="advice"' not in safe
+
+
+def test_the_server_the_banner_names_comes_first():
+    def order(banner_text: str) -> tuple[str, ...]:
+        return smuggling_advice(smuggling_case("x", banner_text)).servers
+
+    assert order("mail.example.test ESMTP Exim 4.96 Mon, 07 Dec 2026") == ("exim", "postfix", "sendmail")
+    assert order("mx ESMTP Sendmail 8.17.1.9/8.17.1.9; Mon") == ("sendmail", "postfix", "exim")
+    assert smuggling_advice(smuggling_case("x", "mx.postfixed.test ESMTP")).named == ""  # a word, not part of one
+    assert smuggling_advice(replace(smuggling_case("x", "ESMTP Postfix"), steps=[])) is None
 
 
 # --- comparison with the previous run -----------------------------------------------------------
