@@ -5,6 +5,7 @@
     pop3://user@host[:port]              RFC 2384; port 110, STLS when offered (RFC 2595 §4)
     pop3s://user@host[:port]             implicit TLS, port 995
     maildir:/path/to/Maildir             read on this machine (Maildir++ folders: maildir:/path#Junk)
+    mbox:/var/mail/USER                  an mbox file on this machine (RFC 4155), as Sendmail delivers
     listen://127.0.0.1:PORT              smtprun listens there itself, as the next hop, while the case runs
 
 A password never goes in the URL (it would be shown wherever the mailbox is): `password:` holds it.
@@ -22,7 +23,7 @@ from runner.net.address import parse_port
 __all__ = ["KINDS", "MailboxError", "MailboxUrl", "is_loopback", "parse_mailbox", "url_password"]
 
 DEFAULT_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995}
-KINDS = ("imap", "imaps", "pop3", "pop3s", "maildir", "listen")
+KINDS = ("imap", "imaps", "pop3", "pop3s", "maildir", "mbox", "listen")
 
 
 class MailboxError(ValueError):
@@ -40,7 +41,7 @@ class MailboxUrl:
     host: str = ""
     port: int = 0
     folder: str = "INBOX"  # IMAP folder, or a Maildir++ folder ("INBOX": the Maildir itself)
-    path: str = ""  # maildir: the directory
+    path: str = ""  # maildir: the directory; mbox: the file
 
     @property
     def implicit_tls(self) -> bool:
@@ -48,9 +49,9 @@ class MailboxUrl:
 
     @property
     def protocol(self) -> str:
-        """IMAP, POP3, Maildir or SMTP (the listener), as a transcript names it."""
-        return {"imap": "IMAP", "imaps": "IMAP", "pop3": "POP3", "pop3s": "POP3", "maildir": "Maildir"}.get(
-            self.kind, "SMTP")
+        """IMAP, POP3, Maildir, mbox or SMTP (the listener), as a transcript names it."""
+        names = {"imap": "IMAP", "imaps": "IMAP", "pop3": "POP3", "pop3s": "POP3", "maildir": "Maildir", "mbox": "mbox"}
+        return names.get(self.kind, "SMTP")
 
     def with_folder(self, folder: str) -> MailboxUrl:
         return MailboxUrl(self.kind, self.user, self.host, self.port, folder, self.path)
@@ -58,6 +59,8 @@ class MailboxUrl:
     def __str__(self) -> str:
         if self.kind == "maildir":
             return f"maildir:{self.path}" + (f"#{self.folder}" if self.folder != "INBOX" else "")
+        if self.kind == "mbox":
+            return f"mbox:{self.path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         user = f"{self.user}@" if self.user else ""
         folder = f"/{self.folder}" if self.kind in ("imap", "imaps") else ""
@@ -86,6 +89,11 @@ def parse_mailbox(text: str) -> MailboxUrl:
         if not path.startswith("/"):
             raise MailboxError(text, "a maildir: URL needs an absolute path (maildir:/home/alice/Maildir)")
         return MailboxUrl("maildir", path=path, folder=folder or "INBOX")
+    if scheme == "mbox":
+        path = unquote(rest.removeprefix("//"))
+        if not path.startswith("/") or "#" in path:
+            raise MailboxError(text, "an mbox: URL is an absolute path to the file, no folder (mbox:/var/mail/alice)")
+        return MailboxUrl("mbox", path=path)
     parts = urlsplit(text)
     if parts.password is not None:
         raise MailboxError(_without_password(text), "a password does not belong in the URL; "

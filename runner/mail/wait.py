@@ -55,6 +55,10 @@ def open_reader(url: MailboxUrl, options: Options, budget: Budget, log: Callable
         from runner.mail.maildir import MaildirReader
 
         return MaildirReader(url, options, budget, log)
+    if url.kind == "mbox":
+        from runner.mail.mbox import MboxReader
+
+        return MboxReader(url, options, budget, log)
     from runner.mail.listen import ListenReader
 
     return ListenReader(url, options, budget, log, listeners)

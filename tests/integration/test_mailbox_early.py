@@ -31,7 +31,7 @@ pytestmark = pytest.mark.postfix
 
 ROUNDTRIP = str(ROOT / "plans/roundtrip.yaml")
 OUTBOUND = str(ROOT / "plans/outbound.yaml")
-URL_KINDS = "expected a URL starting imap:, imaps:, pop3:, pop3s:, maildir:, listen:"
+URL_KINDS = "expected a URL starting imap:, imaps:, pop3:, pop3s:, maildir:, mbox:, listen:"
 
 
 @pytest.fixture(scope="module")
