@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine (as root) for the integration tests: install the servers and
 # tools they use and run a Postfix on 127.0.0.1:25 with a test certificate, Exim (127.0.0.1:2525),
-# OpenSMTPD (:2527), Sendmail (:2529) and Courier (:2531) in chroots, and the mail loop around Postfix: Maildirs, Dovecot, OpenDKIM
+# OpenSMTPD (:2527), Sendmail (:2529), Courier (:2531) and qpsmtpd (:2533) in chroots, and the mail loop
+# around Postfix: Maildirs, Dovecot, OpenDKIM
 # (scripts/env/; tests/support/mtas.py lists ports, users and paths). Safe to re-run.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -83,7 +84,7 @@ log "${dnsmasq_version:-dnsmasq, version unknown}: the DNS tests start their own
 # time, about two minutes for all, mostly downloads), started in the background; any failing fails this
 # script: the tests need every one of them.
 mta_failed=()
-mtas=(exim opensmtpd sendmail courier) mta_jobs=()
+mtas=(exim opensmtpd sendmail courier qpsmtpd) mta_jobs=()
 for mta in "${mtas[@]}"; do
     bash "$HERE/env/$mta.sh" & mta_jobs+=($!)
 done
@@ -159,6 +160,6 @@ bash "$HERE/env/mailbox.sh" || die "could not set up the mail loop (scripts/env/
 
 # --- Prometheus scraping smtprun exporter (scripts/env/prometheus.sh; tests/integration/test_prometheus.py) ---
 bash "$HERE/env/prometheus.sh" || die "could not set up Prometheus (scripts/env/prometheus.sh)"
-log "ready: SMTP Postfix 127.0.0.1:25, Exim :2525, OpenSMTPD :2527, Sendmail :2529, Courier :2531;" \
-    "IMAP :143/:993, POP3 :110/:995;" \
+log "ready: SMTP Postfix 127.0.0.1:25, Exim :2525, OpenSMTPD :2527, Sendmail :2529, Courier :2531," \
+    "qpsmtpd :2533; IMAP :143/:993, POP3 :110/:995;" \
     "OpenDKIM :8891; Prometheus :19090 (ports, users, paths: tests/support/mtas.py, tests/support/prometheus.py)"

@@ -8,6 +8,9 @@ SUITE=bookworm                                    # the chroots are Debian 12 wh
 # Mailbox users and their passwords, the same on every server (tests/support/mtas.py says the same).
 TEST_USERS=(alice:alice-password bob:bob-password)
 
+# `printf ... | put_text FILE` must run put_text in this shell, or its CHANGED=1 is lost in a subshell.
+shopt -s lastpipe
+
 log() { printf '%s: %s\n' "$ENV_NAME" "$*"; }
 die() { printf '%s: error: %s\n' "$ENV_NAME" "$*" >&2; exit 1; }
 

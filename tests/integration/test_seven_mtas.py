@@ -93,7 +93,7 @@ def test_auth_plain_and_login_under_tls(server):
     smtp = under_tls(server)
     try:
         assert set(smtp.esmtp_features["auth"].upper().split()) >= {"PLAIN", "LOGIN"}
-        smtp.user, smtp.password = "alice", "not-the-password"
+        smtp.user, smtp.password = server.login_name("alice"), "not-the-password"
         with pytest.raises(smtplib.SMTPAuthenticationError) as wrong:
             smtp.auth("PLAIN", smtp.auth_plain)
         assert wrong.value.smtp_code == 535
@@ -101,7 +101,7 @@ def test_auth_plain_and_login_under_tls(server):
         smtp.close()  # no QUIT: Courier's tarpit would hold its reply for several seconds more
     for mechanism in ("PLAIN", "LOGIN"):
         with under_tls(server) as smtp:
-            smtp.user, smtp.password = "alice", server.users["alice"]
+            smtp.user, smtp.password = server.login_name("alice"), server.users["alice"]
             authobject = smtp.auth_plain if mechanism == "PLAIN" else smtp.auth_login
             code, text = smtp.auth(mechanism, authobject, initial_response_ok=mechanism == "PLAIN")
             assert code == 235, (mechanism, text)

@@ -2,7 +2,7 @@
 
 SMTP: Postfix 127.0.0.1:25 (the host's), Exim 4.96 127.0.0.1:2525 and OpenSMTPD 7.4 127.0.0.1:2527 (each in a
 chroot under /srv/smtprun-mtas) are SMTP_SERVERS, the three most tests run against. ALL_SMTP_SERVERS adds
-Sendmail 8.17 :2529 and Courier-MTA 1.0 :2531 (chroots), each set up as a small site would be
+Sendmail 8.17 :2529, Courier-MTA 1.0 :2531 and qpsmtpd 0.94 :2533 (chroots), each set up as a small site would be
 (scripts/env/<name>.sh). Around Postfix, a closed mail loop (scripts/env/mailbox.sh): it delivers
 to ~/Maildir/ of Unix users alice and bob; Dovecot serves those Maildirs over IMAP/POP3 (DOVECOT); OpenDKIM
 signs mail From: *@signed.smtprun.test (DKIM); and some domains are accepted and then bounced, relayed to a
@@ -61,10 +61,14 @@ class SmtpServer:
     # line that does; `software` is then only the name tests print.
     ehlo_mark: str = ""
     max_per_ip: int | None = None  # simultaneous connections from one address before one is closed unanswered
+    login: str = "{user}"     # the AUTH user name of a user (qpsmtpd's auth_flat_file wants an address)
 
     def maildir(self, user: str) -> Path:
         """The user's Maildir as a path on this host (home/<user>/Maildir in the server's root)."""
         return self.root / "home" / user / "Maildir"
+
+    def login_name(self, user: str) -> str:
+        return self.login.format(user=user)
 
     def mailbox_path(self, user: str) -> Path:
         """Where the user's mail lands, as a path on this host: a Maildir, or an mbox file when `mbox`."""
@@ -84,8 +88,11 @@ SENDMAIL = SmtpServer("sendmail", "Sendmail", "127.0.0.1", 2529, MTA_ROOT / "sen
 COURIER = SmtpServer("courier", "Courier", "127.0.0.1", 2531, MTA_ROOT / "courier",
                      (Path("/var/log/smtprun-courier.log"),), relay_code=513, ehlo_mark="XVERP=Courier",
                      max_per_ip=5)
+QPSMTPD = SmtpServer("qpsmtpd", "qpsmtpd", "127.0.0.1", 2533, MTA_ROOT / "qpsmtpd",
+                     (Path("/var/log/smtprun-qpsmtpd.log"),), mailbox="var/lib/qpsmtpd/maildir/{user}",
+                     login="{user}@smtprun.test")
 # The seven, for the tests written for all of them (tests/integration/test_seven_mtas.py, test_plan_headers.py).
-ALL_SMTP_SERVERS = (*SMTP_SERVERS, SENDMAIL, COURIER)
+ALL_SMTP_SERVERS = (*SMTP_SERVERS, SENDMAIL, COURIER, QPSMTPD)
 
 
 def find_delivered(server: SmtpServer, user: str, message_id: str, seconds: float = 15.0) -> bytes | None:
