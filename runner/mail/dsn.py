@@ -50,11 +50,12 @@ class Dsn:
     recipients: list[Recipient] = field(default_factory=list)
     returned_ids: list[str] = field(default_factory=list)  # Message-IDs in the returned message or header
     subject: str = ""
+    nonconformant: str | None = None  # how the report breaks RFC 3464's shape, where it is still readable
 
     def to_dict(self) -> dict[str, Any]:
         return {"reporting_mta": self.reporting_mta, "original_envelope_id": self.envelope_id,
                 "subject": self.subject, "returned_message_ids": self.returned_ids,
-                "recipients": [r.to_dict() for r in self.recipients]}
+                "recipients": [r.to_dict() for r in self.recipients], "nonconformant": self.nonconformant}
 
 
 def _address(value: str | None) -> str | None:
@@ -74,26 +75,38 @@ def _blocks(part: Message) -> list[Message]:
     return [email.message_from_bytes(c + b"\n", policy=email.policy.compat32) for c in chunks if c.strip()]
 
 
+def _status_part(message: Message) -> tuple[Message, str | None]:
+    """The message/delivery-status part, and how the report around it breaks RFC 3464 §2 (None: it does not).
+    A report sent as another multipart type (OpenSMTPD 7.4's "delivered" notice is multipart/mixed) is read
+    all the same, wherever its delivery-status part is, and said to be non-conformant."""
+    ctype = message.get_content_type()
+    if ctype == "multipart/report":
+        if (message.get_param("report-type") or "").lower() != "delivery-status":
+            raise DsnError(f"multipart/report with report-type={message.get_param('report-type')!r}, "
+                           "not delivery-status (RFC 3464 §2)")
+        if not isinstance(message.get_payload(), list):
+            raise DsnError("multipart/report without MIME parts (no boundary?)")
+        status = next((p for p in message.get_payload() if p.get_content_type() == "message/delivery-status"), None)
+        if status is None:
+            raise DsnError("the report has no message/delivery-status part (RFC 3464 §2)")
+        return status, None
+    status = next((p for p in message.walk() if p.get_content_type() == "message/delivery-status"), None)
+    if status is None or not message.is_multipart():
+        raise DsnError(f"not a delivery status notification: Content-Type is {ctype}, not multipart/report")
+    return status, (f"Content-Type is {ctype}, not multipart/report; report-type=delivery-status "
+                    "(RFC 3464 §2, RFC 6522 §3); its message/delivery-status part was read all the same")
+
+
 def parse_dsn(raw: bytes) -> Dsn:
     message = email.message_from_bytes(raw, policy=email.policy.compat32)
-    ctype = message.get_content_type()
-    if ctype != "multipart/report":
-        raise DsnError(f"not a delivery status notification: Content-Type is {ctype}, not multipart/report")
-    if (message.get_param("report-type") or "").lower() != "delivery-status":
-        raise DsnError(f"multipart/report with report-type={message.get_param('report-type')!r}, "
-                       "not delivery-status (RFC 3464 §2)")
-    parts = message.get_payload()
-    if not isinstance(parts, list):
-        raise DsnError("multipart/report without MIME parts (no boundary?)")
-    status = next((p for p in parts if p.get_content_type() == "message/delivery-status"), None)
-    if status is None:
-        raise DsnError("the report has no message/delivery-status part (RFC 3464 §2)")
+    status, nonconformant = _status_part(message)
+    parts = list(message.walk())[1:]
     blocks = _blocks(status)
     if len(blocks) < 2:
         raise DsnError("message/delivery-status has no per-recipient block (RFC 3464 §2.3)")
     head = blocks[0]
     dsn = Dsn(head.get("Reporting-MTA"), (head.get("Original-Envelope-Id") or "").strip() or None,
-              subject=" ".join(str(message.get("Subject", "")).split()))
+              subject=" ".join(str(message.get("Subject", "")).split()), nonconformant=nonconformant)
     for n, block in enumerate(blocks[1:], start=1):
         dsn.recipients.append(_recipient(block, n))
     for part in parts:

@@ -33,6 +33,7 @@ from runner.mail.reader import (
     is_report,
     message_ids,
     parse_headers,
+    report_about,
 )
 from runner.mail.tls import context_for, io_failure, refuse_plaintext
 from runner.mail.url import is_loopback
@@ -192,7 +193,8 @@ class ImapReader(Reader):
         self.log(f"IMAP S: * SEARCH {' '.join(map(str, uids))}".rstrip())
         for uid in sorted(uids, reverse=True):
             found = self._fetch(uid)
-            if wanted.dsn or wanted.message_id in message_ids(found.header):
+            ids = message_ids(found.header)
+            if report_about(found.header, found.body, wanted.message_id) if wanted.dsn else wanted.message_id in ids:
                 return found
         return None
 

@@ -21,8 +21,9 @@ from runner.mail.reader import (
     MailTimeout,
     Reader,
     Wanted,
+    is_report,
     message_ids,
-    parse_headers,
+    report_about,
 )
 
 __all__ = ["MaildirReader", "read_bounded"]
@@ -173,14 +174,14 @@ class MaildirReader(Reader):
             return None
         except OSError as exc:
             raise MailError(f"cannot read {key} in Maildir {self.url.path}: {exc.strerror or exc}") from None
-        if wanted.dsn and wanted.message_id.encode() not in body:
+        if wanted.dsn and not report_about(header, body, wanted.message_id):
             return None  # a report about another message
         cut = len(body) > MAX_BODY_BYTES
         return Found(header, body[:MAX_BODY_BYTES], folder, key, size=size, arrived=stamp, truncated=cut)
 
     def _matches(self, header: bytes, wanted: Wanted) -> bool:
         if wanted.dsn:
-            return "report" in str(parse_headers(header).get("Content-Type", "")).lower()
+            return is_report(header)
         return wanted.message_id in message_ids(header)
 
     def delete(self, found: Found) -> None:

@@ -27,8 +27,9 @@ from runner.mail.reader import (
     MailError,
     Reader,
     Wanted,
+    is_report,
     message_ids,
-    parse_headers,
+    report_about,
 )
 
 __all__ = ["MboxReader"]
@@ -122,12 +123,12 @@ class MboxReader(Reader):
         header_end = message.find(b"\n\n")
         header = message[: header_end + 2 if header_end >= 0 else MAX_HEADER_BYTES][:MAX_HEADER_BYTES]
         if wanted.dsn:
-            if "report" not in str(parse_headers(header).get("Content-Type", "")).lower():
+            if not is_report(header):
                 return None
         elif wanted.message_id not in message_ids(header):
             return None
         body = _ESCAPED_FROM.sub(rb"\1", message[len(header):])
-        if wanted.dsn and wanted.message_id.encode() not in body:
+        if wanted.dsn and not report_about(header, body, wanted.message_id):
             return None
         return Found(header, body[:MAX_BODY_BYTES], "INBOX", at, size=len(message),
                      truncated=len(body) > MAX_BODY_BYTES)

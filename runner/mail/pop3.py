@@ -8,13 +8,23 @@ read with TOP and a bounded number of lines, never whole. STLS (RFC 2595 §4) is
 
 from __future__ import annotations
 
-import email.parser
 import poplib
 import socket
 import ssl
 from typing import Any
 
-from runner.mail.reader import MAX_BODY_BYTES, MAX_SCAN, Budget, Found, MailError, Reader, Wanted, message_ids
+from runner.mail.reader import (
+    MAX_BODY_BYTES,
+    MAX_SCAN,
+    Budget,
+    Found,
+    MailError,
+    Reader,
+    Wanted,
+    is_report,
+    message_ids,
+    report_about,
+)
 from runner.mail.tls import context_for, io_failure, refuse_plaintext
 from runner.mail.url import is_loopback
 
@@ -101,14 +111,12 @@ class Pop3Reader(Reader):
             self.log(f"POP3 C: TOP {num} 0")
             header = b"\r\n".join(self._call(lambda n=num: pop.top(n, 0))[1]) + b"\r\n"
             self.seen.add(uid)
-            if wanted.dsn:
-                ctype = email.parser.BytesHeaderParser().parsebytes(header).get_content_type()
-                if ctype != "multipart/report":
-                    continue
-            elif wanted.message_id not in message_ids(header):
+            if wanted.dsn and not is_report(header):
+                continue
+            if not wanted.dsn and wanted.message_id not in message_ids(header):
                 continue
             found = self._body(pop, num, uid, header)
-            if not wanted.dsn or wanted.message_id.encode() in found.body:
+            if not wanted.dsn or report_about(header, found.body, wanted.message_id):
                 return found
         return None
 

@@ -23,7 +23,8 @@ from runner.errors import SmtprunError
 from runner.mail.url import MailboxUrl
 
 __all__ = ["MAX_BODY_BYTES", "MAX_FOLDERS", "MAX_HEADER_BYTES", "MAX_SESSION_BYTES", "Budget", "Found", "MailError",
-           "MailTimeout", "Options", "Reader", "Wanted", "is_report", "message_ids", "parse_headers", "passes"]
+           "MailTimeout", "Options", "Reader", "Wanted", "is_report", "message_ids", "parse_headers", "passes",
+           "report_about"]
 
 MAX_HEADER_BYTES = 256 * 1024  # a delivered copy's header section read at most; more is cut
 MAX_BODY_BYTES = 1024 * 1024  # of its body: a larger message is not read whole (body: sees this much)
@@ -99,9 +100,21 @@ def parse_headers(header: bytes) -> Any:
     return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header)
 
 
+REPORT_TYPES = ("multipart/report", "multipart/mixed")
+
+
 def is_report(header: bytes) -> bool:
-    """Whether a header section says multipart/report (RFC 6522), as a delivery status notification does."""
-    return parse_headers(header).get_content_type() == "multipart/report"
+    """Whether a header section may be a delivery status notification's: multipart/report (RFC 6522), or
+    multipart/mixed, as some MTAs send theirs (OpenSMTPD 7.4); dsn.parse_dsn tells which it is."""
+    return parse_headers(header).get_content_type() in REPORT_TYPES
+
+
+def report_about(header: bytes, body: bytes, message_id: str) -> bool:
+    """Whether a message is a delivery report that names `message_id`: a multipart/report, or a multipart/mixed
+    one that carries a message/delivery-status part (judge.report says when a report is not conformant)."""
+    if not is_report(header) or message_id.encode() not in body:
+        return False
+    return parse_headers(header).get_content_type() == "multipart/report" or b"message/delivery-status" in body.lower()
 
 
 def message_ids(header: bytes) -> list[str]:

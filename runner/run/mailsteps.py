@@ -264,6 +264,8 @@ async def do_expect_dsn(session: StepContext, step: Step, out: StepResult, deadl
         raise StepFailed(_not_found(reader, outcome, within, f"delivery report about <{wanted.message_id}>"))
     problems, more = judge.report(found, wanted.message_id, spec)
     facts.update(more, folder=found.folder)
+    if (more.get("dsn") or {}).get("nonconformant"):
+        session.note(f"the delivery report is not conformant: {more['dsn']['nonconformant']}")
     if outcome.elsewhere is not None:
         facts["expected_folder"] = reader.url.folder
         raise StepFailed(_misfiled(reader, outcome))

@@ -109,8 +109,8 @@ def test_a_dsn_is_read_field_by_field():
 
 
 @pytest.mark.parametrize(("change", "why"), [
-    ((b"multipart/report; report-type=delivery-status", b"multipart/mixed"),
-     "not a delivery status notification: Content-Type is multipart/mixed, not multipart/report"),
+    ((b"multipart/report; report-type=delivery-status; boundary=\"B\"", b"text/plain"),
+     "not a delivery status notification: Content-Type is text/plain, not multipart/report"),
     ((b"report-type=delivery-status", b"report-type=disposition-notification"),
      "multipart/report with report-type='disposition-notification', not delivery-status (RFC 3464 §2)"),
     ((b"Status: 5.1.1\n", b""), "per-recipient block 1 lacks Status (required by RFC 3464 §2.3)"),
@@ -188,3 +188,17 @@ def test_authentication_results_are_read_from_the_trusted_authserv_id_only() -> 
     assert check_results([ours, forged], "mx.example.test", {"dkim": "pass"}) == [
         "Authentication-Results: mx.example.test says dkim=pass, but a field below it claiming mx.example.test "
         "says dkim=fail (written before it: a border MTA should remove such fields, RFC 8601 §5)"]
+
+
+def test_a_report_sent_as_multipart_mixed_is_read_and_said_to_be_nonconformant():
+    """OpenSMTPD 7.4 sends its "delivered" notice as multipart/mixed with a message/delivery-status part."""
+    mixed = REPORT.replace(b"multipart/report; report-type=delivery-status", b"multipart/mixed")
+    report = dsn.parse_dsn(mixed)
+    assert [(r.final, r.action, r.status) for r in report.recipients] == [("nobody@bounce.test", "failed", "5.1.1")]
+    assert report.nonconformant == ("Content-Type is multipart/mixed, not multipart/report; "
+                                    "report-type=delivery-status (RFC 3464 §2, RFC 6522 §3); its "
+                                    "message/delivery-status part was read all the same")
+    assert dsn.parse_dsn(REPORT).nonconformant is None
+    without = mixed.replace(b"Content-Type: message/delivery-status", b"Content-Type: text/plain")
+    with pytest.raises(dsn.DsnError, match="^not a delivery status notification: Content-Type is multipart/mixed"):
+        dsn.parse_dsn(without)
