@@ -132,6 +132,7 @@ def test_the_scrape_timeout_header_bounds_the_probe(tmp_path):
     assert status == 200 and got[("smtprun_probe_success", ())] == 0
     assert elapsed < 1.5
     assert 1.0 <= got[("smtprun_probe_duration_seconds", ())] < 1.5
+    assert got[("smtprun_probe_failure_info", (("case", "hung"), ("reason", "timeout"), ("step", "1")))] == 1
 
 
 def held_sessions(hold: float):
@@ -370,6 +371,12 @@ def failing_plans(ports: dict[str, int], maildir: Path) -> dict[str, tuple[str, 
                      + "  - auth: {mechanism: PLAIN, username: alice, password: wrong}\n", 5, "auth"),
         "lost": (STEPS.format(name="lost", port=25, timeout=5)
                  + f"  - expect_delivery: {{mailbox: 'maildir:{maildir}', within: 0.5}}\n", 2, "delivery"),
+        "smuggled": (STEPS.format(name="smuggled", port=25, timeout=5) + EHLO  # Postfix 3.7 as Debian ships it
+                     + "  - send: 'MAIL FROM:<bob@smtprun.test>'\n    expect: 250\n"
+                     + "  - send: 'RCPT TO:<alice@smtprun.test>'\n    expect: 250\n"
+                     + "  - send: DATA\n    expect: 354\n"
+                     + "  - smuggle: {ending: \"\\n.\\n\", sender: bob@smtprun.test, rcpt: alice@smtprun.test}\n",
+                     6, "smuggling"),
     }
 
 
