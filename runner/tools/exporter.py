@@ -5,7 +5,9 @@
 the exporter cannot be made to connect anywhere (blackbox_exporter's SSRF lesson). With `--report-dir`
 each probe's HTML report is written there too (runner.tools.probe_reports), and `/` links to them. Plan names are
 file names in DIR, never paths. At most `--max-concurrent` probes run at once; others wait within
-their scrape's time or get 503. A plan is re-read and re-validated when its file changes.
+their scrape's time or get 503. A plan is re-read and re-validated when its file changes, with the
+`--var` values over its variables. A failed probe says where and why in smtprun_probe_failure_info
+(runner.tools.probe_reasons).
 """
 
 from __future__ import annotations
