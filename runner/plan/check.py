@@ -21,7 +21,6 @@ from runner.plan.load import Loaded, Unreadable, load_file
 from runner.plan.schema import did_you_mean
 from runner.plan.scope import render_early
 from runner.plan.types import Include, Step
-from runner.smtp.expect import describe
 from runner.smtp.smuggling import END_OF_DATA
 
 __all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "parse_size"]
@@ -102,8 +101,7 @@ class StepBuilder:
             out.append(Step(index=0, line=line, action=action, value=value, expect=expect,
                             capture=dict(raw.get("capture", {})), timeout=raw.get("timeout"), name=raw.get("name"),
                             when=raw.get("when"), continue_on_failure=raw.get("continue_on_failure", False),
-                            include=self.include_site, file=self.loaded.source.name,
-                            expected_text=describe(expect) if expect is not None else None))
+                            include=self.include_site, file=self.loaded.source.name))
             captured |= set(raw.get("capture", {}))
         return out
 

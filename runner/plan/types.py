@@ -64,7 +64,6 @@ class Step:
     continue_on_failure: bool = False
     include: Include | None = None  # the include that brought the step in, if any
     file: str | None = None  # the file the step is written in (an included file, or the plan)
-    expected_text: str | None = None  # `expect` in words, worked out once
 
     @property
     def reads_reply(self) -> bool:
