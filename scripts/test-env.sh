@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine (as root) for the integration tests: install the servers and
 # tools they use and run a Postfix on 127.0.0.1:25 with a test certificate, Exim (127.0.0.1:2525),
-# OpenSMTPD (:2527), Sendmail (:2529), Courier (:2531) and qpsmtpd (:2533) in chroots, and the mail loop
-# around Postfix: Maildirs, Dovecot, OpenDKIM
+# OpenSMTPD (:2527), Sendmail (:2529), Courier (:2531) and qpsmtpd (:2533) in chroots, Haraka (:2535) from
+# npm, and the mail loop around Postfix: Maildirs, Dovecot, OpenDKIM
 # (scripts/env/; tests/support/mtas.py lists ports, users and paths). Safe to re-run.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -79,12 +79,12 @@ dnsmasq_bin=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 dnsmasq_version=$("$dnsmasq_bin" --version 2>/dev/null | sed -n 1p) || die "$dnsmasq_bin --version failed"
 log "${dnsmasq_version:-dnsmasq, version unknown}: the DNS tests start their own instances on 127.0.0.1"
 
-# --- Exim, OpenSMTPD, Sendmail, ..., each in its own chroot (scripts/env/<name>.sh) ------------------
-# They conflict with Postfix as packages (all are mail-transport-agent). Built in parallel (the first
-# time, about two minutes for all, mostly downloads), started in the background; any failing fails this
-# script: the tests need every one of them.
+# --- Exim, OpenSMTPD, Sendmail, Courier, qpsmtpd: a chroot each; Haraka (scripts/env/<name>.sh) -------
+# The Debian ones conflict with Postfix as packages (all are mail-transport-agent); Haraka is an npm
+# package run with this machine's Node.js. Set up in parallel (the first time, about two minutes for all,
+# mostly downloads), started in the background; any failing fails this script: the tests need them all.
 mta_failed=()
-mtas=(exim opensmtpd sendmail courier qpsmtpd) mta_jobs=()
+mtas=(exim opensmtpd sendmail courier qpsmtpd haraka) mta_jobs=()
 for mta in "${mtas[@]}"; do
     bash "$HERE/env/$mta.sh" & mta_jobs+=($!)
 done
@@ -161,5 +161,5 @@ bash "$HERE/env/mailbox.sh" || die "could not set up the mail loop (scripts/env/
 # --- Prometheus scraping smtprun exporter (scripts/env/prometheus.sh; tests/integration/test_prometheus.py) ---
 bash "$HERE/env/prometheus.sh" || die "could not set up Prometheus (scripts/env/prometheus.sh)"
 log "ready: SMTP Postfix 127.0.0.1:25, Exim :2525, OpenSMTPD :2527, Sendmail :2529, Courier :2531," \
-    "qpsmtpd :2533; IMAP :143/:993, POP3 :110/:995;" \
+    "qpsmtpd :2533, Haraka :2535; IMAP :143/:993, POP3 :110/:995;" \
     "OpenDKIM :8891; Prometheus :19090 (ports, users, paths: tests/support/mtas.py, tests/support/prometheus.py)"

@@ -74,6 +74,7 @@ def test_ehlo_answers_with_its_name_and_offers_starttls(server):
         assert smtp.ehlo_resp.decode().startswith(HOSTNAME), smtp.ehlo_resp
         assert smtp.has_extn("starttls")
         assert smtp.has_extn("8bitmime")
+        assert smtp.has_extn("auth") == server.auth_before_tls  # RFC 4954 §4: wait for TLS
 
 
 @every_server

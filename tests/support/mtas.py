@@ -2,8 +2,9 @@
 
 SMTP: Postfix 127.0.0.1:25 (the host's), Exim 4.96 127.0.0.1:2525 and OpenSMTPD 7.4 127.0.0.1:2527 (each in a
 chroot under /srv/smtprun-mtas) are SMTP_SERVERS, the three most tests run against. ALL_SMTP_SERVERS adds
-Sendmail 8.17 :2529, Courier-MTA 1.0 :2531 and qpsmtpd 0.94 :2533 (chroots), each set up as a small site would be
-(scripts/env/<name>.sh). Around Postfix, a closed mail loop (scripts/env/mailbox.sh): it delivers
+Sendmail 8.17 :2529, Courier-MTA 1.0 :2531, qpsmtpd 0.94 :2533 (chroots) and Haraka 3.3 :2535 (npm, under
+/srv/smtprun-mtas/haraka), each set up as a small site would be (scripts/env/<name>.sh); what sets each apart
+is in its SmtpServer fields. Around Postfix, a closed mail loop (scripts/env/mailbox.sh): it delivers
 to ~/Maildir/ of Unix users alice and bob; Dovecot serves those Maildirs over IMAP/POP3 (DOVECOT); OpenDKIM
 signs mail From: *@signed.smtprun.test (DKIM); and some domains are accepted and then bounced, relayed to a
 loopback port, discarded, or deferred (BOUNCE_DOMAIN, RELAY_DOMAIN, DISCARD_DOMAIN, DEFER_DOMAIN).
@@ -52,6 +53,7 @@ class SmtpServer:
     ca_path: Path = CA_PATH
     users: dict[str, str] = field(default_factory=lambda: dict(USERS))
     auth: bool = True         # AUTH PLAIN LOGIN offered after STARTTLS
+    auth_before_tls: bool = False  # AUTH offered before STARTTLS too (Haraka's auth/flat_file, to loopback)
     relay_code: int = 550     # the reply to RCPT for a domain it does not serve
     mailbox: str = "home/{user}/Maildir"  # where a local user's mail lands, in the server's root
     mbox: bool = False        # `mailbox` is one mbox file (Sendmail's /var/mail/<user>), not a Maildir
@@ -91,8 +93,10 @@ COURIER = SmtpServer("courier", "Courier", "127.0.0.1", 2531, MTA_ROOT / "courie
 QPSMTPD = SmtpServer("qpsmtpd", "qpsmtpd", "127.0.0.1", 2533, MTA_ROOT / "qpsmtpd",
                      (Path("/var/log/smtprun-qpsmtpd.log"),), mailbox="var/lib/qpsmtpd/maildir/{user}",
                      login="{user}@smtprun.test")
+HARAKA = SmtpServer("haraka", "Haraka", "127.0.0.1", 2535, MTA_ROOT / "haraka",
+                    (Path("/var/log/smtprun-haraka.log"),), auth_before_tls=True)
 # The seven, for the tests written for all of them (tests/integration/test_seven_mtas.py, test_plan_headers.py).
-ALL_SMTP_SERVERS = (*SMTP_SERVERS, SENDMAIL, COURIER, QPSMTPD)
+ALL_SMTP_SERVERS = (*SMTP_SERVERS, SENDMAIL, COURIER, QPSMTPD, HARAKA)
 
 
 def find_delivered(server: SmtpServer, user: str, message_id: str, seconds: float = 15.0) -> bytes | None:
