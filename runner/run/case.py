@@ -30,7 +30,7 @@ from runner.plan.types import Case, Plan, Step, Target
 from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
 from runner.run.budget import RenderBudget
 from runner.run.mailsteps import MAIL_ACTIONS, NotStarted, early_mailboxes
-from runner.run.render import StepRenderer
+from runner.run.render import StepRenderer, preview_labels
 from runner.run.steps import ACTIONS
 from runner.run.transcript import Listener, Transcript
 from runner.run.wire import Wire
@@ -71,8 +71,7 @@ class Session(Wire):
         self.captures: dict[str, str] = {}
         self.running: StepResult | None = None  # the step in progress, for the session deadline
         self.stop: asyncio.Event | None = None  # set on Ctrl-C
-        self.route = route
-        self.connector: Connector = connect or open_connection
+        self.route, self.connector = route, connect or open_connection
         self.server_host = target.host or ""  # the name TLS checks and DNS checks use
         self.step: Step | None = None
         self.quit_reply: Reply | None = None  # the server's answer to the QUIT sent after a failure
@@ -464,6 +463,7 @@ async def run_case(
             await session.conn.shut(clean)
         await session.mail_listeners.stop()
         session.result.duration = time.monotonic() - session.t0
+    preview_labels(session.result, case, case_scope)  # steps not run, in this run's names (its message_id)
     if learn:
         scope.learn(case_scope, session.captures)
     return session.result

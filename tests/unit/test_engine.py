@@ -569,3 +569,22 @@ def test_the_expected_line_shows_a_templated_text_as_rendered(no_sockets):
     assert step.expected == "550, text matching /Invalid recipient: <someone@elsewhere.test>/"
     assert step.reason == ("expected text matching /Invalid recipient: <someone@elsewhere.test>/, "
                            "got 550 Relay denied")
+
+
+def test_a_step_not_run_shows_the_message_id_the_session_used(no_sockets):
+    plan = plan_of("""\
+        cases:
+          - name: one id
+            steps:
+              - expect: 220
+              - send: "MAIL FROM:<a@client.test> ENVID={{ message_id }}"
+                expect: 250
+              - send: "NOOP {{ message_id }}"
+                expect: 250
+        """)
+    server = ScriptedServer([BANNER, Expect(until=b"\r\n"), Say(b"550 5.7.1 no\r\n"), *QUIT])
+    result = run_plans([plan], RunOptions(connect=server.connect, jobs=1)).plans[0].cases[0]
+    sent = server.connections[0].writes[0].decode()
+    used = sent.split("ENVID=")[1].strip()
+    assert result.steps[2].status == SKIPPED
+    assert result.steps[2].label == f"NOOP {used}"
