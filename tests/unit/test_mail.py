@@ -200,5 +200,5 @@ def test_a_report_sent_as_multipart_mixed_is_read_and_said_to_be_nonconformant()
                                     "message/delivery-status part was read all the same")
     assert dsn.parse_dsn(REPORT).nonconformant is None
     without = mixed.replace(b"Content-Type: message/delivery-status", b"Content-Type: text/plain")
-    with pytest.raises(dsn.DsnError, match="^not a delivery status notification: Content-Type is multipart/mixed"):
+    with pytest.raises(dsn.DsnError, match=r"^not a delivery status notification: Content-Type is multipart/mixed"):
         dsn.parse_dsn(without)
