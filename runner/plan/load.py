@@ -19,6 +19,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runner.errors import Location, PlanError, Problem
 from runner.files import read_regular
+from runner.plan.broken import meant_as_yaml, secret_names, secret_spans
+from runner.plan.syntax import explain, unquoted_template
 from runner.redact import MASK, Redactor
 from runner.text import CONTROLS, printable
 
@@ -88,6 +90,10 @@ class Source:
         self.hidden.append((start, end))
         if value:
             self._redactor.add(value, encoded=False)
+
+    def overlaps_hidden(self, start: int, end: int) -> bool:
+        return any(a < end and start < b for a, b in self.hidden) or self._redactor.text(self.text[start:end]) != \
+            self.text[start:end]
 
     def hide_text(self, value: str) -> None:
         """A secret found as the plan is checked (a password written into a URL): masked wherever it is."""
@@ -234,12 +240,7 @@ def load_text(text: str, name: str = "<plan>", kind: str = "plan", hide: Hidden 
         message = f"character {exc.character!r} is not allowed in {_a(kind)}"
         raise PlanError(source.problem(message, line, col)) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        msg = f"YAML syntax: {exc.problem or exc.context}"
-        hint = "YAML indents with spaces, never tabs" if "'\\t'" in msg else None
-        if mark is None:
-            raise PlanError(source.problem(msg, None, hint=hint)) from None
-        raise PlanError(source.problem(msg, *source.position(mark.index), hint=hint)) from None
+        raise PlanError(_syntax_problem(exc, source, kind)) from None
     except yaml.YAMLError as exc:
         raise PlanError(source.problem(f"YAML: {exc}", None)) from None
     # a plan, or meant to be one (an included file may be a bare list of steps): its lines may be shown,
@@ -250,6 +251,19 @@ def load_text(text: str, name: str = "<plan>", kind: str = "plan", hide: Hidden 
     builder = _Builder(source, kind)
     data = builder.build(node, ()) if node is not None else None
     return Loaded(data, source, builder.marks, builder.key_marks, kind)
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, source: Source, kind: str) -> Problem:
+    """A YAML syntax error on the line where the mistake is, with a hint; the line is shown only for a file meant
+    as YAML, secrets masked as far as the broken file can be read."""
+    source.excerpts = meant_as_yaml(source.text, source.name, kind)
+    mark = exc.problem_mark or exc.context_mark
+    upto = source.text.find("\n", mark.index) if mark else -1
+    names = source.hide.names | secret_names(source.text)
+    for start, end in secret_spans(source.text, names, upto if upto >= 0 else len(source.text)):
+        source.hide_span(start, end)
+    found = explain(exc, source.text, source.overlaps_hidden)
+    return source.problem(f"YAML syntax: {found.message}", *source.position(found.index), hint=found.hint)
 
 
 def _a(kind: str) -> str:
@@ -329,6 +343,12 @@ class _Builder:
         except yaml.YAMLError as exc:
             raise self.fail(f"bad value: {exc}", node) from None
 
+    def _complex_key(self, node: MappingNode, key: Node) -> PlanError:
+        if self.source.text.startswith("{{", node.start_mark.index):  # `send: {{ helo }}`: a template, unquoted
+            found = unquoted_template(self.source.text, node.start_mark.index, self.source.overlaps_hidden)
+            return PlanError(self.source.problem(found.message, *self.source.position(found.index), hint=found.hint))
+        return self.fail("a mapping key must be a plain name, not a list or mapping", key)
+
     def _pairs(self, node: MappingNode) -> Iterator[tuple[Node, Node]]:
         """Key/value nodes, with YAML merge keys (`<<: *base`) expanded; explicit keys win."""
         explicit = [(k, v) for k, v in node.value if k.tag != _MERGE]
@@ -358,13 +378,16 @@ class _Builder:
         out: dict[str, Any] = {}
         for knode, vnode in self._pairs(node):
             if not isinstance(knode, ScalarNode):
-                raise self.fail("a mapping key must be a plain name, not a list or mapping", knode)
+                raise self._complex_key(node, knode)
             key = self._scalar(knode)
             if not isinstance(key, str):
                 key = knode.value
             if key in out:
                 line, _ = self.key_marks[(*path, key)]
-                raise self.fail(f"duplicate key '{key}' (first given on line {line})", knode)
+                hint = "a mapping holds each key once" + (
+                    ": if this line starts the next item of the list, begin it with '- '" if path and
+                    isinstance(path[-1], int) else ": remove one of the two, or merge them")
+                raise self.fail(f"duplicate key '{key}' (first given on line {line})", knode, hint)
             self.key_marks[(*path, key)] = self._pos(knode)
             out[key] = self.build(vnode, (*path, key), depth + 1)
         return out

@@ -109,6 +109,15 @@ CLAIMS = [
            "                         ^\n"
            "    hint: write MAIL FROM:<Admin@test.com>; smtprun sends the line as written\n",),
           {"plans/x.yaml": BARE_MAIL}, doc="docs/plan-format.md"),
+    Claim("yaml-syntax-docs", "plans/x.yaml:8:22: error: YAML syntax: a value with ': ' in it must be quoted",
+          ("validate", "plans/x.yaml"), 2,
+          ("plans/x.yaml:8:22: error: YAML syntax: a value with ': ' in it must be quoted\n"
+           "          - send: RCPT TO: alice@x NOTIFY=success,failure\n                         ^\n"
+           "    hint: YAML reads 'TO:' as the start of another key: quote the whole value: "
+           "- send: \"RCPT TO: alice@x NOTIFY=success,failure\"\n",),
+          {"plans/x.yaml": "name: x\ntarget: {host: 127.0.0.1}\ncases:\n  - name: c\n    steps:\n      - expect: 220\n"
+                           "      - send: EHLO a.test\n      - send: RCPT TO: alice@x NOTIFY=success,failure\n"},
+          doc="docs/plan-format.md"),
     Claim("var-typo", "(exit 2: `smtprun: --var rctp: no variable 'rctp' in plans/postfix.yaml; did you mean 'rcpt'?`)",
           ("plans/postfix.yaml", "--var", "rctp=root@localhost", "--no-report"), 2,
           ("smtprun: --var rctp: no variable 'rctp' in plans/postfix.yaml; did you mean 'rcpt'?",),

@@ -141,7 +141,7 @@ def test_problem_renders_like_a_compiler_message(tmp_path: Path) -> None:
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     text = "steps:\n  - send: EHLO client.test\n   expect: 250\n"
     assert only_problem(tmp_path, text) == (
-        "3:4", "YAML syntax: expected <block end>, but found '<block mapping start>'")
+        "3:4", "YAML syntax: this line is indented less than the key above it")
 
 
 def test_duplicate_key_names_the_first_line(tmp_path: Path) -> None:
