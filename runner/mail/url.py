@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from runner.net.address import parse_port
 
@@ -85,19 +85,35 @@ def parse_mailbox(text: str) -> MailboxUrl:
     if not colon or scheme not in KINDS:
         raise MailboxError(text, f"expected a URL starting {', '.join(k + ':' for k in KINDS)}")
     if scheme == "maildir":
-        path, _, folder = unquote(rest.removeprefix("//")).partition("#")
-        if not path.startswith("/"):
-            raise MailboxError(text, "a maildir: URL needs an absolute path (maildir:/home/alice/Maildir)")
-        return MailboxUrl("maildir", path=path, folder=folder or "INBOX")
+        return _maildir(text, rest)
     if scheme == "mbox":
-        path = unquote(rest.removeprefix("//"))
-        if not path.startswith("/") or "#" in path:
-            raise MailboxError(text, "an mbox: URL is an absolute path to the file, no folder (mbox:/var/mail/alice)")
-        return MailboxUrl("mbox", path=path)
+        return _mbox(text, rest)
     parts = urlsplit(text)
+    host, port = _server(text, scheme, parts)
+    if scheme == "listen":
+        return _listen(text, host, port, parts.username, parts.path)
+    return _account(text, scheme, parts, host, port)
+
+
+def _maildir(text: str, rest: str) -> MailboxUrl:
+    path, _, folder = unquote(rest.removeprefix("//")).partition("#")
+    if not path.startswith("/"):
+        raise MailboxError(text, "a maildir: URL needs an absolute path (maildir:/home/alice/Maildir)")
+    return MailboxUrl("maildir", path=path, folder=folder or "INBOX")
+
+
+def _mbox(text: str, rest: str) -> MailboxUrl:
+    path = unquote(rest.removeprefix("//"))
+    if not path.startswith("/") or "#" in path:
+        raise MailboxError(text, "an mbox: URL is an absolute path to the file, no folder (mbox:/var/mail/alice)")
+    return MailboxUrl("mbox", path=path)
+
+
+def _server(text: str, scheme: str, parts: SplitResult) -> tuple[str, int | None]:
+    """The host and port of a URL that names a server, checked for what every such scheme refuses."""
     if parts.password is not None:
         raise MailboxError(_without_password(text), "a password does not belong in the URL; "
-                         "give it as password: (e.g. \"{{ env.IMAP_PASSWORD }}\")")
+                           "give it as password: (e.g. \"{{ env.IMAP_PASSWORD }}\")")
     try:
         host, port = parts.hostname or "", parts.port
     except ValueError as exc:  # a port that is not a number, or out of range
@@ -109,8 +125,11 @@ def parse_mailbox(text: str) -> MailboxUrl:
         raise MailboxError(text, "port 0 names no port")
     if parts.query or parts.fragment:
         raise MailboxError(text, "no ?query or #fragment is understood here")
-    if scheme == "listen":
-        return _listen(text, host, port, parts.username, parts.path)
+    return host, port
+
+
+def _account(text: str, scheme: str, parts: SplitResult, host: str, port: int | None) -> MailboxUrl:
+    """An IMAP or POP3 mailbox: a user on a server, and for IMAP a folder."""
     user = unquote(parts.username or "")
     if not user:
         raise MailboxError(text, f"no user (write {scheme}://USER@{host}/...)")
