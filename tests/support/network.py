@@ -3,12 +3,15 @@
 tests/unit/conftest.py installs it for every unit test. The guard raises at the call, so the
 traceback shows where; and because code under test may turn an exception into a result (a failed
 case, an error message), every attempt is also recorded, and the fixture fails the test at teardown
-if the list is not empty, however the exception was handled. Subprocesses are not guarded.
+if the list is not empty, however the exception was handled. Both event loops a run may use are guarded:
+asyncio's and uvloop's (runner/run/execute.py picks uvloop where it is installed). Subprocesses are not
+guarded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import socket
 from collections.abc import Callable
 from typing import NoReturn
@@ -35,7 +38,7 @@ def forbid_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def refuse(what: str) -> Callable[..., NoReturn]:
         def blocked(*args: object, **kwargs: object) -> NoReturn:
-            attempts.append(f"{what}{args[1:] if what.startswith(('socket.socket', 'loop')) else args}")
+            attempts.append(f"{what}{args[1:] if what.startswith(('socket.socket', 'loop', 'uvloop')) else args}")
             raise NetworkInUnitTest(f"{what} called: {MOVE}")
         return blocked
 
@@ -45,10 +48,11 @@ def forbid_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         monkeypatch.setattr(socket, name, refuse(f"socket.{name}"))
     for name in LOOP_METHODS:
         monkeypatch.setattr(asyncio.SelectorEventLoop, name, refuse(f"loop.{name}"))
-    try:
-        import pycares
-    except ImportError:
-        return attempts
-    for name in CARES_METHODS:
-        monkeypatch.setattr(pycares.Channel, name, refuse(f"pycares.Channel.{name}"))
+    for module, owner, names in (("uvloop", "Loop", LOOP_METHODS), ("pycares", "Channel", CARES_METHODS)):
+        try:
+            cls = getattr(importlib.import_module(module), owner)
+        except ImportError:
+            continue
+        for name in names:
+            monkeypatch.setattr(cls, name, refuse(f"{module}.{owner}.{name}"))
     return attempts

@@ -36,3 +36,20 @@ def test_a_dns_query_is_caught_though_c_ares_makes_its_own_sockets(no_network):
         asyncio.run(resolve_mx("example.test", config))
     assert no_network and all(a.startswith("pycares.Channel.query") for a in no_network), no_network
     no_network.clear()
+
+
+def test_a_connection_on_uvloop_is_refused(no_network):
+    """A run uses uvloop where it is installed (runner/run/execute.py): its connections are guarded too."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def connect() -> None:
+        await asyncio.open_connection("127.0.0.1", 25)
+
+    loop = uvloop.new_event_loop()
+    try:
+        with pytest.raises(NetworkInUnitTest):
+            loop.run_until_complete(connect())
+    finally:
+        loop.close()
+    assert [a.split("(")[0] for a in no_network] == ["uvloop.Loop.create_connection"]
+    no_network.clear()
