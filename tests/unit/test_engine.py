@@ -8,120 +8,34 @@ verdict, the reasons and the transcript a user would read.
 from __future__ import annotations
 
 import asyncio
-import socket
-import textwrap
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
-import runner.net.transport
-import runner.run.case
 from runner.net.transport import Connection, Transport, _Wire
-from runner.plan.build import build_plan
-from runner.plan.load import load_text
-from runner.plan.schema import validate
 from runner.plan.scope import Scope
-from runner.plan.types import Plan
-from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult
+from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED
 from runner.run.case import Session, run_case
 from runner.run.context import StepContext
 from runner.run.execute import RunOptions, run_plans
+from tests.support.engine import (
+    BANNER,
+    BASIC,
+    EHLO,
+    HEAD,
+    QUIT,
+    STARTTLS,
+    TEMPORARY,
+    failed_step,
+    members,
+    plan_of,
+    run,
+    transcript,
+)
 from tests.support.peer import Close, Expect, Handshake, Pause, Reset, Say, ScriptedConnection, ScriptedServer, body
 
-BANNER = Say(b"220 mx.peer.test ESMTP ready\r\n")
-EHLO = [Expect(b"EHLO client.test\r\n"),
-        Say(b"250-mx.peer.test greets client.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n")]
-QUIT = [Expect(b"QUIT\r\n"), Say(b"221 2.0.0 Bye\r\n"), Close()]
 
-HEAD = """\
-name: engine
-target: {host: mx.peer.test, port: 25, timeout: 2}
-"""
-
-
-@pytest.fixture
-def no_sockets(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Any attempt to reach the network raises, and fails the test even if the engine caught it."""
-    attempts: list[str] = []
-
-    def refuse(what: str) -> Callable[..., Any]:
-        def refused(*args: object, **kwargs: object) -> Any:
-            attempts.append(what)
-            raise AssertionError(f"{what}: the engine tests use no network")
-        return refused
-
-    for name in ("connect", "connect_ex", "bind", "sendto"):
-        monkeypatch.setattr(socket.socket, name, refuse(f"socket.{name}"))
-    for name in ("create_connection", "getaddrinfo", "gethostbyname"):
-        monkeypatch.setattr(socket, name, refuse(f"socket.{name}"))
-    for name in ("create_connection", "getaddrinfo", "sock_connect"):
-        monkeypatch.setattr(asyncio.BaseEventLoop, name, refuse(f"loop.{name}"))
-    try:
-        import uvloop
-    except ImportError:
-        pass
-    else:
-        for name in ("create_connection", "getaddrinfo"):
-            monkeypatch.setattr(uvloop.Loop, name, refuse(f"uvloop.{name}"))
-    monkeypatch.setattr(runner.net.transport, "open_connection", refuse("open_connection"))
-    monkeypatch.setattr(runner.run.case, "open_connection", refuse("open_connection"))
-    yield attempts
-    assert not attempts, f"the network was used: {attempts}"
-
-
-TEMPORARY = " (a temporary failure: the server asks to try again later; `retry:` tries the case again)"
-
-
-def plan_of(text: str, head: str = HEAD) -> Plan:
-    loaded = load_text(head + textwrap.dedent(text))
-    problems = validate(loaded)
-    assert not problems, [p.render() for p in problems]
-    return build_plan(loaded)
-
-
-def run(plan: Plan, server: ScriptedServer, case: int = 0, **options: Any) -> CaseResult:
-    return asyncio.run(run_case(plan, plan.cases[case], plan.target, Scope.for_plan(plan),
-                                connect=server.connect, **options))
-
-
-def transcript(result: CaseResult) -> list[tuple[str, bytes]]:
-    return [(e.direction, e.data) for e in result.transcript]
-
-
-def failed_step(result: CaseResult) -> Any:
-    return next(s for s in result.steps if s.status == FAILED)
-
-
-BASIC = """\
-cases:
-  - name: basic
-    steps:
-      - expect: 220
-      - send: EHLO client.test
-        expect: {code: 250, keywords: [PIPELINING]}
-      - send: "MAIL FROM:<a@client.test>"
-        expect: 250
-      - send: "RCPT TO:<b@peer.test>"
-        expect: 250
-      - send: DATA
-        expect: 354
-      - data: "Subject: hi\\n\\n.dot\\n"
-        expect: 250
-      - send: QUIT
-        expect: 221
-"""
-
-
-def test_the_network_guard_refuses_a_connection(no_sockets):
-    with pytest.raises(AssertionError, match="no network"):
-        socket.create_connection(("127.0.0.1", 25), timeout=1)
-    assert no_sockets == ["socket.create_connection"]
-    no_sockets.clear()
-
-
-def test_a_whole_session_passes_and_its_transcript_is_the_dialogue(no_sockets):
+def test_a_whole_session_passes_and_its_transcript_is_the_dialogue():
     server = ScriptedServer([
         BANNER, *EHLO,
         Expect(b"MAIL FROM:<a@client.test>\r\n"), Say(b"250 2.1.0 Ok\r\n"),
@@ -143,7 +57,7 @@ def test_a_whole_session_passes_and_its_transcript_is_the_dialogue(no_sockets):
     assert server.connections[0].client_closed and not server.connections[0].aborted
 
 
-def test_a_reply_split_anywhere_is_one_reply(no_sockets):
+def test_a_reply_split_anywhere_is_one_reply():
     pieces = [b"2", b"50-mx.peer", b".test greets\r", b"\n250-PIPE", b"LINING\r\n250 8BIT", b"MIME\r\n"]
     server = ScriptedServer([BANNER, Expect(b"EHLO client.test\r\n"), *map(Say, pieces), *QUIT])
     plan = plan_of("""\
@@ -162,7 +76,7 @@ def test_a_reply_split_anywhere_is_one_reply(no_sockets):
     assert result.steps[1].reply.lines == ("mx.peer.test greets", "PIPELINING", "8BITMIME")
 
 
-def test_pipelined_replies_are_judged_in_order(no_sockets):
+def test_pipelined_replies_are_judged_in_order():
     plan = plan_of("""\
         cases:
           - name: pipelined
@@ -192,24 +106,7 @@ def test_pipelined_replies_are_judged_in_order(no_sockets):
                                           "expected 250, got 550 5.1.1 no such user")
 
 
-STARTTLS = """\
-cases:
-  - name: tls
-    steps:
-      - expect: 220
-      - send: EHLO client.test
-        expect: 250
-      - starttls: {verify: true}
-      - send: EHLO client.test
-        when: "'PIPELINING' not in ehlo"
-        expect: {code: 250, absent: [STARTTLS]}
-      - expect_tls: {min_version: TLSv1.2, name: mx.peer.test}
-      - send: QUIT
-        expect: 221
-"""
-
-
-def test_starttls_upgrades_and_voids_what_ehlo_said(no_sockets):
+def test_starttls_upgrades_and_voids_what_ehlo_said():
     server = ScriptedServer([
         BANNER, *EHLO, Expect(b"STARTTLS\r\n"), Say(b"220 2.0.0 Ready to start TLS\r\n"), Handshake(),
         Expect(b"EHLO client.test\r\n"), Say(b"250-mx.peer.test\r\n250 AUTH PLAIN\r\n"), *QUIT,
@@ -233,7 +130,7 @@ AROUND_HANDSHAKE = "around the TLS handshake, before the client spoke"
     ([Say(b"220 2.0.0 Ready\r\n"), Say(FORGED)], AFTER_220),  # in the next one
     ([Say(b"220 2.0.0 Ready\r\n"), Handshake(), Say(FORGED)], AROUND_HANDSHAKE),  # raced the handshake
 ])
-def test_plaintext_after_the_starttls_220_is_response_injection(no_sockets, after_220, where):
+def test_plaintext_after_the_starttls_220_is_response_injection(after_220, where):
     server = ScriptedServer([BANNER, *EHLO, Expect(b"STARTTLS\r\n"), *after_220])
     result = run(plan_of(STARTTLS), server)
     assert result.status == FAILED
@@ -246,7 +143,7 @@ def test_plaintext_after_the_starttls_220_is_response_injection(no_sockets, afte
     assert server.connections[0].aborted
 
 
-def test_a_421_at_any_time_is_the_next_reply_not_unsolicited_bytes(no_sockets):
+def test_a_421_at_any_time_is_the_next_reply_not_unsolicited_bytes():
     server = ScriptedServer([BANNER, *EHLO, Say(b"421 4.3.2 mx.peer.test shutting down\r\n"), Close()])
     result = run(plan_of(BASIC), server)
     assert result.status == FAILED
@@ -254,7 +151,7 @@ def test_a_421_at_any_time_is_the_next_reply_not_unsolicited_bytes(no_sockets):
     assert [s.status for s in result.steps] == [PASSED, PASSED, FAILED] + [SKIPPED] * 4
 
 
-def test_bytes_no_command_asked_for_fail_the_next_send(no_sockets):
+def test_bytes_no_command_asked_for_fail_the_next_send():
     server = ScriptedServer([BANNER, *EHLO, Say(b"250 surprise\r\n")])
     result = run(plan_of(BASIC), server)
     assert failed_step(result).reason == ("the server sent 14 bytes that no command asked for, "
@@ -262,7 +159,7 @@ def test_bytes_no_command_asked_for_fail_the_next_send(no_sockets):
     assert transcript(result)[-2:] == [(RECV, b"250 surprise\r\n"), (INFO, b"client dropped the connection")]
 
 
-def test_after_raw_replies_cannot_be_counted_and_are_not_unsolicited(no_sockets):
+def test_after_raw_replies_cannot_be_counted_and_are_not_unsolicited():
     plan = plan_of("""\
         cases:
           - name: raw
@@ -280,7 +177,7 @@ def test_after_raw_replies_cannot_be_counted_and_are_not_unsolicited(no_sockets)
     server.assert_done()
 
 
-def test_captures_flow_into_later_steps(no_sockets):
+def test_captures_flow_into_later_steps():
     plan = plan_of("""\
         cases:
           - name: capture
@@ -307,7 +204,7 @@ def test_captures_flow_into_later_steps(no_sockets):
     assert scope.learned["ehlo"] == {}  # a one-line EHLO reply offers no keywords
 
 
-def test_a_retried_case_passes_on_its_second_connection(no_sockets):
+def test_a_retried_case_passes_on_its_second_connection():
     plan = plan_of("""\
         cases:
           - name: flaky
@@ -329,7 +226,7 @@ def test_a_retried_case_passes_on_its_second_connection(no_sockets):
     server.assert_done()
 
 
-def test_a_silent_server_fails_the_step_at_its_deadline(no_sockets):
+def test_a_silent_server_fails_the_step_at_its_deadline():
     plan = plan_of("""\
         cases:
           - name: silent
@@ -349,7 +246,7 @@ def test_a_silent_server_fails_the_step_at_its_deadline(no_sockets):
     assert transcript(result)[-2:] == [(RECV, b"250-half a reply\r\n"), (INFO, b"client dropped the connection")]
 
 
-def test_a_slow_reply_inside_the_deadline_is_taken(no_sockets):
+def test_a_slow_reply_inside_the_deadline_is_taken():
     plan = plan_of("""\
         cases:
           - name: slow
@@ -382,7 +279,7 @@ cases:
     ([Say(b"250-still"), Close()], FAILED, "connection closed mid-reply after 9 bytes"),
     ([Say(b"250-still")], FAILED, "timed out mid-reply after 9 bytes"),
 ])
-def test_expect_closed(no_sockets, after, status, reason):
+def test_expect_closed(after, status, reason):
     server = ScriptedServer([BANNER, Expect(b"QUIT\r\n"), Say(b"221 2.0.0 Bye\r\n"), *after])
     result = run(plan_of(CLOSED), server)
     assert result.status == status, result.reason
@@ -407,7 +304,7 @@ cases:
 """
 
 
-def test_finally_steps_run_after_a_failure(no_sockets):
+def test_finally_steps_run_after_a_failure():
     server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"550 5.1.1 no such user\r\n"),
                              *QUIT])
     result = run(plan_of(FINALLY), server)
@@ -417,21 +314,21 @@ def test_finally_steps_run_after_a_failure(no_sockets):
     server.assert_done()
 
 
-def test_finally_steps_do_not_run_on_a_closed_connection(no_sockets):
+def test_finally_steps_do_not_run_on_a_closed_connection():
     server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"421 4.4.2 bye\r\n"), Close()])
     result = run(plan_of(FINALLY), server)
     assert result.reason == "step 2 (<plan>:7): expected 250, got 421 4.4.2 bye" + TEMPORARY
     assert result.steps[-1].status == SKIPPED and result.steps[-1].reason == "not run: the connection is closed"
 
 
-def test_a_refused_connection_fails_the_case_and_no_step_runs(no_sockets):
+def test_a_refused_connection_fails_the_case_and_no_step_runs():
     result = run(plan_of(FINALLY), ScriptedServer(ConnectionRefusedError(111, "Connection refused")))
     assert result.status == FAILED
     assert result.reason == "cannot connect to mx.peer.test:25: Connection refused"
     assert [(s.status, s.reason) for s in result.steps] == [(SKIPPED, None)] * 4
 
 
-def test_a_body_the_server_refuses_midway_is_the_steps_answer(no_sockets):
+def test_a_body_the_server_refuses_midway_is_the_steps_answer():
     plan = plan_of("""\
         cases:
           - name: too big
@@ -451,7 +348,7 @@ def test_a_body_the_server_refuses_midway_is_the_steps_answer(no_sockets):
     assert any(b.startswith(b"the server answered and stopped taking data") for b in notes)
 
 
-def test_implicit_tls_facts_come_from_the_connection(no_sockets):
+def test_implicit_tls_facts_come_from_the_connection():
     plan = plan_of("""\
         cases:
           - name: implicit
@@ -465,7 +362,7 @@ def test_implicit_tls_facts_come_from_the_connection(no_sockets):
     assert result.tls == {"version": "TLSv1.2", "cipher": "TLS_AES_256_GCM_SHA384", "verified": False}
 
 
-def test_a_whole_session_with_a_body_of_any_content(no_sockets):
+def test_a_whole_session_with_a_body_of_any_content():
     plan = plan_of("""\
         cases:
           - name: generated
@@ -482,20 +379,16 @@ def test_a_whole_session_with_a_body_of_any_content(no_sockets):
     assert len(server.connections[0].sent) > 200_000
 
 
-def _members(protocol: type) -> set[str]:
-    return {n for n in (*vars(protocol), *protocol.__annotations__) if not n.startswith("_")}
-
-
 def test_the_real_connection_and_the_scripted_one_are_both_transports():
     for conn in (Connection(_Wire(), "192.0.2.1:25"), ScriptedConnection([], "192.0.2.1:25")):
-        assert not [n for n in _members(Transport) if not hasattr(type(conn), n) and n not in vars(conn)]
+        assert not [n for n in members(Transport) if not hasattr(type(conn), n) and n not in vars(conn)]
 
 
 def test_a_session_provides_all_a_step_action_may_use():
     plan = plan_of(FINALLY)
     scope = Scope.for_plan(plan)
     session = Session(plan, plan.cases[0], plan.target, scope.for_case(plan, plan.cases[0]), None)
-    assert not [n for n in _members(StepContext) if not hasattr(Session, n) and n not in vars(session)]
+    assert not [n for n in members(StepContext) if not hasattr(Session, n) and n not in vars(session)]
 
 
 REFUSED = """\
@@ -508,7 +401,7 @@ cases:
 """
 
 
-def test_a_failed_case_in_step_ends_with_quit(no_sockets):
+def test_a_failed_case_in_step_ends_with_quit():
     server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"550 5.1.1 no such user\r\n"),
                              *QUIT])
     result = run(plan_of(REFUSED), server)
@@ -521,7 +414,7 @@ def test_a_failed_case_in_step_ends_with_quit(no_sockets):
 
 
 @pytest.mark.parametrize("where", ["target", "case"])
-def test_quit_on_failure_false_drops_the_connection(no_sockets, where):
+def test_quit_on_failure_false_drops_the_connection(where):
     text = REFUSED.replace("    steps:", "    quit_on_failure: false\n    steps:") if where == "case" else REFUSED
     head = HEAD.replace("timeout: 2}", "timeout: 2, quit_on_failure: false}") if where == "target" else HEAD
     server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"550 5.1.1 no such user\r\n")])
@@ -536,7 +429,7 @@ def test_quit_on_failure_false_drops_the_connection(no_sockets, where):
     ([Say(b"250-half")], "mid-reply"),
     ([Say(b"250 o\x00k\r\n")], "a protocol error"),
 ])
-def test_no_quit_when_the_session_is_out_of_step(no_sockets, after, why):
+def test_no_quit_when_the_session_is_out_of_step(after, why):
     plan = plan_of(REFUSED.replace('expect: 250\n', 'expect: 250\n        timeout: 0.2\n'))
     server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), *after])
     result = run(plan, server)
@@ -544,7 +437,7 @@ def test_no_quit_when_the_session_is_out_of_step(no_sockets, after, why):
     assert (SEND, b"QUIT\r\n") not in transcript(result), why
 
 
-def test_a_session_deadline_during_the_quit_keeps_the_failure_that_came_before(no_sockets):
+def test_a_session_deadline_during_the_quit_keeps_the_failure_that_came_before():
     head = HEAD.replace("timeout: 2}", "timeout: 2, session_timeout: 0.3}")
     server = ScriptedServer([BANNER, Expect(b"RCPT TO:<nobody@peer.test>\r\n"), Say(b"550 5.1.1 no such user\r\n"),
                              Expect(b"QUIT\r\n")])  # and no 221
@@ -553,7 +446,7 @@ def test_a_session_deadline_during_the_quit_keeps_the_failure_that_came_before(n
     assert (INFO, b"QUIT: session deadline of 0.3s reached") in transcript(result)
 
 
-def test_the_expected_line_shows_a_templated_text_as_rendered(no_sockets):
+def test_the_expected_line_shows_a_templated_text_as_rendered():
     plan = plan_of("""\
         vars: {outside: someone@elsewhere.test}
         cases:
@@ -571,7 +464,7 @@ def test_the_expected_line_shows_a_templated_text_as_rendered(no_sockets):
                            "got 550 Relay denied")
 
 
-def test_a_step_not_run_shows_the_message_id_the_session_used(no_sockets):
+def test_a_step_not_run_shows_the_message_id_the_session_used():
     plan = plan_of("""\
         cases:
           - name: one id

@@ -19,9 +19,9 @@ from runner.report import write_html_reports
 from runner.results import FAILED, PASSED, SEND, SKIPPED
 from runner.smtp.protocol import Reply
 from runner.smtp.smuggling import NOT_VULNERABLE, REFUSED, VULNERABLE, Heard, ending_name, pieces, verdict
+from tests.support.engine import BANNER, plan_of, run
 from tests.support.peer import Close, Expect, Say, ScriptedServer, body
 from tests.support.results import make_run
-from tests.unit.test_engine import BANNER, plan_of, run
 from tests.unit.test_validation import only_problem
 
 ENVELOPE = [BANNER, Expect(b"EHLO client.test\r\n"), Say(b"250-mx.peer.test\r\n250 PIPELINING\r\n"),
