@@ -45,7 +45,9 @@ class Claim:
     before: tuple[tuple[str, ...], ...] = ()  # commands run first, for the files they write
     made: tuple[str, ...] = ()  # files that exist afterwards
     doc: str = "README.md"
-    how: str = "run"  # in this process; "interrupt": Ctrl-C once a session is open; "head": stdout closed after 3 lines
+    how: str = "run"  # in this process; "spawn": a process of its own, `typed` its standard input; "interrupt":
+    # Ctrl-C once a session is open; "head": standard output closed after 3 lines
+    typed: str = ""
 
 
 CLAIMS = [
@@ -174,6 +176,16 @@ CLAIMS = [
           ("check", "p.yaml", "-H", "127.0.0.1", "-p", "{silent}", "--var", "nope=1"), 3,
           ("SMTP UNKNOWN - --var nope: no variable 'nope' in p.yaml",), {"p.yaml": PASSING}),
     # --- fleets --------------------------------------------------------------------------------------------------
+    # --- record, the exporter -----------------------------------------------------------------------------------
+    Claim("record-tls", "a handshake that fails ends the session (exit 1; for a certificate that does not verify, "
+          "it says to give `--cafile PEM` or `--no-verify`), the plan written up to that step",
+          ("record", "127.0.0.1:{postfix}", "--timeout", "5", "-o", "r.yaml"), 1,
+          ("give --cafile PEM (the CA that issued the server's certificate) to trust it, or --no-verify",),
+          made=("r.yaml",), how="spawn", typed="EHLO client.test\n/tls\nQUIT\n"),
+    Claim("exporter-var", "a name that no plan in the folder reads is refused at start-up, exit 2",
+          ("exporter", "--plans", "plans", "--listen", "127.0.0.1:{silent}", "--var", "nope=1"), 2,
+          ("smtprun exporter: --var nope: no variable 'nope' in plans/p.yaml",), {"plans/p.yaml": PASSING},
+          doc="docs/monitoring.md", how="spawn"),
     Claim("shard-failed", "A shard whose cases fail exits 1 after writing its `--json`",
           ("--embedded", "fail.yaml", "--shard", "1/1", "--json", "s.json", "--no-report"), 1,
           ("0 passed, 1 failed",), {"fail.yaml": FAILING}, made=("s.json",)),
@@ -196,19 +208,24 @@ SERVERS = {
 
 
 class Places(dict):
-    """{tmp}, {root}, and the port of each server a claim names ({silent}), started the first time it is named."""
+    """{tmp}, {root}, and the port of each server a claim names ({silent}), started the first time it is named;
+    {postfix} is the test Postfix (the claim is skipped without it)."""
 
-    def __init__(self, tmp: Path, stack: contextlib.ExitStack) -> None:
+    def __init__(self, tmp: Path, stack: contextlib.ExitStack, request: pytest.FixtureRequest) -> None:
         super().__init__(tmp=str(tmp), root=str(ROOT))
-        self.stack, self.servers = stack, {}
+        self.stack, self.servers, self.request = stack, {}, request
 
     def __missing__(self, name: str) -> str:
+        if name == "postfix":
+            self[name] = str(self.request.getfixturevalue("postfix").port)
+            return self[name]
         server = self.servers[name] = self.stack.enter_context(SERVERS[name]())
         self[name] = str(server.port)
         return self[name]
 
     def fill(self, text: str) -> str:
-        return re.sub(r"\{(\w+)\}", lambda m: self[m[1]] if m[1] in self or m[1] in SERVERS else m[0], text)
+        known = (*SERVERS, "postfix")
+        return re.sub(r"\{(\w+)\}", lambda m: self[m[1]] if m[1] in self or m[1] in known else m[0], text)
 
 
 def prose(text: str) -> str:
@@ -216,12 +233,13 @@ def prose(text: str) -> str:
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
-def test_what_the_documents_say_is_what_smtprun_does(claim: Claim, tmp_path: Path, monkeypatch) -> None:
+def test_what_the_documents_say_is_what_smtprun_does(claim: Claim, tmp_path: Path, monkeypatch,
+                                                     request: pytest.FixtureRequest) -> None:
     said = prose(claim.quote) in prose((ROOT / claim.doc).read_text())
     assert said, f"{claim.doc} no longer says: {claim.quote}"
     monkeypatch.chdir(tmp_path)
     with contextlib.ExitStack() as stack:
-        places = Places(tmp_path, stack)
+        places = Places(tmp_path, stack, request)
         for name, text in claim.files.items():
             (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
             if name.endswith("/"):
@@ -231,7 +249,7 @@ def test_what_the_documents_say_is_what_smtprun_does(claim: Claim, tmp_path: Pat
         for argv in claim.before:
             run(*(places.fill(a) for a in argv))
         argv = [places.fill(a) for a in claim.argv]
-        code, out, err = DRIVERS[claim.how](argv, tmp_path, places)
+        code, out, err = DRIVERS[claim.how](claim, argv, tmp_path, places)
     assert code == claim.status, out + err
     for text in claim.shows:
         assert places.fill(text) in out + err, out + err
@@ -239,8 +257,14 @@ def test_what_the_documents_say_is_what_smtprun_does(claim: Claim, tmp_path: Pat
         assert (tmp_path / name).exists(), f"{name} not written"
 
 
-def _in_process(argv: list[str], tmp: Path, places: Places) -> tuple[int, str, str]:
+def _in_process(claim: Claim, argv: list[str], tmp: Path, places: Places) -> tuple[int, str, str]:
     return run(*argv)
+
+
+def _own_process(claim: Claim, argv: list[str], tmp: Path, places: Places) -> tuple[int, str, str]:
+    done = subprocess.run([sys.executable, "-m", "runner", *argv], cwd=tmp, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          input=claim.typed, capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout, done.stderr
 
 
 def _spawn(argv: list[str], tmp: Path) -> subprocess.Popen[str]:
@@ -249,7 +273,7 @@ def _spawn(argv: list[str], tmp: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _interrupted(argv: list[str], tmp: Path, places: Places) -> tuple[int, str, str]:
+def _interrupted(claim: Claim, argv: list[str], tmp: Path, places: Places) -> tuple[int, str, str]:
     """Ctrl-C once the silent server holds the session."""
     server = places.servers["silent"]
     proc = _spawn(argv, tmp)
@@ -266,7 +290,7 @@ def _interrupted(argv: list[str], tmp: Path, places: Places) -> tuple[int, str, 
     return proc.returncode, out, err
 
 
-def _head(argv: list[str], tmp: Path, places: Places) -> tuple[int, str, str]:
+def _head(claim: Claim, argv: list[str], tmp: Path, places: Places) -> tuple[int, str, str]:
     """`smtprun ARGV | head -3`: the reader takes three lines and leaves while the run goes on."""
     proc = _spawn(argv, tmp)
     assert proc.stdout is not None and proc.stderr is not None
@@ -281,4 +305,4 @@ def _head(argv: list[str], tmp: Path, places: Places) -> tuple[int, str, str]:
     return code, head, err
 
 
-DRIVERS: dict[str, Any] = {"run": _in_process, "interrupt": _interrupted, "head": _head}
+DRIVERS: dict[str, Any] = {"run": _in_process, "spawn": _own_process, "interrupt": _interrupted, "head": _head}
