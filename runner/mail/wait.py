@@ -93,53 +93,86 @@ class _Tries:
         return f"{exc} (after {n} failed attempt{'s' if n != 1 else ''}: {self.last})"
 
 
-def _look(reader: Reader, wanted: Wanted, delete: bool) -> Outcome:
-    """In the thread: open, look, wait with back-off, look again; the outcome, never an exception.
+class _Look:
+    """One wait, in its thread: open, look, wait with back-off, look again; the outcome, never an exception.
     A transient failure (the server down or restarting, the connection lost) closes the reader and
     opens it again after the same back-off, until the wait runs out."""
-    budget, t0, tries = reader.budget, time.monotonic(), _Tries()
-    delay, opened = FIRST_DELAY, False
-    sweep_at = t0 + FIRST_SWEEP
 
-    def outcome(**kw: Any) -> Outcome:
-        return Outcome(kw.pop("found", None), time.monotonic() - t0, reader.looks, tries=tries.failures, **kw)
+    def __init__(self, reader: Reader, wanted: Wanted, delete: bool) -> None:
+        self.reader, self.wanted, self.delete = reader, wanted, delete
+        self.t0, self.tries = time.monotonic(), _Tries()
+        self.delay, self.opened = FIRST_DELAY, False
+        self.sweep_at = self.t0 + FIRST_SWEEP
 
-    try:
+    def outcome(self, **kw: Any) -> Outcome:
+        return Outcome(kw.pop("found", None), time.monotonic() - self.t0, self.reader.looks,
+                       tries=self.tries.failures, **kw)
+
+    def run(self) -> Outcome:
+        try:
+            return self._until_settled()
+        except MailTimeout as exc:
+            return self.outcome(error=self._cut_short(exc))
+        except MailError as exc:
+            return self.outcome(error=self.tries.gave_up(exc))
+        except Exception as exc:
+            if self.reader.budget.aborted.is_set():  # the deadline shut the reader's sockets under it
+                return self.outcome(error=self._cut_short(MailTimeout("the wait ran out")))
+            return self.outcome(error=f"{self.reader.url.protocol} reader failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.reader.close()
+
+    def _until_settled(self) -> Outcome:
         while True:
             try:
-                if not opened:
-                    tries.attempts += 1
-                    reader.open()
-                    opened, tries.down = True, False
-                found = reader.find(wanted)
-                if found is not None:
-                    return _settled(reader, outcome(found=found), delete)
-                if time.monotonic() >= sweep_at:
-                    elsewhere = reader.find_elsewhere(wanted)
-                    if elsewhere is not None:
-                        return _settled(reader, outcome(elsewhere=elsewhere), delete)
-                    sweep_at = time.monotonic() + SWEEP_EVERY
-                if budget.remaining() <= 0:
-                    return outcome()
-                reader.wait(min(delay, budget.remaining()))
+                outcome = self._once()
             except MailError as exc:
                 if not exc.transient or isinstance(exc, MailTimeout):
                     raise
-                opened = False
-                if not tries.again(reader, exc, delay):
-                    return outcome(error=tries.gave_up(exc))
-            delay = min(delay * 2, MAX_DELAY)
-    except MailTimeout as exc:
-        return outcome(error=tries.gave_up(exc) if tries.down else _stalled(reader) if not reader.looks else None)
-    except MailError as exc:
-        return outcome(error=tries.gave_up(exc))
-    except Exception as exc:
-        if budget.aborted.is_set():
-            return outcome(error=tries.gave_up(MailTimeout("the wait ran out")) if tries.down else
-                           _stalled(reader) if not reader.looks else None)
-        return outcome(error=f"{reader.url.protocol} reader failed: {type(exc).__name__}: {exc}")
-    finally:
-        reader.close()
+                outcome = self._retry(exc)
+            if outcome is not None:
+                return outcome
+            self.delay = min(self.delay * 2, MAX_DELAY)
+
+    def _retry(self, exc: MailError) -> Outcome | None:
+        """After a transient failure: None to open the mailbox again, or the outcome when the wait ran out."""
+        self.opened = False
+        if self.tries.again(self.reader, exc, self.delay):
+            return None
+        return self.outcome(error=self.tries.gave_up(exc))
+
+    def _once(self) -> Outcome | None:
+        """One look (opening the mailbox first if need be), then a pause: the outcome once there is one."""
+        reader = self.reader
+        if not self.opened:
+            self.tries.attempts += 1
+            reader.open()
+            self.opened, self.tries.down = True, False
+        found = reader.find(self.wanted)
+        if found is not None:
+            return _settled(reader, self.outcome(found=found), self.delete)
+        elsewhere = self._sweep()
+        if elsewhere is not None:
+            return _settled(reader, self.outcome(elsewhere=elsewhere), self.delete)
+        if reader.budget.remaining() <= 0:
+            return self.outcome()
+        reader.wait(min(self.delay, reader.budget.remaining()))
+        return None
+
+    def _sweep(self) -> Found | None:
+        """The message in another folder, when it is time to look there (see FIRST_SWEEP)."""
+        if time.monotonic() < self.sweep_at:
+            return None
+        elsewhere = self.reader.find_elsewhere(self.wanted)
+        self.sweep_at = time.monotonic() + SWEEP_EVERY
+        return elsewhere
+
+    def _cut_short(self, exc: MailTimeout) -> str | None:
+        """Why a wait the deadline ended failed: the server kept failing, or never let smtprun look;
+        None when the mailbox was looked through and the message was not there."""
+        if self.tries.down:
+            return self.tries.gave_up(exc)
+        return _stalled(self.reader) if not self.reader.looks else None
 
 
 def _settled(reader: Reader, outcome: Outcome, delete: bool) -> Outcome:
@@ -174,7 +207,7 @@ async def wait_for(reader: Reader, wanted: Wanted, delete: bool = False) -> Outc
             done.set_result(outcome)
 
     def run() -> None:
-        outcome = _look(reader, wanted, delete)
+        outcome = _Look(reader, wanted, delete).run()
         with contextlib.suppress(RuntimeError):  # the loop is gone (Ctrl-C): nobody waits for this any more
             loop.call_soon_threadsafe(settle, outcome)
 
