@@ -82,18 +82,30 @@ def check(spec: Any, reply: Reply, render: Callable[[str], str] | None = None) -
         return f"expected {' or '.join(map(str, codes))}, got {reply.summary()}{_transient(reply)}"
     if not isinstance(spec, dict):
         return None
-    if "enhanced" in spec and not _enhanced_matches(spec["enhanced"], reply.enhanced):
-        return f"expected enhanced code {spec['enhanced']}, got {reply.enhanced or 'none'} in {reply.summary()}"
-    if "text" in spec:
-        pattern = render(spec["text"]) if render is not None else spec["text"]
-        try:
-            found = limits.search(pattern, reply.text)
-        except re.error as exc:
-            return f"bad regex /{pattern}/: {exc}"
-        except limits.RegexTimeout as exc:
-            return str(exc)
-        if not found:
-            return f"expected text matching /{pattern}/, got {reply.summary()}"
+    return _enhanced_problem(spec, reply) or _text_problem(spec, reply, render) or _keyword_problem(spec, reply)
+
+
+def _enhanced_problem(spec: dict[str, Any], reply: Reply) -> str | None:
+    if "enhanced" not in spec or _enhanced_matches(spec["enhanced"], reply.enhanced):
+        return None
+    return f"expected enhanced code {spec['enhanced']}, got {reply.enhanced or 'none'} in {reply.summary()}"
+
+
+def _text_problem(spec: dict[str, Any], reply: Reply, render: Callable[[str], str] | None) -> str | None:
+    if "text" not in spec:
+        return None
+    pattern = render(spec["text"]) if render is not None else spec["text"]
+    try:
+        found = limits.search(pattern, reply.text)
+    except re.error as exc:
+        return f"bad regex /{pattern}/: {exc}"
+    except limits.RegexTimeout as exc:
+        return str(exc)
+    return None if found else f"expected text matching /{pattern}/, got {reply.summary()}"
+
+
+def _keyword_problem(spec: dict[str, Any], reply: Reply) -> str | None:
+    """EHLO keywords the step wants offered (`keywords:`) or not offered (`absent:`)."""
     keywords = reply.keywords()
     missing = [k for k in spec.get("keywords", []) if k.upper() not in keywords]
     if missing:
