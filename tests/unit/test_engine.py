@@ -82,28 +82,6 @@ def test_captures_flow_into_later_steps():
     assert scope.learned["ehlo"] == {}  # a one-line EHLO reply offers no keywords
 
 
-def test_a_retried_case_passes_on_its_second_connection():
-    plan = plan_of("""\
-        cases:
-          - name: flaky
-            retry: {times: 2, delay: 0}
-            steps:
-              - expect: 220
-              - send: QUIT
-                expect: 221
-        """)
-    server = ScriptedServer([Say(b"554 5.3.2 busy, try later\r\n"), Close()],
-                            [BANNER, *QUIT])
-    run_result = run_plans([plan], RunOptions(connect=server.connect, jobs=1))
-    result = run_result.plans[0].cases[0]
-    assert result.status == PASSED, result.reason
-    assert len(result.attempts) == 1
-    assert result.attempts[0].reason.endswith("expected 220, got 554 5.3.2 busy, try later")
-    assert result.notes[-1] == "passed on try 2 of 3"
-    assert len(server.connections) == 2
-    server.assert_done()
-
-
 FINALLY = """\
 cases:
   - name: finally
