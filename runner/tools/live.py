@@ -115,30 +115,45 @@ class LiveConnection:
         smtp = SmtpSession()
         try:
             while not self._stop.is_set():
-                buffered = self.tls and self.sock.pending()  # type: ignore[attr-defined]
-                if not buffered and not select.select([self.sock], [], [], 0.2)[0]:
-                    continue
-                with self._lock, suppress(*_RETRY):
-                    data = self.sock.recv(CHUNK)
-                    if not data:
-                        return self._event("closed", None)
-                    smtp.receive(data)
-                    if self.upgrade is not None:  # STARTTLS was sent (or is about to be)
-                        smtp.starttls_sent()
-                    while isinstance(reply := smtp.next_event(), Reply):
-                        self.display.reply(reply)
-                        self._event("reply", reply)
-                        if self.upgrade is not None:
-                            upgraded = reply.code != 220 or self._handshake(smtp)
-                            self.upgrade = None
-                            if not upgraded:
-                                return None
+                if self._readable() and not self._read(smtp):
+                    return
         except ProtocolError as exc:
             self._event("error", f"protocol error: {exc.describe(excerpt)}")
         except (ConnectionResetError, BrokenPipeError):
             self._event("closed", None)
         except OSError as exc:
             self._event("error", f"connection error: {exc.strerror or exc}")
+
+    def _readable(self) -> bool:
+        """Data waits, in the TLS layer's buffer or on the socket, within a moment (so a stop is noticed)."""
+        if self.tls and self.sock.pending():  # type: ignore[attr-defined]
+            return True
+        return bool(select.select([self.sock], [], [], 0.2)[0])
+
+    def _read(self, smtp: SmtpSession) -> bool:
+        """Read what came and show the replies it completes; False once the session is over."""
+        with self._lock, suppress(*_RETRY):
+            data = self.sock.recv(CHUNK)
+            if not data:
+                self._event("closed", None)
+                return False
+            smtp.receive(data)
+            if self.upgrade is not None:  # STARTTLS was sent (or is about to be)
+                smtp.starttls_sent()
+            return self._replies(smtp)
+        return True  # a TLS record with no data in it
+
+    def _replies(self, smtp: SmtpSession) -> bool:
+        """Show and queue each whole reply; after the one to STARTTLS, hand-shake. False when that fails."""
+        while isinstance(reply := smtp.next_event(), Reply):
+            self.display.reply(reply)
+            self._event("reply", reply)
+            if self.upgrade is not None:
+                upgraded = reply.code != 220 or self._handshake(smtp)
+                self.upgrade = None
+                if not upgraded:
+                    return False
+        return True
 
     def _handshake(self, smtp: SmtpSession) -> bool:
         """After the 220 to STARTTLS: the session's RFC 3207 §4.2 check, then the TLS handshake."""
