@@ -11,7 +11,6 @@ import asyncio
 
 import pytest
 
-from runner.net.transport import Connection, Transport, _Wire
 from runner.plan.scope import Scope
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED
 from runner.run.case import Session, run_case
@@ -30,7 +29,7 @@ from tests.support.engine import (
     run,
     transcript,
 )
-from tests.support.peer import Close, Expect, Handshake, Say, ScriptedConnection, ScriptedServer
+from tests.support.peer import Close, Expect, Handshake, Say, ScriptedServer
 
 
 def test_a_whole_session_passes_and_its_transcript_is_the_dialogue():
@@ -133,11 +132,6 @@ def test_implicit_tls_facts_come_from_the_connection():
     result = run(plan, server)
     assert result.status == PASSED, result.reason
     assert result.tls == {"version": "TLSv1.2", "cipher": "TLS_AES_256_GCM_SHA384", "verified": False}
-
-
-def test_the_real_connection_and_the_scripted_one_are_both_transports():
-    for conn in (Connection(_Wire(), "192.0.2.1:25"), ScriptedConnection([], "192.0.2.1:25")):
-        assert not [n for n in members(Transport) if not hasattr(type(conn), n) and n not in vars(conn)]
 
 
 def test_a_session_provides_all_a_step_action_may_use():
