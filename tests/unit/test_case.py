@@ -1,8 +1,9 @@
-"""Whole cases run against a scripted in-memory server (tests/support/peer.py): no socket is opened.
+"""runner/run/case.py: one case run whole against a scripted in-memory server (tests/support/peer.py).
 
 Each test builds a plan from YAML text, as `smtprun` reads one, runs a case through `run_case` (or a
-plan through `run_plans`, for retries) with the scripted server as its connector, and asserts the
-verdict, the reasons and the transcript a user would read.
+plan through `run_plans`) with the scripted server as its connector, and asserts the verdict, the
+reasons and the transcript a user would read: the session, captures, `finally:`, connecting, the QUIT
+after a failure. How replies are read is tests/unit/test_wire.py's; step actions, test_steps.py's.
 """
 
 from __future__ import annotations
