@@ -22,7 +22,7 @@ from runner.smtp.smuggling import NOT_VULNERABLE, REFUSED, VULNERABLE, Heard, en
 from tests.support.engine import BANNER, plan_of, run
 from tests.support.peer import Close, Expect, Say, ScriptedServer, body
 from tests.support.results import make_run
-from tests.unit.test_validation import only_problem
+from tests.support.validation import only_problem
 
 ENVELOPE = [BANNER, Expect(b"EHLO client.test\r\n"), Say(b"250-mx.peer.test\r\n250 PIPELINING\r\n"),
             Expect(b"MAIL FROM:<a@client.test>\r\n"), Say(b"250 2.1.0 Ok\r\n"),

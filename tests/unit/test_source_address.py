@@ -18,7 +18,7 @@ from runner.results import FAILED, PASSED
 from runner.run.case import run_case
 from tests.support.cli import run, write_plan
 from tests.support.peer import Expect, Say, ScriptedServer
-from tests.unit.test_validation import only_problem
+from tests.support.validation import only_problem
 
 
 @pytest.mark.parametrize(("text", "address"), [

@@ -13,35 +13,10 @@ from jsonschema import Draft202012Validator
 from runner.errors import PlanError
 from runner.plan import Plan, read_plan
 from runner.plan.load import MAX_PLAN_BYTES
+from tests.support.validation import only_problem, problems, write
 
 REPO = Path(__file__).resolve().parents[2]
 UNSET_ENV = "SMTPRUN_TEST_SURELY_UNSET_VARIABLE"
-
-
-def write(tmp_path: Path, text: str | bytes, name: str = "plan.yaml") -> Path:
-    path = tmp_path / name
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def problems(path: Path, overrides: dict[str, str] | None = None) -> list[tuple[str, str, str | None]]:
-    """(file:line:col, message, hint) of every problem read_plan reports; fails if the plan is accepted."""
-    with pytest.raises(PlanError) as exc:
-        read_plan(path, overrides)
-    return [(str(p.location), p.message, p.hint) for p in exc.value.problems]
-
-
-def only_problem(tmp_path: Path, text: str | bytes, overrides: dict[str, str] | None = None) -> tuple[str, str]:
-    """The single problem of a plan, as (line:col, message); asserts there is exactly one."""
-    path = write(tmp_path, text)
-    found = problems(path, overrides)
-    assert len(found) == 1, found
-    where, message, _ = found[0]
-    assert where.startswith(f"{path}:")
-    return where.removeprefix(f"{path}:"), message
 
 
 def hint_of(tmp_path: Path, text: str) -> str | None:
