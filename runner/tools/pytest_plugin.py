@@ -294,7 +294,6 @@ class CaseItem(pytest.Item):
         """
         import dataclasses
 
-        from runner.results import FAILED, SKIPPED
         from runner.run.execute import run_plans, target_for
 
         settings = self.config.stash[_SETTINGS]
@@ -310,25 +309,34 @@ class CaseItem(pytest.Item):
         if run.interrupted:
             raise KeyboardInterrupt
         results = run.plans[0].cases  # one per MX host with `all: true`; all must pass
+        self.user_properties.extend(("peer", r.peer) for r in results if r.peer)
+        result = self._verdict(target, results, run.errors)
+        self.add_report_section("call", "transcript", _transcript(result))
+
+    def _verdict(self, target: Target, results: list[CaseResult], errors: list[str]) -> CaseResult:
+        """The result of a case that passed; a case that did not raises CaseFailed, or is skipped."""
+        from runner.results import FAILED, SKIPPED
+
         failed = [r for r in results if r.status == FAILED]
         result = failed[0] if failed else results[0]
-        for r in results:
-            if r.peer:
-                self.user_properties.append(("peer", r.peer))
-        if run.errors:
-            raise CaseFailed(self._failure(target, result, "; ".join(run.errors), self.plan.file, self.case.line))
+        if errors:
+            raise CaseFailed(self._failure(target, result, "; ".join(errors), self.plan.file, self.case.line))
         if all(r.status == SKIPPED for r in results):
             pytest.skip(result.reason or "skipped")
-        if result.status == FAILED:
-            step = result.failed_step
-            file, line = self.plan.file, self.case.line
-            if step is not None and step.line:
-                file, line = step.file or self.plan.file, step.line  # an included step names its own file
-            reason = result.reason or "failed"
-            if len(results) > 1:
-                reason = f"{result.name}: {reason} ({len(failed)} of {len(results)} routes failed)"
-            raise CaseFailed(self._failure(target, result, reason, file, line))
-        self.add_report_section("call", "transcript", _transcript(result))
+        if failed:
+            raise CaseFailed(self._step_failure(target, result, len(failed), len(results)))
+        return result
+
+    def _step_failure(self, target: Target, result: CaseResult, failed: int, routes: int) -> CaseFailureRepr:
+        """A failed case, placed at its failing step; with several MX routes, how many failed."""
+        step = result.failed_step
+        file, line = self.plan.file, self.case.line
+        if step is not None and step.line:
+            file, line = step.file or self.plan.file, step.line  # an included step names its own file
+        reason = result.reason or "failed"
+        if routes > 1:
+            reason = f"{result.name}: {reason} ({failed} of {routes} routes failed)"
+        return self._failure(target, result, reason, file, line)
 
     def _failure(self, target: Target, result: CaseResult | None, reason: str, file: str,
                  line: int) -> CaseFailureRepr:
