@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import ROOT, run, write_plan
-from tests.support.mailplans import send_plan
+from tests.support.mailplans import mail_step, run_json, send_plan
 from tests.support.mtas import (
     BOUNCE_DOMAIN,
     CA_PATH,
@@ -33,17 +33,6 @@ pytestmark = pytest.mark.postfix
 def loop() -> None:
     require_smtp(POSTFIX)
     require_dovecot(DOVECOT)
-
-
-def run_json(tmp_path: Path, plan_text: str, *args: str) -> tuple[int, str, dict]:
-    plan = write_plan(tmp_path, plan_text)
-    code, out, err = run(plan, "--json", str(tmp_path / "r.json"), "--no-report", *args)
-    assert not err or code != 0, err
-    return code, out + err, json.loads((tmp_path / "r.json").read_text())
-
-
-def mail_step(report: dict, action: str = "expect_delivery") -> dict:
-    return next(s for s in report["plans"][0]["cases"][0]["steps"] if s["action"] == action)
 
 
 @pytest.mark.parametrize("mailbox", ["imap://alice@127.0.0.1/INBOX", "imaps://alice@127.0.0.1/INBOX",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_mailbox import mail_step, run_json
+from tests.support.mailplans import mail_step, run_json
 from tests.support.mtas import CERT_DIR, DKIM, DOVECOT, POSTFIX, missing, require_dovecot, require_smtp
 
 pytestmark = pytest.mark.postfix

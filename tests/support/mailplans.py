@@ -1,8 +1,14 @@
-"""Plans the mailbox tests share: one message through the test Postfix, then the checks a test adds."""
+"""Plans the mailbox tests share: one message through the test Postfix, then the checks a test adds; and the
+run of such a plan with its JSON report, and the mailbox step in it."""
 
 from __future__ import annotations
 
-__all__ = ["send_plan"]
+import json
+from pathlib import Path
+
+from tests.support.cli import run, write_plan
+
+__all__ = ["mail_step", "run_json", "send_plan"]
 
 
 def send_plan(check: str, *, rcpt: str = "alice@smtprun.test", sender: str = "bob@smtprun.test",
@@ -33,3 +39,16 @@ steps:
   - send: QUIT
     expect: 221
 {check}"""
+
+
+def run_json(tmp_path: Path, plan_text: str, *args: str) -> tuple[int, str, dict]:
+    """smtprun on the plan with --json: (exit status, what it printed, the JSON report)."""
+    plan = write_plan(tmp_path, plan_text)
+    code, out, err = run(plan, "--json", str(tmp_path / "r.json"), "--no-report", *args)
+    assert not err or code != 0, err
+    return code, out + err, json.loads((tmp_path / "r.json").read_text())
+
+
+def mail_step(report: dict, action: str = "expect_delivery") -> dict:
+    """The first case's first step of this action, as the JSON report has it."""
+    return next(s for s in report["plans"][0]["cases"][0]["steps"] if s["action"] == action)
