@@ -20,7 +20,7 @@ from runner.smtp.protocol import Reply
 from runner.smtp.session import SmtpSession
 from runner.text import excerpt
 
-__all__ = ["CHUNK", "Display", "Handshake", "LiveConnection", "describe_tls"]
+__all__ = ["CHUNK", "Display", "Handshake", "LiveConnection", "Terminal", "describe_tls"]
 
 CHUNK = 64 * 1024
 _RETRY = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -64,6 +64,16 @@ class Display:
 
     def note(self, text: str) -> None:
         self.show("* " + text)
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """The user's side of a session: where it shows, where typed lines come from, and whether that is a
+    terminal (line editing, a prompt) or piped input."""
+
+    display: Display
+    stdin: TextIO
+    interactive: bool
 
 
 class LiveConnection:

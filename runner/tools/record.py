@@ -30,7 +30,7 @@ from runner.plan.write import RecordedStep, literal, plan_text, printable
 from runner.smtp.protocol import DataEncoder, encode_line
 from runner.status import ExitStatus
 from runner.template import is_template
-from runner.tools.live import CHUNK, Display, Handshake, LiveConnection, describe_tls
+from runner.tools.live import CHUNK, Display, Handshake, LiveConnection, Terminal, describe_tls
 
 __all__ = ["add_arguments", "run"]
 
@@ -71,9 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class Recorder:
     """The session: reads what the user types, sends it, and records each exchange as a step."""
 
-    def __init__(self, conn: LiveConnection, display: Display, stdin: TextIO, interactive: bool,
-                 args: argparse.Namespace, context: ssl.SSLContext, plan_dir: Path | None) -> None:
-        self.conn, self.display, self.stdin, self.interactive = conn, display, stdin, interactive
+    def __init__(self, conn: LiveConnection, terminal: Terminal, args: argparse.Namespace, context: ssl.SSLContext,
+                 plan_dir: Path | None) -> None:
+        self.conn, self.display = conn, terminal.display
+        self.stdin, self.interactive = terminal.stdin, terminal.interactive
         self.args, self.context, self.plan_dir = args, context, plan_dir
         self.tls_options: dict[str, Any] = {"verify": False} if args.no_verify else {}
         if args.cafile:
@@ -385,7 +386,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
         return sock
     on_main_thread = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_kill")
     conn = LiveConnection(sock, host, args.timeout, display, interrupt=interactive and on_main_thread)
-    recorder = Recorder(conn, display, stdin, interactive, args, context, output and output.resolve().parent)
+    recorder = Recorder(conn, Terminal(display, stdin, interactive), args, context, output and output.resolve().parent)
     try:
         status = _session(recorder, display)
     finally:
