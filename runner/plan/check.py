@@ -16,6 +16,7 @@ from typing import Any
 from runner import template
 from runner.errors import PlanError, Problem
 from runner.files import inside
+from runner.plan.actions import ACTIONS, KINDS, PIPELINE_LINE, named
 from runner.plan.envelope import REFUSALS, unbracketed_path
 from runner.plan.load import Loaded, Unreadable, load_file
 from runner.plan.schema import did_you_mean
@@ -25,13 +26,12 @@ from runner.smtp.smuggling import END_OF_DATA
 
 __all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "parse_size"]
 
-ACTIONS = ("send", "raw", "smuggle", "data", "data_file", "data_size", "sleep", "close", "starttls", "auth",
-           "pipeline", "bdat", "expect_tls", "expect_dns", "expect_delivery", "expect_dsn")
 # RFC 2920 §3.1: these may only end a pipelined group; STARTTLS (RFC 3207 §4.1) and AUTH likewise.
 LAST_IN_GROUP = frozenset({"EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "STARTTLS", "AUTH"})
 SMUGGLE_PAUSE = 0.5  # seconds between the pieces of a smuggle: step, unless it says
 MAX_GENERATED_BODY = 16 * 1024**3
 MAX_INCLUDE_DEPTH = 16
+_MAILBOX = named("mailbox")
 _SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]i?)?[bB]?$")
 _UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
 
@@ -44,15 +44,15 @@ def parse_size(text: str) -> int:
     return int(float(m[1]) * _UNITS[(m[2] or "").lower()])
 
 
-BODIES = ("send", "raw", "data", "bdat")  # what a step puts on the wire: the strings that may render large
-
-
 def _is_body(path: tuple[Any, ...]) -> bool:
-    """Whether path names a step's body (`send:`, `raw:`, `data:`, `bdat:` or its `data:`), not a pipeline's line."""
+    """Whether path names a step's text that goes on the wire (`send:`, `raw:`, `data:`, `bdat:`'s `data:`:
+    ActionKind.large), not a pipeline's line."""
     def step(at: int) -> bool:  # path[at] is the index of a step in a list of steps
         return len(path) >= -at + 1 and path[at - 1] in ("steps", "finally") and isinstance(path[at], int)
 
-    return (step(-2) and path[-1] in BODIES) or (step(-3) and path[-2:] == ("bdat", "data"))
+    if step(-2) and path[-1] in KINDS:
+        return "" in KINDS[path[-1]].large
+    return step(-3) and path[-2] in KINDS and path[-1] in KINDS[path[-2]].large
 
 
 class StepBuilder:
@@ -96,8 +96,6 @@ class StepBuilder:
                 self.regex(expect["text"], (*spath, "expect", "text"))
             line = (self.loaded.where(spath) or (1, 1))[0]
             value = self._value(action, raw.get(action), (*spath, action), captured)
-            if action == "send":
-                self.envelope(value, (*spath, "send"))
             out.append(Step(index=0, line=line, action=action, value=value, expect=expect,
                             capture=dict(raw.get("capture", {})), timeout=raw.get("timeout"), name=raw.get("name"),
                             when=raw.get("when"), continue_on_failure=raw.get("continue_on_failure", False),
@@ -156,35 +154,48 @@ class StepBuilder:
         return [] if found else steps
 
     def _value(self, action: str, value: Any, path: tuple[Any, ...], captured: set[str]) -> Any:
-        """Action arguments that can be settled now: file paths, sizes, pipelining order, defaults."""
-        if action == "smuggle":
-            return self._smuggle(value, path, captured)
-        if action == "raw" and isinstance(value, list) and all(isinstance(v, dict) for v in value):
-            self.problem("raw: the list has only pauses, nothing to send", path,
-                         hint='give the bytes as strings between the pauses: ["...", {pause: 0.5}, "..."]')
-        if action == "data_file" and not template.is_template(value):
-            return self._data_file(value, path)
-        if action == "data_size":
-            size = parse_size(value)
-            if size > MAX_GENERATED_BODY:
-                self.problem(f"data_size is over {MAX_GENERATED_BODY} bytes", path)
-            return size
-        if action in ("expect_delivery", "expect_dsn"):
+        """Action arguments that can be settled now (file paths, sizes, pipelining order, defaults): each step
+        type's own `_settle_<type>` method, where it has one."""
+        if action in _MAILBOX:
             self._mailbox(value, path, captured)
-        if action == "pipeline":
-            for i, item in enumerate(value[:-1]):
-                verb = item["send"].split(" ", 1)[0].upper()
-                if verb in LAST_IN_GROUP:
-                    self.problem(f"{verb} may only be the last command of a pipelined group (RFC 2920 §3.1)",
-                                 (*path, i))
-            for i, item in enumerate(value):
-                self.envelope(item["send"], (*path, i, "send"))
-                if isinstance(item.get("expect"), dict) and "text" in item["expect"]:
-                    self.regex(item["expect"]["text"], (*path, i, "expect", "text"))
+        settle = getattr(self, f"_settle_{action}", None)
+        return value if settle is None else settle(value, path, captured)
+
+    def _settle_send(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> Any:
+        self.envelope(value, path)
         return value
 
-    def _data_file(self, value: str, path: tuple[Any, ...]) -> str:
+    def _settle_smuggle(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> Any:
+        return self._smuggle(value, path, captured)
+
+    def _settle_raw(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> Any:
+        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            self.problem("raw: the list has only pauses, nothing to send", path,
+                         hint='give the bytes as strings between the pauses: ["...", {pause: 0.5}, "..."]')
+        return value
+
+    def _settle_data_size(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> int:
+        size = parse_size(value)
+        if size > MAX_GENERATED_BODY:
+            self.problem(f"data_size is over {MAX_GENERATED_BODY} bytes", path)
+        return size
+
+    def _settle_pipeline(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> Any:
+        for i, item in enumerate(value[:-1]):
+            verb = item[PIPELINE_LINE].split(" ", 1)[0].upper()
+            if verb in LAST_IN_GROUP:
+                self.problem(f"{verb} may only be the last command of a pipelined group (RFC 2920 §3.1)",
+                             (*path, i))
+        for i, item in enumerate(value):
+            self.envelope(item[PIPELINE_LINE], (*path, i, PIPELINE_LINE))
+            if isinstance(item.get("expect"), dict) and "text" in item["expect"]:
+                self.regex(item["expect"]["text"], (*path, i, "expect", "text"))
+        return value
+
+    def _settle_data_file(self, value: str, path: tuple[Any, ...], captured: set[str]) -> str:
         """A literal data_file: inside the plan's folder (even from an include), and a regular file."""
+        if template.is_template(value):
+            return value
         resolved = Path(self.loaded.source.name).parent / value
         try:
             if not inside(resolved, Path(self.chain[0]).parent):

@@ -20,14 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
+from runner.plan.actions import named
 from runner.plan.types import Step
 
 __all__ = ["JUDGES_OWN", "Finding", "answers_own_command", "unread_replies"]
 
-JUDGES_OWN = frozenset({"starttls", "auth", "pipeline", "bdat", "smuggle"})  # they read the replies they cause
-COMMANDS = frozenset({"send", "data", "data_file", "data_size"})  # they read one reply when given expect/capture
-BODIES = frozenset({"data", "data_file", "data_size"})  # each ends with CRLF.CRLF (runner.smtp.protocol.DataEncoder)
-_UNCOUNTED = frozenset({"raw", "smuggle", "close"})  # after these, which reply answers what is not known
+JUDGES_OWN = named("judges_own")  # they read the replies they cause
+COMMANDS = named("command")  # they read one reply when given expect/capture
+BODIES = named("ends_data")  # each ends with CRLF.CRLF (runner.smtp.protocol.DataEncoder)
+_UNCOUNTED = named("uncounted")  # after these, which reply answers what is not known
 
 
 def answers_own_command(step: Step) -> bool:

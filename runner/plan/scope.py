@@ -15,12 +15,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runner.errors import RenderError
+from runner.plan.actions import named
 from runner.plan.types import Case, Plan
 from runner.redact import Redactor
 from runner.template import ENVIRON, MAX_VALUE, MAX_VALUES, evaluate, is_template, render
 
 __all__ = ["Scope", "new_message_id", "render_early", "template_names"]
 
+_PASSWORDS = named("password")  # step types whose `password:` is a secret from the start
 _DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")  # dot-atom-text, RFC 5322 §3.2.3
 
 
@@ -68,7 +70,7 @@ class Scope:
         for case in plan.cases:
             for step in (*case.steps, *case.finally_steps):
                 password = step.value.get("password") if isinstance(step.value, dict) else None
-                if step.action in ("auth", "expect_delivery", "expect_dsn") and password \
+                if step.action in _PASSWORDS and password \
                         and not is_template(password):
                     redactor.add(password)
         for value in (secrets or {}).values():

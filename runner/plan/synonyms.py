@@ -10,29 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from runner.plan.actions import KINDS
+
 __all__ = ["SYNONYMS", "meant"]
 
 _WORDS = {
-    "sleep": ("wait", "pause", "delay", "sleep_seconds", "wait_seconds"),
-    "send": ("command", "cmd", "line", "say", "write", "request"),
-    "data": ("body", "message", "content", "msg"),
-    "data_file": ("file", "body_file", "message_file", "eml", "data_path"),
-    "data_size": ("size", "body_size", "message_size"),
+    **{name: kind.words for name, kind in KINDS.items() if kind.words},  # step types: their row in the table
     "expect": ("reply", "response", "responds", "expected", "expects", "assert", "code", "status", "result"),
-    "close": ("disconnect", "hangup", "hang_up"),
-    "starttls": ("tls", "start_tls", "upgrade"),
-    "auth": ("login", "authenticate", "authentication", "sasl"),
-    "bdat": ("chunk", "chunks", "chunking"),
-    "pipeline": ("pipelining", "batch"),
     "when": ("if", "only_if", "condition", "skip_if_not"),
     "continue_on_failure": ("ignore_errors", "ignore_failure", "ignore_failures", "keep_going", "continue"),
     "name": ("label", "title", "desc"),
     "include": ("import", "use", "steps_from"),
     "capture": ("regex", "extract", "save", "store", "register"),
-    "expect_delivery": ("delivery", "expect_mail", "mailbox", "deliver", "delivered"),
-    "expect_dsn": ("dsn", "bounce", "expect_bounce"),
-    "expect_tls": ("expect_cert", "certificate", "cert"),
-    "expect_dns": ("dns",),
     "target": ("server", "host", "hostname"),  # at the top: the host goes under target:
     "host": ("server", "hostname", "address", "addr"),  # under target:
     "tls": ("ssl", "implicit_tls", "smtps"),  # under target:

@@ -9,26 +9,25 @@ run. Nothing here waits without a deadline.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import socket
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from runner import limits
 from runner.errors import StepFailed
 from runner.mail.listen import ListenError, Listeners
-from runner.net import tls as tlsinfo
-from runner.net.address import check_host, ip_version, parse_source
-from runner.net.transport import Connector, SourceUnusable, hostport, open_connection
+from runner.net.address import check_host, parse_source
+from runner.net.transport import Connector, open_connection
+from runner.plan.actions import KINDS, named
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Step, Target
 from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
 from runner.run.budget import RenderBudget
+from runner.run.connect import Hop
+from runner.run.connect import connect as connect_case
 from runner.run.mailsteps import MAIL_ACTIONS, NotStarted, early_mailboxes
 from runner.run.render import StepRenderer, preview_labels
 from runner.run.steps import ACTIONS
@@ -42,15 +41,6 @@ from runner.template import RenderError, truth
 __all__ = ["Hop", "Listener", "Session", "not_run", "run_case"]
 
 QUIT_TIMEOUT = 2.0  # seconds for the 221 to the QUIT after a failure; Exim takes 0.2 s (RFC 5321 sets none)
-
-
-@dataclass(frozen=True)
-class Hop:
-    """One place to connect: a host name (for TLS and reports) and an address; MX preference if any."""
-
-    name: str
-    address: str
-    preference: int = 0
 
 
 class Session(Wire):
@@ -126,55 +116,7 @@ class Session(Wire):
             raise StepFailed(f"target.source: {exc}") from None
 
     async def connect(self) -> None:
-        """Connect to the target host, or along the route (MX hosts in order), falling back on failure."""
-        t = self.target
-        source = self.source()
-        bind = {"source": source} if source else {}  # a connector is given `source` only when there is one
-        context = None
-        if t.tls == "implicit":
-            cafile = self.text(t.cafile or "")
-            try:
-                context = tlsinfo.client_context(t.verify, cafile)
-            except OSError as exc:
-                raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}") from None
-        port = self.port()
-        hops = self.route if self.route is not None else (Hop(self.host(), self.host()),)
-        if self.route is None and self.target.host:  # a template (`host: "{{ h }}"`) as rendered for this case
-            self.result.target = hostport(hops[0].address, port)
-        if not hops:
-            raise StepFailed("no address to connect to")
-        tls_note = " (implicit TLS)" if context else ""
-        failures = []
-        for hop in hops:
-            where = f"{hop.name} [{hop.address}]:{port}" if hop.name != hop.address else hostport(hop.address, port)
-            self.note(f"connecting to {where}{tls_note}")
-            self.server_host = hop.name
-            name = self.text(t.server_name) if t.server_name else hop.name
-            why = _family_mismatch(source, hop.address, where)
-            try:
-                if why is None:
-                    self.conn = await self.connector(hop.address, port, time.monotonic() + t.timeout, context,
-                                                     name, **bind)
-                    break
-            except (asyncio.TimeoutError, OSError, ValueError) as exc:  # UnicodeError is a ValueError
-                why = _connect_failure(exc, where, t.timeout, source)
-            failures.append(why)
-            self.note(why)
-        if self.conn is None:
-            raise StepFailed(failures[0] if len(failures) == 1 else "no MX host answered: " + "; ".join(failures))
-        if failures:
-            self.result.notes.extend(f"skipped {f}" for f in failures)
-        if self.route is not None:
-            self.result.notes.append(f"connected to MX {hop.name} (preference {hop.preference}) at {self.conn.peer}")
-        self.result.peer = self.conn.peer
-        if source:
-            self.result.source = self.conn.local or source
-            self.note(f"connected from {self.result.source} to {self.conn.peer}")
-        else:
-            self.note(f"connected to {self.conn.peer}")
-        if context is not None:
-            self.result.tls = tlsinfo.session_facts(self.conn.tls_object, t.verify)
-            self.note(tlsinfo.describe_session(self.result.tls))
+        await connect_case(self)
 
     async def start_tls(self, context: ssl.SSLContext, server_name: str, verify: bool,
                         deadline: float) -> dict[str, Any]:
@@ -269,42 +211,7 @@ class Session(Wire):
             self.note(f"captured {name} = {out.captures[name]!r}")
 
 
-_BODY_ACTIONS = frozenset({"data", "data_file", "data_size"})  # (bdat judges its own replies: steps.py)
-
-
-def _family_mismatch(source: str | None, address: str, where: str) -> str | None:
-    """Why `address` cannot be reached from `source` (an IPv4 source, an IPv6 address), or None."""
-    theirs, ours = ip_version(address), ip_version(source) if source else None
-    if ours is None or theirs is None or theirs == ours:
-        return None
-    return (f"cannot connect to {where} from source address {source}: "
-            f"an IPv{ours} source cannot reach an IPv{theirs} address")
-
-
-def _connect_failure(exc: BaseException, where: str, timeout: float, source: str | None = None) -> str:
-    """Why a connection attempt failed, in a mail admin's words."""
-    if isinstance(exc, SourceUnusable):
-        return f"cannot use source address {source}: {exc.strerror}"
-    if source and isinstance(exc, socket.gaierror):  # the host has no address of the source's family
-        return f"cannot connect to {where}: {exc.strerror or exc} (IPv{ip_version(source)} addresses only, " \
-               f"to match source address {source})"
-    if isinstance(exc, asyncio.TimeoutError):
-        return f"connection to {where}{_from(source)} timed out after {timeout:g}s"
-    if isinstance(exc, ssl.SSLError):
-        hint = ("; is this a STARTTLS port? use a starttls: step instead of tls: implicit"
-                if exc.reason == tlsinfo.PLAINTEXT else "")
-        return f"{where}: {tlsinfo.describe_failure(exc)}{hint}"
-    if isinstance(exc, ValueError):  # e.g. a label over 63 characters
-        return f"cannot connect to {where}: not a valid host name ({exc})"
-    assert isinstance(exc, OSError)
-    # errno's own words where there is one ("Connection refused"), else the resolver's
-    detail = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else (exc.strerror or str(exc))
-    return f"cannot connect to {where}{_from(source)}: {detail}"
-
-
-def _from(source: str | None) -> str:
-    """A refusal or silence may be the server's allow-list: say which source address it saw."""
-    return f" from source address {source}" if source else ""
+_BODY_ACTIONS = named("ends_data")  # (bdat judges its own replies: steps.py)
 
 
 def not_run(step: Step) -> StepResult:
@@ -404,8 +311,9 @@ async def _quit(session: Session) -> None:
 
 def _label(step: Step) -> str:
     """What a step does, in a few words, before it has run (running it may render a better one)."""
-    if step.action in ("send", "raw") and isinstance(step.value, str):
-        return step.value
+    kind = KINDS.get(step.action)
+    if kind is not None and kind.large == ("",) and not kind.ends_data and isinstance(step.value, str):
+        return step.value  # a command line or raw bytes, as written
     if step.action == "smuggle":
         return step.name or f"smuggle {ending_name(step.value['ending'])}"
     return step.name or ("read a reply" if step.action == "expect" else step.action)

@@ -14,6 +14,7 @@ from runner.mail import judge
 from runner.mail.reader import Budget, Options, Wanted
 from runner.mail.url import MailboxError, MailboxUrl, parse_mailbox
 from runner.mail.wait import open_reader, wait_for
+from runner.plan.actions import named
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
@@ -23,7 +24,7 @@ __all__ = ["MAIL_ACTIONS", "NotStarted", "do_expect_delivery", "do_expect_dsn", 
 
 DEFAULT_WITHIN = 60.0  # seconds: the default wait for a message or a report
 MAX_WITHIN = 86400
-MAIL_ACTIONS = ("expect_delivery", "expect_dsn")
+MAIL_ACTIONS = named("mailbox")
 
 
 LATE_NAMES = frozenset({"ehlo"})  # learned from the server as the case runs

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from runner.errors import RenderError
+from runner.plan.actions import KINDS
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Include, Step
 from runner.results import SKIPPED, CaseResult
@@ -32,14 +33,12 @@ from runner.template import (
 
 __all__ = ["StepRenderer", "preview_labels", "skip_reason"]
 
-_BODIES = ("send", "raw", "data", "bdat")  # the actions whose text may be large: what goes on the wire
-
-
 def _body(step: Step) -> str | None:
-    """The step's text that goes on the wire, when it is a template."""
-    if step.action not in _BODIES:
+    """The step's text that goes on the wire (ActionKind.large), when it is a template."""
+    kind = KINDS.get(step.action)
+    if kind is None or not kind.large:
         return None
-    value = step.value["data"] if isinstance(step.value, dict) else step.value
+    value = step.value[kind.large[0]] if isinstance(step.value, dict) and kind.large[0] else step.value
     return value if isinstance(value, str) and is_template(value) else None
 
 

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, BinaryIO
@@ -21,17 +22,20 @@ from runner.files import inside, open_regular
 from runner.mail import msgid
 from runner.net import tls as tlsinfo
 from runner.net.address import ip_version
+from runner.plan.actions import KINDS, PIPELINE_LINE
 from runner.plan.types import Step
 from runner.results import StepResult
+from runner.run import mailsteps, smuggle
 from runner.run.context import StepContext
-from runner.run.mailsteps import do_expect_delivery, do_expect_dsn
-from runner.run.smuggle import check_pauses, do_smuggle, pause
+from runner.run.smuggle import check_pauses, pause
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import Reply, encode_line
 from runner.template import is_template
 from runner.text import CONTROLS, printable
 
 __all__ = ["ACTIONS"]
+
+BDAT_DATA = KINDS["bdat"].large[0]  # the key of a `bdat:` mapping's body
 
 FILE_CHUNK = 64 * 1024
 HEADER_LOOK = 1024 * 1024  # bytes of a data_file read for its header section (RFC 5322 §2.1 sets no bound)
@@ -80,7 +84,7 @@ async def do_raw(session: StepContext, step: Step, out: StepResult, deadline: fl
     shown = " ".join(f"[pause {p['pause']:g}s]" if isinstance(p, dict) else _label(session, p, escape=True)
                      for p in parts)
     out.label = shown if len(shown) <= MAX_LABEL else f"{shown[:MAX_LABEL]}… ({len(parts)} pieces)"
-    check_pauses("raw", sum(p["pause"] for p in parts if isinstance(p, dict)), deadline)
+    check_pauses(step.action, sum(p["pause"] for p in parts if isinstance(p, dict)), deadline)
     for part in parts:
         if isinstance(part, dict):
             await pause(part["pause"], deadline)
@@ -257,7 +261,7 @@ async def do_auth(session: StepContext, step: Step, out: StepResult, deadline: f
 
 async def do_pipeline(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     """RFC 2920: the whole group in one write, then one reply per command, judged in order."""
-    lines = [session.text(item["send"]) for item in step.value]
+    lines = [session.text(item[PIPELINE_LINE]) for item in step.value]
     out.label = " | ".join(session.redactor.text(line) for line in lines)
     if "PIPELINING" not in session.keywords:
         session.note("the last EHLO did not offer PIPELINING (RFC 2920)")
@@ -272,7 +276,7 @@ async def do_pipeline(session: StepContext, step: Step, out: StepResult, deadlin
 def _bdat_body(value: Any) -> tuple[str, int | None]:
     if isinstance(value, str):
         return value, None
-    return value["data"], value.get("chunk_size")
+    return value[BDAT_DATA], value.get("chunk_size")
 
 
 async def do_bdat(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
@@ -393,21 +397,13 @@ async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
     return problems
 
 
-ACTIONS: dict[str, Action] = {
-    "send": do_send,
-    "raw": do_raw,
-    "smuggle": do_smuggle,
-    "data": do_data,
-    "data_file": do_data_file,
-    "data_size": do_data_size,
-    "sleep": do_sleep,
-    "close": do_close,
-    "starttls": do_starttls,
-    "auth": do_auth,
-    "pipeline": do_pipeline,
-    "bdat": do_bdat,
-    "expect_tls": do_expect_tls,
-    "expect_dns": do_expect_dns,
-    "expect_delivery": do_expect_delivery,
-    "expect_dsn": do_expect_dsn,
-}
+def _runner(name: str) -> Action:
+    """The function that runs step type `name`: `do_<name>` here, in mailsteps or in smuggle."""
+    for module in (sys.modules[__name__], mailsteps, smuggle):
+        found = getattr(module, f"do_{name}", None)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+    raise ImportError(f"no function do_{name} runs step type {name!r} (runner.plan.actions)")
+
+
+ACTIONS: dict[str, Action] = {name: _runner(name) for name in KINDS}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runner.plan import Plan
+from runner.plan.actions import KINDS
 from runner.plan.types import Case, Step
 from runner.results import FAILED, INFO, RECV, CaseResult, RunResult, StepResult
 from runner.smtp import expect
@@ -20,8 +21,7 @@ REASONS = ("connect", "dns", "timeout", "closed", "protocol", "tls", "auth", "re
            "delivery", "smuggling", "error")
 SERVER_CLOSED = b"server closed the connection"  # the transcript's note when the server hangs up (runner.run.wire)
 TIMED_OUT = 0.9  # a step that waited this share of its timeout and got nothing timed out
-_MAIL_ACTIONS = frozenset({"expect_delivery", "expect_dsn"})
-_TLS_ACTIONS = frozenset({"starttls", "expect_tls"})
+_ANY_REPLY = ("delivery", "dns", "tls")  # topics whose failure is that, whatever the reply (runner.plan.actions)
 
 
 @dataclass(frozen=True)
@@ -81,16 +81,11 @@ def _before_steps(case: CaseResult, interrupted: bool, written: _Written) -> str
 
 
 def _step(case: CaseResult, step: StepResult, interrupted: bool, written: _Written) -> str:
-    if step.action in _MAIL_ACTIONS:
-        return "delivery"
-    if step.action == "expect_dns":
-        return "dns"
-    if step.action in _TLS_ACTIONS:
-        return "tls"
-    if step.action == "smuggle" and step.verdict:
-        return "smuggling"
+    topic = kind.topic if (kind := KINDS.get(step.action)) is not None else ""
+    if topic in _ANY_REPLY or (topic == "smuggling" and step.verdict):
+        return topic
     if step.reply is not None:
-        return "auth" if step.action == "auth" else _judged(step, written.step(step))
+        return "auth" if topic == "auth" else _judged(step, written.step(step))
     return _unanswered(case, step, interrupted, written.patience(case, step))
 
 

@@ -1,0 +1,63 @@
+"""The step types a plan may use, and what each one is: the one table every other part reads.
+
+The schema (`schemas/plan.schema.json`) says how each is written; this table says what it does, so that the
+builder, the renderer, the scope, the unread-reply check, the engine and the reporters ask it instead of
+keeping lists of their own. The function that runs a step type is `do_<name>` in `runner.run` (the engine
+finds it by that name: runner.run.steps.ACTIONS), and a test checks this table against the schema and the
+engine. Adding a step type is: its row here, its `do_` function, its schema entry, its docs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ACTIONS", "EXPECT", "KINDS", "PIPELINE_LINE", "ActionKind", "named"]
+
+EXPECT = "expect"  # a step of `expect:` alone: it reads a reply and sends nothing (no row: it is no action)
+PIPELINE_LINE = "send"  # the key of a command line in a `pipeline:` item, as in a step
+
+
+@dataclass(frozen=True)
+class ActionKind:
+    name: str
+    large: tuple[str, ...] = ()  # where its text that goes on the wire is (may render large): "" the value itself
+    command: bool = False  # sends a command (or a body) and reads one reply when given expect: or capture:
+    ends_data: bool = False  # a message body that ends with CRLF.CRLF (RFC 5321 §4.1.1.4; DataEncoder)
+    judges_own: bool = False  # reads and judges the replies it causes itself
+    uncounted: bool = False  # after it, which reply answers which command is no longer known
+    mailbox: bool = False  # waits for a message in a mailbox (the closed loop)
+    password: bool = False  # its `password:` option is a secret from the start
+    tls: bool = False  # about the TLS session
+    words: tuple[str, ...] = ()  # other words people type for it (`wait:` for `sleep:`): runner.plan.synonyms
+    topic: str = ""  # what a failure of it is about, for monitoring (runner.tools.probe_reasons); "": its reply
+
+
+KINDS: dict[str, ActionKind] = {kind.name: kind for kind in (
+    ActionKind("send", large=("",), command=True, words=("command", "cmd", "line", "say", "write", "request")),
+    ActionKind("raw", large=("",), uncounted=True),
+    ActionKind("smuggle", judges_own=True, uncounted=True, topic="smuggling"),
+    ActionKind("data", large=("",), command=True, ends_data=True, words=("body", "message", "content", "msg")),
+    ActionKind("data_file", command=True, ends_data=True,
+               words=("file", "body_file", "message_file", "eml", "data_path")),
+    ActionKind("data_size", command=True, ends_data=True, words=("size", "body_size", "message_size")),
+    ActionKind("sleep", words=("wait", "pause", "delay", "sleep_seconds", "wait_seconds")),
+    ActionKind("close", uncounted=True, words=("disconnect", "hangup", "hang_up")),
+    ActionKind("starttls", judges_own=True, tls=True, words=("tls", "start_tls", "upgrade"), topic="tls"),
+    ActionKind("auth", judges_own=True, password=True, words=("login", "authenticate", "authentication", "sasl"),
+               topic="auth"),
+    ActionKind("pipeline", judges_own=True, words=("pipelining", "batch")),
+    ActionKind("bdat", large=("data",), judges_own=True, words=("chunk", "chunks", "chunking")),
+    ActionKind("expect_tls", tls=True, words=("expect_cert", "certificate", "cert"), topic="tls"),
+    ActionKind("expect_dns", words=("dns",), topic="dns"),
+    ActionKind("expect_delivery", mailbox=True, password=True,
+               words=("delivery", "expect_mail", "mailbox", "deliver", "delivered"), topic="delivery"),
+    ActionKind("expect_dsn", mailbox=True, password=True, words=("dsn", "bounce", "expect_bounce"),
+               topic="delivery"),
+)}
+
+ACTIONS: tuple[str, ...] = tuple(KINDS)
+
+
+def named(trait: str) -> frozenset[str]:
+    """The step types that have `trait` (a field of ActionKind that is true)."""
+    return frozenset(name for name, kind in KINDS.items() if getattr(kind, trait))

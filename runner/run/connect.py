@@ -1,0 +1,151 @@
+"""Connecting a case: to its target host, or along its MX route (RFC 5321 §5.1: the hosts in order of
+preference, the next one when one does not answer), from a source address when the plan gives one, with TLS
+from the first byte for `tls: implicit` (RFC 8314). Every failure is said in a mail admin's words."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from runner.errors import StepFailed
+from runner.net import tls as tlsinfo
+from runner.net.address import ip_version
+from runner.net.transport import Connector, SourceUnusable, Transport, hostport
+from runner.plan.types import Target
+from runner.results import CaseResult
+
+__all__ = ["Hop", "connect"]
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One place to connect: a host name (for TLS and reports) and an address; MX preference if any."""
+
+    name: str
+    address: str
+    preference: int = 0
+
+
+class Connecting(Protocol):
+    """What connecting needs of a running case (runner.run.case.Session)."""
+
+    target: Target
+    route: tuple[Hop, ...] | None
+    result: CaseResult
+    connector: Connector
+    conn: Transport | None
+    server_host: str
+
+    def text(self, value: str) -> str: ...
+    def note(self, text: str) -> None: ...
+    def port(self) -> int: ...
+    def host(self) -> str: ...
+    def source(self) -> str | None: ...
+
+
+async def connect(case: Connecting) -> None:
+    """Connect to the target host, or along the route, falling back to the next hop on failure."""
+    t = case.target
+    source = case.source()
+    context = _implicit_tls(case)
+    port = case.port()
+    hops = case.route if case.route is not None else (Hop(case.host(), case.host()),)
+    if case.route is None and t.host:  # a template (`host: "{{ h }}"`) as rendered for this case
+        case.result.target = hostport(hops[0].address, port)
+    if not hops:
+        raise StepFailed("no address to connect to")
+    hop, failures = await _first_that_answers(case, hops, port, context, source)
+    if case.conn is None:
+        raise StepFailed(failures[0] if len(failures) == 1 else "no MX host answered: " + "; ".join(failures))
+    case.result.notes.extend(f"skipped {f}" for f in failures)
+    if case.route is not None:
+        case.result.notes.append(f"connected to MX {hop.name} (preference {hop.preference}) at {case.conn.peer}")
+    _connected(case, source, context)
+
+
+def _implicit_tls(case: Connecting) -> ssl.SSLContext | None:
+    t = case.target
+    if t.tls != "implicit":
+        return None
+    cafile = case.text(t.cafile or "")
+    try:
+        return tlsinfo.client_context(t.verify, cafile)
+    except OSError as exc:
+        raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}") from None
+
+
+async def _first_that_answers(case: Connecting, hops: tuple[Hop, ...], port: int, context: ssl.SSLContext | None,
+                              source: str | None) -> tuple[Hop, list[str]]:
+    """The hop connected to (case.conn set), and why each one before it failed."""
+    t = case.target
+    bind: dict[str, Any] = {"source": source} if source else {}  # a connector is given `source` only then
+    failures: list[str] = []
+    for hop in hops:
+        where = f"{hop.name} [{hop.address}]:{port}" if hop.name != hop.address else hostport(hop.address, port)
+        case.note(f"connecting to {where}" + (" (implicit TLS)" if context else ""))
+        case.server_host = hop.name
+        name = case.text(t.server_name) if t.server_name else hop.name
+        why = _family_mismatch(source, hop.address, where)
+        try:
+            if why is None:
+                case.conn = await case.connector(hop.address, port, time.monotonic() + t.timeout, context, name,
+                                                 **bind)
+                return hop, failures
+        except (asyncio.TimeoutError, OSError, ValueError) as exc:  # UnicodeError is a ValueError
+            why = _failure(exc, where, t.timeout, source)
+        failures.append(why)
+        case.note(why)
+    return hops[-1], failures
+
+
+def _connected(case: Connecting, source: str | None, context: ssl.SSLContext | None) -> None:
+    assert case.conn is not None
+    case.result.peer = case.conn.peer
+    if source:
+        case.result.source = case.conn.local or source
+        case.note(f"connected from {case.result.source} to {case.conn.peer}")
+    else:
+        case.note(f"connected to {case.conn.peer}")
+    if context is not None:
+        case.result.tls = tlsinfo.session_facts(case.conn.tls_object, case.target.verify)
+        case.note(tlsinfo.describe_session(case.result.tls))
+
+
+def _family_mismatch(source: str | None, address: str, where: str) -> str | None:
+    """Why `address` cannot be reached from `source` (an IPv4 source, an IPv6 address), or None."""
+    theirs, ours = ip_version(address), ip_version(source) if source else None
+    if ours is None or theirs is None or theirs == ours:
+        return None
+    return (f"cannot connect to {where} from source address {source}: "
+            f"an IPv{ours} source cannot reach an IPv{theirs} address")
+
+
+def _failure(exc: BaseException, where: str, timeout: float, source: str | None = None) -> str:
+    """Why a connection attempt failed, in a mail admin's words."""
+    if isinstance(exc, SourceUnusable):
+        return f"cannot use source address {source}: {exc.strerror}"
+    if source and isinstance(exc, socket.gaierror):  # the host has no address of the source's family
+        return f"cannot connect to {where}: {exc.strerror or exc} (IPv{ip_version(source)} addresses only, " \
+               f"to match source address {source})"
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"connection to {where}{_from(source)} timed out after {timeout:g}s"
+    if isinstance(exc, ssl.SSLError):
+        hint = ("; is this a STARTTLS port? use a starttls: step instead of tls: implicit"
+                if exc.reason == tlsinfo.PLAINTEXT else "")
+        return f"{where}: {tlsinfo.describe_failure(exc)}{hint}"
+    if isinstance(exc, ValueError):  # e.g. a label over 63 characters
+        return f"cannot connect to {where}: not a valid host name ({exc})"
+    assert isinstance(exc, OSError)
+    # errno's own words where there is one ("Connection refused"), else the resolver's
+    detail = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else (exc.strerror or str(exc))
+    return f"cannot connect to {where}{_from(source)}: {detail}"
+
+
+def _from(source: str | None) -> str:
+    """A refusal or silence may be the server's allow-list: say which source address it saw."""
+    return f" from source address {source}" if source else ""
