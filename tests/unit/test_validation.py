@@ -237,12 +237,6 @@ def test_undefined_variable_close_to_a_defined_one(tmp_path: Path) -> None:
     assert hint_of(tmp_path, text) == "did you mean 'client'?"
 
 
-def test_variable_given_on_the_command_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "steps:\n  - send: 'EHLO {{ helo }}'\n")
-    plan = read_plan(path, overrides={"helo": "client.test"})
-    assert plan.vars == {"helo": "client.test"}
-
-
 def test_capture_used_in_a_later_step(tmp_path: Path) -> None:
     text = (
         "steps:\n"
@@ -381,16 +375,6 @@ def test_tab_indentation_gets_a_hint(tmp_path: Path) -> None:
     assert exc.value.problems[0].hint == "YAML indents with spaces, never tabs"
 
 
-def test_two_cases_with_one_name_are_refused(tmp_path: Path) -> None:
-    text = "cases:\n  - name: a\n    steps:\n      - expect: 220\n  - name: a\n    steps:\n      - expect: 220\n"
-    assert only_problem(tmp_path, text) == ("5:5", "case name 'a' is used twice (first on line 2)")
-
-
-def test_a_matrix_value_listed_twice_numbers_its_repeats(tmp_path: Path) -> None:
-    plan = read_plan(write(tmp_path, "target: {host: h}\nmatrix: {port: [1, 1, 2]}\nsteps:\n  - expect: 220\n"))
-    assert [c.name for c in plan.cases] == ["plan [port=1]", "plan [port=1] #2", "plan [port=2]"]
-
-
 def test_cr_inside_an_expression_is_a_cr() -> None:
     from runner.template import evaluate, render
 
@@ -398,20 +382,6 @@ def test_cr_inside_an_expression_is_a_cr() -> None:
     assert render("{{ body | replace('\r\n', ' / ') }}", {"body": body}) == "line1 / line2"
     assert render("{{ body.split('\r\n') | length }}\r", {"body": body}) == "2\r"
     assert evaluate("'\r' in body", {"body": body}) is True
-
-
-def test_literals_in_conditions_and_names_built_from_a_matrix(tmp_path: Path) -> None:
-    text = """\
-target: {host: h}
-cases:
-  - name: "relay via {{ helo }}"
-    matrix: {helo: [a.test, b.test]}
-    when: "false"
-    steps:
-      - expect: 220
-"""
-    plan = read_plan(write(tmp_path, text))
-    assert [c.name for c in plan.cases] == ["relay via a.test", "relay via b.test"]
 
 
 # --- included files ----------------------------------------------------------------------------------------------
