@@ -34,6 +34,7 @@ from runner.status import ExitStatus, after_reports
 
 if TYPE_CHECKING:
     from runner.run.execute import RunOptions
+    from runner.run.request import RunRequest
     from runner.tools.server import EmbeddedServer
 
 __all__ = ["main", "name_value", "program", "tcp_port"]
@@ -156,19 +157,11 @@ def _record(args: argparse.Namespace, env: Environment, console: Console) -> Exi
 
 def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment, console: Console,
                 columns: dict[str, str] | None = None) -> list:
-    """Every plan (a folder: the plans in it), validated, with --var and --secret (and a --targets CSV's
-    columns) over their variables. What validation warns of is printed, compiler-style, before anything else."""
-    from runner.plan import read_plans
-    from runner.plan.schema import ValidationCache
+    """Every plan, validated, with --var and --secret (and a --targets CSV's columns) over their variables.
+    What validation warns of is printed, compiler-style, before anything else."""
+    from runner.run.request import read_request_plans
 
-    given = {"--var": [name for name, _ in args.var], "--secret": [name for name, _ in args.secret]}
-    overrides = (columns or {}) | dict(args.var) | dict(args.secret)
-    secrets = [value for _, value in args.secret]  # masked in every excerpt of a plan error
-    plans = read_plans(paths, overrides, ValidationCache.under(env.cache_dir), given, secrets)
-    for plan in plans:
-        for warning in plan.warnings:
-            console.error(warning.render())
-    return plans
+    return read_request_plans(paths, args.var, args.secret, env.cache_dir, columns, console.error)
 
 
 def _validate(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
@@ -206,18 +199,16 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
     stdout = Output(env.stdout)
     console = _run_console(args, env, stdout)
     _check_embedded(args)
-    _check_source(args)
     targets = _read_targets(args)
     columns = {name: "" for t in targets[:1] for name in t.vars}  # the CSV's columns are variables the plans know
     plans = _read_plans(args.plans, args, env, console, columns)
     _check_outputs(args)
-    options = _run_options(args, console)
-    options.targets, options.shard = tuple(targets), args.shard
+    request = _request(args, plans, tuple(targets))
+    request.check()
+    options = request.options(on_case=console.case_done, on_start=stdout.on_close.append,  # reader gone: stop
+                              listener=console.live if args.verbose else None)
     console.label_cases = bool(args.verbose) and _label_cases(plans, options.jobs, len(targets))
-    options.on_start = stdout.on_close.append  # the reader of standard output left: stop, as Ctrl-C does
     server = _start_embedded(args.profile or "default", options, console) if args.embedded else None
-    if server is None and not targets:
-        _check_targets(plans, options.host)
     try:
         run = run_plans(plans, options)
     except BaseException:
@@ -262,29 +253,6 @@ def _run_console(args: argparse.Namespace, env: Environment, stdout: Output) -> 
     return Console(env.stderr, env.stderr, env.colour)
 
 
-def _check_source(args: argparse.Namespace) -> None:
-    """--source against what it cannot reach: -4/-6 or a --host address of the other family."""
-    from runner.net.address import ip_version
-
-    if args.source is None:
-        return
-    ours = ip_version(args.source)
-    theirs = ip_version(args.host[0]) if args.host else 4 if args.embedded else None  # embedded: on 127.0.0.1
-    if args.families and args.families != (f"ipv{ours}",):
-        raise UsageError(f"--source {args.source} is an IPv{ours} address: it cannot go with "
-                         f"{'--ipv6' if ours == 4 else '--ipv4'}")
-    if theirs is not None and theirs != ours:
-        raise UsageError(f"--source {args.source} is an IPv{ours} address: it cannot reach "
-                         + (f"--host {args.host[0]} (IPv{theirs})" if args.host else
-                            "the embedded server (IPv4, on 127.0.0.1)"))
-    from runner.net.transport import SourceUnusable, check_source
-
-    try:
-        check_source(args.source)
-    except SourceUnusable as exc:
-        raise UsageError(f"--source {args.source}: this machine cannot connect from it: {exc.strerror}") from None
-
-
 def _check_embedded(args: argparse.Namespace) -> None:
     """Options that would be silently ignored: the embedded server's, without it; a target, with it."""
     if args.profile is not None and not args.embedded:
@@ -304,18 +272,15 @@ def _check_outputs(args: argparse.Namespace) -> None:
     check_outputs(args.json, args.junit, None if args.no_report else args.report_dir)
 
 
-def _run_options(args: argparse.Namespace, console: Console) -> RunOptions:
-    from runner.run.execute import RunOptions
+def _request(args: argparse.Namespace, plans: list, targets: tuple) -> RunRequest:
+    from runner.run.request import RunRequest
 
     host, host_port_given = args.host or (None, None)
-    options = RunOptions(host=host, port=args.port or host_port_given, timeout=args.timeout,
-                         session_timeout=args.session_timeout, jobs=args.jobs, repeat=args.repeat,
-                         per_host=args.per_host, nameservers=tuple(args.nameserver), families=args.families or (),
-                         source=args.source, secrets=dict(args.secret),
-                         on_case=console.case_done)
-    if args.verbose:
-        options.listener = console.live
-    return options
+    return RunRequest(plans, host=host, port=args.port or host_port_given, source=args.source,
+                      families=args.families or (), reply_timeout=args.timeout, session_timeout=args.session_timeout,
+                      nameservers=tuple(args.nameserver), secrets=dict(args.secret), jobs=args.jobs,
+                      per_host=args.per_host, repeat=args.repeat, targets=targets, shard=args.shard,
+                      embedded=args.embedded)
 
 
 def _label_cases(plans: list, jobs: int, targets: int) -> bool:
@@ -335,13 +300,6 @@ def _start_embedded(profile: str, options: RunOptions, console: Console) -> Embe
     options.host, options.port = server.host, server.port
     console.out.write(f"embedded server ({profile}) on {hostport(server.host, server.port)}\n")
     return server
-
-
-def _check_targets(plans: list, host: str | None) -> None:
-    missing = [p.file for p in plans if not (host or p.target.host or p.target.mx)]
-    if missing:
-        raise UsageError(f"no target host for {', '.join(missing)}: set target.host in the plan, "
-                         "or give --host or --embedded")
 
 
 def _conclude(run: RunResult, args: argparse.Namespace, stdout: TextIO, console: Console) -> ExitStatus:
