@@ -30,7 +30,8 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, auth_mechani
 from runner.errors import ServerError, UsageError
 from runner.tools.profiles import COMMON_REPLIES, PROFILES, Profile
 
-__all__ = ["PROFILES", "EmbeddedServer", "Profile", "Received", "serve", "server_tls_context"]
+__all__ = ["PROFILES", "EmbeddedServer", "Profile", "Received", "ServerAuth", "ServerTls", "serve",
+           "server_tls_context"]
 
 # RFC 5321 §4.1.2: Reverse-path / Forward-path = "<" [ A-d-l ":" ] Mailbox ">" (Postfix tolerates spaces
 # after the colon even when strict).
@@ -305,27 +306,36 @@ def server_tls_context(cert_file: str, key_file: str | None = None) -> ssl.SSLCo
     return context
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """The server's certificate; `implicit`: TLS from the first byte (RFC 8314 §3), else after STARTTLS."""
+
+    context: ssl.SSLContext
+    implicit: bool = False
+
+
+@dataclass(frozen=True)
+class ServerAuth:
+    """The one account AUTH accepts; `require_tls`: AUTH is offered only once TLS is in force (RFC 4954 §4)."""
+
+    user: str
+    password: str
+    require_tls: bool = True
+
+
 class EmbeddedServer:
     """A real SMTP server on loopback, in a thread; ``messages`` lists what it took."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, profile: str = "default", *,
-                 tls_context: ssl.SSLContext | None = None, implicit_tls: bool = False,
-                 auth_user: str | None = None, auth_password: str | None = None,
-                 auth_require_tls: bool = True):
+                 tls: ServerTls | None = None, auth: ServerAuth | None = None):
         if profile not in PROFILES:
             raise UsageError(f"unknown server profile {profile!r} (known: {', '.join(PROFILES)})")
-        if implicit_tls and tls_context is None:
-            raise UsageError("implicit TLS needs a certificate and key")
-        if (auth_user is None) != (auth_password is None):
-            raise UsageError("AUTH needs both a user name and a password")
         self.host, self.port = host, port
         self.profile = PROFILES[profile]
         self.messages: list[Received] = []
         self.on_message: Callable[[Received], None] | None = None  # called in the server's thread
         self._lock = threading.Lock()
-        self._tls_context, self._implicit_tls = tls_context, implicit_tls
-        self._credentials = (auth_user, auth_password) if auth_user is not None else None
-        self._auth_require_tls = auth_require_tls
+        self._tls, self._auth = tls, auth
         self._controller: _ProfileController | None = None
 
     def _record(self, message: Received) -> None:
@@ -337,18 +347,20 @@ class EmbeddedServer:
     def start(self) -> EmbeddedServer:
         if self.port == 0:
             self.port = free_port(self.host)
-        implicit = self._implicit_tls
+        tls, auth = self._tls, self._auth
+        implicit = tls is not None and tls.implicit
+        context = tls.context if tls is not None else None
         self._controller = _ProfileController(
             ProfileHandler(self._record),
             profile=self.profile,
-            credentials=self._credentials,
+            credentials=(auth.user, auth.password) if auth is not None else None,
             hostname=self.host,
             port=self.port,
-            ssl_context=self._tls_context if implicit else None,
-            tls_context=None if implicit else self._tls_context,
+            ssl_context=context if implicit else None,
+            tls_context=None if implicit else context,
             require_starttls=False,
             # Over implicit TLS (RFC 8314 s 3) every session is already encrypted.
-            auth_require_tls=self._auth_require_tls and not implicit,
+            auth_require_tls=(auth is None or auth.require_tls) and not implicit,
         )
         try:
             self._controller.start()
@@ -380,12 +392,13 @@ def serve(host: str, port: int, profile: str, *, tls_cert: str | None, tls_key: 
         tls_context = server_tls_context(tls_cert, tls_key) if tls_cert else None
     except (OSError, ssl.SSLError) as error:
         raise UsageError(f"cannot load the TLS certificate {tls_cert}: {error}") from error
-    server = EmbeddedServer(
-        host, port, profile, tls_context=tls_context, implicit_tls=implicit_tls,
-        auth_user=auth_user, auth_password=auth_password,
-        # Without any TLS, AUTH could never be offered; this is a test server, so allow it.
-        auth_require_tls=tls_context is not None,
-    )
+    if (auth_user is None) != (auth_password is None):
+        raise UsageError("AUTH needs both a user name and a password")
+    tls = ServerTls(tls_context, implicit_tls) if tls_context is not None else None
+    # Without any TLS, AUTH could never be offered; this is a test server, so allow it.
+    auth = None if auth_user is None or auth_password is None else \
+        ServerAuth(auth_user, auth_password, require_tls=tls is not None)
+    server = EmbeddedServer(host, port, profile, tls=tls, auth=auth)
     server.on_message = lambda m: print(
         f"smtprun serve: message from <{m.mail_from}> to {', '.join(f'<{r}>' for r in m.rcpt_tos)}"
         f" ({len(m.data)} bytes)", file=out, flush=True)

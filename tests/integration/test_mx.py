@@ -11,7 +11,7 @@ import pytest
 import trustme
 
 from runner.net.x509 import subject_public_key_info
-from runner.tools.server import EmbeddedServer, server_tls_context
+from runner.tools.server import EmbeddedServer, ServerTls, server_tls_context
 from tests.support.cli import run, write_plan
 from tests.support.dnsmasq import null_mx_rr, tlsa_rr
 
@@ -133,7 +133,7 @@ def test_tlsa_matches_only_the_presented_certificate(tmp_path, dnsmasq_factory, 
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     presented.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
     der = ssl.PEM_cert_to_DER_cert((presented if which == "presented" else other).cert_chain_pems[0].bytes().decode())
-    with EmbeddedServer(tls_context=server_tls_context(str(tmp_path / "server.pem"))) as srv:
+    with EmbeddedServer(tls=ServerTls(server_tls_context(str(tmp_path / "server.pem")))) as srv:
         dns = dnsmasq_factory(
             "--mx-host=tlsa.test,mx.test,10",
             "--host-record=mx.test,127.0.0.1",

@@ -21,7 +21,7 @@ import pytest
 
 from runner.cli import main as smtprun
 from runner.tools.record import add_arguments, run
-from runner.tools.server import EmbeddedServer
+from runner.tools.server import EmbeddedServer, ServerAuth, ServerTls
 from tests.support.cli import ROOT
 from tests.support.faults import FaultServer, Peer
 from tests.support.mtas import EXIM, require_smtp
@@ -86,7 +86,7 @@ def test_plan_to_stdout_with_a_file_body_and_a_slash_escape(tmp_path, embedded):
 def test_starttls_is_recorded_as_a_step_and_replays(tmp_path, test_ca):
     ca = tmp_path / "ca.pem"
     test_ca.ca.cert_pem.write_to_path(str(ca))
-    with EmbeddedServer(tls_context=test_ca.server_context()) as server:
+    with EmbeddedServer(tls=ServerTls(test_ca.server_context())) as server:
         code, shown, err = record(server, "EHLO a.test\n/tls\nEHLO a.test\nQUIT\n",
                                   "-o", str(tmp_path / "tls.yaml"), "--cafile", str(ca))
         assert code == 0, err
@@ -133,7 +133,7 @@ def test_a_certificate_that_does_not_verify_ends_the_session_says_what_to_give_a
 def test_implicit_tls_whose_certificate_does_not_verify_says_what_to_give(tmp_path, test_ca):
     ca = tmp_path / "ca.pem"
     test_ca.ca.cert_pem.write_to_path(str(ca))
-    with EmbeddedServer(tls_context=test_ca.server_context(), implicit_tls=True) as server:
+    with EmbeddedServer(tls=ServerTls(test_ca.server_context(), implicit=True)) as server:
         code, _, err = record(server, "QUIT\n", "--tls", "implicit")
         assert code == 1 and "certificate verification failed" in err and "give --cafile PEM" in err, err
         code, _, err = record(server, "QUIT\n", "--tls", "implicit", "--cafile", str(ca))
@@ -307,7 +307,7 @@ def test_terminal_session_ends_when_the_server_hangs_up_at_the_prompt(tmp_path):
 def test_auth_credentials_are_kept_out_of_the_plan(tmp_path):
     plain = base64.b64encode(b"\0alice\0s3cret-pw").decode()
     user, password = base64.b64encode(b"alice").decode(), base64.b64encode(b"s3cret-pw").decode()
-    with EmbeddedServer(auth_user="alice", auth_password="s3cret-pw", auth_require_tls=False) as server:
+    with EmbeddedServer(auth=ServerAuth("alice", "s3cret-pw", require_tls=False)) as server:
         typed = f"EHLO x\nAUTH PLAIN {plain}\nQUIT\n"
         code, _, err = record(server, typed, "-o", str(tmp_path / "plain.yaml"))
         assert code == 0, err

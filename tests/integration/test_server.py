@@ -13,7 +13,7 @@ import pytest
 
 from runner.tools import server as server_module
 from runner.tools.profiles import PROFILES, REPLY_KEYS
-from runner.tools.server import EmbeddedServer
+from runner.tools.server import EmbeddedServer, ServerAuth, ServerTls
 
 USER, PASSWORD = "alice", "s3cret pass"
 MESSAGE = b"Subject: test message\r\n\r\nbody line\r\n"
@@ -191,8 +191,8 @@ def test_relay_is_refused_where_the_profile_restricts_it(profile: str, reply: tu
 
 
 def test_authenticated_client_may_relay() -> None:
-    with EmbeddedServer(profile="exchange", auth_user=USER, auth_password=PASSWORD,
-                        auth_require_tls=False) as server, session(server) as client:
+    with EmbeddedServer(profile="exchange", auth=ServerAuth(USER, PASSWORD, require_tls=False)) as server, \
+            session(server) as client:
         client.login(USER, PASSWORD)
         client.docmd("MAIL FROM:<s@example.com>")
         assert client.docmd("RCPT TO:<x@example.org>") == (250, b"2.1.5 Recipient OK")
@@ -211,8 +211,8 @@ def test_aiosmtpd_errors_carry_enhanced_status_codes(embedded: EmbeddedServer) -
     [("default", b"2.0.0 Ready to start TLS"), ("exchange", b"2.0.0 SMTP server ready")],
 )
 def test_starttls_verifies_against_the_ca(test_ca, profile: str, reply: bytes) -> None:
-    with EmbeddedServer(profile=profile, tls_context=test_ca.server_context(), auth_user=USER,
-                        auth_password=PASSWORD) as server, session(server) as client:
+    with EmbeddedServer(profile=profile, tls=ServerTls(test_ca.server_context()),
+                        auth=ServerAuth(USER, PASSWORD)) as server, session(server) as client:
         before = ehlo_lines(client)
         assert "STARTTLS" in before
         assert not any(k.startswith("AUTH") for k in before)  # RFC 4954 s 4: not before TLS here
@@ -227,7 +227,7 @@ def test_starttls_verifies_against_the_ca(test_ca, profile: str, reply: bytes) -
 
 @pytest.fixture
 def auth_server() -> Iterator[EmbeddedServer]:
-    with EmbeddedServer(auth_user=USER, auth_password=PASSWORD, auth_require_tls=False) as server:
+    with EmbeddedServer(auth=ServerAuth(USER, PASSWORD, require_tls=False)) as server:
         yield server
 
 
@@ -261,8 +261,8 @@ def test_no_auth_is_offered_without_credentials(embedded: EmbeddedServer) -> Non
 
 
 def test_implicit_tls(test_ca) -> None:
-    with EmbeddedServer(profile="postfix", tls_context=test_ca.server_context(), implicit_tls=True,
-                        auth_user=USER, auth_password=PASSWORD) as server:
+    with EmbeddedServer(profile="postfix", tls=ServerTls(test_ca.server_context(), implicit=True),
+                        auth=ServerAuth(USER, PASSWORD)) as server:
         client = smtplib.SMTP_SSL(server.host, server.port, context=test_ca.client_context(), timeout=5)
         try:
             keywords = ehlo_lines(client)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from runner.tools.server import EmbeddedServer
+from runner.tools.server import EmbeddedServer, ServerAuth, ServerTls
 from tests.support.cli import ROOT, run, write_plan
 from tests.support.faults import FaultServer
 
@@ -35,10 +35,11 @@ def ca_files(tmp_path_factory):
     return d
 
 
-def tls_server(ca_files: Path, cert: str = "good", **kwargs) -> EmbeddedServer:
+def tls_server(ca_files: Path, cert: str = "good", implicit: bool = False, auth: ServerAuth | None = None
+               ) -> EmbeddedServer:
     from runner.tools.server import server_tls_context
 
-    return EmbeddedServer(tls_context=server_tls_context(str(ca_files / f"{cert}.pem")), **kwargs)
+    return EmbeddedServer(tls=ServerTls(server_tls_context(str(ca_files / f"{cert}.pem")), implicit), auth=auth)
 
 
 def test_starttls_plan_passes_with_the_test_ca(ca_files, tmp_path):
@@ -94,14 +95,14 @@ steps:
   - send: QUIT
     expect: 221
 """)
-    with tls_server(ca_files, implicit_tls=True) as server:
+    with tls_server(ca_files, implicit=True) as server:
         code, out, err = run(plan, "--port", str(server.port), "--no-report")
     assert code == 0, out + err
 
 
 def auth_outputs(ca_files: Path, tmp_path: Path, *extra: str) -> tuple[int, str]:
     """Run submission-auth.yaml verbosely with every output on; return the status and all text produced."""
-    with tls_server(ca_files, auth_user="alice", auth_password=PASSWORD) as server:
+    with tls_server(ca_files, auth=ServerAuth("alice", PASSWORD)) as server:
         code, out, err = run(str(ROOT / "plans/submission-auth.yaml"), "--host", "localhost",
                              "--port", str(server.port), "--var", f"cafile={ca_files / 'ca.pem'}", "-v",
                              "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"),
@@ -148,7 +149,7 @@ cases:
       - auth: {{mechanism: LOGIN, username: alice, password: nope-nope}}
         expect: 535
 """)
-    with tls_server(ca_files, auth_user="alice", auth_password=PASSWORD) as server:
+    with tls_server(ca_files, auth=ServerAuth("alice", PASSWORD)) as server:
         code, out, err = run(plan, "--port", str(server.port), "-v", "--no-report")
     assert code == 0, out + err
     assert PASSWORD not in out and base64.b64encode(b"nope-nope").decode() not in out
@@ -162,7 +163,7 @@ steps:
   - send: EHLO t
     expect: {code: 250, keywords: [STARTTLS], absent: [AUTH]}
 """)
-    with tls_server(ca_files, auth_user="alice", auth_password=PASSWORD, auth_require_tls=False) as server:
+    with tls_server(ca_files, auth=ServerAuth("alice", PASSWORD, require_tls=False)) as server:
         code, out, _ = run(plan, "--port", str(server.port), "--no-report")
     assert code == 1
     assert "EHLO keywords offered but expected absent: AUTH" in out
@@ -208,7 +209,7 @@ cases:
       - auth: {{mechanism: XOAUTH2, username: alice@example.com, password: "not-{{{{ token }}}}"}}
         expect: 535
 """)
-    with tls_server(ca_files, auth_user="alice@example.com", auth_password=token) as server:
+    with tls_server(ca_files, auth=ServerAuth("alice@example.com", token)) as server:
         code, out, err = run(plan, "--port", str(server.port), "--secret", f"token={token}", "-v",
                              "--json", str(tmp_path / "r.json"), "--no-report")
     everything = out + err + (tmp_path / "r.json").read_text()
