@@ -43,7 +43,7 @@ class RunRequest:
     targets: tuple[FleetTarget, ...] = ()
     shard: tuple[int, int] | None = None
     embedded: bool = False  # the host is the embedded server, given once it has started
-    host_flag: str = "--host"  # how the front end names its host option, for its messages
+    host_options: str = "--host or --embedded"  # what the front end offers instead of a plan's host
 
     def check(self) -> None:
         """UsageError for what would fail every case the same way, before anything is sent."""
@@ -51,8 +51,8 @@ class RunRequest:
         if not (self.embedded or self.targets or self.host):
             missing = [p.file for p in self.plans if not (p.target.host or p.target.mx)]
             if missing:
-                how = f"give {self.host_flag}" + (" or --embedded" if self.host_flag == "--host" else "")
-                raise UsageError(f"no target host for {', '.join(missing)}: set target.host in the plan, or {how}")
+                raise UsageError(f"no target host for {', '.join(missing)}: set target.host in the plan, "
+                                 f"or give {self.host_options}")
 
     def _check_source(self) -> None:
         """--source against what it cannot reach: -4/-6, or a host address of the other family."""
@@ -65,7 +65,7 @@ class RunRequest:
                              f"{'--ipv6' if ours == 4 else '--ipv4'}")
         if theirs is not None and theirs != ours:
             raise UsageError(f"--source {self.source} is an IPv{ours} address: it cannot reach "
-                             + (f"{self.host_flag} {self.host} (IPv{theirs})" if self.host else
+                             + (f"--host {self.host} (IPv{theirs})" if self.host else
                                 "the embedded server (IPv4, on 127.0.0.1)"))
         from runner.net.transport import SourceUnusable, check_source
 

@@ -18,7 +18,7 @@ from typing import TextIO
 from runner import __version__
 from runner.arguments import ArgumentParser, host_port, name_value, nameserver, seconds, source_address, tcp_port
 from runner.environment import Environment
-from runner.errors import PlanError, SmtprunError, UsageError
+from runner.errors import PlanError, SmtprunError
 from runner.results import FAILED, PASSED, CaseResult, RunResult
 from runner.text import CONTROLS, printable
 from runner.tools.thresholds import Range, perfdata
@@ -125,51 +125,38 @@ def _verdict(run: RunResult, args: argparse.Namespace) -> tuple[CheckStatus, str
 def _read(args: argparse.Namespace, env: Environment):
     """The plan, validated as `smtprun PLAN` would: a --var or --secret it does not read is refused, and
     no excerpt of the file shows a --secret value."""
-    from runner.plan import read_plan, read_plans
-    from runner.plan.schema import ValidationCache
-
-    overrides = dict(args.var) | dict(args.secret)
-    secrets = [value for _, value in args.secret]
-    cache = ValidationCache.under(env.cache_dir)
     if os.path.isdir(args.plan):  # one plan: read_plan says a folder is not a plan file
-        return read_plan(args.plan, overrides, cache, secrets)
-    given = {"--var": [name for name, _ in args.var], "--secret": [name for name, _ in args.secret]}
-    (plan,) = read_plans([args.plan], overrides, cache, given, secrets)
+        from runner.plan import read_plan
+        from runner.plan.schema import ValidationCache
+
+        return read_plan(args.plan, dict(args.var) | dict(args.secret), ValidationCache.under(env.cache_dir),
+                         [value for _, value in args.secret])
+    from runner.run.request import read_request_plans
+
+    (plan,) = read_request_plans([args.plan], args.var, args.secret, env.cache_dir)
     return plan
 
 
 def _run(args: argparse.Namespace, env: Environment) -> tuple[CheckStatus, str, list[str], list[str]]:
-    from runner.run.execute import RunOptions, run_plans
+    from runner.run.execute import run_plans
+    from runner.run.request import RunRequest
 
     plan = _read(args, env)
     host, port_given = args.host or (None, None)
-    if not (host or plan.target.host or plan.target.mx):
-        raise UsageError(f"no target host for {plan.file}: set target.host in the plan, or give --host")
-    if args.source is not None:  # this machine's setup, not the server's fault: UNKNOWN, never CRITICAL
-        from runner.net.address import ip_version
-        from runner.net.transport import SourceUnusable, check_source
-
-        ours, theirs = ip_version(args.source), ip_version(host) if host else None
-        if theirs is not None and theirs != ours:
-            raise UsageError(f"--source {args.source} is an IPv{ours} address: it cannot reach --host {host} "
-                             f"(IPv{theirs})")
-        try:
-            check_source(args.source)
-        except SourceUnusable as exc:
-            raise UsageError(f"--source {args.source}: this machine cannot connect from it: {exc.strerror}") from None
-    reply_timeout = min(plan.target.timeout, args.timeout)
+    # -t bounds the whole check (sequential cases included); one reply never waits longer than the plan says
+    request = RunRequest([plan], host=host, port=args.port or port_given, source=args.source,
+                         reply_timeout=min(plan.target.timeout, args.timeout), session_timeout=args.timeout,
+                         nameservers=tuple(args.nameserver), secrets=dict(args.secret), host_options="--host")
+    request.check()  # this machine's setup, not the server's fault: UNKNOWN, never CRITICAL
     timed_out: list[bool] = []
 
-    def deadline(stop: Callable[[], None]) -> None:  # -t bounds the whole check, sequential cases included
+    def deadline(stop: Callable[[], None]) -> None:
         def expire() -> None:
             timed_out.append(True)
             stop()
         asyncio.get_running_loop().call_later(args.timeout, expire)
 
-    options = RunOptions(host=host, port=args.port or port_given, timeout=reply_timeout,
-                         session_timeout=args.timeout, nameservers=tuple(args.nameserver),
-                         source=args.source, secrets=dict(args.secret), on_start=deadline)
-    run = run_plans([plan], options)
+    run = run_plans([plan], request.options(on_start=deadline))
     if timed_out:
         return _timed_out(run, args)
     return _verdict(run, args)
