@@ -49,7 +49,7 @@ class Row:
     peer: str
     duration: str
     reason: str
-    step: Any  # the failing step's view (html._Step), None when no step failed
+    step: Any  # the failing step's view (view.StepView), None when no step failed
 
 
 @dataclass(frozen=True)
