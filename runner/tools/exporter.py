@@ -41,7 +41,8 @@ from runner.errors import PlanError, SmtprunError, UsageError
 from runner.net.address import hostport
 from runner.plan import Plan, read_plan, read_plans
 from runner.plan.targets import FleetTarget, parse_target
-from runner.run.execute import RunOptions, new_event_loop, run_plans_async
+from runner.run.execute import new_event_loop, run_plans_async
+from runner.run.request import RunRequest
 from runner.status import ExitStatus
 from runner.tools.probe_metrics import probe_registry
 from runner.tools.probe_reports import ProbeReports
@@ -246,7 +247,8 @@ class Exporter:
     async def _run(self, plan: Plan, budget: float, reply_timeout: float):
         stop = asyncio.Event()
         timer = asyncio.get_running_loop().call_later(budget, stop.set)
-        options = RunOptions(timeout=reply_timeout, session_timeout=budget, jobs=self.settings.jobs)
+        options = RunRequest([plan], reply_timeout=reply_timeout, session_timeout=budget,
+                             jobs=self.settings.jobs).options()
         try:
             return await run_plans_async([plan], options, stop)
         finally:

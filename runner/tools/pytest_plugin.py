@@ -26,7 +26,7 @@ from runner.arguments import name_value, tcp_port
 if TYPE_CHECKING:
     from runner.plan import Case, Plan, Target
     from runner.results import CaseResult
-    from runner.run.execute import RunOptions
+    from runner.run.request import RunRequest
     from runner.tools.server import EmbeddedServer
 
 __all__ = ["PLAN_SUFFIX", "CaseFailed", "CaseItem", "PlanFile"]
@@ -68,16 +68,18 @@ class _Settings:
     unreadable: bool = False  # a plan failed validation: its names are unknown
     unread: str | None = None  # under xdist: the --smtprun-var no plan reads, failing every case
 
-    def run_options(self) -> RunOptions:
-        from runner.run.execute import RunOptions
+    def request(self, plan: Plan) -> RunRequest:
+        """The run request for one case's plan: --smtprun-host/-port, or the embedded server."""
+        from runner.run.request import RunRequest
 
         if self.embedded:
             if self.server is None:  # started on first use: a collect-only run, or xdist's controller, needs none
                 from runner.tools.server import EmbeddedServer
 
                 self.server = EmbeddedServer().start()
-            return RunOptions(host=self.server.host, port=self.server.port)
-        return RunOptions(host=self.host, port=self.port)
+            return RunRequest([plan], host=self.server.host, port=self.server.port, embedded=True)
+        return RunRequest([plan], host=self.host, port=self.port,
+                          host_options="--smtprun-host or --smtprun-embedded")
 
     def close(self) -> None:
         if self.server is not None:
@@ -294,18 +296,20 @@ class CaseItem(pytest.Item):
         """
         import dataclasses
 
+        from runner.errors import SmtprunError
         from runner.run.execute import run_plans, target_for
 
         settings = self.config.stash[_SETTINGS]
         if settings.unread is not None:
             raise CaseFailed(self._failure(self.plan.target, None, settings.unread, self.plan.file, self.case.line))
-        options = settings.run_options()
+        request = settings.request(dataclasses.replace(self.plan, cases=(self.case,)))
+        options = request.options()
         target = target_for(self.plan, options)
-        if not (target.host or target.mx):
-            reason = (f"no target host for {self.plan.file}: set target.host in the plan, "
-                      "or give --smtprun-host or --smtprun-embedded")
-            raise CaseFailed(self._failure(target, None, reason, self.plan.file, self.case.line))
-        run = run_plans([dataclasses.replace(self.plan, cases=(self.case,))], options)
+        try:
+            request.check()
+        except SmtprunError as exc:  # no host to connect to: the case fails saying so
+            raise CaseFailed(self._failure(target, None, str(exc), self.plan.file, self.case.line)) from None
+        run = run_plans(request.plans, options)
         if run.interrupted:
             raise KeyboardInterrupt
         results = run.plans[0].cases  # one per MX host with `all: true`; all must pass
