@@ -89,10 +89,22 @@ async def _using(lookups: Lookups | None) -> AsyncIterator[Lookups]:
         yield own
 
 
-async def _addresses(host: str, config: ResolverConfig, lookups: Lookups,
-                     families: tuple[str, ...] = ()) -> tuple[tuple[str, ...], str]:
-    """Addresses of host in the configured families' order (A and AAAA asked together), and what failed: why
-    there are none, or, beside the addresses of one family, the other's failure ("" when nothing failed)."""
+@dataclass(frozen=True)
+class _Found:
+    """A host's addresses, and what failed: beside addresses of one family the other's failure, or why there are
+    none ("" when nothing failed: the name has no address records, `absent`)."""
+
+    addresses: tuple[str, ...]
+    failure: str
+    absent: str  # what to say when nothing failed and nothing was found: "no A/AAAA record for HOST"
+
+    @property
+    def reason(self) -> str:
+        return self.failure or ("" if self.addresses else self.absent)
+
+
+async def _addresses(host: str, config: ResolverConfig, lookups: Lookups, families: tuple[str, ...] = ()) -> _Found:
+    """Addresses of host in the configured families' order (A and AAAA asked together), and what failed."""
     rdtypes = [FAMILIES[f] for f in families or config.families]
     joined = "/".join(rdtypes)
     answers = [lookups.answer(host, t, config) for t in rdtypes]
@@ -105,10 +117,8 @@ async def _addresses(host: str, config: ResolverConfig, lookups: Lookups,
             failures[rdtype] = str(error)
     # "NXDOMAIN for h A" and "NXDOMAIN for h AAAA" read better as one "NXDOMAIN for h A/AAAA"
     alike = {text.replace(f"{shown(host)} {rdtype}", f"{shown(host)} {joined}") for rdtype, text in failures.items()}
-    reason = alike.pop() if len(failures) == len(rdtypes) > 1 and len(alike) == 1 else "; ".join(failures.values())
-    if addresses or reason:
-        return tuple(addresses), reason
-    return (), f"no {joined} record for {shown(host)}"
+    failure = alike.pop() if len(failures) == len(rdtypes) > 1 and len(alike) == 1 else "; ".join(failures.values())
+    return _Found(tuple(addresses), failure, f"no {joined} record for {shown(host)}")
 
 
 async def resolve_host(host: str, config: ResolverConfig, lookups: Lookups | None = None) -> tuple[str, ...]:
@@ -119,10 +129,10 @@ async def resolve_host(host: str, config: ResolverConfig, lookups: Lookups | Non
     except ValueError:
         pass
     async with _using(lookups) as asking:
-        addresses, reason = await _addresses(host, config, asking)
-    if not addresses:
-        raise DnsError(reason)
-    return addresses
+        found = await _addresses(host, config, asking)
+    if not found.addresses:
+        raise DnsError(found.reason)
+    return found.addresses
 
 
 async def resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups | None = None) -> MxResult:
@@ -141,10 +151,10 @@ async def _resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups) -> 
                        "name it as a host to connect to it")
     records = await lookups.query(domain, "MX", config)
     if not records:  # RFC 5321 §5.1: no MX, so the domain itself is the exchanger, preference 0
-        addresses, reason = await _addresses(domain, config, lookups)
-        if not addresses:
-            raise DnsError(f"no MX record and {reason} (RFC 5321 §5.1)" if reason.startswith("no ") else reason)
-        return MxResult(name, (Exchanger(name, 0, addresses, None),), implicit=True)
+        own = await _addresses(domain, config, lookups)
+        if not own.addresses:
+            raise DnsError(own.failure or f"no MX record and {own.absent} (RFC 5321 §5.1)")
+        return MxResult(name, (Exchanger(name, 0, own.addresses, None),), implicit=True)
     if any(exchange == "." for _, exchange in records):
         extra = "" if len(records) == 1 else " (it also lists other MX records, which RFC 7505 §3 forbids)"
         raise DnsError(f"null MX (RFC 7505): {name} accepts no mail{extra}")
@@ -156,11 +166,12 @@ async def _resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups) -> 
         for rdtype in (FAMILIES[f] for f in config.families):
             if not refused[host]:
                 lookups.start(host, rdtype, config)
-    found = [(((), refused[host]) if refused[host] else await _addresses(host, config, lookups)) for _, host in ordered]
+    found = [_Found((), refused[host], "") if refused[host] else await _addresses(host, config, lookups)
+             for _, host in ordered]
     exchangers = tuple(
-        Exchanger(host, preference, addresses, None, reason or None) if addresses
-        else Exchanger(host, preference, (), reason)
-        for (preference, host), (addresses, reason) in zip(ordered, found, strict=True)
+        Exchanger(host, preference, each.addresses, None, each.reason or None) if each.addresses
+        else Exchanger(host, preference, (), each.reason)
+        for (preference, host), each in zip(ordered, found, strict=True)
     )
     return MxResult(name, exchangers, implicit=False, omitted=omitted)
 
@@ -209,18 +220,17 @@ async def ptr_check(address: str, names: list[str], config: ResolverConfig,
         try:
             ptrs = [shown(target) for target in await asking.query(reverse, "PTR", config)]
         except DnsError as e:
-            return (f"no PTR record for {address}: {e}" if str(e).startswith("NXDOMAIN")
-                    else f"PTR record for {address} not checked: {e}")
+            return f"no PTR record for {address}: {e}" if e.nxdomain else f"PTR record for {address} not checked: {e}"
         if not ptrs:
             return f"no PTR record for {address} ({reverse})"
         family = "ipv4" if ip.version == 4 else "ipv6"
         forward = await asyncio.gather(*(_addresses(name, config, asking, (family,)) for name in ptrs))
     confirmed, notes = [], []
-    for name, (found, reason) in zip(ptrs, forward, strict=True):
-        if any(ipaddress.ip_address(a) == ip for a in found):
+    for name, each in zip(ptrs, forward, strict=True):
+        if any(ipaddress.ip_address(a) == ip for a in each.addresses):
             confirmed.append(name)
         else:
-            notes.append(reason or f"{name} {FAMILIES[family]} is {', '.join(found)}")
+            notes.append(each.reason or f"{name} {FAMILIES[family]} is {', '.join(each.addresses)}")
     if not confirmed:
         return f"PTR of {address} is {', '.join(ptrs)}, which does not resolve back to {address}: {'; '.join(notes)}"
     wanted = {name.rstrip(".").lower() for name in names}
@@ -247,7 +257,7 @@ async def txt_present(kind: str, domain: str, config: ResolverConfig, lookups: L
         async with _using(lookups) as asking:
             records = await asking.query(name, "TXT", config)
     except DnsError as e:  # NXDOMAIN says the record is absent; a timeout or SERVFAIL says nothing about it
-        return f"no {label} record: {e}" if str(e).startswith("NXDOMAIN") else f"{label} record not checked: {e}"
+        return f"no {label} record: {e}" if e.nxdomain else f"{label} record not checked: {e}"
     # RFC 7208 §3.3, RFC 7489 §6.6.3, RFC 8461 §3.1: the strings of one TXT record are joined without spaces
     texts = [text.decode("utf-8", "replace") for text in records]  # joined by the resolver
     matching = [text for text in texts if test.match(text)]

@@ -39,7 +39,17 @@ _RCODES = {"ARES_ENOTFOUND": "NXDOMAIN", "ARES_ESERVFAIL": "SERVFAIL", "ARES_ERE
 
 
 class DnsError(SmtprunError):
-    """A lookup failed; the message names the query, e.g. "SERVFAIL for example.test MX"."""
+    """A lookup failed; the message names the query, e.g. "SERVFAIL for example.test MX". `rcode` is the
+    answer code a name server gave ("NXDOMAIN", "SERVFAIL"...), None when none answered or another thing failed."""
+
+    def __init__(self, message: str, rcode: str | None = None) -> None:
+        super().__init__(message)
+        self.rcode = rcode
+
+    @property
+    def nxdomain(self) -> bool:
+        """The name does not exist (RFC 1035 §4.1.1, RCODE 3): a record there is absent, not merely unknown."""
+        return self.rcode == "NXDOMAIN"
 
 
 @dataclass(frozen=True)
@@ -225,7 +235,8 @@ def _deliver(waiter: asyncio.Future[list[Any]], outcome: list[Any] | DnsError) -
     if waiter.done():  # its waiter gave up
         return
     if isinstance(outcome, DnsError):
-        waiter.set_exception(DnsError(str(outcome)))  # one exception each: tracebacks must not pile up on one
+        # one exception each: tracebacks must not pile up on one
+        waiter.set_exception(DnsError(str(outcome), outcome.rcode))
         waiter.exception()  # seen, even if its waiter is cancelled before it looks
     else:
         waiter.set_result(outcome)
@@ -255,13 +266,20 @@ def _values(status: int | None, result: Any, rdtype: str, what: str, servers: st
         return [_VALUES[rdtype](record.data) for record in result.answer if _TYPES.get(record.type) == rdtype]
     if status == pycares.errno.ARES_ENODATA:  # the name exists, without records of this type
         return []
-    raise DnsError(_reason(status, what, servers, config))
+    raise DnsError(_reason(status, what, servers, config), _RCODES.get(_code(status)))
+
+
+def _code(status: int) -> str:
+    """c-ares' name for a status ("ARES_ENOTFOUND"), "ARES_ETIMEOUT" for a query the deadline ended."""
+    import pycares
+
+    return "ARES_ETIMEOUT" if status == TIMED_OUT else pycares.errno.errorcode.get(status, "")
 
 
 def _reason(status: int, what: str, servers: str, config: ResolverConfig) -> str:
     import pycares
 
-    code = "ARES_ETIMEOUT" if status == TIMED_OUT else pycares.errno.errorcode.get(status, "")
+    code = _code(status)
     if code == "ARES_ETIMEOUT":
         return f"DNS timeout after {config.timeout:g}s for {what} ({servers})"
     if code in _RCODES:

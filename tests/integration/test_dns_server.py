@@ -121,6 +121,16 @@ def test_servfail_names_the_query(server, config):
         run(resolve_mx("example.test", config))
 
 
+def test_a_dns_error_carries_the_answer_code(server, config):
+    server.servfail.add("example.test")
+    with pytest.raises(DnsError) as servfail:
+        run(resolve_mx("example.test", config))
+    with pytest.raises(DnsError) as nxdomain:
+        run(resolve_mx("missing.test", config))
+    assert (servfail.value.rcode, servfail.value.nxdomain) == ("SERVFAIL", False)
+    assert (nxdomain.value.rcode, nxdomain.value.nxdomain) == ("NXDOMAIN", True)
+
+
 def test_exchanger_without_address_carries_the_reason(server, config):
     server.servfail.add("mx1.example.test")
     result = run(resolve_mx("broken.test", config))
@@ -216,6 +226,12 @@ def test_no_ptr(config):
     assert reason == "no PTR record for 127.0.0.7: NXDOMAIN for 7.0.0.127.in-addr.arpa PTR"
 
 
+def test_a_ptr_the_name_server_fails_on_is_not_checked_rather_than_missing(server, config):
+    server.servfail.add("1.0.0.127.in-addr.arpa")
+    reason = run(ptr_check("127.0.0.1", [], config))
+    assert reason == "PTR record for 127.0.0.1 not checked: SERVFAIL for 1.0.0.127.in-addr.arpa PTR"
+
+
 # --- TXT -------------------------------------------------------------------------------------------------------
 
 
@@ -241,6 +257,12 @@ def test_txt_present(config, kind, domain):
 )
 def test_txt_missing(config, kind, domain, reason):
     assert run(txt_present(kind, domain, config)) == reason
+
+
+def test_a_txt_record_the_name_server_fails_on_is_not_checked_rather_than_missing(server, config):
+    server.servfail.add("_dmarc.example.test")
+    reason = run(txt_present("dmarc", "example.test", config))
+    assert reason == "DMARC record not checked: SERVFAIL for _dmarc.example.test TXT"
 
 
 def test_txt_unknown_kind(config):
