@@ -30,8 +30,8 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, auth_mechani
 from runner.errors import ServerError, UsageError
 from runner.tools.profiles import COMMON_REPLIES, PROFILES, Profile
 
-__all__ = ["PROFILES", "EmbeddedServer", "Profile", "Received", "ServerAuth", "ServerTls", "serve",
-           "server_tls_context"]
+__all__ = ["PROFILES", "EmbeddedServer", "Profile", "Received", "ServerAuth", "ServerTls", "run_until_interrupted",
+           "serve", "server_tls_context", "tls_from_files"]
 
 # RFC 5321 §4.1.2: Reverse-path / Forward-path = "<" [ A-d-l ":" ] Mailbox ">" (Postfix tolerates spaces
 # after the colon even when strict).
@@ -385,26 +385,36 @@ class EmbeddedServer:
 def serve(host: str, port: int, profile: str, *, tls_cert: str | None, tls_key: str | None,
           implicit_tls: bool, auth_user: str | None, auth_password: str | None,
           out: TextIO = sys.stdout) -> None:
-    """Run a server in the foreground until Ctrl-C, printing one line per message taken."""
-    if tls_cert is None and (tls_key or implicit_tls):
-        raise UsageError("--tls-key and --implicit-tls need --tls-cert")
-    try:
-        tls_context = server_tls_context(tls_cert, tls_key) if tls_cert else None
-    except (OSError, ssl.SSLError) as error:
-        raise UsageError(f"cannot load the TLS certificate {tls_cert}: {error}") from error
+    """`smtprun serve`'s options as separate values: a server built of them, run until Ctrl-C."""
+    tls = tls_from_files(tls_cert, tls_key, implicit_tls)
     if (auth_user is None) != (auth_password is None):
         raise UsageError("AUTH needs both a user name and a password")
-    tls = ServerTls(tls_context, implicit_tls) if tls_context is not None else None
     # Without any TLS, AUTH could never be offered; this is a test server, so allow it.
     auth = None if auth_user is None or auth_password is None else \
         ServerAuth(auth_user, auth_password, require_tls=tls is not None)
-    server = EmbeddedServer(host, port, profile, tls=tls, auth=auth)
+    run_until_interrupted(EmbeddedServer(host, port, profile, tls=tls, auth=auth), out)
+
+
+def tls_from_files(cert_file: str | None, key_file: str | None, implicit: bool) -> ServerTls | None:
+    """The TLS a server was given as files (--tls-cert, --tls-key, --implicit-tls), loaded; None without one."""
+    if cert_file is None:
+        if key_file or implicit:
+            raise UsageError("--tls-key and --implicit-tls need --tls-cert")
+        return None
+    try:
+        return ServerTls(server_tls_context(cert_file, key_file), implicit)
+    except (OSError, ssl.SSLError) as error:
+        raise UsageError(f"cannot load the TLS certificate {cert_file}: {error}") from error
+
+
+def run_until_interrupted(server: EmbeddedServer, out: TextIO = sys.stdout) -> None:
+    """Run the server in the foreground until Ctrl-C, printing one line per message taken."""
     server.on_message = lambda m: print(
         f"smtprun serve: message from <{m.mail_from}> to {', '.join(f'<{r}>' for r in m.rcpt_tos)}"
         f" ({len(m.data)} bytes)", file=out, flush=True)
     try:
         with server:
-            print(f"smtprun serve: listening on {server.host}:{server.port} (profile {profile})",
+            print(f"smtprun serve: listening on {server.host}:{server.port} (profile {server.profile.name})",
                   file=out, flush=True)
             while True:
                 time.sleep(3600)
