@@ -23,8 +23,8 @@ from runner.errors import ConnectionLost
 from runner.net.address import hostport, ip_version
 from runner.net.tls import CLOSED_IN_HANDSHAKE
 
-__all__ = ["Connection", "Connector", "SourceUnusable", "Transport", "check_source", "hostport", "open_connection",
-           "quiet_closed_transports"]
+__all__ = ["Connection", "Connector", "SourceUnusable", "Transport", "check_source", "closed_handle", "hostport",
+           "open_connection", "quiet_closed_transports"]
 
 READ_HIGH_WATER = 256 * 1024  # pause reading past this many unread bytes
 SHUT_WAIT = 1.0  # seconds a closing socket may take to flush what is still buffered
@@ -311,7 +311,17 @@ def quiet_closed_transports(loop: asyncio.AbstractEventLoop, context: dict[str, 
     the socket says nothing (the step waiting on it reports the close itself); anything else is reported
     as asyncio would. uvloop's TLS upgrade, when the server hangs up right after its 220 to STARTTLS,
     schedules a handshake on the closed socket and its RuntimeError would reach standard error."""
-    exc = context.get("exception")
-    if isinstance(exc, RuntimeError) and "the handler is closed" in str(exc):
+    if closed_handle(context.get("exception")):
         return
     loop.default_exception_handler(context)
+
+
+# uvloop says "unable to perform operation on <...>; the handler is closed" with a bare RuntimeError
+# (uvloop/handles/handle.pyx, UVHandle._ensure_alive): its words are all that tell it apart. They are read
+# here only, and tests/unit/test_transport.py pins them against the installed uvloop.
+_UVLOOP_CLOSED = "the handler is closed"
+
+
+def closed_handle(exc: BaseException | None) -> bool:
+    """The error uvloop raises for an operation on a transport it has already closed."""
+    return isinstance(exc, RuntimeError) and _UVLOOP_CLOSED in str(exc)
