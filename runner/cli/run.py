@@ -1,33 +1,18 @@
-"""The command line: arguments in, one call into the program, an ExitStatus out.
-
-`program()` is the main program without error handling; `main()` maps every SmtprunError to its
-exit status and message, so no user ever sees a traceback for something they did.
-"""
+"""`smtprun [run] PLAN ...`: run plans, say what they found, write their reports; the exit status that follows."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from runner import __version__
-from runner.arguments import (
-    count,
-    host_port,
-    name_value,
-    nameserver,
-    seconds,
-    secret_value,
-    shard,
-    source_address,
-    tcp_port,
-)
+from runner.arguments import count, shard
+from runner.cli.common import ArgumentParser, add_target_arguments, add_variable_arguments, check_profile, read_plans
 from runner.console import Console, Output
 from runner.environment import Environment
-from runner.errors import PlanError, ReportError, SmtprunError, UsageError
+from runner.errors import ReportError, UsageError
 from runner.net.address import hostport
 from runner.results import RunResult
 from runner.status import ExitStatus, after_reports
@@ -37,9 +22,9 @@ if TYPE_CHECKING:
     from runner.run.request import RunRequest
     from runner.tools.server import EmbeddedServer
 
-__all__ = ["main", "name_value", "program", "tcp_port"]
+__all__ = ["HELP", "main", "print_help"]
 
-COMMANDS = ("run", "validate", "serve", "record", "check", "exporter", "merge")
+HELP = "run plans (the default command)"
 OTHER_COMMANDS = """other commands (each with its own --help):
   smtprun validate PLAN ...   check plans without sending anything
   smtprun serve               run the embedded SMTP server
@@ -51,38 +36,12 @@ OTHER_COMMANDS = """other commands (each with its own --help):
 RUN_PARSER = {"prog": "smtprun run", "usage": "smtprun [run] PLAN|FOLDER ... [options]", "epilog": OTHER_COMMANDS,
               "description": "Run SMTP test plans written in YAML: `smtprun PLAN` is `smtprun run PLAN`.",
               "formatter_class": argparse.RawDescriptionHelpFormatter}
-# Commands with their own parser and exit statuses (a monitoring check's 0-3), given the rest of argv.
-TOOLS = {"check": "a Monitoring Plugins (Nagios, Icinga) check: one status line, exit 0-3",
-         "exporter": "a Prometheus exporter: GET /probe?plan=NAME runs a plan",
-         "merge": "join the --json results of shards or machines into one report"}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
-
-
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = _Parser(prog="smtprun", description="Run SMTP test plans written in YAML.")
-    parser.add_argument("--version", action="version", version=f"smtprun {__version__}")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    _add_run_arguments(sub.add_parser("run", help="run plans (the default command)", **RUN_PARSER))
-    _add_validate_arguments(sub.add_parser("validate", help="check plans without sending anything"))
-    _add_serve_arguments(sub.add_parser("serve", help="run the embedded SMTP server"))
-    rec = sub.add_parser("record", help="an interactive SMTP session, written down as a plan")
-    if command == "record":  # its module is only imported when it is used
-        from runner.tools import record
-
-        record.add_arguments(rec)
-    for name, text in TOOLS.items():
-        sub.add_parser(name, help=text, add_help=False)
-    return parser
-
-
-def _add_run_arguments(run: argparse.ArgumentParser) -> None:
+def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML), or folders of them")
-    _add_target_arguments(run)
-    _add_variable_arguments(run, "set a plan variable (repeatable)",
+    add_target_arguments(run)
+    add_variable_arguments(run, "set a plan variable (repeatable)",
                             "set a variable whose value is redacted in every output (repeatable)")
     run.add_argument("-j", "--jobs", type=count, default=20, metavar="N", help="sessions in flight (default 20)")
     run.add_argument("--per-host", type=count, metavar="N", help="sessions to one server at once (default 4; "
@@ -104,96 +63,13 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
                      help="run only share K of N of the cases (stable across machines; merge the --json results)")
 
 
-def _add_target_arguments(run: argparse.ArgumentParser) -> None:
-    """Where and how long `run` connects, instead of what the plans say."""
-    run.add_argument("--host", type=host_port, metavar="HOST[:PORT]",
-                     help="connect here instead of the plan's target (HOST, HOST:PORT, [IPv6]:PORT)")
-    run.add_argument("--port", type=tcp_port, help="connect to this port instead of the plan's")
-    run.add_argument("--source", type=source_address, metavar="ADDRESS",
-                     help="connect from this local IP address (IPv4 or IPv6, no port) instead of the plan's "
-                          "target.source or the system's choice")
-    run.add_argument("--timeout", type=seconds, metavar="S",
-                     help="seconds to wait for each reply, instead of the plans' target.timeout "
-                          "(a case's or step's own timeout still applies)")
-    run.add_argument("--session-timeout", type=seconds, metavar="S", help="seconds a whole case may take")
-    run.add_argument("--nameserver", action="append", type=nameserver, default=[], metavar="IP[:PORT]",
-                     help="DNS server for MX lookups and DNS checks (repeatable; default: the plan's, or the system)")
-    family = run.add_mutually_exclusive_group()
-    family.add_argument("-4", "--ipv4", action="store_const", const=("ipv4",), dest="families",
-                        help="connect to IPv4 addresses of MX hosts only")
-    family.add_argument("-6", "--ipv6", action="store_const", const=("ipv6",), dest="families",
-                        help="connect to IPv6 addresses of MX hosts only")
+def main(argv: list[str], env: Environment) -> int:
+    parser = ArgumentParser(**RUN_PARSER)  # type: ignore[arg-type]
+    add_arguments(parser)
+    return _run(parser.parse_args(argv), env)
 
 
-def _add_variable_arguments(parser: argparse.ArgumentParser, var_help: str, secret_help: str) -> None:
-    parser.add_argument("--var", action="append", type=name_value, default=[], metavar="NAME=VALUE", help=var_help)
-    parser.add_argument("--secret", action="append", type=secret_value, default=[], metavar="NAME=VALUE",
-                        help=secret_help)
-
-
-def _add_validate_arguments(val: argparse.ArgumentParser) -> None:
-    val.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML), or folders of them")
-    _add_variable_arguments(val, "a variable the plan expects from the command line (repeatable)",
-                            "a secret variable (repeatable)")
-
-
-def _add_serve_arguments(srv: argparse.ArgumentParser) -> None:
-    srv.add_argument("--host", default="127.0.0.1",
-                     help="the address to listen on (default 127.0.0.1, loopback only)")
-    srv.add_argument("--port", type=tcp_port, default=2525, help="the port to listen on (default 2525)")
-    srv.add_argument("--profile", default="default", help="answer like: default, exchange, postfix, strict")
-    srv.add_argument("--tls-cert", metavar="PEM", help="certificate for STARTTLS (or implicit TLS)")
-    srv.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
-    srv.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (port 465 style)")
-    srv.add_argument("--auth-user", help="accept AUTH PLAIN/LOGIN/CRAM-MD5 for this user")
-    srv.add_argument("--auth-password", help="the password for --auth-user")
-
-
-def _record(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
-    from runner.tools import record
-
-    return ExitStatus(record.run(args, console.out, console.err, env.stdin))
-
-
-def _read_plans(paths: Sequence[str], args: argparse.Namespace, env: Environment, console: Console,
-                columns: dict[str, str] | None = None) -> list:
-    """Every plan, validated, with --var and --secret (and a --targets CSV's columns) over their variables.
-    What validation warns of is printed, compiler-style, before anything else."""
-    from runner.run.request import read_request_plans
-
-    return read_request_plans(paths, args.var, args.secret, env.cache_dir, columns, console.error)
-
-
-def _validate(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
-    plans = _read_plans(args.plans, args, env, console)
-    for plan in plans:
-        console.out.write(f"{plan.file}: ok ({len(plan.cases)} case{'s' * (len(plan.cases) != 1)})\n")
-    return ExitStatus.OK
-
-
-def _check_profile(name: str) -> None:
-    from runner.tools.profiles import PROFILES
-
-    if name not in PROFILES:
-        raise UsageError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
-
-
-def _serve(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
-    from runner.tools.server import serve
-
-    _check_profile(args.profile)
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise UsageError("--tls-cert and --tls-key go together")
-    if bool(args.auth_user) != bool(args.auth_password):
-        raise UsageError("--auth-user and --auth-password go together")
-    if args.implicit_tls and not args.tls_cert:
-        raise UsageError("--implicit-tls needs --tls-cert and --tls-key")
-    serve(args.host, args.port, args.profile, tls_cert=args.tls_cert, tls_key=args.tls_key,
-          implicit_tls=args.implicit_tls, auth_user=args.auth_user, auth_password=args.auth_password, out=console.out)
-    return ExitStatus.OK
-
-
-def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitStatus:
+def _run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     from runner.run.execute import run_plans
 
     stdout = Output(env.stdout)
@@ -201,7 +77,7 @@ def _run(args: argparse.Namespace, env: Environment, console: Console) -> ExitSt
     _check_embedded(args)
     targets = _read_targets(args)
     columns = {name: "" for t in targets[:1] for name in t.vars}  # the CSV's columns are variables the plans know
-    plans = _read_plans(args.plans, args, env, console, columns)
+    plans = read_plans(args.plans, args, env, console, columns)
     _check_outputs(args)
     request = _request(args, plans, tuple(targets))
     request.check()
@@ -263,7 +139,7 @@ def _check_embedded(args: argparse.Namespace) -> None:
         if given:
             raise UsageError(f"{' and '.join(given)} cannot be given with --embedded: it runs the plans "
                              "against the embedded server on a free loopback port")
-        _check_profile(args.profile or "default")
+        check_profile(args.profile or "default")
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -295,7 +171,7 @@ def _start_embedded(profile: str, options: RunOptions, console: Console) -> Embe
     """`--embedded`: the embedded server on a free loopback port, and the run pointed at it."""
     from runner.tools.server import EmbeddedServer
 
-    _check_profile(profile)
+    check_profile(profile)
     server = EmbeddedServer(profile=profile).start()
     options.host, options.port = server.host, server.port
     console.out.write(f"embedded server ({profile}) on {hostport(server.host, server.port)}\n")
@@ -374,78 +250,8 @@ def _write_html(run: RunResult, report_dir: str, console: Console) -> bool:
     return True
 
 
-def _run_help(out: TextIO) -> None:
+def print_help(out: TextIO) -> None:
     """`smtprun --help`: the main form, `smtprun PLAN`, with its options; the other commands after them."""
-    parser = _Parser(**RUN_PARSER)  # type: ignore[arg-type]
-    _add_run_arguments(parser)
+    parser = ArgumentParser(**RUN_PARSER)  # type: ignore[arg-type]
+    add_arguments(parser)
     parser.print_help(out)
-
-
-def _tool(name: str, argv: list[str], env: Environment) -> int:
-    if name == "check":
-        from runner.tools import check as tool
-    elif name == "exporter":
-        from runner.tools import exporter as tool  # type: ignore[no-redef]
-    else:
-        from runner.tools import merge as tool  # type: ignore[no-redef]
-    return tool.main(argv, env)
-
-
-def program(argv: Sequence[str], env: Environment) -> ExitStatus | int:
-    """The main program without error handling: its input, output and cache all come from env."""
-    argv = list(argv)
-    if argv and argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
-        import difflib
-        import os
-
-        close = difflib.get_close_matches(argv[0], COMMANDS, n=1, cutoff=0.75)
-        if close and not os.path.exists(argv[0]):
-            raise UsageError(f"smtprun: no command or plan file {argv[0]!r}; did you mean '{close[0]}'?")
-        argv.insert(0, "run")  # `smtprun PLAN` means `smtprun run PLAN`
-    if argv and argv[0] in TOOLS:
-        return _tool(argv[0], argv[1:], env)
-    console = Console(env.stdout, env.stderr, env.colour)
-    if not argv or argv[0] in ("-h", "--help"):  # the main form first: `smtprun PLAN` and its options
-        _run_help(console.out if argv else console.err)
-        return ExitStatus.OK if argv else ExitStatus.USAGE
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
-    handler = {"run": _run, "validate": _validate, "serve": _serve, "record": _record}[args.command]
-    return handler(args, env, console)
-
-
-def main(
-    argv: Sequence[str] | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-    *,
-    env: Environment | None = None,
-) -> int:
-    """Run the command line and return its exit status. out and err stand in for the standard
-    streams; env, when given, for everything the process gives the program (out and err unused)."""
-    env = env or Environment.from_os(stdout=out, stderr=err)
-    console = Console(env.stdout, env.stderr, env.colour)
-    try:
-        return int(program(sys.argv[1:] if argv is None else argv, env))
-    except PlanError as exc:
-        console.error(str(exc))
-        n = len(exc.problems)
-        console.error(f"smtprun: {n} problem{'s' * (n != 1)} found; nothing was sent")
-        return int(ExitStatus.USAGE)
-    except UsageError as exc:
-        message = str(exc)
-        console.error(message if message.startswith("smtprun") else f"smtprun: {message}")
-        return int(ExitStatus.USAGE)
-    except SmtprunError as exc:
-        console.error(f"smtprun: {exc}")
-        return int(ExitStatus.ERROR)
-    except KeyboardInterrupt:
-        console.error("smtprun: interrupted")
-        return int(ExitStatus.INTERRUPTED)
-    except BrokenPipeError:  # `smtprun validate ... | head`: the reader left; say nothing more
-        import os
-
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), env.stdout.fileno())
-        return int(ExitStatus.OUTPUT_CLOSED)
-    except SystemExit as exc:  # --help and --version
-        return int(exc.code or 0)
