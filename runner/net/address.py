@@ -57,11 +57,20 @@ def check_host(host: str) -> str:
     try:
         encoded = name.encode("idna")
     except UnicodeError as exc:
-        why = str(exc).split("(", 1)[-1].rstrip(")") if "(" in str(exc) else str(exc)
-        raise ValueError(f"not a host name IDNA can encode: {_quoted(host)} ({why})") from None
+        raise ValueError(f"not a host name IDNA can encode: {_quoted(host)} ({_idna_reason(exc)})") from None
     if len(encoded) > MAX_NAME:
         raise ValueError(f"not a host name: {len(encoded)} characters encoded, over {MAX_NAME} (RFC 1035 §2.3.4)")
     return host
+
+
+def _idna_reason(exc: UnicodeError) -> str:
+    """What Python's IDNA codec found wrong with a name, without the codec machinery's wrapping: the codec's
+    own error is the wrapper's __cause__ ("UnicodeError: label empty or too long"); from Python 3.13 the codec
+    raises a UnicodeEncodeError whose `reason` says it."""
+    if isinstance(exc, UnicodeEncodeError):
+        return exc.reason
+    cause = exc.__cause__
+    return f"{type(cause).__name__}: {cause}" if isinstance(cause, UnicodeError) else str(exc)
 
 
 def _check_labels(host: str, labels: list[str]) -> None:
