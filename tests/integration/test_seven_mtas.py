@@ -2,6 +2,9 @@
 Postfix, Exim, OpenSMTPD, Sendmail, ...) answers as a small site does: a banner naming its software,
 EHLO, STARTTLS with a certificate the test CA verifies, AUTH under TLS where it offers it, a message to
 alice accepted and found in her mailbox (Maildir, or Sendmail's mbox), and relaying refused.
+Then the same with smtprun's plans: expect_delivery finds the message in each server's mailbox (maildir:
+or mbox:), a delivery receipt (RFC 3461) comes back where the server offers DSN, and Courier's limit of
+connections per client is met the way smtprun says it is.
 A server that does not answer skips its tests, or fails them when CI is set.
 """
 
@@ -14,9 +17,11 @@ from email.message import EmailMessage
 
 import pytest
 
+from tests.support.cli import ROOT, run, write_plan
 from tests.support.mtas import (
     ALL_SMTP_SERVERS,
     CA_PATH,
+    COURIER,
     HOSTNAME,
     SmtpServer,
     banner,
@@ -75,6 +80,7 @@ def test_ehlo_answers_with_its_name_and_offers_starttls(server):
         assert smtp.has_extn("starttls")
         assert smtp.has_extn("8bitmime")
         assert smtp.has_extn("auth") == server.auth_before_tls  # RFC 4954 §4: wait for TLS
+        assert smtp.has_extn("dsn") == server.dsn
 
 
 @every_server
@@ -131,3 +137,76 @@ def test_relaying_is_refused(server):
         code, text = smtp.rcpt("someone@example.org")
         assert code == server.relay_code, (code, text)
         assert 500 <= code < 600
+
+
+# --- the same through smtprun's plans ---------------------------------------------------------------
+
+ROUND_TRIP = """\
+target: {{host: 127.0.0.1, port: {port}, timeout: 30}}
+vars: {{mailbox: "", sender_mailbox: "", notify: ""}}  # given with --var
+steps:
+  - expect: 220
+  - send: EHLO client.smtprun.test
+    expect: 250
+  - send: "MAIL FROM:<bob@smtprun.test>{{{{ ' RET=HDRS ENVID=' ~ message_id if notify else '' }}}}"
+    expect: 250
+  - send: "RCPT TO:<alice@smtprun.test>{{{{ ' NOTIFY=' ~ notify if notify else '' }}}}"
+    expect: 250
+  - send: DATA
+    expect: 354
+  - data: |
+      Message-ID: <{{{{ message_id }}}}>
+      From: bob@smtprun.test
+      To: alice@smtprun.test
+      Subject: smtprun round trip through {software}
+
+      A message for alice, found again by smtprun.
+    expect: 250
+  - send: QUIT
+    expect: 221
+  - expect_delivery:
+      mailbox: "{{{{ mailbox }}}}"
+      within: 20
+      headers: {{Subject: "^smtprun round trip through {software}$"}}
+      body: found again by smtprun
+  - expect_dsn: {{mailbox: "{{{{ sender_mailbox }}}}", within: 30, action: delivered, status: 2.x.x}}
+    when: notify
+"""
+
+
+def round_trip(server: SmtpServer, tmp_path, *options: str) -> tuple[int, str]:
+    plan = write_plan(tmp_path, ROUND_TRIP.format(port=server.port, software=server.software))
+    code, out, err = run(plan, "--no-report", "--var", f"mailbox={server.mailbox_url('alice')}",
+                         "--var", f"sender_mailbox={server.mailbox_url('bob')}", *options)
+    return code, out + err
+
+
+@every_server
+def test_expect_delivery_finds_the_message_in_each_servers_mailbox(server, tmp_path):
+    require_smtp(server)
+    code, out = round_trip(server, tmp_path)
+    assert code == 0, out
+    assert "1 passed" in out
+
+
+@pytest.mark.parametrize("server", [s for s in ALL_SMTP_SERVERS if s.dsn],
+                         ids=[s.name for s in ALL_SMTP_SERVERS if s.dsn])
+def test_a_delivery_receipt_comes_back_to_the_senders_mailbox(server, tmp_path):
+    require_smtp(server)
+    code, out = round_trip(server, tmp_path, "--var", "notify=SUCCESS,FAILURE")
+    assert code == 0, out
+    assert "1 passed" in out
+
+
+def test_courier_closes_connections_past_its_limit_per_client_and_smtprun_says_so(tmp_path):
+    """Courier's MAXPERIP=5: the smuggling plan's nine cases at once (--per-host 9) meet closed connections,
+    each named as such; with smtprun's default of 4 at once, all nine pass (tests/integration/test_plan_headers.py)."""
+    courier = require_smtp(COURIER)
+    code, out, err = run(str(ROOT / "plans/smuggling.yaml"), "--host", f"{courier.host}:{courier.port}",
+                         "--var", "sender=bob@smtprun.test", "--var", "rcpt=alice@smtprun.test",
+                         "--per-host", "9", "--no-report")
+    assert code == 1, out + err
+    closed = out.count("connection closed by the server before its banner, while ")
+    assert closed >= 9 - courier.max_per_ip, out
+    assert "the server may limit connections per client (--per-host lowers how many smtprun opens at once)" in out
+    assert out.count("verdict: not vulnerable") == 9 - closed

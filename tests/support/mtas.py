@@ -54,6 +54,7 @@ class SmtpServer:
     users: dict[str, str] = field(default_factory=lambda: dict(USERS))
     auth: bool = True         # AUTH PLAIN LOGIN offered after STARTTLS
     auth_before_tls: bool = False  # AUTH offered before STARTTLS too (Haraka's auth/flat_file, to loopback)
+    dsn: bool = True          # DSN offered (RFC 3461), and delivery reports sent to a local sender's mailbox
     relay_code: int = 550     # the reply to RCPT for a domain it does not serve
     mailbox: str = "home/{user}/Maildir"  # where a local user's mail lands, in the server's root
     mbox: bool = False        # `mailbox` is one mbox file (Sendmail's /var/mail/<user>), not a Maildir
@@ -76,6 +77,10 @@ class SmtpServer:
         """Where the user's mail lands, as a path on this host: a Maildir, or an mbox file when `mbox`."""
         return self.root / self.mailbox.format(user=user)
 
+    def mailbox_url(self, user: str) -> str:
+        """The user's mailbox as a plan's expect_delivery or expect_dsn names it (maildir: or mbox:)."""
+        return f"{'mbox' if self.mbox else 'maildir'}:{self.mailbox_path(user)}"
+
 
 POSTFIX = SmtpServer("postfix", "Postfix", "127.0.0.1", 25, Path("/"), (Path("/var/log/postfix.log"),),
                      auth=False, relay_code=554)
@@ -92,9 +97,9 @@ COURIER = SmtpServer("courier", "Courier", "127.0.0.1", 2531, MTA_ROOT / "courie
                      max_per_ip=5)
 QPSMTPD = SmtpServer("qpsmtpd", "qpsmtpd", "127.0.0.1", 2533, MTA_ROOT / "qpsmtpd",
                      (Path("/var/log/smtprun-qpsmtpd.log"),), mailbox="var/lib/qpsmtpd/maildir/{user}",
-                     login="{user}@smtprun.test")
+                     login="{user}@smtprun.test", dsn=False)
 HARAKA = SmtpServer("haraka", "Haraka", "127.0.0.1", 2535, MTA_ROOT / "haraka",
-                    (Path("/var/log/smtprun-haraka.log"),), auth_before_tls=True)
+                    (Path("/var/log/smtprun-haraka.log"),), auth_before_tls=True, dsn=False)
 # The seven, for the tests written for all of them (tests/integration/test_seven_mtas.py, test_plan_headers.py).
 ALL_SMTP_SERVERS = (*SMTP_SERVERS, SENDMAIL, COURIER, QPSMTPD, HARAKA)
 
