@@ -68,7 +68,12 @@ class _Refused(Exception):
 class _Loaded:
     key: tuple[int, int, int]  # (mtime_ns, size, inode): a change means read it again
     plan: Plan | None
-    problem: str | None  # the plan error's first line, when it does not validate
+    problem: str | None  # the plan error's headline, when it does not validate
+
+
+def _headline(exc: PlanError) -> str:
+    """A plan error in one line, as a probe of the plan answers: where its first problem is and what it is."""
+    return exc.problems[0].render().splitlines()[0]
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ class Exporter:
         try:
             loaded = _Loaded(key, read_plan(path, dict(self.settings.variables)), None)
         except PlanError as exc:
-            loaded = _Loaded(key, None, str(exc).splitlines()[0])
+            loaded = _Loaded(key, None, _headline(exc))
             for line in str(exc).splitlines():
                 self.log(f"smtprun exporter: {line}")
         except SmtprunError as exc:
