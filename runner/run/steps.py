@@ -21,11 +21,10 @@ from runner.errors import StepFailed
 from runner.files import inside, open_regular
 from runner.mail import msgid
 from runner.net import tls as tlsinfo
-from runner.net.address import ip_version
 from runner.plan.actions import KINDS, PIPELINE_LINE
 from runner.plan.types import Step
 from runner.results import StepResult
-from runner.run import mailsteps, smuggle
+from runner.run import dnssteps, mailsteps, smuggle, tlssteps
 from runner.run.context import StepContext
 from runner.run.smuggle import check_pauses, pause
 from runner.smtp import expect as expectations
@@ -40,7 +39,6 @@ BDAT_DATA = KINDS["bdat"].large[0]  # the key of a `bdat:` mapping's body
 FILE_CHUNK = 64 * 1024
 HEADER_LOOK = 1024 * 1024  # bytes of a data_file read for its header section (RFC 5322 §2.1 sets no bound)
 _FILLER = b"smtprun generated body: the quick brown fox jumps over the lazy dog 0123456789\r\n"
-_TLS_ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 
 Action = Callable[[StepContext, Step, StepResult, float], Awaitable[bool]]
 
@@ -299,107 +297,9 @@ async def do_bdat(session: StepContext, step: Step, out: StepResult, deadline: f
     return True
 
 
-def _name_matches(name: str, pattern: str) -> bool:
-    """RFC 6125 §6.4.3: a wildcard stands for exactly one whole left-most label."""
-    name, pattern = name.lower().rstrip("."), pattern.lower().rstrip(".")
-    if pattern.startswith("*."):
-        head, _, rest = name.partition(".")
-        return bool(head) and rest == pattern[2:]
-    return name == pattern
-
-
-async def do_expect_tls(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    want = step.value
-    out.label = "check the TLS session"
-    out.expected = ", ".join(f"{k} {v}" for k, v in want.items())
-    facts = session.tls_facts
-    if not facts:
-        raise StepFailed("no TLS session in force: use starttls first, or target tls: implicit")
-    results = _tls_checks(session, want, facts)  # (what was found, the problem or None) per key given
-    session.note("expect_tls: " + "; ".join(f"{found}: {problem or 'ok'}" for found, problem in results))
-    problems = [problem for _found, problem in results if problem]
-    if problems:
-        raise StepFailed("; ".join(problems))
-    return True
-
-
-def _tls_checks(session: StepContext, want: dict[str, Any], facts: dict[str, Any]) -> list[tuple[str, str | None]]:
-    results: list[tuple[str, str | None]] = []
-    if "min_version" in want:
-        low = facts.get("version") in _TLS_ORDER and \
-            _TLS_ORDER.index(facts["version"]) < _TLS_ORDER.index(want["min_version"])
-        results.append((f"version {facts.get('version')}",
-                        f"version {facts['version']} is below {want['min_version']}" if low else None))
-    if "days_valid" in want:
-        left = facts.get("days_left", -1)
-        results.append((f"certificate valid {facts.get('days_left', '?')} more days",
-                        f"certificate expires in {facts.get('days_left', '?')} days, under {want['days_valid']}"
-                        if left < want["days_valid"] else None))
-    if "name" in want:
-        name = session.text(want["name"])
-        names = facts.get("san", [])
-        results.append((f"name {name}", None if any(_name_matches(name, san) for san in names) else
-                        f"certificate is not valid for {name} (names: {', '.join(names) or 'none'})"))
-    if "verified" in want:
-        results.append((f"verified {facts.get('verified')}", None if facts.get("verified") == want["verified"] else
-                        f"certificate verified is {facts.get('verified')}, expected {want['verified']}"))
-    return results
-
-
-async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    """The DNS checks of a mail admin's checklist: PTR vs banner, SPF, DMARC, MTA-STS, DANE TLSA."""
-    want = step.value
-    out.label = "check DNS: " + ", ".join(k for k in want if k != "domain")
-    out.expected = ", ".join(f"{k} {v}" for k, v in want.items())
-    from runner.net.dns import config_for
-
-    t = session.target
-    config = config_for(t.nameservers, t.dns_timeout, t.families)
-    domain = session.text(want.get("domain") or t.mx or t.domain or "") or session.server_host
-    if ip_version(domain) and any(k in want for k in _DOMAIN_CHECKS):
-        raise StepFailed(f"no mail domain to look up: the run connects to the address {domain}; give the plan "
-                         "target.mx or the step expect_dns.domain")
-    try:
-        problems = await asyncio.wait_for(_dns_checks(session, want, config, domain),
-                                          max(0.001, deadline - time.monotonic()))
-    except asyncio.TimeoutError:
-        raise StepFailed("DNS checks did not finish within the step's timeout") from None
-    session.note("expect_dns: " + "; ".join(f"{name}: {problem or 'ok'}" for name, problem in problems))
-    found = [p for _name, p in problems if p]
-    if found:
-        raise StepFailed("; ".join(found))
-    return True
-
-
-_DOMAIN_CHECKS = ("spf", "dmarc", "mta_sts")  # records of the mail domain, not of the host connected to
-
-
-async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
-                      domain: str) -> list[tuple[str, str | None]]:
-    """(check, its problem or None) for each check asked for, in order."""
-    from runner.net import dns
-
-    problems: list[tuple[str, str | None]] = []
-    if "ptr_matches_banner" in want:
-        address = session.peer.rsplit(":", 1)[0].strip("[]")
-        names = session.greeting_hosts or [session.server_host]
-        problems.append((f"PTR of {address}", await dns.ptr_check(address, names, config)))
-    for kind in _DOMAIN_CHECKS:
-        if kind in want:
-            problems.append((f"{kind} of {domain}", await dns.txt_present(kind, domain, config)))
-    if "tlsa" in want:
-        chain = tlsinfo.peer_chain(session.tls_object)
-        where = f"TLSA of _{session.port()}._tcp.{session.server_host}"
-        if not chain:
-            problems.append((where, "no TLS session in force: use starttls first, or target tls: implicit"))
-        else:
-            problems.append((where, await dns.tlsa_check(session.server_host, session.port(), chain, config)))
-    return problems
-
-
 def _runner(name: str) -> Action:
-    """The function that runs step type `name`: `do_<name>` here, in mailsteps or in smuggle."""
-    for module in (sys.modules[__name__], mailsteps, smuggle):
+    """The function that runs step type `name`: `do_<name>` here or in mailsteps, smuggle, tlssteps, dnssteps."""
+    for module in (sys.modules[__name__], mailsteps, smuggle, tlssteps, dnssteps):
         found = getattr(module, f"do_{name}", None)
         if found is not None:
             return found  # type: ignore[no-any-return]

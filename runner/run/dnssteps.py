@@ -1,0 +1,68 @@
+"""Steps about DNS: `expect_dns` checks a mail admin's list (PTR against the banner, SPF, DMARC and MTA-STS of
+the mail domain, DANE TLSA of the host) through the run's resolver settings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from runner.errors import StepFailed
+from runner.net import tls as tlsinfo
+from runner.net.address import ip_version
+from runner.plan.types import Step
+from runner.results import StepResult
+from runner.run.context import StepContext
+
+__all__ = ["do_expect_dns"]
+
+
+async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
+    """The DNS checks of a mail admin's checklist: PTR vs banner, SPF, DMARC, MTA-STS, DANE TLSA."""
+    want = step.value
+    out.label = "check DNS: " + ", ".join(k for k in want if k != "domain")
+    out.expected = ", ".join(f"{k} {v}" for k, v in want.items())
+    from runner.net.dns import config_for
+
+    t = session.target
+    config = config_for(t.nameservers, t.dns_timeout, t.families)
+    domain = session.text(want.get("domain") or t.mx or t.domain or "") or session.server_host
+    if ip_version(domain) and any(k in want for k in _DOMAIN_CHECKS):
+        raise StepFailed(f"no mail domain to look up: the run connects to the address {domain}; give the plan "
+                         "target.mx or the step expect_dns.domain")
+    try:
+        problems = await asyncio.wait_for(_dns_checks(session, want, config, domain),
+                                          max(0.001, deadline - time.monotonic()))
+    except asyncio.TimeoutError:
+        raise StepFailed("DNS checks did not finish within the step's timeout") from None
+    session.note("expect_dns: " + "; ".join(f"{name}: {problem or 'ok'}" for name, problem in problems))
+    found = [p for _name, p in problems if p]
+    if found:
+        raise StepFailed("; ".join(found))
+    return True
+
+
+_DOMAIN_CHECKS = ("spf", "dmarc", "mta_sts")  # records of the mail domain, not of the host connected to
+
+
+async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
+                      domain: str) -> list[tuple[str, str | None]]:
+    """(check, its problem or None) for each check asked for, in order."""
+    from runner.net import dns
+
+    problems: list[tuple[str, str | None]] = []
+    if "ptr_matches_banner" in want:
+        address = session.peer.rsplit(":", 1)[0].strip("[]")
+        names = session.greeting_hosts or [session.server_host]
+        problems.append((f"PTR of {address}", await dns.ptr_check(address, names, config)))
+    for kind in _DOMAIN_CHECKS:
+        if kind in want:
+            problems.append((f"{kind} of {domain}", await dns.txt_present(kind, domain, config)))
+    if "tlsa" in want:
+        chain = tlsinfo.peer_chain(session.tls_object)
+        where = f"TLSA of _{session.port()}._tcp.{session.server_host}"
+        if not chain:
+            problems.append((where, "no TLS session in force: use starttls first, or target tls: implicit"))
+        else:
+            problems.append((where, await dns.tlsa_check(session.server_host, session.port(), chain, config)))
+    return problems

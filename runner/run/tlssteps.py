@@ -1,0 +1,61 @@
+"""Steps about the TLS session in force: `expect_tls` judges the certificate and protocol one handshake got."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.errors import StepFailed
+from runner.plan.types import Step
+from runner.results import StepResult
+from runner.run.context import StepContext
+
+__all__ = ["do_expect_tls"]
+
+_TLS_ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+
+
+def _name_matches(name: str, pattern: str) -> bool:
+    """RFC 6125 §6.4.3: a wildcard stands for exactly one whole left-most label."""
+    name, pattern = name.lower().rstrip("."), pattern.lower().rstrip(".")
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return name == pattern
+
+
+async def do_expect_tls(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
+    want = step.value
+    out.label = "check the TLS session"
+    out.expected = ", ".join(f"{k} {v}" for k, v in want.items())
+    facts = session.tls_facts
+    if not facts:
+        raise StepFailed("no TLS session in force: use starttls first, or target tls: implicit")
+    results = _tls_checks(session, want, facts)  # (what was found, the problem or None) per key given
+    session.note("expect_tls: " + "; ".join(f"{found}: {problem or 'ok'}" for found, problem in results))
+    problems = [problem for _found, problem in results if problem]
+    if problems:
+        raise StepFailed("; ".join(problems))
+    return True
+
+
+def _tls_checks(session: StepContext, want: dict[str, Any], facts: dict[str, Any]) -> list[tuple[str, str | None]]:
+    results: list[tuple[str, str | None]] = []
+    if "min_version" in want:
+        low = facts.get("version") in _TLS_ORDER and \
+            _TLS_ORDER.index(facts["version"]) < _TLS_ORDER.index(want["min_version"])
+        results.append((f"version {facts.get('version')}",
+                        f"version {facts['version']} is below {want['min_version']}" if low else None))
+    if "days_valid" in want:
+        left = facts.get("days_left", -1)
+        results.append((f"certificate valid {facts.get('days_left', '?')} more days",
+                        f"certificate expires in {facts.get('days_left', '?')} days, under {want['days_valid']}"
+                        if left < want["days_valid"] else None))
+    if "name" in want:
+        name = session.text(want["name"])
+        names = facts.get("san", [])
+        results.append((f"name {name}", None if any(_name_matches(name, san) for san in names) else
+                        f"certificate is not valid for {name} (names: {', '.join(names) or 'none'})"))
+    if "verified" in want:
+        results.append((f"verified {facts.get('verified')}", None if facts.get("verified") == want["verified"] else
+                        f"certificate verified is {facts.get('verified')}, expected {want['verified']}"))
+    return results
