@@ -119,27 +119,22 @@ def _write(run: RunResult, args: argparse.Namespace, env: Environment) -> None:
 def main(argv: Sequence[str], env: Environment) -> int:
     try:
         args = _parser().parse_args(list(argv))
-        problems, runs = [], []
-        for name in args.results:
-            try:
-                runs.append((name, read_result(Path(name))))
-            except ReportError as exc:
-                problems.append(str(exc))
-        if problems:
-            raise UsageError("\n".join(f"smtprun merge: {p}" for p in problems))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except UsageError as exc:  # the parser's words, which name the program
+        env.stderr.write(f"{exc}\n")
+        return int(ExitStatus.USAGE)
+    try:
+        runs = _read(args.results)
         _check_outputs(args)
         _check_versions(runs)
         for warning in _check_shards(runs):
             env.stderr.write(f"smtprun merge: {warning}\n")
         run = merge_runs(runs)
         _write(run, args, env)
-    except SystemExit as exc:
-        return int(exc.code or 0)
     except UsageError as exc:
-        text = str(exc)
-        env.stderr.write((text if text.startswith("smtprun merge") else f"smtprun merge: {text}") + "\n")
-        if not text.startswith("smtprun merge: the following arguments") and "argument" not in text:
-            env.stderr.write("smtprun merge: nothing was written\n")
+        env.stderr.write("".join(f"smtprun merge: {line}\n" for line in str(exc).splitlines()))
+        env.stderr.write("smtprun merge: nothing was written\n")
         return int(ExitStatus.USAGE)
     except ReportError as exc:
         env.stderr.write(f"smtprun merge: {exc}\n")
@@ -148,3 +143,16 @@ def main(argv: Sequence[str], env: Environment) -> int:
     env.stdout.write(f"merged {len(runs)} results (smtprun {run.version}): "
                      f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped\n")
     return int(ExitStatus.FAILED if run.status == "failed" else ExitStatus.OK)
+
+
+def _read(names: list[str]) -> list[tuple[str, RunResult]]:
+    """Every result file read: a UsageError naming each one that cannot be."""
+    problems, runs = [], []
+    for name in names:
+        try:
+            runs.append((name, read_result(Path(name))))
+        except ReportError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UsageError("\n".join(problems))
+    return runs
