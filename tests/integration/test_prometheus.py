@@ -90,10 +90,11 @@ def metric_names(expression: str) -> set[str]:
             if m[0] not in PROMQL_WORDS and not text[m.end():].lstrip().startswith("(")}
 
 
-def readme_rules() -> str:
-    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+def documented_rules() -> str:
+    """The alerting rule docs/monitoring.md shows as an example."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs/monitoring.md").read_text(), re.S)
     found = [b for b in blocks if b.startswith("groups:")]
-    assert len(found) == 1, "the README shows one alerting rule file"
+    assert len(found) == 1, "docs/monitoring.md shows one alerting rule file"
     return found[0]
 
 
@@ -152,7 +153,7 @@ def test_the_documented_alert_rules_and_dashboard_parse_and_name_only_exported_m
                                                                                         monkeypatch):
     exported = exported_metrics(tmp_path, monkeypatch)
     documented = {"docs/prometheus-alerts.yml": rule_expressions(RULES.read_text()),
-                  "README.md": rule_expressions(readme_rules()),
+                  "docs/monitoring.md": rule_expressions(documented_rules()),
                   "docs/grafana-dashboard.json": dashboard_expressions()}
     for where, expressions in documented.items():
         for expression in expressions:
@@ -161,9 +162,9 @@ def test_the_documented_alert_rules_and_dashboard_parse_and_name_only_exported_m
     promtool = shutil.which("promtool")
     if promtool is None:
         missing("promtool is not installed (Debian's prometheus package): run scripts/test-env.sh as root")
-    (tmp_path / "readme-rules.yml").write_text(readme_rules())
+    (tmp_path / "documented-rules.yml").write_text(documented_rules())
     (tmp_path / "rules-test.yml").write_text(RULES_TEST.format(rules=RULES))
-    for command in [("check", "rules", str(RULES)), ("check", "rules", str(tmp_path / "readme-rules.yml")),
+    for command in [("check", "rules", str(RULES)), ("check", "rules", str(tmp_path / "documented-rules.yml")),
                     ("test", "rules", str(tmp_path / "rules-test.yml"))]:
         done = subprocess.run([promtool, *command], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
