@@ -289,7 +289,8 @@ def _quote(value: str) -> str:
 
 def _server_words(exc: BaseException, command: str = "") -> str:
     """What the server said, without imaplib's wrapping ("b'[AUTHENTICATIONFAILED] ...'", "select failed: ")
-    and Dovecot's timings ("(0.001 + 0.000 secs).")."""
+    and Dovecot's timings ("(0.001 + 0.000 secs)."). imaplib and imapclient give the server's words only inside
+    an error's text: this is the one place that reads it (tests/integration/test_mailbox_hostile.py pins it)."""
     text = str(exc)
     for prefix in ("login failed: ", f"{command} failed: " if command else "", "b'", 'b"'):
         text = text.removeprefix(prefix) if prefix else text

@@ -76,3 +76,55 @@ steps:
     reason = why.format(port=imap.port)
     assert reason in out, out
     assert "hostile-secret" not in out + err
+
+
+def refusing_login(words: bytes):
+    """An IMAP server that answers every LOGIN with NO and `words` (an RFC 5530 response code first)."""
+    def behaviour(peer: Peer) -> None:
+        peer.send(b"* OK [CAPABILITY IMAP4rev1] ready\r\n")
+        while (line := peer.read_line()) is not None:
+            tag, _, command = line.partition(b" ")
+            verb = command.split(b" ", 1)[0].strip().upper()
+            if verb == b"LOGIN":
+                peer.send(tag + b" NO " + words + b"\r\n")
+            elif verb == b"CAPABILITY":
+                peer.send(b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK done\r\n")
+            else:
+                peer.send(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                return
+    behaviour.__name__ = "refusing_login"
+    return behaviour
+
+
+def wait_on(tmp_path, imap: FaultServer, smtp: FaultServer) -> tuple[int, str]:
+    plan = write_plan(tmp_path, f"""\
+target: {{host: 127.0.0.1, port: {smtp.port}, timeout: 5}}
+steps:
+  - expect: 220
+  - expect_delivery:
+      mailbox: imap://alice@127.0.0.1:{imap.port}/INBOX
+      password: hostile-secret
+      within: {WITHIN}
+""")
+    code, out, err = run(plan, "--no-report")
+    return code, out + err
+
+
+def test_an_imap_server_too_busy_to_log_in_is_tried_again_and_its_words_shown(tmp_path):
+    """The server's words come through imaplib's error text (imapclient gives nothing else): shown without
+    its wrapping, and read for "try later" (RFC 5530 UNAVAILABLE), so a busy server is tried again."""
+    busy = b"[UNAVAILABLE] Maximum number of connections from user+IP exceeded (mail_max_userip_connections=10)"
+    with FaultServer("normal") as smtp, FaultServer(refusing_login(busy)) as imap:
+        code, out = wait_on(tmp_path, imap, smtp)
+    assert code == 1, out
+    assert (f"IMAP login as alice at 127.0.0.1:{imap.port} refused: {busy.decode()}; tried " in out
+            and imap.accepted > 1), out
+
+
+def test_an_imap_server_refusing_the_password_is_not_tried_again(tmp_path):
+    with FaultServer("normal") as smtp, FaultServer(refusing_login(b"[AUTHENTICATIONFAILED] Authentication failed.")
+                                                    ) as imap:
+        code, out = wait_on(tmp_path, imap, smtp)
+    assert code == 1, out
+    assert f"IMAP login as alice at 127.0.0.1:{imap.port} refused: [AUTHENTICATIONFAILED] Authentication failed." in out
+    assert imap.accepted == 1 and "tried" not in out, out
