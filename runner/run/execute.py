@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from typing import Any
 from runner import __version__
 from runner.net.address import ip_version
 from runner.net.resolver import Lookups
-from runner.net.transport import Connector, open_connection, quiet_closed_transports
+from runner.net.transport import Connector, open_connection
 from runner.plan.scope import Scope
 from runner.plan.targets import FleetTarget, in_shard
 from runner.plan.types import Case, Plan, Target
@@ -30,11 +29,13 @@ from runner.results import FAILED, INFO, SKIPPED, CaseResult, PlanResult, RunRes
 from runner.run.budget import RenderBudget
 from runner.run.case import Hop, Listener, not_run, run_case
 from runner.run.hostslots import DEFAULT_PER_HOST, HostSlots
+from runner.run.loop import event_loop_name, new_event_loop
 from runner.run.render import preview_labels, skip_reason
+from runner.run.route import lookup_problems, mx_notes, no_route
 from runner.stats import LoadStats
 from runner.template import RenderError
 
-__all__ = ["RunOptions", "new_event_loop", "run_plans", "run_plans_async"]
+__all__ = ["RunOptions", "event_loop_name", "new_event_loop", "run_plans", "run_plans_async"]
 
 DEFAULT_JOBS = 20
 NEVER_STARTED = "interrupted before it started"
@@ -95,34 +96,6 @@ class _Job:
     waited: float = 0.0  # seconds its MX lookup took before it failed (error), for the case's time
     notes: tuple[str, ...] = ()  # what the case's report should say about its route (an MX host skipped)
     position: int = 0  # its place among all the plan's jobs before --shard took a share: merge restores the order
-
-
-def no_route(found: Any) -> str:
-    """Why no exchanger of an MX lookup can be tried: each one's own reason (RFC 5321 §5.1)."""
-    reasons = "; ".join(f"{ex.host}: {ex.error}" for ex in found.exchangers if ex.error)
-    return "no MX host has an address" + (f" ({reasons})" if reasons else "")
-
-
-def lookup_problems(found: Any) -> tuple[str, ...]:
-    """The MX hosts the route leaves out, or uses in part, and why: shown with each case, not only in the
-    plan's lookup notes, since they decide which host the case reached."""
-    return tuple(f"MX {ex.host}: not tried: {ex.error}" if not ex.addresses else f"MX {ex.host}: {ex.partly}"
-                 for ex in found.exchangers if (ex.error and not ex.addresses) or ex.partly)
-
-
-def mx_notes(found: Any) -> list[str]:
-    """What the MX lookup found, for the report: every exchanger, why one has no address, and which family
-    failed beside the addresses of another ("127.0.0.1; DNS timeout after 5s for mx1.example.com AAAA ...")."""
-    head = f"MX for {found.domain}" + (" (no MX record: the domain's own address, RFC 5321 §5.1)"
-                                        if found.implicit else "")
-    rows = []
-    for ex in found.exchangers:
-        row = f"{ex.preference:>5} {ex.host}: {', '.join(ex.addresses) or ex.error}"
-        rows.append(f"{row}; {ex.partly}" if ex.partly else row)
-    if found.omitted:
-        rows.append(f"({found.omitted} more MX host{'s' * (found.omitted > 1)} past the first {len(found.exchangers)}: "
-                    "not looked up, not tried)")
-    return [head, *rows]
 
 
 class _PlanRun:
@@ -373,29 +346,6 @@ async def run_plans_async(plans: list[Plan], options: RunOptions, stop: asyncio.
     await _run(plans, options, run, stop)
     run.duration = time.monotonic() - t0
     return run
-
-
-def event_loop_name() -> str:
-    """uvloop where it is installed (a dependency wherever it builds): the same asyncio API, faster I/O.
-    SMTPRUN_EVENT_LOOP=asyncio chooses the stock loop, the fallback every test also runs on."""
-    if os.environ.get("SMTPRUN_EVENT_LOOP", "").strip().lower() == "asyncio":
-        return "asyncio"
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return "asyncio"
-    return "uvloop"
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    if event_loop_name() == "uvloop":
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
-    loop.set_exception_handler(quiet_closed_transports)
-    return loop
 
 
 def run_plans(plans: list[Plan], options: RunOptions) -> RunResult:
