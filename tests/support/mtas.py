@@ -38,13 +38,13 @@ CA_PATH = CERT_DIR / "ca.pem"
 HOSTNAME = "mail.smtprun.test"
 LOCAL_DOMAINS = ("smtprun.test", "localhost", "mail.smtprun.test")
 USERS = {"alice": "alice-password", "bob": "bob-password"}
-MTA_ROOT = Path("/srv/smtprun-mtas")  # the chroots of Exim and OpenSMTPD (scripts/env/lib.sh)
+MTA_ROOT = Path("/srv/smtprun-mtas")  # a chroot per MTA, and Haraka's folder (scripts/env/lib.sh)
 
 
 @dataclass(frozen=True)
 class SmtpServer:
-    name: str                 # short name: postfix, exim, opensmtpd
-    software: str             # the word its 220 banner contains
+    name: str                 # short name: postfix, exim, ..., haraka (as the plans' header tables write it)
+    software: str             # the word its 220 banner contains (but see ehlo_mark)
     host: str
     port: int
     root: Path                # the file system it sees ("/" for the host, else its chroot)
