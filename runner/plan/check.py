@@ -110,21 +110,8 @@ class StepBuilder:
 
         target = Path(self.loaded.source.name).parent / raw["include"]
         here = f"{self.loaded.source.name}:{(self.loaded.where(path) or (1, 1))[0]}"
-        try:
-            confined = inside(target, Path(self.chain[0]).parent)  # the plan's folder, as for data_file
-            resolved = str(target.resolve())
-        except OSError as exc:
-            self.problem(f"cannot read include {raw['include']}: {exc.strerror}", (*path, "include"))
-            return []
-        if not confined:
-            self.problem(f"include {raw['include']} is outside the plan's folder: a plan may only include files "
-                         "that sit beside it or below it", (*path, "include"), hint="move the file next to the plan")
-            return []
-        if resolved in self.chain:
-            self.problem(f"include cycle: {target} includes itself (via {' -> '.join(self.chain)})", (*path, "include"))
-            return []
-        if len(self.chain) >= MAX_INCLUDE_DEPTH:
-            self.problem(f"includes nested deeper than {MAX_INCLUDE_DEPTH}", (*path, "include"))
+        resolved = self._include_target(raw["include"], target, (*path, "include"))
+        if resolved is None:
             return []
         found: list[Problem] = []
         try:
@@ -209,10 +196,29 @@ class StepBuilder:
             self.problem(f"cannot read data_file {value}: {exc.strerror or exc}", path)
         return str(resolved)
 
+    def _include_target(self, name: str, target: Path, path: tuple[Any, ...]) -> str | None:
+        """The included file's resolved path, or None (the problem said) when it may not be included: outside
+        the plan's folder, in a cycle, or nested too deep."""
+        try:
+            confined = inside(target, Path(self.chain[0]).parent)  # the plan's folder, as for data_file
+            resolved = str(target.resolve())
+        except OSError as exc:
+            self.problem(f"cannot read include {name}: {exc.strerror}", path)
+            return None
+        if not confined:
+            self.problem(f"include {name} is outside the plan's folder: a plan may only include files "
+                         "that sit beside it or below it", path, hint="move the file next to the plan")
+        elif resolved in self.chain:
+            self.problem(f"include cycle: {target} includes itself (via {' -> '.join(self.chain)})", path)
+        elif len(self.chain) >= MAX_INCLUDE_DEPTH:
+            self.problem(f"includes nested deeper than {MAX_INCLUDE_DEPTH}", path)
+        else:
+            return resolved
+        return None
+
     def _mailbox(self, value: dict[str, Any], path: tuple[Any, ...], captured: set[str]) -> None:
         """A mailbox URL written out is read now; a templated one as its case starts (runner.run.mailsteps),
         or at its step if it reads a capture; listen:// cannot (it is opened as the case starts)."""
-        from runner.mail.url import parse_mailbox, url_password
 
         mailbox = value["mailbox"]
         if template.is_template(mailbox):
@@ -221,24 +227,32 @@ class StepBuilder:
                 self.problem(f"a listen:// mailbox cannot use {', '.join(sorted(late))}: smtprun starts listening "
                              "as the case starts, before any reply is read", (*path, "mailbox"),
                              hint="write the address out, or take it from a variable")
-        else:
-            try:
-                url = parse_mailbox(mailbox)
-            except ValueError as exc:
-                self.loaded.source.hide_text(url_password(mailbox) or "")  # not shown in the excerpt either
-                self.problem(str(exc), (*path, "mailbox"))
-                return
-            if url.kind != "listen":
-                for key in ("ehlo", "tls", "certfile", "keyfile"):
-                    if key in value:
-                        self.problem(f"{key}: is for a listen:// mailbox, not {url.kind}:", (*path, key))
-            if "folder" in value and url.kind not in ("imap", "imaps", "maildir"):
-                self.problem(f"folder: a {url.kind}: mailbox has no folders (IMAP and Maildir do)", (*path, "folder"))
+        elif not self._mailbox_url(value, path):
+            return
         for key in ("body", "ehlo", "recipient", "diagnostic"):
             if isinstance(value.get(key), str):
                 self.regex(value[key], (*path, key))
         for name, rx in (value.get("headers") or {}).items():
             self.regex(rx, (*path, "headers", name))
+
+    def _mailbox_url(self, value: dict[str, Any], path: tuple[Any, ...]) -> bool:
+        """A mailbox URL written out, and the options that go with its kind; False when it is no URL."""
+        from runner.mail.url import parse_mailbox, url_password
+
+        mailbox = value["mailbox"]
+        try:
+            url = parse_mailbox(mailbox)
+        except ValueError as exc:
+            self.loaded.source.hide_text(url_password(mailbox) or "")  # not shown in the excerpt either
+            self.problem(str(exc), (*path, "mailbox"))
+            return False
+        if url.kind != "listen":
+            for key in ("ehlo", "tls", "certfile", "keyfile"):
+                if key in value:
+                    self.problem(f"{key}: is for a listen:// mailbox, not {url.kind}:", (*path, key))
+        if "folder" in value and url.kind not in ("imap", "imaps", "maildir"):
+            self.problem(f"folder: a {url.kind}: mailbox has no folders (IMAP and Maildir do)", (*path, "folder"))
+        return True
 
     def _smuggle(self, value: dict[str, Any], path: tuple[Any, ...], captured: set[str]) -> dict[str, Any]:
         """The smuggling test's options, the envelope taken from the variables `sender` and `rcpt` unless given."""
