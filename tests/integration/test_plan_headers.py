@@ -208,6 +208,11 @@ def test_the_commands_not_run_here_are_for_example_hosts():
     assert len(RUNNABLE) >= 12
 
 
+def test_every_library_plan_shows_a_command_that_is_run_here():
+    run_here = {c.plan for c in RUNNABLE} | {row.plan for row in TABLE}
+    assert run_here == {path.stem for path in PLANS}
+
+
 def start_serve(text: str, workdir: Path) -> subprocess.Popen:
     """`smtprun serve ...` from a header, in workdir (which has the test certificate as server.pem,
     server.key and ca.pem, as the header's relative names want), until its port answers."""
