@@ -33,10 +33,10 @@ from runner.report.archive import (
 )
 from runner.report.chart import PERCENTILES
 from runner.report.compare import Changes, compare_runs
-from runner.report.digest import FULL_CASES, FULL_FAILURES, digest, lighten, peers_line
+from runner.report.digest import FULL_CASES, FULL_FAILURES, Digest, digest, lighten, peers_line
 from runner.report.format import format_seconds, format_utc, parse_utc, printable
 from runner.report.render import embed_json, environment, page_script
-from runner.report.view import case_view, skipped_groups, step_view
+from runner.report.view import CaseView, case_view, skipped_groups, step_view
 from runner.results import FAILED, PlanResult, RunResult, utc_iso
 from runner.stats import KEEP_FAILURES
 
@@ -71,21 +71,19 @@ def plan_data(run: RunResult, plan: PlanResult) -> dict[str, Any]:
             "plan": lighten(plan.to_dict())}
 
 
-def render_report(
-    run: RunResult,
-    plan: PlanResult,
-    changes: Changes | None = None,
-    previous: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> str:
+def _cases(plan: PlanResult) -> tuple[Digest | None, list[CaseView]]:
+    """The cases shown whole: all of them, or in a large plan (a fleet) only those its digest keeps whole."""
+    if len(plan.cases) <= FULL_CASES:
+        return None, [case_view(n, c, plan.file) for n, c in enumerate(plan.cases, 1)]
+    fleet = digest(plan.cases, lambda step: step_view(step, plan.file))  # the rest as table rows
+    return fleet, [case_view(n, c, plan.file) for n, c in fleet.whole]
+
+
+def render_report(run: RunResult, plan: PlanResult, changes: Changes | None = None, previous: str | None = None,
+                  data: dict[str, Any] | None = None) -> str:
     """The report page for one plan; previous is the file name of the report changes compare with."""
     counts = plan.counts()
-    fleet = None
-    if len(plan.cases) > FULL_CASES:  # only failing cases whole, the rest as table rows
-        fleet = digest(plan.cases, lambda step: step_view(step, plan.file))
-        cases = [case_view(n, c, plan.file) for n, c in fleet.whole]
-    else:
-        cases = [case_view(n, c, plan.file) for n, c in enumerate(plan.cases, 1)]
+    fleet, cases = _cases(plan)
     peers, peers_total = peers_line(c.peer for c in plan.cases if c.peer)
     script, script_csp = page_script()
     return environment().get_template("report.html.j2").render(
