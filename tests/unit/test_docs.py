@@ -158,3 +158,26 @@ def test_every_json_key_is_documented(tmp_path: Path) -> None:
     names = {name for cell in documented for name in re.findall(r"`([^`]+)`", cell)}
     keys = {*run, *run["plans"][0], *case, *case["steps"][0], *load, *load["steps"][0]}
     assert keys - names == set()
+
+
+def _documented_modules(text: str) -> set[str]:
+    """runner/... paths of the modules docs/architecture.md's "The modules" names: each package's paragraph
+    (a line starting "`runner/pkg/`", or "Top level, `runner/`"), then its table's `name.py` cells."""
+    section = text.split("\n## The modules\n", 1)[1].split("\n## ", 1)[0]
+    found, package = set(), None
+    for line in section.splitlines():
+        start = re.match(r"(?:Top level, )?`(runner/(?:\w+/)?)`", line)
+        if start:
+            package = start[1]
+        elif line.startswith("| `") and package:
+            found |= {package + name for name in re.findall(r"`(\w+\.py)`", line.split(" | ")[0])}
+    return found
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    """docs/architecture.md lists what runner/ holds now: no module left out, none that is gone."""
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "runner").rglob("*.py")
+               if p.name != "__init__.py" and "templates" not in p.parts}
+    documented = _documented_modules((ROOT / "docs/architecture.md").read_text("utf-8"))
+    assert sorted(modules - documented) == [], "docs/architecture.md (The modules) does not name these"
+    assert sorted(documented - modules) == [], "docs/architecture.md (The modules) names modules that are gone"
