@@ -13,6 +13,7 @@ import re
 import ssl
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -38,30 +39,51 @@ from runner.smtp.protocol import Reply
 from runner.smtp.smuggling import ending_name
 from runner.template import RenderError, truth
 
-__all__ = ["Hop", "Listener", "Session", "not_run", "run_case"]
+__all__ = ["CaseRun", "Hop", "Listener", "Session", "not_run", "run_case"]
 
 QUIT_TIMEOUT = 2.0  # seconds for the 221 to the QUIT after a failure; Exim takes 0.2 s (RFC 5321 sets none)
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """One run of one case, as the scheduler asks for it.
+
+    `scope` is the plan's; the case's own is derived from it. With `learn` (a sequential plan), what the case
+    learned (captures, the last EHLO keywords, its secrets) goes back into it for later cases and their
+    `when:` conditions. `connect` opens the connection (by default over the network:
+    runner.net.transport.open_connection); `route` is the MX hosts to try in order, `stop` is set on Ctrl-C,
+    `budget` bounds the rendering of large bodies across the run."""
+
+    plan: Plan
+    case: Case
+    target: Target
+    scope: Scope
+    listener: Listener | None = None
+    learn: bool = False
+    route: tuple[Hop, ...] | None = None
+    stop: asyncio.Event | None = None
+    connect: Connector | None = None
+    budget: RenderBudget | None = None
 
 
 class Session(Wire):
     """What one case knows while it runs: its connection (a Wire), its variables, the step in progress."""
 
-    def __init__(self, plan: Plan, case: Case, target: Target, scope: Scope, listener: Listener | None,
-                 route: tuple[Hop, ...] | None = None, connect: Connector | None = None,
-                 budget: RenderBudget | None = None) -> None:
+    def __init__(self, job: CaseRun, scope: Scope) -> None:
+        plan, case, target = job.plan, job.case, job.target
         self.plan, self.case, self.target = plan, case, target
         self.redactor = scope.redactor  # this case's own: secrets it learns stay with it
-        self.renderer = StepRenderer(scope, budget)  # the budget: the run's, shared by every case
+        self.renderer = StepRenderer(scope, job.budget)  # the budget: the run's, shared by every case
         self.t0 = time.monotonic()
         result = CaseResult(name=case.name, target=str(target), line=case.line)
         self.vars = scope.values  # captures and the EHLO keywords are set here, in the case's scope
         keywords = self.vars.get("ehlo")  # what the plan's earlier cases learned
-        super().__init__(result, Transcript(case.name, result.transcript, self.redactor, listener, self.t0),
+        super().__init__(result, Transcript(case.name, result.transcript, self.redactor, job.listener, self.t0),
                          keywords if isinstance(keywords, dict) else {}, target.strict_replies)
         self.captures: dict[str, str] = {}
         self.running: StepResult | None = None  # the step in progress, for the session deadline
-        self.stop: asyncio.Event | None = None  # set on Ctrl-C
-        self.route, self.connector = route, connect or open_connection
+        self.stop = job.stop  # set on Ctrl-C
+        self.route, self.connector = job.route, job.connect or open_connection
         self.server_host = target.host or ""  # the name TLS checks and DNS checks use
         self.step: Step | None = None
         self.quit_reply: Reply | None = None  # the server's answer to the QUIT sent after a failure
@@ -237,28 +259,36 @@ async def _run_list(session: Session, steps: tuple[Step, ...], outs: list[StepRe
             if go_on or step.continue_on_failure:
                 continue
             return False
-        out.status, out.started = PASSED, time.monotonic() - session.t0
-        session.running = out  # left set if the session deadline cancels the step
-        try:
-            await session.run_step(step, out)
-            session.running = None
-        except Exception as exc:  # a defect in smtprun: a verdict on this step, the transcript kept
-            session.running = None
-            if not isinstance(exc, StepFailed):
-                exc = StepFailed(f"internal error: {type(exc).__name__}: {exc}")
-            out.status, out.reason = FAILED, session.redactor.text(exc.reason)
-            out.reply = out.reply or exc.reply  # type: ignore[assignment]
-            if out.expected is None and step.expect is not None:
-                out.expected = expectations.describe(step.expect, lambda t: session.renderer.text(session.step, t))
-            if result.status != FAILED:
-                result.status = FAILED
-                result.reason = f"step {step.index} ({step.file}:{step.line}): {out.reason}"
-            if not (go_on or step.continue_on_failure):
-                return False
-        finally:
-            out.duration = time.monotonic() - session.t0 - out.started
-            if out.reply is not None and session.redactor:
-                out.reply = session.redactor.reply(out.reply)
+        if not await _one(session, step, out, go_on):
+            return False
+    return True
+
+
+async def _one(session: Session, step: Step, out: StepResult, go_on: bool) -> bool:
+    """Run one step; False when it failed and the case goes no further."""
+    result = session.result
+    out.status, out.started = PASSED, time.monotonic() - session.t0
+    session.running = out  # left set if the session deadline cancels the step
+    try:
+        await session.run_step(step, out)
+        session.running = None
+    except Exception as exc:  # a defect in smtprun: a verdict on this step, the transcript kept
+        session.running = None
+        if not isinstance(exc, StepFailed):
+            exc = StepFailed(f"internal error: {type(exc).__name__}: {exc}")
+        out.status, out.reason = FAILED, session.redactor.text(exc.reason)
+        out.reply = out.reply or exc.reply  # type: ignore[assignment]
+        if out.expected is None and step.expect is not None:
+            out.expected = expectations.describe(step.expect, lambda t: session.renderer.text(session.step, t))
+        if result.status != FAILED:
+            result.status = FAILED
+            result.reason = f"step {step.index} ({step.file}:{step.line}): {out.reason}"
+        if not (go_on or step.continue_on_failure):
+            return False
+    finally:
+        out.duration = time.monotonic() - session.t0 - out.started
+        if out.reply is not None and session.redactor:
+            out.reply = session.redactor.reply(out.reply)
     return True
 
 
@@ -328,28 +358,12 @@ def _cut(session: Session, reason: str) -> None:
         session.running.status, session.running.reason = FAILED, reason
 
 
-async def run_case(
-    plan: Plan,
-    case: Case,
-    target: Target,
-    scope: Scope,
-    listener: Listener | None = None,
-    learn: bool = False,
-    route: tuple[Hop, ...] | None = None,
-    stop: asyncio.Event | None = None,
-    connect: Connector | None = None,
-    budget: RenderBudget | None = None,
-) -> CaseResult:
-    """Run one case to its verdict, in its own scope derived from the plan's `scope`. Never raises
-    for anything the server or network does.
-
-    With `learn` (a sequential plan), what the case learned (captures, the last EHLO keywords, its
-    secrets) goes back into the plan's scope for later cases and their `when:` conditions. `connect`
-    opens the connection (by default over the network: runner.net.transport.open_connection).
-    """
-    case_scope = scope.for_case(plan, case)
-    session = Session(plan, case, target, case_scope, listener, route, connect, budget)
-    session.stop = stop
+async def run_case(job: CaseRun) -> CaseResult:
+    """Run one case to its verdict, in its own scope derived from the plan's. Never raises for anything
+    the server or network does."""
+    case, target = job.case, job.target
+    case_scope = job.scope.for_case(job.plan, case)
+    session = Session(job, case_scope)
     if case_scope.late_error is not None:
         _cut(session, case_scope.late_error)
         session.result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
@@ -372,6 +386,6 @@ async def run_case(
         await session.mail_listeners.stop()
         session.result.duration = time.monotonic() - session.t0
     preview_labels(session.result, case, case_scope)  # steps not run, in this run's names (its message_id)
-    if learn:
-        scope.learn(case_scope, session.captures)
+    if job.learn:
+        job.scope.learn(case_scope, session.captures)
     return session.result

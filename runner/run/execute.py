@@ -27,7 +27,7 @@ from runner.plan.targets import FleetTarget, in_shard
 from runner.plan.types import Case, Plan, Target
 from runner.results import FAILED, INFO, SKIPPED, CaseResult, PlanResult, RunResult
 from runner.run.budget import RenderBudget
-from runner.run.case import Hop, Listener, not_run, run_case
+from runner.run.case import CaseRun, Hop, Listener, not_run, run_case
 from runner.run.hostslots import DEFAULT_PER_HOST, HostSlots
 from runner.run.loop import event_loop_name, new_event_loop
 from runner.run.render import preview_labels, skip_reason
@@ -242,9 +242,9 @@ class _PlanRun:
             async with self.gate:
                 if self.stopping.is_set() and not attempt:  # Ctrl-C while it waited for a free session
                     return _placeholder(case, target, SKIPPED, NEVER_STARTED)
-                result = await run_case(self.plan, case, target, self.scope, self.options.listener,
-                                        self.plan.sequential, route, self.stopping, self.options.connect,
-                                        self.budget)
+                result = await run_case(CaseRun(self.plan, case, target, self.scope, self.options.listener,
+                                                self.plan.sequential, route, self.stopping, self.options.connect,
+                                                self.budget))
             if result.status != FAILED or attempt == tries - 1 or self.stopping.is_set() or not result.retryable:
                 break
             earlier.append(result)
@@ -273,8 +273,9 @@ class _PlanRun:
             while left > 0 and not self.stopping.is_set():
                 left -= 1
                 async with self.gate:
-                    stats.add(await run_case(self.plan, case, target, self.scope, route=route,
-                                             stop=self.stopping, connect=self.options.connect, budget=self.budget))
+                    job = CaseRun(self.plan, case, target, self.scope, route=route, stop=self.stopping,
+                                  connect=self.options.connect, budget=self.budget)
+                    stats.add(await run_case(job))
 
         with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C: the sessions so far still make figures
             await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))

@@ -16,7 +16,7 @@ from runner.plan.schema import validate
 from runner.plan.scope import Scope
 from runner.plan.types import Plan
 from runner.results import FAILED, CaseResult
-from runner.run.case import run_case
+from runner.run.case import CaseRun, run_case
 from tests.support.peer import Close, Expect, Say, ScriptedServer
 
 __all__ = ["BANNER", "BASIC", "EHLO", "HEAD", "QUIT", "STARTTLS", "TEMPORARY", "failed_step", "members", "plan_of",
@@ -44,8 +44,8 @@ def plan_of(text: str, head: str = HEAD) -> Plan:
 
 
 def run(plan: Plan, server: ScriptedServer, case: int = 0, **options: Any) -> CaseResult:
-    return asyncio.run(run_case(plan, plan.cases[case], plan.target, Scope.for_plan(plan),
-                                connect=server.connect, **options))
+    return asyncio.run(run_case(CaseRun(plan, plan.cases[case], plan.target, Scope.for_plan(plan),
+                                connect=server.connect, **options)))
 
 
 def transcript(result: CaseResult) -> list[tuple[str, bytes]]:

@@ -7,7 +7,7 @@ TLS (flagged and given fake certificate facts; no cryptography). At the end of t
 server goes silent: reads wait until their deadline.
 
     server = ScriptedServer([Say(b"220 test ESMTP\\r\\n"), Expect(b"QUIT\\r\\n"), Say(b"221 bye\\r\\n"), Close()])
-    result = await run_case(plan, case, plan.target, {}, Redactor(), connect=server.connect)
+    result = await run_case(CaseRun(plan, case, plan.target, Scope.for_plan(plan), connect=server.connect))
     server.assert_done()
 
 Bytes the server has sent without waiting (Says up to the next Expect or Pause, and a Close

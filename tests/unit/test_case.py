@@ -14,7 +14,7 @@ import pytest
 
 from runner.plan.scope import Scope
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED
-from runner.run.case import Session, run_case
+from runner.run.case import CaseRun, Session, run_case
 from runner.run.context import StepContext
 from runner.run.execute import RunOptions, run_plans
 from tests.support.engine import (
@@ -74,7 +74,7 @@ def test_captures_flow_into_later_steps():
                              Expect(b"MAIL FROM:<a@client.test>\r\n"), Say(b"250 2.1.0 queued as Q42\r\n"),
                              Expect(b"NOOP Q42 from mx.peer.test\r\n"), Say(b"250 ok\r\n")])
     scope = Scope.for_plan(plan)
-    result = asyncio.run(run_case(plan, plan.cases[0], plan.target, scope, learn=True, connect=server.connect))
+    result = asyncio.run(run_case(CaseRun(plan, plan.cases[0], plan.target, scope, learn=True, connect=server.connect)))
     assert result.status == PASSED, result.reason
     server.assert_done()
     assert result.steps[2].captures == {"queue": "Q42"}
@@ -138,7 +138,7 @@ def test_implicit_tls_facts_come_from_the_connection():
 def test_a_session_provides_all_a_step_action_may_use():
     plan = plan_of(FINALLY)
     scope = Scope.for_plan(plan)
-    session = Session(plan, plan.cases[0], plan.target, scope.for_case(plan, plan.cases[0]), None)
+    session = Session(CaseRun(plan, plan.cases[0], plan.target, scope), scope.for_case(plan, plan.cases[0]))
     assert not [n for n in members(StepContext) if not hasattr(Session, n) and n not in vars(session)]
 
 

@@ -18,7 +18,7 @@ from runner.plan.scope import Scope
 from runner.plan.targets import read_targets
 from runner.plan.types import Plan
 from runner.results import FAILED, PASSED, SEND, CaseResult
-from runner.run.case import run_case
+from runner.run.case import CaseRun, run_case
 from tests.support.cli import run, write_plan
 from tests.support.peer import Close, Expect, Say, ScriptedServer, body
 
@@ -60,7 +60,8 @@ def plan_of(text: str) -> Plan:
 
 
 def run_plan(plan: Plan, server: ScriptedServer) -> CaseResult:
-    return asyncio.run(run_case(plan, plan.cases[0], plan.target, Scope.for_plan(plan), connect=server.connect))
+    return asyncio.run(run_case(CaseRun(plan, plan.cases[0], plan.target, Scope.for_plan(plan),
+                                        connect=server.connect)))
 
 
 def sent(result: CaseResult) -> list[bytes]:

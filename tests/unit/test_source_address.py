@@ -15,7 +15,7 @@ from runner.plan.load import load_text
 from runner.plan.schema import validate
 from runner.plan.scope import Scope
 from runner.results import FAILED, PASSED
-from runner.run.case import run_case
+from runner.run.case import CaseRun, run_case
 from tests.support.cli import run, write_plan
 from tests.support.peer import Expect, Say, ScriptedServer
 from tests.support.validation import only_problem
@@ -85,7 +85,8 @@ def _plan(target: str):  # type: ignore[no-untyped-def]
 
 
 def _session(plan, server):  # type: ignore[no-untyped-def]
-    return asyncio.run(run_case(plan, plan.cases[0], plan.target, Scope.for_plan(plan), connect=server.connect))
+    return asyncio.run(run_case(CaseRun(plan, plan.cases[0], plan.target, Scope.for_plan(plan),
+                                        connect=server.connect)))
 
 
 def _greeting() -> list:
@@ -127,7 +128,8 @@ def test_a_templated_source_is_rendered_per_case() -> None:
     assert not validate(loaded)
     plan = build_plan(loaded)
     server = ScriptedServer(_greeting())
-    first = asyncio.run(run_case(plan, plan.cases[0], plan.target, Scope.for_plan(plan), connect=server.connect))
-    second = asyncio.run(run_case(plan, plan.cases[1], plan.target, Scope.for_plan(plan), connect=server.connect))
+    scope = Scope.for_plan(plan)
+    first = asyncio.run(run_case(CaseRun(plan, plan.cases[0], plan.target, scope, connect=server.connect)))
+    second = asyncio.run(run_case(CaseRun(plan, plan.cases[1], plan.target, scope, connect=server.connect)))
     assert first.status == PASSED and server.sources == ["192.0.2.98"]
     assert second.status == FAILED and "target.source: not an IPv4 or IPv6 address: 'not-an-address'" in second.reason
