@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +56,26 @@ def _is_body(path: tuple[Any, ...]) -> bool:
     return step(-3) and path[-2] in KINDS and path[-1] in KINDS[path[-2]].large
 
 
+@dataclass(frozen=True)
+class Within:
+    """Where an included file's steps are built: the include's `vars:` (they win over the plan's variables),
+    the included file's own `vars:` (used where the plan has none), and the chain of files that led there."""
+
+    params: dict[str, Any]
+    chain: tuple[str, ...]
+    defaults: dict[str, Any]
+
+
 class StepBuilder:
     """Builds the steps of one file, tracking which names are defined where."""
 
-    def __init__(self, loaded: Loaded, values: dict[str, Any], problems: list[Problem],
-                 params: dict[str, Any] | None = None, chain: tuple[str, ...] = (),
-                 defaults: dict[str, Any] | None = None, read: set[str] | None = None,
-                 warnings: list[Problem] | None = None) -> None:
+    def __init__(self, loaded: Loaded, values: dict[str, Any], problems: list[Problem], within: Within | None = None,
+                 read: set[str] | None = None, warnings: list[Problem] | None = None) -> None:
         self.loaded = loaded
         self.values = values
-        self.params = params or {}  # an include's `vars:`: they win over the plan's variables
-        self.defaults = defaults or {}  # an included file's own `vars:`: used where the plan has none
+        params, chain, defaults = (within.params, within.chain, within.defaults) if within else ({}, (), {})
+        self.params = params  # an include's `vars:`: they win over the plan's variables
+        self.defaults = defaults  # an included file's own `vars:`: used where the plan has none
         self.variables = set(values) | set(self.params) | set(self.defaults)
         self.problems = problems
         self.read = set() if read is None else read  # every name a template of the plan reads, shared by includes
@@ -129,7 +139,7 @@ class StepBuilder:
                 self._strings(raw["vars"][name], (*path, "vars", name), captured)
             params = {**self.params, **raw.get("vars", {})}
             defaults = {**self.defaults, **loaded.data.get("vars", {})}
-            sub = StepBuilder(loaded, self.values, found, params, (*self.chain, resolved), defaults, self.read)
+            sub = StepBuilder(loaded, self.values, found, Within(params, (*self.chain, resolved), defaults), self.read)
             sub.unsettled |= self.unsettled
             steps = sub.steps(loaded.data["steps"], ("steps",), captured)
             for warning in sub.warnings:
