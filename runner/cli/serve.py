@@ -33,7 +33,7 @@ def main(argv: list[str], env: Environment) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     console = Console(env.stdout, env.stderr, env.colour)
-    from runner.tools.server import serve
+    from runner.tools.server import EmbeddedServer, ServerAuth, run_until_interrupted, tls_from_files
 
     check_profile(args.profile)
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -42,6 +42,8 @@ def main(argv: list[str], env: Environment) -> int:
         raise UsageError("--auth-user and --auth-password go together")
     if args.implicit_tls and not args.tls_cert:
         raise UsageError("--implicit-tls needs --tls-cert and --tls-key")
-    serve(args.host, args.port, args.profile, tls_cert=args.tls_cert, tls_key=args.tls_key,
-          implicit_tls=args.implicit_tls, auth_user=args.auth_user, auth_password=args.auth_password, out=console.out)
+    tls = tls_from_files(args.tls_cert, args.tls_key, args.implicit_tls)
+    # Without any TLS, AUTH could never be offered; this is a test server, so allow it then.
+    auth = ServerAuth(args.auth_user, args.auth_password, require_tls=tls is not None) if args.auth_user else None
+    run_until_interrupted(EmbeddedServer(args.host, args.port, args.profile, tls=tls, auth=auth), console.out)
     return ExitStatus.OK

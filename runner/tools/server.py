@@ -27,7 +27,7 @@ from runner.tools.profiles import PROFILES, Profile
 from runner.tools.server_session import ProfileHandler, ProfileSMTP, Received
 
 __all__ = ["PROFILES", "EmbeddedServer", "Profile", "Received", "ServerAuth", "ServerTls", "run_until_interrupted",
-           "serve", "server_tls_context", "tls_from_files"]
+           "server_tls_context", "tls_from_files"]
 
 
 class _ProfileController(Controller):
@@ -123,19 +123,6 @@ class EmbeddedServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def serve(host: str, port: int, profile: str, *, tls_cert: str | None, tls_key: str | None,
-          implicit_tls: bool, auth_user: str | None, auth_password: str | None,
-          out: TextIO = sys.stdout) -> None:
-    """`smtprun serve`'s options as separate values: a server built of them, run until Ctrl-C."""
-    tls = tls_from_files(tls_cert, tls_key, implicit_tls)
-    if (auth_user is None) != (auth_password is None):
-        raise UsageError("AUTH needs both a user name and a password")
-    # Without any TLS, AUTH could never be offered; this is a test server, so allow it.
-    auth = None if auth_user is None or auth_password is None else \
-        ServerAuth(auth_user, auth_password, require_tls=tls is not None)
-    run_until_interrupted(EmbeddedServer(host, port, profile, tls=tls, auth=auth), out)
 
 
 def tls_from_files(cert_file: str | None, key_file: str | None, implicit: bool) -> ServerTls | None:

@@ -295,8 +295,7 @@ def test_serve_prints_each_message_and_stops_on_ctrl_c(monkeypatch: pytest.Monke
         raise KeyboardInterrupt
 
     monkeypatch.setattr(server_module.time, "sleep", client_then_ctrl_c)
-    server_module.serve("127.0.0.1", 0, "exchange", tls_cert=None, tls_key=None, implicit_tls=False,
-                        auth_user=None, auth_password=None, out=out)
+    server_module.run_until_interrupted(server_module.EmbeddedServer("127.0.0.1", 0, "exchange"), out)
     lines = out.getvalue().splitlines()
     assert re.fullmatch(r"smtprun serve: listening on 127\.0\.0\.1:\d+ \(profile exchange\)", lines[0])
     assert lines[1:] == [
