@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ACTIONS", "EXPECT", "KINDS", "PIPELINE_LINE", "ActionKind", "named"]
+__all__ = ["ACTIONS", "DATA", "DATA_FILE", "EXPECT", "KINDS", "PIPELINE_LINE", "SEND", "STARTTLS", "ActionKind",
+           "named"]
 
 EXPECT = "expect"  # a step of `expect:` alone: it reads a reply and sends nothing (no row: it is no action)
 PIPELINE_LINE = "send"  # the key of a command line in a `pipeline:` item, as in a step
+# The step types a plan writer (the recorder) names: a command, a body, a body from a file, STARTTLS.
+SEND, DATA, DATA_FILE, STARTTLS = "send", "data", "data_file", "starttls"
 
 
 @dataclass(frozen=True)

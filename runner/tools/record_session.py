@@ -13,6 +13,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from runner.plan.actions import DATA, DATA_FILE, SEND, STARTTLS
 from runner.plan.write import RecordedStep, literal, printable
 from runner.smtp.protocol import DataEncoder, encode_line
 from runner.template import is_template
@@ -127,7 +128,7 @@ class Recorder:
             return self.display.note(f"not sent: {exc}")
         self.conn.send(data)
         event = self.wait()
-        self.record({"send": self.credential_free(line)}, event)
+        self.record({SEND: self.credential_free(line)}, event)
         self.in_auth = event[0] == "reply" and event[1].code == 334 and (self.in_auth or _AUTH.match(line) is not None)
         if event[0] == "reply" and event[1].code == 354:
             self.body()
@@ -169,7 +170,7 @@ class Recorder:
                     continue
                 lines.append(line.removeprefix("/"))
         self.conn.send(encoder.end())
-        self.record({"data": literal("".join(line + "\n" for line in lines))}, self.wait())
+        self.record({DATA: literal("".join(line + "\n" for line in lines))}, self.wait())
 
     def send_file(self, name: str) -> bool:
         path, encoder, sent = Path(name).expanduser(), DataEncoder(), False
@@ -188,7 +189,7 @@ class Recorder:
         if self.plan_dir is not None and not is_template(full):  # data_file: is relative to the plan
             with suppress(ValueError):  # not on the plan's drive
                 full = os.path.relpath(full, self.plan_dir)
-        self.record({"data_file": literal(full)}, self.wait())
+        self.record({DATA_FILE: literal(full)}, self.wait())
         return True
 
     def starttls(self) -> None:
@@ -198,8 +199,8 @@ class Recorder:
         self.conn.send(b"STARTTLS\r\n")
         event = self.wait()
         if event[0] != "reply" or event[1].code != 220:  # 454, 502...: a reply like any other
-            return self.record({"send": "STARTTLS"}, event)
-        step = RecordedStep({"starttls": dict(self.tls_options)})
+            return self.record({SEND: "STARTTLS"}, event)
+        step = RecordedStep({STARTTLS: dict(self.tls_options)})
         self.steps.append(step)  # replayed, it fails where this handshake failed
         kind, outcome = self.wait(self.args.timeout + 1)
         if isinstance(outcome, Handshake) and outcome.problem is None:

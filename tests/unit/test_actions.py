@@ -3,6 +3,7 @@ agree with it, and no other module keeps a list of step types of its own."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -34,3 +35,13 @@ def test_traits_are_consistent():
     assert not (named("judges_own") & named("command"))  # either it judges its replies or expect: does
     for kind in KINDS.values():
         assert all(isinstance(field, str) for field in kind.large)
+def _step_type_literals(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in KINDS}
+
+
+def test_no_module_but_the_table_lists_step_types():
+    """A module naming three or more step types keeps a list of its own: it should ask the table."""
+    listing = {str(p.relative_to(ROOT)): sorted(found) for p in sorted((ROOT / "runner").rglob("*.py"))
+               if len(found := _step_type_literals(p)) >= 3}
+    assert set(listing) <= {"runner/plan/actions.py"}, listing
