@@ -18,7 +18,7 @@ from runner.plan.check import StepBuilder
 from runner.plan.load import Loaded
 from runner.plan.replies import unread_replies
 from runner.plan.scope import render_early
-from runner.plan.types import DEFAULT_TIMEOUT, Case, Plan, Retry, Step, Target
+from runner.plan.types import Case, Plan, Retry, Step, Target
 
 __all__ = ["MAX_MATRIX_CASES", "build_plan"]
 
@@ -253,23 +253,21 @@ def _combinations(matrix: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*(matrix[n] for n in names))]
 
 
+_TARGET_FIELDS = {f.name for f in dataclasses.fields(Target)}
+_TARGET_NAMES = {"all": "all_mx", "nameserver": "nameservers"}  # the plan's key -> Target's field
+
+
 def _target(raw: dict[str, Any]) -> Target:
-    tls = raw.get("tls", "none")
-    return Target(
-        host=raw.get("host"),
-        port=raw.get("port", IMPLICIT_TLS_PORT if tls == "implicit" else DEFAULT_PORT),
-        timeout=float(raw.get("timeout", DEFAULT_TIMEOUT)),
-        session_timeout=raw.get("session_timeout"),
-        tls=tls,
-        verify=raw.get("verify", True),
-        cafile=raw.get("cafile"),
-        server_name=raw.get("server_name"),
-        mx=raw.get("mx"),
-        all_mx=raw.get("all", False),
-        addresses=raw.get("addresses", "first"),
-        nameservers=tuple([raw["nameserver"]] if isinstance(raw.get("nameserver"), str) else raw.get("nameserver", [])),
-        dns_timeout=float(raw.get("dns_timeout", 5.0)),
-        strict_replies=raw.get("strict_replies", False),
-        quit_on_failure=raw.get("quit_on_failure", True),
-        source=raw.get("source"),
-    )
+    """The plan's `target:` as a Target: what the plan gives; every default is Target's own (runner.plan.types),
+    but the port's, which follows `tls:` (RFC 8314 §7.3)."""
+    given = {_TARGET_NAMES.get(key, key): value for key, value in raw.items()}
+    given = {key: value for key, value in given.items() if key in _TARGET_FIELDS}
+    if isinstance(given.get("nameservers"), str):
+        given["nameservers"] = (given["nameservers"],)
+    given["nameservers"] = tuple(given.get("nameservers", ()))
+    for key in ("timeout", "dns_timeout"):
+        if key in given:
+            given[key] = float(given[key])
+    given.setdefault("host", None)
+    given.setdefault("port", IMPLICIT_TLS_PORT if given.get("tls") == "implicit" else DEFAULT_PORT)
+    return Target(**given)
