@@ -1,4 +1,5 @@
-"""The one set of exit statuses every smtprun command returns."""
+"""The exit statuses smtprun returns: ExitStatus for every command, and CheckStatus for `smtprun check`, whose
+0-3 are the Monitoring Plugins' (Nagios, Icinga) own, which the monitoring system reads."""
 
 from enum import IntEnum
 
@@ -10,6 +11,15 @@ class ExitStatus(IntEnum):
     ERROR = 3  # smtprun could not do what was asked: a report not written, a server that cannot listen
     INTERRUPTED = 130  # stopped by Ctrl-C; what was gathered is still reported
     OUTPUT_CLOSED = 141  # standard output's reader left (`| head`): stopped quietly, as SIGPIPE ends a tool (128 + 13)
+
+
+class CheckStatus(IntEnum):
+    """The Monitoring Plugins Development Guidelines' return codes: `smtprun check` returns only these."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3  # the check itself could not run: a bad plan or option, an internal error; never the server's fault
 
 
 def after_reports(status: ExitStatus, written: bool) -> ExitStatus:

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import os
 from collections.abc import Callable, Sequence
-from enum import IntEnum
 from typing import TextIO
 
 from runner import __version__
@@ -20,6 +19,7 @@ from runner.arguments import ArgumentParser, host_port, name_value, nameserver, 
 from runner.environment import Environment
 from runner.errors import PlanError, SmtprunError
 from runner.results import FAILED, PASSED, CaseResult, RunResult
+from runner.status import CheckStatus
 from runner.text import CONTROLS, printable
 from runner.tools.thresholds import Range, perfdata
 
@@ -27,13 +27,6 @@ __all__ = ["CheckStatus", "main"]
 
 DEFAULT_TIMEOUT = 10.0  # the plugins' usual -t default: a check never outlives its scheduler's patience
 MAX_LONG_LINES = 40  # long output: enough to find the failure, not a transcript
-
-
-class CheckStatus(IntEnum):
-    OK = 0
-    WARNING = 1
-    CRITICAL = 2
-    UNKNOWN = 3
 
 
 def _range(text: str) -> Range:
