@@ -39,7 +39,7 @@ from runner.smtp.protocol import Reply
 from runner.smtp.smuggling import ending_name
 from runner.template import RenderError, truth
 
-__all__ = ["CaseRun", "Hop", "Listener", "Session", "not_run", "run_case"]
+__all__ = ["CaseRun", "Hop", "Listener", "RunningCase", "not_run", "run_case"]
 
 QUIT_TIMEOUT = 2.0  # seconds for the 221 to the QUIT after a failure; Exim takes 0.2 s (RFC 5321 sets none)
 
@@ -66,7 +66,7 @@ class CaseRun:
     budget: RenderBudget | None = None
 
 
-class Session(Wire):
+class RunningCase(Wire):
     """What one case knows while it runs: its connection (a Wire), its variables, the step in progress."""
 
     def __init__(self, job: CaseRun, scope: Scope) -> None:
@@ -241,7 +241,8 @@ def not_run(step: Step) -> StepResult:
     return StepResult(step.index, step.line, step.action, _label(step), status=SKIPPED, file=step.file)
 
 
-async def _run_list(session: Session, steps: tuple[Step, ...], outs: list[StepResult], go_on: bool) -> bool:
+async def _run_list(session: RunningCase, steps: tuple[Step, ...], outs: list[StepResult],
+                    go_on: bool) -> bool:
     """Run steps in order; False when one failed and the rest were left (not run)."""
     result = session.result
     for step, out in zip(steps, outs, strict=True):
@@ -264,7 +265,7 @@ async def _run_list(session: Session, steps: tuple[Step, ...], outs: list[StepRe
     return True
 
 
-async def _one(session: Session, step: Step, out: StepResult, go_on: bool) -> bool:
+async def _one(session: RunningCase, step: Step, out: StepResult, go_on: bool) -> bool:
     """Run one step; False when it failed and the case goes no further."""
     result = session.result
     out.status, out.started = PASSED, time.monotonic() - session.t0
@@ -292,7 +293,7 @@ async def _one(session: Session, step: Step, out: StepResult, go_on: bool) -> bo
     return True
 
 
-async def _run_steps(session: Session) -> None:
+async def _run_steps(session: RunningCase) -> None:
     result, case = session.result, session.case
     result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
     main, final = result.steps[: len(case.steps)], result.steps[len(case.steps):]
@@ -321,7 +322,7 @@ async def _run_steps(session: Session) -> None:
         await _quit(session)
 
 
-async def _quit(session: Session) -> None:
+async def _quit(session: RunningCase) -> None:
     """After a failure, end the session as a client should (RFC 5321 §4.1.1.10), not by dropping it:
     only while it is in step, so that the QUIT is read as a command and its reply told apart."""
     if session.out_of_step():  # closed, after a timeout or a protocol error, mid-DATA: the QUIT could be misread
@@ -349,7 +350,7 @@ def _label(step: Step) -> str:
     return step.name or ("read a reply" if step.action == "expect" else step.action)
 
 
-def _cut(session: Session, reason: str) -> None:
+def _cut(session: RunningCase, reason: str) -> None:
     if session.quitting:  # the verdict was in before the QUIT that followed it: keep its reason
         session.note(f"QUIT: {reason}")
         return
@@ -363,7 +364,7 @@ async def run_case(job: CaseRun) -> CaseResult:
     the server or network does."""
     case, target = job.case, job.target
     case_scope = job.scope.for_case(job.plan, case)
-    session = Session(job, case_scope)
+    session = RunningCase(job, case_scope)
     if case_scope.late_error is not None:
         _cut(session, case_scope.late_error)
         session.result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]

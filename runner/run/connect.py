@@ -32,7 +32,7 @@ class Hop:
 
 
 class Connecting(Protocol):
-    """What connecting needs of a running case (runner.run.case.Session)."""
+    """What connecting needs of a running case (runner.run.case.RunningCase)."""
 
     target: Target
     route: tuple[Hop, ...] | None

@@ -1,4 +1,4 @@
-"""What a step action may use of the running case: the narrow interface `Session` provides.
+"""What a step action may use of the running case: the narrow interface `RunningCase` provides.
 
 Actions (runner/run/steps.py) see the case only through this, so they cannot reach into its
 state: the SMTP session's rules, the transcript and the result are changed by these methods.

@@ -14,7 +14,7 @@ import pytest
 
 from runner.plan.scope import Scope
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED
-from runner.run.case import CaseRun, Session, run_case
+from runner.run.case import CaseRun, RunningCase, run_case
 from runner.run.context import StepContext
 from runner.run.execute import RunOptions, run_plans
 from tests.support.engine import (
@@ -138,8 +138,8 @@ def test_implicit_tls_facts_come_from_the_connection():
 def test_a_session_provides_all_a_step_action_may_use():
     plan = plan_of(FINALLY)
     scope = Scope.for_plan(plan)
-    session = Session(CaseRun(plan, plan.cases[0], plan.target, scope), scope.for_case(plan, plan.cases[0]))
-    assert not [n for n in members(StepContext) if not hasattr(Session, n) and n not in vars(session)]
+    session = RunningCase(CaseRun(plan, plan.cases[0], plan.target, scope), scope.for_case(plan, plan.cases[0]))
+    assert not [n for n in members(StepContext) if not hasattr(RunningCase, n) and n not in vars(session)]
 
 
 REFUSED = """\
