@@ -108,9 +108,9 @@ class RunningCase(Wire):
         return tuple(parse_nameserver(n) for n in self.target.nameservers)
 
     # -- connecting -------------------------------------------------------------------------
-    def deadline(self, step: Step) -> float:
-        self.patience = step.timeout or self.case.timeout or self.target.timeout
-        return time.monotonic() + self.patience
+    def timeout(self, step: Step) -> float:
+        """Seconds the step may wait for each reply: its own timeout, else its case's, else the target's."""
+        return step.timeout or self.case.timeout or self.target.timeout
 
     def port(self) -> int:
         port = self.target.port
@@ -170,7 +170,8 @@ class RunningCase(Wire):
     async def run_step(self, step: Step, out: StepResult) -> None:
         self.step = step
         self.cut_short = False
-        deadline = self.deadline(step)
+        self.patience = self.timeout(step)  # for "no reply within 30s"
+        deadline = time.monotonic() + self.patience
         try:
             async with self.renderer.body(step, deadline):  # a large body is alive only while its step runs
                 await self._act(step, out, deadline)
