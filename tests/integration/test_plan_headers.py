@@ -116,8 +116,10 @@ def run_argv(argv: list[str], tmp_path: Path) -> tuple[int, dict[str, str], str]
     report = tmp_path / "report.json"
     code, out, err = run(*argv, "-v", "--no-report", "--json", str(report))
     assert report.exists(), out + err
-    cases = {c["name"]: c["status"] for plan in json.loads(report.read_text())["plans"] for c in plan["cases"]}
-    return code, cases, out + err
+    every = [c for plan in json.loads(report.read_text())["plans"] for c in plan["cases"]]
+    cases = {c["name"]: c["status"] for c in every}
+    reasons = "".join(f"{c['name']}: {c['status']}: {c['reason']}\n" for c in every if c["status"] != "passed")
+    return code, cases, out + err + ("\nnot passed:\n" + reasons if reasons else "")
 
 
 @pytest.mark.parametrize("row", [table_param(row) for row in TABLE])
@@ -130,7 +132,7 @@ def test_each_row_of_a_plans_test_server_table_is_the_verdict(row: Row, tmp_path
         fill["NAMESERVER"] = f"{dns.host}:{dns.port}"
     argv = [fill.get(arg, arg) for arg in row.command] + list(row.options)
     code, cases, out = run_argv(argv, tmp_path)
-    where = f"plans/{row.plan}.yaml:{row.line}: {' '.join(argv)}\n{out[-4000:]}"
+    where = f"plans/{row.plan}.yaml:{row.line}: {' '.join(argv)}\n{out[-6000:]}"  # the reasons come last
     failed = {name for name, status in cases.items() if status != "passed"}
     if row.passes:
         assert code == 0 and not failed, where
