@@ -1,0 +1,255 @@
+"""What a server offers over TLS: the versions it accepts, per version its cipher suites in its own order, and the
+certificate chain it sends. The one module that knows how a scan is carried out (Python's ssl over the run's own
+connector, see docs/tls-audit.md for why not sslyze); callers get plain data.
+
+Each version is tried on a connection of its own (RFC 8446 §4.1.2: a client offers one range); suites are found
+by elimination (offer all, note the one chosen, offer the rest again), as testssl.sh and sslyze do. Connections
+go through the given Connector, so the run's per-host limit (runner/run/hostslots.py) holds; a 421 greeting
+(RFC 5321 §3.8) or a refused connection backs off and retries, and is reported as a rate limit, never as a
+version or suite "not offered".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.errors import ConnectionLost
+from runner.net.tls import peer_chain
+from runner.net.tlschain import chain_facts, verify_outcome
+from runner.net.transport import Connector, Transport
+
+__all__ = ["Offer", "RateLimited", "ScanTarget", "scan"]
+
+VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+_PINNED = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1, "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+           "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+ALL_SUITES = "ALL:COMPLEMENTOFALL:@SECLEVEL=0"  # SECLEVEL=0: OpenSSL 3 refuses TLS 1.0/1.1, RC4, 3DES otherwise
+BACKOFF_FIRST, BACKOFF_MOST = 0.5, 8.0  # seconds between tries after a 421 or a refused connection
+_FINAL = re.compile(rb"(?m)^(\d{3}) ")  # the last line of a reply (RFC 5321 §4.2.1)
+MAX_REPLY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ScanTarget:
+    host: str  # the address connected to
+    port: int
+    name: str  # SNI and the name the leaf must be valid for
+    starttls: bool = True  # SMTP STARTTLS (RFC 3207); False: TLS from the first byte (RFC 8314)
+    ehlo: str = "smtprun.invalid"
+    cafile: str | None = None  # None: the system's trust store
+
+
+@dataclass
+class Offer:
+    versions: dict[str, list[str]] = field(default_factory=dict)  # accepted versions → suites in server order
+    not_tried: dict[str, str] = field(default_factory=dict)  # version → why it could not be tried from here
+    server_order: dict[str, bool] = field(default_factory=dict)  # version → the server enforces its order
+    suites: dict[str, dict[str, Any]] = field(default_factory=dict)  # OpenSSL name → its facts (id, kx, ...)
+    chain: list[dict[str, Any]] = field(default_factory=list)
+    verification: dict[str, Any] = field(default_factory=dict)
+    connections: int = 0
+    rate_limited: int = 0  # 421s and refused connections backed off from
+    seconds: float = 0.0
+
+
+class RateLimited(Exception):
+    """The server kept refusing connections (421 or refused) until the scan's time was up."""
+
+
+class _Refused(Exception):
+    """This one handshake was refused: the version or suites offered are not accepted."""
+
+
+@dataclass
+class _Scan:
+    target: ScanTarget
+    connect: Connector
+    deadline: float
+    offer: Offer
+
+
+def _context(version: str | None, suites: str = ALL_SUITES, verify: bool = False,
+             cafile: str | None = None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if verify:
+        ctx.load_verify_locations(cafile=cafile) if cafile else ctx.load_default_certs()
+    else:
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.set_ciphers(suites)  # ssl.SSLError when none of them can be used
+    if version:
+        ctx.minimum_version = ctx.maximum_version = _PINNED[version]
+    else:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+    return ctx
+
+
+async def _reply(conn: Transport, deadline: float) -> int:
+    data = b""
+    while not (found := _FINAL.search(data)) or not data.endswith(b"\n"):
+        chunk = await conn.read(deadline)
+        if not chunk or len(data) > MAX_REPLY:
+            raise ConnectionLost("the server closed the connection before its reply ended")
+        data += chunk
+    return int(found[1])
+
+
+async def _open(scan: _Scan, ctx: ssl.SSLContext) -> Transport:
+    """A TLS connection with `ctx`; _Refused when the handshake is refused, RateLimited past the deadline."""
+    delay, target = BACKOFF_FIRST, scan.target
+    while True:
+        try:
+            return await _open_once(scan, ctx)
+        except (ConnectionRefusedError, _Busy):
+            scan.offer.rate_limited += 1
+            if time.monotonic() + delay >= scan.deadline:
+                raise RateLimited(f"{target.host}:{target.port} kept refusing connections (421 or refused)") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MOST)
+
+
+class _Busy(Exception):
+    """A 4xx greeting (421, RFC 5321 §3.8): try again later."""
+
+
+async def _open_once(scan: _Scan, ctx: ssl.SSLContext) -> Transport:
+    target = scan.target
+    scan.offer.connections += 1
+    tls = None if target.starttls else ctx
+    try:
+        conn = await scan.connect(target.host, target.port, scan.deadline, tls, target.name)
+    except (ssl.SSLError, ConnectionResetError, EOFError) as exc:
+        raise _Refused(str(exc)) from None
+    try:
+        if target.starttls:
+            await _starttls(conn, scan, ctx)
+    except BaseException:
+        await conn.shut(False)
+        raise
+    return conn
+
+
+async def _starttls(conn: Transport, scan: _Scan, ctx: ssl.SSLContext) -> None:
+    if await _reply(conn, scan.deadline) // 100 == 4:
+        raise _Busy
+    for line, want in ((f"EHLO {scan.target.ehlo}", 250), ("STARTTLS", 220)):
+        await conn.write(line.encode() + b"\r\n", scan.deadline)
+        code = await _reply(conn, scan.deadline)
+        if code // 100 == 4:
+            raise _Busy
+        if code != want:
+            raise ConnectionLost(f"{line} was answered {code}: no STARTTLS to scan")
+    try:
+        await conn.start_tls(ctx, scan.target.name, scan.deadline)
+    except (ssl.SSLError, ConnectionLost, ConnectionResetError, EOFError) as exc:
+        raise _Refused(str(exc)) from None
+
+
+async def _handshake(scan: _Scan, ctx: ssl.SSLContext) -> tuple[str, str] | None:
+    """(version, suite) the server chose for this offer, or None when it refused it."""
+    try:
+        conn = await _open(scan, ctx)
+    except _Refused:
+        return None
+    try:
+        tls = conn.tls_object
+        cipher = tls.cipher() if tls else None
+        return (tls.version() or "", cipher[0]) if tls and cipher else None
+    finally:
+        await conn.shut(False)
+
+
+def _suite_names(version: str) -> list[str]:
+    """The suites the local OpenSSL can offer for `version` (≤ 1.2), in its default order of preference."""
+    ctx = _context(version)
+    return [c["name"] for c in ctx.get_ciphers() if c["protocol"] != "TLSv1.3" and _usable(c, version)]
+
+
+def _usable(cipher: dict[str, Any], version: str) -> bool:
+    return version == "TLSv1.2" or cipher["protocol"] != "TLSv1.2"  # TLS 1.2-only suites (GCM, SHA-256 MACs)
+
+
+async def _scan_version(scan: _Scan, version: str) -> None:
+    if version == "TLSv1.3":
+        return await _scan_tls13(scan)
+    left = _suite_names(version)
+    if not left:
+        scan.offer.not_tried[version] = "the local OpenSSL has no cipher suite for it"
+        return None
+    order: list[str] = []
+    while left:
+        got = await _handshake(scan, _context(version, ":".join(left) + ":@SECLEVEL=0"))
+        if got is None or got[1] not in left:
+            break
+        order.append(got[1])
+        left.remove(got[1])
+    if order:
+        scan.offer.versions[version] = order
+        if len(order) > 1:
+            again = await _handshake(scan, _context(version, ":".join(reversed(order)) + ":@SECLEVEL=0"))
+            scan.offer.server_order[version] = again is not None and again[1] == order[0]
+    return None
+
+
+async def _scan_tls13(scan: _Scan) -> None:
+    """Python's ssl (3.11) cannot choose the TLS 1.3 suites offered (no SSL_CTX_set_ciphersuites): the one the
+    server picks from OpenSSL's default three is what can be known."""
+    if not ssl.HAS_TLSv1_3:
+        scan.offer.not_tried["TLSv1.3"] = "the local OpenSSL cannot speak TLS 1.3"
+        return
+    got = await _handshake(scan, _context("TLSv1.3"))
+    if got is not None:
+        scan.offer.versions["TLSv1.3"] = [got[1]]
+
+
+async def _scan_chain(scan: _Scan) -> None:
+    """The chain as sent, from a handshake the server chooses freely; then a verifying one for the verdict."""
+    try:
+        conn = await _open(scan, _context(None))
+    except _Refused as exc:
+        scan.offer.verification = {"error": f"no TLS handshake succeeded: {exc}"}
+        return
+    try:
+        ders = peer_chain(conn.tls_object)  # type: ignore[arg-type]
+    finally:
+        await conn.shut(False)
+    scan.offer.chain = chain_facts(ders)
+    verified = _context(None, verify=True, cafile=scan.target.cafile)
+    verified.check_hostname = True
+    try:
+        conn = await _open(scan, verified)
+        await conn.shut(False)
+        error: BaseException | None = None
+    except _Refused as exc:
+        error = exc.__context__ or exc
+    scan.offer.verification = verify_outcome(error, ders, scan.target)
+
+
+async def scan(target: ScanTarget, connect: Connector, deadline: float) -> Offer:
+    """The whole offer. RateLimited when the server kept refusing; ConnectionLost when it offers no STARTTLS."""
+    offer = Offer()
+    t0 = time.monotonic()
+    work = _Scan(target, connect, deadline, offer)
+    offer.not_tried["SSLv3"] = "the local OpenSSL was built without SSLv3" if not ssl.HAS_SSLv3 else "not tried"
+    await asyncio.gather(*(_scan_version(work, v) for v in VERSIONS), _scan_chain(work))
+    offer.versions = {v: offer.versions[v] for v in VERSIONS if v in offer.versions}
+    offer.suites = _suite_facts(offer)
+    offer.seconds = round(time.monotonic() - t0, 3)
+    return offer
+
+
+def _suite_facts(offer: Offer) -> dict[str, dict[str, Any]]:
+    ctx = _context(None)
+    known = {c["name"]: c for c in ctx.get_ciphers()}
+    names = {name for suites in offer.versions.values() for name in suites}
+    return {name: _facts(known.get(name, {})) for name in sorted(names)}
+
+
+def _facts(c: dict[str, Any]) -> dict[str, Any]:
+    return {"id": f"0x{c.get('id', 0) & 0xFFFF:04X}", "kx": c.get("kea"), "auth": c.get("auth"),
+            "cipher": c.get("symmetric"), "aead": c.get("aead"), "bits": c.get("strength_bits"),
+            "description": " ".join(str(c.get("description", "")).split())}
