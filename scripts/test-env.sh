@@ -158,6 +158,9 @@ fi
 # Users alice and bob with Maildirs, bounce/relay/discard domains, OpenDKIM milter, private Dovecot.
 bash "$HERE/env/mailbox.sh" || die "could not set up the mail loop (scripts/env/mailbox.sh)"
 
+# --- extra Postfix listeners: PROXY protocol (scripts/env/postfix-listeners.sh) -----------------
+bash "$HERE/env/postfix-listeners.sh" || die "could not add the Postfix listeners (scripts/env/postfix-listeners.sh)"
+
 # --- Prometheus scraping smtprun exporter (scripts/env/prometheus.sh; tests/integration/test_prometheus.py) ---
 bash "$HERE/env/prometheus.sh" || die "could not set up Prometheus (scripts/env/prometheus.sh)"
 log "ready: SMTP Postfix 127.0.0.1:25, Exim :2525, OpenSMTPD :2527, Sendmail :2529, Courier :2531," \

@@ -19,6 +19,7 @@ from runner.plan.load import Loaded
 from runner.plan.replies import unread_replies
 from runner.plan.scope import render_early
 from runner.plan.types import Case, Plan, Retry, Step, Target
+from runner.smtp.proxy import ProxyHeader
 
 __all__ = ["MAX_MATRIX_CASES", "build_plan"]
 
@@ -156,6 +157,7 @@ class _PlanBuilder:
                     check_host(target[key])
                 except ValueError as exc:
                     self.problems.append(self.loaded.problem(str(exc), ("target", key)))
+        self.check_proxy(target)
         nameservers = target.get("nameserver", [])
         for i, text in enumerate([nameservers] if isinstance(nameservers, str) else nameservers):
             try:
@@ -163,6 +165,20 @@ class _PlanBuilder:
             except ValueError as exc:
                 where = ("target", "nameserver") if isinstance(nameservers, str) else ("target", "nameserver", i)
                 self.problems.append(self.loaded.problem(str(exc), where))
+
+    def check_proxy(self, target: dict[str, Any]) -> None:
+        """A PROXY header that can be sent: known version, addresses of one family; and TLS after it, never
+        before (with `tls: implicit` the header would have to precede the handshake)."""
+        if not isinstance(target.get("proxy"), dict):
+            return
+        try:
+            ProxyHeader.from_plan(target["proxy"])
+        except ValueError as exc:
+            self.problems.append(self.loaded.problem(f"target.proxy: {exc}", ("target", "proxy")))
+        if target.get("tls") == "implicit":
+            self.problems.append(self.loaded.problem(
+                "target.proxy with tls: implicit is not supported yet: use a starttls: step after the banner",
+                ("target", "proxy")))
 
     # -- cases ------------------------------------------------------------------------------
     def raw_cases(self) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
@@ -268,6 +284,8 @@ def _target(raw: dict[str, Any]) -> Target:
     for key in ("timeout", "dns_timeout"):
         if key in given:
             given[key] = float(given[key])
+    if isinstance(given.get("proxy"), dict):
+        given["proxy"] = ProxyHeader.from_plan(given["proxy"])
     given.setdefault("host", None)
     given.setdefault("port", IMPLICIT_TLS_PORT if given.get("tls") == "implicit" else DEFAULT_PORT)
     return Target(**given)

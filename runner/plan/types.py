@@ -7,6 +7,7 @@ from typing import Any
 
 from runner.errors import Problem
 from runner.net.address import hostport
+from runner.smtp.proxy import ProxyHeader
 
 __all__ = ["Case", "Include", "Plan", "Retry", "Step", "Target"]
 
@@ -33,6 +34,7 @@ class Target:
     quit_on_failure: bool = True  # after a failed step, end a session still in step with QUIT
     source: str | None = None  # the local IP address to connect from (a template allowed); None: the system's choice
     domain: str | None = None  # the plan's mail domain (its `mx:`) when a host given instead is connected to
+    proxy: ProxyHeader | None = None  # a PROXY protocol header to send before the banner
 
     def __str__(self) -> str:
         if self.mx and not self.host:

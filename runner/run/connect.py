@@ -12,12 +12,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from runner.errors import StepFailed
+from runner.errors import ConnectionLost, StepFailed
 from runner.net import tls as tlsinfo
 from runner.net.address import ip_version
 from runner.net.transport import Connector, SourceUnusable, Transport, hostport
 from runner.plan.types import Target
-from runner.results import CaseResult
+from runner.results import SEND, CaseResult
+from runner.smtp import proxy
+from runner.smtp.proxy import ProxyHeader
 
 __all__ = ["Hop", "connect"]
 
@@ -43,6 +45,7 @@ class Connecting(Protocol):
 
     def text(self, value: str) -> str: ...
     def note(self, text: str) -> None: ...
+    def record(self, direction: str, data: bytes) -> None: ...
     def port(self) -> int: ...
     def host(self) -> str: ...
     def source(self) -> str | None: ...
@@ -66,6 +69,21 @@ async def connect(case: Connecting) -> None:
     if case.route is not None:
         case.result.notes.append(f"connected to MX {hop.name} (preference {hop.preference}) at {case.conn.peer}")
     _connected(case, source, context)
+    if t.proxy is not None:
+        await _send_proxy(case, t.proxy, time.monotonic() + t.timeout)
+
+
+async def _send_proxy(case: Connecting, header: ProxyHeader, deadline: float) -> None:
+    """The PROXY header, first of all bytes (HAProxy's spec §2: before any data of the connection)."""
+    assert case.conn is not None
+    data = proxy.encode(header)
+    if header.version == 2:
+        case.note(proxy.describe(header))
+    case.record(SEND, data)
+    try:
+        await case.conn.write(data, deadline)
+    except (asyncio.TimeoutError, ConnectionLost, OSError):
+        raise StepFailed(f"the connection to {case.conn.peer} closed before the PROXY header was sent") from None
 
 
 def _implicit_tls(case: Connecting) -> ssl.SSLContext | None:
