@@ -51,6 +51,7 @@ KINDS: dict[str, ActionKind] = {kind.name: kind for kind in (
     ActionKind("pipeline", judges_own=True, words=("pipelining", "batch")),
     ActionKind("bdat", large=("data",), judges_own=True, words=("chunk", "chunks", "chunking")),
     ActionKind("expect_tls", tls=True, words=("expect_cert", "certificate", "cert"), topic="tls"),
+    ActionKind("tls_offer", judges_own=True, tls=True, words=("tls_audit", "tls_scan", "cipher_scan"), topic="tls"),
     ActionKind("expect_dns", words=("dns",), topic="dns"),
     ActionKind("expect_delivery", mailbox=True, password=True,
                words=("delivery", "expect_mail", "mailbox", "deliver", "delivered"), topic="delivery"),
