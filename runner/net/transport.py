@@ -176,6 +176,13 @@ class Connection:
         self.tls_object: ssl.SSLObject | None = None
         self.siblings = 0
 
+    @property
+    def here(self) -> str | None:
+        """The address this end has, as the server sees it (SPF's check_host() asks about it), source or not."""
+        transport = self._wire.transport
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
+        return sockname[0] if sockname else self.local
+
     async def read(self, deadline: float) -> bytes:
         """Whatever bytes have arrived (at least one), or b"" once the server has closed."""
         wire = self._wire

@@ -34,6 +34,11 @@ class StepContext(Protocol):
         ...
 
     @property
+    def local_address(self) -> str | None:
+        """The address the case connected from, None when not known."""
+        ...
+
+    @property
     def greeting_hosts(self) -> list[str]:
         """Host names the banner and EHLO replies gave."""
         ...

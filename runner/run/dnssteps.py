@@ -12,6 +12,7 @@ from runner.net import tls as tlsinfo
 from runner.net.address import ip_version
 from runner.plan.types import Step
 from runner.results import StepResult
+from runner.run import posture
 from runner.run.context import StepContext
 
 __all__ = ["do_expect_dns"]
@@ -31,7 +32,7 @@ async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadl
         raise StepFailed(f"no mail domain to look up: the run connects to the address {domain}; give the plan "
                          "target.mx or the step expect_dns.domain")
     try:
-        problems = await asyncio.wait_for(_dns_checks(session, want, config, domain),
+        problems = await asyncio.wait_for(_dns_checks(session, want, config, domain, out),
                                           max(0.001, deadline - time.monotonic()))
     except asyncio.TimeoutError:
         raise StepFailed("DNS checks did not finish within the step's timeout") from None
@@ -46,7 +47,7 @@ _DOMAIN_CHECKS = ("spf", "dmarc", "mta_sts")  # records of the mail domain, not 
 
 
 async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
-                      domain: str) -> list[tuple[str, str | None]]:
+                      domain: str, out: StepResult) -> list[tuple[str, str | None]]:
     """(check, its problem or None) for each check asked for, in order."""
     from runner.net import dns
 
@@ -56,7 +57,9 @@ async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
         names = session.greeting_hosts or [session.server_host]
         problems.append((f"PTR of {address}", await dns.ptr_check(address, names, config)))
     for kind in _DOMAIN_CHECKS:
-        if kind in want:
+        if kind == "spf" and want.get(kind, "present") != "present":  # evaluated, not only present
+            problems.append((f"spf of {domain}", await posture.spf_problem(session, want[kind], config, domain, out)))
+        elif kind in want:
             problems.append((f"{kind} of {domain}", await dns.txt_present(kind, domain, config)))
     if "tlsa" in want:
         chain = tlsinfo.peer_chain(session.tls_object)

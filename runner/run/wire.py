@@ -55,6 +55,13 @@ class Wire:
         return self.conn.tls_object if self.conn is not None else None
 
     @property
+    def local_address(self) -> str | None:
+        """The address the case connected from; None when the transport cannot say (a scripted one)."""
+        if self.conn is None:
+            return None
+        return getattr(self.conn, "here", None) or self.conn.local
+
+    @property
     def tls_facts(self) -> dict[str, Any] | None:
         return self.result.tls
 

@@ -1,0 +1,31 @@
+"""Fixture zones of mail posture for dnsmasq (tests/support/dnsmasq.py): one domain per case, under `.test`.
+
+Each SPF fixture is (domain, what it shows, dnsmasq options); the good one's senders are 127.0.0.0/8, so a
+case that connects over loopback passes it.
+"""
+
+from __future__ import annotations
+
+MANY = [f"include:i{n}.many.test" for n in range(11)]
+
+SPF_ZONES: dict[str, list[str]] = {
+    # include, mx: 3 lookups; the address a loopback case connects from passes
+    "good.test": ["--txt-record=good.test,v=spf1 ip4:192.0.2.0/24 include:_spf.good.test mx -all",
+                  "--txt-record=_spf.good.test,v=spf1 ip4:127.0.0.0/8 a:relay.good.test ~all",
+                  "--mx-host=good.test,mx.good.test,10", "--host-record=mx.good.test,192.0.2.25",
+                  "--host-record=relay.good.test,198.51.100.7"],
+    # 11 includes: one over RFC 7208 §4.6.4's 10
+    "many.test": ["--txt-record=many.test,v=spf1 " + " ".join(MANY) + " -all",
+                  *(f"--txt-record=i{n}.many.test,v=spf1 ip4:10.0.{n}.0/24 -all" for n in range(11))],
+    # three a: mechanisms naming nothing: one over the void limit of 2
+    "void.test": ["--txt-record=void.test,v=spf1 a:n1.void.test a:n2.void.test a:n3.void.test ip4:127.0.0.1 -all"],
+    "two.test": ["--txt-record=two.test,v=spf1 ip4:127.0.0.1 -all", "--txt-record=two.test,v=spf1 mx -all"],
+    "plusall.test": ["--txt-record=plusall.test,v=spf1 ip4:192.0.2.1 +all"],
+    "loop.test": ["--txt-record=loop.test,v=spf1 redirect=loop2.test",
+                  "--txt-record=loop2.test,v=spf1 redirect=loop.test"],
+}
+
+
+def spf_records(*domains: str) -> list[str]:
+    """dnsmasq options serving the SPF fixtures named (all of them when none is)."""
+    return [option for domain in (domains or SPF_ZONES) for option in SPF_ZONES[domain]]
