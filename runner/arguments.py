@@ -6,12 +6,13 @@ Each turns the parser's ValueError into argparse's own error, so a bad value is 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from runner.errors import UsageError
 from runner.net.address import parse_hostport, parse_port, parse_source
 
 __all__ = ["ArgumentParser", "count", "host_port", "name_value", "nameserver", "seconds", "secret_value", "shard",
-           "source_address", "tcp_port"]
+           "source_address", "tcp_port", "whole_number"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -85,10 +86,16 @@ def tcp_port(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def count(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= 10_000_000:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 10000000, got {text!r}")
-    return int(text)
+def whole_number(most: int) -> Callable[[str], int]:
+    """An argument type: a whole number from 1 to `most`."""
+    def parse(text: str) -> int:
+        if not text.isdigit() or not 0 < int(text) <= most:
+            raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {most}, got {text!r}")
+        return int(text)
+    return parse
+
+
+count = whole_number(10_000_000)
 
 
 def shard(text: str) -> tuple[int, int]:

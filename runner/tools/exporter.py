@@ -35,7 +35,7 @@ from prometheus_client import (
 )
 from prometheus_client.process_collector import ProcessCollector
 
-from runner.arguments import ArgumentParser, host_port, name_value, seconds
+from runner.arguments import ArgumentParser, host_port, name_value, seconds, whole_number
 from runner.environment import Environment
 from runner.errors import PlanError, SmtprunError, UsageError
 from runner.net.address import hostport
@@ -297,7 +297,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-target", action="append", default=[], metavar="PATTERN", type=_pattern,
                         help="let target= point a probe at host:port (or mx:domain:port) matching this glob, "
                              "e.g. '127.0.0.1:*' (repeatable; without it target= is refused)")
-    parser.add_argument("--max-concurrent", type=_positive, default=10, metavar="N",
+    parser.add_argument("--max-concurrent", type=whole_number(10_000), default=10, metavar="N",
                         help="probes running at once (default 10); others wait within their time, or get 503")
     parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT,
                         help=f"seconds a probe may take at most (default {DEFAULT_TIMEOUT:g})")
@@ -305,7 +305,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="set a plan variable in every plan, as `smtprun run --var` does (repeatable)")
     parser.add_argument("--report-dir", metavar="DIR",
                         help="write each probe's HTML report here (and its index.html); / links to them")
-    parser.add_argument("--keep-reports", type=_positive, default=100, metavar="N",
+    parser.add_argument("--keep-reports", type=whole_number(10_000), default=100, metavar="N",
                         help="with --report-dir: each plan's newest N reports are kept (default 100)")
     parser.add_argument("--timeout-offset", type=float, default=0.25, metavar="SECONDS",
                         help="kept back from the scrape timeout Prometheus sends (default 0.25)")
@@ -316,12 +316,6 @@ def _pattern(text: str) -> str:
     if not text.strip() or text != text.strip():
         raise argparse.ArgumentTypeError(f"expected a host:port glob such as '127.0.0.1:*', got {text!r}")
     return text
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= 10_000:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 10000, got {text!r}")
-    return int(text)
 
 
 async def _serve(exporter: Exporter, host: str, port: int, out) -> None:

@@ -23,10 +23,10 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, TextIO
 
-from runner.arguments import seconds
+from runner.arguments import host_port, seconds
 from runner.errors import PlanError
 from runner.net import tls as tlsinfo
-from runner.net.address import hostport, parse_hostport
+from runner.net.address import hostport
 from runner.plan.write import literal, plan_text, printable
 from runner.status import ExitStatus
 from runner.tools.live import Display, LiveConnection, Terminal, describe_tls
@@ -37,16 +37,8 @@ __all__ = ["add_arguments", "run"]
 HISTORY_FILE = "~/.smtprun_history"
 
 
-def _target(text: str) -> tuple[str, int | None]:
-    """HOST, HOST:PORT, [IPv6]:PORT, [IPv6] or a bare IPv6 address."""
-    try:
-        return parse_hostport(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{exc}; expected HOST[:PORT] (IPv6 as [::1]:25)") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", type=_target, metavar="HOST[:PORT]",
+    parser.add_argument("target", type=host_port, metavar="HOST[:PORT]",
                         help="the server; IPv6 as [::1]:25; port 25, or 465 with --tls implicit")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the plan here (default: standard output)")
     parser.add_argument("--timeout", type=seconds, default=30.0,
@@ -197,13 +189,3 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> in
     if output is not None and written == ExitStatus.OK:
         display.note(f"plan written to {printable(str(output))}")
     return status or written
-
-
-def _main() -> int:
-    parser = argparse.ArgumentParser(prog="smtprun record", description="Record an SMTP session as a plan.")
-    add_arguments(parser)
-    return run(parser.parse_args(), sys.stdout, sys.stderr, sys.stdin)
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

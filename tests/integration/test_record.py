@@ -176,8 +176,8 @@ def test_failures_exit_with_a_status_and_no_traceback(tmp_path):
         closed_port = s.getsockname()[1]
     for target, status, message in [(f"127.0.0.1:{closed_port}", 1, "cannot connect to 127.0.0.1:"),
                                      ("no-such-host.invalid:25", 1, "cannot resolve no-such-host.invalid:25"),
-                                     ("[::1:25", 2, "expected HOST[:PORT]")]:
-        done = subprocess.run([sys.executable, "-m", "runner.tools.record", target, "--timeout", "5"], env=env,
+                                     ("[::1:25", 2, "expected [IPv6] or [IPv6]:PORT")]:
+        done = subprocess.run([sys.executable, "-m", "runner", "record", target, "--timeout", "5"], env=env,
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
         assert (done.returncode, "Traceback" in done.stderr) == (status, False), done.stderr
         assert message in done.stderr
@@ -185,7 +185,7 @@ def test_failures_exit_with_a_status_and_no_traceback(tmp_path):
 
 def test_ctrl_c_writes_what_was_recorded_and_exits_130(tmp_path, embedded):
     plan = tmp_path / "cut.yaml"
-    command = [sys.executable, "-m", "runner.tools.record", f"{embedded.host}:{embedded.port}", "-o", str(plan)]
+    command = [sys.executable, "-m", "runner", "record", f"{embedded.host}:{embedded.port}", "-o", str(plan)]
     proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdin is not None and proc.stdout is not None
@@ -250,7 +250,7 @@ class Terminal:
 
 
 def recorder_command(tmp_path: Path, host: str, port: int, plan: Path) -> str:
-    run_it = shlex.join([sys.executable, "-m", "runner.tools.record", f"{host}:{port}", "-o", str(plan)])
+    run_it = shlex.join([sys.executable, "-m", "runner", "record", f"{host}:{port}", "-o", str(plan)])
     return (f"cd {shlex.quote(str(ROOT))} && HOME={shlex.quote(str(tmp_path))} "
             f"PYTHONPATH={shlex.quote(str(ROOT))} {run_it}; echo EXIT=$?; sleep 60")
 
