@@ -35,7 +35,7 @@ from runner.mail.reader import (
     parse_headers,
     report_about,
 )
-from runner.mail.tls import context_for, io_failure, refuse_plaintext
+from runner.mail.secure import context_for, io_failure, refuse_plaintext
 from runner.mail.url import is_loopback
 
 __all__ = ["ImapReader"]

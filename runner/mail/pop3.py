@@ -25,7 +25,7 @@ from runner.mail.reader import (
     message_ids,
     report_about,
 )
-from runner.mail.tls import context_for, io_failure, refuse_plaintext
+from runner.mail.secure import context_for, io_failure, refuse_plaintext
 from runner.mail.url import is_loopback
 
 __all__ = ["Pop3Reader"]

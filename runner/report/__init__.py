@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["atomic_write", "rebuild_index", "write_html_reports", "write_json", "write_junit"]
 
 _HOMES = {
-    "atomic_write": "runner.report.files",
+    "atomic_write": "runner.report.outputs",
     "rebuild_index": "runner.report.archive",
     "write_html_reports": "runner.report.html",
     "write_json": "runner.report.jsonout",

@@ -22,8 +22,8 @@ from typing import Any
 from urllib.parse import quote
 
 from runner.errors import ReportError
-from runner.report.files import atomic_write, write_first_free
 from runner.report.format import format_seconds, format_utc, parse_utc, printable
+from runner.report.outputs import atomic_write, write_first_free
 from runner.report.render import environment
 
 __all__ = [

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from runner.errors import ReportError
-from runner.report.files import atomic_write
+from runner.report.outputs import atomic_write
 from runner.results import RunResult
 
 __all__ = ["json_text", "write_json"]

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from runner.errors import ReportError
-from runner.report.files import atomic_write
 from runner.report.format import format_latency, printable, split_lines, why_failed
 from runner.report.mailfacts import mail_rows
+from runner.report.outputs import atomic_write
 from runner.results import FAILED, INFO, SKIPPED, CaseResult, PlanResult, RunResult, show_bytes
 
 __all__ = ["junit_xml", "load_message", "load_text", "transcript_text", "write_junit"]

@@ -351,7 +351,7 @@ def main(argv: Sequence[str], env: Environment) -> int:
         if not plans_dir.is_dir():
             raise UsageError(f"--plans {args.plans}: not a folder")
         if args.report_dir is not None:
-            from runner.report.files import check_outputs
+            from runner.report.outputs import check_outputs
 
             check_outputs(None, None, args.report_dir)
         loop = new_event_loop()

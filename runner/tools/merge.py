@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    from runner.report.files import check_outputs
+    from runner.report.outputs import check_outputs
 
     check_outputs(args.json, args.junit, None if args.no_report else args.report_dir)
 

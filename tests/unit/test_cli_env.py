@@ -112,7 +112,7 @@ def test_an_unknown_embedded_profile_is_refused(plan: str, tmp_path: Path) -> No
         "import runner.report.jsonout",
         "import runner.report.junit",
         "from runner.report import write_json, write_junit",
-        "import runner.report.format, runner.report.files, runner.text, runner.results",
+        "import runner.report.format, runner.report.outputs, runner.text, runner.results",
     ],
 )
 def test_json_and_junit_output_do_not_load_jinja2(code: str) -> None:
