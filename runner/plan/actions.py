@@ -45,6 +45,8 @@ KINDS: dict[str, ActionKind] = {kind.name: kind for kind in (
     ActionKind("data_size", command=True, ends_data=True, words=("size", "body_size", "message_size")),
     ActionKind("sleep", words=("wait", "pause", "delay", "sleep_seconds", "wait_seconds")),
     ActionKind("close", uncounted=True, words=("disconnect", "hangup", "hang_up")),
+    ActionKind("xclient", command=True, words=("x_client",)),
+    ActionKind("xforward", command=True, words=("x_forward",)),
     ActionKind("starttls", judges_own=True, tls=True, words=("tls", "start_tls", "upgrade"), topic="tls"),
     ActionKind("auth", judges_own=True, password=True, words=("login", "authenticate", "authentication", "sasl"),
                topic="auth"),

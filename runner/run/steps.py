@@ -24,7 +24,7 @@ from runner.net import tls as tlsinfo
 from runner.plan.actions import KINDS, PIPELINE_LINE
 from runner.plan.types import Step
 from runner.results import StepResult
-from runner.run import dnssteps, mailsteps, smuggle, tlsoffer, tlssteps
+from runner.run import dnssteps, mailsteps, smuggle, tlsoffer, tlssteps, xclient
 from runner.run.context import StepContext
 from runner.run.smuggle import check_pauses, pause
 from runner.smtp import expect as expectations
@@ -299,7 +299,7 @@ async def do_bdat(session: StepContext, step: Step, out: StepResult, deadline: f
 
 def _runner(name: str) -> Action:
     """The function that runs step type `name`: `do_<name>` here or in one of the step modules below."""
-    for module in (sys.modules[__name__], mailsteps, smuggle, tlssteps, tlsoffer, dnssteps):
+    for module in (sys.modules[__name__], mailsteps, smuggle, tlssteps, tlsoffer, dnssteps, xclient):
         found = getattr(module, f"do_{name}", None)
         if found is not None:
             return found  # type: ignore[no-any-return]

@@ -17,6 +17,7 @@ from typing import Final
 
 from runner.errors import ProtocolError
 from runner.smtp.protocol import Reply, ReplyParser
+from runner.smtp.xclient import restarts_session
 
 __all__ = [
     "NEED_DATA",
@@ -194,11 +195,15 @@ class SmtpSession:
 
     # -- what replies teach ------------------------------------------------------------------
     def learn(self, command: str, reply: Reply) -> bool:
-        """What the reply to `command` says about the session; True when it put new keywords in force.
+        """What the reply to `command` says about the session; True when it changed the keywords in force.
 
         A 250 to EHLO (RFC 5321 §4.1.1.1) or LHLO (RFC 2033) puts its keywords in force; it and
-        the first 220 name the server's host (for the PTR check).
+        the first 220 name the server's host (for the PTR check). A 220 to XCLIENT is a new greeting:
+        what EHLO said is void until EHLO is sent again.
         """
+        if restarts_session(command, reply.code):
+            self.keywords = {}
+            return True
         is_ehlo = reply.code == 250 and command.upper().startswith(("EHLO", "LHLO"))
         if is_ehlo:
             self.keywords = reply.keywords()

@@ -101,8 +101,9 @@ QPSMTPD = SmtpServer("qpsmtpd", "qpsmtpd", "127.0.0.1", 2533, MTA_ROOT / "qpsmtp
 HARAKA = SmtpServer("haraka", "Haraka", "127.0.0.1", 2535, MTA_ROOT / "haraka",
                     (Path("/var/log/smtprun-haraka.log"),), auth_before_tls=True, dsn=False)
 # Extra listeners of the host's Postfix (scripts/env/postfix-listeners.sh): one that reads a PROXY protocol
-# header before its banner.
+# header before its banner, one that trusts loopback clients with XCLIENT and XFORWARD.
 POSTFIX_PROXY_PORT = 2541
+POSTFIX_XCLIENT_PORT = 2543
 # The seven, for the tests written for all of them (tests/integration/test_seven_mtas.py, test_plan_headers.py).
 ALL_SMTP_SERVERS = (*SMTP_SERVERS, SENDMAIL, COURIER, QPSMTPD, HARAKA)
 
