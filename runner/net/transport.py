@@ -24,7 +24,7 @@ from runner.net.address import hostport, ip_version
 from runner.net.tls import CLOSED_IN_HANDSHAKE
 
 __all__ = ["Connection", "Connector", "SourceUnusable", "Transport", "check_source", "closed_handle", "hostport",
-           "open_connection", "quiet_closed_transports"]
+           "open_connection", "open_unix_connection", "quiet_closed_transports"]
 
 READ_HIGH_WATER = 256 * 1024  # pause reading past this many unread bytes
 SHUT_WAIT = 1.0  # seconds a closing socket may take to flush what is still buffered
@@ -292,6 +292,14 @@ async def open_connection(
     if tls is not None:
         conn.tls_object = transport.get_extra_info("ssl_object")
     return conn
+
+
+async def open_unix_connection(path: str, deadline: float) -> Connection:
+    """Connect to the UNIX-domain socket at `path` before `deadline`; OSError and TimeoutError pass up."""
+    loop = asyncio.get_running_loop()
+    wire = _Wire()
+    await _until(loop.create_unix_connection(lambda: wire, path), deadline)
+    return Connection(wire, f"unix:{path}")
 
 
 def _bound(source: str) -> dict[str, Any]:

@@ -143,7 +143,7 @@ class _PlanBuilder:
         from runner.net.dns import parse_nameserver
 
         target = self.data.get("target", {})
-        for key in ("host", "server_name", "cafile", "port", "mx", "source"):
+        for key in ("host", "server_name", "cafile", "port", "mx", "source", "unix"):
             if isinstance(target.get(key), str):
                 steps.template(target[key], ("target", key), set())
         if isinstance(target.get("source"), str) and not template.is_template(target["source"]):
@@ -158,6 +158,7 @@ class _PlanBuilder:
                 except ValueError as exc:
                     self.problems.append(self.loaded.problem(str(exc), ("target", key)))
         self.check_proxy(target)
+        self.check_unix(target)
         nameservers = target.get("nameserver", [])
         for i, text in enumerate([nameservers] if isinstance(nameservers, str) else nameservers):
             try:
@@ -179,6 +180,19 @@ class _PlanBuilder:
             self.problems.append(self.loaded.problem(
                 "target.proxy with tls: implicit is not supported yet: use a starttls: step after the banner",
                 ("target", "proxy")))
+
+    def check_unix(self, target: dict[str, Any]) -> None:
+        """A UNIX-domain socket is the whole address: no host, MX domain or source address beside it."""
+        if "unix" not in target:
+            return
+        for key in ("host", "mx", "source"):
+            if key in target:
+                self.problems.append(self.loaded.problem(
+                    f"target.unix and target.{key}: a UNIX-domain socket is connected to instead of a host "
+                    "(and from no address); give one of them", ("target", key)))
+        if target.get("tls") == "implicit":
+            self.problems.append(self.loaded.problem(
+                "target.unix with tls: implicit is not supported yet: use a starttls: step", ("target", "tls")))
 
     # -- cases ------------------------------------------------------------------------------
     def raw_cases(self) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:

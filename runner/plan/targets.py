@@ -42,8 +42,9 @@ class FleetTarget:
         """The plan's target, pointed at this one (its TLS, timeouts and DNS settings kept)."""
         port = self.port or target.port
         if self.mx:
-            return replace(target, host=None, port=port, mx=self.mx, all_mx=False)
-        return replace(target, host=self.host, port=port, mx=None, all_mx=False, domain=target.mx or target.domain)
+            return replace(target, host=None, port=port, mx=self.mx, all_mx=False, unix=None)
+        return replace(target, host=self.host, port=port, mx=None, all_mx=False, domain=target.mx or target.domain,
+                       unix=None)
 
 
 def _problem(file: str, line: int, message: str, source: str | None = None, hint: str | None = None) -> Problem:

@@ -35,8 +35,11 @@ class Target:
     source: str | None = None  # the local IP address to connect from (a template allowed); None: the system's choice
     domain: str | None = None  # the plan's mail domain (its `mx:`) when a host given instead is connected to
     proxy: ProxyHeader | None = None  # a PROXY protocol header to send before the banner
+    unix: str | None = None  # a UNIX-domain socket's path, connected to instead of host and port
 
     def __str__(self) -> str:
+        if self.unix and not self.host:
+            return f"unix:{self.unix}"
         if self.mx and not self.host:
             return f"MX {self.mx}:{self.port}"
         host = self.host or "?"

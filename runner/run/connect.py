@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from runner.errors import ConnectionLost, StepFailed
 from runner.net import tls as tlsinfo
 from runner.net.address import ip_version
-from runner.net.transport import Connector, SourceUnusable, Transport, hostport
+from runner.net.transport import Connector, SourceUnusable, Transport, hostport, open_unix_connection
 from runner.plan.types import Target
 from runner.results import SEND, CaseResult
 from runner.smtp import proxy
@@ -52,7 +52,28 @@ class Connecting(Protocol):
 
 
 async def connect(case: Connecting) -> None:
-    """Connect to the target host, or along the route, falling back to the next hop on failure."""
+    """Connect to the target host (or UNIX-domain socket), or along the route, falling back to the next hop on
+    failure; then send the PROXY header if the plan gives one."""
+    t = case.target
+    if t.unix is not None:
+        await _connect_unix(case, case.text(t.unix))
+    else:
+        await _connect_host(case)
+    if t.proxy is not None:
+        await _send_proxy(case, t.proxy, time.monotonic() + t.timeout)
+
+
+async def _connect_unix(case: Connecting, path: str) -> None:
+    case.note(f"connecting to unix:{path}")
+    try:
+        case.conn = await open_unix_connection(path, time.monotonic() + case.target.timeout)
+    except (asyncio.TimeoutError, OSError) as exc:
+        raise StepFailed(_failure(exc, f"unix:{path}", case.target.timeout)) from None
+    case.result.peer = case.conn.peer
+    case.note(f"connected to {case.conn.peer}")
+
+
+async def _connect_host(case: Connecting) -> None:
     t = case.target
     source = case.source()
     context = _implicit_tls(case)
@@ -69,8 +90,6 @@ async def connect(case: Connecting) -> None:
     if case.route is not None:
         case.result.notes.append(f"connected to MX {hop.name} (preference {hop.preference}) at {case.conn.peer}")
     _connected(case, source, context)
-    if t.proxy is not None:
-        await _send_proxy(case, t.proxy, time.monotonic() + t.timeout)
 
 
 async def _send_proxy(case: Connecting, header: ProxyHeader, deadline: float) -> None:

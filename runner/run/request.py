@@ -49,7 +49,7 @@ class RunRequest:
         """UsageError for what would fail every case the same way, before anything is sent."""
         self._check_source()
         if not (self.embedded or self.targets or self.host):
-            missing = [p.file for p in self.plans if not (p.target.host or p.target.mx)]
+            missing = [p.file for p in self.plans if not (p.target.host or p.target.mx or p.target.unix)]
             if missing:
                 raise UsageError(f"no target host for {', '.join(missing)}: set target.host in the plan, "
                                  f"or give {self.host_options}")
