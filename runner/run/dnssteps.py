@@ -44,6 +44,7 @@ async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadl
 
 
 _DOMAIN_CHECKS = ("spf", "dmarc", "mta_sts")  # records of the mail domain, not of the host connected to
+_EVALUATED = {"spf": posture.spf_problem, "dmarc": posture.dmarc_problem}  # the forms other than `present`
 
 
 async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
@@ -57,8 +58,8 @@ async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
         names = session.greeting_hosts or [session.server_host]
         problems.append((f"PTR of {address}", await dns.ptr_check(address, names, config)))
     for kind in _DOMAIN_CHECKS:
-        if kind == "spf" and want.get(kind, "present") != "present":  # evaluated, not only present
-            problems.append((f"spf of {domain}", await posture.spf_problem(session, want[kind], config, domain, out)))
+        if kind in _EVALUATED and want.get(kind, "present") != "present":  # evaluated, not only present
+            problems.append((f"{kind} of {domain}", await _EVALUATED[kind](session, want[kind], config, domain, out)))
         elif kind in want:
             problems.append((f"{kind} of {domain}", await dns.txt_present(kind, domain, config)))
     if "tlsa" in want:

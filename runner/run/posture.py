@@ -1,6 +1,6 @@
-"""A mail domain's posture judged in `expect_dns`: SPF evaluated (`spf: pass`, `spf: {result: pass, ip: ...}`),
-beside the `present` forms of runner/run/dnssteps.py. Each check returns its problem (None when it passes) and
-leaves its facts in the step's JSON details, failed or not."""
+"""A mail domain's posture judged in `expect_dns`: SPF evaluated (`spf: pass`, `spf: {result: pass, ip: ...}`) and
+DMARC (`dmarc: valid`, `dmarc: {p: reject}`), beside the `present` forms of runner/run/dnssteps.py. Each check
+returns its problem (None when it passes) and leaves its facts in the step's JSON details, failed or not."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from runner.net.resolver import Lookups, ResolverConfig
 from runner.results import StepResult
 from runner.run.context import StepContext
 
-__all__ = ["spf_problem"]
+__all__ = ["dmarc_problem", "spf_problem"]
 
 
 def _spf_spec(session: StepContext, value: Any) -> dict[str, Any]:
@@ -50,4 +50,24 @@ async def spf_problem(session: StepContext, value: Any, config: ResolverConfig, 
     if limit < MAX_LOOKUPS and check.lookups > limit:
         problems.append(f"{check.lookups} SPF DNS lookups, over the plan's max_lookups {limit}")
     problems += check.errors
+    return "; ".join(problems) or None
+
+
+async def dmarc_problem(session: StepContext, value: Any, config: ResolverConfig, domain: str,
+                        out: StepResult) -> str | None:
+    """The domain's DMARC record (its own or its organisational domain's): valid, and with the policy asked for."""
+    from runner.net.dmarc import check_dmarc
+
+    async with Lookups() as lookups:
+        check = await check_dmarc(domain, config, lookups)
+    out.details = {**(out.details or {}), "dmarc": check.facts()}
+    for warning in check.warnings:
+        session.note(f"DMARC warning: {warning}")
+    problems = list(check.errors)
+    wanted = value if isinstance(value, dict) else {}
+    where = check.location or f"_dmarc.{check.domain}"
+    if "p" in wanted and check.record and check.policy != wanted["p"]:
+        problems.append(f"DMARC policy for {check.domain} is {check.policy} ({where}), expected {wanted['p']}")
+    if "pct" in wanted and check.record and check.facts()["pct"] != wanted["pct"]:
+        problems.append(f"DMARC pct of {where} is {check.facts()['pct']}, expected {wanted['pct']}")
     return "; ".join(problems) or None

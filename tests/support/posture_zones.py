@@ -1,6 +1,6 @@
 """Fixture zones of mail posture for dnsmasq (tests/support/dnsmasq.py): one domain per case, under `.test`.
 
-Each SPF fixture is (domain, what it shows, dnsmasq options); the good one's senders are 127.0.0.0/8, so a
+Each fixture is a domain and the dnsmasq options that serve it; the good one's senders are 127.0.0.0/8, so a
 case that connects over loopback passes it.
 """
 
@@ -24,6 +24,24 @@ SPF_ZONES: dict[str, list[str]] = {
     "loop.test": ["--txt-record=loop.test,v=spf1 redirect=loop2.test",
                   "--txt-record=loop2.test,v=spf1 redirect=loop.test"],
 }
+
+DMARC_ZONES: dict[str, list[str]] = {
+    "good.test": ["--txt-record=_dmarc.good.test,v=DMARC1; p=reject; adkim=s; rua=mailto:dmarc@good.test"],
+    "nodmarc.test": ["--txt-record=nodmarc.test,v=spf1 -all"],
+    "bogus.test": ["--txt-record=_dmarc.bogus.test,v=DMARC1; p=bogus"],
+    # mail.inherit.test publishes nothing: the organisational domain's record applies, with its sp=
+    "mail.inherit.test": ["--txt-record=_dmarc.inherit.test,v=DMARC1; p=quarantine; sp=reject",
+                          "--host-record=mail.inherit.test,192.0.2.30"],
+    # reports to another organisation that has not said it takes them (RFC 7489 §7.1)
+    "extrua.test": ["--txt-record=_dmarc.extrua.test,v=DMARC1; p=none; rua=mailto:reports@collector.test"],
+    "authrua.test": ["--txt-record=_dmarc.authrua.test,v=DMARC1; p=none; rua=mailto:reports@collector.test",
+                     "--txt-record=authrua.test._report._dmarc.collector.test,v=DMARC1"],
+}
+
+
+def dmarc_records(*domains: str) -> list[str]:
+    """dnsmasq options serving the DMARC fixtures named (all of them when none is)."""
+    return [option for domain in (domains or DMARC_ZONES) for option in DMARC_ZONES[domain]]
 
 
 def spf_records(*domains: str) -> list[str]:
