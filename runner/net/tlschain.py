@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import ssl
+import warnings
 from datetime import datetime, timezone
 from typing import Any
 
@@ -72,8 +73,15 @@ def _anchors(cafile: str | None) -> set[str]:
     """The subjects of the trusted certificates (the CA file's, or the system store's)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(cafile=cafile) if cafile else ctx.load_default_certs()
-    return {x509.load_der_x509_certificate(der).subject.rfc4514_string()
-            for der in ctx.get_ca_certs(binary_form=True)}
+    subjects = set()
+    with warnings.catch_warnings():  # a system store holds old roots cryptography frowns on (negative serials)
+        warnings.simplefilter("ignore")
+        for der in ctx.get_ca_certs(binary_form=True):
+            try:
+                subjects.add(x509.load_der_x509_certificate(der).subject.rfc4514_string())
+            except ValueError:
+                continue
+    return subjects
 
 
 def _chain_problems(chain: list[dict[str, Any]], anchors: set[str]) -> list[str]:

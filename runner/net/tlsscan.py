@@ -15,6 +15,7 @@ import asyncio
 import re
 import ssl
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,10 +82,10 @@ def _context(version: str | None, suites: str = ALL_SUITES, verify: bool = False
     else:
         ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     ctx.set_ciphers(suites)  # ssl.SSLError when none of them can be used
-    if version:
-        ctx.minimum_version = ctx.maximum_version = _PINNED[version]
-    else:
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
+    with warnings.catch_warnings():  # TLS 1.0 and 1.1 are deprecated in Python: asking for them is the point here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = _PINNED[version] if version else ssl.TLSVersion.TLSv1
+        ctx.maximum_version = _PINNED[version] if version else ssl.TLSVersion.MAXIMUM_SUPPORTED
     return ctx
 
 

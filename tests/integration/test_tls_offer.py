@@ -1,0 +1,116 @@
+"""`tls_offer:` against real servers: the test Postfix and Exim, and a deliberately weak aiosmtpd server (TLS 1.0,
+CBC and anonymous suites, a leaf sent without its intermediate). testssl.sh is the oracle for what Postfix offers."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.support.cli import run, write_plan
+from tests.support.mtas import CA_PATH, EXIM, POSTFIX, require_smtp
+from tests.support.tlsservers import weak_server
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def offer(tmp_path, port: int, options: str, cafile: str) -> tuple[int, dict, str]:
+    """Run a plan of one tls_offer step against 127.0.0.1:port: the exit status, the step's details, the output."""
+    plan = write_plan(tmp_path, f"""
+target: {{host: 127.0.0.1, port: {port}, cafile: "{cafile}", server_name: localhost}}
+cases:
+  - name: offer
+    steps:
+      - expect: 220
+      - send: EHLO client.example.com
+        expect: 250
+      - tls_offer: {options}
+        timeout: 60
+""")
+    code, out, err = run(plan, "--json", str(tmp_path / "r.json"), "--no-report", "-v")
+    step = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]["steps"][2]
+    return code, step.get("details") or {}, out + err
+
+
+def test_a_weak_server_has_each_weakness_named(tmp_path):
+    weak = weak_server(tmp_path)
+    try:
+        code, facts, out = offer(tmp_path, weak.server.port, "{forbid: [NULL, EXPORT, RC4, 3DES, anonymous, CBC]}",
+                                 str(weak.cafile))
+    finally:
+        weak.server.stop()
+    assert code == 1, out
+    failures = facts["failures"]
+    assert "TLSv1 is offered; allowed: TLSv1.2, TLSv1.3" in failures
+    assert "TLSv1.1 is offered; allowed: TLSv1.2, TLSv1.3" in failures
+    assert "suite AES128-SHA (TLSv1, TLSv1.1, TLSv1.2) is CBC (forbidden)" in failures
+    assert not any("suite ECDHE-RSA-AES128-GCM-SHA256 " in f for f in failures)  # AEAD, not anonymous: fine
+    assert "suite AECDH-AES128-SHA (TLSv1, TLSv1.1, TLSv1.2) is anonymous and CBC (forbidden)" in failures
+    assert (f"incomplete chain: the intermediate certificate {weak.intermediate} (issuer of "
+            f"{facts['chain'][0]['subject']}) is not sent and not in the trust store") in failures
+    assert "TLSv1.3 is not offered" in facts["warnings"]  # absent TLS 1.3 is a warning, not a failure
+    assert not any(f.startswith("TLSv1.3") for f in failures)
+    assert facts["verification"] == {**facts["verification"], "verified": False, "complete": False, "name_ok": True}
+    assert "warning: TLSv1.3 is not offered" in out
+
+
+def test_postfix_passes_what_the_plan_allows_and_fails_the_defaults_by_suite(tmp_path):
+    require_smtp(POSTFIX)
+    allowed = "{versions: [TLSv1, TLSv1.1, TLSv1.2, TLSv1.3], forbid: [EXPORT, RC4, 3DES], min_key_bits: 2048}"
+    code, facts, out = offer(tmp_path, POSTFIX.port, allowed, str(CA_PATH))
+    assert code == 0, out
+    assert list(facts["versions"]) == ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+    assert facts["chain"][0]["subject"] == "CN=mail.smtprun.test" and facts["chain"][0]["key_bits"] >= 2048
+    assert facts["verification"]["verified"] is True and facts["verification"]["complete"] is True
+    assert isinstance(facts["server_order"], bool) and facts["connections"] > 4
+    code, facts, out = offer(tmp_path, POSTFIX.port, "{}", str(CA_PATH))
+    assert code == 1, out
+    assert "suite ADH-AES256-SHA (TLSv1, TLSv1.1, TLSv1.2) is anonymous (forbidden)" in facts["failures"]
+
+
+def test_exim_against_mozilla_intermediate_and_a_wrong_name(tmp_path):
+    require_smtp(EXIM)
+    code, facts, out = offer(tmp_path, EXIM.port, "{profile: mozilla-intermediate, name: mx.other.example}",
+                             str(CA_PATH))
+    assert code == 1, out
+    failures = facts["failures"]
+    assert "TLSv1 is offered; allowed: TLSv1.2, TLSv1.3" in failures
+    assert "suite AES128-SHA (TLSv1, TLSv1.1, TLSv1.2) is not in mozilla-intermediate's list" in failures
+    assert any(f.startswith("the certificate is not valid for mx.other.example (names: ") for f in failures)
+    assert not any("ECDHE-RSA-AES256-GCM-SHA384" in f for f in failures)  # in the profile's list: no finding
+
+
+_TESTSSL_VERSION = {None: "TLSv1", "_1": "TLSv1.1", "_2": "TLSv1.2", "_3": "TLSv1.3"}
+
+
+def _testssl_offer(path) -> dict[str, set[str]]:
+    """testssl.sh's JSON: `cipher-tls1_2_xc030` entries, whose finding's fourth word is the OpenSSL name."""
+    found: dict[str, set[str]] = {}
+    for entry in json.loads(path.read_text()):
+        m = re.fullmatch(r"cipher-tls1(_[123])?_x[0-9a-f]+", entry["id"])
+        if m:
+            found.setdefault(_TESTSSL_VERSION[m[1]], set()).add(entry["finding"].split()[3])
+    return found
+
+
+def test_postfix_offer_equals_testssl(tmp_path):
+    require_smtp(POSTFIX)
+    if shutil.which("testssl") is None:
+        pytest.skip("testssl.sh is not installed (scripts/test-env.sh installs Debian's testssl.sh)")
+    code, facts, out = offer(tmp_path, POSTFIX.port, "{versions: [TLSv1, TLSv1.1, TLSv1.2, TLSv1.3], forbid: []}",
+                             str(CA_PATH))
+    assert code == 0, out
+    report = tmp_path / "testssl.json"
+    subprocess.run(["testssl", "--starttls", "smtp", "-p", "-E", "--jsonfile", str(report), "--warnings", "off",
+                    "--color", "0", "--quiet", f"127.0.0.1:{POSTFIX.port}"], capture_output=True, timeout=200,
+                   check=False)
+    oracle = _testssl_offer(report)
+    assert set(facts["versions"]) == set(oracle)
+    for version in ("TLSv1", "TLSv1.1", "TLSv1.2"):
+        assert set(facts["versions"][version]) == oracle[version], version
+    # Python 3.11's ssl cannot choose the TLS 1.3 suites it offers (no set_ciphersuites): smtprun knows the one
+    # Postfix picks, testssl.sh all three (docs/tls-audit.md).
+    assert len(facts["versions"]["TLSv1.3"]) == 1 and facts["versions"]["TLSv1.3"][0] in oracle["TLSv1.3"]
