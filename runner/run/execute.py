@@ -31,7 +31,7 @@ from runner.run.case import CaseRun, Hop, Listener, not_run, run_case
 from runner.run.hostslots import DEFAULT_PER_HOST, HostSlots
 from runner.run.loop import event_loop_name, new_event_loop
 from runner.run.render import preview_labels, skip_reason
-from runner.run.route import lookup_problems, mx_notes, no_route
+from runner.run.route import lookup_problems, mx_notes, no_route, route_of
 from runner.stats import LoadStats
 from runner.template import RenderError
 
@@ -168,7 +168,7 @@ class _PlanRun:
             return [_Job(c, error=str(exc), waited=time.monotonic() - t0) for c in self.plan.cases]
         self.result.notes = mx_notes(found)
         if not t.all_mx:
-            route = tuple(Hop(ex.host, a, ex.preference) for ex in found.exchangers for a in ex.addresses)
+            route = route_of(found)
             error, notes = (None, lookup_problems(found)) if route else (no_route(found), ())
             return [_Job(c, route, error=error, notes=notes) for c in self.plan.cases]
         jobs = []
@@ -227,7 +227,7 @@ class _PlanRun:
             found = await resolve_mx(t.mx or "", config_for(t.nameservers, t.dns_timeout, t.families), self.lookups)
         except (DnsError, ValueError) as exc:
             return dataclasses.replace(job, error=str(exc)), []
-        route = tuple(Hop(ex.host, a, ex.preference) for ex in found.exchangers for a in ex.addresses)
+        route = route_of(found)
         return dataclasses.replace(job, route=route, error=None if route else no_route(found)), mx_notes(found)
 
     async def _tries(self, case: Case, route: tuple[Hop, ...] | None, target: Target) -> CaseResult:

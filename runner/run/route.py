@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["lookup_problems", "mx_notes", "no_route"]
+from runner.run.connect import Hop
+
+__all__ = ["lookup_problems", "mx_notes", "no_route", "route_of"]
+
+
+def route_of(found: Any) -> tuple[Hop, ...]:
+    """Every address of every MX host, in order of preference (RFC 5321 §5.1): where a case tries to connect."""
+    return tuple(Hop(ex.host, a, ex.preference) for ex in found.exchangers for a in ex.addresses)
 
 
 def no_route(found: Any) -> str:
