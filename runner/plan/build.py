@@ -49,6 +49,7 @@ class _PlanBuilder:
         variables, late = self.variables()
         self.check_secrets(variables)
         raw_cases = self.raw_cases()
+        self.check_lmtp(raw_cases)
         names = {**variables, **{k: "" for k in self.matrix_names if k not in variables}}
         steps = StepBuilder(self.loaded, names, self.problems, read=self.read, warnings=self.warnings)
         steps.unsettled |= self.matrix_names | set(late)
@@ -180,6 +181,18 @@ class _PlanBuilder:
             self.problems.append(self.loaded.problem(
                 "target.proxy with tls: implicit is not supported yet: use a starttls: step after the banner",
                 ("target", "proxy")))
+
+    def check_lmtp(self, raw_cases: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
+        """Postfix's XCLIENT and XFORWARD are SMTP server extensions: an LMTP server has neither."""
+        if self.data.get("target", {}).get("protocol") != "lmtp":
+            return
+        for path, raw in raw_cases:
+            for i, step in enumerate(raw.get("steps", [])):
+                for key in ("xclient", "xforward") if isinstance(step, dict) else ():
+                    if key in step:
+                        self.problems.append(self.loaded.problem(
+                            f"{key}: is a Postfix SMTP extension, and target.protocol is lmtp: no LMTP server "
+                            "takes it", (*path, "steps", i, key)))
 
     def check_unix(self, target: dict[str, Any]) -> None:
         """A UNIX-domain socket is the whole address: no host, MX domain or source address beside it."""

@@ -36,6 +36,7 @@ class Target:
     domain: str | None = None  # the plan's mail domain (its `mx:`) when a host given instead is connected to
     proxy: ProxyHeader | None = None  # a PROXY protocol header to send before the banner
     unix: str | None = None  # a UNIX-domain socket's path, connected to instead of host and port
+    protocol: str = "smtp"  # or "lmtp" (RFC 2033): the plan says LHLO, and the body gets a reply per recipient
 
     def __str__(self) -> str:
         if self.unix and not self.host:

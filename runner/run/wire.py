@@ -159,7 +159,7 @@ class Wire:
         tail = encoder.end()
         self.record(SEND, bytes(shown[:MAX_EVENT_BYTES]) + (b"" if len(shown) <= MAX_EVENT_BYTES else
                     f"... [{what}: {total} bytes in all]\r\n".encode()) + tail)
-        self.smtp.sent(1, self.step)  # the reply to the end of data
+        self.smtp.sent(self.smtp.body_replies(), self.step)  # to the end of data: in LMTP, one per recipient
         await self.write(held + tail, deadline)
 
     async def write(self, data: bytes, deadline: float) -> None:

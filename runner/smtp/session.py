@@ -100,6 +100,8 @@ class SmtpSession:
         self.ended_by: int | None = None  # 221 or 421: the server has closed the session (RFC 5321 §3.8, §4.1.1.10)
         self._in_data = False  # a 354 came: the server reads message text until CRLF.CRLF (§4.1.1.4)
         self.replies = 0  # complete replies taken so far (0: not even the banner)
+        self.lmtp = False  # a 250 to LHLO came: the end of data owes one reply per accepted recipient
+        self.accepted_recipients = 0  # RCPTs of this transaction that a 2xx answered (as judged)
 
     # -- bytes in ----------------------------------------------------------------------------
     def receive(self, data: bytes) -> None:
@@ -204,6 +206,7 @@ class SmtpSession:
         if restarts_session(command, reply.code):
             self.keywords = {}
             return True
+        self._count_recipients(command, reply.code)
         is_ehlo = reply.code == 250 and command.upper().startswith(("EHLO", "LHLO"))
         if is_ehlo:
             self.keywords = reply.keywords()
@@ -211,6 +214,20 @@ class SmtpSession:
         if (is_ehlo or (reply.code == 220 and not self.greeting_hosts)) and words:
             self.greeting_hosts.append(words[0])
         return is_ehlo
+
+    def _count_recipients(self, command: str, code: int) -> None:
+        verb = command[:4].upper()
+        if verb == "LHLO" and code == 250:
+            self.lmtp = True
+        if verb in ("MAIL", "RSET", "LHLO", "EHLO", "HELO"):
+            self.accepted_recipients = 0
+        elif verb == "RCPT" and 200 <= code < 300:
+            self.accepted_recipients += 1
+
+    def body_replies(self) -> int:
+        """Replies owed to the end of a message's data: one, or in LMTP one per recipient accepted, in RCPT
+        order (RFC 2033 §4.2); one still when no accepted recipient was judged (the server answers 503)."""
+        return max(1, self.accepted_recipients) if self.lmtp else 1
 
     # -- STARTTLS (RFC 3207) -----------------------------------------------------------------
     def starttls_sent(self) -> None:

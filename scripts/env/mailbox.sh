@@ -9,7 +9,8 @@
 #   transport would not do for these, Postfix refuses such a recipient already at RCPT);
 # - OpenDKIM milter on 127.0.0.1:8891 signing From: *@signed.smtprun.test (selector "test"), verifying
 #   mail from non-internal clients; the TXT record data in /etc/smtprun-test/dkim.txt;
-# - a private Dovecot (IMAP 143, IMAPS 993, POP3 110, POP3S 995 on 127.0.0.1) reading those Maildirs.
+# - a private Dovecot (IMAP 143, IMAPS 993, POP3 110, POP3S 995, LMTP 2424 on 127.0.0.1, LMTP on the UNIX socket
+#   /run/smtprun-dovecot/lmtp) reading and delivering into those Maildirs.
 set -euo pipefail
 ENV_NAME=mailbox
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -139,6 +140,9 @@ fi
 # --- Dovecot, a private instance --------------------------------------------------------------
 DOVECOT=$(command -v dovecot || echo /usr/sbin/dovecot)
 [ -x "$DOVECOT" ] || die "dovecot missing (apt-get install dovecot-imapd dovecot-pop3d)"
+# LMTP (RFC 2033) into the same Maildirs: its own package
+[ -x /usr/lib/dovecot/lmtp ] || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-lmtpd \
+    >/dev/null || die "could not install dovecot-lmtpd"
 CHANGED=0
 install -d -m 0755 "$CERT_DIR/dovecot"
 put_file "$HERE/dovecot.conf" "$DOVECOT_CONF" 0644 0:0
@@ -177,5 +181,7 @@ else
     wait_for 127.0.0.1 110 "+OK*Dovecot*" 5 "$DOVECOT_LOG"
     port_busy 993 && port_busy 995 || die "Dovecot does not listen on 127.0.0.1:993 and :995"
     printf '%s\n' "$certs" >/var/lib/smtprun-dovecot/cert.sum
-    log "Dovecot: IMAP 127.0.0.1:143 (STARTTLS), IMAPS :993, POP3 :110 (STLS), POP3S :995; log $DOVECOT_LOG"
+    port_busy 2424 || die "Dovecot does not listen on 127.0.0.1:2424 (LMTP)"
+    log "Dovecot: IMAP 127.0.0.1:143 (STARTTLS), IMAPS :993, POP3 :110 (STLS), POP3S :995, LMTP :2424 and" \
+        "/run/smtprun-dovecot/lmtp; log $DOVECOT_LOG"
 fi

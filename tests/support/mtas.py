@@ -104,6 +104,9 @@ HARAKA = SmtpServer("haraka", "Haraka", "127.0.0.1", 2535, MTA_ROOT / "haraka",
 # header before its banner, one that trusts loopback clients with XCLIENT and XFORWARD.
 POSTFIX_PROXY_PORT = 2541
 POSTFIX_XCLIENT_PORT = 2543
+# The private Dovecot's LMTP (scripts/env/dovecot.conf), delivering into the same Maildirs as Postfix.
+DOVECOT_LMTP_PORT = 2424
+DOVECOT_LMTP_SOCKET = Path("/run/smtprun-dovecot/lmtp")
 # The seven, for the tests written for all of them (tests/integration/test_seven_mtas.py, test_plan_headers.py).
 ALL_SMTP_SERVERS = (*SMTP_SERVERS, SENDMAIL, COURIER, QPSMTPD, HARAKA)
 

@@ -271,3 +271,26 @@ def test_arbitrary_bytes_give_events_or_a_protocol_error(ops):
     except ProtocolError:
         return
     assert isinstance(session.closed(), Closed) and isinstance(session.timed_out(), TimedOut)
+
+
+def _judged(session: SmtpSession, command: str, data: bytes) -> None:
+    session.sent()
+    session.receive(data)
+    reply = session.next_event()
+    session.learn(command, reply)
+
+
+@pytest.mark.parametrize(("greeting", "rcpt_replies", "owed"), [
+    ("LHLO", (b"250 2.1.5 OK\r\n", b"550 5.1.1 unknown\r\n", b"250 2.1.5 OK\r\n"), 2),  # RFC 2033 §4.2
+    ("LHLO", (b"550 5.1.1 unknown\r\n",), 1),
+    ("EHLO", (b"250 2.1.5 OK\r\n", b"250 2.1.5 OK\r\n"), 1),  # SMTP: one reply to the end of data
+])
+def test_the_end_of_data_owes_a_reply_per_accepted_recipient_in_lmtp(greeting, rcpt_replies, owed):
+    session = SmtpSession()
+    _judged(session, f"{greeting} client.test", b"250-lmtp.test\r\n250 PIPELINING\r\n")
+    _judged(session, "MAIL FROM:<a@x>", b"250 2.1.0 OK\r\n")
+    for data in rcpt_replies:
+        _judged(session, "RCPT TO:<b@x>", data)
+    assert session.body_replies() == owed
+    _judged(session, "MAIL FROM:<a@x>", b"250 2.1.0 OK\r\n")  # a new transaction counts afresh
+    assert session.body_replies() == 1

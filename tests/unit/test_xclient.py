@@ -55,3 +55,11 @@ def test_an_unknown_attribute_is_a_plan_error(tmp_path):
     where, message = only_problem(tmp_path, plan)
     assert where.startswith("3:")
     assert message == "unknown key 'IDENT' in xclient"
+
+
+def test_xclient_on_an_lmtp_target_is_refused(tmp_path):
+    plan = ("target: {unix: /run/lmtp, protocol: lmtp}\nsteps:\n  - send: LHLO x\n    expect: 250\n"
+            "  - xclient: {ADDR: 198.51.100.7}\n    expect: 220\n")
+    where, message = only_problem(tmp_path, plan)
+    assert where.startswith("5:")
+    assert message == "xclient: is a Postfix SMTP extension, and target.protocol is lmtp: no LMTP server takes it"
