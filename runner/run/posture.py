@@ -16,8 +16,12 @@ __all__ = ["dmarc_problem", "spf_problem"]
 
 
 def _spf_spec(session: StepContext, value: Any) -> dict[str, Any]:
-    """`spf: pass` or `spf: {result: pass, ip: ..., max_lookups: ...}` as one dict, the ip rendered and checked."""
-    spec = {"result": value} if isinstance(value, str) else dict(value)
+    """`spf: pass`, `spf: valid` or `spf: {result: pass, ip: ..., max_lookups: ...}` as one dict, the ip rendered
+    and checked."""
+    if value == "valid":
+        spec: dict[str, Any] = {}
+    else:
+        spec = {"result": value} if isinstance(value, str) else dict(value)
     if "ip" in spec:
         spec["ip"] = session.text(str(spec["ip"]))
         if not ip_version(spec["ip"]):

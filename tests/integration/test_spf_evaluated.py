@@ -58,6 +58,16 @@ def test_a_broken_record_is_a_permerror_that_keeps_its_facts(tmp_path, embedded,
     assert (spf["lookups"], spf["void_lookups"], spf["errors"]) == (lookups, void, [reason])
 
 
+def test_valid_judges_the_record_whatever_the_address(tmp_path, embedded, dnsmasq_factory):
+    dns = dnsmasq_factory(*spf_records("good.test", "many.test"))
+    code, step, out = _spf_step(tmp_path, embedded, dns, "{ip: 203.0.113.9}", "good.test")
+    assert code == 0 and step["details"]["spf"]["result"] == "fail", out
+    code, step, out = _spf_step(tmp_path, embedded, dns, "valid", "good.test")
+    assert code == 0, out
+    code, step, _ = _spf_step(tmp_path, embedded, dns, "valid", "many.test")
+    assert code == 1 and step["reason"] == "11 DNS lookups, over the limit of 10 (RFC 7208 §4.6.4)"
+
+
 def test_plus_all_fails_the_step_though_every_sender_passes(tmp_path, embedded, dnsmasq_factory):
     dns = dnsmasq_factory(*spf_records("plusall.test"))
     code, step, _ = _spf_step(tmp_path, embedded, dns, "pass", "plusall.test")
