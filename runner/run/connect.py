@@ -98,7 +98,8 @@ async def _send_proxy(case: Connecting, header: ProxyHeader, deadline: float) ->
     data = proxy.encode(header)
     if header.version == 2:
         case.note(proxy.describe(header))
-    case.record(SEND, data)
+    else:
+        case.record(SEND, data)
     try:
         await case.conn.write(data, deadline)
     except (asyncio.TimeoutError, ConnectionLost, OSError):

@@ -65,5 +65,8 @@ def encode(header: ProxyHeader) -> bytes:
 
 
 def describe(header: ProxyHeader) -> str:
-    """The transcript's words for a binary version 2 header (a version 1 header is shown as its text)."""
-    return f"PROXY protocol v2 header ({len(encode(header))} bytes): TCP from {header.source} to {header.destination}"
+    """The transcript's words for a binary version 2 header, its bytes in hex: shown as text, its signature's
+    CR LF and "QUIT" would read as lines sent (a version 1 header is shown as the text it is)."""
+    data = encode(header)
+    return (f"PROXY protocol v2 header sent ({len(data)} bytes): TCP from {header.source} to {header.destination}: "
+            f"{data[:12].hex()} {data[12:16].hex()} {data[16:].hex()}")

@@ -66,3 +66,11 @@ def test_implicit_tls_refused(tmp_path) -> None:
     plan = ("target:\n  host: 127.0.0.1\n  tls: implicit\n"
             "  proxy: {source: '203.0.113.7:1', destination: '192.0.2.1:25'}\nsteps:\n  - send: QUIT\n")
     assert "use a starttls: step after the banner" in only_problem(tmp_path, plan)[1]
+
+
+def test_version_2_is_described_in_hex() -> None:
+    from runner.smtp.proxy import describe
+
+    assert describe(ProxyHeader(2, "203.0.113.7:4321", "192.0.2.1:25")) == (
+        "PROXY protocol v2 header sent (28 bytes): TCP from 203.0.113.7:4321 to 192.0.2.1:25: "
+        "0d0a0d0a000d0a515549540a 2111000c cb007107c000020110e10019")
