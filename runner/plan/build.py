@@ -169,18 +169,13 @@ class _PlanBuilder:
                 self.problems.append(self.loaded.problem(str(exc), where))
 
     def check_proxy(self, target: dict[str, Any]) -> None:
-        """A PROXY header that can be sent: known version, addresses of one family; and TLS after it, never
-        before (with `tls: implicit` the header would have to precede the handshake)."""
+        """A PROXY header that can be sent: known version, addresses of one family."""
         if not isinstance(target.get("proxy"), dict):
             return
         try:
             ProxyHeader.from_plan(target["proxy"])
         except ValueError as exc:
             self.problems.append(self.loaded.problem(f"target.proxy: {exc}", ("target", "proxy")))
-        if target.get("tls") == "implicit":
-            self.problems.append(self.loaded.problem(
-                "target.proxy with tls: implicit is not supported yet: use a starttls: step after the banner",
-                ("target", "proxy")))
 
     def check_lmtp(self, raw_cases: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
         """Postfix's XCLIENT and XFORWARD are SMTP server extensions: an LMTP server has neither."""

@@ -58,9 +58,11 @@ async def connect(case: Connecting) -> None:
     if t.unix is not None:
         await _connect_unix(case, case.text(t.unix))
     else:
-        await _connect_host(case)
+        await _connect_host(case, tls_first=t.proxy is None)
     if t.proxy is not None:
         await _send_proxy(case, t.proxy, time.monotonic() + t.timeout)
+        if t.tls == "implicit":  # a load balancer's header comes before the handshake it passes on
+            await _handshake(case, time.monotonic() + t.timeout)
 
 
 async def _connect_unix(case: Connecting, path: str) -> None:
@@ -73,10 +75,10 @@ async def _connect_unix(case: Connecting, path: str) -> None:
     case.note(f"connected to {case.conn.peer}")
 
 
-async def _connect_host(case: Connecting) -> None:
+async def _connect_host(case: Connecting, tls_first: bool) -> None:
     t = case.target
     source = case.source()
-    context = _implicit_tls(case)
+    context = _implicit_tls(case) if tls_first else None
     port = case.port()
     hops = case.route if case.route is not None else (Hop(case.host(), case.host()),)
     if case.route is None and t.host:  # a template (`host: "{{ h }}"`) as rendered for this case
@@ -139,6 +141,21 @@ async def _first_that_answers(case: Connecting, hops: tuple[Hop, ...], port: int
         failures.append(why)
         case.note(why)
     return hops[-1], failures
+
+
+async def _handshake(case: Connecting, deadline: float) -> None:
+    """TLS for `tls: implicit` once the PROXY header is out (RFC 8314 §3: TLS from the server's first byte)."""
+    assert case.conn is not None
+    context = _implicit_tls(case)
+    assert context is not None
+    name = case.text(case.target.server_name) if case.target.server_name else case.server_host
+    try:
+        await case.conn.start_tls(context, name, deadline)
+    except (asyncio.TimeoutError, OSError, ConnectionLost) as exc:  # ssl.SSLError is an OSError
+        why = str(exc) if isinstance(exc, ConnectionLost) else _failure(exc, case.conn.peer, case.target.timeout)
+        raise StepFailed(f"TLS after the PROXY header: {why}") from None
+    case.result.tls = tlsinfo.session_facts(case.conn.tls_object, case.target.verify)
+    case.note(tlsinfo.describe_session(case.result.tls))
 
 
 def _connected(case: Connecting, source: str | None, context: ssl.SSLContext | None) -> None:

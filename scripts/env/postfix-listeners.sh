@@ -4,6 +4,7 @@
 # - 127.0.0.1:2541 takes a PROXY protocol header (v1 or v2) before its banner, as behind a load balancer
 #   (smtpd_upstream_proxy_protocol = haproxy); inet_protocols=all, or an IPv6 header gets "421 ... IPv6
 #   support is disabled".
+# - 127.0.0.1:2545 the same header, then TLS from the first byte (smtpd_tls_wrappermode, as on 465).
 # - 127.0.0.1:2543 trusts loopback clients with XCLIENT and XFORWARD (smtpd_authorized_xclient_hosts,
 #   smtpd_authorized_xforward_hosts); the listener on :25 refuses both with 550.
 # Run as root, after test-env.sh; safe to re-run: Postfix is reloaded only when an entry changed.
@@ -15,9 +16,11 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 PROXY_PORT=2541
 XCLIENT_PORT=2543
+PROXY_TLS_PORT=2545
 
 entries=(
     "127.0.0.1:$PROXY_PORT inet n - y - - smtpd -o syslog_name=postfix/proxy -o smtpd_upstream_proxy_protocol=haproxy -o inet_protocols=all"
+    "127.0.0.1:$PROXY_TLS_PORT inet n - y - - smtpd -o syslog_name=postfix/proxy-tls -o smtpd_upstream_proxy_protocol=haproxy -o smtpd_tls_wrappermode=yes"
     "127.0.0.1:$XCLIENT_PORT inet n - y - - smtpd -o syslog_name=postfix/xclient -o smtpd_authorized_xclient_hosts=127.0.0.0/8 -o smtpd_authorized_xforward_hosts=127.0.0.0/8"
 )
 changed=0
@@ -33,11 +36,12 @@ if ((changed)); then
     postfix check
     postfix reload >/dev/null 2>&1 || die "postfix reload failed; see /var/log/postfix.log"
 fi
-for port in "$PROXY_PORT" "$XCLIENT_PORT"; do
+for port in "$PROXY_PORT" "$PROXY_TLS_PORT" "$XCLIENT_PORT"; do
     for _ in $(seq 50); do
         port_busy "$port" && break
         sleep 0.1
     done
     port_busy "$port" || die "Postfix does not listen on 127.0.0.1:$port; see /var/log/postfix.log"
 done
-log "Postfix listens on 127.0.0.1:$PROXY_PORT for PROXY protocol v1/v2 headers, on :$XCLIENT_PORT for XCLIENT/XFORWARD"
+log "Postfix listens on 127.0.0.1:$PROXY_PORT for PROXY protocol v1/v2 headers (:$PROXY_TLS_PORT with TLS after" \
+    "them), on :$XCLIENT_PORT for XCLIENT/XFORWARD"

@@ -11,18 +11,30 @@ import uuid
 import pytest
 
 from tests.support.cli import run, write_plan
-from tests.support.mtas import POSTFIX, POSTFIX_PROXY_PORT, find_delivered, missing
+from tests.support.mtas import (
+    CA_PATH,
+    HOSTNAME,
+    POSTFIX,
+    POSTFIX_PROXY_PORT,
+    POSTFIX_PROXY_TLS_PORT,
+    find_delivered,
+    missing,
+)
 
 pytestmark = pytest.mark.postfix
 
 
+def _listening(port: int) -> int:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        missing(f"no Postfix PROXY listener on 127.0.0.1:{port}: run scripts/test-env.sh as root")
+    return port
+
+
 @pytest.fixture
 def proxy_port() -> int:
-    try:
-        socket.create_connection(("127.0.0.1", POSTFIX_PROXY_PORT), timeout=2).close()
-    except OSError:
-        missing(f"no Postfix PROXY listener on 127.0.0.1:{POSTFIX_PROXY_PORT}: run scripts/test-env.sh as root")
-    return POSTFIX_PROXY_PORT
+    return _listening(POSTFIX_PROXY_PORT)
 
 
 def _received(message: bytes) -> str:
@@ -72,3 +84,28 @@ steps:
     else:
         assert any(e["data"].startswith("PROXY protocol v2 header sent") for e in transcript if e["dir"] == "*")
         assert not first_sent.startswith("\r\n")  # the binary header is a note, in hex, not lines sent
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_the_header_goes_before_the_tls_handshake(tmp_path, version):
+    port = _listening(POSTFIX_PROXY_TLS_PORT)
+    plan = write_plan(tmp_path, f"""\
+target:
+  host: 127.0.0.1
+  port: {port}
+  tls: implicit
+  cafile: {CA_PATH}
+  server_name: {HOSTNAME}
+  timeout: 10
+  proxy: {{version: {version}, source: "203.0.113.7:4321", destination: "192.0.2.1:465"}}
+steps:
+  - expect: 220
+  - send: EHLO client.smtprun.test
+    expect: 250
+  - send: QUIT
+    expect: 221
+""")
+    code, out, err = run(plan, "--json", str(tmp_path / "r.json"), "--no-report")
+    assert code == 0, out + err
+    case = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]
+    assert case["tls"]["version"].startswith("TLSv1.")

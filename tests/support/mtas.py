@@ -103,6 +103,7 @@ HARAKA = SmtpServer("haraka", "Haraka", "127.0.0.1", 2535, MTA_ROOT / "haraka",
 # Extra listeners of the host's Postfix (scripts/env/postfix-listeners.sh): one that reads a PROXY protocol
 # header before its banner, one that trusts loopback clients with XCLIENT and XFORWARD.
 POSTFIX_PROXY_PORT = 2541
+POSTFIX_PROXY_TLS_PORT = 2545  # the same, then TLS from the first byte (as on 465)
 POSTFIX_XCLIENT_PORT = 2543
 # The private Dovecot's LMTP (scripts/env/dovecot.conf), delivering into the same Maildirs as Postfix.
 DOVECOT_LMTP_PORT = 2424

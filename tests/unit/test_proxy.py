@@ -62,12 +62,6 @@ def test_plans_refused_with_the_reason(tmp_path, proxy: str, message: str) -> No
     assert text == message
 
 
-def test_implicit_tls_refused(tmp_path) -> None:
-    plan = ("target:\n  host: 127.0.0.1\n  tls: implicit\n"
-            "  proxy: {source: '203.0.113.7:1', destination: '192.0.2.1:25'}\nsteps:\n  - send: QUIT\n")
-    assert "use a starttls: step after the banner" in only_problem(tmp_path, plan)[1]
-
-
 def test_version_2_is_described_in_hex() -> None:
     from runner.smtp.proxy import describe
 
