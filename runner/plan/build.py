@@ -193,11 +193,11 @@ class _PlanBuilder:
         """A UNIX-domain socket is the whole address: no host, MX domain or source address beside it."""
         if "unix" not in target:
             return
-        for key in ("host", "mx", "source"):
+        for key in ("host", "port", "mx", "source"):
             if key in target:
                 self.problems.append(self.loaded.problem(
-                    f"target.unix and target.{key}: a UNIX-domain socket is connected to instead of a host "
-                    "(and from no address); give one of them", ("target", key)))
+                    f"target.unix and target.{key}: a UNIX-domain socket is the whole address (no host, port, "
+                    "MX domain or source address); give one of them", ("target", key)))
         if target.get("tls") == "implicit":
             self.problems.append(self.loaded.problem(
                 "target.unix with tls: implicit is not supported yet: use a starttls: step", ("target", "tls")))

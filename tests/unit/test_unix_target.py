@@ -1,4 +1,4 @@
-"""target.unix as written: refused beside a host, an MX domain or a source address, and with tls: implicit,
+"""target.unix as written: refused beside a host, a port, an MX domain or a source address, and with tls: implicit,
 each with the line and the reason; accepted alone as the plan's whole target."""
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from tests.support.validation import only_problem, write
 
 
 @pytest.mark.parametrize(("beside", "line", "message"), [
-    ("host: 127.0.0.1", 3, "target.unix and target.host: a UNIX-domain socket is connected to instead of a host "
-                           "(and from no address); give one of them"),
-    ("mx: example.org", 3, "target.unix and target.mx: a UNIX-domain socket is connected to instead of a host "
-                           "(and from no address); give one of them"),
+    ("host: 127.0.0.1", 3, "target.unix and target.host: a UNIX-domain socket is the whole address (no host, "
+                           "port, MX domain or source address); give one of them"),
+    ("port: 2525", 3, "target.unix and target.port: a UNIX-domain socket is the whole address (no host, "
+                      "port, MX domain or source address); give one of them"),
+    ("mx: example.org", 3, "target.unix and target.mx: a UNIX-domain socket is the whole address (no host, "
+                           "port, MX domain or source address); give one of them"),
     ("tls: implicit", 3, "target.unix with tls: implicit is not supported yet: use a starttls: step"),
 ])
 def test_refused_beside(tmp_path, beside: str, line: int, message: str) -> None:
