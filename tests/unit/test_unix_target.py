@@ -29,3 +29,11 @@ def test_alone_it_is_the_target(tmp_path) -> None:
     plan = read_plan(write(tmp_path, "target: {unix: /run/smtp.sock}\nsteps:\n  - send: QUIT\n"))
     assert plan.target.unix == "/run/smtp.sock"
     assert str(plan.target) == "unix:/run/smtp.sock"
+
+
+def test_a_host_given_on_the_command_line_replaces_the_socket(tmp_path) -> None:
+    from runner.plan.targets import FleetTarget
+
+    plan = read_plan(write(tmp_path, "target: {unix: /run/smtp.sock}\nsteps:\n  - send: QUIT\n"))
+    target = FleetTarget("mx.example.org:2525", 1, host="mx.example.org", port=2525).apply(plan.target)
+    assert (target.unix, str(target)) == (None, "mx.example.org:2525")
