@@ -26,7 +26,7 @@ __all__ = ["COMMANDS", "host_port", "main", "name_value", "program", "tcp_port"]
 # (a monitoring check's 0-3) and report their own usage errors.
 COMMANDS = {"run": "runner.cli.run", "validate": "runner.cli.validate", "serve": "runner.cli.serve",
             "record": "runner.cli.record", "check": "runner.tools.check", "exporter": "runner.tools.exporter",
-            "merge": "runner.tools.merge"}
+            "merge": "runner.tools.merge", "audit": "runner.cli.audit"}
 
 
 def program(argv: Sequence[str], env: Environment) -> ExitStatus | int:

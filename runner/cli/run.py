@@ -32,6 +32,7 @@ OTHER_COMMANDS = """other commands (each with its own --help):
   smtprun check PLAN          a Monitoring Plugins (Nagios, Icinga) check: one status line, exit 0-3
   smtprun exporter --plans D  a Prometheus exporter: GET /probe?plan=NAME runs a plan
   smtprun merge RESULT.json   join the --json results of shards or machines into one report
+  smtprun audit DOMAIN        a mail domain's MX hosts and SPF, DMARC and MTA-STS (plans/audit.yaml)
   smtprun --version"""
 RUN_PARSER = {"prog": "smtprun run", "usage": "smtprun [run] PLAN|FOLDER ... [options]", "epilog": OTHER_COMMANDS,
               "description": "Run SMTP test plans written in YAML: `smtprun PLAN` is `smtprun run PLAN`.",
