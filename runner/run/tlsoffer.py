@@ -56,7 +56,7 @@ async def do_tls_offer(session: StepContext, step: Step, out: StepResult, deadli
         raise StepFailed(f"cannot scan {target.host}:{target.port}: {exc}") from None
     failures, notes = tlspolicy.judge(offer, want)
     out.details = _details(offer, failures, notes)
-    for line in _summary(offer) + [f"warning: {n}" for n in notes]:
+    for line in _summary(offer) + [f"warning: {n}" for n in notes] + [f"finding: {f}" for f in failures]:
         session.note(line)
     if failures:
         raise StepFailed("; ".join(failures))

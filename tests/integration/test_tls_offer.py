@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.cli import run, write_plan
 from tests.support.mtas import CA_PATH, EXIM, POSTFIX, require_smtp
+from tests.support.ratelimit import rate_limited
 from tests.support.tlsservers import weak_server
 
 pytestmark = pytest.mark.timeout(240)
@@ -114,3 +115,20 @@ def test_postfix_offer_equals_testssl(tmp_path):
     # Python 3.11's ssl cannot choose the TLS 1.3 suites it offers (no set_ciphersuites): smtprun knows the one
     # Postfix picks, testssl.sh all three (docs/tls-audit.md).
     assert len(facts["versions"]["TLSv1.3"]) == 1 and facts["versions"]["TLSv1.3"][0] in oracle["TLSv1.3"]
+
+
+def test_a_rate_limited_server_is_scanned_whole_after_backing_off(tmp_path):
+    """A server allowing 10 connections in half a second answers the rest 421: the scan backs off, says so, and finds
+    the same offer as without the limit, never a version or suite "not offered" because of a 421."""
+    weak = weak_server(tmp_path)
+    try:
+        _, direct, _ = offer(tmp_path, weak.server.port, "{}", str(weak.cafile))
+        with rate_limited(("127.0.0.1", weak.server.port), allowed=10, window=0.5) as limiter:
+            code, facts, out = offer(tmp_path, limiter.port, "{}", str(weak.cafile))
+    finally:
+        weak.server.stop()
+    assert code == 1, out  # the weak server's weaknesses, as before
+    assert limiter.refused > 0 and facts["rate_limited"] > 0
+    assert facts["versions"] == direct["versions"]
+    assert facts["failures"] == direct["failures"]
+    assert re.search(r"scan: \d+ connections in [\d.]+s, rate-limited \d+ times \(backed off\)", out), out
