@@ -47,6 +47,8 @@ def test_an_address_the_plan_names_is_judged_and_a_wrong_expectation_fails(tmp_p
     ("void.test", 3, 3, "3 void DNS lookups, over the limit of 2 (RFC 7208 §4.6.4)"),
     ("two.test", 0, 0, "2 SPF records at two.test; RFC 7208 §4.5 allows one"),
     ("loop.test", 2, 0, "redirect loop: loop.test -> loop2.test -> loop.test (RFC 7208 §5.2, §6.1)"),
+    ("noinclude.test", 1, 1, "noinclude.test: include:gone.noinclude.test: gone.noinclude.test has no SPF record "
+                             "(RFC 7208 §5.2)"),
 ])
 def test_a_broken_record_is_a_permerror_that_keeps_its_facts(tmp_path, embedded, dnsmasq_factory,
                                                               domain, lookups, void, reason):
@@ -66,6 +68,14 @@ def test_valid_judges_the_record_whatever_the_address(tmp_path, embedded, dnsmas
     assert code == 0, out
     code, step, _ = _spf_step(tmp_path, embedded, dns, "valid", "many.test")
     assert code == 1 and step["reason"] == "11 DNS lookups, over the limit of 10 (RFC 7208 §4.6.4)"
+
+
+def test_a_macro_names_the_connected_address(tmp_path, embedded, dnsmasq_factory):
+    dns = dnsmasq_factory(*spf_records("macro.test"))
+    code, step, out = _spf_step(tmp_path, embedded, dns, "pass", "macro.test")
+    assert code == 0 and step["details"]["spf"]["lookups"] == 1, out  # exists:%{ir}._spf.macro.test
+    code, step, _ = _spf_step(tmp_path, embedded, dns, "{result: fail, ip: 127.0.0.9}", "macro.test")
+    assert code == 0 and step["details"]["spf"]["void_lookups"] == 1
 
 
 def test_plus_all_fails_the_step_though_every_sender_passes(tmp_path, embedded, dnsmasq_factory):

@@ -23,6 +23,11 @@ SPF_ZONES: dict[str, list[str]] = {
     "plusall.test": ["--txt-record=plusall.test,v=spf1 ip4:192.0.2.1 +all"],
     "loop.test": ["--txt-record=loop.test,v=spf1 redirect=loop2.test",
                   "--txt-record=loop2.test,v=spf1 redirect=loop.test"],
+    # an include of a name without SPF: a permerror (RFC 7208 §5.2), and a void lookup
+    "noinclude.test": ["--txt-record=noinclude.test,v=spf1 include:gone.noinclude.test -all"],
+    # exists: with a macro, the sender's address reversed (RFC 7208 §7.3): 127.0.0.1 is listed, so it passes
+    "macro.test": ["--txt-record=macro.test,v=spf1 exists:%{ir}._spf.macro.test -all",
+                   "--host-record=1.0.0.127._spf.macro.test,127.0.0.2"],
 }
 
 DMARC_ZONES: dict[str, list[str]] = {
