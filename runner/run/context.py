@@ -141,6 +141,11 @@ class StepContext(Protocol):
         """The TLS handshake; TLS in force afterwards, its facts returned. StepFailed when it fails."""
         ...
 
+    def learn(self, command: str, reply: Reply) -> bool:
+        """What a reply to `command` teaches the session: EHLO keywords, XCLIENT's new greeting, the recipients
+        an LMTP server accepted. True when the keywords in force changed."""
+        ...
+
     # -- judging ------------------------------------------------------------------------
     def check(self, spec: Any, reply: Reply, context: str = "") -> None:
         """StepFailed unless `reply` meets the expectation `spec`."""

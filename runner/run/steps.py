@@ -267,6 +267,7 @@ async def do_pipeline(session: StepContext, step: Step, out: StepResult, deadlin
     await session.send(b"".join(_line(line) for line in lines), deadline, replies=len(lines))
     for n, (item, line) in enumerate(zip(step.value, lines, strict=True), start=1):
         reply = out.reply = await session.reply(deadline)
+        session.learn(line, reply)  # pipelined RCPTs count for LMTP's replies to the end of data
         session.check(item.get("expect"), reply, f"reply {n} of {len(lines)} ({session.redactor.text(line)}): ")
     return True
 

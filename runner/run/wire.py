@@ -126,6 +126,10 @@ class Wire:
         self.smtp.starttls_sent()
         await self.send(b"STARTTLS\r\n", deadline)
 
+    def learn(self, command: str, reply: Reply) -> bool:
+        """What a reply to `command` teaches the session (SmtpSession.learn): True when the keywords changed."""
+        return self.smtp.learn(command, reply)
+
     def refuse_unsolicited(self, about_to_send: bytes) -> None:
         """Fail when the server has said something no command asked for (RFC 5321 §4.2)."""
         if self.conn is None:

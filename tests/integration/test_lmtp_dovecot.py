@@ -79,3 +79,41 @@ def test_expecting_one_reply_where_lmtp_gives_two_fails_saying_so(tmp_path):
     code, out, _ = run(write_plan(tmp_path, plan), "--no-report")
     assert code == 1
     assert "was never read" in out and "<bob@smtprun.test>" in out
+
+
+
+PIPELINED = """\
+target: {{{target}, protocol: lmtp, timeout: 10}}
+steps:
+  - expect: 220
+  - send: LHLO client.smtprun.test
+    expect: {{code: 250, keywords: [PIPELINING]}}
+  - pipeline:
+      - {{send: "MAIL FROM:<lmtp@smtprun.test>", expect: 250}}
+      - {{send: "RCPT TO:<alice@smtprun.test>", expect: 250}}
+      - {{send: "RCPT TO:<bob@smtprun.test>", expect: 250}}
+      - {{send: DATA, expect: 354}}
+  - data: "Message-ID: <{message_id}>\\nSubject: pipelined LMTP\\n\\nHello.\\n"
+    expect: {{code: 250, text: "<alice@smtprun.test>"}}
+{second}  - send: QUIT
+    expect: 221
+"""
+
+
+def test_pipelined_recipients_count_too(tmp_path):
+    _lmtp_answers("unix")
+    message_id = f"{uuid.uuid4().hex}@lmtp.smtprun.test"
+    second = '  - expect: {code: 250, text: "<bob@smtprun.test>"}\n'
+    plan = PIPELINED.format(target=TARGETS["unix"], message_id=message_id, second=second)
+    code, out, err = run(write_plan(tmp_path, plan), "--no-report")
+    assert code == 0, out + err
+    assert find_delivered(POSTFIX, "bob", message_id) is not None, "nothing arrived in bob's Maildir"
+
+
+def test_a_pipelined_recipients_reply_left_unread_is_named(tmp_path):
+    _lmtp_answers("unix")
+    plan = PIPELINED.format(target=TARGETS["unix"], message_id=f"{uuid.uuid4().hex}@lmtp.smtprun.test",
+                            second="")
+    code, out, _ = run(write_plan(tmp_path, plan), "--no-report")
+    assert code == 1
+    assert "was never read" in out and "<bob@smtprun.test>" in out
