@@ -236,11 +236,23 @@ async def scan(target: ScanTarget, connect: Connector, deadline: float) -> Offer
     t0 = time.monotonic()
     work = _Scan(target, connect, deadline, offer)
     offer.not_tried["SSLv3"] = "the local OpenSSL was built without SSLv3" if not ssl.HAS_SSLv3 else "not tried"
-    await asyncio.gather(*(_scan_version(work, v) for v in VERSIONS), _scan_chain(work))
+    await _all([*(_scan_version(work, v) for v in VERSIONS), _scan_chain(work)])
     offer.versions = {v: offer.versions[v] for v in VERSIONS if v in offer.versions}
     offer.suites = _suite_facts(offer)
     offer.seconds = round(time.monotonic() - t0, 3)
     return offer
+
+
+async def _all(coroutines: list[Any]) -> None:
+    """Run side by side; when one fails the others are cancelled, so no connection outlives the scan."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _suite_facts(offer: Offer) -> dict[str, dict[str, Any]]:

@@ -52,6 +52,9 @@ async def do_tls_offer(session: StepContext, step: Step, out: StepResult, deadli
     except RateLimited as exc:
         raise StepFailed(f"{exc} for {time.monotonic() - t0:.1f}s: rate-limited, the offer is unknown "
                          f"(give the step a longer timeout)") from None
+    except TimeoutError:
+        raise StepFailed(f"the scan of {target.host}:{target.port} did not finish within the step's timeout "
+                         f"({time.monotonic() - t0:.1f}s): give the step a longer timeout") from None
     except (ConnectionLost, OSError) as exc:
         raise StepFailed(f"cannot scan {target.host}:{target.port}: {exc}") from None
     failures, notes = tlspolicy.judge(offer, want)

@@ -9,7 +9,9 @@ import shutil
 import subprocess
 
 import pytest
+import trustme
 
+from runner.tools.server import EmbeddedServer, ServerTls, server_tls_context
 from tests.support.cli import run, write_plan
 from tests.support.mtas import CA_PATH, EXIM, POSTFIX, require_smtp
 from tests.support.ratelimit import rate_limited
@@ -132,3 +134,26 @@ def test_a_rate_limited_server_is_scanned_whole_after_backing_off(tmp_path):
     assert facts["versions"] == direct["versions"]
     assert facts["failures"] == direct["failures"]
     assert re.search(r"scan: \d+ connections in [\d.]+s, rate-limited \d+ times \(backed off\)", out), out
+
+
+def test_an_implicit_tls_server_passes_the_defaults_and_one_slot_per_host_is_refused_in_words(tmp_path):
+    """RFC 8314 implicit TLS: the scan handshakes from the first byte. With --per-host 1 the case's own
+    connection is the only one allowed, and the step says so instead of waiting out its timeout."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    with EmbeddedServer(tls=ServerTls(server_tls_context(str(tmp_path / "server.pem")), implicit=True)) as server:
+        plan = write_plan(tmp_path, f"""
+target: {{host: 127.0.0.1, port: {server.port}, tls: implicit, cafile: "{tmp_path / 'ca.pem'}", server_name: localhost}}
+cases:
+  - name: offer
+    steps:
+      - expect: 220
+      - tls_offer: {{}}
+""")
+        code, out, err = run(plan, "--json", str(tmp_path / "r.json"), "--no-report")
+        facts = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]["steps"][1]["details"]
+        one, out_one, err_one = run(plan, "--no-report", "--per-host", "1")
+    assert code == 0, out + err
+    assert set(facts["versions"]) == {"TLSv1.2", "TLSv1.3"} and facts["verification"]["verified"] is True
+    assert one == 1 and "tls_offer needs a second connection to the server" in out_one + err_one
