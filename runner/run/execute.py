@@ -206,16 +206,17 @@ class _PlanRun:
             self._done(i, failed)
             return
         if case.when is not None:
-            skip = skip_reason(case, self.scope.for_case(self.plan, case))
+            scope = self.scope.for_case(self.plan, case)
+            skip = skip_reason(case, scope)
             if skip:
-                self._done(i, _placeholder(case, target, SKIPPED, skip))
+                self._done(i, _placeholder(case, target, SKIPPED, skip), scope)
                 return
         if self.options.repeat > 1:
             result = await self._load(case, job.route, target)
         else:
             result = await self._tries(case, job.route, target)
         result.notes[:0] = notes
-        self._done(i, result)
+        self._done(i, result, ran=True)
 
     async def _fleet_route(self, job: _Job) -> tuple[_Job, list[str]]:
         """An `mx:domain` target: its MX hosts looked up, then the route. The lookup takes no session slot:
@@ -289,8 +290,12 @@ class _PlanRun:
         result.name = f"{case.name} ×{stats.sessions}"
         return result
 
-    def _done(self, i: int, result: CaseResult) -> None:
-        preview_labels(result, self.jobs[i].case, self.scope.for_case(self.plan, self.jobs[i].case))
+    def _done(self, i: int, result: CaseResult, scope: Scope | None = None, ran: bool = False) -> None:
+        """A case's result in its place. A case that ran labelled its own steps in its scope; one that did not
+        is labelled in `scope` (the one its `when:` was judged in), or a scope of its own."""
+        if not ran:
+            case = self.jobs[i].case
+            preview_labels(result, case, scope or self.scope.for_case(self.plan, case))
         result.position = self.jobs[i].position
         self.result.cases[i] = result
         if self.options.on_case is not None:
