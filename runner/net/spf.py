@@ -79,6 +79,11 @@ async def check_spf(domain: str, ip: str, config: ResolverConfig, lookups: Looku
     return check
 
 
+def _at(chain: tuple[str, ...]) -> str:
+    """How an error names the record it is in: an included or redirected one by its domain, the top one not."""
+    return f"{chain[-1]}: " if len(chain) > 1 else ""
+
+
 async def _records(walk: _Walk, domain: str) -> tuple[list[str], str | None]:
     """The v=spf1 records at domain (RFC 7208 §4.5), and why none could be asked for (a temperror)."""
     try:
@@ -109,9 +114,9 @@ async def _node(walk: _Walk, domain: str, chain: tuple[str, ...]) -> dict[str, A
     record = parse(records[0])
     node["record"] = record.text
     for error in record.errors:
-        walk.fail(f"{domain}: {error}")
-    walk.errors += [f"{domain}: {e}" for e in record.unsafe]
-    walk.warnings += [f"{domain}: {w}" for w in record.warnings]
+        walk.fail(_at((*chain, domain)) + error)
+    walk.errors += [_at((*chain, domain)) + e for e in record.unsafe]
+    walk.warnings += [_at((*chain, domain)) + w for w in record.warnings]
     node["result"] = "permerror" if record.errors else await _terms(walk, record, node, (*chain, domain))
     return node
 
@@ -125,7 +130,7 @@ async def _terms(walk: _Walk, record: SpfRecord, node: dict[str, Any], chain: tu
             result = outcome
     redirect = record.modifier("redirect")
     if redirect is not None and any(t.name == "all" for t in record.mechanisms):
-        walk.warnings.append(f"{chain[-1]}: redirect= is ignored beside an all mechanism (RFC 7208 §6.1)")
+        walk.warnings.append(_at(chain) + "redirect= is ignored beside an all mechanism (RFC 7208 §6.1)")
     elif redirect is not None:
         target = await _target(walk, redirect, chain, "redirect")
         if target is not None:
@@ -162,7 +167,7 @@ async def _mechanism(walk: _Walk, term: Term, node: dict[str, Any], chain: tuple
     try:
         matched = await _matches(walk, term, domain)
     except DnsError as e:  # RFC 7208 §5: a lookup that failed, not one that found nothing, is a temperror
-        walk.errors.append(f"{chain[-1]}: {term.text}: {e}")
+        walk.errors.append(_at(chain) + f"{term.text}: {e}")
         return "temperror"
     return qualified if matched else None
 
@@ -176,7 +181,7 @@ async def _include(walk: _Walk, term: Term, node: dict[str, Any], chain: tuple[s
     node["include"].append(child)
     if child["record"] is None and child["result"] == "none":
         walk.void += 1
-        walk.fail(f"{chain[-1]}: {term.text}: {target} has no SPF record (RFC 7208 §5.2)")
+        walk.fail(_at(chain) + f"{term.text}: {target} has no SPF record (RFC 7208 §5.2)")
         return "permerror"
     if child["result"] in ("permerror", "temperror"):
         return child["result"]

@@ -47,14 +47,14 @@ async def spf_problem(session: StepContext, value: Any, config: ResolverConfig, 
     problems = []
     expected = spec.get("result")
     if expected and check.result != expected:
-        problems.append(f"SPF of {check.domain} for {check.ip} is {check.result}, expected {expected}")
+        problems.append(f"the result for {check.ip} is {check.result}, expected {expected}")
     if check.record is None and not expected and not check.errors:
-        problems.append(f"no SPF record at {check.domain}")
+        problems.append("no SPF record")
     limit = spec.get("max_lookups", MAX_LOOKUPS)
     if limit < MAX_LOOKUPS and check.lookups > limit:
         problems.append(f"{check.lookups} SPF DNS lookups, over the plan's max_lookups {limit}")
     problems += check.errors
-    return "; ".join(problems) or None
+    return f"SPF of {check.domain}: " + "; ".join(problems) if problems else None
 
 
 async def dmarc_problem(session: StepContext, value: Any, config: ResolverConfig, domain: str,
@@ -71,7 +71,7 @@ async def dmarc_problem(session: StepContext, value: Any, config: ResolverConfig
     wanted = value if isinstance(value, dict) else {}
     where = check.location or f"_dmarc.{check.domain}"
     if "p" in wanted and check.record and check.policy != wanted["p"]:
-        problems.append(f"DMARC policy for {check.domain} is {check.policy} ({where}), expected {wanted['p']}")
+        problems.append(f"the policy is {check.policy} ({where}), expected {wanted['p']}")
     if "pct" in wanted and check.record and check.facts()["pct"] != wanted["pct"]:
-        problems.append(f"DMARC pct of {where} is {check.facts()['pct']}, expected {wanted['pct']}")
-    return "; ".join(problems) or None
+        problems.append(f"pct is {check.facts()['pct']} ({where}), expected {wanted['pct']}")
+    return f"DMARC of {check.domain}: " + "; ".join(problems) if problems else None

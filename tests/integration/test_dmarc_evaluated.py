@@ -32,7 +32,7 @@ def test_a_good_record_is_valid_with_its_policy(tmp_path, embedded, dnsmasq_fact
         "_dmarc.good.test", "reject", "reject", 100, "s", [])
     code, step, _ = _dmarc_step(tmp_path, embedded, dns, "{p: quarantine}", "good.test")
     assert code == 1
-    assert step["reason"] == "DMARC policy for good.test is reject (_dmarc.good.test), expected quarantine"
+    assert step["reason"] == "DMARC of good.test: the policy is reject (_dmarc.good.test), expected quarantine"
 
 
 def test_a_subdomain_inherits_the_organisational_domains_sp(tmp_path, embedded, dnsmasq_factory):
@@ -54,7 +54,7 @@ def test_a_missing_or_broken_record_fails_valid_naming_why(tmp_path, embedded, d
     dns = dnsmasq_factory(*dmarc_records(domain))
     code, step, _ = _dmarc_step(tmp_path, embedded, dns, "valid", domain)
     assert code == 1 and step["status"] == "failed"
-    assert step["reason"] == reason
+    assert step["reason"] == f"DMARC of {domain}: {reason}"
     assert step["details"]["dmarc"]["errors"] == [reason]
 
 

@@ -36,7 +36,7 @@ def test_an_address_the_plan_names_is_judged_and_a_wrong_expectation_fails(tmp_p
     dns = dnsmasq_factory(*spf_records("good.test"))
     code, step, _ = _spf_step(tmp_path, embedded, dns, "{result: pass, ip: 203.0.113.9}", "good.test")
     assert code == 1 and step["status"] == "failed"
-    assert step["reason"] == "SPF of good.test for 203.0.113.9 is fail, expected pass"
+    assert step["reason"] == "SPF of good.test: the result for 203.0.113.9 is fail, expected pass"
     assert step["details"]["spf"]["result"] == "fail"
     code, step, out = _spf_step(tmp_path, embedded, dns, "{result: pass, ip: 198.51.100.7}", "good.test")
     assert code == 0, out  # a:relay.good.test in the included record
@@ -47,15 +47,14 @@ def test_an_address_the_plan_names_is_judged_and_a_wrong_expectation_fails(tmp_p
     ("void.test", 3, 3, "3 void DNS lookups, over the limit of 2 (RFC 7208 §4.6.4)"),
     ("two.test", 0, 0, "2 SPF records at two.test; RFC 7208 §4.5 allows one"),
     ("loop.test", 2, 0, "redirect loop: loop.test -> loop2.test -> loop.test (RFC 7208 §5.2, §6.1)"),
-    ("noinclude.test", 1, 1, "noinclude.test: include:gone.noinclude.test: gone.noinclude.test has no SPF record "
-                             "(RFC 7208 §5.2)"),
+    ("noinclude.test", 1, 1, "include:gone.noinclude.test: gone.noinclude.test has no SPF record (RFC 7208 §5.2)"),
 ])
 def test_a_broken_record_is_a_permerror_that_keeps_its_facts(tmp_path, embedded, dnsmasq_factory,
                                                               domain, lookups, void, reason):
     dns = dnsmasq_factory(*spf_records(domain))
     code, step, _ = _spf_step(tmp_path, embedded, dns, "pass", domain)
     assert code == 1 and step["status"] == "failed"
-    assert step["reason"] == f"SPF of {domain} for 127.0.0.1 is permerror, expected pass; {reason}"
+    assert step["reason"] == f"SPF of {domain}: the result for 127.0.0.1 is permerror, expected pass; {reason}"
     spf = step["details"]["spf"]
     assert (spf["lookups"], spf["void_lookups"], spf["errors"]) == (lookups, void, [reason])
 
@@ -67,7 +66,7 @@ def test_valid_judges_the_record_whatever_the_address(tmp_path, embedded, dnsmas
     code, step, out = _spf_step(tmp_path, embedded, dns, "valid", "good.test")
     assert code == 0, out
     code, step, _ = _spf_step(tmp_path, embedded, dns, "valid", "many.test")
-    assert code == 1 and step["reason"] == "11 DNS lookups, over the limit of 10 (RFC 7208 §4.6.4)"
+    assert code == 1 and step["reason"] == "SPF of many.test: 11 DNS lookups, over the limit of 10 (RFC 7208 §4.6.4)"
 
 
 def test_a_macro_names_the_connected_address(tmp_path, embedded, dnsmasq_factory):
@@ -82,7 +81,7 @@ def test_plus_all_fails_the_step_though_every_sender_passes(tmp_path, embedded, 
     dns = dnsmasq_factory(*spf_records("plusall.test"))
     code, step, _ = _spf_step(tmp_path, embedded, dns, "pass", "plusall.test")
     assert code == 1 and step["details"]["spf"]["result"] == "pass"
-    assert step["reason"] == "plusall.test: '+all' passes every sender in the world (RFC 7208 §5.1, §8.3)"
+    assert step["reason"] == "SPF of plusall.test: '+all' passes every sender in the world (RFC 7208 §5.1, §8.3)"
 
 
 def test_spf_present_still_only_asks_for_one_record(tmp_path, embedded, dnsmasq_factory):
