@@ -21,7 +21,6 @@ from typing import Any
 
 from runner.errors import ConnectionLost
 from runner.net.tls import peer_chain
-from runner.net.tlschain import chain_facts, verify_outcome
 from runner.net.transport import Connector, Transport
 
 __all__ = ["Offer", "RateLimited", "ScanTarget", "scan"]
@@ -209,6 +208,8 @@ async def _scan_tls13(scan: _Scan) -> None:
 
 async def _scan_chain(scan: _Scan) -> None:
     """The chain as sent, from a handshake the server chooses freely; then a verifying one for the verdict."""
+    from runner.net.tlschain import chain_facts, verify_outcome  # cryptography: loaded when a scan runs, not at start
+
     try:
         conn = await _open(scan, _context(None))
     except _Refused as exc:
