@@ -25,7 +25,7 @@ __all__ = ["COMMANDS", "host_port", "main", "name_value", "program", "tcp_port"]
 # Each command's module: `main(argv, env) -> int`. check, exporter and merge keep their own exit statuses
 # (a monitoring check's 0-3) and report their own usage errors.
 COMMANDS = {"run": "runner.cli.run", "validate": "runner.cli.validate", "serve": "runner.cli.serve",
-            "record": "runner.cli.record", "check": "runner.tools.check", "exporter": "runner.tools.exporter",
+            "record": "runner.cli.record", "check": "runner.tools.monitoring", "exporter": "runner.tools.exporter",
             "merge": "runner.tools.merge", "audit": "runner.cli.audit"}
 
 

@@ -14,10 +14,10 @@ from typing import Any
 from runner import template
 from runner.errors import Location, PlanError, Problem
 from runner.net.address import check_host, parse_source
-from runner.plan.check import StepBuilder
 from runner.plan.load import Loaded
 from runner.plan.replies import unread_replies
 from runner.plan.scope import render_early
+from runner.plan.stepbuilder import StepBuilder
 from runner.plan.types import Case, Plan, Retry, Step, Target
 from runner.smtp.proxy import ProxyHeader
 

@@ -60,7 +60,7 @@ class Include:
 class Step:
     index: int  # 1-based within its case
     line: int
-    action: str  # one of runner.plan.check.ACTIONS, or "expect" for a step that only reads a reply
+    action: str  # one of runner.plan.stepbuilder.ACTIONS, or "expect" for a step that only reads a reply
     value: Any  # the action's argument as written (templates unrendered)
     expect: Any = None  # the expectation as written; None: read no reply
     capture: dict[str, str] = field(default_factory=dict)

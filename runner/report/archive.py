@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 from runner.errors import ReportError
 from runner.report.format import format_seconds, format_utc, parse_utc, printable
+from runner.report.markup import environment
 from runner.report.outputs import atomic_write, write_first_free
-from runner.report.render import environment
 
 __all__ = [
     "DATA_ID",

@@ -35,7 +35,7 @@ from runner.report.chart import PERCENTILES
 from runner.report.compare import Changes, compare_runs
 from runner.report.digest import FULL_CASES, FULL_FAILURES, Digest, digest, lighten, peers_line
 from runner.report.format import format_seconds, format_utc, parse_utc, printable
-from runner.report.render import embed_json, environment, page_script
+from runner.report.markup import embed_json, environment, page_script
 from runner.report.view import CaseView, case_view, skipped_groups, step_view
 from runner.results import FAILED, PlanResult, RunResult, utc_iso
 from runner.stats import KEEP_FAILURES

@@ -30,7 +30,7 @@ from runner.run.budget import RenderBudget
 from runner.run.connect import Hop
 from runner.run.connect import connect as connect_case
 from runner.run.mailsteps import MAIL_ACTIONS, NotStarted, early_mailboxes
-from runner.run.render import StepRenderer, preview_labels
+from runner.run.steprender import StepRenderer, preview_labels
 from runner.run.steps import ACTIONS
 from runner.run.transcript import Listener, Transcript
 from runner.run.wire import Wire
@@ -148,7 +148,7 @@ class RunningCase(Wire):
 
     # -- steps ------------------------------------------------------------------------------
     def scope(self) -> Mapping[str, Any]:
-        """Names the current step's templates see (runner.run.render)."""
+        """Names the current step's templates see (runner.run.steprender)."""
         return self.renderer.names(self.step)
 
     def text(self, value: str) -> str:

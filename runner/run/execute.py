@@ -30,8 +30,8 @@ from runner.run.budget import RenderBudget
 from runner.run.case import CaseRun, Hop, Listener, not_run, run_case
 from runner.run.hostslots import DEFAULT_PER_HOST, HostSlots
 from runner.run.loop import event_loop_name, new_event_loop
-from runner.run.render import preview_labels, skip_reason
 from runner.run.route import lookup_problems, mx_notes, no_route, route_of
+from runner.run.steprender import preview_labels, skip_reason
 from runner.stats import LoadStats
 from runner.template import RenderError
 

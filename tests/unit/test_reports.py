@@ -22,7 +22,7 @@ from runner.report.archive import INDEX_NAME, write_new
 from runner.report.compare import banner, compare_runs, ehlo_keywords
 from runner.report.format import tls_rows
 from runner.report.html import plan_data
-from runner.report.render import PIECE, breakable
+from runner.report.markup import PIECE, breakable
 from runner.results import (
     FAILED,
     PASSED,

@@ -10,7 +10,7 @@ import pytest
 from runner.arguments import name_value
 from runner.plan import Plan, read_plan
 from runner.plan.scope import Scope
-from runner.run.render import StepRenderer
+from runner.run.steprender import StepRenderer
 
 PLAN = """\
 name: scope

@@ -428,7 +428,7 @@ def test_a_plan_that_is_a_bare_list_says_what_a_plan_starts_with(tmp_path: Path)
 
 
 def test_the_schema_the_checker_and_the_engine_know_the_same_actions() -> None:
-    from runner.plan.check import ACTIONS
+    from runner.plan.stepbuilder import ACTIONS
     from runner.run.steps import ACTIONS as RUN
 
     step = json.loads((REPO / "schemas" / "plan.schema.json").read_text(encoding="utf-8"))["$defs"]["step"]
