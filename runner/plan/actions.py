@@ -2,9 +2,10 @@
 
 The schema (`schemas/plan.schema.json`) says how each is written; this table says what it does, so that the
 builder, the renderer, the scope, the unread-reply check, the engine and the reporters ask it instead of
-keeping lists of their own. The function that runs a step type is `do_<name>` in `runner.run` (the engine
-finds it by that name: runner.run.steps.ACTIONS), and a test checks this table against the schema and the
-engine. Adding a step type is: its row here, its `do_` function, its schema entry, its docs.
+keeping lists of their own. The function that runs a step type is `do_<name>` in the module of `runner.run`
+its row names (`runs_in`; the engine finds it by that name: runner.run.steps.ACTIONS), and a test checks this
+table against the schema and the engine. Adding a step type is: its row here, its `do_` function, its schema
+entry, its docs.
 """
 
 from __future__ import annotations
@@ -33,32 +34,35 @@ class ActionKind:
     tls: bool = False  # about the TLS session
     words: tuple[str, ...] = ()  # other words people type for it (`wait:` for `sleep:`): runner.plan.synonyms
     topic: str = ""  # what a failure of it is about, for monitoring (runner.tools.probe_reasons); "": its reply
+    runs_in: str = "steps"  # the module of runner.run whose do_<name> runs it, imported the first time it is used
 
 
 KINDS: dict[str, ActionKind] = {kind.name: kind for kind in (
     ActionKind("send", large=("",), command=True, words=("command", "cmd", "line", "say", "write", "request")),
     ActionKind("raw", large=("",), uncounted=True),
-    ActionKind("smuggle", judges_own=True, uncounted=True, topic="smuggling"),
+    ActionKind("smuggle", judges_own=True, uncounted=True, topic="smuggling", runs_in="smuggle"),
     ActionKind("data", large=("",), command=True, ends_data=True, words=("body", "message", "content", "msg")),
     ActionKind("data_file", command=True, ends_data=True,
                words=("file", "body_file", "message_file", "eml", "data_path")),
     ActionKind("data_size", command=True, ends_data=True, words=("size", "body_size", "message_size")),
     ActionKind("sleep", words=("wait", "pause", "delay", "sleep_seconds", "wait_seconds")),
     ActionKind("close", uncounted=True, words=("disconnect", "hangup", "hang_up")),
-    ActionKind("xclient", command=True, words=("x_client",)),
-    ActionKind("xforward", command=True, words=("x_forward",)),
+    ActionKind("xclient", command=True, words=("x_client",), runs_in="xclient"),
+    ActionKind("xforward", command=True, words=("x_forward",), runs_in="xclient"),
     ActionKind("starttls", judges_own=True, tls=True, words=("tls", "start_tls", "upgrade"), topic="tls"),
     ActionKind("auth", judges_own=True, password=True, words=("login", "authenticate", "authentication", "sasl"),
                topic="auth"),
     ActionKind("pipeline", judges_own=True, words=("pipelining", "batch")),
     ActionKind("bdat", large=("data",), judges_own=True, words=("chunk", "chunks", "chunking")),
-    ActionKind("expect_tls", tls=True, words=("expect_cert", "certificate", "cert"), topic="tls"),
-    ActionKind("tls_offer", judges_own=True, tls=True, words=("tls_audit", "tls_scan", "cipher_scan"), topic="tls"),
-    ActionKind("expect_dns", words=("dns",), topic="dns"),
+    ActionKind("expect_tls", tls=True, words=("expect_cert", "certificate", "cert"), topic="tls", runs_in="tlssteps"),
+    ActionKind("tls_offer", judges_own=True, tls=True, words=("tls_audit", "tls_scan", "cipher_scan"), topic="tls",
+               runs_in="tlsoffer"),
+    ActionKind("expect_dns", words=("dns",), topic="dns", runs_in="dnssteps"),
     ActionKind("expect_delivery", mailbox=True, password=True,
-               words=("delivery", "expect_mail", "mailbox", "deliver", "delivered"), topic="delivery"),
+               words=("delivery", "expect_mail", "mailbox", "deliver", "delivered"), topic="delivery",
+               runs_in="mailsteps"),
     ActionKind("expect_dsn", mailbox=True, password=True, words=("dsn", "bounce", "expect_bounce"),
-               topic="delivery"),
+               topic="delivery", runs_in="mailsteps"),
 )}
 
 ACTIONS: tuple[str, ...] = tuple(KINDS)

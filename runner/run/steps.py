@@ -11,10 +11,10 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import importlib
 import os
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 from runner.errors import StepFailed
@@ -24,7 +24,6 @@ from runner.net import tls as tlsinfo
 from runner.plan.actions import KINDS, PIPELINE_LINE
 from runner.plan.types import Step
 from runner.results import StepResult
-from runner.run import dnssteps, mailsteps, smuggle, tlsoffer, tlssteps, xclient
 from runner.run.context import StepContext
 from runner.run.smuggle import check_pauses, pause
 from runner.smtp import expect as expectations
@@ -298,13 +297,26 @@ async def do_bdat(session: StepContext, step: Step, out: StepResult, deadline: f
     return True
 
 
-def _runner(name: str) -> Action:
-    """The function that runs step type `name`: `do_<name>` here or in one of the step modules below."""
-    for module in (sys.modules[__name__], mailsteps, smuggle, tlssteps, tlsoffer, dnssteps, xclient):
-        found = getattr(module, f"do_{name}", None)
-        if found is not None:
-            return found  # type: ignore[no-any-return]
-    raise ImportError(f"no function do_{name} runs step type {name!r} (runner.plan.actions)")
+class _Runners(Mapping[str, Action]):
+    """Step type -> the function that runs it: `do_<name>` in the module of runner.run its table row names
+    (runner.plan.actions `runs_in`), imported the first time a plan uses that step type, so a run imports the
+    TLS scanner or the SPF evaluator only when one of its plans asks for them."""
+
+    def __init__(self) -> None:
+        self._found: dict[str, Action] = {}
+
+    def __getitem__(self, name: str) -> Action:
+        if name not in self._found:
+            kind = KINDS[name]  # KeyError for a name that is no step type, as a dict's
+            module = importlib.import_module(f"runner.run.{kind.runs_in}")
+            self._found[name] = getattr(module, f"do_{name}")
+        return self._found[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(KINDS)
+
+    def __len__(self) -> int:
+        return len(KINDS)
 
 
-ACTIONS: dict[str, Action] = {name: _runner(name) for name in KINDS}
+ACTIONS: Mapping[str, Action] = _Runners()
