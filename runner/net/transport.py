@@ -10,13 +10,12 @@ takes any pair (tests give it an in-memory peer); `open_connection` is the real 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import socket
 import ssl
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from runner.errors import ConnectionLost
@@ -41,7 +40,7 @@ class _Wire(asyncio.Protocol):
         self.can_write = True
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
-        self.lost = asyncio.Event()  # set once the socket is really closed (connection_lost)
+        self.gone = False  # the socket is really closed (connection_lost)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -80,7 +79,7 @@ class _Wire(asyncio.Protocol):
         self.error = exc
         self.can_write = True
         self._wake()
-        self.lost.set()
+        self.gone = True
 
     def pause_writing(self) -> None:
         self.can_write = False
@@ -126,6 +125,7 @@ class Transport(Protocol):
     local: str | None  # the address this end connected from (with a source address), else None
     tls_object: ssl.SSLObject | None  # the TLS session in force, for certificate facts
     siblings: int  # other connections of the run to the same address, open when this one was made
+    on_closed: list[Callable[[], None]]  # called once, when the connection is shut or aborted (its socket gone)
 
     async def read(self, deadline: float) -> bytes:
         """Whatever bytes have arrived (at least one), or b"" once the server has closed.
@@ -175,6 +175,7 @@ class Connection:
         self.local = local
         self.tls_object: ssl.SSLObject | None = None
         self.siblings = 0
+        self.on_closed: list[Callable[[], None]] = []
 
     @property
     def here(self) -> str | None:
@@ -239,21 +240,41 @@ class Connection:
         self._wire.closed = True
 
     def abort(self) -> None:
+        self._drop()
+        self._gone()
+
+    def _drop(self) -> None:
         if self._wire.transport is not None:
             self._wire.transport.abort()
         self._wire.closed = True
 
     async def shut(self, clean: bool) -> None:
         wire = self._wire
-        if wire.transport is None:
-            return
-        self.close() if clean else self.abort()
-        try:  # a clean close first sends what is still buffered; a server not reading it is cut off
-            await asyncio.wait_for(wire.lost.wait(), SHUT_WAIT)
+        try:
+            if wire.transport is None:
+                return
+            self.close() if clean else self._drop()
+            # a clean close first sends what is still buffered; a server not reading it is cut off
+            if not await self._until_gone(SHUT_WAIT):
+                wire.transport.abort()
+                await self._until_gone(SHUT_WAIT)
+        finally:
+            self._gone()
+
+    async def _until_gone(self, seconds: float) -> bool:
+        """Wait (one future, one timer) until the socket is closed; False when `seconds` pass first."""
+        wire, deadline = self._wire, time.monotonic() + seconds
+        try:
+            while not wire.gone:
+                await wire.wait(deadline)
         except asyncio.TimeoutError:
-            wire.transport.abort()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wire.lost.wait(), SHUT_WAIT)
+            return False
+        return True
+
+    def _gone(self) -> None:
+        hooks, self.on_closed = self.on_closed, []
+        for hook in hooks:
+            hook()
 
 
 async def open_connection(

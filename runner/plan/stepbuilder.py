@@ -23,6 +23,7 @@ from runner.plan.load import Loaded, Unreadable, load_file
 from runner.plan.schema import did_you_mean
 from runner.plan.scope import render_early
 from runner.plan.types import Include, Step
+from runner.smtp.expect import describe
 from runner.smtp.smuggling import END_OF_DATA
 
 __all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "parse_size"]
@@ -43,6 +44,14 @@ def parse_size(text: str) -> int:
     if not m:
         raise ValueError(f"not a size: {text!r}")
     return int(float(m[1]) * _UNITS[(m[2] or "").lower()])
+
+
+def _described(expect: Any) -> str | None:
+    """An expectation in words, when no part of it is a template (a templated `text:` is described as each case
+    renders it, runner.run.case)."""
+    if expect is None or (isinstance(expect, dict) and template.is_template(str(expect.get("text", "")))):
+        return None
+    return describe(expect)
 
 
 def _is_body(path: tuple[Any, ...]) -> bool:
@@ -109,7 +118,8 @@ class StepBuilder:
             out.append(Step(index=0, line=line, action=action, value=value, expect=expect,
                             capture=dict(raw.get("capture", {})), timeout=raw.get("timeout"), name=raw.get("name"),
                             when=raw.get("when"), continue_on_failure=raw.get("continue_on_failure", False),
-                            include=self.include_site, file=self.loaded.source.name))
+                            include=self.include_site, file=self.loaded.source.name,
+                            expected=_described(expect)))
             captured |= set(raw.get("capture", {}))
         return out
 

@@ -70,6 +70,7 @@ class Step:
     continue_on_failure: bool = False
     include: Include | None = None  # the include that brought the step in, if any
     file: str | None = None  # the file the step is written in (an included file, or the plan)
+    expected: str | None = None  # `expect` in words, worked out once; None where it holds a template (rendered per run)
 
     @property
     def reads_reply(self) -> bool:

@@ -196,7 +196,8 @@ class RunningCase(Wire):
     async def judge(self, step: Step, out: StepResult, deadline: float, default: Any) -> Reply | None:
         spec = step.expect if step.expect is not None else default
         if spec is not None:
-            out.expected = expectations.describe(spec, lambda text: self.renderer.text(step, text))
+            fixed = step.expected if spec is step.expect else None  # worked out once, unless templated
+            out.expected = fixed or expectations.describe(spec, lambda text: self.renderer.text(step, text))
         if spec == expectations.CLOSED:
             await self.wait_closed(deadline)
             return None

@@ -46,42 +46,13 @@ class HostSlots:
         except BaseException:
             slot.release()
             raise
-        siblings = self.open.get(key, 0)
-        self.open[key] = siblings + 1
-        return _Held(conn, lambda: self._release(key, slot), siblings)
+        conn.siblings = self.open.get(key, 0)
+        self.open[key] = conn.siblings + 1
+        conn.on_closed.append(lambda: self._release(key, slot))
+        return conn
 
     def _release(self, key: str, slot: asyncio.Semaphore) -> None:
         self.open[key] -= 1
         if not self.open[key]:
             del self.open[key]
         slot.release()
-
-
-class _Held:
-    """A connection holding a slot: everything is the connection's, and closing it gives the slot back."""
-
-    def __init__(self, conn: Transport, release: Any, siblings: int) -> None:
-        self._conn = conn
-        self._release = release
-        self.siblings = siblings  # other connections to the same server open when this one was made
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-    def _give_back(self) -> None:
-        release, self._release = self._release, None
-        if release is not None:
-            release()
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def abort(self) -> None:
-        self._conn.abort()
-        self._give_back()
-
-    async def shut(self, clean: bool) -> None:
-        try:
-            await self._conn.shut(clean)
-        finally:
-            self._give_back()

@@ -98,7 +98,8 @@ class Wire:
     # -- sending ------------------------------------------------------------------------
     async def send(self, data: bytes, deadline: float, replies: int | None = 1) -> None:
         """Send a command (or, with replies=None, bytes whose replies cannot be counted)."""
-        await unread.settle(self, deadline)  # not judged on a reply an earlier step left unread
+        if self.smtp.owed:  # replies still owed: not judged on one an earlier step left unread
+            await unread.settle(self, deadline)
         self.refuse_unsolicited(data)
         self.record(SEND, data)
         self.smtp.sent(replies, self.step)
@@ -110,7 +111,8 @@ class Wire:
         assert self.conn is not None
         if self.conn.closed:
             return False
-        await unread.settle(self, deadline)
+        if self.smtp.owed:
+            await unread.settle(self, deadline)
         self.record(SEND, data)
         self.smtp.sent(None)
         try:
@@ -148,7 +150,8 @@ class Wire:
         Each encoded chunk is written when the next is ready, so the last one goes out with the
         terminator in a single write.
         """
-        await unread.settle(self, deadline)
+        if self.smtp.owed:
+            await unread.settle(self, deadline)
         self.refuse_unsolicited(b"the message body")
         encoder = DataEncoder()
         shown, total, held = bytearray(), 0, b""

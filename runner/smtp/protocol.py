@@ -53,9 +53,9 @@ def keywords_from_lines(lines: Iterable[str]) -> dict[str, str]:
     sent. A keyword listed twice (AUTH PLAIN, then AUTH=PLAIN for old clients) keeps its first line."""
     found: dict[str, str] = {}
     for line in lines:
-        text = line.strip()
-        m = _KEYWORD.match(text)
-        word, params = (m.group(1), m.group(2) or "") if m else text.partition(" ")[::2]
+        word, _, params = line.strip().partition(" ")
+        if "=" in word and (m := _KEYWORD.match(line.strip())):  # the old KEYWORD=VALUE form
+            word, params = m.group(1), m.group(2) or ""
         if word and word.upper() not in found:
             found[word.upper()] = params.strip()
     return found

@@ -115,6 +115,7 @@ class ScriptedConnection:
         self.local: str | None = None  # the source address it was opened from, if one was given
         self.tls_object: FakeTLS | None = None
         self.siblings = 0
+        self.on_closed: list = []
         self.writes: list[bytes] = []  # each write the client made, as made
         self.mismatch: str | None = None
         self.client_closed = self.aborted = False
@@ -221,6 +222,9 @@ class ScriptedConnection:
 
     async def shut(self, clean: bool) -> None:
         self.close() if clean else self.abort()
+        hooks, self.on_closed = self.on_closed, []
+        for hook in hooks:
+            hook()
 
     @property
     def sent(self) -> bytes:
