@@ -279,9 +279,10 @@ class Wire:
         siblings = self.conn.siblings if self.conn is not None else 0
         if self.smtp.replies or not siblings:
             return ""
-        return (f" before its banner, while {siblings} other connection{'s' if siblings > 1 else ''} of this run "
-                "to it were open: the server may limit connections per client (--per-host lowers how many "
-                "smtprun opens at once)")
+        many = siblings > 1
+        return (f" before its banner, while {siblings} other connection{'s' if many else ''} of this run to it "
+                f"{'were' if many else 'was'} open: the server may limit connections per client (--per-host lowers "
+                "how many smtprun opens at once)")
 
     async def wait_closed(self, deadline: float) -> None:
         """For `expect: closed`: the server must close before the deadline and say nothing more."""

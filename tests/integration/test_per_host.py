@@ -50,7 +50,7 @@ def test_a_server_closing_at_the_banner_while_others_are_open_is_said_to_limit_c
     reasons = [c["reason"] for c in json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
                if c["status"] == "failed"]
     assert reasons
-    for reason in reasons:  # how many others were open depends on which of the nine came last
-        assert re.search(r"\): connection closed by the server before its banner, while [5-8] other connections of "
-                         r"this run to it were open: the server may limit connections per client \(--per-host "
+    for reason in reasons:  # how many others smtprun had open depends on which connects it had finished counting
+        assert re.search(r"\): connection closed by the server before its banner, while [1-8] other connections? of "
+                         r"this run to it (was|were) open: the server may limit connections per client \(--per-host "
                          r"lowers how many smtprun opens at once\)$", reason), reason
