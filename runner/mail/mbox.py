@@ -37,7 +37,7 @@ __all__ = ["MboxReader"]
 MAX_SCAN_BYTES = 64 * 1024 * 1024  # of an mbox's tail, per look: a huge old mbox costs a bounded read
 CHUNK = 1024 * 1024
 CLOCK_SLACK = 2.0  # seconds a `From ` line's date (whole seconds, local time) may lag the case's start
-_FROM = re.compile(rb"(?:\A|\n)From [^\n]*\n")
+_FROM = re.compile(rb"^From [^\n]*\n", re.MULTILINE)  # a match starts at its line
 _ESCAPED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)  # mboxrd/mboxo quoting of a body's "From " lines
 
 
@@ -109,7 +109,7 @@ class MboxReader(Reader):
             fh.seek(begin)
             chunk = fh.read(end - begin + 256)  # a little past the chunk: a From line across the boundary
             for m in reversed(list(_FROM.finditer(chunk))):
-                at = begin + m.start() + (1 if chunk[m.start():m.start() + 1] == b"\n" else 0)
+                at = begin + m.start()
                 if at >= end:
                     continue
                 stamp = _from_time(m.group().strip())
@@ -175,12 +175,12 @@ def _complete(data: bytes) -> int:
         last = m
     if last is None:
         return 0
-    return last.start() + (1 if data[last.start():last.start() + 1] == b"\n" else 0)
+    return last.start()
 
 
 def _messages(data: bytes, base: int) -> Iterator[tuple[int, bytes]]:
     """(offset in the file, message without its From line) for each message in `data`."""
-    starts = [m.start() + (1 if data[m.start():m.start() + 1] == b"\n" else 0) for m in _FROM.finditer(data)]
+    starts = [m.start() for m in _FROM.finditer(data)]
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else len(data)
         line_end = data.index(b"\n", start) + 1
