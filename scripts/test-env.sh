@@ -163,6 +163,8 @@ bash "$HERE/env/postfix-listeners.sh" || die "could not add the Postfix listener
 
 # --- Prometheus scraping smtprun exporter (scripts/env/prometheus.sh; tests/integration/test_prometheus.py) ---
 bash "$HERE/env/prometheus.sh" || die "could not set up Prometheus (scripts/env/prometheus.sh)"
+# --- DNSSEC test zones: NSD :5310, a validating unbound :5311 (scripts/env/dnssec.sh; tests/support/dnssec.py) ---
+bash "$HERE/env/dnssec.sh" || die "could not set up the DNSSEC zones (scripts/env/dnssec.sh)"
 log "ready: SMTP Postfix 127.0.0.1:25, Exim :2525, OpenSMTPD :2527, Sendmail :2529, Courier :2531," \
     "qpsmtpd :2533, Haraka :2535; IMAP :143/:993, POP3 :110/:995;" \
     "OpenDKIM :8891; Prometheus :19090 (ports, users, paths: tests/support/mtas.py, tests/support/prometheus.py)"

@@ -1,6 +1,7 @@
 """What a server offers over TLS: the versions it accepts, per version its cipher suites in its own order, and the
-certificate chain it sends. The one module that knows how a scan is carried out (Python's ssl over the run's own
-connector, see docs/tls-audit.md for why not sslyze); callers get plain data.
+certificate chain it sends, the key exchange and the ServerHello's other answers. The one module that knows how a
+scan is carried out (Python's ssl over the run's own connector, see docs/tls-audit.md for why not sslyze; the
+facts Python's ssl does not expose come from hand-built hellos, runner/net/tlskx.py); callers get plain data.
 
 Each version is tried on a connection of its own (RFC 8446 §4.1.2: a client offers one range); suites are found
 by elimination (offer all, note the one chosen, offer the rest again), as testssl.sh and sslyze do. Connections
@@ -21,6 +22,8 @@ from typing import Any
 
 from runner.errors import ConnectionLost
 from runner.net.tls import peer_chain
+from runner.net.tlshello import Flight, FlightReader, Hello, client_hello
+from runner.net.tlskx import Suites, probe
 from runner.net.transport import Connector, Transport
 
 __all__ = ["Offer", "RateLimited", "ScanTarget", "scan"]
@@ -52,6 +55,11 @@ class Offer:
     suites: dict[str, dict[str, Any]] = field(default_factory=dict)  # OpenSSL name → its facts (id, kx, ...)
     chain: list[dict[str, Any]] = field(default_factory=list)
     verification: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)  # version → key-exchange groups accepted
+    dh: dict[str, Any] = field(default_factory=dict)  # a DHE suite's prime: bits, well-known group name
+    secure_renegotiation: bool | None = None  # RFC 5746; None: not tried (not_tried says why)
+    compression: str | None = None  # "none" or "DEFLATE" (CRIME)
+    ocsp_stapling: bool | None = None
     connections: int = 0
     rate_limited: int = 0  # 421s and refused connections backed off from
     seconds: float = 0.0
@@ -98,8 +106,9 @@ async def _reply(conn: Transport, deadline: float) -> int:
     return int(found[1])
 
 
-async def _open(scan: _Scan, ctx: ssl.SSLContext) -> Transport:
-    """A TLS connection with `ctx`; _Refused when the handshake is refused, RateLimited past the deadline."""
+async def _open(scan: _Scan, ctx: ssl.SSLContext | None) -> Transport:
+    """A TLS connection with `ctx` (None: where TLS would start, for a hand-built hello); _Refused when the
+    handshake is refused, RateLimited past the deadline."""
     delay, target = BACKOFF_FIRST, scan.target
     while True:
         try:
@@ -116,7 +125,7 @@ class _Busy(Exception):
     """A 4xx greeting (421, RFC 5321 §3.8): try again later."""
 
 
-async def _open_once(scan: _Scan, ctx: ssl.SSLContext) -> Transport:
+async def _open_once(scan: _Scan, ctx: ssl.SSLContext | None) -> Transport:
     target = scan.target
     scan.offer.connections += 1
     tls = None if target.starttls else ctx
@@ -133,7 +142,7 @@ async def _open_once(scan: _Scan, ctx: ssl.SSLContext) -> Transport:
     return conn
 
 
-async def _starttls(conn: Transport, scan: _Scan, ctx: ssl.SSLContext) -> None:
+async def _starttls(conn: Transport, scan: _Scan, ctx: ssl.SSLContext | None) -> None:
     if await _reply(conn, scan.deadline) // 100 == 4:
         raise _Busy
     for line, want in ((f"EHLO {scan.target.ehlo}", 250), ("STARTTLS", 220)):
@@ -143,6 +152,8 @@ async def _starttls(conn: Transport, scan: _Scan, ctx: ssl.SSLContext) -> None:
             raise _Busy
         if code != want:
             raise ConnectionLost(f"{line} was answered {code}: no STARTTLS to scan")
+    if ctx is None:
+        return
     try:
         await conn.start_tls(ctx, scan.target.name, scan.deadline)
     except (ssl.SSLError, ConnectionLost, ConnectionResetError, EOFError) as exc:
@@ -206,6 +217,34 @@ async def _scan_tls13(scan: _Scan) -> None:
         scan.offer.versions["TLSv1.3"] = [got[1]]
 
 
+async def _exchange(scan: _Scan, hello: Hello, dhe: bool) -> Flight | None:
+    """One hand-built hello on a connection of its own; the server's first flight, None when it hung up."""
+    conn = await _open(scan, None)
+    try:
+        await conn.write(client_hello(hello), scan.deadline)
+        reader = FlightReader(dhe=dhe)
+        while chunk := await conn.read(scan.deadline):
+            if (flight := reader.feed(chunk)) is not None:
+                return flight
+        return None
+    except (ConnectionLost, ConnectionResetError, EOFError):
+        return None
+    finally:
+        await conn.shut(False)
+
+
+async def _scan_key_exchange(scan: _Scan) -> None:
+    ciphers = [c for c in _context(None).get_ciphers() if c["protocol"] != "TLSv1.3"]
+    codes = {kind: tuple(c["id"] & 0xFFFF for c in ciphers if c["kea"] == kind) for kind in ("kx-ecdhe", "kx-dhe")}
+    suites = Suites(tuple(c["id"] & 0xFFFF for c in ciphers), codes["kx-ecdhe"], codes["kx-dhe"])
+    found = await probe(lambda hello, dhe: _exchange(scan, hello, dhe), scan.target.name, suites)
+    offer = scan.offer
+    offer.groups, offer.dh = found.groups, found.dh
+    offer.secure_renegotiation, offer.compression = found.secure_renegotiation, found.compression
+    offer.ocsp_stapling = found.ocsp_stapling
+    offer.not_tried.update(found.not_tried)
+
+
 async def _scan_chain(scan: _Scan) -> None:
     """The chain as sent, from a handshake the server chooses freely; then a verifying one for the verdict."""
     from runner.net.tlschain import chain_facts, verify_outcome  # cryptography: loaded when a scan runs, not at start
@@ -237,8 +276,9 @@ async def scan(target: ScanTarget, connect: Connector, deadline: float) -> Offer
     t0 = time.monotonic()
     work = _Scan(target, connect, deadline, offer)
     offer.not_tried["SSLv3"] = "the local OpenSSL was built without SSLv3" if not ssl.HAS_SSLv3 else "not tried"
-    await _all([*(_scan_version(work, v) for v in VERSIONS), _scan_chain(work)])
+    await _all([*(_scan_version(work, v) for v in VERSIONS), _scan_chain(work), _scan_key_exchange(work)])
     offer.versions = {v: offer.versions[v] for v in VERSIONS if v in offer.versions}
+    offer.groups = {v: offer.groups[v] for v in VERSIONS if v in offer.groups}
     offer.suites = _suite_facts(offer)
     offer.seconds = round(time.monotonic() - t0, 3)
     return offer

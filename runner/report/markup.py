@@ -1,5 +1,6 @@
-"""The reporters' Jinja2 side: the sandboxed template environment, JSON safe to embed in a page,
-text that wraps at spaces, and the page's one script with the hash its Content-Security-Policy names.
+"""The reporters' Jinja2 side: the sandboxed template environment (its templates compiled once and kept
+in the cache folder), JSON safe to embed in a page, text that wraps at spaces, and the page's one script
+with the hash its Content-Security-Policy names.
 
 Plain text formatting lives in runner.report.format, which needs no template engine.
 """
@@ -9,15 +10,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import marshal
 import re
+import sys
+import types
 from functools import lru_cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
+import jinja2
 from jinja2 import PackageLoader, StrictUndefined
+from jinja2.bccache import Bucket, BytecodeCache
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
+from runner import __version__
+from runner.cache import PrivateFolder
+from runner.environment import cache_folder
 from runner.report.format import printable
 
 __all__ = ["LONG_TOKEN", "PIECE", "breakable", "embed_json", "environment", "page_script"]
@@ -85,16 +95,55 @@ def page_script() -> tuple[Markup, str]:
     return Markup(source), f"'sha256-{digest}'"
 
 
+_OPTIONS = {"autoescape": True, "trim_blocks": True, "lstrip_blocks": True, "keep_trailing_newline": True}
+MAX_COMPILED = 4 * 1024 * 1024  # bytes: report.html.j2, the largest, compiles to about 65 kB
+
+
+class CompiledTemplates(BytecodeCache):
+    """Each template's compiled code in the cache folder (runner.cache: the user's own files only), used while
+    the template's text, smtprun, Jinja2, Python and the environment's options are those it was compiled with."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.files = PrivateFolder(folder)
+
+    @staticmethod
+    def _name(bucket: Bucket) -> str:
+        key = (__version__, jinja2.__version__, sys.implementation.cache_tag, sorted(_OPTIONS.items()), bucket.key)
+        return hashlib.sha256(repr(key).encode()).hexdigest()
+
+    @staticmethod
+    def _header(bucket: Bucket) -> bytes:
+        return f"smtprun compiled template {bucket.checksum}\n".encode()  # the checksum of the template's text
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        data = self.files.read(self._name(bucket), MAX_COMPILED)
+        header = self._header(bucket)
+        if data is None or not data.startswith(header):
+            return
+        digest, code = data[len(header):len(header) + 32], data[len(header) + 32:]
+        if hashlib.sha256(code).digest() != digest:  # damaged: compiled again
+            return
+        try:
+            loaded = marshal.loads(code)
+        except (EOFError, ValueError, TypeError):
+            return
+        if isinstance(loaded, types.CodeType):
+            bucket.code = loaded
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        code = marshal.dumps(bucket.code)
+        self.files.write(self._name(bucket), self._header(bucket) + hashlib.sha256(code).digest() + code)
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
     """Templates can only read what they are given: sandboxed, autoescaped, strict about names."""
+    folder = cache_folder()
     env = SandboxedEnvironment(
         loader=PackageLoader("runner.report", "templates"),
-        autoescape=True,
         undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
+        bytecode_cache=CompiledTemplates(None if folder is None else folder / "templates"),
+        **_OPTIONS,  # type: ignore[arg-type]
     )
     env.filters["printable"] = printable
     env.filters["breakable"] = breakable

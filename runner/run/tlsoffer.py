@@ -68,6 +68,12 @@ async def do_tls_offer(session: StepContext, step: Step, out: StepResult, deadli
 
 def _summary(offer: Offer) -> list[str]:
     lines = [f"{version}: {', '.join(suites)}" for version, suites in offer.versions.items()]
+    lines += [f"groups {version}: {', '.join(groups)}" for version, groups in offer.groups.items()]
+    if offer.dh:
+        lines.append(f"DH: {offer.dh['group']} ({offer.dh['bits']} bits)")
+    said = {True: "yes", False: "no", None: "not tried"}
+    lines.append(f"secure renegotiation: {said[offer.secure_renegotiation]}; compression: "
+                 f"{offer.compression or 'not tried'}; OCSP stapling: {said[offer.ocsp_stapling]}")
     lines.append(f"scan: {offer.connections} connections in {offer.seconds:g}s"
                  + (f", rate-limited {offer.rate_limited} times (backed off)" if offer.rate_limited else ""))
     return lines

@@ -1,51 +1,19 @@
-"""Judging a TLS offer (runner/net/tlsscan.py): which versions, suites and keys a plan or a named profile allows.
+"""Judging a TLS offer (runner/net/tlsscan.py): which versions, suites, keys and key-exchange groups a plan or a
+named profile (runner/run/tlsprofiles.py) allows.
 
-Each failure names the exact version, suite or certificate; what is merely absent (TLS 1.3, OCSP stapling) is a
-note unless the plan or profile asks for it, so a sound TLS 1.2-only server passes the defaults.
-
-The Mozilla profiles are Mozilla's "Server Side TLS" guidelines, version 5.7
-(https://wiki.mozilla.org/Security/Server_Side_TLS, https://ssl-config.mozilla.org/guidelines/5.7.json):
-modern is TLS 1.3 only; intermediate is TLS 1.2 and 1.3 with the nine AEAD suites below and RSA keys of 2048 bits
-or more; old adds TLS 1.0/1.1 and the CBC suites down to DES-CBC3-SHA, and asks the server to enforce its order.
+Each failure names the exact version, suite, group or certificate; what is merely absent (TLS 1.3, OCSP stapling)
+is a note unless the plan or profile asks for it, so a sound TLS 1.2-only server passes the defaults.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 from typing import Any
 
 from runner.net.tlsscan import Offer
+from runner.run.tlsprofiles import PROFILES, Rules
 
 __all__ = ["CLASSES", "DEFAULT_FORBID", "PROFILES", "Rules", "judge", "rules"]
-
-_INTERMEDIATE = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
-                 "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
-                 "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-CHACHA20-POLY1305")
-_OLD = (*_INTERMEDIATE, "ECDHE-ECDSA-AES128-SHA256", "ECDHE-RSA-AES128-SHA256", "ECDHE-ECDSA-AES128-SHA",
-        "ECDHE-RSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384", "ECDHE-RSA-AES256-SHA384", "ECDHE-ECDSA-AES256-SHA",
-        "ECDHE-RSA-AES256-SHA", "DHE-RSA-AES128-SHA256", "DHE-RSA-AES256-SHA256", "AES128-GCM-SHA256",
-        "AES256-GCM-SHA384", "AES128-SHA256", "AES256-SHA256", "AES128-SHA", "AES256-SHA", "DES-CBC3-SHA")
-_TLS13 = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
-
-
-@dataclass(frozen=True)
-class Rules:
-    versions: frozenset[str] = frozenset({"TLSv1.2", "TLSv1.3"})
-    required: frozenset[str] = frozenset({"TLSv1.2"})  # versions whose absence fails; the others' absence is a note
-    forbid: frozenset[str] = frozenset()
-    suites: frozenset[str] | None = None  # the only suites allowed (a profile's list), None: any not forbidden
-    min_key_bits: int = 2048  # RSA and DSA keys (NIST SP 800-57 Part 1 Rev. 5 §5.6.1: 112-bit security)
-    server_order: bool = False  # the server must enforce its own order
-    profile: str = ""
-
-
-PROFILES: dict[str, Rules] = {
-    "mozilla-modern": Rules(frozenset({"TLSv1.3"}), frozenset({"TLSv1.3"}), suites=frozenset(_TLS13),
-                            profile="mozilla-modern"),
-    "mozilla-intermediate": Rules(suites=frozenset((*_INTERMEDIATE, *_TLS13)), profile="mozilla-intermediate"),
-    "mozilla-old": Rules(frozenset({"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"}), suites=frozenset((*_OLD, *_TLS13)),
-                         server_order=True, profile="mozilla-old"),
-}
 
 CLASSES = ("NULL", "EXPORT", "RC4", "3DES", "anonymous", "CBC")
 DEFAULT_FORBID = frozenset(CLASSES) - {"CBC"}
@@ -57,8 +25,20 @@ def rules(options: dict[str, Any]) -> Rules:
     versions = frozenset(options["versions"]) if "versions" in options else base.versions
     required = versions if "versions" in options else base.required
     forbid = frozenset("NULL" if c is None else c for c in options.get("forbid", DEFAULT_FORBID))  # YAML: NULL is null
-    return Rules(versions, required, forbid, base.suites, options.get("min_key_bits", base.min_key_bits),
-                 base.server_order, base.profile)
+    groups = frozenset(_group_name(g) for g in options["groups"]) if "groups" in options else base.groups
+    keys = {key: options.get(key, getattr(base, key)) for key in (
+        "min_key_bits", "min_ecdh_bits", "min_dh_bits", "secure_renegotiation", "compression", "ocsp_stapling")}
+    return Rules(versions, required, forbid, base.suites, server_order=base.server_order, profile=base.profile,
+                 groups=groups, advised_groups=base.advised_groups, dh_groups=base.dh_groups,
+                 good_suites=base.good_suites, **keys)
+
+
+# The names OpenSSL and testssl.sh use; the plan may write the RFC 8422 / NCSC ones.
+_GROUP_ALIASES = {"secp256r1": "prime256v1", "secp192r1": "prime192v1", "x25519": "X25519", "x448": "X448"}
+
+
+def _group_name(name: str) -> str:
+    return _GROUP_ALIASES.get(name, _GROUP_ALIASES.get(name.lower(), name))
 
 
 def suite_classes(name: str, facts: dict[str, Any]) -> list[str]:
@@ -80,12 +60,17 @@ def suite_classes(name: str, facts: dict[str, Any]) -> list[str]:
     return found
 
 
+_NOTED_ABSENT = ("TLSv1.2", "TLSv1.3")
+
+
 def _version_findings(offer: Offer, want: Rules) -> tuple[list[str], list[str]]:
     failures, notes = [], []
     for version in offer.versions:
         if version not in want.versions:
             failures.append(f"{version} is offered; allowed: {', '.join(sorted(want.versions))}")
     for version in sorted(want.versions - set(offer.versions)):
+        if version not in want.required and version not in _NOTED_ABSENT:
+            continue  # an old version a profile merely tolerates: its absence is no news
         where = failures if version in want.required else notes
         why = offer.not_tried.get(version)
         where.append(f"{version} is not offered" + (f" (not tried: {why})" if why else ""))
@@ -106,10 +91,77 @@ def _suite_findings(offer: Offer, want: Rules) -> list[str]:
             failures.append(f"{under} is {' and '.join(bad)} (forbidden)")
         elif want.suites is not None and name not in want.suites:
             failures.append(f"{under} is not in {want.profile}'s list")
-    if want.server_order:
-        failures += [f"{version}: the server does not enforce its own suite order ({want.profile} asks it)"
-                     for version, enforced in offer.server_order.items() if not enforced]
+    return failures + _order_findings(offer, want)
+
+
+def _order_findings(offer: Offer, want: Rules) -> list[str]:
+    failures = []
+    for version, enforced in offer.server_order.items():
+        below = [s for s in offer.versions.get(version, []) if want.good_suites and s not in want.good_suites]
+        if enforced:
+            continue
+        if want.server_order:
+            failures.append(f"{version}: the server does not enforce its own suite order ({want.profile} asks it)")
+        elif below:
+            failures.append(f"{version}: the server does not enforce its own suite order ({want.profile} asks it "
+                            f"when suites below good are offered, as {below[0]})")
     return failures
+
+
+def _group_bits(group: str) -> tuple[str, int]:
+    """("finite-field", 2048) or ("curve", 256): the group's kind and size, from its name."""
+    if group.startswith("ffdhe"):
+        return "finite-field", int(group[5:])
+    found = re.search(r"\d{3}", group)  # secp384r1, sect163k1, X25519, brainpoolP256r1, X25519MLKEM768
+    return "curve", int(found[0]) if found else 0
+
+
+def _group_findings(offer: Offer, want: Rules) -> tuple[list[str], list[str]]:
+    """One finding per group, with the versions it is accepted under."""
+    where: dict[str, list[str]] = {}
+    for version, groups in offer.groups.items():
+        for group in groups:
+            where.setdefault(group, []).append(version)
+    failures, notes = [], []
+    for group, versions in where.items():
+        under = f"group {group} ({', '.join(versions)})"
+        kind, bits = _group_bits(group)
+        least = want.min_dh_bits if kind == "finite-field" else want.min_ecdh_bits
+        if bits < least:
+            failures.append(f"{under} is a {bits}-bit {kind} group, under {least} bits")
+        elif want.groups is not None and group not in want.groups:
+            failures.append(f"{under} is not in {want.profile or 'the plan'}'s list")
+        elif want.advised_groups is not None and group not in want.advised_groups:
+            notes.append(f"{under} is not among {want.profile}'s curves ({', '.join(sorted(want.advised_groups))})")
+    return failures, notes
+
+
+def _dh_findings(offer: Offer, want: Rules) -> list[str]:
+    dh = offer.dh
+    if not dh:
+        return []
+    under = f"DH group {dh['group']} ({dh['bits']} bits, {dh['version']})"
+    if dh["bits"] < want.min_dh_bits:
+        return [f"{under} is under {want.min_dh_bits} bits"]
+    if want.dh_groups is not None and dh["group"] not in want.dh_groups:
+        return [f"{under} is not in {want.profile}'s list ({', '.join(sorted(want.dh_groups))})"]
+    return []
+
+
+def _feature_findings(offer: Offer, want: Rules) -> tuple[list[str], list[str]]:
+    failures: list[str] = []
+    notes: list[str] = []
+    checks = ((offer.secure_renegotiation is False, want.secure_renegotiation == "required",
+               "secure renegotiation (RFC 5746) is not supported"),
+              (offer.compression not in (None, "none"), want.compression == "forbidden",
+               f"TLS compression ({offer.compression}) is accepted (CRIME)"),
+              (offer.ocsp_stapling is False, want.ocsp_stapling == "required", "OCSP stapling is not offered"))
+    for found, fails, text in checks:
+        if found:
+            (failures if fails else notes).append(text)
+    notes += [f"{fact}: not tried ({offer.not_tried[fact]})"
+              for fact in ("secure renegotiation", "compression", "OCSP stapling") if fact in offer.not_tried]
+    return failures, notes
 
 
 def _chain_findings(offer: Offer, want: Rules) -> list[str]:
@@ -124,8 +176,10 @@ def _chain_findings(offer: Offer, want: Rules) -> list[str]:
 
 
 def judge(offer: Offer, want: Rules) -> tuple[list[str], list[str]]:
-    """(failures, notes), each naming the version, suite or certificate it is about."""
+    """(failures, notes), each naming the version, suite, group or certificate it is about."""
     failures, notes = _version_findings(offer, want)
-    failures += _suite_findings(offer, want) + _chain_findings(offer, want)
-    notes.append("OCSP stapling: not checked (Python's ssl cannot ask for a stapled response)")
+    failures += _suite_findings(offer, want) + _chain_findings(offer, want) + _dh_findings(offer, want)
+    for more, more_notes in (_group_findings(offer, want), _feature_findings(offer, want)):
+        failures += more
+        notes += more_notes
     return failures, notes
