@@ -200,21 +200,46 @@ class StepBuilder:
         return value
 
     def _settle_data_file(self, value: str, path: tuple[Any, ...], captured: set[str]) -> str:
-        """A literal data_file: inside the plan's folder (even from an include), and a regular file."""
+        return self._plan_file("data_file", value, path)[0]
+
+    def _settle_message(self, value: dict[str, Any], path: tuple[Any, ...], captured: set[str]) -> dict[str, Any]:
+        """A message's literal file paths resolved and checked: its attachments as data_file's, and at most
+        MAX_ATTACHMENT_BYTES together; its DKIM key (read, never sent: it may lie anywhere)."""
+        from runner.mail.compose import MAX_ATTACHMENT_BYTES
+
+        out, total = {**value, "attachments": []}, 0
+        for i, item in enumerate(value.get("attachments") or ()):
+            resolved, size = self._plan_file("attachment", item["path"], where := (*path, "attachments", i, "path"))
+            total += size
+            if size and total > MAX_ATTACHMENT_BYTES:
+                self.problem(f"attachment {item['path']} ({size} bytes) takes the message's attachments past "
+                             f"{MAX_ATTACHMENT_BYTES} bytes, the most smtprun builds a message with", where)
+            out["attachments"].append({**item, "path": resolved})
+        if "dkim" in value:
+            key = self._plan_file("dkim key", value["dkim"]["key"], (*path, "dkim", "key"), confined=False)[0]
+            out["dkim"] = {**value["dkim"], "key": key}
+        return out
+
+    def _plan_file(self, what: str, value: str, path: tuple[Any, ...], confined: bool = True) -> tuple[str, int]:
+        """A literal file path, resolved against the file that names it, and its size: a regular file, inside
+        the plan's folder (even from an include) when it is `confined` (sent to the server). A template is
+        checked as it is rendered, and returned as written."""
         if template.is_template(value):
-            return value
+            return value, 0
         resolved = Path(self.loaded.source.name).parent / value
         try:
-            if not inside(resolved, Path(self.chain[0]).parent):
-                self.problem(f"data_file {value} is outside the plan's folder: a plan may only send files "
+            if confined and not inside(resolved, Path(self.chain[0]).parent):
+                self.problem(f"{what} {value} is outside the plan's folder: a plan may only send files "
                              "that sit beside it or below it", path, hint="move the file next to the plan")
-            elif not stat.S_ISREG(os.stat(resolved).st_mode):
-                self.problem(f"data_file is not a regular file: {resolved}", path)
+            elif not stat.S_ISREG((found := os.stat(resolved)).st_mode):
+                self.problem(f"{what} is not a regular file: {resolved}", path)
+            else:
+                return str(resolved), found.st_size
         except FileNotFoundError:
-            self.problem(f"data_file not found: {resolved}", path)
+            self.problem(f"{what} not found: {resolved}", path)
         except OSError as exc:
-            self.problem(f"cannot read data_file {value}: {exc.strerror or exc}", path)
-        return str(resolved)
+            self.problem(f"cannot read {what} {value}: {exc.strerror or exc}", path)
+        return str(resolved), 0
 
     def _include_target(self, name: str, target: Path, path: tuple[Any, ...]) -> str | None:
         """The included file's resolved path, or None (the problem said) when it may not be included: outside

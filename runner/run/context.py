@@ -49,6 +49,11 @@ class StepContext(Protocol):
         ...
 
     @property
+    def smtputf8(self) -> bool:
+        """This transaction's MAIL carried SMTPUTF8 and was accepted: UTF-8 header fields may be sent (RFC 6531)."""
+        ...
+
+    @property
     def tls_facts(self) -> dict[str, Any] | None:
         """The TLS session's facts (version, cipher, certificate), None without TLS."""
         ...
@@ -122,8 +127,10 @@ class StepContext(Protocol):
         """Send STARTTLS; a 220 to it ends what is read in plaintext."""
         ...
 
-    async def send_stream(self, chunks: Iterable[bytes], deadline: float, what: str) -> None:
-        """Send a message body, dot-stuffed, and its terminator; it owes one reply."""
+    async def send_stream(self, chunks: Iterable[bytes], deadline: float, what: str,
+                          shown_bytes: int = ...) -> None:
+        """Send a message body, dot-stuffed, and its terminator; it owes one reply. The transcript keeps its
+        first `shown_bytes` (by default as many as an entry holds)."""
         ...
 
     async def reply(self, deadline: float) -> Reply:

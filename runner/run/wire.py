@@ -73,6 +73,10 @@ class Wire:
     def greeting_hosts(self) -> list[str]:
         return self.smtp.greeting_hosts
 
+    @property
+    def smtputf8(self) -> bool:
+        return self.smtp.smtputf8
+
     def out_of_step(self) -> str | None:
         """Why a QUIT now could not end the session cleanly, or None when it can."""
         if self.over:
@@ -144,8 +148,10 @@ class Wire:
             what = excerpt(about_to_send.split(b"\r\n", 1)[0].decode("utf-8", "replace"), redact=self.redact)
             raise StepFailed(f"the server sent {len(early.data)} bytes that no command asked for, before {what}")
 
-    async def send_stream(self, chunks: Iterable[bytes], deadline: float, what: str) -> None:
-        """Stream a body with dot-stuffing (RFC 5321 §4.5.2), chunk by chunk; recorded as one entry.
+    async def send_stream(self, chunks: Iterable[bytes], deadline: float, what: str,
+                          shown_bytes: int = MAX_EVENT_BYTES) -> None:
+        """Stream a body with dot-stuffing (RFC 5321 §4.5.2), chunk by chunk; recorded as one entry, of which
+        the first `shown_bytes` (at most MAX_EVENT_BYTES) are kept.
 
         Each encoded chunk is written when the next is ready, so the last one goes out with the
         terminator in a single write.
@@ -154,17 +160,18 @@ class Wire:
             await unread.settle(self, deadline)
         self.refuse_unsolicited(b"the message body")
         encoder = DataEncoder()
+        keep = min(shown_bytes, MAX_EVENT_BYTES)
         shown, total, held = bytearray(), 0, b""
         for raw in chunks:
             total += len(raw)
             chunk = encoder.encode(raw)
-            if len(shown) <= MAX_EVENT_BYTES:
-                shown += chunk[: MAX_EVENT_BYTES + 1 - len(shown)]
+            if len(shown) <= keep:
+                shown += chunk[: keep + 1 - len(shown)]
             if held:
                 await self.write(held, deadline)
             held = chunk
         tail = encoder.end()
-        self.record(SEND, bytes(shown[:MAX_EVENT_BYTES]) + (b"" if len(shown) <= MAX_EVENT_BYTES else
+        self.record(SEND, bytes(shown[:keep]) + (b"" if len(shown) <= keep else
                     f"... [{what}: {total} bytes in all]\r\n".encode()) + tail)
         self.smtp.sent(self.smtp.body_replies(), self.step)  # to the end of data: in LMTP, one per recipient
         await self.write(held + tail, deadline)

@@ -102,6 +102,7 @@ class SmtpSession:
         self.replies = 0  # complete replies taken so far (0: not even the banner)
         self.lmtp = False  # a 250 to LHLO came: the end of data owes one reply per accepted recipient
         self.accepted_recipients = 0  # RCPTs of this transaction that a 2xx answered (as judged)
+        self.smtputf8 = False  # this transaction's MAIL carried SMTPUTF8 and a 2xx answered it (RFC 6531 §3.4)
 
     # -- bytes in ----------------------------------------------------------------------------
     def receive(self, data: bytes) -> None:
@@ -221,6 +222,7 @@ class SmtpSession:
             self.lmtp = True
         if verb in ("MAIL", "RSET", "LHLO", "EHLO", "HELO"):
             self.accepted_recipients = 0
+            self.smtputf8 = verb == "MAIL" and 200 <= code < 300 and "SMTPUTF8" in _parameters(command)
         elif verb == "RCPT" and 200 <= code < 300:
             self.accepted_recipients += 1
 
@@ -256,3 +258,8 @@ class SmtpSession:
         self.tls = True
         self.keywords = {}
         return None
+
+
+def _parameters(command: str) -> list[str]:
+    """The keywords of a MAIL or RCPT command's parameters, after its path (RFC 5321 §4.1.2)."""
+    return [word.split("=", 1)[0] for word in command.upper().rpartition(">")[2].split()]

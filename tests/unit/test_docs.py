@@ -124,7 +124,7 @@ def test_every_example_plan_is_valid(line: int, text: str, tmp_path: Path) -> No
     plan = tmp_path / "example.yaml"
     plan.write_text(text, "utf-8")
     data = yaml.safe_load(text)
-    for path in (*_values_of("data_file", data), *_values_of("include", data)):
+    for path in (*_values_of("data_file", data), *_values_of("include", data), *_values_of("path", data)):
         if isinstance(path, str) and "{{" not in path and not (tmp_path / path).exists():
             (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)  # the files it names, beside it
             (tmp_path / path).write_text("steps:\n  - send: NOOP\n    expect: 250\n" if path.endswith(".yaml")

@@ -294,3 +294,19 @@ def test_the_end_of_data_owes_a_reply_per_accepted_recipient_in_lmtp(greeting, r
     assert session.body_replies() == owed
     _judged(session, "MAIL FROM:<a@x>", b"250 2.1.0 OK\r\n")  # a new transaction counts afresh
     assert session.body_replies() == 1
+
+
+@pytest.mark.parametrize(("mail", "reply", "utf8"), [
+    ("MAIL FROM:<jörg@example.com> SMTPUTF8", b"250 2.1.0 OK\r\n", True),  # RFC 6531 §3.4
+    ("mail from:<a@example.com> BODY=8BITMIME smtputf8", b"250 2.1.0 OK\r\n", True),
+    ("MAIL FROM:<a@example.com> SMTPUTF8", b"555 5.5.4 SMTPUTF8 not supported\r\n", False),
+    ("MAIL FROM:<smtputf8@example.com>", b"250 2.1.0 OK\r\n", False),  # the word in the path is no parameter
+])
+def test_a_transaction_is_smtputf8_when_its_accepted_mail_says_so(mail, reply, utf8):
+    session = SmtpSession()
+    _judged(session, "EHLO client.test", b"250-mx.test\r\n250 SMTPUTF8\r\n")
+    assert not session.smtputf8
+    _judged(session, mail, reply)
+    assert session.smtputf8 is utf8
+    _judged(session, "RSET", b"250 2.0.0 OK\r\n")  # a new transaction says it afresh
+    assert not session.smtputf8

@@ -1,0 +1,119 @@
+"""The `message:` step: a message built from the plan's parts (runner.mail.compose), its attachments read from
+files beside the plan, DKIM-signed when `dkim:` is given, and sent as the body after DATA's 354, as `data:` is.
+
+The transcript shows the header section as sent and the MIME structure with each part's size, not the base64.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+from runner.errors import StepFailed
+from runner.files import inside, open_regular
+from runner.mail import compose
+from runner.plan.types import Step
+from runner.results import StepResult
+from runner.run.context import StepContext
+from runner.template import is_template
+from runner.text import CONTROLS, printable
+
+__all__ = ["MAX_KEY_BYTES", "do_message"]
+
+MAX_KEY_BYTES = 64 * 1024  # a PEM private key: an RSA 8192-bit one is under 7 KiB
+
+
+@dataclass(frozen=True)
+class _File:
+    """A file the step names: its path as written (a template unrendered), and whether it must lie in the
+    plan's folder (an attachment is sent; a DKIM key is only read)."""
+
+    path: str
+    confined: bool
+
+
+@dataclass(frozen=True)
+class MessageOptions:
+    """A `message:` step's options, its templates rendered (the files not yet read)."""
+
+    parts: compose.Parts  # everything but the attachments' bytes
+    attachments: tuple[tuple[_File, str, str], ...]  # (file, name, type); "" where not given
+    dkim: tuple[str, str, _File] | None  # (domain, selector, key file)
+
+
+def _options(session: StepContext, value: Any) -> MessageOptions:
+    """The step's options as written (the schema's mapping), each string rendered in the step's scope."""
+    def text(key: str, within: Any = value) -> str:
+        return session.text(within[key]) if within.get(key) is not None else ""
+
+    to = value.get("to") or ()
+    parts = compose.Parts(
+        sender=text("from"),
+        to=tuple(session.text(item) for item in ([to] if isinstance(to, str) else to)),
+        subject=text("subject"),
+        headers=tuple((name, session.text(v)) for name, v in (value.get("headers") or {}).items()),
+        text=text("text") if "text" in value else None,
+        html=text("html") if "html" in value else None)
+    attachments = tuple((_File(item["path"], True), text("name", item), text("type", item))
+                        for item in value.get("attachments") or ())
+    dkim = value.get("dkim")
+    signing = (text("domain", dkim), text("selector", dkim), _File(dkim["key"], False)) if dkim else None
+    return MessageOptions(parts, attachments, signing)
+
+
+async def do_message(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
+    opts = _options(session, step.value)
+    out.label = "message"
+    attachments = _attachments(session, step, opts)
+    try:
+        msg = compose.build(replace(opts.parts, attachments=attachments), session.message_id, session.smtputf8)
+        raw = msg.as_bytes()
+        if opts.dkim is not None:
+            domain, selector, key = opts.dkim
+            raw = compose.sign(raw, domain, selector, _read(session, step, key, MAX_KEY_BYTES, "dkim key"))
+    except compose.MessageError as exc:
+        raise StepFailed(f"message: {exc}") from None
+    signed = f", DKIM-signed d={opts.dkim[0]} s={opts.dkim[1]}" if opts.dkim else ""
+    out.label = (f"message built ({len(raw)} bytes, {len(attachments)} attachment"
+                 f"{'' if len(attachments) == 1 else 's'}{signed})")
+    for line in compose.describe(msg):
+        session.note(f"message part: {line}")
+    await session.send_stream([raw], deadline, "message", shown_bytes=compose.header_size(raw))
+    return False
+
+
+def _attachments(session: StepContext, step: Step, opts: MessageOptions) -> tuple[compose.Attachment, ...]:
+    """The attachments' files read, at most MAX_ATTACHMENT_BYTES for all of them together."""
+    out, room = [], compose.MAX_ATTACHMENT_BYTES
+    for file, name, kind in opts.attachments:
+        data = _read(session, step, file, room, "attachment")
+        room -= len(data)
+        shown = name or os.path.basename(session.text(file.path))
+        out.append(compose.Attachment(shown, compose.content_type(shown, kind), data))
+    return tuple(out)
+
+
+def _read(session: StepContext, step: Step, file: _File, most: int, what: str) -> bytes:
+    """A file the step names, at most `most` bytes. A literal path was resolved (and checked) as the plan was
+    read; a templated one is relative to the file that names it."""
+    path = session.text(file.path)
+    try:
+        if is_template(file.path) and step.file:
+            folder = os.path.dirname(step.file)
+            path = os.path.join(folder, path)
+            if file.confined and not inside(path, folder):
+                raise StepFailed(f"{what} {_shown(path)} is outside the plan's folder: not sent")
+        with open_regular(path) as fh:
+            data = fh.read(most + 1)
+    except OSError as exc:
+        raise StepFailed(f"cannot read {what} {_shown(path)}: {exc.strerror or exc}") from None
+    if len(data) > most:
+        limit = compose.MAX_ATTACHMENT_BYTES if file.confined else MAX_KEY_BYTES
+        raise StepFailed(f"{what} {_shown(path)} takes the message past {limit} bytes of attachments"
+                         if file.confined else f"{what} {_shown(path)} is larger than {limit} bytes: no PEM key")
+    return data
+
+
+def _shown(path: str) -> str:
+    return printable(path, CONTROLS, backslash=True)
