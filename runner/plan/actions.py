@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runner.plan import options
+
 __all__ = ["ACTIONS", "DATA", "DATA_FILE", "EXPECT", "KINDS", "PIPELINE_LINE", "SEND", "STARTTLS", "ActionKind",
            "named"]
 
@@ -35,12 +37,14 @@ class ActionKind:
     words: tuple[str, ...] = ()  # other words people type for it (`wait:` for `sleep:`): runner.plan.synonyms
     topic: str = ""  # what a failure of it is about, for monitoring (runner.tools.probe_reasons); "": its reply
     runs_in: str = "steps"  # the module of runner.run whose do_<name> runs it, imported the first time it is used
+    options: type[options.Options] | None = None  # its options, typed (runner.plan.options); None: the value as is
 
 
 KINDS: dict[str, ActionKind] = {kind.name: kind for kind in (
     ActionKind("send", large=("",), command=True, words=("command", "cmd", "line", "say", "write", "request")),
-    ActionKind("raw", large=("",), uncounted=True),
-    ActionKind("smuggle", judges_own=True, uncounted=True, topic="smuggling", runs_in="smuggle"),
+    ActionKind("raw", large=("",), uncounted=True, options=options.Raw),
+    ActionKind("smuggle", judges_own=True, uncounted=True, topic="smuggling", runs_in="smuggle",
+               options=options.Smuggle),
     ActionKind("data", large=("",), command=True, ends_data=True, words=("body", "content", "msg")),
     ActionKind("data_file", command=True, ends_data=True,
                words=("file", "body_file", "message_file", "eml", "data_path")),
@@ -49,13 +53,13 @@ KINDS: dict[str, ActionKind] = {kind.name: kind for kind in (
                runs_in="message"),
     ActionKind("sleep", words=("wait", "pause", "delay", "sleep_seconds", "wait_seconds")),
     ActionKind("close", uncounted=True, words=("disconnect", "hangup", "hang_up")),
-    ActionKind("xclient", command=True, words=("x_client",), runs_in="xclient"),
-    ActionKind("xforward", command=True, words=("x_forward",), runs_in="xclient"),
+    ActionKind("xclient", command=True, words=("x_client",), runs_in="xclient", options=options.Attributes),
+    ActionKind("xforward", command=True, words=("x_forward",), runs_in="xclient", options=options.Attributes),
     ActionKind("starttls", judges_own=True, tls=True, words=("tls", "start_tls", "upgrade"), topic="tls"),
     ActionKind("auth", judges_own=True, password=True, words=("login", "authenticate", "authentication", "sasl"),
-               topic="auth"),
-    ActionKind("pipeline", judges_own=True, words=("pipelining", "batch")),
-    ActionKind("bdat", large=("data",), judges_own=True, words=("chunk", "chunks", "chunking")),
+               topic="auth", options=options.Auth),
+    ActionKind("pipeline", judges_own=True, words=("pipelining", "batch"), options=options.Pipeline),
+    ActionKind("bdat", large=("data",), judges_own=True, words=("chunk", "chunks", "chunking"), options=options.Bdat),
     ActionKind("expect_tls", tls=True, words=("expect_cert", "certificate", "cert"), topic="tls", runs_in="tlssteps"),
     ActionKind("tls_offer", judges_own=True, tls=True, words=("tls_audit", "tls_scan", "cipher_scan"), topic="tls",
                runs_in="tlsoffer"),

@@ -69,7 +69,8 @@ class Scope:
         redactor = Redactor()
         for case in plan.cases:
             for step in (*case.steps, *case.finally_steps):
-                password = step.value.get("password") if isinstance(step.value, dict) else None
+                value = step.value
+                password = value.get("password") if isinstance(value, dict) else getattr(value, "password", None)
                 if step.action in _PASSWORDS and password \
                         and not is_template(password):
                     redactor.add(password)

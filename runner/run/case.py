@@ -348,7 +348,7 @@ def _label(step: Step) -> str:
     if kind is not None and kind.large == ("",) and not kind.ends_data and isinstance(step.value, str):
         return step.value  # a command line or raw bytes, as written
     if step.action == "smuggle":
-        return step.name or f"smuggle {ending_name(step.value['ending'])}"
+        return step.name or f"smuggle {ending_name(step.value.ending)}"
     return step.name or ("read a reply" if step.action == "expect" else step.action)
 
 

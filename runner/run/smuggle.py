@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from runner.errors import StepFailed
+from runner.plan.options import Smuggle
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
@@ -39,9 +39,9 @@ def _label(ending: str, sender: str, rcpt: str, seconds: float) -> str:
 
 
 async def do_smuggle(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    opts: dict[str, Any] = step.value
-    ending, seconds = opts["ending"], opts["pause"]
-    sender, rcpt = session.text(opts["sender"]), session.text(opts["rcpt"])
+    opts: Smuggle = step.value
+    ending, seconds = opts.ending, opts.pause
+    sender, rcpt = session.text(opts.sender), session.text(opts.rcpt)
     out.label = session.redactor.text(_label(ending, sender, rcpt, seconds))
     out.expected = "one message (one reply, after the real end of data), or a refusal"
     pieces = smuggling.pieces(ending, sender, rcpt)

@@ -38,7 +38,7 @@ def _body(step: Step) -> str | None:
     kind = KINDS.get(step.action)
     if kind is None or not kind.large:
         return None
-    value = step.value[kind.large[0]] if isinstance(step.value, dict) and kind.large[0] else step.value
+    value = getattr(step.value, kind.large[0], None) if kind.large[0] else step.value  # bdat's `data`
     return value if isinstance(value, str) and is_template(value) else None
 
 

@@ -15,13 +15,14 @@ import importlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from runner.errors import StepFailed
 from runner.files import inside, open_regular
 from runner.mail import msgid
 from runner.net import tls as tlsinfo
-from runner.plan.actions import KINDS, PIPELINE_LINE
+from runner.plan.actions import KINDS
+from runner.plan.options import Auth, Bdat, Pause, Raw
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
@@ -32,8 +33,6 @@ from runner.template import is_template
 from runner.text import CONTROLS, printable
 
 __all__ = ["ACTIONS"]
-
-BDAT_DATA = KINDS["bdat"].large[0]  # the key of a `bdat:` mapping's body
 
 FILE_CHUNK = 64 * 1024
 HEADER_LOOK = 1024 * 1024  # bytes of a data_file read for its header section (RFC 5322 §2.1 sets no bound)
@@ -77,14 +76,15 @@ async def do_raw(session: StepContext, step: Step, out: StepResult, deadline: fl
         out.label = _label(session, text, escape=True)
         await session.send(text.encode("utf-8"), deadline, replies=None)
         return False
-    parts = [item if isinstance(item, dict) else session.text(item) for item in step.value]
-    shown = " ".join(f"[pause {p['pause']:g}s]" if isinstance(p, dict) else _label(session, p, escape=True)
+    raw: Raw = step.value
+    parts = [item if isinstance(item, Pause) else session.text(item) for item in raw.pieces]
+    shown = " ".join(f"[pause {p.seconds:g}s]" if isinstance(p, Pause) else _label(session, p, escape=True)
                      for p in parts)
     out.label = shown if len(shown) <= MAX_LABEL else f"{shown[:MAX_LABEL]}… ({len(parts)} pieces)"
-    check_pauses(step.action, sum(p["pause"] for p in parts if isinstance(p, dict)), deadline)
+    check_pauses(step.action, sum(p.seconds for p in parts if isinstance(p, Pause)), deadline)
     for part in parts:
-        if isinstance(part, dict):
-            await pause(part["pause"], deadline)
+        if isinstance(part, Pause):
+            await pause(part.seconds, deadline)
         else:
             await session.send(part.encode("utf-8"), deadline, replies=None)
     return False
@@ -230,9 +230,9 @@ def _auth_plan(session: StepContext, mech: str, user: str, password: str) -> tup
 
 
 async def do_auth(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    opts = step.value
-    mech = opts["mechanism"]
-    user, password = session.text(opts["username"]), session.text(opts["password"])
+    opts: Auth = step.value
+    mech = opts.mechanism
+    user, password = session.text(opts.username), session.text(opts.password)
     session.redactor.add(password)
     out.label = f"AUTH {mech} as {session.redactor.text(user)}"
     spec = step.expect if step.expect is not None else 235
@@ -258,28 +258,24 @@ async def do_auth(session: StepContext, step: Step, out: StepResult, deadline: f
 
 async def do_pipeline(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     """RFC 2920: the whole group in one write, then one reply per command, judged in order."""
-    lines = [session.text(item[PIPELINE_LINE]) for item in step.value]
+    items = step.value.items
+    lines = [session.text(item.line) for item in items]
     out.label = " | ".join(session.redactor.text(line) for line in lines)
     if "PIPELINING" not in session.keywords:
         session.note("the last EHLO did not offer PIPELINING (RFC 2920)")
-    out.expected = ", ".join(expectations.describe(i["expect"]) if "expect" in i else "any" for i in step.value)
+    out.expected = ", ".join("any" if i.expect is None else expectations.describe(i.expect) for i in items)
     await session.send(b"".join(_line(line) for line in lines), deadline, replies=len(lines))
-    for n, (item, line) in enumerate(zip(step.value, lines, strict=True), start=1):
+    for n, (item, line) in enumerate(zip(items, lines, strict=True), start=1):
         reply = out.reply = await session.reply(deadline)
         session.learn(line, reply)  # pipelined RCPTs count for LMTP's replies to the end of data
-        session.check(item.get("expect"), reply, f"reply {n} of {len(lines)} ({session.redactor.text(line)}): ")
+        session.check(item.expect, reply, f"reply {n} of {len(lines)} ({session.redactor.text(line)}): ")
     return True
-
-
-def _bdat_body(value: Any) -> tuple[str, int | None]:
-    if isinstance(value, str):
-        return value, None
-    return value[BDAT_DATA], value.get("chunk_size")
 
 
 async def do_bdat(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     """RFC 3030: BDAT <size> [LAST] and exactly that many octets, no dot-stuffing, a reply each."""
-    text, size = _bdat_body(step.value)
+    opts: Bdat = step.value
+    text, size = opts.data, opts.chunk_size
     body = session.text(text).replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
     body, _ = _with_message_id(session, body)
     size = size or max(len(body), 1)

@@ -3,9 +3,8 @@ real client. Sent whether or not the server offered them, so a plan can prove a 
 
 from __future__ import annotations
 
-from typing import Any
-
 from runner.errors import StepFailed
+from runner.plan.options import Attributes
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
@@ -25,8 +24,8 @@ async def do_xforward(session: StepContext, step: Step, out: StepResult, deadlin
     return False
 
 
-async def _send(session: StepContext, verb: str, given: dict[str, Any], out: StepResult, deadline: float) -> None:
-    attributes = {name: session.text(str(value)) for name, value in given.items()}
+async def _send(session: StepContext, verb: str, given: Attributes, out: StepResult, deadline: float) -> None:
+    attributes = {name: session.text(str(value)) for name, value in given.items}
     try:
         line = xclient.command_line(verb, attributes)
         data = encode_line(line)

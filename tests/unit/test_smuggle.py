@@ -15,6 +15,7 @@ import pytest
 
 from runner.console import Console
 from runner.plan import read_plan
+from runner.plan.options import Smuggle
 from runner.report import write_html_reports
 from runner.results import FAILED, PASSED, SEND, SKIPPED
 from runner.smtp.protocol import Reply
@@ -242,8 +243,8 @@ def test_smuggle_without_a_sender_names_what_is_missing(tmp_path: Path) -> None:
         "3:14", "smuggle: no sender given, and no variable 'sender' to take it from")
     path = tmp_path / "ok.yaml"
     path.write_text(text.replace('"\\n.\\n"}', '"\\n.\\n", sender: x@y.test}'))
-    assert read_plan(path).cases[0].steps[0].value == {"ending": "\n.\n", "pause": 0.5, "sender": "x@y.test",
-                                                       "rcpt": "{{ rcpt }}"}
+    assert read_plan(path).cases[0].steps[0].value == Smuggle(ending="\n.\n", sender="x@y.test", rcpt="{{ rcpt }}",
+                                                              pause=0.5)
 
 
 def test_a_pause_must_be_a_positive_number(tmp_path: Path) -> None:

@@ -1,0 +1,131 @@
+"""A step type's options as typed, frozen objects, made once from the validated YAML (runner.plan.stepbuilder).
+
+Each step type whose value is more than one string or number has a class here, named by its row in
+runner.plan.actions (`ActionKind.options`); its fields are the schema's keys for that step type
+(tests/unit/test_actions.py checks they agree). Strings stay as written: a template is rendered as its step
+runs (runner.run.steprender), so a field holds the template, not its text. A step type without a class keeps
+its value as the schema gave it: a string (`send:`, `data:`, `data_file:`), a size in bytes (`data_size:`,
+settled by the builder), seconds (`sleep:`), or `true` (`close:`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+__all__ = ["Attributes", "Auth", "Bdat", "Options", "Pause", "Pipeline", "PipelineItem", "Raw", "Smuggle"]
+
+
+class Options:
+    """What every options class shares: made from the step's validated mapping, key by key."""
+
+    KEYS: ClassVar[dict[str, str]] = {}  # a YAML key that is not a Python name -> its field
+    KEYED: ClassVar[bool] = True  # its fields are the schema's keys (False: read another way, see its `read`)
+
+    @classmethod
+    def read(cls, value: Any) -> Any:
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        given = {cls.KEYS.get(key, key): item for key, item in value.items()}
+        unknown = set(given) - names
+        if unknown:  # the schema let through a key this class has no field for: a defect, said as such
+            raise TypeError(f"{cls.__name__} has no option {', '.join(sorted(unknown))}")
+        return cls(**given)
+
+    @classmethod
+    def schema_keys(cls) -> frozenset[str] | None:
+        """The YAML keys this class reads (for the test against the schema); None when not read key by key."""
+        if not cls.KEYED:
+            return None
+        back = {v: k for k, v in cls.KEYS.items()}
+        return frozenset(back.get(f.name, f.name) for f in fields(cls))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Auth(Options):
+    """`auth:` (RFC 4954): the mechanism and the credentials, templates allowed (the password is a secret)."""
+
+    mechanism: str
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Smuggle(Options):
+    """`smuggle:`: the broken ending tried, the envelope (from the variables `sender` and `rcpt` unless given),
+    and the seconds between the pieces."""
+
+    ending: str
+    sender: str
+    rcpt: str
+    pause: float
+
+
+@dataclass(frozen=True)
+class Bdat(Options):
+    """`bdat:` (RFC 3030): the body, and the bytes per chunk (None: one chunk)."""
+
+    data: str
+    chunk_size: int | None = None
+
+    @classmethod
+    def read(cls, value: Any) -> Bdat:
+        return cls(value) if isinstance(value, str) else super().read(value)
+
+
+@dataclass(frozen=True)
+class PipelineItem(Options):
+    """One command of a `pipeline:` group and what its reply must be (`expect` None: any)."""
+
+    KEYS: ClassVar[dict[str, str]] = {"send": "line"}
+
+    line: str
+    expect: Any = None
+
+
+@dataclass(frozen=True)
+class Pipeline(Options):
+    """`pipeline:` (RFC 2920): commands sent in one write, then their replies judged in order."""
+
+    KEYED: ClassVar[bool] = False
+
+    items: tuple[PipelineItem, ...]
+
+    @classmethod
+    def read(cls, value: Any) -> Pipeline:
+        return cls(tuple(PipelineItem.read(item) for item in value))
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A pause between the pieces of a `raw:` list."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Raw(Options):
+    """`raw:` written as a list: bytes sent piece by piece, each its own write, with pauses between
+    (one string stays a string)."""
+
+    KEYED: ClassVar[bool] = False
+
+    pieces: tuple[str | Pause, ...]
+
+    @classmethod
+    def read(cls, value: Any) -> str | Raw:
+        if isinstance(value, str):
+            return value  # one string: sent in one write, like `send:` but with nothing added
+        return cls(tuple(Pause(item["pause"]) if isinstance(item, dict) else item for item in value))
+
+
+@dataclass(frozen=True)
+class Attributes(Options):
+    """`xclient:` and `xforward:`: attribute names (as written, e.g. ADDR, NAME) and values, in order."""
+
+    KEYED: ClassVar[bool] = False
+
+    items: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def read(cls, value: Any) -> Attributes:
+        return cls(tuple(value.items()))
