@@ -162,11 +162,13 @@ class StepBuilder:
 
     def _value(self, action: str, value: Any, path: tuple[Any, ...], captured: set[str]) -> Any:
         """Action arguments that can be settled now (file paths, sizes, pipelining order, defaults): each step
-        type's own `_settle_<type>` method, where it has one."""
+        type's own `_settle_<type>` method, where it has one; then its typed options (runner.plan.options)."""
         if action in _MAILBOX:
             self._mailbox(value, path, captured)
         settle = getattr(self, f"_settle_{action}", None)
-        return value if settle is None else settle(value, path, captured)
+        settled = value if settle is None else settle(value, path, captured)
+        kind = KINDS.get(action)
+        return settled if kind is None or kind.options is None else kind.options.read(settled)
 
     def _settle_send(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> Any:
         self.envelope(value, path)
