@@ -69,4 +69,8 @@ async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
             problems.append((where, "no TLS session in force: use starttls first, or target tls: implicit"))
         else:
             problems.append((where, await dns.tlsa_check(session.server_host, session.port(), chain, config)))
+    if "dnssec" in want:
+        from runner.run.dnssecstep import dnssec_problem
+
+        problems.append((f"DNSSEC of {domain}", await dnssec_problem(session, want["dnssec"], config, domain, out)))
     return problems

@@ -31,6 +31,10 @@ async def do_expect_tls(session: StepContext, step: Step, out: StepResult, deadl
     if not facts:
         raise StepFailed("no TLS session in force: use starttls first, or target tls: implicit")
     results = _tls_checks(session, want, facts)  # (what was found, the problem or None) per key given
+    if "tlsa" in want:
+        from runner.run.dane import tlsa_check
+
+        results.append(await tlsa_check(session, want["tlsa"], out, deadline))
     session.note("expect_tls: " + "; ".join(f"{found}: {problem or 'ok'}" for found, problem in results))
     problems = [problem for _found, problem in results if problem]
     if problems:
