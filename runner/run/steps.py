@@ -15,7 +15,7 @@ import importlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from runner.errors import StepFailed
 from runner.files import inside, open_regular
@@ -307,6 +307,12 @@ class _Runners(Mapping[str, Action]):
             module = importlib.import_module(f"runner.run.{kind.runs_in}")
             self._found[name] = getattr(module, f"do_{name}")
         return self._found[name]
+
+    def get(self, name: str, default: Any = None) -> Any:  # once per step: the found ones without Mapping's detour
+        found = self._found.get(name)
+        if found is not None:
+            return found
+        return self[name] if name in KINDS else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(KINDS)
