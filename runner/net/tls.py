@@ -13,7 +13,7 @@ from typing import Any
 from runner.files import read_regular
 
 __all__ = ["CLOSED_IN_HANDSHAKE", "MAX_CA_BYTES", "client_context", "describe_failure", "describe_session",
-           "session_facts"]
+           "session_facts", "subject_of"]
 
 _VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -112,6 +112,11 @@ def _decode_der(der: bytes) -> dict[str, Any]:
             return ssl._ssl._test_decode_cert(fh.name)  # type: ignore[attr-defined]
     except Exception:
         return {}
+
+
+def subject_of(der: bytes) -> str:
+    """A DER certificate's subject as the TLS facts write names: `commonName=client.example.com`."""
+    return _names(_decode_der(der).get("subject"))
 
 
 def session_facts(tls: ssl.SSLObject | None, verified: bool) -> dict[str, Any]:

@@ -293,7 +293,8 @@ async def open_connection(
     remaining = max(0.001, deadline - time.monotonic())
     kwargs: dict[str, Any] = {}
     if tls is not None:
-        kwargs = {"ssl": tls, "server_hostname": server_name or host, "ssl_handshake_timeout": remaining}
+        name = host if server_name is None else server_name  # "": send no SNI (asyncio's own convention)
+        kwargs = {"ssl": tls, "server_hostname": name, "ssl_handshake_timeout": remaining}
     if source is not None:
         kwargs.update(_bound(source))
     transport, _ = await _until(loop.create_connection(lambda: wire, host, port, **kwargs), deadline)

@@ -18,6 +18,7 @@ from runner.plan.load import Loaded
 from runner.plan.replies import unread_replies
 from runner.plan.scope import render_early
 from runner.plan.stepbuilder import StepBuilder
+from runner.plan.tlscheck import report_client_tls
 from runner.plan.types import Case, Plan, Retry, Step, Target
 from runner.smtp.proxy import ProxyHeader
 
@@ -160,6 +161,7 @@ class _PlanBuilder:
                     self.problems.append(self.loaded.problem(str(exc), ("target", key)))
         self.check_proxy(target)
         self.check_unix(target)
+        self.check_tls_client(target)
         nameservers = target.get("nameserver", [])
         for i, text in enumerate([nameservers] if isinstance(nameservers, str) else nameservers):
             try:
@@ -176,6 +178,15 @@ class _PlanBuilder:
             ProxyHeader.from_plan(target["proxy"])
         except ValueError as exc:
             self.problems.append(self.loaded.problem(f"target.proxy: {exc}", ("target", "proxy")))
+
+    def check_tls_client(self, target: dict[str, Any]) -> None:
+        """The client side of implicit TLS (runner.plan.tlscheck): only with tls: implicit, where it is used."""
+        given = [key for key in ("cert", "key", "sni", "min_version", "max_version", "ciphers") if key in target]
+        if given and target.get("tls") != "implicit":
+            self.problems.append(self.loaded.problem(
+                f"target.{given[0]} is for tls: implicit, and this target has none: for STARTTLS give it in the "
+                "starttls: step", ("target", given[0]), hint="add tls: implicit, or move it into starttls:"))
+        report_client_tls(self.loaded, target, ("target",), "target", (self.problems, self.warnings))
 
     def check_lmtp(self, raw_cases: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
         """Postfix's XCLIENT and XFORWARD are SMTP server extensions: an LMTP server has neither."""

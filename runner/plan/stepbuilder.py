@@ -22,6 +22,7 @@ from runner.plan.envelope import REFUSALS, unbracketed_path
 from runner.plan.load import Loaded, Unreadable, load_file
 from runner.plan.schema import did_you_mean
 from runner.plan.scope import render_early
+from runner.plan.tlscheck import report_client_tls
 from runner.plan.types import Include, Step
 from runner.smtp.expect import describe
 from runner.smtp.smuggling import END_OF_DATA
@@ -199,6 +200,10 @@ class StepBuilder:
             self.envelope(item[PIPELINE_LINE], (*path, i, PIPELINE_LINE))
             if isinstance(item.get("expect"), dict) and "text" in item["expect"]:
                 self.regex(item["expect"]["text"], (*path, i, "expect", "text"))
+        return value
+
+    def _settle_starttls(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> Any:
+        report_client_tls(self.loaded, value or {}, path, "starttls", (self.problems, self.warnings))
         return value
 
     def _settle_data_file(self, value: str, path: tuple[Any, ...], captured: set[str]) -> str:

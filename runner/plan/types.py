@@ -24,6 +24,13 @@ class Target:
     verify: bool = True
     cafile: str | None = None
     server_name: str | None = None
+    # the client side of implicit TLS (runner.run.tlsclient), as written: templates unrendered, paths the plan's
+    cert: str | None = None
+    key: str | None = None
+    sni: str | bool | None = None
+    min_version: str | None = None
+    max_version: str | None = None
+    ciphers: str | None = None
     mx: str | None = None  # a mail domain whose MX hosts are the target (RFC 5321 §5.1)
     all_mx: bool = False
     addresses: str = "first"

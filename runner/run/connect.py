@@ -15,9 +15,11 @@ from typing import Any, Protocol
 from runner.errors import ConnectionLost, StepFailed
 from runner.net import tls as tlsinfo
 from runner.net.address import ip_version
+from runner.net.tlsclient import Handshake
 from runner.net.transport import Connector, SourceUnusable, Transport, hostport, open_unix_connection
-from runner.plan.types import Target
+from runner.plan.types import Plan, Target
 from runner.results import SEND, CaseResult
+from runner.run import tlsclient
 from runner.smtp import proxy
 from runner.smtp.proxy import ProxyHeader
 
@@ -36,6 +38,7 @@ class Hop:
 class Connecting(Protocol):
     """What connecting needs of a running case (runner.run.case.RunningCase)."""
 
+    plan: Plan
     target: Target
     route: tuple[Hop, ...] | None
     result: CaseResult
@@ -49,6 +52,7 @@ class Connecting(Protocol):
     def port(self) -> int: ...
     def host(self) -> str: ...
     def source(self) -> str | None: ...
+    def close(self) -> None: ...
 
 
 async def connect(case: Connecting) -> None:
@@ -78,20 +82,20 @@ async def _connect_unix(case: Connecting, path: str) -> None:
 async def _connect_host(case: Connecting, tls_first: bool) -> None:
     t = case.target
     source = case.source()
-    context = _implicit_tls(case) if tls_first else None
+    tls = _implicit_tls(case) if tls_first else None
     port = case.port()
     hops = case.route if case.route is not None else (Hop(case.host(), case.host()),)
     if case.route is None and t.host:  # a template (`host: "{{ h }}"`) as rendered for this case
         case.result.target = hostport(hops[0].address, port)
     if not hops:
         raise StepFailed("no address to connect to")
-    hop, failures = await _first_that_answers(case, hops, port, context, source)
+    hop, failures = await _first_that_answers(case, hops, port, tls, source)
     if case.conn is None:
         raise StepFailed(failures[0] if len(failures) == 1 else "no MX host answered: " + "; ".join(failures))
     case.result.notes.extend(f"skipped {f}" for f in failures)
     if case.route is not None:
         case.result.notes.append(f"connected to MX {hop.name} (preference {hop.preference}) at {case.conn.peer}")
-    _connected(case, source, context)
+    _connected(case, source, tls and tls.named(_tls_name(case, hop.name)))
 
 
 async def _send_proxy(case: Connecting, header: ProxyHeader, deadline: float) -> None:
@@ -108,18 +112,31 @@ async def _send_proxy(case: Connecting, header: ProxyHeader, deadline: float) ->
         raise StepFailed(f"the connection to {case.conn.peer} closed before the PROXY header was sent") from None
 
 
-def _implicit_tls(case: Connecting) -> ssl.SSLContext | None:
+def _implicit_tls(case: Connecting) -> Handshake | None:
+    """The handshake `tls: implicit` asks for, with the target's client options; its name is set per host."""
     t = case.target
     if t.tls != "implicit":
         return None
-    cafile = case.text(t.cafile or "")
-    try:
-        return tlsinfo.client_context(t.verify, cafile)
-    except OSError as exc:
-        raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}") from None
+    given = tlsclient.target_options(t)
+    handshake = tlsclient.prepare(case.text, given, "", os.path.dirname(case.plan.file))
+    for note in tlsclient.offered(given, handshake):
+        case.note(note)
+    return handshake
 
 
-async def _first_that_answers(case: Connecting, hops: tuple[Hop, ...], port: int, context: ssl.SSLContext | None,
+def _context_and_sni(tls: Handshake | None, name: str) -> tuple[ssl.SSLContext | None, str]:
+    """What a connector is given for TLS from the first byte: the context, and the SNI name ("" for none)."""
+    if tls is None:
+        return None, name
+    return tls.context, "" if tls.sni is None else tls.sni
+
+
+def _tls_name(case: Connecting, host: str) -> str:
+    """The name the certificate is checked against: the target's server_name, else the host connected to."""
+    return case.text(case.target.server_name) if case.target.server_name else host
+
+
+async def _first_that_answers(case: Connecting, hops: tuple[Hop, ...], port: int, tls: Handshake | None,
                               source: str | None) -> tuple[Hop, list[str]]:
     """The hop connected to (case.conn set), and why each one before it failed."""
     t = case.target
@@ -127,13 +144,14 @@ async def _first_that_answers(case: Connecting, hops: tuple[Hop, ...], port: int
     failures: list[str] = []
     for hop in hops:
         where = f"{hop.name} [{hop.address}]:{port}" if hop.name != hop.address else hostport(hop.address, port)
-        case.note(f"connecting to {where}" + (" (implicit TLS)" if context else ""))
+        case.note(f"connecting to {where}" + (" (implicit TLS)" if tls else ""))
         case.server_host = hop.name
-        name = case.text(t.server_name) if t.server_name else hop.name
+        name = _tls_name(case, hop.name)
+        context, sni = _context_and_sni(tls and tls.named(name), name)
         why = _family_mismatch(source, hop.address, where)
         try:
             if why is None:
-                case.conn = await case.connector(hop.address, port, time.monotonic() + t.timeout, context, name,
+                case.conn = await case.connector(hop.address, port, time.monotonic() + t.timeout, context, sni,
                                                  **bind)
                 return hop, failures
         except (asyncio.TimeoutError, OSError, ValueError) as exc:  # UnicodeError is a ValueError
@@ -146,19 +164,18 @@ async def _first_that_answers(case: Connecting, hops: tuple[Hop, ...], port: int
 async def _handshake(case: Connecting, deadline: float) -> None:
     """TLS for `tls: implicit` once the PROXY header is out (RFC 8314 §3: TLS from the server's first byte)."""
     assert case.conn is not None
-    context = _implicit_tls(case)
-    assert context is not None
-    name = case.text(case.target.server_name) if case.target.server_name else case.server_host
+    tls = _implicit_tls(case)
+    assert tls is not None
+    tls = tls.named(_tls_name(case, case.server_host))
     try:
-        await case.conn.start_tls(context, name, deadline)
+        await case.conn.start_tls(tls.context, tls.sni, deadline)
     except (asyncio.TimeoutError, OSError, ConnectionLost) as exc:  # ssl.SSLError is an OSError
         why = str(exc) if isinstance(exc, ConnectionLost) else _failure(exc, case.conn.peer, case.target.timeout)
         raise StepFailed(f"TLS after the PROXY header: {why}") from None
-    case.result.tls = tlsinfo.session_facts(case.conn.tls_object, case.target.verify)
-    case.note(tlsinfo.describe_session(case.result.tls))
+    _tls_facts(case, tls)
 
 
-def _connected(case: Connecting, source: str | None, context: ssl.SSLContext | None) -> None:
+def _connected(case: Connecting, source: str | None, tls: Handshake | None) -> None:
     assert case.conn is not None
     case.result.peer = case.conn.peer
     if source:
@@ -166,9 +183,17 @@ def _connected(case: Connecting, source: str | None, context: ssl.SSLContext | N
         case.note(f"connected from {case.result.source} to {case.conn.peer}")
     else:
         case.note(f"connected to {case.conn.peer}")
-    if context is not None:
-        case.result.tls = tlsinfo.session_facts(case.conn.tls_object, case.target.verify)
-        case.note(tlsinfo.describe_session(case.result.tls))
+    if tls is not None:
+        _tls_facts(case, tls)
+
+
+def _tls_facts(case: Connecting, tls: Handshake) -> None:
+    """The implicit TLS session's facts, with what the client sent; the certificate's name checked here when the
+    plan chose the SNI."""
+    assert case.conn is not None
+    case.result.tls = tlsinfo.session_facts(case.conn.tls_object, case.target.verify)
+    tlsclient.after_handshake(case.result.tls, tls, case.close)
+    case.note(tlsinfo.describe_session(case.result.tls))
 
 
 def _family_mismatch(source: str | None, address: str, where: str) -> str | None:

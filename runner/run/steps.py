@@ -20,11 +20,11 @@ from typing import Any, BinaryIO
 from runner.errors import StepFailed
 from runner.files import inside, open_regular
 from runner.mail import msgid
-from runner.net import tls as tlsinfo
 from runner.plan.actions import KINDS
 from runner.plan.options import Auth, Bdat, Pause, Raw
 from runner.plan.types import Step
 from runner.results import StepResult
+from runner.run import tlsclient
 from runner.run.context import StepContext
 from runner.run.smuggle import check_pauses, pause
 from runner.smtp import expect as expectations
@@ -189,23 +189,18 @@ async def do_close(session: StepContext, step: Step, out: StepResult, deadline: 
 
 
 async def do_starttls(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    """RFC 3207: STARTTLS, 220, no plaintext after it (§4.2, cf. CVE-2011-0411), handshake, forget."""
-    opts = step.value or {}
+    """RFC 3207: STARTTLS, 220, no plaintext after it (§4.2, cf. CVE-2011-0411), handshake, forget. The client's
+    TLS options (runner.run.tlsclient) are read and their files checked before STARTTLS is sent."""
     out.label, out.expected = "STARTTLS", "220, then a TLS handshake"
+    opts = tlsclient.starttls_options(step)
+    name = session.text(opts.get("server_name") or session.target.server_name or "") or session.server_host
+    handshake = tlsclient.prepare(session.text, opts, name, os.path.dirname(step.file or ""))
     await session.send_starttls(deadline)
     reply = out.reply = await session.reply(deadline)
     if reply.code != 220:
         raise StepFailed(f"expected 220 to STARTTLS, got {reply.summary()}", reply)
     session.end_plaintext()
-    verify = opts.get("verify", True)
-    name = session.text(opts.get("server_name") or session.target.server_name or "") or session.server_host
-    cafile = session.text(opts.get("cafile") or "")
-    try:
-        context = tlsinfo.client_context(verify, cafile, opts.get("min_version"))
-    except OSError as exc:
-        raise StepFailed(f"cannot read cafile {cafile}: {exc.strerror or exc}", reply) from None
-    facts = await session.start_tls(context, name, verify, deadline)  # the EHLO keywords are void after it
-    session.note(tlsinfo.describe_session(facts))
+    await tlsclient.starttls_handshake(session, opts, handshake, deadline)  # the EHLO keywords are void after it
     return True
 
 

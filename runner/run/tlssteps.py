@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runner.errors import StepFailed
+from runner.net.tlsclient import name_matches
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
@@ -12,15 +13,6 @@ from runner.run.context import StepContext
 __all__ = ["do_expect_tls"]
 
 _TLS_ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
-
-
-def _name_matches(name: str, pattern: str) -> bool:
-    """RFC 6125 §6.4.3: a wildcard stands for exactly one whole left-most label."""
-    name, pattern = name.lower().rstrip("."), pattern.lower().rstrip(".")
-    if pattern.startswith("*."):
-        head, _, rest = name.partition(".")
-        return bool(head) and rest == pattern[2:]
-    return name == pattern
 
 
 async def do_expect_tls(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
@@ -57,7 +49,7 @@ def _tls_checks(session: StepContext, want: dict[str, Any], facts: dict[str, Any
     if "name" in want:
         name = session.text(want["name"])
         names = facts.get("san", [])
-        results.append((f"name {name}", None if any(_name_matches(name, san) for san in names) else
+        results.append((f"name {name}", None if any(name_matches(name, san) for san in names) else
                         f"certificate is not valid for {name} (names: {', '.join(names) or 'none'})"))
     if "verified" in want:
         results.append((f"verified {facts.get('verified')}", None if facts.get("verified") == want["verified"] else

@@ -129,10 +129,22 @@ def test_every_example_plan_is_valid(line: int, text: str, tmp_path: Path) -> No
             (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)  # the files it names, beside it
             (tmp_path / path).write_text("steps:\n  - send: NOOP\n    expect: 250\n" if path.endswith(".yaml")
                                          else "Subject: example\n\nBody.\n")
+    _client_certificates(data, tmp_path)
     try:
         read_plan(plan)
     except PlanError as exc:
         pytest.fail(f"{DOC_NAME}:{line}: example plan is invalid (its line 1 is this line of the doc):\n{exc}")
+
+
+def _client_certificates(data: object, folder: Path) -> None:
+    """A client certificate and its key, one pair, at every `cert:` and `key:` path the example writes out."""
+    import trustme
+
+    pair = trustme.CA().issue_cert("client.example.com")
+    for key, pem in (("cert", pair.cert_chain_pems[0]), ("key", pair.private_key_pem)):
+        for path in _values_of(key, data):
+            if isinstance(path, str) and "{{" not in path and not (folder / path).exists():
+                pem.write_to_path(str(folder / path))
 
 
 def test_every_json_key_is_documented(tmp_path: Path) -> None:

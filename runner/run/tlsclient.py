@@ -1,0 +1,106 @@
+"""The client side of TLS as a plan gives it, rendered for the case: a `starttls:` step's options, or the
+target's for `tls: implicit`. runner.net.tlsclient makes the handshake's context from them; this module reads
+the options (in one place each), says in the transcript what the client offers, and checks the certificate's
+name after a handshake whose SNI was another name."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from runner.errors import StepFailed
+from runner.net import tls as tlsinfo
+from runner.net.tlsclient import OLD_VERSIONS, ClientTls, Handshake, sni_problem
+from runner.plan.types import Step, Target
+from runner.run.context import StepContext
+
+__all__ = ["CLIENT_KEYS", "after_handshake", "failed", "offered", "prepare", "starttls_handshake", "starttls_options",
+           "target_options"]
+
+CLIENT_KEYS = ("cert", "key", "sni", "min_version", "max_version", "ciphers")  # beside verify, cafile, server_name
+
+
+def starttls_options(step: Step) -> Mapping[str, Any]:
+    """A `starttls:` step's options by their plan keys: the one place they are read."""
+    return step.value or {}
+
+
+def target_options(target: Target) -> Mapping[str, Any]:
+    """The target's TLS options for `tls: implicit`, by the same keys as a `starttls:` step's."""
+    return {"verify": target.verify, "cafile": target.cafile, "server_name": target.server_name,
+            **{key: getattr(target, key) for key in CLIENT_KEYS if getattr(target, key) is not None}}
+
+
+def prepare(text: Callable[[str], str], given: Mapping[str, Any], name: str, folder: str) -> Handshake:
+    """The handshake the options ask for, rendered with `text`; `name` is the certificate's name to check,
+    `folder` the one relative cert and key paths are in (the plan's). StepFailed says why it cannot be made."""
+    cafile = text(given.get("cafile") or "")
+    cert, key = _path(text, given.get("cert"), folder), _path(text, given.get("key"), folder)
+    if bool(cert) != bool(key):
+        given_one, empty = ("cert", "key") if cert else ("key", "cert")
+        raise StepFailed(f"{given_one} is given but {empty} renders empty: a client certificate needs both")
+    sni = given.get("sni")
+    if isinstance(sni, str):
+        sni = text(sni)
+        if problem := sni_problem(sni):
+            raise StepFailed(problem)
+    tls = ClientTls(given.get("verify", True), cafile, given.get("min_version"), given.get("max_version"),
+                    text(given["ciphers"]) if given.get("ciphers") else None, cert, key)
+    try:
+        return Handshake.make(tls, name, sni)
+    except OSError as exc:
+        what = {cafile: "cafile", cert: "cert", key: "key"}.get(exc.filename or "", "a TLS file")
+        raise StepFailed(f"cannot read {what} {exc.filename or ''}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise StepFailed(str(exc)) from None
+
+
+def _path(text: Callable[[str], str], value: str | None, folder: str) -> str:
+    """A cert or key path rendered, and taken from the plan's folder when relative (as data_file: is)."""
+    rendered = text(value) if value else ""
+    return os.path.join(folder, rendered) if rendered else ""
+
+
+def offered(given: Mapping[str, Any], handshake: Handshake) -> list[str]:
+    """What the client offers beyond the defaults, one transcript note each."""
+    notes = handshake.describe()
+    low, high = given.get("min_version"), given.get("max_version")
+    if low or high:
+        low = low or ("TLSv1" if high in OLD_VERSIONS else "TLSv1.2")  # Python's own floor is TLS 1.2
+        old = " (at OpenSSL security level 0, which TLS 1.0 and 1.1 need)" if low in OLD_VERSIONS else ""
+        notes.append(f"TLS versions offered: {low} to {high or 'TLSv1.3'}{old}")
+    if given.get("ciphers"):
+        notes.append(f"TLS 1.2 and older cipher list offered: {given['ciphers']}")
+    return notes
+
+
+def after_handshake(facts: dict[str, Any], handshake: Handshake, close: Callable[[], None]) -> None:
+    """The case's TLS facts completed with what the client sent; StepFailed (the connection closed) when the
+    certificate is not valid for its name and the SNI sent was another one."""
+    facts.update(handshake.facts())
+    problem = handshake.name_problem(facts)
+    if problem:
+        close()
+        raise StepFailed(problem)
+
+
+def failed(exc: StepFailed, given: Mapping[str, Any]) -> StepFailed:
+    """A handshake's failure, naming the versions and ciphers the plan pinned (the likely reason)."""
+    pinned = [f"{key} {given[key]}" for key in ("min_version", "max_version", "ciphers") if given.get(key)]
+    if not pinned:
+        return exc
+    return StepFailed(f"{exc.reason} (this client offered only {', '.join(pinned)})", exc.reply)
+
+
+async def starttls_handshake(session: StepContext, given: Mapping[str, Any], handshake: Handshake,
+                             deadline: float) -> None:
+    """After the 220 to STARTTLS: the handshake, said in the transcript with what the client offered."""
+    for note in offered(given, handshake):
+        session.note(note)
+    try:
+        facts = await session.start_tls(handshake.context, handshake.sni, given.get("verify", True), deadline)
+    except StepFailed as exc:
+        raise failed(exc, given) from None
+    after_handshake(facts, handshake, session.close)
+    session.note(tlsinfo.describe_session(facts))
