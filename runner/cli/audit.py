@@ -1,5 +1,5 @@
 """`smtprun audit DOMAIN`: a domain's mail set-up checked with nothing to write — the library plan plans/audit.yaml
-(every MX: banner, EHLO, STARTTLS with a valid certificate; the domain's SPF, DMARC and MTA-STS) run as
+(every MX: banner, EHLO, STARTTLS with a valid certificate; the domain's SPF, DMARC, MTA-STS and TLS-RPT) run as
 `smtprun run` would run it, so anything the audit does a plan can do, and an admin can copy and change it."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from runner.net.address import ip_version
 
 __all__ = ["HELP", "PLAN_NAME", "main", "plan_path"]
 
-HELP = "audit a mail domain: its MX hosts (banner, EHLO, STARTTLS) and its SPF, DMARC and MTA-STS"
+HELP = "audit a mail domain: its MX hosts (banner, EHLO, STARTTLS) and its SPF, DMARC, MTA-STS and TLS-RPT"
 PLAN_NAME = "audit.yaml"
 _REPO_COPY = Path(__file__).resolve().parents[2] / "plans" / PLAN_NAME
 
@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the system's store)")
     parser.add_argument("--port", type=_as_given(tcp_port), help="connect to the MX hosts on this port, not 25")
     parser.add_argument("--timeout", type=_as_given(seconds), metavar="S", help="seconds to wait for each reply")
+    parser.add_argument("--mta-sts-port", type=_as_given(tcp_port), metavar="PORT",
+                        help="fetch the MTA-STS policy from this port of mta-sts.DOMAIN, not 443 (a test or staging "
+                             "policy server)")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     parser.add_argument("--report-dir", default="reports", metavar="DIR", help="where the HTML report goes")
     parser.add_argument("--no-report", action="store_true", help="write no HTML report")
@@ -65,6 +68,8 @@ def run_arguments(args: argparse.Namespace) -> list[str]:
             "--report-dir", args.report_dir]
     for server in args.nameserver:
         argv += ["--nameserver", server]
+    if args.mta_sts_port is not None:
+        argv += ["--var", f"mta_sts_port={args.mta_sts_port}"]
     for option in ("port", "timeout", "json"):
         if getattr(args, option) is not None:
             argv += [f"--{option}", getattr(args, option)]

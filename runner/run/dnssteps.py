@@ -1,9 +1,10 @@
-"""Steps about DNS: `expect_dns` checks a mail admin's list (PTR against the banner, SPF, DMARC and MTA-STS of
-the mail domain, DANE TLSA of the host) through the run's resolver settings."""
+"""Steps about DNS: `expect_dns` checks a mail admin's list (PTR against the banner, SPF, DMARC, MTA-STS, TLS-RPT,
+DKIM keys and blocklists of the mail domain, DANE TLSA of the host) through the run's resolver settings."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from typing import Any
 
@@ -19,9 +20,10 @@ __all__ = ["do_expect_dns"]
 
 
 async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    """The DNS checks of a mail admin's checklist: PTR vs banner, SPF, DMARC, MTA-STS, DANE TLSA."""
+    """The DNS checks of a mail admin's checklist: PTR vs banner, SPF, DMARC, MTA-STS, TLS-RPT, DKIM keys,
+    blocklists, DANE TLSA."""
     want = step.value
-    out.label = "check DNS: " + ", ".join(k for k in want if k != "domain")
+    out.label = "check DNS: " + ", ".join(k for k in want if k not in ("domain", "cafile"))
     out.expected = ", ".join(f"{k} {v}" for k, v in want.items())
     from runner.net.dns import config_for
 
@@ -43,8 +45,18 @@ async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadl
     return True
 
 
-_DOMAIN_CHECKS = ("spf", "dmarc", "mta_sts")  # records of the mail domain, not of the host connected to
+_DOMAIN_CHECKS = ("spf", "dmarc", "mta_sts", "tls_rpt", "dkim", "dnsbl")  # of the mail domain, not the host
 _EVALUATED = {"spf": posture.spf_problem, "dmarc": posture.dmarc_problem}  # the forms other than `present`
+# judged with the step's other options (mta_sts with cafile:); imported when a step uses them
+_WHOLE_STEP = {"mta_sts": ("stspolicy", "mta_sts_problem"), "tls_rpt": ("stspolicy", "tls_rpt_problem"),
+               "dkim": ("senderposture", "dkim_problem"), "dnsbl": ("senderposture", "dnsbl_problem")}
+
+
+async def _judged_with_step(kind: str, session: StepContext, want: dict[str, Any], config: Any,
+                            domain: str, out: StepResult) -> str | None:
+    module, name = _WHOLE_STEP[kind]
+    check = getattr(importlib.import_module(f"runner.run.{module}"), name)
+    return await check(session, want, config, domain, out)
 
 
 async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
@@ -60,6 +72,8 @@ async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
     for kind in _DOMAIN_CHECKS:
         if kind in _EVALUATED and want.get(kind, "present") != "present":  # evaluated, not only present
             problems.append((f"{kind} of {domain}", await _EVALUATED[kind](session, want[kind], config, domain, out)))
+        elif kind in _WHOLE_STEP and want.get(kind, "present") != "present":
+            problems.append((f"{kind} of {domain}", await _judged_with_step(kind, session, want, config, domain, out)))
         elif kind in want:
             problems.append((f"{kind} of {domain}", await dns.txt_present(kind, domain, config)))
     if "tlsa" in want:

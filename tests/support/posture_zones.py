@@ -6,6 +6,10 @@ case that connects over loopback passes it.
 
 from __future__ import annotations
 
+import base64
+import functools
+from dataclasses import dataclass
+
 MANY = [f"include:i{n}.many.test" for n in range(11)]
 
 SPF_ZONES: dict[str, list[str]] = {
@@ -52,3 +56,111 @@ def dmarc_records(*domains: str) -> list[str]:
 def spf_records(*domains: str) -> list[str]:
     """dnsmasq options serving the SPF fixtures named (all of them when none is)."""
     return [option for domain in (domains or SPF_ZONES) for option in SPF_ZONES[domain]]
+
+
+# MTA-STS (RFC 8461): each domain has two MX hosts on 127.0.0.1 and a policy host whose A record is the policy
+# server's address (tests/support/policyserver.py answers by the Host asked for)
+STS_BADCERT_HOST = "mta-sts.stsbadcert.test"
+_POLICY = "version: STSv1\r\nmode: {mode}\r\n{mx}max_age: {age}\r\n"
+
+
+def _policy(mode: str, *mx: str, age: int = 604800) -> bytes:
+    return _POLICY.format(mode=mode, mx="".join(f"mx: {m}\r\n" for m in mx), age=age).encode()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the policy server answers for one policy host."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    length: bool = True  # send Content-Length (else the body ends with the connection)
+
+
+STS_ANSWERS: dict[str, Answer] = {
+    "mta-sts.sts.test": Answer(200, "text/plain; charset=utf-8", _policy("enforce", "*.sts.test")),
+    # mx2.stsmiss.test is an MX, but not in the policy: senders that enforce it will not deliver there
+    "mta-sts.stsmiss.test": Answer(200, "text/plain", _policy("enforce", "mx1.stsmiss.test")),
+    "mta-sts.ststesting.test": Answer(200, "text/plain", _policy("testing", "mx1.ststesting.test")),
+    STS_BADCERT_HOST: Answer(200, "text/plain", _policy("enforce", "*.stsbadcert.test")),
+    "mta-sts.stsredirect.test": Answer(301, "text/plain", b"moved\n",
+                                       (("Location", "https://mta-sts.sts.test/.well-known/mta-sts.txt"),)),
+    # 70 KiB of valid lines, no Content-Length: the client must stop reading at 64 KiB on its own
+    "mta-sts.stsbig.test": Answer(200, "text/plain", _policy("enforce", *(f"mx{n}.stsbig.test" for n in range(4000))),
+                                  length=False),
+    "mta-sts.stsjson.test": Answer(200, "application/json", _policy("enforce", "*.stsjson.test")),
+    "mta-sts.stsbroken.test": Answer(200, "text/plain", _policy("enforcing", "*.stsbroken.test", age=99999999)),
+    "mta-sts.audit.test": Answer(200, "text/plain", _policy("enforce", "mail.smtprun.test")),
+}
+STS_DOMAINS = [host.removeprefix("mta-sts.") for host in STS_ANSWERS if host != "mta-sts.audit.test"]
+
+
+def sts_records(policy_address: str, *domains: str) -> list[str]:
+    """dnsmasq options for the MTA-STS fixtures named (all but audit.test when none is): the record, two MX hosts
+    on 127.0.0.1, the policy host on the policy server's address."""
+    options = []
+    for domain in domains or STS_DOMAINS:
+        options += [f"--txt-record=_mta-sts.{domain},v=STSv1; id=20261207T1",
+                    f"--host-record=mta-sts.{domain},{policy_address}"]
+        if domain != "audit.test":
+            options += [f"--mx-host={domain},mx1.{domain},10", f"--mx-host={domain},mx2.{domain},20",
+                        f"--host-record=mx1.{domain},127.0.0.1", f"--host-record=mx2.{domain},127.0.0.1"]
+    return options
+
+
+def txt_rr(name: str, *strings: str) -> str:
+    """A --dns-rr option for a TXT record of these strings (type 16, each length-prefixed; RFC 1035 §3.3.14):
+    dnsmasq's --txt-record splits at commas, which a TLS-RPT rua= list needs."""
+    data = b"".join(bytes([len(part)]) + part for part in (text.encode() for text in strings))
+    return f"--dns-rr={name},16,{data.hex()}"
+
+
+# TLS reporting (RFC 8460)
+TLSRPT_ZONES: dict[str, list[str]] = {
+    "sts.test": [txt_rr("_smtp._tls.sts.test", "v=TLSRPTv1; rua=mailto:tlsrpt@sts.test,https://r.sts.test/v1")],
+    "rptbroken.test": ["--txt-record=_smtp._tls.rptbroken.test,v=TLSRPTv1; rua=ftp://reports.rptbroken.test/",
+                       "--txt-record=rptbroken.test,v=spf1 -all"],
+    "rptnone.test": ["--txt-record=rptnone.test,v=spf1 -all"],
+}
+
+
+def tlsrpt_records(*domains: str) -> list[str]:
+    return [option for domain in (domains or TLSRPT_ZONES) for option in TLSRPT_ZONES[domain]]
+
+
+# DKIM keys (RFC 6376 §3.6.1) under keys.test: made when first asked for, but the 768-bit one (cryptography makes
+# none under 1024 bits; this one is `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:768`'s public half)
+RSA_768 = ("MHwwDQYJKoZIhvcNAQEBBQADawAwaAJhAPHltAyY5bevOoreH8Eogs7SZR2yKrBpw5ht2Kl+E1uxUsjaocMiJekvA7ogZPLrNAlfRlw6b77"
+           "VtGyV2R2vpmejwBX6+zFWPmu8cycPZ+Dfc3a3Gnl+aS8XJjMAyN/5DQIDAQAB")
+
+
+@functools.lru_cache(maxsize=1)
+def dkim_records() -> list[str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    def p(bits: int) -> str:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits).public_key()
+        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return base64.b64encode(der).decode()
+
+    big, small, tiny = p(2048), p(1024), RSA_768
+    return [txt_rr("s2048._domainkey.keys.test", f"v=DKIM1; k=rsa; p={big[:200]}", big[200:]),
+            f"--txt-record=s1024._domainkey.keys.test,v=DKIM1; k=rsa; p={small}",
+            f"--txt-record=s768._domainkey.keys.test,v=DKIM1; k=rsa; p={tiny}",
+            "--txt-record=revoked._domainkey.keys.test,v=DKIM1; k=rsa; p=",
+            txt_rr("testing._domainkey.keys.test", "v=DKIM1; t=y; k=rsa; p=" + big[:200], big[200:]),
+            "--txt-record=keys.test,v=spf1 -all"]
+
+
+# DNS blocklists (RFC 5782): bl.test lists 127.0.0.2 (the §5 test entry) with a reason, not 127.0.0.1;
+# refusing.test answers a refusal code for everything asked, as Spamhaus does for queries from public resolvers
+DNSBL_RECORDS = [
+    "--host-record=2.0.0.127.bl.test,127.0.0.2", "--txt-record=2.0.0.127.bl.test,Listed: see https://bl.test/q/2",
+    "--txt-record=bl.test,a test blocklist",
+    "--address=/refusing.test/127.255.255.254",
+    "--mx-host=clean.test,mx.clean.test,10", "--host-record=mx.clean.test,127.0.0.1",
+    "--mx-host=listed.test,mx.listed.test,10", "--host-record=mx.listed.test,127.0.0.2",
+]

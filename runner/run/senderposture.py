@@ -1,0 +1,93 @@
+"""What decides whether a domain's own mail is trusted, judged in `expect_dns`: its DKIM keys (`dkim: {selector:
+NAME}`, RFC 6376) and whether its MX addresses are on blocklists (`dnsbl: {zones: [...], address: ...}`, RFC 5782).
+Each check returns its problem (None when it passes) and leaves its facts in the step's JSON details."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from runner.errors import StepFailed
+from runner.net.address import ip_version
+from runner.net.resolver import DnsError, Lookups, ResolverConfig
+from runner.results import StepResult
+from runner.run.context import StepContext
+
+__all__ = ["dkim_problem", "dnsbl_problem"]
+
+
+def _names(session: StepContext, value: Any) -> list[str]:
+    """A string or a list of strings, each rendered; empty ones (an unset plan variable) left out."""
+    given = value if isinstance(value, list) else [value] if value is not None else []
+    return [name for name in (session.text(str(item)).strip().rstrip(".") for item in given) if name]
+
+
+async def dkim_problem(session: StepContext, want: dict[str, Any], config: ResolverConfig, domain: str,
+                       out: StepResult) -> str | None:
+    """Each named selector's key at `<selector>._domainkey.<domain>`: there, parsed, strong enough, not revoked."""
+    from runner.net.dkimkey import check_key
+
+    selectors = _names(session, want["dkim"].get("selector"))
+    warnings: list[str] = []
+    if not selectors:
+        warnings.append("no DKIM selector named: no key checked (selectors cannot be listed from DNS; name them "
+                        "with dkim.selector)")
+    async with Lookups() as lookups:
+        keys = await asyncio.gather(*(check_key(domain, s, config, lookups) for s in dict.fromkeys(selectors)))
+    for key in keys:
+        warnings += [f"selector {key.selector}: {warning}" for warning in key.warnings]
+    out.details = {**(out.details or {}), "dkim": {"domain": domain, "keys": [key.facts() for key in keys],
+                                                   "warnings": warnings}}
+    for warning in warnings:
+        session.note(f"DKIM warning: {warning}")
+    problems = [f"selector {key.selector}: {error}" for key in keys for error in key.errors]
+    return f"DKIM keys of {domain}: " + "; ".join(problems) if problems else None
+
+
+async def _addresses(session: StepContext, spec: dict[str, Any], config: ResolverConfig, domain: str,
+                     lookups: Lookups) -> tuple[list[str], str | None]:
+    """The addresses to look up: the one given, or every address of the domain's MX hosts; or why there are none."""
+    from runner.net.dns import resolve_mx
+
+    if spec.get("address"):
+        address = session.text(str(spec["address"])).strip().strip("[]")
+        if not ip_version(address):
+            raise StepFailed(f"expect_dns dnsbl address: {address!r} is not an IP address")
+        return [address], None
+    if ip_version(domain):
+        return [domain], None
+    try:
+        mx = await resolve_mx(domain, config, lookups)
+    except DnsError as e:
+        return [], f"the MX addresses of {domain} were not found: {e}"
+    return list(dict.fromkeys(a for x in mx.exchangers for a in x.addresses)), None
+
+
+async def dnsbl_problem(session: StepContext, want: dict[str, Any], config: ResolverConfig, domain: str,
+                        out: StepResult) -> str | None:
+    """Each MX address (or the one given) in each zone: a listing fails the step, a refused query warns."""
+    from runner.net.dnsbl import look_up
+
+    spec = want["dnsbl"]
+    zones = list(dict.fromkeys(_names(session, spec.get("zones"))))
+    warnings: list[str] = []
+    problems: list[str] = []
+    async with Lookups() as lookups:
+        addresses, failure = await _addresses(session, spec, config, domain, lookups)
+        found = await asyncio.gather(*(look_up(a, z, config, lookups) for a in addresses for z in zones))
+    if failure:
+        problems.append(failure)
+    if not zones:
+        warnings.append("no DNSBL zone named: no blocklist asked")
+    for each in found:
+        if each.listed or each.error:
+            problems.append(each.said)
+        elif each.refused:
+            warnings.append(each.said)
+    out.details = {**(out.details or {}), "dnsbl": {"addresses": addresses, "zones": zones,
+                                                    "lookups": [each.facts() for each in found],
+                                                    "listed": [each.facts() for each in found if each.listed],
+                                                    "warnings": warnings}}
+    for warning in warnings:
+        session.note(f"DNSBL warning: {warning}")
+    return "Blocklists: " + "; ".join(problems) if problems else None
