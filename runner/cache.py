@@ -46,7 +46,11 @@ class PrivateFolder:
                 if make:
                     self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | _FLAGS)
-                if not _private(os.fstat(fd)):
+                st = os.fstat(fd)
+                if make and st.st_uid == os.geteuid() and not _private(st):  # made 0775 under umask 002
+                    os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o077)  # what others put in it stays theirs: unread
+                    st = os.fstat(fd)
+                if not _private(st):
                     os.close(fd)
                     fd = None
         except (OSError, ValueError):  # ValueError: a NUL in the path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import hashlib
 import json
@@ -14,6 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from runner import __version__
+from runner.cache import PrivateFolder
 from runner.environment import cache_folder
 from runner.errors import Problem
 from runner.plan.load import Loaded
@@ -68,10 +69,16 @@ def validate_fragment(loaded: Loaded, cache: ValidationCache | None = None) -> l
 
 @dataclass(frozen=True)
 class ValidationCache:
-    """Texts that passed before against the same schema, remembered as empty files named by a
-    hash of both, so they pass again without loading jsonschema (a miss just validates)."""
+    """Texts that passed before, so they pass again without loading jsonschema (a miss just validates).
+
+    Each pass is a small file named by a hash of smtprun's version, the schema and the file's text,
+    holding that hash again: a changed plan, included file, schema or smtprun is validated again, and
+    a file that is not exactly that record (damaged, or not the user's own: runner.cache) counts as
+    no pass. An included file is remembered on its own ("fragment"), keyed by its own text.
+    """
 
     folder: Path | None  # None: nothing is remembered
+    version: str = __version__
 
     @classmethod
     def under(cls, cache_dir: Path | None) -> ValidationCache:
@@ -83,22 +90,20 @@ class ValidationCache:
         """Under the cache folder the process environment names (environment.cache_folder)."""
         return cls.under(cache_folder())
 
-    def _marker(self, loaded: Loaded, kind: str) -> Path | None:
-        if self.folder is None:
-            return None
-        parts = (kind.encode(), schema_text().encode(), loaded.source.text.encode())
-        return self.folder / hashlib.sha256(b"\0".join(parts)).hexdigest()
+    def _record(self, loaded: Loaded, kind: str) -> tuple[str, bytes]:
+        parts = (self.version.encode(), kind.encode(), schema_text().encode(), loaded.source.text.encode())
+        digest = hashlib.sha256(b"\0".join(parts)).hexdigest()
+        return digest, f"smtprun {self.version}: {kind} {digest} passed the schema\n".encode()
 
     def passed(self, loaded: Loaded, kind: str) -> bool:
-        marker = self._marker(loaded, kind)
-        return marker is not None and marker.exists()
+        if self.folder is None:
+            return False
+        name, record = self._record(loaded, kind)
+        return PrivateFolder(self.folder).read(name, len(record)) == record
 
     def remember(self, loaded: Loaded, kind: str) -> None:
-        marker = self._marker(loaded, kind)
-        if marker is not None:
-            with contextlib.suppress(OSError):
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.touch()
+        if self.folder is not None:
+            PrivateFolder(self.folder).write(*self._record(loaded, kind))
 
 
 def validate(loaded: Loaded, validator: Any = None, cache: ValidationCache | None = None) -> list[Problem]:

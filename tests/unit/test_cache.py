@@ -46,12 +46,13 @@ def test_a_file_larger_than_the_limit_is_not_read(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("bits", [0o020, 0o002])
-def test_a_folder_others_can_write_to_is_not_used(tmp_path: Path, bits: int) -> None:
+def test_a_folder_others_can_write_to_is_not_read_until_made_private_again(tmp_path: Path, bits: int) -> None:
     folder = PrivateFolder(tmp_path / "shared")
     assert folder.write("entry", b"data")
     os.chmod(tmp_path / "shared", 0o700 | bits)
     assert folder.read("entry", 10) is None
-    assert not folder.write("other", b"data") and not (tmp_path / "shared" / "other").exists()
+    assert folder.write("other", b"data")  # the user's own folder: closed to others first
+    assert mode(tmp_path / "shared") == 0o700 and folder.read("other", 10) == b"data"
 
 
 @pytest.mark.parametrize("bits", [0o620, 0o602])
