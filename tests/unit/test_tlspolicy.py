@@ -75,3 +75,58 @@ def test_suite_classes_from_openssls_description():
     assert "NULL" in suite_classes("NULL-SHA", {"cipher": None, "description": "NULL-SHA Enc=None Mac=SHA1"})
     assert "3DES" in suite_classes("DES-CBC3-SHA", {"cipher": "des-ede3-cbc", "description": ""})
     assert "RC4" in suite_classes("RC4-SHA", {"cipher": "rc4", "description": ""})
+
+
+def kx_offer(**facts) -> Offer:
+    found = offer({"TLSv1.2": ["ECDHE-RSA-AES256-GCM-SHA384"]}, {"ECDHE-RSA-AES256-GCM-SHA384": GCM})
+    found.secure_renegotiation, found.compression, found.ocsp_stapling = True, "none", False
+    for key, value in facts.items():
+        setattr(found, key, value)
+    return found
+
+
+def test_weak_groups_and_dh_fail_by_name_and_a_profile_curve_list_is_advice():
+    found = kx_offer(groups={"TLSv1.2": ["X25519", "secp160r1", "X448"], "TLSv1.3": ["X25519", "ffdhe2048"]},
+                     dh={"bits": 1024, "group": "custom", "version": "TLSv1.2"})
+    failures, _ = judge(found, rules({}))
+    assert failures == ["DH group custom (1024 bits, TLSv1.2) is under 2048 bits",
+                        "group secp160r1 (TLSv1.2) is a 160-bit curve group, under 224 bits"]
+    failures, notes = judge(found, rules({"profile": "mozilla-intermediate"}))
+    assert "group X448 (TLSv1.2) is not among mozilla-intermediate's curves (X25519, prime256v1, secp384r1)" in notes
+    assert not any("X448" in f for f in failures)
+    assert not any(f.startswith("DH group") for f in judge(found, rules({"profile": "mozilla-old"}))[0])
+
+
+def test_renegotiation_compression_and_stapling_each_failure_or_warning_as_asked():
+    found = kx_offer(secure_renegotiation=False, compression="DEFLATE")
+    failures, notes = judge(found, rules({}))
+    assert failures == ["secure renegotiation (RFC 5746) is not supported",
+                        "TLS compression (DEFLATE) is accepted (CRIME)"]
+    assert "OCSP stapling is not offered" in notes
+    failures, notes = judge(found, rules({"secure_renegotiation": "warn", "compression": "warn",
+                                          "ocsp_stapling": "required"}))
+    assert failures == ["OCSP stapling is not offered"]
+    assert "TLS compression (DEFLATE) is accepted (CRIME)" in notes
+
+
+def test_what_was_not_tried_is_said_never_judged():
+    found = kx_offer(secure_renegotiation=None, compression=None, ocsp_stapling=None,
+                     not_tried={"OCSP stapling": "no TLS 1.2 or older handshake was accepted"})
+    failures, notes = judge(found, rules({"ocsp_stapling": "required"}))
+    assert failures == []
+    assert "OCSP stapling: not tried (no TLS 1.2 or older handshake was accepted)" in notes
+
+
+def test_ncsc_levels_versions_suites_order_and_groups():
+    found = kx_offer(versions={"TLSv1.2": ["ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA"]},
+                     suites={"ECDHE-RSA-AES256-GCM-SHA384": GCM, "ECDHE-RSA-AES128-SHA": CBC},
+                     server_order={"TLSv1.2": False}, groups={"TLSv1.2": ["prime256v1", "secp224r1"]})
+    good, _ = judge(found, rules({"profile": "ncsc-good"}))
+    assert good[:2] == ["TLSv1.2 is offered; allowed: TLSv1.3", "TLSv1.3 is not offered"]
+    assert "OCSP stapling is not offered" in good  # on is good (ncsc-good asks it)
+    sufficient, _ = judge(found, rules({"profile": "ncsc-sufficient"}))
+    assert ("TLSv1.2: the server does not enforce its own suite order (ncsc-sufficient asks it when suites "
+            "below good are offered, as ECDHE-RSA-AES128-SHA)") in sufficient
+    assert "group secp224r1 (TLSv1.2) is not in ncsc-sufficient's list" in sufficient
+    phase_out, _ = judge(found, rules({"profile": "ncsc-phase-out"}))
+    assert not any("secp224r1" in f for f in phase_out)
