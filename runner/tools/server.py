@@ -51,10 +51,13 @@ def server_tls_context(cert_file: str, key_file: str | None = None) -> ssl.SSLCo
 
 @dataclass(frozen=True)
 class ServerTls:
-    """The server's certificate; `implicit`: TLS from the first byte (RFC 8314 §3), else after STARTTLS."""
+    """The server's certificate; `implicit`: TLS from the first byte (RFC 8314 §3), else after STARTTLS;
+    `required`: before STARTTLS every command but EHLO, HELO, NOOP, QUIT and STARTTLS is refused with
+    530 (RFC 3207 §4), as a submission port or an internal relay that insists on TLS does."""
 
     context: ssl.SSLContext
     implicit: bool = False
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ class EmbeddedServer:
             port=self.port,
             ssl_context=context if implicit else None,
             tls_context=None if implicit else context,
-            require_starttls=False,
+            require_starttls=tls is not None and tls.required and not implicit,
             # Over implicit TLS (RFC 8314 s 3) every session is already encrypted.
             auth_require_tls=(auth is None or auth.require_tls) and not implicit,
         )
