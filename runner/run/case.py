@@ -19,7 +19,6 @@ from typing import Any
 
 from runner import limits
 from runner.errors import StepFailed
-from runner.mail.listen import ListenError, Listeners
 from runner.net.address import check_host, parse_source
 from runner.net.transport import Connector, open_connection
 from runner.plan.actions import KINDS, named
@@ -29,7 +28,6 @@ from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
 from runner.run.budget import RenderBudget
 from runner.run.connect import Hop
 from runner.run.connect import connect as connect_case
-from runner.run.mailsteps import MAIL_ACTIONS, NotStarted, early_mailboxes
 from runner.run.steprender import StepRenderer, preview_labels
 from runner.run.steps import ACTIONS
 from runner.run.transcript import Listener, Transcript
@@ -41,6 +39,7 @@ from runner.template import RenderError, truth
 
 __all__ = ["CaseRun", "Hop", "Listener", "RunningCase", "not_run", "run_case"]
 
+MAIL_ACTIONS = named("mailbox")  # the closed-loop steps: a case without them loads nothing of runner.mail
 QUIT_TIMEOUT = 2.0  # seconds for the 221 to the QUIT after a failure; Exim takes 0.2 s (RFC 5321 sets none)
 
 
@@ -91,7 +90,7 @@ class RunningCase(Wire):
         self.started_at = time.time()
         self.accepted_at: float | None = None  # the last 250 to a message's data (for `latency:`)
         self.wants_message_id = any(s.action in MAIL_ACTIONS for s in (*case.steps, *case.finally_steps))
-        self.mail_listeners = Listeners()
+        self.mail_listeners: Any = None  # runner.mail.listen.Listeners, started by a case with mail steps
 
     def accepted(self, reply: Reply | None) -> None:
         if reply is not None and reply.code == 250:
@@ -295,19 +294,34 @@ async def _one(session: RunningCase, step: Step, out: StepResult, go_on: bool) -
     return True
 
 
+async def _start_listeners(session: RunningCase, every: tuple[Step, ...]) -> None:
+    """The listen:// mailboxes of a case's mail steps that can start before it connects, started; StepFailed
+    when one cannot. Only a case with mail steps comes here, and only it loads runner.mail."""
+    from runner.mail.listen import ListenError, Listeners
+    from runner.run.mailsteps import NotStarted, early_mailboxes
+
+    session.mail_listeners = Listeners()
+    try:
+        await session.mail_listeners.start(early_mailboxes(every, session.renderer.text))
+    except NotStarted as exc:  # the step whose mailbox it is says why, too; no retry: it would say the same
+        out = session.result.steps[next(i for i, s in enumerate(every) if s is exc.step)]
+        out.status, out.reason, session.result.retryable = FAILED, session.redactor.text(exc.why), False
+        raise
+    except ListenError as exc:
+        raise StepFailed(str(exc)) from exc
+
+
 async def _run_steps(session: RunningCase) -> None:
     result, case = session.result, session.case
     result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
     main, final = result.steps[: len(case.steps)], result.steps[len(case.steps):]
     every = (*case.steps, *case.finally_steps)
     try:
-        await session.mail_listeners.start(early_mailboxes(every, session.renderer.text))  # before anything is sent
+        if session.wants_message_id:
+            await _start_listeners(session, every)  # before anything is sent
         await session.connect()
-    except (StepFailed, ListenError) as exc:  # no step ran: the connection (or a listener) is what failed
+    except StepFailed as exc:  # no step ran: the connection (or a listener) is what failed
         result.status, result.reason = FAILED, session.redactor.text(str(exc))
-        if isinstance(exc, NotStarted):  # the step whose mailbox it is says why, too; no retry: it would say the same
-            out = result.steps[next(i for i, s in enumerate(every) if s is exc.step)]
-            out.status, out.reason, result.retryable = FAILED, session.redactor.text(exc.why), False
         return
     await _run_list(session, case.steps, main, case.continue_on_failure)
     if case.finally_steps:
@@ -386,7 +400,8 @@ async def run_case(job: CaseRun) -> CaseResult:
             clean = session.result.status != FAILED or session.quit_reply is not None
             session.note_closed("client closed the connection" if clean else "client dropped the connection")
             await session.conn.shut(clean)
-        await session.mail_listeners.stop()
+        if session.mail_listeners is not None:
+            await session.mail_listeners.stop()
         session.result.duration = time.monotonic() - session.t0
     preview_labels(session.result, case, case_scope)  # steps not run, in this run's names (its message_id)
     if job.learn:

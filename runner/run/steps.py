@@ -19,7 +19,6 @@ from typing import Any, BinaryIO
 
 from runner.errors import StepFailed
 from runner.files import inside, open_regular
-from runner.mail import msgid
 from runner.plan.actions import KINDS
 from runner.plan.options import Auth, Bdat, Pause, Raw
 from runner.plan.types import Step
@@ -92,7 +91,11 @@ async def do_raw(session: StepContext, step: Step, out: StepResult, deadline: fl
 
 def _with_message_id(session: StepContext, body: bytes) -> tuple[bytes, str]:
     """A body a later step finds by Message-ID gets the case's own when it has none (said in the transcript)."""
-    if not session.wants_message_id or msgid.header_of(body):
+    if not session.wants_message_id:  # a case without mail steps loads nothing of runner.mail
+        return body, ""
+    from runner.mail import msgid
+
+    if msgid.header_of(body):
         return body, ""
     session.note(f"added Message-ID: <{session.message_id}> to the message: a later step finds it by that")
     return msgid.add_header(body, session.message_id), ", Message-ID added"
