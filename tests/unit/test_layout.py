@@ -60,3 +60,12 @@ def later():
         "tests.unit.test_engine", "tests.integration.test_mailbox", "tests.unit.test_validation",
         "tests.unit.test_wire", "tests.unit.conftest", "test_mailbox", "tests.unit.test_case",
     ]
+
+
+def test_no_two_test_files_share_a_name():
+    """The test folders are not packages: pytest imports each test file by its bare name, so a second file of
+    the same name in another folder stops the whole run at collection ("import file mismatch")."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted(TESTS.rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(TESTS)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
