@@ -8,7 +8,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 PACKAGES=(postfix swaks dnsmasq chromium chromium-driver tmux openssl mmdebstrap dovecot-imapd dovecot-pop3d opendkim
-          dovecot-lmtpd prometheus curl testssl.sh)
+          dovecot-lmtpd prometheus curl testssl.sh
+          libnet-ssleay-perl)  # swaks' TLS (--tls, --tls-cert): only Recommended, so not installed without it
 MAIL_HOST=mail.smtprun.test
 CERT_DIR=/etc/smtprun-test
 POSTFIX_LOG=/var/log/postfix.log

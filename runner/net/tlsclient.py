@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import ssl
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -59,10 +60,12 @@ class ClientTls:
         if self.ciphers:
             old = low in OLD_VERSIONS and "@SECLEVEL" not in self.ciphers.upper()
             _set_ciphers(ctx, self.ciphers + (":@SECLEVEL=0" if old else ""))
-        if low:
-            ctx.minimum_version = _VERSION_IDS[low]
-        if self.max_version:
-            ctx.maximum_version = _VERSION_IDS[self.max_version]
+        with warnings.catch_warnings():  # TLS 1.0 and 1.1 are deprecated: testing them is the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if low:
+                ctx.minimum_version = _VERSION_IDS[low]
+            if self.max_version:
+                ctx.maximum_version = _VERSION_IDS[self.max_version]
         if self.cert and self.key:  # read_client_cert has checked them: regular files, PEM, a matching pair
             ctx.load_cert_chain(self.cert, self.key, password=_no_password)
         return ctx

@@ -101,10 +101,18 @@ QPSMTPD = SmtpServer("qpsmtpd", "qpsmtpd", "127.0.0.1", 2533, MTA_ROOT / "qpsmtp
 HARAKA = SmtpServer("haraka", "Haraka", "127.0.0.1", 2535, MTA_ROOT / "haraka",
                     (Path("/var/log/smtprun-haraka.log"),), auth_before_tls=True, dsn=False)
 # Extra listeners of the host's Postfix (scripts/env/postfix-listeners.sh): one that reads a PROXY protocol
-# header before its banner, one that trusts loopback clients with XCLIENT and XFORWARD.
+# header before its banner, one that trusts loopback clients with XCLIENT and XFORWARD, one that relays for a
+# client certificate.
 POSTFIX_PROXY_PORT = 2541
 POSTFIX_PROXY_TLS_PORT = 2545  # the same, then TLS from the first byte (as on 465)
 POSTFIX_XCLIENT_PORT = 2543
+# The last asks for a client certificate and relays (to any domain) for the test client certificate alone
+# (permit_tls_clientcerts, its SHA-256 fingerprint in relay_clientcerts); its twin has TLS from the first byte.
+POSTFIX_CLIENTCERT_PORT = 2547
+POSTFIX_CLIENTCERT_TLS_PORT = 2549
+CLIENT_CERT = CERT_DIR / "client.pem"  # CN=client.smtprun.test, issued by CLIENT_CA
+CLIENT_KEY = CERT_DIR / "client.key"
+CLIENT_CA = CERT_DIR / "client-ca.pem"
 # The private Dovecot's LMTP (scripts/env/dovecot.conf), delivering into the same Maildirs as Postfix.
 DOVECOT_LMTP_PORT = 2424
 DOVECOT_LMTP_SOCKET = Path("/run/smtprun-dovecot/lmtp")

@@ -90,4 +90,6 @@ def sni_server(folder: Path, implicit: bool = False) -> SniServer:
     leaf.configure_cert(context)
     names: list[str | None] = []
     context.sni_callback = lambda _sslobj, name, _ctx: names.append(name)  # None: go on with this context
-    return SniServer(EmbeddedServer(tls=ServerTls(context, implicit)).start(), folder / "sni-ca.pem", names)
+    server = EmbeddedServer(tls=ServerTls(context, implicit)).start()
+    names.clear()  # the handshake of the check that it is ready
+    return SniServer(server, folder / "sni-ca.pem", names)
