@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,9 +16,9 @@ from typing import Any
 from runner import limits
 from runner.mail import dsn as dsnparse
 from runner.mail.auth import authentication_results, check_results, verify_dkim
-from runner.mail.reader import Found
+from runner.mail.reader import MAX_BODY_BYTES, Found
 
-__all__ = ["MAX_SHOWN_FIELDS", "body_text", "delivery", "header_facts", "report"]
+__all__ = ["MAX_SHOWN_FIELDS", "attachments_of", "body_text", "delivery", "header_facts", "report"]
 
 MAX_SHOWN_FIELDS = 100  # header fields of the delivered copy kept in the report
 MAX_SHOWN_VALUE = 2000  # characters of one field's value kept
@@ -26,10 +27,10 @@ _SMTP_RECEIVED = re.compile(r"\bwith\s+(?:E?SMTP|LMTP|UTF8SMTP)", re.I)
 
 
 def header_facts(found: Found) -> list[list[str]]:
-    from runner.mail.reader import parse_headers
+    from runner.mail.reader import header_fields
 
-    fields = parse_headers(found.header).items()[:MAX_SHOWN_FIELDS]
-    return [[name, _cut(" ".join(str(value).split()))] for name, value in fields]
+    fields = header_fields(found.header)[:MAX_SHOWN_FIELDS]
+    return [[name, _cut(" ".join(value.split()))] for name, value in fields]
 
 
 def _cut(text: str) -> str:
@@ -107,6 +108,7 @@ def delivery(found: Found, spec: Mapping[str, Any], nameservers: Sequence[tuple[
             theirs = [f"{r.authserv_id} says dkim={r.result}" for r in results if r.method == "dkim"]
             problems.append(f"DKIM is {verdict.result}, expected {spec['dkim']}" + (f" ({why})" if why else "")
                             + (f"; {', '.join(theirs)}" if theirs else ""))
+    problems += _attachments(found, spec.get("attachments") or (), facts)
     if latency is not None:
         facts["latency"] = round(latency, 3)
     if "latency" in spec:
@@ -115,6 +117,53 @@ def delivery(found: Found, spec: Mapping[str, Any], nameservers: Sequence[tuple[
         elif latency > spec["latency"]:
             problems.append(f"latency: arrived {latency:.1f}s after the server accepted it, over {spec['latency']:g}s")
     return problems, facts
+
+
+def attachments_of(raw: bytes) -> list[dict[str, Any]]:
+    """The message's attachments (parts with a file name, or a Content-Disposition of attachment, RFC 2183):
+    name, type, size and SHA-256 of the decoded bytes, in order."""
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        parts = [p for p in message.walk() if not p.is_multipart() and (p.get_filename() or p.is_attachment())]
+        return [{"name": p.get_filename() or "", "type": p.get_content_type(),
+                 "size": len(data := p.get_payload(decode=True) or b""), "sha256": hashlib.sha256(data).hexdigest()}
+                for p in parts]
+    except (LookupError, ValueError, TypeError, AttributeError):  # an unknown charset, a broken part
+        return []
+
+
+def _attachments(found: Found, wanted: Sequence[Mapping[str, str]], facts: dict[str, Any]) -> list[str]:
+    """Each attachment the step names (by file name) is in the delivered copy, with the type and SHA-256 given."""
+    if not wanted and b"\ncontent-disposition" not in found.raw.lower():  # nothing to show or check
+        return []
+    if found.truncated:
+        return ["attachments: the delivered copy is larger than the part of it smtprun reads "
+                f"({MAX_BODY_BYTES} bytes of body): its attachments cannot be checked"] if wanted else []
+    arrived = facts["attachments"] = attachments_of(found.raw)
+    problems = []
+    for want in wanted:
+        same = [a for a in arrived if a["name"] == want["name"]]
+        if not same:
+            there = ", ".join(f"{a['name'] or '(no name)'} ({a['type']}, {a['size']} bytes)" for a in arrived)
+            problems.append(f"attachment {want['name']!r} is missing: the delivered copy has "
+                            + (there or "no attachments"))
+        elif not any(_matches(a, want) for a in same):
+            problems.append(f"attachment {want['name']!r}: " + "; ".join(_differences(same[0], want)))
+    return problems
+
+
+def _matches(found: Mapping[str, Any], want: Mapping[str, str]) -> bool:
+    return not _differences(found, want)
+
+
+def _differences(found: Mapping[str, Any], want: Mapping[str, str]) -> list[str]:
+    out = []
+    if "type" in want and found["type"] != want["type"].lower():
+        out.append(f"its type is {found['type']}, expected {want['type']}")
+    if "sha256" in want and found["sha256"] != want["sha256"].lower():
+        out.append(f"its SHA-256 is {found['sha256']}, expected {want['sha256'].lower()} "
+                   f"({found['size']} bytes arrived)")
+    return out
 
 
 def report(found: Found, message_id: str, spec: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:

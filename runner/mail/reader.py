@@ -23,8 +23,8 @@ from runner.errors import SmtprunError
 from runner.mail.url import MailboxUrl
 
 __all__ = ["MAX_BODY_BYTES", "MAX_FOLDERS", "MAX_HEADER_BYTES", "MAX_SESSION_BYTES", "Budget", "Found", "MailError",
-           "MailTimeout", "Options", "Reader", "Wanted", "is_report", "message_ids", "parse_headers", "passes",
-           "report_about"]
+           "MailTimeout", "Options", "Reader", "Wanted", "header_fields", "is_report", "message_ids", "parse_headers",
+           "passes", "report_about"]
 
 MAX_HEADER_BYTES = 256 * 1024  # a delivered copy's header section read at most; more is cut
 MAX_BODY_BYTES = 1024 * 1024  # of its body: a larger message is not read whole (body: sees this much)
@@ -93,11 +93,19 @@ class Found:
 
     def fields(self, name: str) -> list[str]:
         """Every header field of that name, unfolded, in order."""
-        return [" ".join(str(v).split()) for v in parse_headers(self.header).get_all(name, [])]
+        wanted = name.lower()
+        return [" ".join(v.split()) for n, v in header_fields(self.header) if n.lower() == wanted]
 
 
 def parse_headers(header: bytes) -> Any:
     return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header)
+
+
+def header_fields(header: bytes) -> list[tuple[str, str]]:
+    """(name, value) of each header field, in order; 8-bit values read as UTF-8 (RFC 6532), as an SMTPUTF8
+    message's are, not shown as replacement characters."""
+    return [(name, value.encode("ascii", "surrogateescape").decode("utf-8", "replace") if isinstance(value, str)
+             else str(value)) for name, value in parse_headers(header).raw_items()]
 
 
 REPORT_TYPES = ("multipart/report", "multipart/mixed")

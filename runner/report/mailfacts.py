@@ -22,6 +22,9 @@ def _verdicts(details: dict[str, Any]) -> list[tuple[str, str]]:
                      f"{r.get('method')}={r.get('result')} {r.get('properties') or ''}".strip()))
     if "received_tls" in details:
         rows.append(("TLS on every SMTP hop (Received)", "yes" if details["received_tls"] else "no"))
+    for a in details.get("attachments") or []:
+        rows.append((f"attachment {a.get('name') or '(no name)'}",
+                     f"{a.get('type')}, {a.get('size')} bytes, SHA-256 {a.get('sha256')}"))
     return rows
 
 

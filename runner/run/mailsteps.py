@@ -112,6 +112,8 @@ def rendered(session: StepContext, spec: dict[str, Any]) -> dict[str, Any]:
             out[key] = session.text(out[key])
     if out.get("headers"):
         out["headers"] = {name: session.text(rx) for name, rx in out["headers"].items()}
+    if out.get("attachments"):
+        out["attachments"] = [{key: session.text(v) for key, v in item.items()} for item in out["attachments"]]
     if out.get("authentication_results"):
         results = out["authentication_results"] = dict(out["authentication_results"])
         results["authserv_id"] = session.text(results["authserv_id"])
@@ -226,6 +228,9 @@ def _expected(session: StepContext, spec: dict[str, Any]) -> str:
             continue
         if key == "headers":
             parts += [f"{name} /{rx}/" for name, rx in value.items()]
+        elif key == "attachments":
+            parts += [f"attachment {a['name']}" + "".join(f" {k} {a[k]}" for k in ("type", "sha256") if k in a)
+                      for a in value]
         elif key == "authentication_results" and isinstance(value, dict):
             results = ", ".join(f"{m}={r}" for m, r in value.items() if m != "authserv_id")
             parts.append(f"Authentication-Results from {session.text(str(value.get('authserv_id', '')))}: {results}")
