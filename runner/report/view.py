@@ -20,6 +20,7 @@ from runner.report.format import (
     why_failed,
 )
 from runner.report.mailfacts import mail_rows
+from runner.report.tlsfacts import OfferView, offer_view
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult, StepResult, show_bytes
 
 __all__ = ["MAX_EVENT_LINES", "CaseView", "LoadView", "SessionView", "StepView", "case_view", "skipped_groups",
@@ -56,6 +57,7 @@ class SessionView:
     captures: list[tuple[str, str, int]]
     transcript: list[tuple[str, str, str, str]]  # offset, direction, css class, text
     mail: list[tuple[int, str, list[tuple[str, str]]]]  # expect_delivery/expect_dsn: step, action, facts
+    offers: list[OfferView]  # tls_offer steps' facts
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,8 @@ def _session(title: str, case: CaseResult, file: str, status: str | None = None)
         captures=[(printable(k), printable(v), s.index) for s in case.steps for k, v in s.captures.items()],
         transcript=_transcript(case),
         mail=[(s.index, s.action, [(printable(k), printable(v)) for k, v in mail_rows(s.details)])
-              for s in case.steps if s.details],
+              for s in case.steps if s.details and s.action != "tls_offer"],
+        offers=[offer_view(s.index, s.details) for s in case.steps if s.details and s.action == "tls_offer"],
     )
 
 
