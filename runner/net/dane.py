@@ -78,12 +78,15 @@ def _match(record: TlsaRecord, chain: list[bytes]) -> int | None:
     return None
 
 
-def _rollover(matched: list[TlsaRecord], unmatched: list[TlsaRecord]) -> bool:
-    """RFC 7671 §8.1: the next key's record published beside the current one ("current + next", a DANE-EE record
-    matching no certificate sent), or a DANE-EE and a DANE-TA record both matching ("3 1 1 + 2 1 1"), so a
-    new key or a new certificate from the same issuer is covered before it is deployed."""
+def _rollover(matched: list[TlsaRecord], unmatched: list[TlsaRecord], chain: list[bytes]) -> bool:
+    """RFC 7671 §8.1: the next key's record published beside the current one ("current + next": a DANE-EE record
+    matching no certificate sent, or a DANE-TA record matching none of the issuers the server sends), or a DANE-EE
+    and a DANE-TA record both matching ("3 1 1 + 2 1 1"), so a new key or a new certificate from the same issuer is
+    covered before it is deployed. A DANE-TA record the server gives nothing to match (it sends only its own
+    certificate) is no next key: it cannot take over at all."""
     usages = {record.usage for record in matched}
-    return bool(matched) and ({2, 3} <= usages or any(record.usage == 3 for record in unmatched))
+    nexts = [record for record in unmatched if record.usage == 3 or (record.usage == 2 and len(chain) > 1)]
+    return bool(matched) and ({2, 3} <= usages or bool(nexts))
 
 
 def _name_problem(chain: list[bytes], names: list[str]) -> str | None:
@@ -121,7 +124,7 @@ def judge(records: list[TlsaRecord], chain: list[bytes], names: list[str]) -> Da
         problems.append("no usable TLSA record matches the chain the server sends: "
                         + "; ".join(_mismatch(record, chain) for record in unmatched) if unmatched else
                         "no usable TLSA record (usages 2 and 3 only, RFC 7672 §3.1.3)")
-    rollover = _rollover(matched, unmatched)
+    rollover = _rollover(matched, unmatched, chain)
     if matched and not rollover:
         warnings.append(_rollover_advice(matched, unmatched, chain))
     return DaneVerdict(tuple(said_matched), tuple(map(str, unmatched)), tuple(ignored), tuple(problems),
@@ -132,8 +135,9 @@ def _mismatch(record: TlsaRecord, chain: list[bytes]) -> str:
     if record.usage == 2 and len(chain) < 2:
         return (f"{record} (DANE-TA): the server sends only its own certificate, and a DANE-TA record needs the "
                 "issuing certificate in the chain it sends (RFC 7671 §5.2.2)")
-    which = "the server's certificate" if record.usage == 3 else "no certificate above the server's"
-    return f"{record} ({_USAGES[record.usage]}) does not match {which}"
+    if record.usage == 3:
+        return f"{record} (DANE-EE) does not match the server's certificate"
+    return f"{record} (DANE-TA) matches no certificate the server sends above its own ({len(chain) - 1} sent)"
 
 
 def _rollover_advice(matched: list[TlsaRecord], unmatched: list[TlsaRecord], chain: list[bytes]) -> str:
