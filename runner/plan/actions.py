@@ -50,7 +50,7 @@ KINDS: dict[str, ActionKind] = {kind.name: kind for kind in (
                words=("file", "body_file", "message_file", "eml", "data_path")),
     ActionKind("data_size", command=True, ends_data=True, words=("size", "body_size", "message_size")),
     ActionKind("message", command=True, ends_data=True, words=("mime", "mime_message", "compose", "build_message"),
-               runs_in="message"),
+               runs_in="message", options=options.Message),
     ActionKind("sleep", words=("wait", "pause", "delay", "sleep_seconds", "wait_seconds")),
     ActionKind("close", uncounted=True, words=("disconnect", "hangup", "hang_up")),
     ActionKind("xclient", command=True, words=("x_client",), runs_in="xclient", options=options.Attributes),

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-__all__ = ["Attributes", "Auth", "Bdat", "Options", "Pause", "Pipeline", "PipelineItem", "Raw", "Smuggle"]
+__all__ = ["Attributes", "Auth", "Bdat", "Message", "MessageAttachment", "MessageDkim", "Options", "Pause", "Pipeline",
+           "PipelineItem", "Raw", "Smuggle"]
 
 
 class Options:
@@ -129,3 +130,50 @@ class Attributes(Options):
     @classmethod
     def read(cls, value: Any) -> Attributes:
         return cls(tuple(value.items()))
+
+
+@dataclass(frozen=True)
+class MessageAttachment(Options):
+    """A file a `message:` attaches: its path (resolved against the plan by the builder when written out), the
+    name the recipient sees and its type ("": the file's own name, a type guessed from the name)."""
+
+    path: str
+    name: str = ""
+    type: str = ""
+
+
+@dataclass(frozen=True)
+class MessageDkim(Options):
+    """A `message:`'s DKIM signature (RFC 6376): d=, s= and the PEM private key file."""
+
+    domain: str
+    selector: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Message(Options):
+    """`message:`: a message built from parts (runner.mail.compose); `text` or `html` None where not given."""
+
+    KEYS: ClassVar[dict[str, str]] = {"from": "sender"}
+
+    sender: str = ""
+    to: tuple[str, ...] = ()
+    subject: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    text: str | None = None
+    html: str | None = None
+    attachments: tuple[MessageAttachment, ...] = ()
+    dkim: MessageDkim | None = None
+
+    @classmethod
+    def read(cls, value: Any) -> Message:
+        given = dict(value)
+        if "to" in given:
+            given["to"] = (given["to"],) if isinstance(given["to"], str) else tuple(given["to"])
+        if "headers" in given:
+            given["headers"] = tuple(given["headers"].items())
+        given["attachments"] = tuple(MessageAttachment.read(item) for item in given.get("attachments") or ())
+        if "dkim" in given:
+            given["dkim"] = MessageDkim.read(given["dkim"])
+        return super().read(given)  # type: ignore[no-any-return]

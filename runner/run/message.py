@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Any
 
 from runner.errors import StepFailed
 from runner.files import inside, open_regular
 from runner.mail import compose
+from runner.plan import options
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
@@ -42,23 +42,18 @@ class MessageOptions:
     dkim: tuple[str, str, _File] | None  # (domain, selector, key file)
 
 
-def _options(session: StepContext, value: Any) -> MessageOptions:
-    """The step's options as written (the schema's mapping), each string rendered in the step's scope."""
-    def text(key: str, within: Any = value) -> str:
-        return session.text(within[key]) if within.get(key) is not None else ""
+def _options(session: StepContext, given: options.Message) -> MessageOptions:
+    """The step's options (runner.plan.options.Message), each string rendered in the step's scope."""
+    def text(value: str | None) -> str:
+        return session.text(value) if value else ""
 
-    to = value.get("to") or ()
     parts = compose.Parts(
-        sender=text("from"),
-        to=tuple(session.text(item) for item in ([to] if isinstance(to, str) else to)),
-        subject=text("subject"),
-        headers=tuple((name, session.text(v)) for name, v in (value.get("headers") or {}).items()),
-        text=text("text") if "text" in value else None,
-        html=text("html") if "html" in value else None)
-    attachments = tuple((_File(item["path"], True), text("name", item), text("type", item))
-                        for item in value.get("attachments") or ())
-    dkim = value.get("dkim")
-    signing = (text("domain", dkim), text("selector", dkim), _File(dkim["key"], False)) if dkim else None
+        sender=text(given.sender), to=tuple(text(item) for item in given.to), subject=text(given.subject),
+        headers=tuple((name, text(value)) for name, value in given.headers),
+        text=None if given.text is None else text(given.text), html=None if given.html is None else text(given.html))
+    attachments = tuple((_File(item.path, True), text(item.name), text(item.type)) for item in given.attachments)
+    dkim = given.dkim
+    signing = (text(dkim.domain), text(dkim.selector), _File(dkim.key, False)) if dkim else None
     return MessageOptions(parts, attachments, signing)
 
 
