@@ -1,4 +1,6 @@
-"""DNS lookups a mail test needs: MX with fallback and null MX, addresses, PTR, SPF/DMARC/MTA-STS TXT, DANE TLSA.
+"""DNS lookups a mail test needs: MX with fallback and null MX, addresses, PTR, SPF/DMARC/MTA-STS TXT.
+
+DANE's TLSA records are asked with their DNSSEC status (runner/net/dnssec.py) and judged in runner/net/dane.py.
 
 The queries go through runner.net.resolver: a run passes its `Lookups` (one channel per name-server set, a cap
 on queries in flight, each name and type asked once per run); without one, each call makes its own. Every
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import ipaddress
 import random
 import re
@@ -20,11 +21,10 @@ from dataclasses import dataclass
 
 from runner.net.address import split_hostport
 from runner.net.resolver import FAMILIES, DnsError, Lookups, ResolverConfig, server, shown
-from runner.net.x509 import subject_public_key_info
 
 __all__ = [
     "DnsError", "Exchanger", "Lookups", "MxResult", "ResolverConfig", "parse_nameserver", "ptr_check",
-    "resolve_host", "resolve_mx", "tlsa_check", "txt_present",
+    "resolve_host", "resolve_mx", "txt_present",
 ]
 
 
@@ -268,58 +268,3 @@ async def txt_present(kind: str, domain: str, config: ResolverConfig, lookups: L
     seen = "; ".join(repr(text[:60]) for text in sorted(texts)[:3]) if texts else "none"
     return f"no {label} record at {name}: no TXT record starts with {start} (TXT records: {seen})"
 
-
-_SELECTORS = {0: "DER", 1: "SPKI"}  # RFC 6698 §2.1.2: the full certificate or its SubjectPublicKeyInfo
-_MATCHING = {0: ("exact", None), 1: ("SHA-256", "sha256"), 2: ("SHA-512", "sha512")}  # RFC 6698 §2.1.3
-
-
-async def tlsa_check(host: str, port: int, cert_chain_der: list[bytes], config: ResolverConfig,
-                     lookups: Lookups | None = None) -> str | None:
-    """None when a TLSA record at _<port>._tcp.<host> matches the chain (end-entity first); else the reason.
-
-    DANE-EE (3) is matched against the end-entity certificate, DANE-TA (2) against any certificate given
-    (RFC 7672 §3.1); PKIX usages (0, 1) are not checked. DNSSEC validation (RFC 7672 §2.2) is left to the resolver.
-    """
-    name = f"_{port}._tcp.{shown(host)}"
-    try:
-        async with _using(lookups) as asking:
-            records = await asking.query(name, "TLSA", config)
-    except DnsError as e:
-        return f"no TLSA record: {e}"
-    if not records:
-        return f"no TLSA record at {name}"
-    if not cert_chain_der:
-        return f"no certificate to compare with the TLSA records at {name}"
-    compared = []
-    for record in records:
-        mismatch = _tlsa_mismatch(record, cert_chain_der)
-        if mismatch is None:
-            return None
-        compared.append(mismatch)
-    return f"no TLSA record at {name} matches: " + "; ".join(compared)
-
-
-def _tlsa_mismatch(record: tuple[int, int, int, bytes], cert_chain_der: list[bytes]) -> str | None:
-    """None when one TLSA record (usage, selector, matching type, data) matches the chain; else what it saw."""
-    usage, selector, mtype, association = record
-    label = f"TLSA {usage} {selector} {mtype} {association.hex()[:16]}..."
-    if usage in (0, 1):
-        return f"{label}: usage {usage} (PKIX) not checked"
-    if usage not in (2, 3) or selector not in _SELECTORS or mtype not in _MATCHING:
-        return f"{label}: unsupported usage, selector or matching type (RFC 6698 §2.1)"
-    certs = cert_chain_der[:1] if usage == 3 else cert_chain_der
-    method, algorithm = _MATCHING[mtype]
-    values = []
-    for index, der in enumerate(certs):
-        try:
-            data = der if selector == 0 else subject_public_key_info(der)
-        except ValueError as e:
-            values.append(f"certificate {index}: {e}")
-            continue
-        value = hashlib.new(algorithm, data).digest() if algorithm else data
-        if value == association:
-            return None
-        values.append(value.hex()[:16] + "...")
-    which = "end-entity certificate's" if usage == 3 else "chain certificates'"
-    of = f"{method} of " if algorithm else ""
-    return f"{label}: {of}the {which} {_SELECTORS[selector]} is {', '.join(values)}"

@@ -34,7 +34,7 @@ async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadl
         raise StepFailed(f"no mail domain to look up: the run connects to the address {domain}; give the plan "
                          "target.mx or the step expect_dns.domain")
     try:
-        problems = await asyncio.wait_for(_dns_checks(session, want, config, domain, out),
+        problems = await asyncio.wait_for(_dns_checks(session, want, config, domain, out, deadline),
                                           max(0.001, deadline - time.monotonic()))
     except asyncio.TimeoutError:
         raise StepFailed("DNS checks did not finish within the step's timeout") from None
@@ -59,8 +59,19 @@ async def _judged_with_step(kind: str, session: StepContext, want: dict[str, Any
     return await check(session, want, config, domain, out)
 
 
+async def _dane(session: StepContext, want: dict[str, Any], out: StepResult, deadline: float) -> str | None:
+    """`tlsa: match`, judged as `expect_tls: {tlsa: match}` judges it (runner/run/dane.py): records that are not
+    DNSSEC-secure are not usable, whether they match or not (RFC 7672 §2.2)."""
+    if not tlsinfo.peer_chain(session.tls_object):
+        return "no TLS session in force: use starttls first, or target tls: implicit"
+    from runner.run.dane import tlsa_check
+
+    _found, problem = await tlsa_check(session, want["tlsa"], out, deadline)
+    return problem
+
+
 async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
-                      domain: str, out: StepResult) -> list[tuple[str, str | None]]:
+                      domain: str, out: StepResult, deadline: float) -> list[tuple[str, str | None]]:
     """(check, its problem or None) for each check asked for, in order."""
     from runner.net import dns
 
@@ -77,12 +88,8 @@ async def _dns_checks(session: StepContext, want: dict[str, Any], config: Any,
         elif kind in want:
             problems.append((f"{kind} of {domain}", await dns.txt_present(kind, domain, config)))
     if "tlsa" in want:
-        chain = tlsinfo.peer_chain(session.tls_object)
         where = f"TLSA of _{session.port()}._tcp.{session.server_host}"
-        if not chain:
-            problems.append((where, "no TLS session in force: use starttls first, or target tls: implicit"))
-        else:
-            problems.append((where, await dns.tlsa_check(session.server_host, session.port(), chain, config)))
+        problems.append((where, await _dane(session, want, out, deadline)))
     if "dnssec" in want:
         from runner.run.dnssecstep import dnssec_problem
 

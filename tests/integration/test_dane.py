@@ -13,7 +13,7 @@ from tests.support.dnssec import BOGUS, INSECURE, SECURE, require_dnssec
 from tests.support.mtas import POSTFIX, require_smtp
 
 
-def dane(tmp_path, domain: str, tlsa: str = "match") -> tuple[int, dict, str]:
+def dane(tmp_path, domain: str, tlsa: str = "match", step: str = "expect_tls") -> tuple[int, dict, str]:
     """A case that reaches Postfix as MX of `domain`, starts TLS and checks DANE: exit status, the step, stdout."""
     nameserver = require_dnssec()
     require_smtp(POSTFIX)
@@ -26,7 +26,7 @@ cases:
       - send: EHLO client.test
         expect: 250
       - starttls: {{verify: false}}
-      - expect_tls: {{tlsa: {tlsa}}}
+      - {step}: {{tlsa: {tlsa}}}
 """)
     report = tmp_path / "out.json"
     code, out, _ = run("-v", "--json", str(report), plan)
@@ -111,3 +111,15 @@ cases:
 """)
     code, out, _ = run(plan)
     assert code == 1 and f"SERVFAIL for {BOGUS} MX" in out
+
+
+@pytest.mark.parametrize("domain", [SECURE, f"wrong.{SECURE}", INSECURE, f"tampered.{SECURE}", f"none.{SECURE}"])
+def test_expect_dns_tlsa_is_judged_as_expect_tls_judges_it(tmp_path, domain):
+    """The older `expect_dns: {tlsa: match}` runs the same DANE check: never a pass where expect_tls fails."""
+    tls_code, tls_step, _ = dane(tmp_path, domain)
+    dns_code, dns_step, out = dane(tmp_path, domain, step="expect_dns")
+    assert dns_code == tls_code, out
+    assert dns_step["details"]["tlsa"]["matched"] == tls_step["details"]["tlsa"]["matched"]
+    assert dns_step["details"]["tlsa"]["dnssec"] == tls_step["details"]["tlsa"]["dnssec"]
+    if tls_code:
+        assert tls_step["reason"] in dns_step["reason"]

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import trustme
 
+from runner.net.dane import TlsaRecord, judge
 from runner.net.dns import (
     DnsError,
     Exchanger,
@@ -17,9 +18,9 @@ from runner.net.dns import (
     ptr_check,
     resolve_host,
     resolve_mx,
-    tlsa_check,
     txt_present,
 )
+from runner.net.dnssec import validated
 from tests.support.certs import association, der_chain
 from tests.support.dnsserver import DnsServer
 
@@ -270,7 +271,7 @@ def test_txt_unknown_kind(config):
         run(txt_present("dkim", "example.test", config))
 
 
-# --- TLSA ------------------------------------------------------------------------------------------------------
+# --- TLSA, read with its DNSSEC status (runner/net/dnssec.py) and judged (runner/net/dane.py) ----------------------
 
 
 @pytest.fixture(scope="module", params=[trustme.KeyType.ECDSA, trustme.KeyType.RSA], ids=["ecdsa", "rsa"])
@@ -279,40 +280,25 @@ def chain(request) -> list[bytes]:
     return der_chain(request.param)
 
 
+def tlsa_answer(config: ResolverConfig, name: str = "_25._tcp.mx1.example.test"):
+    return run(validated(name, "TLSA", config))
+
+
 @pytest.mark.parametrize("selector", [0, 1])
 @pytest.mark.parametrize("mtype", [0, 1, 2])
-def test_tlsa_dane_ee_matches(server, config, chain, selector, mtype):
-    server.set("_25._tcp.mx1.example.test", "TLSA", [f"3 {selector} {mtype} {association(chain[0], selector, mtype)}"])
-    assert run(tlsa_check("mx1.example.test", 25, chain, config)) is None
+def test_tlsa_records_read_back_from_an_unsigned_zone_are_insecure(server, config, chain, selector, mtype):
+    data = association(chain[0], selector, mtype)
+    server.set("_25._tcp.mx1.example.test", "TLSA", [f"3 {selector} {mtype} {data}"])
+    answer = tlsa_answer(config)
+    assert (answer.status, answer.rcode) == ("insecure", "NOERROR")
+    assert [(r.usage, r.selector, r.mtype, r.cert.hex()) for r in answer.records] == [(3, selector, mtype, data)]
+    records = [TlsaRecord(r.usage, r.selector, r.mtype, r.cert) for r in answer.records]
+    assert judge(records, chain, ["mx1.example.test"]).matched  # they match, yet a DANE sender does not use them
 
 
-@pytest.mark.parametrize(("selector", "mtype"), [(0, 1), (1, 1), (1, 2)])
-def test_tlsa_dane_ta_matches_the_ca(server, config, chain, selector, mtype):
-    server.set("_465._tcp.mx1.example.test", "TLSA", [f"2 {selector} {mtype} {association(chain[1], selector, mtype)}"])
-    assert run(tlsa_check("mx1.example.test.", 465, chain, config)) is None
-    reason = run(tlsa_check("mx1.example.test", 465, chain[:1], config))  # the CA is not in the chain given
-    assert reason.startswith("no TLSA record at _465._tcp.mx1.example.test matches: TLSA 2 ")
-
-
-def test_tlsa_dane_ee_does_not_match_the_ca(server, config, chain):
-    server.set("_25._tcp.mx1.example.test", "TLSA", [f"3 1 1 {association(chain[1], 1, 1)}"])
-    reason = run(tlsa_check("mx1.example.test", 25, chain, config))
-    leaf_hash = association(chain[0], 1, 1)
-    assert reason == (
-        f"no TLSA record at _25._tcp.mx1.example.test matches: TLSA 3 1 1 {association(chain[1], 1, 1)[:16]}...: "
-        f"SHA-256 of the end-entity certificate's SPKI is {leaf_hash[:16]}..."
-    )
-
-
-def test_tlsa_pkix_usages_are_not_checked(server, config, chain):
-    server.set("_25._tcp.mx1.example.test", "TLSA", [f"1 0 1 {association(chain[0], 0, 1)}"])
-    reason = run(tlsa_check("mx1.example.test", 25, chain, config))
-    assert reason.endswith(": usage 1 (PKIX) not checked")
-
-
-def test_tlsa_missing(server, config, chain):
-    assert run(tlsa_check("mx1.example.test", 25, chain, config)) == (
-        "no TLSA record: NXDOMAIN for _25._tcp.mx1.example.test TLSA"
-    )
+def test_no_tlsa_record_is_an_empty_answer_not_an_error(server, config):
+    answer = tlsa_answer(config)
+    assert (answer.status, answer.rcode, answer.records) == ("insecure", "NXDOMAIN", ())
     server.set("_25._tcp.mx2.example.test", "TXT", ['"not a TLSA record"'])
-    assert run(tlsa_check("mx2.example.test", 25, chain, config)) == "no TLSA record at _25._tcp.mx2.example.test"
+    answer = tlsa_answer(config, "_25._tcp.mx2.example.test")
+    assert (answer.rcode, answer.records) == ("NOERROR", ())

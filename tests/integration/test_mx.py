@@ -127,8 +127,11 @@ def mx_ca():
     return ca, ca.issue_cert("mx.test"), ca.issue_cert("mx.test")
 
 
-@pytest.mark.parametrize(("which", "passes"), [("presented", True), ("other", False)])
-def test_tlsa_matches_only_the_presented_certificate(tmp_path, dnsmasq_factory, mx_ca, which, passes):
+@pytest.mark.parametrize(("which", "matches"), [("presented", True), ("other", False)])
+def test_unsigned_tlsa_records_are_not_usable_whether_they_match_or_not(tmp_path, dnsmasq_factory, mx_ca, which,
+                                                                         matches):
+    """expect_dns tlsa: match is DANE as expect_tls judges it: dnsmasq serves the records unsigned, and a DANE
+    sender ignores those (RFC 7672 §2.2), so the step fails either way; its details say whether one matched."""
     ca, presented, other = mx_ca
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     presented.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
@@ -148,7 +151,12 @@ steps:
   - starttls: {{cafile: "{tmp_path / 'ca.pem'}"}}
   - expect_dns: {{tlsa: match}}
 """)
-        code, out, _ = run(plan, "--no-report")
-    assert code == (0 if passes else 1), out
-    if not passes:
-        assert "step 4" in out and "TLSA" in out
+        code, out, _ = run(plan, "--no-report", "--json", str(tmp_path / "run.json"))
+    step = json.loads((tmp_path / "run.json").read_text())["plans"][0]["cases"][0]["steps"][3]
+    assert code == 1, out
+    assert step["reason"] == (f"the TLSA records at _{srv.port}._tcp.mx.test are not DNSSEC-signed (insecure): "
+                              "DANE without DNSSEC is not usable (RFC 7672 §2.2)"
+                              + ("" if matches else "; no usable TLSA record matches the chain the server sends: "
+                                 f"{step['details']['tlsa']['unmatched'][0]} (DANE-EE) does not match the "
+                                 "server's certificate"))
+    assert bool(step["details"]["tlsa"]["matched"]) is matches
