@@ -1,6 +1,7 @@
 """`expect_dns: {dnssec: secure}`: the DNSSEC status of each name a sender looks up to reach the mail host (the
 mail domain's MX, the host's address, its TLSA records), as the plan's validating resolver says it
-(runner/net/dnssec.py). Every name must have the status the plan expects; each name's status is in the details."""
+(runner/net/dnssec.py). Every name must have the status the plan expects, or, with `valid`, must not be bogus;
+each name's status is in the details."""
 
 from __future__ import annotations
 
@@ -29,16 +30,46 @@ def _names(session: StepContext, config: ResolverConfig, domain: str) -> list[tu
     return list(dict.fromkeys(names))
 
 
+# `valid`, what an audit asks: bogus fails (validating senders refuse the answers); unsigned names and a resolver
+# that does not validate are warned of, since DNSSEC is optional for mail (RFC 7672 §1.3) and is not judged here
+_WARNED = {"insecure": "not signed, as {servers} answer (no AD bit, no RRSIG): {names}; DNSSEC is optional, but "
+                       "without it DANE cannot apply (RFC 7672 §2.2)",
+           "unknown": "no DNSSEC verdict for {names}: {servers} gave no AD bit on signed answers or no answer (not "
+                      "a validating resolver, RFC 4035 §3.2.3); name one with --nameserver to judge DNSSEC"}
+
+
+def _warnings(expected: str, answers: list[Any]) -> list[str]:
+    """Under `valid`, one warning per status that is neither secure nor bogus, naming each name that has it."""
+    if expected != "valid":
+        return []
+    said = []
+    for status, text in _WARNED.items():
+        some = [a for a in answers if a.status == status]
+        if some:
+            servers = ", ".join(dict.fromkeys(a.server for a in some))
+            said.append(text.format(servers=servers, names=", ".join(f"{a.name} {a.rdtype}" for a in some)))
+    return said
+
+
+def _problem(expected: str, answer: Any) -> str | None:
+    if expected == "valid":
+        return f"{answer.name} {answer.rdtype} is bogus ({answer.reason})" if answer.status == "bogus" else None
+    if answer.status != expected:
+        return f"{answer.name} {answer.rdtype} is {answer.status}, expected {expected} ({answer.reason})"
+    return None
+
+
 async def dnssec_problem(session: StepContext, value: Any, config: ResolverConfig, domain: str,
                          out: StepResult) -> str | None:
-    """Each name's DNSSEC status against the one expected (`secure`, `insecure` or `bogus`)."""
+    """Each name's DNSSEC status against the one expected (`secure`, `insecure` or `bogus`), or, with `valid`,
+    not bogus."""
     from runner.net.dnssec import validated
 
     expected = str(value)
     names = _names(session, config, domain)
     answers = await asyncio.gather(*(validated(name, rdtype, config) for name, rdtype in names),
                                    return_exceptions=True)
-    facts, problems = [], []
+    facts, problems, found = [], [], []
     for (name, rdtype), answer in zip(names, answers, strict=True):
         if isinstance(answer, DnsError):
             facts.append({"name": name, "type": rdtype, "status": "unknown", "reason": str(answer)})
@@ -47,10 +78,13 @@ async def dnssec_problem(session: StepContext, value: Any, config: ResolverConfi
         if isinstance(answer, BaseException):
             raise answer
         facts.append(answer.facts())
-        if answer.status != expected:
-            problems.append(f"{name} {rdtype} is {answer.status}, expected {expected} ({answer.reason})")
+        found.append(answer)
+        problems += [problem] if (problem := _problem(expected, answer)) else []
         if answer.status == "secure" and not answer.local:
             session.note(f"DNSSEC: the AD bit is trusted from {answer.server}, not on this host (RFC 4035 §4.9.3)")
-    out.details = {**(out.details or {}), "dnssec": {"expected": expected, "names": facts}}
+    warnings = _warnings(expected, found)
+    out.details = {**(out.details or {}), "dnssec": {"expected": expected, "names": facts, "warnings": warnings}}
     session.note("DNSSEC: " + "; ".join(f"{f['name']} {f['type']} {f['status']}" for f in facts))
+    for warning in warnings:
+        session.note(f"DNSSEC warning: {warning}")
     return "DNSSEC: " + "; ".join(problems) if problems else None

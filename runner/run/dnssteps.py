@@ -30,7 +30,7 @@ async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadl
     t = session.target
     config = config_for(t.nameservers, t.dns_timeout, t.families)
     domain = session.text(want.get("domain") or t.mx or t.domain or "") or session.server_host
-    if ip_version(domain) and any(k in want for k in _DOMAIN_CHECKS):
+    if ip_version(domain) and any(k in want for k in _NEEDS_DOMAIN):
         raise StepFailed(f"no mail domain to look up: the run connects to the address {domain}; give the plan "
                          "target.mx or the step expect_dns.domain")
     try:
@@ -46,6 +46,8 @@ async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadl
 
 
 _DOMAIN_CHECKS = ("spf", "dmarc", "mta_sts", "tls_rpt", "dkim", "dnsbl")  # of the mail domain, not the host
+# a blocklist is asked about an address (dnsbl.address, else the one connected to): it needs no mail domain
+_NEEDS_DOMAIN = tuple(kind for kind in _DOMAIN_CHECKS if kind != "dnsbl")
 _EVALUATED = {"spf": posture.spf_problem, "dmarc": posture.dmarc_problem}  # the forms other than `present`
 # judged with the step's other options (mta_sts with cafile:); imported when a step uses them
 _WHOLE_STEP = {"mta_sts": ("stspolicy", "mta_sts_problem"), "tls_rpt": ("stspolicy", "tls_rpt_problem"),

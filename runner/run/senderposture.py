@@ -5,6 +5,7 @@ Each check returns its problem (None when it passes) and leaves its facts in the
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from runner.errors import StepFailed
@@ -17,9 +18,14 @@ __all__ = ["dkim_problem", "dnsbl_problem"]
 
 
 def _names(session: StepContext, value: Any) -> list[str]:
-    """A string or a list of strings, each rendered; empty ones (an unset plan variable) left out."""
+    """A string or a list of strings, each rendered; one may name several, separated by commas or spaces (what a
+    plan variable holds: `--var dkim_selectors="s1 s2"`), which neither a selector nor a zone contains (RFC 6376
+    §3.1, RFC 1035 §2.3.1); empty ones (an unset plan variable) left out."""
     given = value if isinstance(value, list) else [value] if value is not None else []
-    return [name for name in (session.text(str(item)).strip().rstrip(".") for item in given) if name]
+    return [name.rstrip(".") for item in given for name in _SEPARATORS.split(session.text(str(item))) if name]
+
+
+_SEPARATORS = re.compile(r"[\s,]+")
 
 
 async def dkim_problem(session: StepContext, want: dict[str, Any], config: ResolverConfig, domain: str,
@@ -63,22 +69,28 @@ async def _addresses(session: StepContext, spec: dict[str, Any], config: Resolve
     return list(dict.fromkeys(a for x in mx.exchangers for a in x.addresses)), None
 
 
-async def dnsbl_problem(session: StepContext, want: dict[str, Any], config: ResolverConfig, domain: str,
-                        out: StepResult) -> str | None:
-    """Each MX address (or the one given) in each zone: a listing fails the step, a refused query warns."""
+async def _listings(session: StepContext, spec: dict[str, Any], config: ResolverConfig, domain: str,
+                    zones: list[str]) -> tuple[list[str], list[Any], str | None]:
+    """The addresses asked about, each one's answer from each zone, and why no address was found."""
     from runner.net.dnsbl import look_up
 
-    spec = want["dnsbl"]
-    zones = list(dict.fromkeys(_names(session, spec.get("zones"))))
-    warnings: list[str] = []
-    problems: list[str] = []
+    if not zones:  # nothing to ask: not even the MX addresses are looked up
+        return [], [], None
     async with Lookups() as lookups:
         addresses, failure = await _addresses(session, spec, config, domain, lookups)
         found = await asyncio.gather(*(look_up(a, z, config, lookups) for a in addresses for z in zones))
-    if failure:
-        problems.append(failure)
-    if not zones:
-        warnings.append("no DNSBL zone named: no blocklist asked")
+    return addresses, list(found), failure
+
+
+async def dnsbl_problem(session: StepContext, want: dict[str, Any], config: ResolverConfig, domain: str,
+                        out: StepResult) -> str | None:
+    """Each MX address (or the one given) in each zone: a listing fails the step, a refused query warns."""
+    spec = want["dnsbl"]
+    zones = list(dict.fromkeys(_names(session, spec.get("zones"))))
+    addresses, found, failure = await _listings(session, spec, config, domain, zones)
+    problems = [failure] if failure else []
+    warnings = [] if zones else ["no blocklist zone named: no address looked up (name the DNSBL zones with "
+                                 "dnsbl.zones)"]
     for each in found:
         if each.listed or each.error:
             problems.append(each.said)

@@ -49,3 +49,10 @@ def test_no_selector_named_is_a_warning(keys):
     assert step["details"]["dkim"]["keys"] == []
     assert step["details"]["dkim"]["warnings"] == [
         "no DKIM selector named: no key checked (selectors cannot be listed from DNS; name them with dkim.selector)"]
+
+
+def test_one_string_may_name_several_selectors_as_a_plan_variable_does(keys):
+    code, step, _ = keys("'s2048, s768 revoked'")
+    assert code == 1
+    assert [key["selector"] for key in step["details"]["dkim"]["keys"]] == ["s2048", "s768", "revoked"]
+    assert step["reason"].startswith("DKIM keys of keys.test: selector s768: the RSA key has 768 bits")

@@ -42,4 +42,26 @@ def test_a_refused_query_is_said_as_such_never_as_a_listing(lists):
 def test_no_zone_named_is_a_warning(lists):
     code, step, out = lists("domain: clean.test, dnsbl: {zones: []}")
     assert code == 0, out
-    assert step["details"]["dnsbl"]["warnings"] == ["no DNSBL zone named: no blocklist asked"]
+    assert step["details"]["dnsbl"]["warnings"] == [
+        "no blocklist zone named: no address looked up (name the DNSBL zones with dnsbl.zones)"]
+    assert step["details"]["dnsbl"]["addresses"] == []
+
+
+def test_an_address_is_looked_up_without_a_mail_domain(lists):
+    """The plan's target is a bare address and names no domain: the address given is still asked about."""
+    code, step, out = lists("dnsbl: {zones: [bl.test], address: 127.0.0.2}")
+    assert code == 1 and "no mail domain" not in out, out
+    assert step["reason"] == "Blocklists: 127.0.0.2 is listed in bl.test (127.0.0.2: Listed: see https://bl.test/q/2)"
+
+
+def test_without_a_mail_domain_or_an_address_the_address_connected_to_is_asked_about(lists):
+    code, step, out = lists("dnsbl: {zones: [bl.test]}")
+    assert code == 0, out
+    facts = step["details"]["dnsbl"]
+    assert (facts["addresses"], facts["listed"]) == (["127.0.0.1"], [])
+
+
+def test_domain_checks_beside_it_still_need_a_mail_domain(lists):
+    code, step, _ = lists("dnsbl: {zones: [bl.test], address: 127.0.0.2}, spf: present")
+    assert code == 1
+    assert step["reason"].startswith("no mail domain to look up: the run connects to the address 127.0.0.1")

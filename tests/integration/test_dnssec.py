@@ -59,8 +59,8 @@ def test_no_answer_is_a_dns_error_naming_the_query():
         asyncio.run(validated(SECURE, "MX", ResolverConfig((("127.0.0.1", 9),), 0.5)))
 
 
-def dnssec_step(tmp_path, target: str, check: str) -> tuple[int, dict, str]:
-    nameserver = require_dnssec()
+def dnssec_step(tmp_path, target: str, check: str, nameserver: str = "") -> tuple[int, dict, str]:
+    nameserver = nameserver or require_dnssec()
     require_smtp(POSTFIX)
     plan = write_plan(tmp_path, f"""\
 target: {{{target}, port: 25, timeout: 5, nameserver: "{nameserver}"}}
@@ -110,3 +110,32 @@ def test_an_address_alone_has_no_name_to_check(tmp_path):
     code, step, _ = dnssec_step(tmp_path, "host: 127.0.0.1", "dnssec: secure")
     assert code == 1
     assert step["reason"].startswith("no name to check DNSSEC for: the case connects to the address 127.0.0.1")
+
+
+def test_valid_fails_only_a_bogus_name(tmp_path):
+    code, step, _ = dnssec_step(tmp_path, f"mx: tampered.{SECURE}", "dnssec: valid")
+    assert code == 1
+    assert step["reason"].startswith(f"DNSSEC: _25._tcp.mx.tampered.{SECURE} TLSA is bogus (validation failed at ")
+    code, step, out = dnssec_step(tmp_path, f"mx: {SECURE}", "dnssec: valid")
+    assert code == 0 and step["details"]["dnssec"]["warnings"] == [], out
+
+
+def test_valid_warns_of_an_unsigned_domain_naming_each_name(tmp_path):
+    code, step, out = dnssec_step(tmp_path, "host: 127.0.0.1", f"dnssec: valid, domain: {INSECURE}")
+    assert code == 0, out
+    assert step["details"]["dnssec"]["warnings"] == [
+        f"not signed, as 127.0.0.1:5311 answer (no AD bit, no RRSIG): {INSECURE} MX; DNSSEC is optional, but "
+        "without it DANE cannot apply (RFC 7672 §2.2)"]
+    assert "DNSSEC warning: not signed" in out
+
+
+def test_valid_warns_when_the_name_server_does_not_validate(tmp_path):
+    """NSD, authoritative, sends signatures without the AD bit: no verdict, a warning, no failure."""
+    require_dnssec()
+    code, step, out = dnssec_step(tmp_path, f"mx: {SECURE}", "dnssec: valid", f"127.0.0.1:{AUTHORITATIVE[1]}")
+    assert code == 0, out
+    assert [n["status"] for n in step["details"]["dnssec"]["names"]] == ["unknown"] * 3
+    assert step["details"]["dnssec"]["warnings"] == [
+        f"no DNSSEC verdict for {SECURE} MX, mx.{SECURE} A, _25._tcp.mx.{SECURE} TLSA: 127.0.0.1:{AUTHORITATIVE[1]} "
+        "gave no AD bit on signed answers or no answer (not a validating resolver, RFC 4035 §3.2.3); name one with "
+        "--nameserver to judge DNSSEC"]
