@@ -37,24 +37,31 @@ class PrivateFolder:
     def __init__(self, path: Path | None) -> None:
         self.path = None if path is None or not _USABLE else Path(path)  # None: nothing is cached
 
+    def _open(self, make: bool) -> int | None:
+        """The folder's descriptor when it is private (made, 0700, with `make`); None otherwise."""
+        if self.path is None:
+            return None
+        try:
+            if make:
+                self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | _FLAGS)
+        except (OSError, ValueError):  # ValueError: a NUL in the path
+            return None
+        try:
+            st = os.fstat(fd)
+            if make and st.st_uid == os.geteuid() and not _private(st):  # made 0775 under umask 002
+                os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o077)  # what others put in it stays theirs: unread
+                st = os.fstat(fd)
+            if _private(st):
+                return fd
+        except OSError:
+            pass
+        os.close(fd)
+        return None
+
     @contextlib.contextmanager
     def _opened(self, make: bool) -> Iterator[int | None]:
-        """The folder's descriptor when it is private (made, 0700, with `make`); None otherwise."""
-        fd = None
-        try:
-            if self.path is not None:
-                if make:
-                    self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | _FLAGS)
-                st = os.fstat(fd)
-                if make and st.st_uid == os.geteuid() and not _private(st):  # made 0775 under umask 002
-                    os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o077)  # what others put in it stays theirs: unread
-                    st = os.fstat(fd)
-                if not _private(st):
-                    os.close(fd)
-                    fd = None
-        except (OSError, ValueError):  # ValueError: a NUL in the path
-            fd = None
+        fd = self._open(make)
         try:
             yield fd
         finally:
