@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-__all__ = ["Attributes", "Auth", "Bdat", "Message", "MessageAttachment", "MessageDkim", "Options", "Pause", "Pipeline",
-           "PipelineItem", "Raw", "Smuggle"]
+__all__ = ["Attributes", "Auth", "Bdat", "ClientTls", "Message", "MessageAttachment", "MessageDkim", "Options", "Pause",
+           "Pipeline", "PipelineItem", "Raw", "Smuggle"]
 
 
 class Options:
@@ -177,3 +177,23 @@ class Message(Options):
         if "dkim" in given:
             given["dkim"] = MessageDkim.read(given["dkim"])
         return super().read(given)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class ClientTls(Options):
+    """`starttls:`, and the target's own keys for `tls: implicit`: the client side of a TLS handshake (RFC 3207).
+    Paths are relative to the plan; strings but the versions are templates."""
+
+    verify: bool = True
+    cafile: str | None = None
+    server_name: str | None = None
+    min_version: str | None = None  # TLSv1 ... TLSv1.3
+    max_version: str | None = None
+    cert: str | None = None  # a client certificate (PEM), with its key
+    key: str | None = None
+    sni: str | bool | None = None  # a name to send, or False for none; None: the name checked
+    ciphers: str | None = None  # an OpenSSL cipher list (TLS 1.2 and older)
+
+    @classmethod
+    def read(cls, value: Any) -> ClientTls:
+        return super().read(value or {})  # `starttls:` with nothing under it: the defaults

@@ -196,7 +196,7 @@ async def do_starttls(session: StepContext, step: Step, out: StepResult, deadlin
     TLS options (runner.run.tlsclient) are read and their files checked before STARTTLS is sent."""
     out.label, out.expected = "STARTTLS", "220, then a TLS handshake"
     opts = tlsclient.starttls_options(step)
-    name = session.text(opts.get("server_name") or session.target.server_name or "") or session.server_host
+    name = session.text(opts.server_name or session.target.server_name or "") or session.server_host
     handshake = tlsclient.prepare(session.text, opts, name, os.path.dirname(step.file or ""))
     await session.send_starttls(deadline)
     reply = out.reply = await session.reply(deadline)

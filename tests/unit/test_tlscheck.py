@@ -28,7 +28,7 @@ def pair(tmp_path):
 def test_a_matching_pair_beside_the_plan_is_accepted(pair):
     plan = read_plan(write(pair, STEPS.format(options="cert: client.pem, key: client.key, max_version: TLSv1.2, "
                                                       "ciphers: 'ECDHE+AESGCM', sni: mx.example.com")))
-    assert plan.cases[0].steps[1].value["cert"] == "client.pem"
+    assert plan.cases[0].steps[1].value.cert == "client.pem"
 
 
 @pytest.mark.parametrize(("options", "where", "message"), [
