@@ -167,7 +167,9 @@ class PlanResult:
     def counts(self) -> dict[str, int]:
         return count_cases(self.cases)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, cases: bool = True) -> dict[str, Any]:
+        """The plan as JSON; without `cases`, its own keys with an empty list of cases (a writer that
+        puts the cases on disk as they come fills the list in)."""
         return {
             "name": self.name,
             "file": self.file,
@@ -177,7 +179,7 @@ class PlanResult:
             "source": self.source,
             "notes": list(self.notes),
             "dns_seconds": None if self.dns_seconds is None else round(self.dns_seconds, 6),
-            "cases": [c.to_dict() for c in self.cases],
+            "cases": [c.to_dict() for c in self.cases] if cases else [],
         }
 
 
@@ -199,7 +201,7 @@ class RunResult:
     def status(self) -> str:
         return FAILED if self.errors or any(p.status == FAILED for p in self.plans) else PASSED
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, cases: bool = True) -> dict[str, Any]:
         return {
             "smtprun": self.version,
             "started_at": utc_iso(self.started_at),
@@ -209,5 +211,5 @@ class RunResult:
             "status": self.status,
             "shard": None if self.shard is None else {"index": self.shard[0], "total": self.shard[1]},
             "counts": self.counts(),
-            "plans": [p.to_dict() for p in self.plans],
+            "plans": [p.to_dict(cases) for p in self.plans],
         }

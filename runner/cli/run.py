@@ -14,10 +14,13 @@ from runner.console import Console, Output
 from runner.environment import Environment
 from runner.errors import ReportError, UsageError
 from runner.net.address import hostport
-from runner.results import RunResult
+from runner.results import CaseResult, PlanResult, RunResult
 from runner.status import ExitStatus, after_reports
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from runner.report.jsonout import JsonStream
     from runner.run.execute import RunOptions
     from runner.run.request import RunRequest
     from runner.tools.server import EmbeddedServer
@@ -82,8 +85,9 @@ def _run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     _check_outputs(args)
     request = _request(args, plans, tuple(targets))
     request.check()
-    options = request.options(on_case=console.case_done, on_start=stdout.on_close.append,  # reader gone: stop
-                              listener=console.live if args.verbose else None)
+    stream = _json_stream(args)
+    options = request.options(on_case=_on_case(args, console, stream), on_start=stdout.on_close.append,
+                              listener=console.live if args.verbose else None)  # on_start: reader gone, stop
     console.label_cases = bool(args.verbose) and _label_cases(plans, options.jobs, len(targets))
     server = _start_embedded(args.profile or "default", options, console) if args.embedded else None
     try:
@@ -99,7 +103,7 @@ def _run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     with _interrupt_deferred() as interrupted:  # the results exist: report them all, then honour Ctrl-C
         if server is not None:
             server.stop()
-        status = _conclude(run, args, stdout, console)
+        status = _conclude(run, args, stdout, console, stream)
     if stdout.closed_by_reader:
         return ExitStatus.OUTPUT_CLOSED
     if interrupted and status != ExitStatus.INTERRUPTED:
@@ -160,6 +164,34 @@ def _request(args: argparse.Namespace, plans: list, targets: tuple) -> RunReques
                       embedded=args.embedded)
 
 
+def _json_stream(args: argparse.Namespace) -> JsonStream | None:
+    if not args.json:
+        return None
+    from runner.report.jsonout import JsonStream
+
+    return JsonStream(args.json)
+
+
+def _on_case(args: argparse.Namespace, console: Console,
+             stream: JsonStream | None) -> Callable[[PlanResult, CaseResult], None]:
+    """What happens as each case ends: its line on the console, its JSON on disk, and then (in a large
+    plan) what no report will show of it let go. JUnit XML shows every case's transcript: with --junit
+    everything is kept."""
+    hooks: list[Callable[[PlanResult, CaseResult], None]] = [console.case_done]
+    if stream is not None:
+        hooks.append(stream.add)
+    if not args.junit:
+        from runner.report.digest import Shedder
+
+        hooks.append(Shedder(report=not args.no_report))
+
+    def on_case(plan: PlanResult, case: CaseResult) -> None:
+        for hook in hooks:
+            hook(plan, case)
+
+    return on_case
+
+
 def _label_cases(plans: list, jobs: int, targets: int) -> bool:
     """-v: sessions in flight together keep running together; each line then names its case. Each plan runs
     once per --targets row, and with `target.all` once per MX host (how many is known only after the lookup)."""
@@ -179,14 +211,15 @@ def _start_embedded(profile: str, options: RunOptions, console: Console) -> Embe
     return server
 
 
-def _conclude(run: RunResult, args: argparse.Namespace, stdout: TextIO, console: Console) -> ExitStatus:
+def _conclude(run: RunResult, args: argparse.Namespace, stdout: TextIO, console: Console,
+              stream: JsonStream | None = None) -> ExitStatus:
     """Say what the run found, write its reports, and the exit status that follows."""
     for error in run.errors:
         console.error(f"smtprun: {error}")
     console.summary(run)
     status = ExitStatus.INTERRUPTED if run.interrupted else (
         ExitStatus.FAILED if run.status == "failed" else ExitStatus.OK)
-    return _write_reports(run, args, stdout, console, status)
+    return _write_reports(run, args, stdout, console, status, stream)
 
 
 @contextlib.contextmanager
@@ -206,20 +239,23 @@ def _interrupt_deferred() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _write_reports(
-    run: RunResult, args: argparse.Namespace, stdout: TextIO, console: Console, status: ExitStatus
-) -> ExitStatus:
-    """Every requested output is attempted; a failure to write one is reported and not fatal to the rest."""
-    written = [_write_output(kind, run, target, stdout, console)
+def _write_reports(run: RunResult, args: argparse.Namespace, stdout: TextIO, console: Console,
+                   status: ExitStatus, stream: JsonStream | None = None) -> ExitStatus:
+    """Every requested output is attempted; a failure to write one is reported and not fatal to the rest.
+    The JSON, streamed as the cases ended (`stream`), is finished here."""
+    written = [_write_output(kind, run, target, stdout, console, stream)
                for kind, target in (("JSON", args.json), ("JUnit", args.junit)) if target]
     if not args.no_report:
         written.append(_write_html(run, args.report_dir, console))
     return after_reports(status, all(written))
 
 
-def _write_output(kind: str, run: RunResult, target: str, stdout: TextIO, console: Console) -> bool:
+def _write_output(kind: str, run: RunResult, target: str, stdout: TextIO, console: Console,
+                  stream: JsonStream | None = None) -> bool:
     """`--json` or `--junit`: to the file, or to stdout for "-"; False when it could not be written."""
-    if kind == "JSON":
+    if kind == "JSON" and stream is not None:
+        write = stream.write
+    elif kind == "JSON":
         from runner.report.jsonout import write_json as write
     else:
         from runner.report.junit import write_junit as write

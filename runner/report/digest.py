@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.report.format import format_seconds, printable, why_failed
-from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
+from runner.results import FAILED, PASSED, SKIPPED, CaseResult, PlanResult, StepResult
 
 __all__ = [
     "FULL_CASES",
     "FULL_FAILURES",
     "Digest",
+    "Shedder",
     "digest",
     "lighten",
     "peers_line",
@@ -155,3 +156,27 @@ def lighten(plan: dict[str, Any]) -> dict[str, Any]:
                 kept += 1
         out.append(case)
     return {**plan, "cases": out, "transcripts_omitted": dropped}
+
+
+class Shedder:
+    """The run's on_case hook for a large plan: once a case has ended and its JSON is written, what no
+    report will show of it is let go, so a fleet's memory stays flat. The page of a large plan shows a
+    passing or skipped case as a row and embeds its steps' verdicts; it shows a failing one whole (kept,
+    with `report`), and embeds the first KEEP_PASSING_TRANSCRIPTS passing cases whole (kept too)."""
+
+    def __init__(self, report: bool) -> None:
+        self.report = report
+        self.kept: dict[int, int] = {}  # id(plan) -> passing cases kept whole
+
+    def __call__(self, plan: PlanResult, case: CaseResult) -> None:
+        if len(plan.cases) <= FULL_CASES or case.load is not None:
+            return
+        if self.report and case.status == FAILED:
+            return
+        if self.report and case.status == PASSED and case.transcript:
+            kept = self.kept.get(id(plan), 0)
+            if kept < KEEP_PASSING_TRANSCRIPTS:
+                self.kept[id(plan)] = kept + 1
+                return
+        case.transcript, case.attempts, case.tls = [], [], None
+        case.steps = [StepResult(s.index, s.line, s.action, s.label, s.status, file=s.file) for s in case.steps]

@@ -7,10 +7,11 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
-__all__ = ["atomic_write", "check_outputs", "check_writable", "write_first_free"]
+__all__ = ["atomic_write", "atomic_writer", "check_outputs", "check_writable", "write_first_free"]
 
 _LINK_UNSUPPORTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
@@ -82,6 +83,25 @@ def atomic_write(path: Path, data: bytes) -> None:
     path = Path(path)
     tmp = _temp_file(path.parent, path.name, data)
     try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[IO[str]]:
+    """A UTF-8 text file that replaces path all at once when the block ends (as `atomic_write`), for a
+    document written in pieces; an exception in the block leaves path as it was."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
