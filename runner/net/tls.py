@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import re
 import ssl
 import tempfile
@@ -12,8 +13,8 @@ from typing import Any
 
 from runner.files import read_regular
 
-__all__ = ["CLOSED_IN_HANDSHAKE", "MAX_CA_BYTES", "client_context", "describe_failure", "describe_session",
-           "session_facts", "subject_of"]
+__all__ = ["CLOSED_IN_HANDSHAKE", "MAX_CA_BYTES", "chain_elements", "client_context", "describe_failure",
+           "describe_session", "peer_chain", "rfc4514", "session_facts", "subject_of"]
 
 _VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -79,10 +80,8 @@ def describe_failure(exc: BaseException) -> str:
     return f"TLS handshake failed: {str(exc) or CLOSED_IN_HANDSHAKE}"
 
 
-def peer_chain(tls: ssl.SSLObject | None) -> list[bytes]:
-    """The certificates the server presented, leaf first, as DER (the leaf alone where Python hides the rest)."""
-    if tls is None:
-        return []
+def _sent_chain(tls: ssl.SSLObject) -> list[Any]:
+    """The certificates the server sent, as OpenSSL objects, its own first; [] where Python hides them."""
     inner = getattr(tls, "_sslobj", None)
     for name in ("get_unverified_chain", "get_verified_chain"):  # public from Python 3.13, private before
         method = getattr(tls, name, None) or getattr(inner, name, None)
@@ -92,11 +91,57 @@ def peer_chain(tls: ssl.SSLObject | None) -> list[bytes]:
             chain = method() or []
         except (ssl.SSLError, ValueError):
             continue
-        ders = [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain]  # type: ignore[attr-defined]
-        if ders:
-            return ders
+        if chain:
+            return list(chain)
+    return []
+
+
+def _der(cert: Any) -> bytes:
+    return cert if isinstance(cert, bytes) else cert.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+
+
+def peer_chain(tls: ssl.SSLObject | None) -> list[bytes]:
+    """The certificates the server presented, leaf first, as DER (the leaf alone where Python hides the rest)."""
+    if tls is None:
+        return []
+    ders = [_der(cert) for cert in _sent_chain(tls)]
+    if ders:
+        return ders
     leaf = tls.getpeercert(binary_form=True)
     return [leaf] if leaf else []
+
+
+_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
+          "localityName": "L", "stateOrProvinceName": "ST", "streetAddress": "STREET", "domainComponent": "DC",
+          "userId": "UID"}  # RFC 4514 §3's short names
+
+
+def rfc4514(seq: Any) -> str:
+    """A name as RFC 4514 writes it, its last part first: `CN=mx.example.com,O=Example` (as openssl's
+    -nameopt RFC2253 and blackbox_exporter's labels write it), special characters escaped (§2.4)."""
+    def escaped(value: str) -> str:
+        value = "".join(f"\\{c}" if c in ',+"\\<>;=' else c for c in value)
+        return "\\" + value if value[:1] in ("#", " ") else value
+    return ",".join("+".join(f"{_SHORT.get(k, k)}={escaped(str(v))}" for k, v in rdn) for rdn in reversed(seq or ()))
+
+
+def _element(cert: Any) -> dict[str, Any]:
+    der = _der(cert)
+    info = cert.get_info() if hasattr(cert, "get_info") else _decode_der(der)
+    not_after = _utc(info.get("notAfter"))
+    return {"subject": rfc4514(info.get("subject")), "issuer": rfc4514(info.get("issuer")),
+            "serial": str(info.get("serialNumber", "")).lower(), "not_after": not_after and _iso(not_after),
+            "days_left": not_after and (not_after - datetime.now(timezone.utc)).days,
+            "sha256": hashlib.sha256(der).hexdigest()}
+
+
+def chain_elements(tls: ssl.SSLObject | None) -> list[dict[str, Any]]:
+    """Each certificate the server sent, its own first: RFC 4514 subject and issuer, serial number (hex),
+    notAfter and days left, SHA-256 fingerprint (hex): what monitoring reports per element of the chain."""
+    if tls is None:
+        return []
+    sent = _sent_chain(tls) or [der for der in (tls.getpeercert(binary_form=True),) if der]
+    return [_element(cert) for cert in sent]
 
 
 def _names(seq: Any) -> str:
@@ -144,6 +189,7 @@ def session_facts(tls: ssl.SSLObject | None, verified: bool) -> dict[str, Any]:
         )
         if not_after:
             facts["days_left"] = (not_after - datetime.now(timezone.utc)).days
+        facts["chain"] = chain_elements(tls)
     return facts
 
 

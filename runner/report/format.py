@@ -85,6 +85,7 @@ _TLS_LABELS = {
     "san": "Names (SAN)",
     "not_before": "Valid from",
     "not_after": "Valid until",
+    "chain": "Chain sent",
 }
 
 
@@ -105,6 +106,14 @@ def _days_left(days: Any) -> str:
     return f" · {days} day{'s' if days != 1 else ''} left when the case ran"
 
 
+def _chain_element(position: int, element: dict[str, Any]) -> str:
+    """One certificate of the chain sent: "2. CN=Example CA, until 2030-01-01 00:00:00 UTC (1500 days left)"."""
+    until = element.get("not_after")
+    days = element.get("days_left")
+    left = f" ({days} days left)" if isinstance(days, int) and not isinstance(days, bool) else ""
+    return f"{position}. {element.get('subject') or '?'}" + (f", until {_cert_date(until)}{left}" if until else "")
+
+
 def _tls_value(key: str, value: Any, facts: dict[str, Any]) -> str:
     if value is None:
         return "—"
@@ -112,6 +121,8 @@ def _tls_value(key: str, value: Any, facts: dict[str, Any]) -> str:
         return "yes: the chain and the host name were verified" if value else "no (verify: false)"
     if key in ("not_before", "not_after") and isinstance(value, str):
         return _cert_date(value) + (_days_left(facts.get("days_left")) if key == "not_after" else "")
+    if key == "chain" and isinstance(value, list):
+        return " · ".join(_chain_element(i, e) for i, e in enumerate(value, 1) if isinstance(e, dict)) or "none"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "none"
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)

@@ -86,10 +86,9 @@ def _verdict(run: RunResult, args: argparse.Namespace) -> tuple[CheckStatus, str
     elapsed = round(run.duration, 3)
     text = f"{passed}/{len(steps)} steps in {elapsed:.2f}s"
     perf = [perfdata("time", elapsed, "s", args.warning, args.critical, 0)]
-    days = [c.tls["days_left"] for c in cases if c.tls and isinstance(c.tls.get("days_left"), int)]
+    earliest, which, cert_perf = _certificates(cases, args)
     failed = [(c, p.file) for p in run.plans for c in p.cases if c.status == FAILED]
-    if days:
-        perf.append(perfdata("cert_days", min(days), "", args.cert_warning, args.cert_critical))
+    perf += cert_perf
     latencies = [s.details["latency"] for s in steps
                  if s.details and isinstance(s.details.get("latency"), (int, float))]
     if latencies:  # expect_delivery: the slowest message, server's 250 to the mailbox
@@ -102,8 +101,8 @@ def _verdict(run: RunResult, args: argparse.Namespace) -> tuple[CheckStatus, str
         return CheckStatus.CRITICAL, f"{text}: {why}", perf, long_lines
     status, notes = CheckStatus.OK, []
     for value, warning, critical, what in ((elapsed, args.warning, args.critical, "run time {}s"),
-                                           (min(days, default=None), args.cert_warning, args.cert_critical,
-                                            "certificate expires in {} days")):
+                                           (earliest, args.cert_warning, args.cert_critical,
+                                            which + " expires in {} days")):
         if value is None:
             continue
         if critical is not None and critical.alerts(value):
@@ -113,6 +112,26 @@ def _verdict(run: RunResult, args: argparse.Namespace) -> tuple[CheckStatus, str
             status = max(status, CheckStatus.WARNING)
             notes.append(what.format(value) + f" (warning {warning})")
     return status, text + (": " + ", ".join(notes) if notes else ""), perf, long_lines
+
+
+def _certificates(cases: list[CaseResult], args: argparse.Namespace) -> tuple[int | None, str, list[str]]:
+    """The earliest days left of any certificate a server sent, which one that is, and the performance data:
+    `cert_days` (the earliest) and, as check_ssl_cert gives them, `days_chain_elem1`... per element of the chain
+    (the server's own first), named after the case when several cases made a TLS session."""
+    sessions = [c for c in cases if c.tls and isinstance(c.tls.get("days_left"), int)]
+    perf, found = [], []  # found: (days, words for the status line)
+    for case in sessions:
+        chain = [e for e in case.tls.get("chain") or () if isinstance(e, dict) and isinstance(e.get("days_left"), int)]
+        found.append((case.tls["days_left"], "certificate"))
+        for position, element in enumerate(chain, 1):
+            label = f"days_chain_elem{position}" if len(sessions) == 1 else f"{case.name} days_chain_elem{position}"
+            perf.append(perfdata(label, element["days_left"], "", args.cert_warning, args.cert_critical))
+            if position > 1:
+                found.append((element["days_left"], f"certificate {position} of the chain ({element.get('subject')})"))
+    if not found:
+        return None, "certificate", []
+    days, which = min(found, key=lambda item: item[0])  # the server's own first among equals
+    return days, which, [perfdata("cert_days", days, "", args.cert_warning, args.cert_critical), *perf]
 
 
 def _read(args: argparse.Namespace, env: Environment):

@@ -18,13 +18,52 @@ from runner.tools.probe_reasons import failures
 __all__ = ["probe_registry"]
 
 
-def _expiry(case: CaseResult) -> float | None:
-    """The TLS certificate's notAfter as Unix time, when the case made a TLS session."""
-    not_after = (case.tls or {}).get("not_after")  # ISO 8601 in UTC: 2025-06-01T12:00:00Z
+def _unix(iso: Any) -> float | None:
+    """A certificate date as the TLS facts write it (ISO 8601 in UTC: 2025-06-01T12:00:00Z) as Unix time."""
     try:
-        return datetime.fromisoformat(not_after.replace("Z", "+00:00")).timestamp() if not_after else None
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() if isinstance(iso, str) else None
     except ValueError:
         return None
+
+
+def _version(name: str) -> str:
+    """OpenSSL's "TLSv1.2" as blackbox_exporter's probe_tls_version_info labels it (Go's names): "TLS 1.2"."""
+    return {"TLSv1": "TLS 1.0"}.get(name) or name.replace("TLSv", "TLS ")
+
+
+class _TlsGauges:
+    """The TLS session of each case, as blackbox_exporter reports its probe's: the version, the leaf certificate,
+    and (beyond it, as check_ssl_cert's per-element days) the notAfter of every certificate the server sent."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.expiries: list[float] = []
+        self.version = _gauge(registry, "smtprun_tls_version_info", "The TLS version negotiated, as a label",
+                              ("case", "version"))
+        self.leaf = _gauge(registry, "smtprun_ssl_last_chain_info", "The server certificate's facts, as labels",
+                           ("case", "fingerprint_sha256", "subject", "issuer", "subjectalternative", "serialnumber"))
+        self.element = _gauge(registry, "smtprun_ssl_chain_cert_expiry",
+                              "The notAfter of each certificate the server sent (element 1: its own), as Unix time",
+                              ("case", "element", "subject", "issuer"))
+
+    def record(self, case: CaseResult) -> None:
+        tls = case.tls or {}
+        if tls.get("version"):
+            self.version.labels(case.name, _version(str(tls["version"]))).set(1)
+        chain = [e for e in tls.get("chain") or () if isinstance(e, dict)]
+        if chain:
+            leaf = chain[0]
+            self.leaf.labels(case.name, leaf.get("sha256", ""), leaf.get("subject", ""), leaf.get("issuer", ""),
+                             ",".join(tls.get("san") or ()), leaf.get("serial", "")).set(1)
+        for position, element in enumerate(chain, 1):
+            expiry = _unix(element.get("not_after"))
+            if expiry is not None:
+                self.element.labels(case.name, str(position), element.get("subject", ""),
+                                    element.get("issuer", "")).set(expiry)
+                self.expiries.append(expiry)
+        leaf_expiry = _unix(tls.get("not_after"))  # a session without the chain (a report read back) has the leaf
+        if not chain and leaf_expiry is not None:
+            self.expiries.append(leaf_expiry)
 
 
 def _gauge(registry: CollectorRegistry, name: str, text: str, labels: tuple[str, ...] = ()) -> Gauge:
@@ -59,7 +98,7 @@ def _cases(registry: CollectorRegistry, run: RunResult) -> list[float]:
     code = _gauge(registry, "smtprun_step_reply_code", "The SMTP reply code the step read",
                   ("case", "step", "action"))
     mail = _MailGauges(registry)
-    expiries = []
+    tls = _TlsGauges(registry)
     for plan in run.plans:
         for case in plan.cases:
             success.labels(case.name).set(1 if case.status == PASSED else 0)
@@ -71,10 +110,8 @@ def _cases(registry: CollectorRegistry, run: RunResult) -> list[float]:
                     code.labels(*labels).set(step.reply.code)
                 if step.details:
                     mail.record(labels, step.details)
-            expiry = _expiry(case)
-            if expiry is not None:
-                expiries.append(expiry)
-    return expiries
+            tls.record(case)
+    return tls.expiries
 
 
 def _failures(registry: CollectorRegistry, run: RunResult | None, plan: Plan | None, timeout: float | None) -> None:
@@ -103,7 +140,7 @@ def probe_registry(run: RunResult | None, duration: float, plan: Plan | None = N
     expiries = _cases(registry, run)
     if expiries:
         _gauge(registry, "smtprun_ssl_earliest_cert_expiry",
-               "The earliest notAfter of the TLS certificates seen, as Unix time").set(min(expiries))
+               "The earliest notAfter of the certificates the servers sent, as Unix time").set(min(expiries))
     dns = [p.dns_seconds for p in run.plans if p.dns_seconds is not None]
     if dns:
         _gauge(registry, "smtprun_dns_lookup_time_seconds", "How long the MX lookup took").set(sum(dns))

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import datetime, timedelta, timezone
 
+import pytest
+from cryptography import x509
+
+from runner.tools.server import EmbeddedServer, ServerTls, server_tls_context
+from tests.support.certs import chain_server
 from tests.support.cli import run, write_plan
 from tests.support.mailplans import send_plan
 from tests.support.monitoring import dead_port, parse_check
@@ -41,6 +46,8 @@ def test_ok_against_postfix_with_time_and_certificate_perfdata(plan):
     days = check.perf["cert_days"]
     assert days.value > 30 and days.value == int(days.value)
     assert (days.warning, days.critical) == ("30:", "7:")
+    assert check.perf["days_chain_elem1"] == days  # Postfix sends its own certificate only
+    assert "days_chain_elem2" not in check.perf
 
 
 def test_dead_port_is_critical_with_the_reason_below(plan):
@@ -167,3 +174,45 @@ def test_the_timeout_bounds_the_whole_check_not_each_case(tmp_path, postfix):
     assert (code, check.status) == (2, "CRITICAL")
     assert check.text.endswith(": timed out after 1s (-t)")
     assert 1 <= check.perf["time"].value < 1.5
+
+
+CHAIN_PLAN = """\
+target: {{host: 127.0.0.1, port: {port}, timeout: 5}}
+steps:
+  - expect: 220
+  - send: EHLO smtprun.test
+    expect: 250
+  - starttls: {{cafile: "{ca}"}}
+  - send: QUIT
+    expect: 221
+"""
+
+
+def check_chain(tmp_path, leaf_not_after, *options):
+    """`smtprun check` of a server that sends its certificate and the intermediate CA: the check and the days
+    left of each certificate sent, as cryptography reads them."""
+    pem, ca, ders = chain_server(tmp_path, leaf_not_after)
+    now = datetime.now(timezone.utc)
+    days = [(x509.load_der_x509_certificate(der).not_valid_after_utc - now).days for der in ders]
+    with EmbeddedServer(tls=ServerTls(server_tls_context(str(pem)))) as server:
+        code, out, _ = run("check", write_plan(tmp_path, CHAIN_PLAN.format(port=server.port, ca=ca)), *options)
+    return code, parse_check(out), days
+
+
+def test_each_certificate_sent_has_its_days_left_and_the_earliest_warns(tmp_path):
+    """As check_ssl_cert: days_chain_elem1 (the server's own), days_chain_elem2 (the intermediate), each with the
+    thresholds; the status judged on the earliest of them."""
+    code, check, days = check_chain(tmp_path, datetime.now(timezone.utc) + timedelta(days=10, hours=1))
+    assert [check.perf[f"days_chain_elem{n}"].value for n in (1, 2)] == days and days[0] == 10
+    assert (check.perf["days_chain_elem2"].warning, check.perf["days_chain_elem2"].critical) == ("30:", "7:")
+    assert (code, check.status, check.perf["cert_days"].value) == (1, "WARNING", 10)
+    assert check.text.endswith(": certificate expires in 10 days (warning 30:)")
+
+
+def test_an_intermediate_expiring_first_is_named(tmp_path):
+    code, check, days = check_chain(tmp_path, datetime(3000, 6, 1, tzinfo=timezone.utc), "--cert-warning",
+                                    "400000:")
+    assert days[1] < days[0] and check.perf["cert_days"].value == days[1]
+    assert (code, check.status) == (1, "WARNING")
+    assert ": certificate 2 of the chain (OU=Testing CA #" in check.text
+    assert check.text.endswith(f") expires in {days[1]} days (warning 400000:)")

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 import select
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
+from runner.tools.server import EmbeddedServer, ServerTls, server_tls_context
+from tests.support.certs import chain_server
 from tests.support.cli import ROOT
 from tests.support.exporter import running_exporter, samples
 from tests.support.faults import BANNER, Concurrency, FaultServer, Peer
@@ -403,3 +409,51 @@ def test_a_failed_probe_says_which_step_failed_and_why_in_bounded_labels(tmp_pat
         assert info == {(("case", name), ("reason", reason), ("step", str(step))): 1}, (name, got[name])
         assert got[name][("smtprun_probe_success", ())] == 0
     assert not [key for key in got["smoke"] if key[0] == "smtprun_probe_failure_info"]
+
+
+def _openssl(*argv: str, data: bytes = b"") -> str:
+    return subprocess.run(["openssl", *argv], input=data, capture_output=True, timeout=30, check=True).stdout.decode()
+
+
+def test_the_tls_version_and_the_chain_as_blackbox_exporter_reports_them(exporter):
+    """smtprun_tls_version_info, smtprun_ssl_last_chain_info and the expiry of each certificate sent, compared with
+    what `openssl s_client -starttls smtp` receives from Postfix and `openssl x509` reads in it."""
+    sent = _openssl("s_client", "-starttls", "smtp", "-connect", "127.0.0.1:25", "-showcerts", data=b"QUIT\n")
+    pems = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n", sent, re.DOTALL)
+    leaf = pems[0].encode()
+    fingerprint = _openssl("x509", "-noout", "-fingerprint", "-sha256", data=leaf).split("=", 1)[1].strip()
+    serial = _openssl("x509", "-noout", "-serial", data=leaf).split("=", 1)[1].strip()
+    end = _openssl("x509", "-noout", "-enddate", data=leaf).split("=", 1)[1].strip()
+    got = samples(exporter.get("/probe?plan=smoke")[2])
+    assert got[("smtprun_tls_version_info", (("case", "smoke"), ("version", "TLS 1.3")))] == 1
+    info = [labels for name, labels in got if name == "smtprun_ssl_last_chain_info"]
+    assert [dict(labels) for labels in info] == [{
+        "case": "smoke", "fingerprint_sha256": fingerprint.replace(":", "").lower(),
+        "subject": "CN=mail.smtprun.test", "issuer": "CN=smtprun test CA",
+        "subjectalternative": "mail.smtprun.test,localhost,127.0.0.1", "serialnumber": serial.lower()}]
+    expiry = ssl.cert_time_to_seconds(end)
+    elements = {dict(labels)["element"]: value for (name, labels), value in got.items()
+                if name == "smtprun_ssl_chain_cert_expiry"}
+    assert sorted(elements) == [str(n) for n in range(1, len(pems) + 1)] and elements["1"] == expiry
+    assert got[("smtprun_ssl_earliest_cert_expiry", ())] == min(elements.values())
+
+
+def test_every_certificate_sent_has_its_expiry_and_the_earliest_is_the_chains(tmp_path):
+    """A server that sends its certificate and an intermediate expiring first: one series per element, and
+    smtprun_ssl_earliest_cert_expiry is the intermediate's, as blackbox_exporter's is over the chain."""
+    pem, ca, ders = chain_server(tmp_path, datetime(3000, 6, 1, tzinfo=timezone.utc))
+    certificates = [x509.load_der_x509_certificate(der) for der in ders]
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    with EmbeddedServer(tls=ServerTls(server_tls_context(str(pem)))) as server:
+        (folder / "chain.yaml").write_text(f"name: chain\ntarget: {{host: 127.0.0.1, port: {server.port}, "
+                                           "timeout: 5}\nsteps:\n  - expect: 220\n  - send: EHLO smtprun.test\n"
+                                           f"    expect: 250\n  - starttls: {{cafile: \"{ca}\"}}\n")
+        with running_exporter(folder) as running:
+            got = samples(running.get("/probe?plan=chain")[2])
+    assert got[("smtprun_probe_success", ())] == 1
+    for element, cert in enumerate(certificates, 1):
+        labels = (("case", "chain"), ("element", str(element)), ("issuer", cert.issuer.rfc4514_string()),
+                  ("subject", cert.subject.rfc4514_string()))
+        assert got[("smtprun_ssl_chain_cert_expiry", labels)] == cert.not_valid_after_utc.timestamp()
+    assert got[("smtprun_ssl_earliest_cert_expiry", ())] == certificates[1].not_valid_after_utc.timestamp()

@@ -28,3 +28,16 @@ def association(der: bytes, selector: int, mtype: int) -> str:
     """A TLSA record's certificate association data (RFC 6698 §2.1.2-2.1.4), as hex."""
     data = der if selector == 0 else spki_oracle(der)
     return (data if mtype == 0 else hashlib.new({1: "sha256", 2: "sha512"}[mtype], data).digest()).hex()
+
+
+def chain_server(folder, not_after=None):
+    """A server certificate for 127.0.0.1 and mx.example.test from an intermediate CA, written as one PEM (key,
+    certificate, intermediate: the chain a well-run server sends) beside its root CA: (server PEM path, root CA
+    path, DER of each certificate sent, its own first). `not_after` sets the server certificate's expiry."""
+    root = trustme.CA()
+    intermediate = root.create_child_ca()
+    leaf = intermediate.issue_cert("127.0.0.1", "mx.example.test", not_after=not_after)
+    pem, ca = folder / "chain-server.pem", folder / "chain-ca.pem"
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    root.cert_pem.write_to_path(str(ca))
+    return pem, ca, [ssl.PEM_cert_to_DER_cert(p.bytes().decode()) for p in leaf.cert_chain_pems]
