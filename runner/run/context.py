@@ -106,6 +106,11 @@ class StepContext(Protocol):
         """A line of the transcript that is not on the wire."""
         ...
 
+    def warn(self, text: str) -> None:
+        """A warning that fails nothing (an optional record absent, a weak key): in the transcript and among the
+        case's notes, which every report shows."""
+        ...
+
     def note_closed(self, by: str = "server closed the connection") -> None:
         """Say in the transcript, once, that the connection was closed, and by whom."""
         ...

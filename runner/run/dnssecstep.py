@@ -32,8 +32,8 @@ def _names(session: StepContext, config: ResolverConfig, domain: str) -> list[tu
 
 # `valid`, what an audit asks: bogus fails (validating senders refuse the answers); unsigned names and a resolver
 # that does not validate are warned of, since DNSSEC is optional for mail (RFC 7672 §1.3) and is not judged here
-_WARNED = {"insecure": "not signed, as {servers} answer (no AD bit, no RRSIG): {names}; DNSSEC is optional, but "
-                       "without it DANE cannot apply (RFC 7672 §2.2)",
+_WARNED = {"insecure": "not signed (no AD bit, no RRSIG in the answers of {servers}): {names}; DNSSEC is optional, "
+                       "but without it DANE cannot apply (RFC 7672 §2.2)",
            "unknown": "no DNSSEC verdict for {names}: {servers} gave no AD bit on signed answers or no answer (not "
                       "a validating resolver, RFC 4035 §3.2.3); name one with --nameserver to judge DNSSEC"}
 
@@ -86,5 +86,5 @@ async def dnssec_problem(session: StepContext, value: Any, config: ResolverConfi
     out.details = {**(out.details or {}), "dnssec": {"expected": expected, "names": facts, "warnings": warnings}}
     session.note("DNSSEC: " + "; ".join(f"{f['name']} {f['type']} {f['status']}" for f in facts))
     for warning in warnings:
-        session.note(f"DNSSEC warning: {warning}")
+        session.warn(f"DNSSEC: {warning}")
     return "DNSSEC: " + "; ".join(problems) if problems else None

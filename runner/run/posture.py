@@ -43,7 +43,7 @@ async def spf_problem(session: StepContext, value: Any, config: ResolverConfig, 
         check = await check_spf(domain, spec["ip"], config, lookups)
     out.details = {**(out.details or {}), "spf": check.facts()}
     for warning in check.warnings:
-        session.note(f"SPF warning: {warning}")
+        session.warn(f"SPF: {warning}")
     problems = []
     expected = spec.get("result")
     if expected and check.result != expected:
@@ -66,7 +66,7 @@ async def dmarc_problem(session: StepContext, value: Any, config: ResolverConfig
         check = await check_dmarc(domain, config, lookups)
     out.details = {**(out.details or {}), "dmarc": check.facts()}
     for warning in check.warnings:
-        session.note(f"DMARC warning: {warning}")
+        session.warn(f"DMARC: {warning}")
     problems = list(check.errors)
     wanted = value if isinstance(value, dict) else {}
     where = check.location or f"_dmarc.{check.domain}"

@@ -45,7 +45,7 @@ async def dkim_problem(session: StepContext, want: dict[str, Any], config: Resol
     out.details = {**(out.details or {}), "dkim": {"domain": domain, "keys": [key.facts() for key in keys],
                                                    "warnings": warnings}}
     for warning in warnings:
-        session.note(f"DKIM warning: {warning}")
+        session.warn(f"DKIM: {warning}")
     problems = [f"selector {key.selector}: {error}" for key in keys for error in key.errors]
     return f"DKIM keys of {domain}: " + "; ".join(problems) if problems else None
 
@@ -101,5 +101,5 @@ async def dnsbl_problem(session: StepContext, want: dict[str, Any], config: Reso
                                                     "listed": [each.facts() for each in found if each.listed],
                                                     "warnings": warnings}}
     for warning in warnings:
-        session.note(f"DNSBL warning: {warning}")
+        session.warn(f"Blocklists: {warning}")
     return "Blocklists: " + "; ".join(problems) if problems else None

@@ -60,7 +60,7 @@ async def mta_sts_problem(session: StepContext, want: dict[str, Any], config: Re
         problems.append(f"the policy's mode is {mode}, expected {spec.mode}")
     out.details = {**(out.details or {}), "mta_sts": check.facts()}
     for warning in check.facts()["warnings"]:
-        session.note(f"MTA-STS warning: {warning}")
+        session.warn(f"MTA-STS: {warning}")
     return f"MTA-STS of {check.domain}: " + "; ".join(problems) if problems else None
 
 
@@ -161,5 +161,5 @@ async def tls_rpt_problem(session: StepContext, want: dict[str, Any], config: Re
             check.warnings.append(absent + ": TLS reporting is optional, senders send no reports")
     out.details = {**(out.details or {}), "tls_rpt": check.facts()}
     for warning in check.warnings:
-        session.note(f"TLS-RPT warning: {warning}")
+        session.warn(f"TLS-RPT: {warning}")
     return f"TLS-RPT of {check.domain}: " + "; ".join(problems) if problems else None

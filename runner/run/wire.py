@@ -236,6 +236,12 @@ class Wire:
             self.close_noted = True
             self.note(by)
 
+    def warn(self, text: str) -> None:
+        """What a step found that is worth knowing but fails nothing: in the transcript and among the case's notes,
+        which the console, the HTML page and the JSON show for a passing case too."""
+        self.note(f"warning: {text}")
+        self.result.notes.append(f"warning: {text}")
+
     def _warn_8bit(self) -> None:
         """Once a case: the server's text is neither ASCII (RFC 5321 §4.2) nor UTF-8 (RFC 6531)."""
         self.warned_8bit = True

@@ -3,12 +3,14 @@ by a dnsmasq given with --nameserver; a well-run domain passes, a broken one fai
 
 from __future__ import annotations
 
+import html
 import json
+import re
 
 from tests.support.cli import run
 from tests.support.mtas import CA_PATH, HOSTNAME, POSTFIX, require_smtp
 from tests.support.policyserver import policy_server  # noqa: F401 (a fixture)
-from tests.support.posture_zones import MANY, sts_records
+from tests.support.posture_zones import DNSBL_RECORDS, MANY, dkim_records, sts_records
 
 
 def _zone(spf: str, *extra: str) -> list[str]:
@@ -34,6 +36,15 @@ def test_a_well_run_domain_passes_and_gets_its_report(tmp_path, dnsmasq_factory)
     posture = next(c for name, c in cases.items() if name.startswith("SPF, DMARC"))
     facts = posture["steps"][1]["details"]
     assert (facts["spf"]["lookups"], facts["dmarc"]["p"]) == (1, "reject")
+    # nothing named to check DKIM keys or blocklists with, and dnsmasq signs nothing: warnings, in every output
+    warnings = ["warning: DKIM: no DKIM selector named: no key checked (selectors cannot be listed from DNS; name "
+                "them with dkim.selector)",
+                "warning: Blocklists: no blocklist zone named: no address looked up (name the DNSBL zones with "
+                "dnsbl.zones)"]
+    said = [note for note in posture["notes"] if note.startswith("warning:")]
+    assert said[:2] == warnings and said[2].startswith("warning: DNSSEC: not signed"), said
+    page = _pages(tmp_path)
+    assert all(warning in out and warning in page for warning in warnings), out
 
 
 def test_an_spf_record_over_the_lookup_limit_fails_the_audit_by_name(tmp_path, dnsmasq_factory):
@@ -43,6 +54,57 @@ def test_an_spf_record_over_the_lookup_limit_fails_the_audit_by_name(tmp_path, d
     failed = {name: c for name, c in cases.items() if c["status"] != "passed"}
     assert code == 1 and [name.split(" ")[0] for name in failed] == ["SPF,"], out
     assert "11 DNS lookups, over the limit of 10 (RFC 7208 §4.6.4)" in out
+
+
+def _pages(tmp_path) -> str:
+    """The text of every HTML page of the audit, tags and entities undone."""
+    return "\n".join(html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+                     for page in (tmp_path / "html").glob("**/*.html"))
+
+
+_LISTING = ["--host-record=1.0.0.127.listing.test,127.0.0.2",  # the MX's address, 127.0.0.1, listed
+            "--txt-record=1.0.0.127.listing.test,Listed for the audit test"]
+
+
+def test_named_dkim_keys_and_blocklists_of_a_well_run_domain_pass_with_their_facts(tmp_path, dnsmasq_factory):
+    require_smtp(POSTFIX)
+    dns = dnsmasq_factory(*_zone("v=spf1 mx -all", *dkim_records("audit.test", spf=False), *DNSBL_RECORDS))
+    code, cases, out = _audit(tmp_path, dns, "--dkim-selector", "s2048", "--dnsbl", "bl.test", "--no-report")
+    assert code == 0, out
+    posture = next(c for name, c in cases.items() if name.startswith("SPF, DMARC"))
+    facts = posture["steps"][1]["details"]
+    assert [(k["selector"], k["bits"]) for k in facts["dkim"]["keys"]] == [("s2048", 2048)]
+    assert (facts["dnsbl"]["addresses"], facts["dnsbl"]["zones"], facts["dnsbl"]["listed"]) == (
+        ["127.0.0.1"], ["bl.test"], [])
+    assert [n["status"] for n in facts["dnssec"]["names"]] == ["insecure"] * 3
+    assert [n.split(":")[1] for n in posture["notes"] if n.startswith("warning:")] == [" DNSSEC"], posture["notes"]
+
+
+def test_a_weak_dkim_key_and_a_listed_mx_fail_the_audit_by_name(tmp_path, dnsmasq_factory):
+    require_smtp(POSTFIX)
+    dns = dnsmasq_factory(*_zone("v=spf1 mx -all", *dkim_records("audit.test", spf=False), *_LISTING))
+    code, cases, out = _audit(tmp_path, dns, "--dkim-selector", "s1024", "--dkim-selector", "s768",
+                              "--dnsbl", "listing.test")
+    failed = [name for name, c in cases.items() if c["status"] != "passed"]
+    assert code == 1 and failed == [f"SPF, DMARC, DKIM keys, blocklists and DNSSEC of the domain @ {HOSTNAME}"], out
+    weak = ("DKIM keys of audit.test: selector s768: the RSA key has 768 bits, under 1024: verifiers refuse its "
+            "signatures (RFC 8301 §3.2)")
+    listed = "Blocklists: 127.0.0.1 is listed in listing.test (127.0.0.2: Listed for the audit test)"
+    # 1024 bits is what RFC 8301 §3.2 still lets verifiers accept: a warning, not a failure
+    short = ("warning: DKIM: selector s1024: the RSA key has 1024 bits, under the 2048 signers should use (RFC 8301 "
+             "§3.2)")
+    step = cases[failed[0]]["steps"][1]
+    assert step["reason"] == f"{weak}; {listed}"
+    assert step["details"]["dnsbl"]["listed"][0]["zone"] == "listing.test"
+    assert short in cases[failed[0]]["notes"]
+    page = _pages(tmp_path)
+    assert all(said in out and said in page for said in (weak, listed, short)), out
+
+
+def test_a_selector_or_zone_that_is_not_a_dns_name_is_refused():
+    code, out, err = run("audit", "audit.test", "--dnsbl", "zen.spamhaus.org", "--dkim-selector", "s 1")
+    assert code == 2 and "Traceback" not in out + err
+    assert "argument --dkim-selector: 's 1' is not a DNS name" in err
 
 
 def test_an_address_is_not_a_domain_to_audit():

@@ -124,9 +124,9 @@ def test_valid_warns_of_an_unsigned_domain_naming_each_name(tmp_path):
     code, step, out = dnssec_step(tmp_path, "host: 127.0.0.1", f"dnssec: valid, domain: {INSECURE}")
     assert code == 0, out
     assert step["details"]["dnssec"]["warnings"] == [
-        f"not signed, as 127.0.0.1:5311 answer (no AD bit, no RRSIG): {INSECURE} MX; DNSSEC is optional, but "
-        "without it DANE cannot apply (RFC 7672 §2.2)"]
-    assert "DNSSEC warning: not signed" in out
+        f"not signed (no AD bit, no RRSIG in the answers of 127.0.0.1:5311): {INSECURE} MX; DNSSEC is optional, "
+        "but without it DANE cannot apply (RFC 7672 §2.2)"]
+    assert "warning: DNSSEC: not signed" in out
 
 
 def test_valid_warns_when_the_name_server_does_not_validate(tmp_path):

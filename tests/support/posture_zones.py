@@ -137,7 +137,8 @@ RSA_768 = ("MHwwDQYJKoZIhvcNAQEBBQADawAwaAJhAPHltAyY5bevOoreH8Eogs7SZR2yKrBpw5ht
 
 
 @functools.lru_cache(maxsize=1)
-def dkim_records() -> list[str]:
+def _rsa_keys() -> tuple[str, str]:
+    """The base64 public halves of a 2048-bit and a 1024-bit RSA key, made once per test run."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -146,13 +147,19 @@ def dkim_records() -> list[str]:
         der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         return base64.b64encode(der).decode()
 
-    big, small, tiny = p(2048), p(1024), RSA_768
-    return [txt_rr("s2048._domainkey.keys.test", f"v=DKIM1; k=rsa; p={big[:200]}", big[200:]),
-            f"--txt-record=s1024._domainkey.keys.test,v=DKIM1; k=rsa; p={small}",
-            f"--txt-record=s768._domainkey.keys.test,v=DKIM1; k=rsa; p={tiny}",
-            "--txt-record=revoked._domainkey.keys.test,v=DKIM1; k=rsa; p=",
-            txt_rr("testing._domainkey.keys.test", "v=DKIM1; t=y; k=rsa; p=" + big[:200], big[200:]),
-            "--txt-record=keys.test,v=spf1 -all"]
+    return p(2048), p(1024)
+
+
+def dkim_records(domain: str = "keys.test", spf: bool = True) -> list[str]:
+    """The selectors s2048, s1024, s768, revoked and testing (t=y) under DOMAIN, and (with `spf`) an SPF record,
+    so that the domain exists."""
+    big, small = _rsa_keys()
+    return [txt_rr(f"s2048._domainkey.{domain}", f"v=DKIM1; k=rsa; p={big[:200]}", big[200:]),
+            f"--txt-record=s1024._domainkey.{domain},v=DKIM1; k=rsa; p={small}",
+            f"--txt-record=s768._domainkey.{domain},v=DKIM1; k=rsa; p={RSA_768}",
+            f"--txt-record=revoked._domainkey.{domain},v=DKIM1; k=rsa; p=",
+            txt_rr(f"testing._domainkey.{domain}", "v=DKIM1; t=y; k=rsa; p=" + big[:200], big[200:]),
+            *([f"--txt-record={domain},v=spf1 -all"] if spf else [])]
 
 
 # DNS blocklists (RFC 5782): bl.test lists 127.0.0.2 (the §5 test entry) with a reason, not 127.0.0.1;
