@@ -125,3 +125,7 @@ class ConnectionLost(SmtprunError):
 
 class ServerError(SmtprunError):
     """The embedded server could not start (the port is taken, the address is not ours, ...)."""
+
+
+class WorkerError(SmtprunError):
+    """A worker process (`--workers`) could not start, ended, or did not answer in time."""

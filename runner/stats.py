@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 from runner.results import FAILED, CaseResult
@@ -46,15 +47,33 @@ class LoadStats:
                 self.labels.setdefault(step.index, step.label)
         if result.status == FAILED:
             self.failed += 1
-            reason = (result.failed_step.reason if result.failed_step else result.reason) or "unknown"
-            if reason in self.reasons or len(self.reasons) < MAX_REASONS:
-                self.reasons[reason] += 1
-            else:
-                self.reasons["other"] += 1
+            self._count((result.failed_step.reason if result.failed_step else result.reason) or "unknown", 1)
             if len(self.examples) < KEEP_FAILURES:
                 self.examples.append(result)
         if self.first is None:
             self.first = result
+
+    def _count(self, reason: str, times: int) -> None:
+        if reason in self.reasons or len(self.reasons) < MAX_REASONS:
+            self.reasons[reason] += times
+        else:
+            self.reasons["other"] += times
+
+    def merge(self, other: LoadStats) -> None:
+        """Another process's figures for the same case added in exactly, as if its sessions had run here:
+        counts added, every duration and step latency kept (percentiles are taken over them all, never
+        averaged), failure reasons added under the same cap, failing sessions kept up to the same number."""
+        self.sessions += other.sessions
+        self.failed += other.failed
+        self.durations.extend(other.durations)
+        for index, values in other.latencies.items():
+            self.latencies.setdefault(index, array("d")).extend(values)
+            self.labels.setdefault(index, other.labels[index])
+        for reason, times in other.reasons.items():
+            self._count(reason, times)
+        self.examples.extend(other.examples[:max(0, KEEP_FAILURES - len(self.examples))])
+        if self.first is None:
+            self.first = other.first
 
     def summary(self, wall: float) -> dict[str, Any]:
         steps = []
@@ -79,3 +98,17 @@ class LoadStats:
             "steps": steps,
             "failures": dict(self.reasons.most_common()),
         }
+
+    def result(self, first: CaseResult, name: str, wall: float, started: datetime,
+               problems: list[str] | None = None) -> CaseResult:
+        """The repeated case's result: `first` (its first session's, or one saying none ran) with the figures
+        of all, failed when a session failed or a worker process went wrong (`problems`)."""
+        first.load = self.summary(wall)
+        first.started_at, first.duration = started, first.load["wall"]
+        first.attempts = [e for e in self.examples if e is not first]
+        if self.failed or problems:
+            first.status = FAILED
+            failed = [f"{self.failed} of {self.sessions} sessions failed"] if self.failed else []
+            first.reason = "; ".join(failed + (problems or []))
+        first.name = f"{name} ×{self.sessions}"
+        return first

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner import __version__
 from runner.net.address import ip_version
@@ -34,6 +34,9 @@ from runner.run.route import lookup_problems, mx_notes, no_route, route_of
 from runner.run.steprender import preview_labels, skip_reason
 from runner.stats import LoadStats
 from runner.template import RenderError
+
+if TYPE_CHECKING:
+    from runner.run.workers import LoadWorkers
 
 __all__ = ["RunOptions", "event_loop_name", "new_event_loop", "run_plans", "run_plans_async"]
 
@@ -60,6 +63,8 @@ class RunOptions:
     targets: tuple[FleetTarget, ...] = ()  # --targets: every case against each of these
     shard: tuple[int, int] | None = None  # --shard K/N: only the cases of share K
     per_host: int | None = None  # --per-host: sessions to one address at once (None: runner.run.hostslots)
+    workers: int = 1  # --workers: processes that share a repeated case's sessions (runner.run.workers)
+    pool: LoadWorkers | None = None  # those processes, once run_plans has started them
 
 
 def target_for(plan: Plan, options: RunOptions) -> Target:
@@ -265,6 +270,8 @@ class _PlanRun:
 
     async def _load(self, case: Case, route: tuple[Hop, ...] | None, target: Target) -> CaseResult:
         """--repeat: the case `repeat` times, `jobs` at a time, folded into figures as they finish."""
+        if self.options.pool is not None:
+            return await self._load_spread(case, route, target)
         stats, left = LoadStats(), self.options.repeat
         t0 = time.monotonic()
         started = datetime.now(timezone.utc)
@@ -280,15 +287,21 @@ class _PlanRun:
 
         with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C: the sessions so far still make figures
             await asyncio.gather(*(worker() for _ in range(min(self.options.jobs, self.options.repeat))))
-        result = stats.first if stats.first is not None else _placeholder(case, target, FAILED, "no session ran")
-        result.load = stats.summary(time.monotonic() - t0)
-        result.started_at, result.duration = started, result.load["wall"]
-        result.attempts = [e for e in stats.examples if e is not result]
-        if stats.failed:
-            result.status = FAILED
-            result.reason = f"{stats.failed} of {stats.sessions} sessions failed"
-        result.name = f"{case.name} ×{stats.sessions}"
-        return result
+        return stats.result(self._first(case, target, stats), case.name, time.monotonic() - t0, started)
+
+    async def _load_spread(self, case: Case, route: tuple[Hop, ...] | None, target: Target) -> CaseResult:
+        """--workers: the sessions split across the worker processes, their figures merged exactly."""
+        from runner.run.workers import LoadTask
+
+        task = LoadTask(self.plan, case, target, self.scope, route, self.options.repeat, self.options.jobs,
+                        _per_host(self.options))
+        t0, started = time.monotonic(), datetime.now(timezone.utc)
+        stats, problems = await self.options.pool.run(task, self.stopping)  # type: ignore[union-attr]
+        return stats.result(self._first(case, target, stats), case.name, time.monotonic() - t0, started, problems)
+
+    @staticmethod
+    def _first(case: Case, target: Target, stats: LoadStats) -> CaseResult:
+        return stats.first if stats.first is not None else _placeholder(case, target, FAILED, "no session ran")
 
     def _done(self, i: int, result: CaseResult, scope: Scope | None = None, ran: bool = False) -> None:
         """A case's result in its place. A case that ran labelled its own steps in its scope; one that did not
@@ -302,11 +315,14 @@ class _PlanRun:
             self.options.on_case(self.result, result)
 
 
+def _per_host(options: RunOptions) -> int:
+    return options.per_host or (options.jobs if options.repeat > 1 else DEFAULT_PER_HOST)
+
+
 async def _run(plans: list[Plan], options: RunOptions, run: RunResult, stop: asyncio.Event | None = None) -> None:
     """The run; with `stop` given, its owner (an exporter's probe) stops it, and Ctrl-C is left alone."""
     gate = asyncio.Semaphore(max(1, options.jobs))
-    per_host = options.per_host or (options.jobs if options.repeat > 1 else DEFAULT_PER_HOST)
-    options = dataclasses.replace(options, connect=HostSlots(options.connect or open_connection, per_host))
+    options = dataclasses.replace(options, connect=HostSlots(options.connect or open_connection, _per_host(options)))
     own_signals = stop is None
     stop = stop or asyncio.Event()
     if options.on_start is not None:
@@ -354,9 +370,19 @@ async def run_plans_async(plans: list[Plan], options: RunOptions, stop: asyncio.
     return run
 
 
+def _start_workers(options: RunOptions) -> LoadWorkers | None:
+    """--workers N in load mode, over the network: the processes, started before the run's event loop."""
+    if options.workers <= 1 or options.repeat <= 1 or options.connect is not None:
+        return None
+    from runner.run.workers import LoadWorkers
+
+    return LoadWorkers.start_for(options.workers, options.repeat, options.jobs, _per_host(options))
+
+
 def run_plans(plans: list[Plan], options: RunOptions) -> RunResult:
     run = RunResult(version=__version__, started_at=datetime.now(timezone.utc), shard=options.shard)
     t0 = time.monotonic()
+    options = dataclasses.replace(options, pool=(pool := _start_workers(options)))
     loop = new_event_loop()
     try:
         loop.run_until_complete(_run(plans, options, run))
@@ -368,5 +394,7 @@ def run_plans(plans: list[Plan], options: RunOptions) -> RunResult:
             loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+        if pool is not None:
+            pool.close()
     run.duration = time.monotonic() - t0
     return run

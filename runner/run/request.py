@@ -40,6 +40,7 @@ class RunRequest:
     jobs: int | None = None
     per_host: int | None = None
     repeat: int = 1
+    workers: int = 1  # --workers: processes that share a repeated case's sessions
     targets: tuple[FleetTarget, ...] = ()
     shard: tuple[int, int] | None = None
     embedded: bool = False  # the host is the embedded server, given once it has started
@@ -48,11 +49,27 @@ class RunRequest:
     def check(self) -> None:
         """UsageError for what would fail every case the same way, before anything is sent."""
         self._check_source()
+        self._check_workers()
         if not (self.embedded or self.targets or self.host):
             missing = [p.file for p in self.plans if not (p.target.host or p.target.mx or p.target.unix)]
             if missing:
                 raise UsageError(f"no target host for {', '.join(missing)}: set target.host in the plan, "
                                  f"or give {self.host_options}")
+
+    def _check_workers(self) -> None:
+        """--workers: only in load mode, and no more than the sessions in flight can be shared among."""
+        from runner.run.workers import MAX_WORKERS
+
+        if self.workers == 1:
+            return
+        if self.repeat < 2:
+            raise UsageError("--workers shares the sessions of load mode among processes: give it with --repeat N")
+        if self.workers > MAX_WORKERS:
+            raise UsageError(f"--workers {self.workers}: at most {MAX_WORKERS}")
+        for flag, cap in (("--jobs", self.jobs), ("--per-host", self.per_host)):
+            if cap is not None and self.workers > cap:
+                raise UsageError(f"--workers {self.workers} with {flag} {cap}: each worker process needs at least "
+                                 f"one of the {flag} sessions, so at most {cap} workers")
 
     def _check_source(self) -> None:
         """--source against what it cannot reach: -4/-6, or a host address of the other family."""
@@ -81,7 +98,8 @@ class RunRequest:
         return RunOptions(host=self.host, port=self.port, timeout=self.reply_timeout,
                           session_timeout=self.session_timeout, repeat=self.repeat, per_host=self.per_host,
                           nameservers=self.nameservers, families=self.families, source=self.source,
-                          secrets=dict(self.secrets), targets=self.targets, shard=self.shard, **given, **hooks)
+                          secrets=dict(self.secrets), targets=self.targets, shard=self.shard, workers=self.workers,
+                          **given, **hooks)
 
 
 def read_request_plans(paths: Sequence[str], variables: Sequence[tuple[str, str]],
