@@ -52,6 +52,9 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                      "with --repeat, --jobs)")
     run.add_argument("--repeat", type=count, default=1, metavar="N",
                      help="load mode: run each case N times (with --jobs in flight) and report throughput and latency")
+    run.add_argument("--workers", type=count, default=1, metavar="N",
+                     help="load mode: share each case's sessions (and --jobs, --per-host) among N processes "
+                          "(default 1)")
     run.add_argument("-v", "--verbose", action="store_true", help="print the live transcript (C: / S: lines)")
     run.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     run.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
@@ -161,6 +164,7 @@ def _request(args: argparse.Namespace, plans: list, targets: tuple) -> RunReques
                       families=args.families or (), reply_timeout=args.timeout, session_timeout=args.session_timeout,
                       nameservers=tuple(args.nameserver), secrets=dict(args.secret), jobs=args.jobs,
                       per_host=args.per_host, repeat=args.repeat, targets=targets, shard=args.shard,
+                      workers=args.workers,
                       embedded=args.embedded)
 
 
