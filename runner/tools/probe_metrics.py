@@ -12,7 +12,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, Info
 
 from runner.plan import Plan
+from runner.plan.actions import KINDS
 from runner.results import PASSED, SKIPPED, CaseResult, RunResult
+from runner.tools.posture_metrics import PostureGauges
 from runner.tools.probe_reasons import failures
 
 __all__ = ["probe_registry"]
@@ -98,6 +100,7 @@ def _cases(registry: CollectorRegistry, run: RunResult) -> list[float]:
     code = _gauge(registry, "smtprun_step_reply_code", "The SMTP reply code the step read",
                   ("case", "step", "action"))
     mail = _MailGauges(registry)
+    posture = PostureGauges(registry)
     tls = _TlsGauges(registry)
     for plan in run.plans:
         for case in plan.cases:
@@ -108,8 +111,11 @@ def _cases(registry: CollectorRegistry, run: RunResult) -> list[float]:
                 step_time.labels(*labels).set(step.duration)
                 if step.reply is not None:
                     code.labels(*labels).set(step.reply.code)
-                if step.details:
+                kind = KINDS.get(step.action)  # None for a step that only reads a reply (`expect`)
+                if step.details and kind is not None and kind.mailbox:
                     mail.record(labels, step.details)
+                elif step.details and step.action == "expect_dns":
+                    posture.record(case.name, str(step.index), step.details)
             tls.record(case)
     return tls.expiries
 
