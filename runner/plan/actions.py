@@ -63,7 +63,7 @@ KINDS: dict[str, ActionKind] = {kind.name: kind for kind in (
     ActionKind("bdat", large=("data",), judges_own=True, words=("chunk", "chunks", "chunking"), options=options.Bdat),
     ActionKind("expect_tls", tls=True, words=("expect_cert", "certificate", "cert"), topic="tls", runs_in="tlssteps"),
     ActionKind("tls_offer", judges_own=True, tls=True, words=("tls_audit", "tls_scan", "cipher_scan"), topic="tls",
-               runs_in="tlsoffer"),
+               runs_in="tlsoffer", options=options.TlsOffer),
     ActionKind("expect_dns", words=("dns",), topic="dns", runs_in="dnssteps"),
     ActionKind("expect_delivery", mailbox=True, password=True,
                words=("delivery", "expect_mail", "mailbox", "deliver", "delivered"), topic="delivery",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 __all__ = ["Attributes", "Auth", "Bdat", "ClientTls", "Message", "MessageAttachment", "MessageDkim", "Options", "Pause",
-           "Pipeline", "PipelineItem", "Raw", "Smuggle"]
+           "Pipeline", "PipelineItem", "Raw", "Smuggle", "TlsOffer"]
 
 
 class Options:
@@ -197,3 +197,27 @@ class ClientTls(Options):
     @classmethod
     def read(cls, value: Any) -> ClientTls:
         return super().read(value or {})  # `starttls:` with nothing under it: the defaults
+
+
+@dataclass(frozen=True)
+class TlsOffer(Options):
+    """`tls_offer:`: the rules an offer is judged by. A key left out (None) is the profile's, or the defaults
+    (runner.run.tlspolicy)."""
+
+    profile: str | None = None
+    versions: tuple[str, ...] | None = None
+    forbid: tuple[str | None, ...] | None = None  # YAML reads a bare NULL as null
+    min_key_bits: int | None = None
+    cafile: str | None = None
+    name: str | None = None
+    groups: tuple[str, ...] | None = None
+    min_ecdh_bits: int | None = None
+    min_dh_bits: int | None = None
+    secure_renegotiation: str | None = None  # required | warn
+    compression: str | None = None  # forbidden | warn
+    ocsp_stapling: str | None = None  # required | warn
+
+    @classmethod
+    def read(cls, value: Any) -> TlsOffer:
+        given = {key: tuple(item) if isinstance(item, list) else item for key, item in (value or {}).items()}
+        return super().read(given)

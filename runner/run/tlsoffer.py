@@ -10,6 +10,7 @@ from typing import Any
 from runner.errors import ConnectionLost, StepFailed
 from runner.net.tlsscan import Offer, RateLimited, ScanTarget, scan
 from runner.net.transport import Connector, open_connection
+from runner.plan.options import TlsOffer
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run import tlspolicy
@@ -18,10 +19,10 @@ from runner.run.context import StepContext
 __all__ = ["do_tls_offer"]
 
 
-def _target(session: StepContext, options: dict[str, Any]) -> ScanTarget:
+def _target(session: StepContext, options: TlsOffer) -> ScanTarget:
     host, _, port = session.peer.rpartition(":")
-    name = session.text(options.get("name") or session.target.server_name or "") or session.server_host or host
-    cafile = session.text(options.get("cafile") or session.target.cafile or "") or None
+    name = session.text(options.name or session.target.server_name or "") or session.server_host or host
+    cafile = session.text(options.cafile or session.target.cafile or "") or None
     implicit = session.target.tls == "implicit"
     if not implicit and session.keywords and "STARTTLS" not in session.keywords:
         raise StepFailed("the server did not offer STARTTLS in its EHLO reply: no TLS offer to scan")
@@ -39,7 +40,7 @@ def _connector(session: StepContext) -> Connector:
 
 
 async def do_tls_offer(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
-    options = step.value or {}
+    options: TlsOffer = step.value
     want = tlspolicy.rules(options)
     out.label = f"scan the TLS offer{f' ({want.profile})' if want.profile else ''}"
     out.expected = f"versions {', '.join(sorted(want.versions))}; no {', '.join(sorted(want.forbid)) or 'suite'} " \

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from runner.net.tlsscan import Offer
+from runner.plan.options import TlsOffer
 from runner.run.tlsprofiles import PROFILES, Rules
 
 __all__ = ["CLASSES", "DEFAULT_FORBID", "PROFILES", "Rules", "judge", "rules"]
@@ -19,14 +20,15 @@ CLASSES = ("NULL", "EXPORT", "RC4", "3DES", "anonymous", "CBC")
 DEFAULT_FORBID = frozenset(CLASSES) - {"CBC"}
 
 
-def rules(options: dict[str, Any]) -> Rules:
+def rules(options: TlsOffer) -> Rules:
     """The step's rules: its profile's (or the defaults), each key the plan gives overriding it."""
-    base = PROFILES.get(options.get("profile", ""), Rules())
-    versions = frozenset(options["versions"]) if "versions" in options else base.versions
-    required = versions if "versions" in options else base.required
-    forbid = frozenset("NULL" if c is None else c for c in options.get("forbid", DEFAULT_FORBID))  # YAML: NULL is null
-    groups = frozenset(_group_name(g) for g in options["groups"]) if "groups" in options else base.groups
-    keys = {key: options.get(key, getattr(base, key)) for key in (
+    base = PROFILES.get(options.profile or "", Rules())
+    versions = frozenset(options.versions) if options.versions is not None else base.versions
+    required = versions if options.versions is not None else base.required
+    given_forbid = options.forbid if options.forbid is not None else DEFAULT_FORBID
+    forbid = frozenset("NULL" if c is None else c for c in given_forbid)  # YAML: a bare NULL is null
+    groups = frozenset(_group_name(g) for g in options.groups) if options.groups is not None else base.groups
+    keys = {key: getattr(base, key) if getattr(options, key) is None else getattr(options, key) for key in (
         "min_key_bits", "min_ecdh_bits", "min_dh_bits", "secure_renegotiation", "compression", "ocsp_stapling")}
     return Rules(versions, required, forbid, base.suites, server_order=base.server_order, profile=base.profile,
                  groups=groups, advised_groups=base.advised_groups, dh_groups=base.dh_groups,

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from runner.net.tlsscan import Offer
-from runner.run.tlspolicy import judge, rules, suite_classes
+from runner.plan.options import TlsOffer
+from runner.run import tlspolicy
+from runner.run.tlspolicy import Rules, judge, suite_classes
+
+
+def rules(given: dict[str, Any]) -> Rules:
+    """The rules of a `tls_offer:` step written as `given` (typed as the plan builder does it)."""
+    return tlspolicy.rules(TlsOffer.read(given))
 
 GCM = {"id": "0xC030", "kx": "kx-ecdhe", "auth": "auth-rsa", "cipher": "aes-256-gcm", "aead": True,
        "description": "ECDHE-RSA-AES256-GCM-SHA384 TLSv1.2 Kx=ECDH Au=RSA Enc=AESGCM(256) Mac=AEAD"}
