@@ -127,13 +127,14 @@ def _step_flips(before: dict[str, Any], after: dict[str, Any]) -> tuple[StepChan
         prev = old.get(step.get("index"))
         if prev is None or (prev.get("status"), step.get("status")) not in _FLIPS:
             continue
+        said = step if "action" in step else prev  # a large plan's report abridges its passing steps to verdicts
         flips.append(
             StepChange(
                 index=step.get("index"),
-                line=step.get("line"),
-                file=step.get("file"),
-                action=step.get("action") or "",
-                label=step.get("sent") or "",
+                line=said.get("line"),
+                file=said.get("file"),
+                action=said.get("action") or "",
+                label=said.get("sent") or "",
                 before=prev.get("status"),
                 after=step.get("status"),
                 reason=step.get("reason") if step.get("status") == FAILED else None,

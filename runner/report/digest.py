@@ -1,10 +1,11 @@
-"""A plan with many cases (a fleet, a large matrix) as a page a browser opens at once.
+"""A plan with many cases (a fleet, a large matrix) as a page a browser opens at once, whatever its size.
 
 Up to FULL_CASES cases, every case is rendered whole. Beyond that the page leads with what went
-wrong: failures grouped by reason, every failing case in one table row with its failing step, the
-first FULL_FAILURES of them whole; passing and skipped cases become compact rows, and a table per
-address counts the cases. The embedded run data keeps the transcripts of every failing case and of
-the first KEEP_PASSING_TRANSCRIPTS passing ones (the --json file has them all).
+wrong: failures grouped by reason, every failing case in one table row with its failing step and its
+transcript, the first FULL_FAILURES of them whole; passing and skipped cases become compact rows, and
+a table per address counts the cases. The embedded run data keeps every failing case whole and the
+first KEEP_PASSING_TRANSCRIPTS passing ones; of the others, what later reports compare (name, status,
+where, when, each step's verdict) — the --json file has them all.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "FULL_FAILURES",
     "Digest",
     "Shedder",
+    "Views",
     "digest",
     "lighten",
     "peers_line",
@@ -51,6 +53,7 @@ class Row:
     duration: str
     reason: str
     step: Any  # the failing step's view (view.StepView), None when no step failed
+    transcript: list[Any]  # a failing case not shown whole: its transcript's rows (view.transcript_rows)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,14 @@ class Digest:
     whole: list[tuple[int, CaseResult]]  # the failing cases rendered whole, by their number
 
 
+@dataclass(frozen=True)
+class Views:
+    """How the page shows a step and a transcript (runner.report.view), for the rows of failing cases."""
+
+    step: Callable[[StepResult], Any]
+    transcript: Callable[[CaseResult], list[Any]]
+
+
 def _address(case: CaseResult) -> str:
     """The host a case connected to (or aimed at), without its port."""
     where = case.peer or case.target or ""
@@ -74,7 +85,7 @@ def _address(case: CaseResult) -> str:
     return host if colon and port.isdigit() and ":" not in host else where or "—"
 
 
-def _row(n: int, case: CaseResult, whole: bool, step_view: Callable[[StepResult], Any]) -> Row:
+def _row(n: int, case: CaseResult, whole: bool, views: Views) -> Row:
     failed = case.failed_step
     return Row(
         anchor=f"case-{n}",
@@ -87,7 +98,8 @@ def _row(n: int, case: CaseResult, whole: bool, step_view: Callable[[StepResult]
         # a failing step's own reason: the row names the step beside it
         reason=printable((failed.reason if failed else None) or why_failed(case) if case.status == FAILED
                          else case.reason),
-        step=step_view(failed) if failed is not None else None,
+        step=views.step(failed) if failed is not None else None,
+        transcript=views.transcript(case) if case.status == FAILED and not whole else [],
     )
 
 
@@ -99,8 +111,8 @@ def _addresses(cases: Sequence[CaseResult]) -> list[tuple[str, int, int, int]]:
     return sorted(rows, key=lambda r: (-r[2], _natural(r[0])))  # most failures first
 
 
-def digest(cases: Sequence[CaseResult], step_view: Callable[[StepResult], Any]) -> Digest:
-    """The compact view of many cases; step_view renders a failing step as the page shows steps."""
+def digest(cases: Sequence[CaseResult], views: Views) -> Digest:
+    """The compact view of many cases; views render a failing step and a transcript as the page shows them."""
     rows: dict[str, list[Row]] = {PASSED: [], FAILED: [], SKIPPED: []}
     whole: list[tuple[int, CaseResult]] = []
     by_reason: dict[tuple[Any, ...], list[Row]] = {}
@@ -108,7 +120,7 @@ def digest(cases: Sequence[CaseResult], step_view: Callable[[StepResult], Any]) 
         full = case.status == FAILED and len(whole) < FULL_FAILURES
         if full:
             whole.append((n, case))
-        row = _row(n, case, full, step_view)
+        row = _row(n, case, full, views)
         rows.setdefault(case.status, []).append(row)
         if case.status == FAILED:
             step = row.step
@@ -142,20 +154,28 @@ def peers_line(found: Iterable[str]) -> tuple[list[str], int]:
 
 
 def lighten(plan: dict[str, Any]) -> dict[str, Any]:
-    """A large plan's data without the transcripts of passing cases beyond the first few."""
+    """A large plan's data as its page embeds it: every failing case whole, the first few passing ones whole
+    (later reports read the banner and EHLO keywords from them), the others abridged to what a comparison
+    reads (each step's verdict by its number)."""
     cases = plan.get("cases") or []
     if len(cases) <= FULL_CASES:
         return plan
-    kept, dropped, out = 0, 0, []
+    kept, abridged, out = 0, 0, []
     for case in cases:
-        if case.get("status") == PASSED and case.get("transcript"):
-            if kept >= KEEP_PASSING_TRANSCRIPTS:
-                case = {**case, "transcript": []}
-                dropped += 1
-            else:
-                kept += 1
-        out.append(case)
-    return {**plan, "cases": out, "transcripts_omitted": dropped}
+        whole = case.get("status") == FAILED or bool(case.get("load"))
+        if not whole and case.get("status") == PASSED and case.get("transcript") and kept < KEEP_PASSING_TRANSCRIPTS:
+            kept, whole = kept + 1, True
+        out.append(case if whole else _abridged(case))
+        abridged += not whole
+    return {**plan, "cases": out, "cases_abridged": abridged}
+
+
+def _abridged(case: dict[str, Any]) -> dict[str, Any]:
+    """A case as a later report compares it: by name, status and each step's verdict (and where it
+    connected, and why a skipped case was skipped)."""
+    reason = {"reason": case["reason"]} if case.get("reason") else {}
+    return {"name": case.get("name"), "status": case.get("status"), "peer": case.get("peer"), **reason,
+            "steps": [{"index": s.get("index"), "status": s.get("status")} for s in case.get("steps") or []]}
 
 
 class Shedder:

@@ -33,10 +33,10 @@ from runner.report.archive import (
 )
 from runner.report.chart import PERCENTILES
 from runner.report.compare import Changes, compare_runs
-from runner.report.digest import FULL_CASES, FULL_FAILURES, Digest, digest, lighten, peers_line
+from runner.report.digest import FULL_CASES, FULL_FAILURES, Digest, Views, digest, lighten, peers_line
 from runner.report.format import format_seconds, format_utc, parse_utc, printable
 from runner.report.markup import embed_json, environment, page_script
-from runner.report.view import CaseView, case_view, skipped_groups, step_view
+from runner.report.view import CaseView, case_view, skipped_groups, step_view, transcript_rows
 from runner.results import FAILED, PlanResult, RunResult, utc_iso
 from runner.stats import KEEP_FAILURES
 
@@ -75,7 +75,7 @@ def _cases(plan: PlanResult) -> tuple[Digest | None, list[CaseView]]:
     """The cases shown whole: all of them, or in a large plan (a fleet) only those its digest keeps whole."""
     if len(plan.cases) <= FULL_CASES:
         return None, [case_view(n, c, plan.file) for n, c in enumerate(plan.cases, 1)]
-    fleet = digest(plan.cases, lambda step: step_view(step, plan.file))  # the rest as table rows
+    fleet = digest(plan.cases, Views(lambda step: step_view(step, plan.file), transcript_rows))  # the rest as rows
     return fleet, [case_view(n, c, plan.file) for n, c in fleet.whole]
 
 

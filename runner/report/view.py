@@ -24,7 +24,7 @@ from runner.report.tlsfacts import OfferView, offer_view
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult, StepResult, show_bytes
 
 __all__ = ["MAX_EVENT_LINES", "CaseView", "LoadView", "SessionView", "StepView", "case_view", "skipped_groups",
-           "step_view"]
+           "step_view", "transcript_rows"]
 
 MAX_EVENT_LINES = 400  # a long DATA body is cut in the page; the embedded data keeps all of it
 _DIRECTION = {SEND: ("C:", "c"), RECV: ("S:", "s"), INFO: ("*", "i")}
@@ -131,7 +131,7 @@ def step_view(step: StepResult, file: str) -> StepView:
     )
 
 
-def _transcript(case: CaseResult) -> list[tuple[str, str, str, str]]:
+def transcript_rows(case: CaseResult) -> list[tuple[str, str, str, str]]:
     rows = []
     for event in case.transcript:
         who, css = _DIRECTION.get(event.direction, (event.direction, "i"))
@@ -160,7 +160,7 @@ def _session(title: str, case: CaseResult, file: str, status: str | None = None)
         failed_step=failed,
         steps=steps,
         captures=[(printable(k), printable(v), s.index) for s in case.steps for k, v in s.captures.items()],
-        transcript=_transcript(case),
+        transcript=transcript_rows(case),
         mail=[(s.index, s.action, [(printable(k), printable(v)) for k, v in mail_rows(s.details)])
               for s in case.steps if s.details and s.action != "tls_offer"],
         offers=[offer_view(s.index, s.details) for s in case.steps if s.details and s.action == "tls_offer"],

@@ -1,14 +1,16 @@
-"""The HTML report of a fleet: 10,000 cases lead with their failures and fold the passing ones into rows."""
+"""The HTML report of a fleet: 10,000 cases lead with their failures, each with its transcript, and fold the passing
+ones into rows; the page stays small, and the next run's report still says what changed."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import timedelta
 
 from runner.report import write_html_reports
 from runner.report.archive import read_embedded
 from runner.report.digest import FULL_CASES, FULL_FAILURES, KEEP_PASSING_TRANSCRIPTS
-from tests.support.results import fleet_run, make_run, passing_case
+from tests.support.results import T0, failing_case, fleet_run, make_run, passing_case
 from tests.support.timing import cpu_seconds
 
 
@@ -18,7 +20,7 @@ def test_ten_thousand_cases_lead_with_failures_and_fold_the_passing_ones(tmp_pat
     with capsys.disabled():
         print(f"\n10,000-case HTML report: {cpu:.2f} s CPU, {path.stat().st_size / 1e6:.1f} MB")
     assert cpu < 10.0
-    assert path.stat().st_size < 15_000_000
+    assert path.stat().st_size < 7_000_000  # 13.4 MB when every case's steps were embedded
     summary, failures, passed = page.index('id="summary"'), page.index('id="failures"'), page.index('id="passed"')
     assert summary < failures < passed
     assert "10,000 addresses, e.g. <code>127.0.1.1:40000, 127.0.1.1:40001, 127.0.1.1:40002</code> …" in page
@@ -34,6 +36,13 @@ def test_ten_thousand_cases_lead_with_failures_and_fold_the_passing_ones(tmp_pat
     assert failed.count("<tr") == 1 + 1000
     assert '<tr id="case-9991"><td>fleet @ 127.0.1.100:40090</td><td class="w">127.0.1.100:40090</td>' in failed
     assert "550 5.7.1 relaying denied &lt;script&gt;alert(1)&lt;/script&gt;" in failed
+    assert "<script>alert" not in page
+    last = failed[failed.index('<tr id="case-9991">'):]
+    last = last[:last.index("</tr>")]
+    assert '<details class="sub"><summary>4 lines</summary>' in last, "each failure not shown whole: its transcript"
+    assert '<span class="d">C:</span><span class="x">RCPT TO:&lt;victim@elsewhere.test&gt;\\x00\\r\\n</span>' in last
+    assert failed.count('<summary>4 lines</summary>') == 1000 - FULL_FAILURES
+    assert failed.count('">below</a></td></tr>') == FULL_FAILURES
 
     assert page.count('<details class="case failed"') == FULL_FAILURES
     assert '<details class="case passed"' not in page
@@ -48,15 +57,36 @@ def test_ten_thousand_cases_lead_with_failures_and_fold_the_passing_ones(tmp_pat
     assert '<tr><td>127.0.1.1</td><td class="num">90</td><td class="num c-fail">10</td>' in addresses
 
 
-def test_large_report_data_keeps_failing_transcripts_and_a_few_passing_ones(tmp_path):
+def test_large_report_data_keeps_failing_cases_and_a_few_passing_ones_whole(tmp_path):
     data = read_embedded(write_html_reports(fleet_run(2000), tmp_path)[0])
     cases = data["plan"]["cases"]
     assert len(cases) == 2000
     passing = [c for c in cases if c["status"] == "passed"]
-    assert sum(bool(c["transcript"]) for c in passing) == KEEP_PASSING_TRANSCRIPTS
-    assert data["plan"]["transcripts_omitted"] == len(passing) - KEEP_PASSING_TRANSCRIPTS
-    assert all(c["transcript"] and c["steps"] for c in cases if c["status"] == "failed")
-    assert all(len(c["steps"]) == 3 for c in passing), "steps stay: later reports compare with them"
+    assert sum("transcript" in c for c in passing) == KEEP_PASSING_TRANSCRIPTS
+    assert data["plan"]["cases_abridged"] == len(passing) - KEEP_PASSING_TRANSCRIPTS
+    assert all(c["transcript"] and len(c["steps"]) == 3 for c in cases if c["status"] == "failed")
+    assert passing[-1] == {"name": "fleet @ 127.0.1.20:40099", "status": "passed", "peer": "127.0.1.20:40099",
+                           "steps": [{"index": 1, "status": "passed"}, {"index": 2, "status": "passed"},
+                                     {"index": 3, "status": "passed"}]}
+
+
+def test_the_next_fleet_report_names_what_changed_in_abridged_cases(tmp_path):
+    write_html_reports(fleet_run(2000), tmp_path)
+    later = fleet_run(2000)
+    plan = later.plans[0]
+    plan.cases[1999] = replace(failing_case(plan.cases[1999].name), target=plan.cases[1999].target)  # passed before
+    plan.cases[1990] = replace(passing_case(plan.cases[1990].name), target=plan.cases[1990].target)  # failed before
+    later.started_at = T0 + timedelta(hours=1)
+    page = write_html_reports(later, tmp_path)[0].read_text(encoding="utf-8")
+    changes = page[page.index('id="changes"'):page.index("</section>", page.index('id="changes"'))]
+    now_failing = changes[changes.index("Now failing (1)"):changes.index("Now passing (1)")]
+    assert "<strong>fleet @ 127.0.1.20:40099</strong>" in now_failing
+    assert "step 2 (<code>plans/basic.yaml:11</code>) send <code>RCPT TO:&lt;victim@elsewhere.test&gt;</code>: " \
+           "passed → <strong class=\"c-fail\">failed</strong>" in now_failing
+    now_passing = changes[changes.index("Now passing (1)"):]
+    assert "<strong>fleet @ 127.0.1.20:40090</strong>" in now_passing  # abridged now: the step named as before
+    assert "step 2 (<code>plans/basic.yaml:11</code>) send <code>RCPT TO:&lt;victim@elsewhere.test&gt;</code>: " \
+           "failed → <strong class=\"c-pass\">passed</strong>" in now_passing
 
 
 def test_up_to_a_thousand_cases_every_case_is_whole(tmp_path):
