@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-__all__ = ["Attributes", "Auth", "Bdat", "ClientTls", "Message", "MessageAttachment", "MessageDkim", "Options", "Pause",
-           "Pipeline", "PipelineItem", "Raw", "Smuggle", "TlsOffer"]
+__all__ = ["Attributes", "Auth", "Bdat", "ClientTls", "ExpectTls", "Message", "MessageAttachment", "MessageDkim",
+           "Options", "Pause", "Pipeline", "PipelineItem", "Raw", "Smuggle", "TlsOffer"]
 
 
 class Options:
@@ -221,3 +221,19 @@ class TlsOffer(Options):
     def read(cls, value: Any) -> TlsOffer:
         given = {key: tuple(item) if isinstance(item, list) else item for key, item in (value or {}).items()}
         return super().read(given)
+
+
+@dataclass(frozen=True)
+class ExpectTls(Options):
+    """`expect_tls:`: checks on the TLS session in force; each given (not None) must hold."""
+
+    min_version: str | None = None
+    max_version: str | None = None
+    days_valid: int | None = None
+    name: str | None = None  # a template
+    verified: bool | None = None
+    tlsa: Any = None  # "match", or {rollover: warn | required} (runner.run.dane)
+
+    def given(self) -> dict[str, Any]:
+        """The checks the plan gave, in the schema's order, as written."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}

@@ -195,7 +195,7 @@ async def do_starttls(session: StepContext, step: Step, out: StepResult, deadlin
     """RFC 3207: STARTTLS, 220, no plaintext after it (§4.2, cf. CVE-2011-0411), handshake, forget. The client's
     TLS options (runner.run.tlsclient) are read and their files checked before STARTTLS is sent."""
     out.label, out.expected = "STARTTLS", "220, then a TLS handshake"
-    opts = tlsclient.starttls_options(step)
+    opts = tlsclient.starttls_options(step, session.target)
     name = session.text(opts.server_name or session.target.server_name or "") or session.server_host
     handshake = tlsclient.prepare(session.text, opts, name, os.path.dirname(step.file or ""))
     await session.send_starttls(deadline)

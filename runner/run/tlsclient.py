@@ -5,6 +5,7 @@ name after a handshake whose SNI was another name."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from typing import Any
@@ -22,9 +23,13 @@ __all__ = ["CLIENT_KEYS", "after_handshake", "failed", "offered", "prepare", "st
 CLIENT_KEYS = ("cert", "key", "sni", "min_version", "max_version", "ciphers")  # beside verify, cafile, server_name
 
 
-def starttls_options(step: Step) -> Options:
-    """A `starttls:` step's options (runner.plan.options.ClientTls, made as the plan was read)."""
-    return step.value
+def starttls_options(step: Step, target: Target) -> Options:
+    """A `starttls:` step's options (runner.plan.options.ClientTls, made as the plan was read); a `cafile` it does
+    not give is the target's, as its `server_name` is (a private CA written once, under `target:`)."""
+    given: Options = step.value
+    if given.cafile is not None or not target.cafile:
+        return given
+    return dataclasses.replace(given, cafile=target.cafile)
 
 
 def target_options(target: Target) -> Options:

@@ -100,6 +100,36 @@ steps:
     assert code == 0, out + err
 
 
+def test_starttls_trusts_the_target_s_cafile_and_expect_tls_bounds_the_version(ca_files, tmp_path):
+    """A private CA written once under target: serves the starttls step that names none; max_version fails a
+    session above it, naming both."""
+    plan = write_plan(tmp_path, f"""\
+target: {{host: localhost, cafile: "{ca_files / 'ca.pem'}", timeout: 5}}
+cases:
+  - name: pinned
+    steps:
+      - expect: 220
+      - send: EHLO test
+        expect: 250
+      - starttls: {{max_version: TLSv1.2}}
+      - expect_tls: {{verified: true, min_version: TLSv1.2, max_version: TLSv1.2}}
+  - name: newest
+    steps:
+      - expect: 220
+      - send: EHLO test
+        expect: 250
+      - starttls: {{}}
+      - expect_tls: {{max_version: TLSv1.2}}
+""")
+    with tls_server(ca_files) as server:
+        code, out, err = run(plan, "--port", str(server.port), "--no-report", "--json", str(tmp_path / "r.json"))
+    cases = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
+    assert cases[0]["status"] == "passed", out + err
+    assert cases[0]["tls"]["verified"] is True and cases[0]["tls"]["version"] == "TLSv1.2"
+    assert cases[1]["status"] == "failed" and "version TLSv1.3 is above TLSv1.2" in cases[1]["reason"]
+    assert code == 1
+
+
 def auth_outputs(ca_files: Path, tmp_path: Path, *extra: str) -> tuple[int, str]:
     """Run submission-auth.yaml verbosely with every output on; return the status and all text produced."""
     with tls_server(ca_files, auth=ServerAuth("alice", PASSWORD)) as server:
