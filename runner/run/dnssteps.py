@@ -24,7 +24,7 @@ async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadl
     blocklists, DANE TLSA."""
     want = step.value
     out.label = "check DNS: " + ", ".join(k for k in want if k not in ("domain", "cafile"))
-    out.expected = ", ".join(f"{k} {v}" for k, v in want.items())
+    out.expected = ", ".join(f"{k} {_shown(session, v)}" for k, v in want.items())
     from runner.net.dns import config_for
 
     t = session.target
@@ -43,6 +43,17 @@ async def do_expect_dns(session: StepContext, step: Step, out: StepResult, deadl
     if found:
         raise StepFailed("; ".join(found))
     return True
+
+
+def _shown(session: StepContext, value: Any) -> Any:
+    """An option as the step runs it: its templates rendered, however deep (for the expected line)."""
+    if isinstance(value, str):
+        return session.text(value)
+    if isinstance(value, dict):
+        return {k: _shown(session, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(session, v) for v in value]
+    return value
 
 
 _DOMAIN_CHECKS = ("spf", "dmarc", "mta_sts", "tls_rpt", "dkim", "dnsbl")  # of the mail domain, not the host
