@@ -19,6 +19,8 @@ import uuid
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+import orjson
+
 from runner.errors import ReportError
 from runner.report.outputs import atomic_write, atomic_writer
 from runner.results import CaseResult, PlanResult, RunResult
@@ -27,6 +29,13 @@ __all__ = ["JsonStream", "case_json", "json_text", "write_json"]
 
 
 def _dumps(data: Any) -> str:
+    """JSON indented by two, UTF-8 as it is. orjson writes what the standard library's encoder writes with
+    indent=2 about twenty times faster (4 µs a fleet's case against 94 µs; docs/fleets.md); what it refuses — a
+    lone surrogate (an undecodable byte kept as text), a key that is not a string — the standard library writes."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode("utf-8")
+    except orjson.JSONEncodeError:
+        pass
     text = json.dumps(data, indent=2, ensure_ascii=False)
     try:
         text.encode("utf-8")

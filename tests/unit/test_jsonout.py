@@ -41,12 +41,14 @@ def test_standard_output_and_undecodable_bytes(tmp_path):
     run = two_plans()
     plan = run.plans[0]
     plan.cases[1].reason = "got \udcff from the server"  # an undecodable byte kept as text
+    plan.cases[0].steps[0].details = {250: "a key that is not a string"}
     stream, out = JsonStream("-"), io.StringIO()
     for case in plan.cases:
         stream.add(plan, case)
     stream.write(run, "-", out)
     data = json.loads(out.getvalue())
     assert data["plans"][0]["cases"][1]["reason"] == "got \udcff from the server"
+    assert data["plans"][0]["cases"][0]["steps"][0]["details"] == {"250": "a key that is not a string"}
     assert data["counts"] == {"passed": 2, "failed": 1, "skipped": 1}
     assert data["plans"][1]["cases"] == []
 
