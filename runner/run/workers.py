@@ -284,9 +284,9 @@ class LoadWorkers:
         for p, sessions, jobs, per_host in zip(live, shares(task.sessions, len(live)), shares(task.jobs, len(live)),
                                                shares(task.per_host, len(live)), strict=True):
             keys[self._send(p, replace(task, sessions=sessions, jobs=jobs, per_host=per_host))] = p
-        try:
+        try:  # until all have answered, or one has failed: the case fails, the others need not go on
             if not stop.is_set():
-                await asyncio.wait([self.pending[k] for k in keys])
+                await asyncio.wait([self.pending[k] for k in keys], return_when=asyncio.FIRST_EXCEPTION)
         except asyncio.CancelledError:  # Ctrl-C: the figures so far are still reported (below)
             pass
         if not all(self.pending[k].done() for k in keys):
@@ -359,11 +359,12 @@ class LoadWorkers:
                 future.set_exception(WorkerError(f"{p.problem}: its sessions are not in the figures"))
 
     def _stop_and_collect(self, keys: list[int]) -> None:
-        """Ctrl-C: each worker told to stop these tasks; their answers read here, blocking, for at most
-        STOP_WAIT seconds (the run is ending: the loop has nothing else to do)."""
+        """Ctrl-C, or a worker gone: each told to stop these tasks; their answers read here, blocking, for at most
+        STOP_WAIT seconds (the loop waits: this is only ever the end of a run, or of a case gone wrong)."""
         for key in keys:
             with contextlib.suppress(OSError):
-                self.owner[key].conn.send(("stop", key))
+                if not self.pending[key].done():
+                    self.owner[key].conn.send(("stop", key))
         deadline = time.monotonic() + STOP_WAIT
         while not all(self.pending[k].done() for k in keys) and time.monotonic() < deadline:
             waiting = {self.owner[k] for k in keys if not self.pending[k].done()}

@@ -4,9 +4,13 @@ Postfix's smtp-sink in a process of its own on a free loopback port, the figures
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,3 +119,55 @@ def test_workers_out_of_place_is_a_usage_error(tmp_path, argv, said):
     code, out, err = run(plan, *argv, "--no-report")
     assert code == 2 and said in err, err
     assert "Traceback" not in err and out == ""
+
+
+def _after_workers_started(act) -> threading.Thread:
+    """A thread that waits (at most 60 s) until this process has two worker processes and they have run for
+    a second, then acts on them."""
+    def wait_then_act() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            workers = {p.name: p.pid for p in multiprocessing.active_children() if p.name.startswith("smtprun-worker-")}
+            if len(workers) == 2:
+                time.sleep(1)
+                act(workers)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=wait_then_act, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_worker_that_dies_fails_the_case_naming_it(tmp_path, sink):
+    plan = write_plan(tmp_path, TRANSACTION.format(port=sink))
+    killer = _after_workers_started(lambda workers: os.kill(workers["smtprun-worker-2"], signal.SIGKILL))
+    code, out, err = run(plan, "--repeat", "1000000", "--jobs", "4", "--workers", "2", "--json",
+                         str(tmp_path / "r.json"), "--no-report")
+    killer.join()
+    assert code == 1, out + err
+    case = load_of(tmp_path / "r.json")
+    assert case["status"] == "failed"
+    assert "worker process 2 ended unexpectedly (killed by signal 9): its sessions are not in the figures" \
+        in case["reason"]
+    load = case["load"]  # the other worker's sessions, stopped when the case could no longer pass
+    assert 0 < load["sessions"] < 1000000
+    assert load["passed"] + load["failed"] == load["sessions"]
+    assert all(load["passed"] <= s["count"] <= load["sessions"] for s in load["steps"])
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("smtprun-worker-")]
+
+
+def test_ctrl_c_stops_every_worker_and_reports_their_sessions(tmp_path, sink):
+    plan = write_plan(tmp_path, TRANSACTION.format(port=sink))
+    interrupter = _after_workers_started(lambda _: os.kill(os.getpid(), signal.SIGINT))
+    code, out, err = run(plan, "--repeat", "1000000", "--jobs", "4", "--workers", "2", "--json",
+                         str(tmp_path / "r.json"), "--no-report")
+    interrupter.join()
+    assert code == 130, out + err
+    case = load_of(tmp_path / "r.json")
+    load = case["load"]
+    assert 0 < load["sessions"] < 1000000 and "worker process" not in (case["reason"] or "")
+    # every session of both processes counted (one cut short by the stop times the steps it reached)
+    assert load["passed"] + load["failed"] == load["sessions"] and load["passed"] > 0
+    assert all(load["passed"] <= s["count"] <= load["sessions"] for s in load["steps"])
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("smtprun-worker-")]
