@@ -14,7 +14,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -131,6 +131,7 @@ class ReportEntry:
     summary: dict[str, Any]
     started: datetime
     sequence: int  # the -N of the file name, 0 without
+    stamp: tuple[int, int, int] = (0, 0, 0)  # the file's inode, size and modification time (ns) when it was read
 
     @property
     def plan(self) -> dict[str, Any]:
@@ -154,7 +155,7 @@ def _valid_summary(summary: Any) -> bool:
     )
 
 
-def _entry(path: Path) -> ReportEntry:
+def _entry(path: Path, stamp: tuple[int, int, int] = (0, 0, 0)) -> ReportEntry:
     """Raises ValueError with a reason a person can read when path is not a usable report."""
     try:
         summary = read_embedded(path, SUMMARY_ID)
@@ -171,11 +172,13 @@ def _entry(path: Path) -> ReportEntry:
     except ValueError:
         raise ValueError(f"embedded start time {summary['started_at']!r} is not a UTC timestamp") from None
     m = _NAME.search(path.name)
-    return ReportEntry(path, summary, started, int(m[2]) if m and m[2] else 0)
+    return ReportEntry(path, summary, started, int(m[2]) if m and m[2] else 0, stamp)
 
 
-def scan_reports(report_dir: Path) -> tuple[list[ReportEntry], list[str]]:
-    """Every readable report in report_dir, oldest first, and a warning for each file skipped."""
+def scan_reports(report_dir: Path, known: Iterable[ReportEntry] = ()) -> tuple[list[ReportEntry], list[str]]:
+    """Every readable report in report_dir, oldest first, and a warning for each file skipped. A file that is
+    one of `known` (an earlier scan's), unchanged since (same inode, size and time), is not read again."""
+    unchanged = {(e.path.name, e.stamp): e for e in known if e.stamp != (0, 0, 0)}
     entries: list[ReportEntry] = []
     warnings: list[str] = []
     try:
@@ -184,10 +187,12 @@ def scan_reports(report_dir: Path) -> tuple[list[ReportEntry], list[str]]:
         return [], []
     for path in paths:
         try:
-            if path.is_symlink() or not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode):  # a symlink is not followed; a FIFO would block the read
                 warnings.append(f"{path}: skipped: not a regular file")
                 continue
-            entries.append(_entry(path))
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            entries.append(unchanged.get((path.name, stamp)) or _entry(path, stamp))
         except ValueError as exc:
             warnings.append(f"{path}: skipped: {exc}")
         except OSError as exc:
@@ -259,15 +264,16 @@ def render_index(entries: list[ReportEntry], warnings: list[str]) -> str:
     )
 
 
-def rebuild_index(report_dir: Path) -> list[str]:
+def rebuild_index(report_dir: Path, known: Iterable[ReportEntry] = ()) -> list[str]:
     """Rewrite report_dir/index.html from the reports in the folder; return a warning per file skipped.
+    Reports among `known` (scan_reports) that have not changed since are not read again.
 
     A file that is not a report, or is damaged, is left alone and named in a warning (also shown
     on the index page); it never stops the index from being built.
     """
     report_dir = Path(report_dir)
     with _index_lock(report_dir):  # two runs finishing together: the second scan sees the first's report
-        entries, warnings = scan_reports(report_dir)
+        entries, warnings = scan_reports(report_dir, known)
         page = render_index(entries, warnings).encode("utf-8")
         try:
             atomic_write(report_dir / INDEX_NAME, page)

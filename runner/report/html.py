@@ -178,7 +178,7 @@ def write_html_reports(
             written.append(write_new(report_dir, stem, ".html", page.encode("utf-8")))
     except OSError as exc:  # the folder is named, not the temporary file that could not be made in it
         raise ReportError(f"cannot write the HTML report in {report_dir}: {exc.strerror or exc}") from exc
-    warnings.extend(rebuild_index(report_dir))
+    warnings.extend(rebuild_index(report_dir, entries))  # the reports read above are not read again
     warn = on_warning or logging.getLogger(__name__).warning
     for warning in dict.fromkeys(warnings):
         warn(warning)

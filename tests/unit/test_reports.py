@@ -18,7 +18,7 @@ from markupsafe import escape
 from runner.errors import ReportError
 from runner.report import atomic_write, rebuild_index, write_html_reports, write_json, write_junit
 from runner.report.advice import smuggling_advice
-from runner.report.archive import INDEX_NAME, write_new
+from runner.report.archive import INDEX_NAME, scan_reports, write_new
 from runner.report.compare import banner, compare_runs, ehlo_keywords
 from runner.report.format import tls_rows
 from runner.report.html import plan_data
@@ -110,6 +110,19 @@ def test_corrupt_or_foreign_html_gives_a_warning_and_the_index_still_builds(tmp_
     assert index.count('<td class="when">2024-05-0') == 2, "both real reports are listed"
     assert "broken.html" in index, "the index says which file it skipped"
     assert len(rebuild_index(tmp_path)) == 3
+
+
+def test_the_index_shows_a_report_changed_since_an_earlier_scan(tmp_path):
+    write_html_reports(standard_run(), tmp_path)
+    [second] = write_html_reports(standard_run(T0 + timedelta(days=1)), tmp_path)
+    entries, _ = scan_reports(tmp_path)
+    text = second.read_text(encoding="utf-8")
+    second.write_text(text.replace('{"name":"basic checks"', '{"name":"renamed plan"', 1), encoding="utf-8")
+    assert rebuild_index(tmp_path, entries) == []
+    index = (tmp_path / INDEX_NAME).read_text()
+    assert "renamed plan" in index and "basic checks" in index  # the second read again, the first as it was
+    again, _ = scan_reports(tmp_path, entries)
+    assert again[0] is entries[0] and again[1] is not entries[1]  # only the changed file was read
 
 
 def test_rebuild_index_on_an_empty_folder(tmp_path):
