@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """smtprun side by side with swaks, smtp-source and a bare asyncio client, all against Postfix's smtp-sink.
 
-    python bench/run.py [--quick] [--out bench/results.json]
+    python bench/run.py [--quick] [--only N ...] [--out bench/results.json]
 
 Six measurements, on loopback only:
 
 1. one small plan, whole process (start to exit): smtprun vs swaks, median of several runs; and 1′, the same
    with the HTML report written;
 2. many sessions of the same plan, 20 in flight: smtprun --repeat vs smtp-source, plus a bare asyncio
-   client doing the same dialogue with no checking (the floor a Python client on asyncio can reach);
+   client doing the same dialogue with no checking (the floor a Python client on asyncio can reach), and
+   smtprun with --workers (one process per CPU) beside the single process;
 3. 200 targets of which 20 accept and never answer, 2 s timeout, 20 jobs: total wall time;
 4. a 100 MB generated body (data_size): throughput and peak RSS (GNU time) vs smtp-source -l;
 5. 10,000 --targets (1,000 silent), 500 jobs: whole-process time and peak RSS (bench/fleet.py's measure_fleet);
@@ -53,6 +54,7 @@ GNU_TIME = "/usr/bin/time"
 SENDER, RECIPIENT, HELO = "a@bench.test", "b@bench.test", "bench.test"
 BODY = "Subject: smtprun bench\n\nA small message for the benchmark.\n"
 JOBS = 20
+WORKERS = max(2, os.cpu_count() or 1)  # measurement 2 with --workers: one process per CPU
 REPLY_TIMEOUT = 2  # seconds, measurement 3
 SILENT_EVERY = 10  # measurement 3: every 10th target accepts and never answers
 MB = 1_000_000
@@ -388,9 +390,11 @@ def measure_sessions(smtprun: list[str], plan: Path, port: int, sessions: int, r
     floor_walls: list[float] = []
 
     stock_rates: list[float] = []
+    workers_rates: list[float] = []
+    workers_walls: list[float] = []
 
-    def rate(env: dict[str, str] | None = None) -> tuple[float, Ran, dict[str, Any]]:
-        ran = run([*smtprun, str(plan), "--repeat", str(sessions), "-j", str(JOBS), "--no-report", "--json",
+    def rate(env: dict[str, str] | None = None, extra: Sequence[str] = ()) -> tuple[float, Ran, dict[str, Any]]:
+        ran = run([*smtprun, str(plan), "--repeat", str(sessions), "-j", str(JOBS), *extra, "--no-report", "--json",
                    str(out)], 600, ok=lambda rc: rc in (0, 1), env=env)
         load = load_json(out)["plans"][0]["cases"][0].get("load") or {}
         if load.get("sessions") != sessions or load.get("failed"):
@@ -408,6 +412,11 @@ def measure_sessions(smtprun: list[str], plan: Path, port: int, sessions: int, r
     def stock() -> None:  # the same install on the stock asyncio loop instead of uvloop
         stock_rates.append(rate({"SMTPRUN_EVENT_LOOP": "asyncio"})[0])
 
+    def spread() -> None:  # the sessions shared among one process per CPU (--workers)
+        got, ran, _ = rate(extra=["--workers", str(WORKERS)])
+        workers_rates.append(got)
+        workers_walls.append(ran.wall)
+
     def source() -> None:
         source_walls.append(run([SMTP_SOURCE, "-s", str(JOBS), "-m", str(sessions), "-f", SENDER, "-t", RECIPIENT,
                                  f"127.0.0.1:{port}"], 600).wall)
@@ -415,7 +424,7 @@ def measure_sessions(smtprun: list[str], plan: Path, port: int, sessions: int, r
     def floor() -> None:
         floor_walls.append(bare_asyncio_floor("127.0.0.1", port, sessions, JOBS))
 
-    clients = [ours, source, floor, stock]
+    clients = [ours, source, floor, stock, spread]
     for i in range(rounds):
         k = i % len(clients)
         for client in clients[k:] + clients[:k]:
@@ -433,6 +442,10 @@ def measure_sessions(smtprun: list[str], plan: Path, port: int, sessions: int, r
             f"p50 {med(p50s) * 1000:.1f} ms, p99 {med(p99s) * 1000:.1f} ms]")
     floor_ratio = floor_rate / source_rate
     stock_rate = med(stock_rates)
+    workers_rate, workers_wall = med(workers_rates), med(workers_walls)
+    workers_line = (f"{sessions} sessions{of}: smtprun --workers {WORKERS} {workers_rate:.0f}/s, ratio "
+                    f"{workers_rate / source_rate:.2f} (one process: {ours_rate:.0f}/s, {ratio:.2f}); "
+                    f"whole process {workers_wall:.2f} s (one process: {ours_wall:.2f} s)")
     stock_line = (f"{sessions} sessions{of}: smtprun on the stock asyncio loop (SMTPRUN_EVENT_LOOP=asyncio) "
                   f"{stock_rate:.0f}/s, ratio {stock_rate / source_rate:.2f}; "
                   f"uvloop gives {ours_rate / stock_rate:.2f}×")
@@ -453,6 +466,14 @@ def measure_sessions(smtprun: list[str], plan: Path, port: int, sessions: int, r
             "sessions": sessions, "jobs": JOBS, "rounds": rounds, "smtprun_stock_loop_sessions_per_s": stock_rate,
             "smtprun_stock_loop_sessions_per_s_rounds": stock_rates,
             "ratio_uvloop_over_stock_loop": ours_rate / stock_rate}),
+        Check("sessions_workers", workers_line, None, (f"{sessions} sessions, --workers {WORKERS}",
+                                                        f"{workers_rate:.0f}/s", f"smtp-source {source_rate:.0f}/s",
+                                                        f"{workers_rate / source_rate:.2f}", "-"), {
+            "sessions": sessions, "jobs": JOBS, "rounds": rounds, "workers": WORKERS,
+            "smtprun_workers_sessions_per_s": workers_rate, "smtprun_workers_sessions_per_s_rounds": workers_rates,
+            "smtprun_workers_process_wall_s": workers_wall, "smtprun_workers_process_wall_s_rounds": workers_walls,
+            "ratio_workers_over_one_process": workers_rate / ours_rate,
+            "ratio_workers_over_smtp_source": workers_rate / source_rate}),
         Check("floor", floor_line, None, (f"{sessions} sessions, bare asyncio floor", f"(floor {floor_rate:.0f}/s)",
                                           f"smtp-source {source_rate:.0f}/s", f"{floor_ratio:.2f}", "-"), {
             "sessions": sessions, "jobs": JOBS, "rounds": rounds, "floor_sessions_per_s": floor_rate,
@@ -640,14 +661,16 @@ def measure(args: argparse.Namespace, procs: Processes, work: Path) -> tuple[lis
     run([*smtprun, "validate", str(small), str(big)], 60)
 
     checks: list[Check] = []
-    steps: list[Callable[[], Check | list[Check]]] = [
-        lambda: measure_single(smtprun, small, port, sizes.single_runs, work),
-        lambda: measure_sessions(smtprun, small, port, sizes.sessions, sizes.rounds, work),
-        lambda: measure_targets(smtprun, procs, sizes.hosts, work),
-        lambda: measure_body(smtprun, big, port, sizes.body_mb, work),
-        lambda: measure_fleets(sizes.fleet),
-    ]
-    for step in steps:
+    steps: dict[str, Callable[[], Check | list[Check]]] = {
+        "1": lambda: measure_single(smtprun, small, port, sizes.single_runs, work),
+        "2": lambda: measure_sessions(smtprun, small, port, sizes.sessions, sizes.rounds, work),
+        "3": lambda: measure_targets(smtprun, procs, sizes.hosts, work),
+        "4": lambda: measure_body(smtprun, big, port, sizes.body_mb, work),
+        "5": lambda: measure_fleets(sizes.fleet),  # and 6
+    }
+    for mark, step in steps.items():
+        if args.only and mark not in args.only:
+            continue
         got = step()
         for check in got if isinstance(got, list) else [got]:
             checks.append(check)
@@ -662,6 +685,8 @@ def _terminate(signum: int, _frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark smtprun against smtp-sink, beside swaks and smtp-source.")
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a fast check")
+    parser.add_argument("--only", action="append", choices=("1", "2", "3", "4", "5"),
+                        help="run only this measurement (repeatable; 5 is 5 and 6)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="the JSON results file")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background

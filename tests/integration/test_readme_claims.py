@@ -148,6 +148,10 @@ CLAIMS = [
           ("--embedded", "fail.yaml", "--report-dir", "reports"), 3,
           ("0 passed, 1 failed", "smtprun: cannot write reports/index.html: Is a directory"),
           {"fail.yaml": FAILING, "reports/index.html/": ""}, doc="docs/reports.md"),
+    Claim("workers-alone", "Without `--repeat`, `--workers` is a usage error.",
+          ("p.yaml", "--host", "127.0.0.1", "--workers", "2", "--no-report"), 2,
+          ("smtprun: --workers shares the sessions of load mode among processes: give it with --repeat N",),
+          {"p.yaml": PASSING}, doc="docs/command-line.md"),
     Claim("source-run", "An address this machine does not have is refused before anything is sent: `--source` as a "
           "usage error (exit 2;", ("p.yaml", "--host", "127.0.0.1", "--port", "{silent}", "--source", "192.0.2.10"), 2,
           ("smtprun: --source 192.0.2.10: this machine cannot connect from it",), {"p.yaml": PASSING},
