@@ -62,7 +62,9 @@ class LoadStats:
     def merge(self, other: LoadStats) -> None:
         """Another process's figures for the same case added in exactly, as if its sessions had run here:
         counts added, every duration and step latency kept (percentiles are taken over them all, never
-        averaged), failure reasons added under the same cap, failing sessions kept up to the same number."""
+        averaged), failure reasons added under the same cap, failing sessions kept up to the same number.
+        Past MAX_REASONS distinct reasons, each process has named its own first ones and counted the rest as
+        "other": the totals still add up, a listed reason's count may then miss what another counted as other."""
         self.sessions += other.sessions
         self.failed += other.failed
         self.durations.extend(other.durations)
