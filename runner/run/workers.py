@@ -207,7 +207,9 @@ class _Process:
 
     def ended(self) -> str:
         code = self.proc.exitcode
-        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        if code is None:
+            return f"worker process {self.number} closed its pipe unexpectedly"
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         return f"worker process {self.number} ended unexpectedly ({how})"
 
 
