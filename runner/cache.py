@@ -22,7 +22,7 @@ from pathlib import Path
 
 __all__ = ["PrivateFolder"]
 
-_USABLE = hasattr(os, "O_DIRECTORY") and hasattr(os, "O_NOFOLLOW") and os.open in os.supports_dir_fd
+_USABLE = hasattr(os, "O_DIRECTORY") and hasattr(os, "O_NOFOLLOW") and {os.open, os.rename} <= os.supports_dir_fd
 _FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
