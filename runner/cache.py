@@ -8,7 +8,7 @@ permission, and no larger than its reader's limit. Files are written 0600 under 
 renamed into place, so a reader sees a whole file or none. Every failure — a folder that cannot be
 made, a full disk, another user's folder, a damaged file — means "not cached": it costs time, never
 a run. The folder is opened once and the files are found relative to it (openat), so the folder
-checked is the folder read.
+checked is the folder read. A folder keeps at most MAX_ENTRIES files: writing past that removes the oldest.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["PrivateFolder"]
+__all__ = ["MAX_ENTRIES", "PrivateFolder"]
 
 _USABLE = hasattr(os, "O_DIRECTORY") and hasattr(os, "O_NOFOLLOW") and {os.open, os.rename} <= os.supports_dir_fd
 _FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+MAX_ENTRIES = 1000  # files kept in one cache folder: past it the oldest written go, down to three quarters of it
 
 
 def _private(st: os.stat_result) -> bool:
@@ -102,4 +103,23 @@ class PrivateFolder:
                 with contextlib.suppress(OSError):
                     os.unlink(temp, dir_fd=folder)
                 return False
+            _prune(folder)
             return True
+
+
+def _prune(folder: int) -> None:
+    """Past MAX_ENTRIES files in the folder, the oldest written are removed: each only saves work, and a plan
+    edited a hundred times leaves a hundred entries behind. Only done when an entry is written."""
+    try:
+        names = os.listdir(folder) if os.listdir in os.supports_fd else []
+    except OSError:
+        return
+    if len(names) <= MAX_ENTRIES:
+        return
+    written = []
+    for name in names:
+        with contextlib.suppress(OSError):
+            written.append((os.stat(name, dir_fd=folder, follow_symlinks=False).st_mtime_ns, name))
+    for _, name in sorted(written)[: len(written) - MAX_ENTRIES * 3 // 4]:
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=folder)

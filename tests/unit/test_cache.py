@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from runner import cache
 from runner.cache import PrivateFolder
 
 NOBODY = 65534
@@ -93,3 +94,15 @@ def test_a_folder_that_cannot_be_made_is_no_cache(tmp_path: Path) -> None:
     folder = PrivateFolder(tmp_path / "file" / "cache")
     assert not folder.write("entry", b"data")
     assert folder.read("entry", 10) is None
+
+
+def test_past_its_bound_a_folder_keeps_the_newest_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "MAX_ENTRIES", 8)
+    folder = PrivateFolder(tmp_path)
+    for n in range(8):
+        assert folder.write(f"entry{n}", b"data")
+        os.utime(tmp_path / f"entry{n}", ns=(n * 10**9, n * 10**9))  # written n seconds after the epoch
+    assert len(list(tmp_path.iterdir())) == 8  # at the bound: nothing removed
+    assert folder.write("newest", b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry3", "entry4", "entry5", "entry6", "entry7", "newest"]
+    assert folder.read("newest", 10) == b"data"
