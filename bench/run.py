@@ -3,7 +3,7 @@
 
     python bench/run.py [--quick] [--only N ...] [--out bench/results.json]
 
-Six measurements, on loopback only:
+Seven measurements, on loopback only:
 
 1. one small plan, whole process (start to exit): smtprun vs swaks, median of several runs; and 1′, the same
    with the HTML report written;
@@ -13,7 +13,10 @@ Six measurements, on loopback only:
 3. 200 targets of which 20 accept and never answer, 2 s timeout, 20 jobs: total wall time;
 4. a 100 MB generated body (data_size): throughput and peak RSS (GNU time) vs smtp-source -l;
 5. 10,000 --targets (1,000 silent), 500 jobs: whole-process time and peak RSS (bench/fleet.py's measure_fleet);
-6. the same 10,000 as mx: domains whose MX and A records dnsmasq serves on a loopback port.
+6. the same 10,000 as mx: domains whose MX and A records dnsmasq serves on a loopback port;
+7. a TLS audit of one STARTTLS server (the test Postfix on 127.0.0.1:25, or --tls-server HOST:PORT): a plan of
+   one `tls_offer` step vs `testssl --starttls smtp -p -E` (protocols and every cipher per protocol), whole
+   process each; not in --quick unless asked with --only 7 (testssl.sh alone takes half a minute or more).
 
 Measurement 2 also runs smtprun on the stock asyncio loop (SMTPRUN_EVENT_LOOP=asyncio) beside uvloop.
 
@@ -606,6 +609,56 @@ def measure_fleets(targets: int) -> list[Check]:
     return checks
 
 
+# -- 7: a TLS audit beside testssl.sh -------------------------------------------------------------
+
+TLS_AUDIT_RATIO = 0.15  # smtprun's whole audit at most this share of testssl.sh's -p -E on the same server
+TLS_PLAN = """\
+steps:
+  - expect: 220
+  - send: EHLO bench.test
+    expect: 250
+  - tls_offer: {versions: [TLSv1, TLSv1.1, TLSv1.2, TLSv1.3], forbid: []}
+    timeout: 300
+"""
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.settimeout(5)
+            return sock.recv(4).startswith(b"220")
+    except OSError:
+        return False
+
+
+def measure_tls_audit(smtprun: list[str], server: str, work: Path) -> Check:
+    """The same server scanned by smtprun (what a user gets: default --per-host) and by testssl.sh."""
+    host, _, port = server.rpartition(":")
+    what = f"TLS audit of {server}"
+    if shutil.which("testssl") is None or not _answers(host.strip("[]"), int(port)):
+        why = "testssl (Debian's testssl.sh) is not installed" if shutil.which("testssl") is None else \
+            f"nothing answers 220 on {server}"
+        return Check("tls_audit", f"{what}: not run: {why}", None, (what, "not run", why, "-", "-"))
+    plan = write_plan(work / "tls.yaml", "bench TLS audit", f"{{host: '{host}', port: {port}, timeout: 60}}",
+                      TLS_PLAN)
+    ours = run([*smtprun, str(plan), "--no-report", "--json", str(work / "tls.json")], 600, ok=lambda rc: rc in (0, 1))
+    step = load_json(work / "tls.json")["plans"][0]["cases"][0]["steps"][2]
+    details = step.get("details") or {}
+    if not details.get("versions"):  # a verdict on the chain or the offer is fine: the scan is what is timed
+        raise BenchError(f"smtprun's TLS audit of {server} did not scan: {step.get('reason')}")
+    theirs = run(["testssl", "--starttls", "smtp", "-p", "-E", "--quiet", "--color", "0", "--warnings", "off",
+                  "--jsonfile", str(work / "testssl.json"), server], 900, ok=lambda rc: True)
+    ratio = ours.wall / theirs.wall
+    suites = sum(len(v) for v in (details.get("versions") or {}).values())
+    line = (f"{what}: smtprun {ours.wall:.1f} s ({details.get('connections')} connections, {suites} suites in "
+            f"{len(details.get('versions') or {})} versions), testssl.sh -p -E {theirs.wall:.1f} s, ratio {ratio:.3f} "
+            f"(target ≤ {TLS_AUDIT_RATIO}) {verdict(ratio <= TLS_AUDIT_RATIO)}")
+    row = (what, f"{ours.wall:.1f} s", f"testssl.sh {theirs.wall:.1f} s", f"{ratio:.3f}", f"≤ {TLS_AUDIT_RATIO}")
+    return Check("tls_audit", line, ratio <= TLS_AUDIT_RATIO, row,
+                 {"smtprun_s": round(ours.wall, 2), "testssl_s": round(theirs.wall, 2), "ratio": round(ratio, 4),
+                  "connections": details.get("connections"), "suites": suites})
+
+
 # -- driver ---------------------------------------------------------------------------------------
 
 def require_tools() -> None:
@@ -667,9 +720,10 @@ def measure(args: argparse.Namespace, procs: Processes, work: Path) -> tuple[lis
         "3": lambda: measure_targets(smtprun, procs, sizes.hosts, work),
         "4": lambda: measure_body(smtprun, big, port, sizes.body_mb, work),
         "5": lambda: measure_fleets(sizes.fleet),  # and 6
+        "7": lambda: measure_tls_audit(smtprun, args.tls_server, work),
     }
     for mark, step in steps.items():
-        if args.only and mark not in args.only:
+        if (args.only and mark not in args.only) or (mark == "7" and args.quick and not args.only):
             continue
         got = step()
         for check in got if isinstance(got, list) else [got]:
@@ -685,8 +739,10 @@ def _terminate(signum: int, _frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark smtprun against smtp-sink, beside swaks and smtp-source.")
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a fast check")
-    parser.add_argument("--only", action="append", choices=("1", "2", "3", "4", "5"),
+    parser.add_argument("--only", action="append", choices=("1", "2", "3", "4", "5", "7"),
                         help="run only this measurement (repeatable; 5 is 5 and 6)")
+    parser.add_argument("--tls-server", default="127.0.0.1:25", metavar="HOST:PORT",
+                        help="the STARTTLS server measurement 7 audits (default: the test Postfix)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="the JSON results file")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
