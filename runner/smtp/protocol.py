@@ -20,6 +20,7 @@ __all__ = [
     "DataEncoder",
     "Reply",
     "ReplyParser",
+    "as_received",
     "encode_body",
     "encode_line",
     "is_hello",
@@ -268,3 +269,12 @@ def encode_body(body: bytes) -> bytes:
     """A whole body as the DATA stream, terminator included."""
     enc = DataEncoder()
     return enc.encode(body) + enc.end()
+
+
+def as_received(body: bytes) -> bytes:
+    """The message the server receives for `body` once it undoes the dot-stuffing (RFC 5321 §4.5.2): every line
+    end CRLF, a bare CR one too, as DataEncoder sends them, and a CRLF after the last line, which the terminator
+    supplies. What a DKIM signature made before sending must cover (RFC 6376 §3.4.4: it is computed over CRLF
+    lines). encode_body(as_received(body)) == encode_body(body)."""
+    text = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    return text if not text or text.endswith(b"\r\n") else text + b"\r\n"

@@ -15,6 +15,7 @@ from runner.smtp.protocol import (
     DataEncoder,
     Reply,
     ReplyParser,
+    as_received,
     encode_body,
     encode_line,
 )
@@ -394,6 +395,15 @@ def test_unstuffed_body_is_the_lf_normalised_input(body: bytes) -> None:
         expected += b"\n"
     assert unstuff(stream) == expected
     assert b"\r\n.\r\n" not in stream[:-3] and not stream[:-3].startswith(b".\r\n")  # no early end of DATA
+
+
+@given(st.one_of(bodies, st.binary(max_size=60)))
+def test_a_body_as_received_is_what_the_server_gets_and_is_sent_the_same(body: bytes) -> None:
+    """A DKIM signature is made over as_received(body): it must be exactly the message the server gets."""
+    received = as_received(body)
+    assert encode_body(received) == encode_body(body)
+    assert unstuff(encode_body(body)).replace(b"\n", b"\r\n") == received
+    assert b"\r" not in received.replace(b"\r\n", b"") and (not received or received.endswith(b"\r\n"))
 
 
 def test_bare_cr_is_handled_the_same_at_the_end_as_inside() -> None:
