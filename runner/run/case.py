@@ -21,20 +21,20 @@ from runner import limits
 from runner.errors import StepFailed
 from runner.net.address import check_host, parse_source
 from runner.net.transport import Connector, open_connection
-from runner.plan.actions import KINDS, named
+from runner.plan.actions import named
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Plan, Step, Target
-from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
+from runner.results import FAILED, CaseResult, StepResult
 from runner.run.budget import RenderBudget
 from runner.run.connect import Hop
 from runner.run.connect import connect as connect_case
+from runner.run.steploop import cut, not_run, run_list
 from runner.run.steprender import StepRenderer, preview_labels
 from runner.run.steps import ACTIONS
 from runner.run.transcript import Listener, Transcript
 from runner.run.wire import Wire
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import Reply
-from runner.smtp.smuggling import ending_name
 from runner.template import RenderError, truth
 
 __all__ = ["CaseRun", "Hop", "Listener", "RunningCase", "not_run", "run_case"]
@@ -237,63 +237,6 @@ class RunningCase(Wire):
 _BODY_ACTIONS = named("ends_data")  # (bdat judges its own replies: steps.py)
 
 
-def not_run(step: Step) -> StepResult:
-    """A step's result before it runs (and if it never does): skipped, labelled by what it would do."""
-    return StepResult(step.index, step.line, step.action, _label(step), status=SKIPPED, file=step.file)
-
-
-async def _run_list(session: RunningCase, steps: tuple[Step, ...], outs: list[StepResult],
-                    go_on: bool) -> bool:
-    """Run steps in order; False when one failed and the rest were left (not run)."""
-    result = session.result
-    for step, out in zip(steps, outs, strict=True):
-        if session.stop is not None and session.stop.is_set():  # Ctrl-C, even if a cancel went astray
-            _cut(session, "interrupted")
-            return False
-        session.step = step
-        try:
-            if step.when is not None and not session.truthy(step.when, out):
-                continue
-        except StepFailed as exc:
-            out.reason = session.redactor.text(exc.reason)
-            out.status = result.status = FAILED
-            result.reason = result.reason or f"step {step.index} ({step.file}:{step.line}): {out.reason}"
-            if go_on or step.continue_on_failure:
-                continue
-            return False
-        if not await _one(session, step, out, go_on):
-            return False
-    return True
-
-
-async def _one(session: RunningCase, step: Step, out: StepResult, go_on: bool) -> bool:
-    """Run one step; False when it failed and the case goes no further."""
-    result = session.result
-    out.status, out.started = PASSED, time.monotonic() - session.t0
-    session.running = out  # left set if the session deadline cancels the step
-    try:
-        await session.run_step(step, out)
-        session.running = None
-    except Exception as exc:  # a defect in smtprun: a verdict on this step, the transcript kept
-        session.running = None
-        if not isinstance(exc, StepFailed):
-            exc = StepFailed(f"internal error: {type(exc).__name__}: {exc}")
-        out.status, out.reason = FAILED, session.redactor.text(exc.reason)
-        out.reply = out.reply or exc.reply  # type: ignore[assignment]
-        if out.expected is None and step.expect is not None:
-            out.expected = expectations.describe(step.expect, lambda t: session.renderer.text(session.step, t))
-        if result.status != FAILED:
-            result.status = FAILED
-            result.reason = f"step {step.index} ({step.file}:{step.line}): {out.reason}"
-        if not (go_on or step.continue_on_failure):
-            return False
-    finally:
-        out.duration = time.monotonic() - session.t0 - out.started
-        if out.reply is not None and session.redactor:
-            out.reply = session.redactor.reply(out.reply)
-    return True
-
-
 async def _start_listeners(session: RunningCase, every: tuple[Step, ...]) -> None:
     """The listen:// mailboxes of a case's mail steps that can start before it connects, started; StepFailed
     when one cannot. Only a case with mail steps comes here, and only it loads runner.mail."""
@@ -323,7 +266,7 @@ async def _run_steps(session: RunningCase) -> None:
     except StepFailed as exc:  # no step ran: the connection (or a listener) is what failed
         result.status, result.reason = FAILED, session.redactor.text(str(exc))
         return
-    await _run_list(session, case.steps, main, case.continue_on_failure)
+    await run_list(session, case.steps, main, case.continue_on_failure)
     if case.finally_steps:
         steps, outs = case.finally_steps, final
         if session.over:  # after a 221 or a close: steps on it could only fail (RFC 5321 §4.1.1.10) ...
@@ -332,7 +275,7 @@ async def _run_steps(session: RunningCase) -> None:
                     out.reason = f"not run: {session.over}"
             kept = [i for i, step in enumerate(steps) if step.action in MAIL_ACTIONS]  # ... mailbox steps need none
             steps, outs = tuple(steps[i] for i in kept), [outs[i] for i in kept]
-        await _run_list(session, steps, outs, case.continue_on_failure)
+        await run_list(session, steps, outs, case.continue_on_failure)
     quit_on_failure = case.quit_on_failure if case.quit_on_failure is not None else session.target.quit_on_failure
     if result.status == FAILED and quit_on_failure:
         await _quit(session)
@@ -356,25 +299,6 @@ async def _quit(session: RunningCase) -> None:
     session.quit_reply = reply
 
 
-def _label(step: Step) -> str:
-    """What a step does, in a few words, before it has run (running it may render a better one)."""
-    kind = KINDS.get(step.action)
-    if kind is not None and kind.large == ("",) and not kind.ends_data and isinstance(step.value, str):
-        return step.value  # a command line or raw bytes, as written
-    if step.action == "smuggle":
-        return step.name or f"smuggle {ending_name(step.value.ending)}"
-    return step.name or ("read a reply" if step.action == "expect" else step.action)
-
-
-def _cut(session: RunningCase, reason: str) -> None:
-    if session.quitting:  # the verdict was in before the QUIT that followed it: keep its reason
-        session.note(f"QUIT: {reason}")
-        return
-    session.result.status, session.result.reason = FAILED, reason
-    if session.running is not None:
-        session.running.status, session.running.reason = FAILED, reason
-
-
 async def run_case(job: CaseRun) -> CaseResult:
     """Run one case to its verdict, in its own scope derived from the plan's. Never raises for anything
     the server or network does."""
@@ -382,7 +306,7 @@ async def run_case(job: CaseRun) -> CaseResult:
     case_scope = job.scope.for_case(job.plan, case)
     session = RunningCase(job, case_scope)
     if case_scope.late_error is not None:
-        _cut(session, case_scope.late_error)
+        cut(session, case_scope.late_error)
         session.result.steps = [not_run(s) for s in (*case.steps, *case.finally_steps)]
         return session.result
     session.result.started_at = datetime.now(timezone.utc)
@@ -392,9 +316,9 @@ async def run_case(job: CaseRun) -> CaseResult:
         else:
             await _run_steps(session)
     except asyncio.TimeoutError:
-        _cut(session, f"session deadline of {target.session_timeout:g}s reached")
+        cut(session, f"session deadline of {target.session_timeout:g}s reached")
     except asyncio.CancelledError:  # Ctrl-C: what the case gathered is its result, and it says why it stopped
-        _cut(session, "interrupted")
+        cut(session, "interrupted")
     finally:
         if session.conn is not None:
             clean = session.result.status != FAILED or session.quit_reply is not None
