@@ -78,7 +78,7 @@ class _PlanSpool:
     def __init__(self, plan: PlanResult, folder: Path | None) -> None:
         self.plan = plan
         self.file: IO[str] = tempfile.TemporaryFile(  # noqa: SIM115 -- open for the run, closed by JsonStream
-            "w+", encoding="utf-8", newline="", dir=folder, prefix=".smtprun-json-")
+            "w+", buffering=1 << 20, encoding="utf-8", newline="", dir=folder, prefix=".smtprun-json-")
         self.rank = {case.position: i for i, case in enumerate(plan.cases)}  # execute gives each its own
         self.waiting: dict[int, str] = {}
         self.written = 0  # plan.cases[:written] are in the file
