@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.errors import ConnectionLost
+from runner.net import tlssuites
 from runner.net.tls import peer_chain
-from runner.net.tlshello import Flight, FlightReader, Hello, client_hello
+from runner.net.tlshello import Flight, FlightReader, Hello, HelloError, client_hello
 from runner.net.tlskx import Suites, probe
 from runner.net.transport import Connector, Transport
 
@@ -207,14 +208,22 @@ async def _scan_version(scan: _Scan, version: str) -> None:
 
 
 async def _scan_tls13(scan: _Scan) -> None:
-    """Python's ssl (3.11) cannot choose the TLS 1.3 suites offered (no SSL_CTX_set_ciphersuites): the one the
-    server picks from OpenSSL's default three is what can be known."""
-    if not ssl.HAS_TLSv1_3:
-        scan.offer.not_tried["TLSv1.3"] = "the local OpenSSL cannot speak TLS 1.3"
+    """Every TLS 1.3 suite, from hand-built hellos (runner/net/tlssuites.py: Python 3.11's ssl cannot choose them).
+    A server that refuses those but completes Python's own handshake still has its TLS 1.3 said, with one suite."""
+    why = "the server refused a ClientHello without a key share (RFC 8446 §4.2.8)"
+    try:
+        found = await tlssuites.tls13(lambda hello, dhe: _exchange(scan, hello, dhe), scan.target.name)
+    except HelloError as exc:
+        found, why = tlssuites.SuiteOrder(), str(exc)
+    if found.suites:
+        scan.offer.versions["TLSv1.3"] = [tlssuites.TLS13_NAMES[code] for code in found.suites]
+        if found.server_order is not None:
+            scan.offer.server_order["TLSv1.3"] = found.server_order
         return
-    got = await _handshake(scan, _context("TLSv1.3"))
+    got = await _handshake(scan, _context("TLSv1.3")) if ssl.HAS_TLSv1_3 else None
     if got is not None:
         scan.offer.versions["TLSv1.3"] = [got[1]]
+        scan.offer.not_tried["TLSv1.3 suites"] = f"{why}; only the suite of a full handshake is known"
 
 
 async def _exchange(scan: _Scan, hello: Hello, dhe: bool) -> Flight | None:
@@ -298,7 +307,7 @@ async def _all(coroutines: list[Any]) -> None:
 
 def _suite_facts(offer: Offer) -> dict[str, dict[str, Any]]:
     ctx = _context(None)
-    known = {c["name"]: c for c in ctx.get_ciphers()}
+    known = {**tlssuites.HAND_BUILT_FACTS, **{c["name"]: c for c in ctx.get_ciphers()}}
     names = {name for suites in offer.versions.values() for name in suites}
     return {name: _facts(known.get(name, {})) for name in sorted(names)}
 

@@ -13,7 +13,7 @@ import trustme
 
 from runner.tools.server import EmbeddedServer, ServerTls, server_tls_context
 from tests.support.cli import run, write_plan
-from tests.support.mtas import CA_PATH, EXIM, POSTFIX, require_smtp
+from tests.support.mtas import CA_PATH, EXIM, OPENSMTPD, POSTFIX, require_smtp
 from tests.support.ratelimit import rate_limited
 from tests.support.tlsservers import weak_server
 
@@ -99,24 +99,44 @@ def _testssl_offer(path) -> dict[str, set[str]]:
     return found
 
 
-def test_postfix_offer_equals_testssl(tmp_path):
-    require_smtp(POSTFIX)
+def _testssl_suites(port: int, folder) -> dict[str, set[str]]:
     if shutil.which("testssl") is None:
         pytest.skip("testssl.sh is not installed (scripts/test-env.sh installs Debian's testssl.sh)")
-    code, facts, out = offer(tmp_path, POSTFIX.port, "{versions: [TLSv1, TLSv1.1, TLSv1.2, TLSv1.3], forbid: []}",
+    report = folder / "testssl.json"
+    subprocess.run(["testssl", "--starttls", "smtp", "-p", "-E", "--jsonfile", str(report), "--warnings", "off",
+                    "--color", "0", "--quiet", f"127.0.0.1:{port}"], capture_output=True, timeout=200, check=False)
+    return _testssl_offer(report)
+
+
+@pytest.mark.parametrize("server", [POSTFIX, EXIM], ids=lambda s: s.name)
+def test_offer_equals_testssl(tmp_path, server):
+    """Every suite of every version, TLS 1.3's five included: Postfix (OpenSSL) accepts three TLS 1.3 suites,
+    Exim (GnuTLS) four, TLS_AES_128_CCM_SHA256 among them."""
+    require_smtp(server)
+    code, facts, out = offer(tmp_path, server.port, "{versions: [TLSv1, TLSv1.1, TLSv1.2, TLSv1.3], forbid: []}",
                              str(CA_PATH))
     assert code == 0, out
-    report = tmp_path / "testssl.json"
-    subprocess.run(["testssl", "--starttls", "smtp", "-p", "-E", "--jsonfile", str(report), "--warnings", "off",
-                    "--color", "0", "--quiet", f"127.0.0.1:{POSTFIX.port}"], capture_output=True, timeout=200,
-                   check=False)
-    oracle = _testssl_offer(report)
+    oracle = _testssl_suites(server.port, tmp_path)
     assert set(facts["versions"]) == set(oracle)
-    for version in ("TLSv1", "TLSv1.1", "TLSv1.2"):
-        assert set(facts["versions"][version]) == oracle[version], version
-    # Python 3.11's ssl cannot choose the TLS 1.3 suites it offers (no set_ciphersuites): smtprun knows the one
-    # Postfix picks, testssl.sh all three (docs/tls-audit.md).
-    assert len(facts["versions"]["TLSv1.3"]) == 1 and facts["versions"]["TLSv1.3"][0] in oracle["TLSv1.3"]
+    for version, suites in oracle.items():
+        assert set(facts["versions"][version]) == suites, version
+    assert len(facts["versions"]["TLSv1.3"]) == {"postfix": 3, "exim": 4}[server.name]
+    assert {facts["suites"][name]["id"] for name in facts["versions"]["TLSv1.3"]} <= {
+        "0x1301", "0x1302", "0x1303", "0x1304", "0x1305"}
+    assert f"* TLSv1.3: {', '.join(facts['versions']['TLSv1.3'])}" in out
+
+
+def test_opensmtpd_tls13_suites_and_server_order(tmp_path):
+    """OpenSMTPD enforces its own order under TLS 1.3 too. Its TLS 1.2 list is shorter than testssl.sh's: it picks
+    RSA key-exchange suites in its ServerHello and then fails each handshake with a decrypt_error alert; testssl.sh
+    stops at the ServerHello and counts them, smtprun's full handshakes do not."""
+    require_smtp(OPENSMTPD)
+    _, facts, _ = offer(tmp_path, OPENSMTPD.port, "{versions: [TLSv1.2, TLSv1.3], forbid: []}", str(CA_PATH))
+    oracle = _testssl_suites(OPENSMTPD.port, tmp_path)
+    assert set(facts["versions"]["TLSv1.3"]) == oracle["TLSv1.3"]
+    assert facts["versions"]["TLSv1.3"][0] == "TLS_AES_256_GCM_SHA384"  # its order, whatever the client prefers
+    assert facts["server_order_by_version"]["TLSv1.3"] is True
+    assert set(facts["versions"]["TLSv1.2"]) < oracle["TLSv1.2"]
 
 
 def test_a_rate_limited_server_is_scanned_whole_after_backing_off(tmp_path):
