@@ -18,13 +18,17 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
 
-__all__ = ["MAX_ATTACHMENT_BYTES", "Attachment", "MessageError", "Parts", "build", "content_type", "describe",
-           "header_size", "sign"]
+__all__ = ["MAX_ATTACHMENT_BYTES", "MAX_SIGNED_BYTES", "Attachment", "MessageError", "Parts", "build",
+           "content_type", "describe", "header_size", "sign"]
 
 # No RFC bounds a message's size (RFC 5322 §2.1.1 bounds its lines); servers announce theirs with SIZE
 # (RFC 1870): Postfix's default is 10240000 bytes, Exchange Online's 150 MB. smtprun builds a message whole in
 # memory, so it takes at most this many bytes of attachment files for one (base64 sends 4/3 of them).
 MAX_ATTACHMENT_BYTES = 32 * 1024 * 1024
+# A `data_file:` body signed with DKIM is read whole (the signature's body hash comes first, RFC 6376 §3.7) and
+# held a few times over while dkimpy canonicalizes it; servers must take 64K octets (RFC 5321 §4.5.3.1.7) and
+# most stop far below this (Postfix's default message_size_limit is 10240000 bytes).
+MAX_SIGNED_BYTES = 32 * 1024 * 1024
 _ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender", "resent-from", "resent-to",
                              "resent-cc", "resent-bcc", "resent-sender"})
 
@@ -170,6 +174,14 @@ def sign(raw: bytes, domain: str, selector: str, key: bytes) -> bytes:
             raise MessageError(f"dkim {what}: {value!r} is not a domain name in ASCII (RFC 6376 §3.5: d=, s=)")
     try:
         field = dkim.sign(raw, selector.encode(), domain.encode(), key, canonicalize=(b"relaxed", b"relaxed"))
+    except dkim.MessageFormatError as exc:  # a `data:` body that is not a message
+        raise MessageError(f"dkim: the body is not a message that can be signed ({exc}): it needs a header "
+                           "section, an empty line, then the body (RFC 5322 §2.1)") from None
+    except dkim.ParameterError as exc:
+        if b"\nfrom:" not in b"\n" + raw.lower():
+            raise MessageError("dkim: the message has no From field, which a signature must cover "
+                               "(RFC 6376 §5.4)") from None
+        raise MessageError(f"dkim: cannot sign: {exc}") from None
     except dkim.DKIMException as exc:
         raise MessageError(f"dkim: cannot sign with the key given: {exc}") from None
     except ValueError as exc:  # the key is not PEM, or not an RSA key

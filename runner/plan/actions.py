@@ -29,6 +29,7 @@ class ActionKind:
     large: tuple[str, ...] = ()  # where its text that goes on the wire is (may render large): "" the value itself
     command: bool = False  # sends a command (or a body) and reads one reply when given expect: or capture:
     ends_data: bool = False  # a message body that ends with CRLF.CRLF (RFC 5321 §4.1.1.4; DataEncoder)
+    signed: bool = False  # a `dkim:` beside it signs the body it sends (runner.plan.signcheck, runner.run.dkimsign)
     judges_own: bool = False  # reads and judges the replies it causes itself
     uncounted: bool = False  # after it, which reply answers which command is no longer known
     mailbox: bool = False  # waits for a message in a mailbox (the closed loop)
@@ -45,8 +46,8 @@ KINDS: dict[str, ActionKind] = {kind.name: kind for kind in (
     ActionKind("raw", large=("",), uncounted=True, options=options.Raw),
     ActionKind("smuggle", judges_own=True, uncounted=True, topic="smuggling", runs_in="smuggle",
                options=options.Smuggle),
-    ActionKind("data", large=("",), command=True, ends_data=True, words=("body", "content", "msg")),
-    ActionKind("data_file", command=True, ends_data=True,
+    ActionKind("data", large=("",), command=True, ends_data=True, signed=True, words=("body", "content", "msg")),
+    ActionKind("data_file", command=True, ends_data=True, signed=True,
                words=("file", "body_file", "message_file", "eml", "data_path")),
     ActionKind("data_size", command=True, ends_data=True, words=("size", "body_size", "message_size")),
     ActionKind("message", command=True, ends_data=True, words=("mime", "mime_message", "compose", "build_message"),

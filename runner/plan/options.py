@@ -144,7 +144,8 @@ class MessageAttachment(Options):
 
 @dataclass(frozen=True)
 class MessageDkim(Options):
-    """A `message:`'s DKIM signature (RFC 6376): d=, s= and the PEM private key file."""
+    """A DKIM signature (RFC 6376): d=, s= and the PEM private key file; `message:`'s `dkim:`, and the step's own
+    `dkim:` beside `data:` or `data_file:` (runner.plan.types.Step.dkim)."""
 
     domain: str
     selector: str

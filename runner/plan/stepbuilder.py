@@ -22,6 +22,7 @@ from runner.plan.envelope import REFUSALS, unbracketed_path
 from runner.plan.load import Loaded, Unreadable, load_file
 from runner.plan.schema import did_you_mean
 from runner.plan.scope import render_early
+from runner.plan.signcheck import step_dkim
 from runner.plan.tlscheck import report_client_tls
 from runner.plan.types import Include, Step
 from runner.smtp.expect import describe
@@ -119,8 +120,8 @@ class StepBuilder:
             out.append(Step(index=0, line=line, action=action, value=value, expect=expect,
                             capture=dict(raw.get("capture", {})), timeout=raw.get("timeout"), name=raw.get("name"),
                             when=raw.get("when"), continue_on_failure=raw.get("continue_on_failure", False),
-                            include=self.include_site, file=self.loaded.source.name,
-                            expected=_described(expect)))
+                            include=self.include_site, file=self.loaded.source.name, expected=_described(expect),
+                            dkim=step_dkim(raw, action, value, spath, self._plan_file, self.problem)))
             captured |= set(raw.get("capture", {}))
         return out
 

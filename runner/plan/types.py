@@ -7,6 +7,7 @@ from typing import Any
 
 from runner.errors import Problem
 from runner.net.address import hostport
+from runner.plan.options import MessageDkim
 from runner.smtp.proxy import ProxyHeader
 
 __all__ = ["Case", "Include", "Plan", "Retry", "Step", "Target"]
@@ -78,6 +79,7 @@ class Step:
     include: Include | None = None  # the include that brought the step in, if any
     file: str | None = None  # the file the step is written in (an included file, or the plan)
     expected: str | None = None  # `expect` in words, worked out once; None where it holds a template (rendered per run)
+    dkim: MessageDkim | None = None  # `dkim:` beside `data:` or `data_file:`: sign the body (the key path resolved)
 
     @property
     def reads_reply(self) -> bool:

@@ -16,21 +16,18 @@ from runner.plan import options
 from runner.plan.types import Step
 from runner.results import StepResult
 from runner.run.context import StepContext
+from runner.run.dkimsign import read_key
 from runner.template import is_template
 from runner.text import CONTROLS, printable
 
-__all__ = ["MAX_KEY_BYTES", "do_message"]
-
-MAX_KEY_BYTES = 64 * 1024  # a PEM private key: an RSA 8192-bit one is under 7 KiB
+__all__ = ["do_message"]
 
 
 @dataclass(frozen=True)
 class _File:
-    """A file the step names: its path as written (a template unrendered), and whether it must lie in the
-    plan's folder (an attachment is sent; a DKIM key is only read)."""
+    """An attachment's file: its path as written (a template unrendered)."""
 
     path: str
-    confined: bool
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ class MessageOptions:
 
     parts: compose.Parts  # everything but the attachments' bytes
     attachments: tuple[tuple[_File, str, str], ...]  # (file, name, type); "" where not given
-    dkim: tuple[str, str, _File] | None  # (domain, selector, key file)
+    dkim: tuple[str, str, str] | None  # (domain, selector, key file as written)
 
 
 def _options(session: StepContext, given: options.Message) -> MessageOptions:
@@ -51,9 +48,9 @@ def _options(session: StepContext, given: options.Message) -> MessageOptions:
         sender=text(given.sender), to=tuple(text(item) for item in given.to), subject=text(given.subject),
         headers=tuple((name, text(value)) for name, value in given.headers),
         text=None if given.text is None else text(given.text), html=None if given.html is None else text(given.html))
-    attachments = tuple((_File(item.path, True), text(item.name), text(item.type)) for item in given.attachments)
+    attachments = tuple((_File(item.path), text(item.name), text(item.type)) for item in given.attachments)
     dkim = given.dkim
-    signing = (text(dkim.domain), text(dkim.selector), _File(dkim.key, False)) if dkim else None
+    signing = (text(dkim.domain), text(dkim.selector), dkim.key) if dkim else None
     return MessageOptions(parts, attachments, signing)
 
 
@@ -66,7 +63,7 @@ async def do_message(session: StepContext, step: Step, out: StepResult, deadline
         raw = msg.as_bytes()
         if opts.dkim is not None:
             domain, selector, key = opts.dkim
-            raw = compose.sign(raw, domain, selector, _read(session, step, key, MAX_KEY_BYTES, "dkim key"))
+            raw = compose.sign(raw, domain, selector, read_key(session, step, key))
     except compose.MessageError as exc:
         raise StepFailed(f"message: {exc}") from None
     signed = f", DKIM-signed d={opts.dkim[0]} s={opts.dkim[1]}" if opts.dkim else ""
@@ -82,31 +79,30 @@ def _attachments(session: StepContext, step: Step, opts: MessageOptions) -> tupl
     """The attachments' files read, at most MAX_ATTACHMENT_BYTES for all of them together."""
     out, room = [], compose.MAX_ATTACHMENT_BYTES
     for file, name, kind in opts.attachments:
-        data = _read(session, step, file, room, "attachment")
+        data = _read(session, step, file, room)
         room -= len(data)
         shown = name or os.path.basename(session.text(file.path))
         out.append(compose.Attachment(shown, compose.content_type(shown, kind), data))
     return tuple(out)
 
 
-def _read(session: StepContext, step: Step, file: _File, most: int, what: str) -> bytes:
-    """A file the step names, at most `most` bytes. A literal path was resolved (and checked) as the plan was
-    read; a templated one is relative to the file that names it."""
+def _read(session: StepContext, step: Step, file: _File, most: int) -> bytes:
+    """An attachment's file, at most `most` bytes. A literal path was resolved (and checked) as the plan was
+    read; a templated one is relative to the file that names it, and must lie in its folder: it is sent."""
     path = session.text(file.path)
     try:
         if is_template(file.path) and step.file:
             folder = os.path.dirname(step.file)
             path = os.path.join(folder, path)
-            if file.confined and not inside(path, folder):
-                raise StepFailed(f"{what} {_shown(path)} is outside the plan's folder: not sent")
+            if not inside(path, folder):
+                raise StepFailed(f"attachment {_shown(path)} is outside the plan's folder: not sent")
         with open_regular(path) as fh:
             data = fh.read(most + 1)
     except OSError as exc:
-        raise StepFailed(f"cannot read {what} {_shown(path)}: {exc.strerror or exc}") from None
+        raise StepFailed(f"cannot read attachment {_shown(path)}: {exc.strerror or exc}") from None
     if len(data) > most:
-        limit = compose.MAX_ATTACHMENT_BYTES if file.confined else MAX_KEY_BYTES
-        raise StepFailed(f"{what} {_shown(path)} takes the message past {limit} bytes of attachments"
-                         if file.confined else f"{what} {_shown(path)} is larger than {limit} bytes: no PEM key")
+        raise StepFailed(f"attachment {_shown(path)} takes the message past {compose.MAX_ATTACHMENT_BYTES} bytes "
+                         "of attachments")
     return data
 
 

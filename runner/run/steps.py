@@ -101,9 +101,20 @@ def _with_message_id(session: StepContext, body: bytes) -> tuple[bytes, str]:
     return msgid.add_header(body, session.message_id), ", Message-ID added"
 
 
+async def _signed(session: StepContext, step: Step, body: bytes) -> tuple[bytes, str]:
+    """The body DKIM-signed when the step has `dkim:` beside it (runner.run.dkimsign), and words for the label."""
+    if step.dkim is None:
+        return body, ""
+    from runner.run.dkimsign import sign_body
+
+    signed, said = await sign_body(session, step, body)
+    return signed, f", {said}"
+
+
 async def do_data(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     body, added = _with_message_id(session, session.text(step.value).encode("utf-8"))
-    out.label = f"message body ({len(body)} bytes{added})"
+    body, signed = await _signed(session, step, body)
+    out.label = f"message body ({len(body)} bytes{added}{signed})"
     await session.send_stream([body], deadline, "body")
     return False
 
@@ -152,6 +163,11 @@ async def do_data_file(session: StepContext, step: Step, out: StepResult, deadli
         out.label = f"message body from {shown}"
         with open_regular(path) as fh:  # a FIFO or a device is refused here, never waited on
             chunks = _file_with_message_id(session, _file_chunks(fh, deadline), out)
+            if step.dkim is not None:  # signed whole, so read whole (runner.run.dkimsign, bounded)
+                from runner.run.dkimsign import whole
+
+                body, signed = await _signed(session, step, whole(chunks, shown))
+                chunks, out.label = iter((body,)), out.label + signed
             await session.send_stream(chunks, deadline, shown)
     except OSError as exc:
         raise StepFailed(f"cannot read data_file {shown}: {exc.strerror or exc}") from None

@@ -152,3 +152,13 @@ def test_signing_with_what_is_no_key_says_so() -> None:
         compose.sign(b"From: a@example.com\r\n\r\nx\r\n", "example.com", "test", b"not a key")
     with pytest.raises(MessageError, match=r"^dkim selector: 'a b' is not a domain name"):
         compose.sign(b"From: a@example.com\r\n\r\nx\r\n", "example.com", "a b", _key()[0])
+
+
+def test_a_body_that_is_no_message_or_has_no_from_is_not_signed_saying_why() -> None:
+    """What a `data:` body may be that a built message never is."""
+    with pytest.raises(MessageError, match=r"^dkim: the message has no From field, which a signature must cover "
+                                           r"\(RFC 6376 §5\.4\)$"):
+        compose.sign(b"Subject: x\r\n\r\nbody\r\n", "example.com", "test", _key()[0])
+    with pytest.raises(MessageError, match=r"^dkim: the body is not a message that can be signed \(.*hello.*\): "
+                                           r"it needs a header section, an empty line, then the body"):
+        compose.sign(b"hello world\r\n", "example.com", "test", _key()[0])
