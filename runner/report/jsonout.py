@@ -2,17 +2,16 @@
 
 `smtprun run --json` writes it as the run goes (`JsonStream`): each case's JSON is put on disk when its
 verdict comes, so a fleet of 10,000 targets is never one document in memory. The cases of each plan are
-spooled to a temporary file in plan order (a case that ends before the ones listed above it waits, as its
-JSON text, until they have). When the run ends — Ctrl-C included — the keys known only then (the run's
-duration, status and counts, each plan's status and duration) are written around the spooled cases, and
-the file replaces any earlier one at once. A case that never ended (the run was interrupted first) is
-written as the run left it. The document is the one `json_text` writes for the same run.
+spooled to a temporary file in the order they end, with where each lies. When the run ends — Ctrl-C
+included — the keys known only then (the run's duration, status and counts, each plan's status and
+duration) are written around the spooled cases, read back in plan order, and the file replaces any earlier
+one at once. A case that never ended (the run was interrupted first) is written as the run left it. The
+document is the one `json_text` writes for the same run.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import tempfile
 import uuid
@@ -73,33 +72,40 @@ def case_json(case: CaseResult) -> str:
 
 
 class _PlanSpool:
-    """One plan's cases, in plan order, in a temporary file."""
+    """One plan's cases in a temporary file, each written as it ends, whatever its place; `copy` puts them
+    in plan order. Only where each case lies in the file is kept, not its text."""
 
     def __init__(self, plan: PlanResult, folder: Path | None) -> None:
         self.plan = plan
-        self.file: IO[str] = tempfile.TemporaryFile(  # noqa: SIM115 -- open for the run, closed by JsonStream
-            "w+", buffering=1 << 20, encoding="utf-8", newline="", dir=folder, prefix=".smtprun-json-")
+        self.file: IO[bytes] = tempfile.TemporaryFile(  # noqa: SIM115 -- open for the run, closed by JsonStream
+            "w+b", buffering=1 << 20, dir=folder, prefix=".smtprun-json-")
         self.rank = {case.position: i for i, case in enumerate(plan.cases)}  # execute gives each its own
-        self.waiting: dict[int, str] = {}
-        self.written = 0  # plan.cases[:written] are in the file
+        self.places: dict[int, tuple[int, int]] = {}  # a case's place in the plan -> its offset and size in the file
+        self.size = 0
 
     def add(self, case: CaseResult) -> None:
         i = self.rank.get(case.position)
-        if i is None or i < self.written:  # not one of the plan's places, or already written
-            return
-        self.waiting[i] = case_json(case)
-        while self.written in self.waiting:
-            self._write(self.waiting.pop(self.written))
+        if i is not None and i not in self.places:  # one of the plan's places, not written yet
+            self._write(i, case)
 
-    def _write(self, text: str) -> None:
-        self.file.write(",\n" + text if self.written else text)
-        self.written += 1
+    def _write(self, i: int, case: CaseResult) -> None:
+        data = case_json(case).encode("utf-8")
+        self.file.write(data)
+        self.places[i] = (self.size, len(data))
+        self.size += len(data)
 
     def finish(self) -> None:
         """The cases not written yet, as the run left them (those that never ended: interrupted)."""
-        for i in range(self.written, len(self.plan.cases)):
-            self._write(self.waiting.pop(i, None) or case_json(self.plan.cases[i]))
+        for i, case in enumerate(self.plan.cases):
+            if i not in self.places:
+                self._write(i, case)
         self.file.flush()
+
+    def copy(self, out: IO[str]) -> None:
+        for i in range(len(self.plan.cases)):
+            offset, size = self.places[i]
+            self.file.seek(offset)
+            out.write((",\n" if i else "") + self.file.read(size).decode("utf-8"))
 
 
 class JsonStream:
@@ -158,8 +164,7 @@ class JsonStream:
         for mark, spool in marks.items():
             before, text = text.split(mark, 1)
             out.write(before)
-            spool.file.seek(0)
-            shutil.copyfileobj(spool.file, out, 1 << 20)
+            spool.copy(out)
         out.write(text + "\n")
 
     def close(self) -> None:
