@@ -89,23 +89,24 @@ def test_exim_against_mozilla_intermediate_and_a_wrong_name(tmp_path):
 _TESTSSL_VERSION = {None: "TLSv1", "_1": "TLSv1.1", "_2": "TLSv1.2", "_3": "TLSv1.3"}
 
 
-def _testssl_offer(path) -> dict[str, set[str]]:
-    """testssl.sh's JSON: `cipher-tls1_2_xc030` entries, whose finding's fourth word is the OpenSSL name."""
+def _testssl(port: int, folder, *checks: str) -> list[dict]:
+    """testssl.sh's JSON entries for `checks` (`-p -E`: protocols, and every suite of each)."""
+    if shutil.which("testssl") is None:
+        pytest.skip("testssl.sh is not installed (scripts/test-env.sh installs Debian's testssl.sh)")
+    report = folder / "testssl.json"
+    subprocess.run(["testssl", "--starttls", "smtp", *checks, "--jsonfile", str(report), "--warnings", "off",
+                    "--color", "0", "--quiet", f"127.0.0.1:{port}"], capture_output=True, timeout=200, check=False)
+    return json.loads(report.read_text())
+
+
+def _testssl_offer(entries: list[dict]) -> dict[str, set[str]]:
+    """`cipher-tls1_2_xc030` entries, whose finding's fourth word is the OpenSSL name."""
     found: dict[str, set[str]] = {}
-    for entry in json.loads(path.read_text()):
+    for entry in entries:
         m = re.fullmatch(r"cipher-tls1(_[123])?_x[0-9a-f]+", entry["id"])
         if m:
             found.setdefault(_TESTSSL_VERSION[m[1]], set()).add(entry["finding"].split()[3])
     return found
-
-
-def _testssl_suites(port: int, folder) -> dict[str, set[str]]:
-    if shutil.which("testssl") is None:
-        pytest.skip("testssl.sh is not installed (scripts/test-env.sh installs Debian's testssl.sh)")
-    report = folder / "testssl.json"
-    subprocess.run(["testssl", "--starttls", "smtp", "-p", "-E", "--jsonfile", str(report), "--warnings", "off",
-                    "--color", "0", "--quiet", f"127.0.0.1:{port}"], capture_output=True, timeout=200, check=False)
-    return _testssl_offer(report)
 
 
 @pytest.mark.parametrize("server", [POSTFIX, EXIM], ids=lambda s: s.name)
@@ -116,11 +117,12 @@ def test_offer_equals_testssl(tmp_path, server):
     code, facts, out = offer(tmp_path, server.port, "{versions: [TLSv1, TLSv1.1, TLSv1.2, TLSv1.3], forbid: []}",
                              str(CA_PATH))
     assert code == 0, out
-    oracle = _testssl_suites(server.port, tmp_path)
+    oracle = _testssl_offer(_testssl(server.port, tmp_path, "-p", "-E"))
     assert set(facts["versions"]) == set(oracle)
     for version, suites in oracle.items():
         assert set(facts["versions"][version]) == suites, version
     assert len(facts["versions"]["TLSv1.3"]) == {"postfix": 3, "exim": 4}[server.name]
+    assert facts["server_order_by_version"]["TLSv1.3"] is False  # testssl.sh -P: "NOT a cipher order configured"
     assert {facts["suites"][name]["id"] for name in facts["versions"]["TLSv1.3"]} <= {
         "0x1301", "0x1302", "0x1303", "0x1304", "0x1305"}
     assert f"* TLSv1.3: {', '.join(facts['versions']['TLSv1.3'])}" in out
@@ -132,10 +134,11 @@ def test_opensmtpd_tls13_suites_and_server_order(tmp_path):
     stops at the ServerHello and counts them, smtprun's full handshakes do not."""
     require_smtp(OPENSMTPD)
     _, facts, _ = offer(tmp_path, OPENSMTPD.port, "{versions: [TLSv1.2, TLSv1.3], forbid: []}", str(CA_PATH))
-    oracle = _testssl_suites(OPENSMTPD.port, tmp_path)
-    assert set(facts["versions"]["TLSv1.3"]) == oracle["TLSv1.3"]
-    assert facts["versions"]["TLSv1.3"][0] == "TLS_AES_256_GCM_SHA384"  # its order, whatever the client prefers
-    assert facts["server_order_by_version"]["TLSv1.3"] is True
+    entries = _testssl(OPENSMTPD.port, tmp_path, "-p", "-E", "-P")
+    oracle = _testssl_offer(entries)
+    order = {entry["id"]: entry["finding"] for entry in entries}
+    assert order["cipher_order"] == "server" and facts["server_order_by_version"]["TLSv1.3"] is True
+    assert facts["versions"]["TLSv1.3"] == order["cipherorder_TLSv1_3"].split()  # its order, in its order
     assert set(facts["versions"]["TLSv1.2"]) < oracle["TLSv1.2"]
 
 
