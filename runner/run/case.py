@@ -101,6 +101,12 @@ class RunningCase(Wire):
         return str(self.vars.get("message_id", ""))
 
     @property
+    def delivered_signatures(self) -> tuple[tuple[str, str], ...]:
+        return tuple((str(sig.get("d", "")), str(sig.get("s", ""))) for out in self.result.steps
+                     if out.action == "expect_delivery" and out.details
+                     for sig in (out.details.get("dkim") or {}).get("signatures", ()))
+
+    @property
     def nameservers(self) -> tuple[tuple[str, int], ...]:
         from runner.net.dns import parse_nameserver
 

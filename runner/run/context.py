@@ -84,6 +84,12 @@ class StepContext(Protocol):
         ...
 
     @property
+    def delivered_signatures(self) -> tuple[tuple[str, str], ...]:
+        """(d=, s=) of each DKIM-Signature field in the copies this case's expect_delivery steps have read so far,
+        in order: the facts of those steps (runner.mail.auth.DkimVerdict)."""
+        ...
+
+    @property
     def wants_message_id(self) -> bool:
         """A later step finds the message by its Message-ID: a body without one gets the case's."""
         ...

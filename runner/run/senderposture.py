@@ -30,24 +30,37 @@ _SEPARATORS = re.compile(r"[\s,]+")
 
 async def dkim_problem(session: StepContext, want: dict[str, Any], config: ResolverConfig, domain: str,
                        out: StepResult) -> str | None:
-    """Each named selector's key at `<selector>._domainkey.<domain>`: there, parsed, strong enough, not revoked."""
+    """Each named selector's key at `<selector>._domainkey.<domain>` (none named: each key a copy delivered earlier
+    in the case was signed with, at `<s=>._domainkey.<d=>`): there, parsed, strong enough, not revoked."""
     from runner.net.dkimkey import check_key
 
-    selectors = _names(session, want["dkim"].get("selector"))
+    named = _names(session, want["dkim"].get("selector"))
+    pairs = [(domain, selector) for selector in dict.fromkeys(named)] or _signed_with(session)
     warnings: list[str] = []
-    if not selectors:
+    if not pairs:
         warnings.append("no DKIM selector named: no key checked (selectors cannot be listed from DNS; name them "
-                        "with dkim.selector)")
+                        "with dkim.selector)")  # nor was a copy read earlier in the case signed
     async with Lookups() as lookups:
-        keys = await asyncio.gather(*(check_key(domain, s, config, lookups) for s in dict.fromkeys(selectors)))
-    for key in keys:
-        warnings += [f"selector {key.selector}: {warning}" for warning in key.warnings]
+        keys = await asyncio.gather(*(check_key(d, s, config, lookups) for d, s in pairs))
+    own = domain.rstrip(".").lower()
+    named_keys = [(f"selector {key.selector}" + ("" if d.lower() == own else f" of {d}"), key)
+                  for (d, _), key in zip(pairs, keys, strict=True)]
+    for name, key in named_keys:
+        warnings += [f"{name}: {warning}" for warning in key.warnings]
+    source = "plan" if named else "delivered copy" if pairs else "none"
     out.details = {**(out.details or {}), "dkim": {"domain": domain, "keys": [key.facts() for key in keys],
-                                                   "warnings": warnings}}
+                                                   "selectors_from": source, "warnings": warnings}}
     for warning in warnings:
         session.warn(f"DKIM: {warning}")
-    problems = [f"selector {key.selector}: {error}" for key in keys for error in key.errors]
+    problems = [f"{name}: {error}" for name, key in named_keys for error in key.errors]
     return f"DKIM keys of {domain}: " + "; ".join(problems) if problems else None
+
+
+def _signed_with(session: StepContext) -> list[tuple[str, str]]:
+    """(d=, s=) of each DKIM-Signature in the copies this case's expect_delivery steps read, once each (RFC 6376
+    §3.6.2.1: the key is at <s=>._domainkey.<d=>); names compared without case or a final dot."""
+    seen = ((d.rstrip(".").lower(), s.rstrip(".").lower()) for d, s in session.delivered_signatures)
+    return list(dict.fromkeys((d, s) for d, s in seen if d and s))
 
 
 async def _addresses(session: StepContext, spec: dict[str, Any], config: ResolverConfig, domain: str,
