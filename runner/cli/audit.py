@@ -63,6 +63,15 @@ def dns_name(text: str) -> str:
     return name
 
 
+def _is_domain(name: str) -> bool:
+    """A domain name as DNS takes it: an internationalised one in its IDNA form (RFC 5890), then labels as above."""
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return len(ascii_name) <= _NAME_LENGTH and _NAME.fullmatch(ascii_name) is not None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("domain", metavar="DOMAIN", help="the mail domain to audit (its MX hosts are looked up)")
     parser.add_argument("--nameserver", action="append", type=_as_given(nameserver), default=[], metavar="IP[:PORT]",
@@ -111,7 +120,7 @@ def main(argv: list[str], env: Environment) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     domain = args.domain.strip().rstrip(".")
-    if not domain or ip_version(domain.strip("[]")) or "{" in domain or "/" in domain:
+    if not domain or ip_version(domain.strip("[]")) or not _is_domain(domain):
         raise UsageError(f"smtprun audit: {args.domain!r} is not a mail domain (give a name such as example.com)")
     args.domain = domain
     from runner.cli import run

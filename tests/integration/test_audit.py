@@ -156,3 +156,10 @@ def test_an_mta_sts_policy_host_with_an_untrusted_certificate_fails_the_audit(tm
     assert code == 1 and failed == [f"STARTTLS with a valid certificate, MTA-STS and TLS-RPT @ {HOSTNAME}"], out
     assert (f"MTA-STS of audit.test: TLS with mta-sts.audit.test (127.0.0.1:{policy_server.port}): certificate "
             "verification failed: unable to get local issuer certificate") in out
+
+
+def test_a_name_dns_cannot_ask_for_is_refused_before_anything_is_looked_up():
+    for given in ("bad domain!", "a..b", "x" * 64 + ".example"):
+        code, out, err = run("audit", given)
+        assert code == 2 and "Traceback" not in out + err, given
+        assert f"smtprun audit: {given!r} is not a mail domain" in err
