@@ -33,8 +33,9 @@ def loop() -> None:
 
 def plan(body_step: str, after: str = "", nameserver: str = "") -> str:
     # from 127.0.0.2, outside OpenDKIM's InternalHosts: it verifies the signature instead of signing
+    dns = f', nameserver: "{nameserver}"' if nameserver else ""
     return f"""\
-target: {{host: 127.0.0.1, port: 25, timeout: 10, source: 127.0.0.2{f', nameserver: "{nameserver}"' if nameserver else ''}}}
+target: {{host: 127.0.0.1, port: 25, timeout: 10, source: 127.0.0.2{dns}}}
 steps:
   - expect: 220
   - send: EHLO client.smtprun.test
