@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["REFUSALS", "Unbracketed", "unbracketed_path"]
+from runner import template
+from runner.errors import Problem
+from runner.plan.load import Loaded
+from runner.plan.scope import render_early
+
+__all__ = ["REFUSALS", "Unbracketed", "envelope_warning", "unbracketed_path"]
 
 # Spaces after the colon are tolerated by Postfix, Exim and OpenSMTPD alike (RFC 5321 §3.3 allows none).
 _COMMAND = re.compile(r"(?i)(MAIL FROM|RCPT TO):( *)(?=\S)")
@@ -44,3 +50,31 @@ def unbracketed_path(command: str) -> Unbracketed | None:
         depth += (pair == "{{") - (pair == "}}")
         end += 2 if pair in ("{{", "}}") else 1
     return Unbracketed(m[1].upper(), m.end(), command[m.end():end])
+
+
+def envelope_warning(loaded: Loaded, command: str, path: tuple[Any, ...], values: dict[str, Any],
+                     unsettled: set[str]) -> Problem | None:
+    """The warning for a MAIL FROM or RCPT TO path without "<" ">" in `command` at `path` of `loaded`, rendered
+    first when the plan's `values` settle it (none of `unsettled`, known only per case); smtprun still sends the
+    line as written."""
+    found = unbracketed_path(command)
+    sent = command
+    if found is not None and template.is_template(command):
+        try:
+            used = template.names_used(command) - template.BUILTIN_NAMES
+            settled = not (used - set(values) or used & unsettled)
+            sent = render_early(command, values) if settled else ""
+        except template.RenderError:
+            sent = ""
+    shown = unbracketed_path(sent) if found is not None else None
+    if found is None or shown is None or template.is_template(sent):
+        return None
+    line, col = loaded.where(path) or (1, 1)
+    source = loaded.source.lines[line - 1] if 0 < line <= len(loaded.source.lines) else ""
+    at = source.find(command[:found.start], col - 1)
+    warning = loaded.source.problem(
+        f"{found.verb} without angle brackets: a strict server answers {REFUSALS[found.verb]} "
+        '(RFC 5321 §4.1.2 wants "<" path ">")', line, at + found.start + 1 if at >= 0 else col,
+        hint=f"write {found.fixed}; smtprun sends the line as written")
+    warning.severity = "warning"
+    return warning

@@ -18,7 +18,7 @@ from runner import template
 from runner.errors import PlanError, Problem
 from runner.files import inside
 from runner.plan.actions import ACTIONS, KINDS, PIPELINE_LINE, named
-from runner.plan.envelope import REFUSALS, unbracketed_path
+from runner.plan.envelope import envelope_warning
 from runner.plan.load import Loaded, Unreadable, load_file
 from runner.plan.schema import did_you_mean
 from runner.plan.scope import render_early
@@ -370,29 +370,10 @@ class StepBuilder:
                 self.problem(str(exc), path)
 
     def envelope(self, command: str, path: tuple[Any, ...]) -> None:
-        """Warn of a MAIL FROM or RCPT TO path without "<" ">" (runner.plan.envelope), rendered first when
-        the plan's variables settle it; smtprun still sends the line as written."""
-        found = unbracketed_path(command)
-        sent = command
-        if found is not None and template.is_template(command):
-            try:
-                used = template.names_used(command) - template.BUILTIN_NAMES
-                settled = not (used - set(self.values) or used & self.unsettled)
-                sent = render_early(command, self.values) if settled else ""
-            except template.RenderError:
-                sent = ""
-        shown = unbracketed_path(sent) if found is not None else None
-        if found is None or shown is None or template.is_template(sent):
-            return
-        line, col = self.loaded.where(path) or (1, 1)
-        source = self.loaded.source.lines[line - 1] if 0 < line <= len(self.loaded.source.lines) else ""
-        at = source.find(command[:found.start], col - 1)
-        warning = self.loaded.source.problem(
-            f"{found.verb} without angle brackets: a strict server answers {REFUSALS[found.verb]} "
-            '(RFC 5321 §4.1.2 wants "<" path ">")', line, at + found.start + 1 if at >= 0 else col,
-            hint=f"write {found.fixed}; smtprun sends the line as written")
-        warning.severity = "warning"
-        self.warnings.append(warning)
+        """Warn of a MAIL FROM or RCPT TO path without "<" ">" (runner.plan.envelope)."""
+        warning = envelope_warning(self.loaded, command, path, self.values, self.unsettled)
+        if warning is not None:
+            self.warnings.append(warning)
 
     def regex(self, pattern: str, path: tuple[Any, ...]) -> None:
         if template.is_template(pattern):

@@ -69,3 +69,11 @@ def test_no_two_test_files_share_a_name():
     for path in sorted(TESTS.rglob("test_*.py")):
         seen.setdefault(path.name, []).append(str(path.relative_to(TESTS)))
     assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
+
+
+def test_every_module_of_the_package_is_short_enough_to_read_in_one_sitting():
+    """No module of runner/ over 400 lines (docs/architecture.md): past that, split it where it has two jobs."""
+    runner = TESTS.parent / "runner"
+    long = {str(p.relative_to(runner)): n for p in sorted(runner.rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert long == {}
