@@ -383,7 +383,7 @@ def run_plans(plans: list[Plan], options: RunOptions) -> RunResult:
     run = RunResult(version=__version__, started_at=datetime.now(timezone.utc), shard=options.shard)
     t0 = time.monotonic()
     options = dataclasses.replace(options, pool=(pool := _start_workers(options)))
-    loop = new_event_loop()
+    loop = new_event_loop(options.repeat * sum(len(p.cases) for p in plans) * max(1, len(options.targets)))  # sessions
     try:
         loop.run_until_complete(_run(plans, options, run))
     finally:

@@ -1,4 +1,5 @@
-"""uvloop is the default event loop where it installs; the stock asyncio loop stays a working fallback."""
+"""uvloop runs a large run where it installs (a small one starts sooner without it: runner/run/loop.py); the
+stock asyncio loop stays a working fallback."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import pytest
 
 from runner.run.execute import event_loop_name
+from runner.run.loop import UVLOOP_FROM
 from tests.support.cli import ROOT, write_plan
 
 PLAN = """\
@@ -25,16 +27,30 @@ steps:
 """
 
 
-@pytest.mark.parametrize("loop", ["asyncio", ""])
-def test_the_same_plan_passes_on_either_loop(tmp_path, postfix, loop):
-    code = ("import json, sys; from runner.run.execute import event_loop_name; from runner.cli import main;"
-            "status = main(sys.argv[1:]); print(json.dumps([status, event_loop_name()]))")
+def _run(tmp_path, loop: str, *more: str) -> tuple[int, bool, str]:
+    """The plan run in a fresh interpreter with SMTPRUN_EVENT_LOOP=`loop`: its status, whether uvloop ran it."""
+    code = ("import json, sys; from runner.cli import main; status = main(sys.argv[1:]);"
+            "import asyncio; print(json.dumps([status, 'uvloop' in sys.modules]))")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SMTPRUN_EVENT_LOOP": loop}
-    done = subprocess.run([sys.executable, "-c", code, write_plan(tmp_path, PLAN), "--no-report"],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
-    status, name = json.loads(done.stdout.splitlines()[-1])
-    assert (status, name) == (0, "asyncio" if loop else "uvloop"), done.stdout + done.stderr
-    assert "8 passed" in done.stdout
+    done = subprocess.run([sys.executable, "-c", code, write_plan(tmp_path, PLAN), "--no-report", *more],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    status, uvloop = json.loads(done.stdout.splitlines()[-1])
+    return status, uvloop, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_same_plan_passes_on_either_loop(tmp_path, postfix, loop):
+    status, uvloop, out = _run(tmp_path, loop)
+    assert (status, uvloop) == (0, loop == "uvloop"), out
+    assert "8 passed" in out
+
+
+def test_a_small_run_starts_without_uvloop_and_a_load_run_uses_it(tmp_path, postfix):
+    """uvloop's import costs more than it saves over a few sessions (runner/run/loop.py UVLOOP_FROM)."""
+    status, uvloop, out = _run(tmp_path, "")
+    assert (status, uvloop) == (0, False), out
+    status, uvloop, out = _run(tmp_path, "", "--repeat", str(UVLOOP_FROM // 8 + 1))  # 8 cases each time
+    assert (status, uvloop) == (0, True), out
 
 
 @pytest.mark.skipif(sys.platform == "win32" or sys.implementation.name != "cpython",
