@@ -17,6 +17,7 @@ import re
 import ssl
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from runner.net.tlshello import Flight, FlightReader, Hello, HelloError, client_
 from runner.net.tlskx import Suites, probe
 from runner.net.transport import Connector, Transport
 
-__all__ = ["Offer", "RateLimited", "ScanTarget", "scan"]
+__all__ = ["Offer", "RateLimited", "ScanTarget", "scan", "suite_facts"]
 
 VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 _PINNED = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1, "TLSv1.2": ssl.TLSVersion.TLSv1_2,
@@ -189,9 +190,6 @@ async def _scan_version(scan: _Scan, version: str) -> None:
     if version == "TLSv1.3":
         return await _scan_tls13(scan)
     left = _suite_names(version)
-    if not left:
-        scan.offer.not_tried[version] = "the local OpenSSL has no cipher suite for it"
-        return None
     order: list[str] = []
     while left:
         got = await _handshake(scan, _context(version, ":".join(left) + ":@SECLEVEL=0"))
@@ -199,12 +197,28 @@ async def _scan_version(scan: _Scan, version: str) -> None:
             break
         order.append(got[1])
         left.remove(got[1])
+    if len(order) > 1:
+        again = await _handshake(scan, _context(version, ":".join(reversed(order)) + ":@SECLEVEL=0"))
+        scan.offer.server_order[version] = again is not None and again[1] == order[0]
+    order += await _scan_legacy(scan, version)
     if order:
         scan.offer.versions[version] = order
-        if len(order) > 1:
-            again = await _handshake(scan, _context(version, ":".join(reversed(order)) + ":@SECLEVEL=0"))
-            scan.offer.server_order[version] = again is not None and again[1] == order[0]
     return None
+
+
+async def _scan_legacy(scan: _Scan, version: str) -> list[str]:
+    """The suites the local OpenSSL lacks (RC4, 3DES, EXPORT...), from hand-built hellos, listed after the ones it
+    has (which of the two sets the server prefers is not asked)."""
+    local = {c["name"] for c in _context(None).get_ciphers()}
+    try:
+        found = await tlssuites.legacy(lambda hello, dhe: _exchange(scan, hello, dhe), version, scan.target.name,
+                                       local)
+    except HelloError as exc:
+        scan.offer.not_tried[f"{version} suites the local OpenSSL lacks"] = str(exc)
+        return []
+    if found.server_order is not None:
+        scan.offer.server_order.setdefault(version, found.server_order)
+    return [tlssuites.LEGACY[code]["name"] for code in found.suites]
 
 
 async def _scan_tls13(scan: _Scan) -> None:
@@ -288,7 +302,7 @@ async def scan(target: ScanTarget, connect: Connector, deadline: float) -> Offer
     await _all([*(_scan_version(work, v) for v in VERSIONS), _scan_chain(work), _scan_key_exchange(work)])
     offer.versions = {v: offer.versions[v] for v in VERSIONS if v in offer.versions}
     offer.groups = {v: offer.groups[v] for v in VERSIONS if v in offer.groups}
-    offer.suites = _suite_facts(offer)
+    offer.suites = suite_facts(name for suites in offer.versions.values() for name in suites)
     offer.seconds = round(time.monotonic() - t0, 3)
     return offer
 
@@ -305,11 +319,11 @@ async def _all(coroutines: list[Any]) -> None:
         raise
 
 
-def _suite_facts(offer: Offer) -> dict[str, dict[str, Any]]:
-    ctx = _context(None)
-    known = {**tlssuites.HAND_BUILT_FACTS, **{c["name"]: c for c in ctx.get_ciphers()}}
-    names = {name for suites in offer.versions.values() for name in suites}
-    return {name: _facts(known.get(name, {})) for name in sorted(names)}
+def suite_facts(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each suite's facts (IANA code, key exchange, cipher...) by OpenSSL name: from the local OpenSSL's table, else
+    from the hand-built hellos' (runner/net/tlssuites.py)."""
+    known = {**tlssuites.HAND_BUILT_FACTS, **{c["name"]: c for c in _context(None).get_ciphers()}}
+    return {name: _facts(known.get(name, {})) for name in sorted(set(names))}
 
 
 def _facts(c: dict[str, Any]) -> dict[str, Any]:

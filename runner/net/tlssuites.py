@@ -1,12 +1,14 @@
 """Cipher suites found with hand-built ClientHellos (runner/net/tlshello.py) where Python's ssl cannot offer them:
 the TLS 1.3 suites, which Python 3.11 cannot choose (its ssl has no SSL_CTX_set_ciphersuites, so it offers OpenSSL's
-default three and learns the one the server picks).
+default three and learns the one the server picks), and the TLS <= 1.2 suites the local OpenSSL no longer has
+(RC4, 3DES, EXPORT..., runner/net/tlslegacy.py).
 
-By elimination, as for TLS <= 1.2 (runner/net/tlsscan.py): offer every suite, note the one the server chose, offer
-the rest again, until it refuses (an alert, or it hangs up). A TLS 1.3 hello carries no key share, so the server
-answers with a HelloRetryRequest, which names the chosen suite in plaintext (RFC 8446 §4.1.4), and no key is ever
-agreed. The suites found are offered once more in reverse: a server still choosing the first one enforces its
-own order.
+By elimination, as Python's ssl does it for TLS <= 1.2 (runner/net/tlsscan.py): offer every suite, note the one
+the server chose, offer the rest again, until it refuses (an alert, or it hangs up). A TLS 1.3 hello carries no
+key share, so the server answers with a HelloRetryRequest, which names the chosen suite in plaintext (RFC 8446
+§4.1.4); a TLS <= 1.2 one is read up to ServerHelloDone. Either way no key is ever agreed. The TLS 1.3 suites found
+are offered once more in reverse, as are the older ones: a server still choosing the first one enforces its own
+order.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from runner.net.tlshello import TLS13_GROUPS, TLS13_SUITES, Hello
+from runner.net.tlshello import TLS12_GROUPS, TLS13_GROUPS, TLS13_SUITES, Hello
 from runner.net.tlskx import Exchange
+from runner.net.tlslegacy import LEGACY
 
-__all__ = ["HAND_BUILT_FACTS", "TLS13_NAMES", "SuiteOrder", "eliminate", "enforces_order", "tls13"]
+__all__ = ["HAND_BUILT_FACTS", "LEGACY", "TLS13_NAMES", "SuiteOrder", "eliminate", "enforces_order", "legacy", "tls13"]
 
 # RFC 8446 §B.4; OpenSSL names the TLS 1.3 suites by their IANA names.
 TLS13_NAMES = {0x1301: "TLS_AES_128_GCM_SHA256", 0x1302: "TLS_AES_256_GCM_SHA384",
@@ -37,7 +40,10 @@ def _tls13_facts(code: int) -> dict[str, Any]:
 
 
 # Facts of the suites only a hand-built hello offers, by OpenSSL name, in get_ciphers' shape.
-HAND_BUILT_FACTS: dict[str, dict[str, Any]] = {TLS13_NAMES[code]: _tls13_facts(code) for code in TLS13_NAMES}
+HAND_BUILT_FACTS: dict[str, dict[str, Any]] = {
+    **{facts["name"]: facts for facts in LEGACY.values()},
+    **{TLS13_NAMES[code]: _tls13_facts(code) for code in TLS13_NAMES},
+}
 
 
 @dataclass(frozen=True)
@@ -69,5 +75,16 @@ async def enforces_order(exchange: Exchange, base: Hello, order: list[int]) -> b
 async def tls13(exchange: Exchange, name: str) -> SuiteOrder:
     """The five RFC 8446 suites, by elimination. HelloError when the server's answer cannot be read."""
     base = Hello("TLSv1.3", TLS13_SUITES, TLS13_GROUPS, name, status_request=False)
+    order = await eliminate(exchange, base)
+    return SuiteOrder(tuple(order), await enforces_order(exchange, base, order))
+
+
+async def legacy(exchange: Exchange, version: str, name: str, local: set[str]) -> SuiteOrder:
+    """The suites of runner/net/tlslegacy.py the local OpenSSL lacks (`local`: the names it has) that the server
+    accepts under `version` (TLS 1.0 to 1.2), in the order it chose them, and whether that order is its own."""
+    codes = tuple(code for code, facts in LEGACY.items() if facts["name"] not in local)
+    if not codes:
+        return SuiteOrder()
+    base = Hello(version, codes, TLS12_GROUPS, name, status_request=False)
     order = await eliminate(exchange, base)
     return SuiteOrder(tuple(order), await enforces_order(exchange, base, order))

@@ -14,6 +14,7 @@ import trustme
 from runner.tools.server import EmbeddedServer, ServerTls, server_tls_context
 from tests.support.cli import run, write_plan
 from tests.support.mtas import CA_PATH, EXIM, OPENSMTPD, POSTFIX, require_smtp
+from tests.support.oldtls import old_tls_server
 from tests.support.ratelimit import rate_limited
 from tests.support.tlsservers import weak_server
 
@@ -58,6 +59,21 @@ def test_a_weak_server_has_each_weakness_named(tmp_path):
     assert not any(f.startswith("TLSv1.3") for f in failures)
     assert facts["verification"] == {**facts["verification"], "verified": False, "complete": False, "name_ok": True}
     assert "warning: TLSv1.3 is not offered" in out
+
+
+def test_rc4_3des_and_export_suites_the_local_openssl_lacks_are_caught(tmp_path):
+    """A server accepting only RC4-SHA, DES-CBC3-SHA and EXP-RC4-MD5 under TLS 1.0, which Debian's OpenSSL can
+    neither offer nor complete: the hand-built hellos find them, in its order, and the default forbid names each."""
+    with old_tls_server() as port:
+        code, facts, out = offer(tmp_path, port, "{}", str(CA_PATH))
+    assert code == 1, out
+    assert facts["versions"] == {"TLSv1": ["RC4-SHA", "DES-CBC3-SHA", "EXP-RC4-MD5"]}
+    assert facts["suites"]["EXP-RC4-MD5"]["id"] == "0x0003" and facts["server_order_by_version"] == {"TLSv1": True}
+    failures = facts["failures"]
+    assert "suite RC4-SHA (TLSv1) is RC4 (forbidden)" in failures
+    assert "suite DES-CBC3-SHA (TLSv1) is 3DES (forbidden)" in failures
+    assert "suite EXP-RC4-MD5 (TLSv1) is EXPORT and RC4 (forbidden)" in failures
+    assert "* TLSv1: RC4-SHA, DES-CBC3-SHA, EXP-RC4-MD5" in out
 
 
 def test_postfix_passes_what_the_plan_allows_and_fails_the_defaults_by_suite(tmp_path):

@@ -1,0 +1,114 @@
+"""The TLS <= 1.2 suites Debian's OpenSSL 3 no longer has (RC4, 3DES, single DES, the EXPORT suites, RC2, IDEA,
+SEED, static-ECDH NULL), so Python's ssl cannot offer them: runner/net/tlssuites.py offers them in hand-built
+hellos, as testssl.sh does with its own bytes, so a server still accepting one is caught.
+
+One line a suite, as `openssl ciphers -V` writes it on an OpenSSL that still has it: IANA code, OpenSSL name (the
+one testssl.sh and Postfix logs use), key exchange, authentication, encryption (bits), MAC, `export` for the
+RFC 2246 §A.5 export suites. TLS_NULL_WITH_NULL_NULL is left out: RFC 5246 §A.5 says it MUST NOT be negotiated.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["LEGACY"]
+
+_TABLE = """
+0x0003 EXP-RC4-MD5 RSA(512) RSA RC4(40) MD5 export
+0x0004 RC4-MD5 RSA RSA RC4(128) MD5
+0x0005 RC4-SHA RSA RSA RC4(128) SHA1
+0x0006 EXP-RC2-CBC-MD5 RSA(512) RSA RC2(40) MD5 export
+0x0007 IDEA-CBC-SHA RSA RSA IDEA(128) SHA1
+0x0008 EXP-DES-CBC-SHA RSA(512) RSA DES(40) SHA1 export
+0x0009 DES-CBC-SHA RSA RSA DES(56) SHA1
+0x000A DES-CBC3-SHA RSA RSA 3DES(168) SHA1
+0x000B EXP-DH-DSS-DES-CBC-SHA DH/DSS DH DES(40) SHA1 export
+0x000C DH-DSS-DES-CBC-SHA DH/DSS DH DES(56) SHA1
+0x000D DH-DSS-DES-CBC3-SHA DH/DSS DH 3DES(168) SHA1
+0x000E EXP-DH-RSA-DES-CBC-SHA DH/RSA DH DES(40) SHA1 export
+0x000F DH-RSA-DES-CBC-SHA DH/RSA DH DES(56) SHA1
+0x0010 DH-RSA-DES-CBC3-SHA DH/RSA DH 3DES(168) SHA1
+0x0011 EXP-EDH-DSS-DES-CBC-SHA DH(512) DSS DES(40) SHA1 export
+0x0012 EDH-DSS-DES-CBC-SHA DH DSS DES(56) SHA1
+0x0013 EDH-DSS-DES-CBC3-SHA DH DSS 3DES(168) SHA1
+0x0014 EXP-EDH-RSA-DES-CBC-SHA DH(512) RSA DES(40) SHA1 export
+0x0015 EDH-RSA-DES-CBC-SHA DH RSA DES(56) SHA1
+0x0016 EDH-RSA-DES-CBC3-SHA DH RSA 3DES(168) SHA1
+0x0017 EXP-ADH-RC4-MD5 DH(512) None RC4(40) MD5 export
+0x0018 ADH-RC4-MD5 DH None RC4(128) MD5
+0x0019 EXP-ADH-DES-CBC-SHA DH(512) None DES(40) SHA1 export
+0x001A ADH-DES-CBC-SHA DH None DES(56) SHA1
+0x001B ADH-DES-CBC3-SHA DH None 3DES(168) SHA1
+0x001E KRB5-DES-CBC-SHA KRB5 KRB5 DES(56) SHA1
+0x001F KRB5-DES-CBC3-SHA KRB5 KRB5 3DES(168) SHA1
+0x0020 KRB5-RC4-SHA KRB5 KRB5 RC4(128) SHA1
+0x0021 KRB5-IDEA-CBC-SHA KRB5 KRB5 IDEA(128) SHA1
+0x0022 KRB5-DES-CBC-MD5 KRB5 KRB5 DES(56) MD5
+0x0023 KRB5-DES-CBC3-MD5 KRB5 KRB5 3DES(168) MD5
+0x0024 KRB5-RC4-MD5 KRB5 KRB5 RC4(128) MD5
+0x0025 KRB5-IDEA-CBC-MD5 KRB5 KRB5 IDEA(128) MD5
+0x0026 EXP-KRB5-DES-CBC-SHA KRB5 KRB5 DES(40) SHA1 export
+0x0027 EXP-KRB5-RC2-CBC-SHA KRB5 KRB5 RC2(40) SHA1 export
+0x0028 EXP-KRB5-RC4-SHA KRB5 KRB5 RC4(40) SHA1 export
+0x0029 EXP-KRB5-DES-CBC-MD5 KRB5 KRB5 DES(40) MD5 export
+0x002A EXP-KRB5-RC2-CBC-MD5 KRB5 KRB5 RC2(40) MD5 export
+0x002B EXP-KRB5-RC4-MD5 KRB5 KRB5 RC4(40) MD5 export
+0x0060 EXP1024-RC4-MD5 RSA(1024) RSA RC4(56) MD5 export
+0x0061 EXP1024-RC2-CBC-MD5 RSA(1024) RSA RC2(56) MD5 export
+0x0062 EXP1024-DES-CBC-SHA RSA(1024) RSA DES(56) SHA1 export
+0x0063 EXP1024-DHE-DSS-DES-CBC-SHA DH(1024) DSS DES(56) SHA1 export
+0x0064 EXP1024-RC4-SHA RSA(1024) RSA RC4(56) SHA1 export
+0x0065 EXP1024-DHE-DSS-RC4-SHA DH(1024) DSS RC4(56) SHA1 export
+0x0066 DHE-DSS-RC4-SHA DH DSS RC4(128) SHA1
+0x008A PSK-RC4-SHA PSK PSK RC4(128) SHA1
+0x008B PSK-3DES-EDE-CBC-SHA PSK PSK 3DES(168) SHA1
+0x008E DHE-PSK-RC4-SHA DHEPSK PSK RC4(128) SHA1
+0x008F DHE-PSK-3DES-EDE-CBC-SHA DHEPSK PSK 3DES(168) SHA1
+0x0092 RSA-PSK-RC4-SHA RSAPSK RSA RC4(128) SHA1
+0x0093 RSA-PSK-3DES-EDE-CBC-SHA RSAPSK RSA 3DES(168) SHA1
+0x0096 SEED-SHA RSA RSA SEED(128) SHA1
+0x0097 DH-DSS-SEED-SHA DH/DSS DH SEED(128) SHA1
+0x0098 DH-RSA-SEED-SHA DH/RSA DH SEED(128) SHA1
+0x0099 DHE-DSS-SEED-SHA DH DSS SEED(128) SHA1
+0x009A DHE-RSA-SEED-SHA DH RSA SEED(128) SHA1
+0x009B ADH-SEED-SHA DH None SEED(128) SHA1
+0xC001 ECDH-ECDSA-NULL-SHA ECDH/ECDSA ECDH None SHA1
+0xC002 ECDH-ECDSA-RC4-SHA ECDH/ECDSA ECDH RC4(128) SHA1
+0xC003 ECDH-ECDSA-DES-CBC3-SHA ECDH/ECDSA ECDH 3DES(168) SHA1
+0xC007 ECDHE-ECDSA-RC4-SHA ECDH ECDSA RC4(128) SHA1
+0xC008 ECDHE-ECDSA-DES-CBC3-SHA ECDH ECDSA 3DES(168) SHA1
+0xC00B ECDH-RSA-NULL-SHA ECDH/RSA ECDH None SHA1
+0xC00C ECDH-RSA-RC4-SHA ECDH/RSA ECDH RC4(128) SHA1
+0xC00D ECDH-RSA-DES-CBC3-SHA ECDH/RSA ECDH 3DES(168) SHA1
+0xC011 ECDHE-RSA-RC4-SHA ECDH RSA RC4(128) SHA1
+0xC012 ECDHE-RSA-DES-CBC3-SHA ECDH RSA 3DES(168) SHA1
+0xC016 AECDH-RC4-SHA ECDH None RC4(128) SHA1
+0xC017 AECDH-DES-CBC3-SHA ECDH None 3DES(168) SHA1
+0xC01A SRP-3DES-EDE-CBC-SHA SRP SRP 3DES(168) SHA1
+0xC01B SRP-RSA-3DES-EDE-CBC-SHA SRP RSA 3DES(168) SHA1
+0xC01C SRP-DSS-3DES-EDE-CBC-SHA SRP DSS 3DES(168) SHA1
+0xC033 ECDHE-PSK-RC4-SHA ECDHEPSK PSK RC4(128) SHA1
+0xC034 ECDHE-PSK-3DES-EDE-CBC-SHA ECDHEPSK PSK 3DES(168) SHA1
+"""
+
+_KX = {"RSA": "kx-rsa", "DH": "kx-dhe", "DH/DSS": "kx-dh", "DH/RSA": "kx-dh", "ECDH": "kx-ecdhe",
+       "ECDH/ECDSA": "kx-ecdh", "ECDH/RSA": "kx-ecdh", "KRB5": "kx-krb5", "PSK": "kx-psk", "DHEPSK": "kx-dhe-psk",
+       "ECDHEPSK": "kx-ecdhe-psk", "RSAPSK": "kx-rsa-psk", "SRP": "kx-srp"}
+_CIPHERS = {"RC4": "rc4", "3DES": "des-ede3-cbc", "DES": "des-cbc", "RC2": "rc2-cbc", "IDEA": "idea-cbc",
+            "SEED": "seed-cbc"}
+
+
+def _facts(line: str) -> dict[str, Any]:
+    """One line of the table in the shape of Python's SSLContext.get_ciphers."""
+    code, name, kx, auth, enc, mac, *export = line.split()
+    cipher = re.fullmatch(r"(\w+)\((\d+)\)", enc)
+    description = f"{name} SSLv3 Kx={kx} Au={auth} Enc={enc} Mac={mac}" + (" export" if export else "")
+    return {"id": 0x03000000 | int(code, 16), "name": name, "protocol": "SSLv3",
+            "kea": _KX[kx.split("(")[0]], "auth": f"auth-{'null' if auth == 'None' else auth.lower()}",
+            "symmetric": _CIPHERS[cipher[1]] if cipher else None, "aead": False,
+            "strength_bits": int(cipher[2]) if cipher else 0, "description": description}
+
+
+# IANA code → facts, for every line of the table.
+LEGACY: dict[int, dict[str, Any]] = {int(line.split()[0], 16): _facts(line) for line in _TABLE.split("\n") if line}
