@@ -16,7 +16,9 @@ from runner.run.tlsprofiles import PROFILES, Rules
 
 __all__ = ["CLASSES", "DEFAULT_FORBID", "PROFILES", "Rules", "judge", "rules"]
 
-CLASSES = ("NULL", "EXPORT", "RC4", "3DES", "anonymous", "CBC")
+# testssl.sh's classes (its run_cipherlists): LOW is single DES, RC2 and MD5 MACs outside EXPORT (RC4 has its own);
+# 3DES takes IDEA with it, 64-bit blocks both (Sweet32, CVE-2016-2183), as testssl.sh's "Triple DES Ciphers / IDEA"
+CLASSES = ("NULL", "EXPORT", "LOW", "RC4", "3DES", "anonymous", "CBC")
 DEFAULT_FORBID = frozenset(CLASSES) - {"CBC"}
 
 
@@ -43,6 +45,9 @@ def _group_name(name: str) -> str:
     return _GROUP_ALIASES.get(name, _GROUP_ALIASES.get(name.lower(), name))
 
 
+_LOW = re.compile(r"Enc=(?:DES|RC2)\(|Mac=MD5\b")
+
+
 def suite_classes(name: str, facts: dict[str, Any]) -> list[str]:
     """The forbidden-by-class families a suite belongs to, from OpenSSL's description of it."""
     cipher, desc = str(facts.get("cipher") or ""), str(facts.get("description", ""))
@@ -51,9 +56,11 @@ def suite_classes(name: str, facts: dict[str, Any]) -> list[str]:
         found.append("NULL")
     if "EXP" in name.split("-") or "export" in desc.lower():
         found.append("EXPORT")
+    if "EXPORT" not in found and _LOW.search(desc):
+        found.append("LOW")
     if "rc4" in cipher.lower():
         found.append("RC4")
-    if "des-ede3" in cipher.lower() or "DES-CBC3" in name:
+    if "des-ede3" in cipher.lower() or "DES-CBC3" in name or "Enc=IDEA(" in desc:
         found.append("3DES")
     if facts.get("auth") == "auth-null" or "Au=None" in desc:
         found.append("anonymous")

@@ -88,11 +88,13 @@ def test_suites_the_local_openssl_has_are_left_to_it():
 
 
 def test_the_forbidden_classes_fire_on_the_suites_found():
-    names = ["RC4-SHA", "DES-CBC3-SHA", "EXP-RC4-MD5", "ADH-RC4-MD5", "ECDH-RSA-NULL-SHA", "DES-CBC-SHA"]
+    names = ["RC4-SHA", "DES-CBC3-SHA", "EXP-RC4-MD5", "ADH-RC4-MD5", "ECDH-RSA-NULL-SHA", "DES-CBC-SHA",
+             "IDEA-CBC-SHA"]
     facts = suite_facts(names)
     assert {name: suite_classes(name, facts[name]) for name in names} == {
         "RC4-SHA": ["RC4"], "DES-CBC3-SHA": ["3DES", "CBC"], "EXP-RC4-MD5": ["EXPORT", "RC4"],
-        "ADH-RC4-MD5": ["RC4", "anonymous"], "ECDH-RSA-NULL-SHA": ["NULL"], "DES-CBC-SHA": ["CBC"]}
+        "ADH-RC4-MD5": ["LOW", "RC4", "anonymous"], "ECDH-RSA-NULL-SHA": ["NULL"], "DES-CBC-SHA": ["LOW", "CBC"],
+        "IDEA-CBC-SHA": ["3DES", "CBC"]}
     assert [facts[name]["id"] for name in names[:3]] == ["0x0005", "0x000A", "0x0003"]
     found = Offer(versions={"TLSv1": names[:3]}, suites=suite_facts(names[:3]))
     failures, _ = tlspolicy.judge(found, tlspolicy.rules(TlsOffer.read({})))
