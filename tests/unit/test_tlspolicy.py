@@ -139,3 +139,15 @@ def test_ncsc_levels_versions_suites_order_and_groups():
     assert "group secp224r1 (TLSv1.2) is not in ncsc-sufficient's list" in sufficient
     phase_out, _ = judge(found, rules({"profile": "ncsc-phase-out"}))
     assert not any("secp224r1" in f for f in phase_out)
+
+
+def test_ncsc_rates_tls13_aes_ccm_sufficient_and_ccm_8_insufficient():
+    """As internet.nl rates them: AES-CCM with its 16-byte tag is sufficient, CCM_8 (an 8-byte tag) is not."""
+    suites = {"TLS_AES_256_GCM_SHA384": GCM, "TLS_AES_128_CCM_SHA256": GCM, "TLS_AES_128_CCM_8_SHA256": GCM}
+    found = kx_offer(versions={"TLSv1.3": list(suites)}, suites=suites, server_order={"TLSv1.3": True},
+                     groups={"TLSv1.3": ["X25519"]})
+    sufficient, _ = judge(found, rules({"profile": "ncsc-sufficient"}))
+    assert not any("TLS_AES_128_CCM_SHA256 " in f for f in sufficient), sufficient
+    assert any("TLS_AES_128_CCM_8_SHA256" in f for f in sufficient), sufficient
+    good, _ = judge(found, rules({"profile": "ncsc-good"}))
+    assert any("TLS_AES_128_CCM_SHA256 " in f for f in good), good
