@@ -29,6 +29,7 @@ class Channel:
         self._timer: asyncio.Handle | None = None
         self._due = 0.0  # when the timer fires
         self._pending = 0  # queries c-ares has not called back for, including those their caller gave up on
+        self._arming = False  # an _arm is due at the end of this turn of the loop
         self._closed = False
         me = weakref.ref(self)  # c-ares keeps the callback; it must not keep this channel alive
 
@@ -78,6 +79,17 @@ class Channel:
             self._due = due  # kept here: uvloop hands back a plain Handle, without when(), for a time already past
             self._timer = self.loop.call_at(due, self._tick)
 
+    def _arm_soon(self) -> None:
+        """_arm once this turn of the loop is over: a burst of queries (each answer lets the next one go) costs one
+        look at c-ares' timeouts, not one each (about 10 µs a look, through pycares)."""
+        if not self._arming:
+            self._arming = True
+            self.loop.call_soon(self._armed)
+
+    def _armed(self) -> None:
+        self._arming = False
+        self._arm()
+
     def _tick(self) -> None:
         import pycares
 
@@ -111,7 +123,7 @@ class Channel:
         except pycares.AresError as e:  # refused before sending, e.g. a label over 63 octets
             self._pending -= 1
             finish(e.args[0] if e.args else pycares.errno.ARES_EBADNAME, None)
-        self._arm()
+        self._arm_soon()
 
     def close(self) -> None:
         """Cancel what is still asked (its callers get ECANCELLED), stop watching, let c-ares go."""

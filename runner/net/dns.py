@@ -145,8 +145,7 @@ async def resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups | Non
 
 async def _resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups) -> MxResult:
     name = shown(domain)
-    with contextlib.suppress(ValueError):  # MX records are a domain's (RFC 5321 §5.1), never an address's
-        ipaddress.ip_address(domain.strip("[]").split("%")[0])
+    if _is_address(domain.strip("[]").split("%")[0]):  # MX records are a domain's (RFC 5321 §5.1), never an address's
         raise DnsError(f"{name} is an IP address, not a mail domain (RFC 5321 §5.1): "
                        "name it as a host to connect to it")
     records = await lookups.query(domain, "MX", config)
@@ -194,17 +193,28 @@ def _not_a_host(exchange: str) -> str | None:
     """Why an MX target is not looked up, or None: it must be a host name (RFC 5321 §5.1; RFC 2181 §10.3), not
     an address literal (a sender that used one would deliver where no DNS name says), and fit RFC 1035 §2.3.4."""
     literal = exchange[1:-1] if exchange.startswith("[") and exchange.endswith("]") else exchange
-    try:
-        ipaddress.ip_address(literal.split("%")[0])
-    except ValueError:
-        pass
-    else:
+    if _is_address(literal.split("%")[0]):
         return f"MX target {exchange} is an IP address, not a host name (RFC 5321 §5.1); not used"
+    if len(exchange) <= MAX_NAME_OCTETS - 2:  # n characters are at most n + 2 octets on the wire
+        return None
     octets = sum(len(label) + 1 for label in _ESCAPE.sub("x", exchange).split(".") if label) + 1
     if octets > MAX_NAME_OCTETS:
         return (f"MX target {exchange[:40]}... is {octets} octets long, over the {MAX_NAME_OCTETS} "
                 "RFC 1035 §2.3.4 allows; not used")
     return None
+
+
+def _is_address(text: str) -> bool:
+    """Whether text is an IP address as `ipaddress` reads one. A host name has letters and no colon, while an IPv4
+    address is ASCII digits and dots and an IPv6 one has colons: most names are told apart without the cost of
+    `ipaddress` raising ValueError (a fleet asks this of 20,000 names)."""
+    if ":" not in text and not text.replace(".", "").isdigit():
+        return False
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 async def ptr_check(address: str, names: list[str], config: ResolverConfig,

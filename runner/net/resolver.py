@@ -85,16 +85,23 @@ def shown(name: str) -> str:
     return name if name == "." else name.rstrip(".")
 
 
+_Key = tuple[str, str, tuple[tuple[str, int], ...], float]  # name (lower case, no final dot), type, servers, timeout
+
+
+_Outcome = tuple[Any, ...] | DnsError  # a lookup's values, or why it failed
+
+
 class _Lookup:
-    """One name and type asked in a run: the outcome once it is in, and the waiters until then."""
+    """One name and type being asked in a run, and its waiters. Once its outcome is in, the run keeps only that
+    (a tuple of strings and numbers, or the error): the collector need not walk 30,000 of these in a fleet."""
 
-    __slots__ = ("config", "deadline", "name", "outcome", "rdtype", "waiters")
+    __slots__ = ("config", "deadline", "key", "name", "outcome", "rdtype", "waiters")
 
-    def __init__(self, name: str, rdtype: str, config: ResolverConfig) -> None:
-        self.name, self.rdtype, self.config = name, rdtype, config
+    def __init__(self, name: str, rdtype: str, config: ResolverConfig, key: _Key) -> None:
+        self.name, self.rdtype, self.config, self.key = name, rdtype, config, key
         self.deadline = 0.0
-        self.outcome: list[Any] | DnsError | None = None
-        self.waiters: list[asyncio.Future[list[Any]]] = []
+        self.outcome: _Outcome | None = None
+        self.waiters: list[asyncio.Future[tuple[Any, ...]]] = []
 
 
 class Lookups:
@@ -114,7 +121,7 @@ class Lookups:
         self._queue: deque[_Lookup] = deque()  # waiting for one of the in_flight places
         self._pumping = False
         self._channels: dict[tuple[tuple[tuple[str, int], ...], float], tuple[Channel, str]] = {}
-        self._lookups: dict[tuple[str, str, tuple[tuple[str, int], ...], float], _Lookup] = {}
+        self._lookups: dict[_Key, _Lookup | _Outcome] = {}  # under way, or its outcome once it is in
         self._closed = False
 
     async def __aenter__(self) -> Lookups:
@@ -129,30 +136,32 @@ class Lookups:
         name exists without such records. Failures are DnsError. A lookup already made or under way is shared."""
         return list(await self.answer(name, rdtype, config))
 
-    def answer(self, name: str, rdtype: str, config: ResolverConfig) -> asyncio.Future[list[Any]]:
+    def answer(self, name: str, rdtype: str, config: ResolverConfig) -> asyncio.Future[tuple[Any, ...]]:
         """This waiter's future for name/rdtype's values, the lookup started unless it was; cancelling the
         future gives up this waiter only."""
         lookup = self._lookup(name, rdtype, config)
-        waiter: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        if lookup.outcome is None:
+        waiter: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+        if isinstance(lookup, _Lookup):
             lookup.waiters.append(waiter)
         else:
-            _deliver(waiter, lookup.outcome)
+            _deliver(waiter, lookup)
         return waiter
 
     def start(self, name: str, rdtype: str, config: ResolverConfig) -> None:
         """Start the lookup of name/rdtype (unless it was), for an answer() that will come later."""
         self._lookup(name, rdtype, config)
 
-    def _lookup(self, name: str, rdtype: str, config: ResolverConfig) -> _Lookup:
+    def _lookup(self, name: str, rdtype: str, config: ResolverConfig) -> _Lookup | _Outcome:
+        """The lookup of name/rdtype under way (started now unless it was), or its outcome once it is in."""
         if self._closed:
             raise DnsError(f"DNS lookup of {shown(name)} {rdtype} after the run ended")
         key = (shown(name).lower(), rdtype, config.nameservers, config.timeout)
         lookup = self._lookups.get(key)
         if lookup is None:
-            lookup = self._lookups[key] = _Lookup(name, rdtype, config)
+            lookup = self._lookups[key] = _Lookup(name, rdtype, config, key)
             self._queue.append(lookup)
             self._pump()
+            return self._lookups[key]  # a lookup that failed at once (no name server) is settled already
         return lookup
 
     def _pump(self) -> None:
@@ -192,7 +201,7 @@ class Lookups:
                 if status == pycares.errno.ARES_ETIMEOUT and left >= _RESEND_AFTER and not self._closed:
                     self._send(lookup, channel, servers)  # c-ares gave up sooner (its timeouts adapt): ask again
                     return
-                outcome: list[Any] | DnsError = _values(status, result, lookup.rdtype, what, servers, lookup.config)
+                outcome: _Outcome = _values(status, result, lookup.rdtype, what, servers, lookup.config)
             except DnsError as e:
                 outcome = e
             except Exception as e:  # it would vanish in C and leave the waiters hanging: fail the lookup by name
@@ -201,10 +210,13 @@ class Lookups:
 
         channel.send(lookup.name, getattr(pycares, f"QUERY_TYPE_{lookup.rdtype}"), lookup.deadline, answered)
 
-    def _done(self, lookup: _Lookup, outcome: list[Any] | DnsError) -> None:
+    def _done(self, lookup: _Lookup, outcome: _Outcome) -> None:
         if lookup.outcome is not None:  # already settled (an internal error first, its answer after)
             return
+        if isinstance(outcome, DnsError):
+            outcome.__traceback__ = None  # kept for the run: not the frames it was raised in
         lookup.outcome = outcome
+        self._lookups[lookup.key] = outcome
         waiters, lookup.waiters = lookup.waiters, []
         for waiter in waiters:
             _deliver(waiter, outcome)
@@ -231,7 +243,7 @@ class Lookups:
                                         "the run is ending"))
 
 
-def _deliver(waiter: asyncio.Future[list[Any]], outcome: list[Any] | DnsError) -> None:
+def _deliver(waiter: asyncio.Future[tuple[Any, ...]], outcome: _Outcome) -> None:
     if waiter.done():  # its waiter gave up
         return
     if isinstance(outcome, DnsError):
@@ -259,13 +271,13 @@ def _open(config: ResolverConfig) -> tuple[Channel, str]:
 
 
 def _values(status: int | None, result: Any, rdtype: str, what: str, servers: str,
-            config: ResolverConfig) -> list[Any]:
+            config: ResolverConfig) -> tuple[Any, ...]:
     import pycares
 
     if status is None:  # the records of rdtype; a CNAME chain before them (RFC 1034 §3.6.2) is left out
-        return [_VALUES[rdtype](record.data) for record in result.answer if _TYPES.get(record.type) == rdtype]
+        return tuple(_VALUES[rdtype](record.data) for record in result.answer if _TYPES.get(record.type) == rdtype)
     if status == pycares.errno.ARES_ENODATA:  # the name exists, without records of this type
-        return []
+        return ()
     raise DnsError(_reason(status, what, servers, config), _RCODES.get(_code(status)))
 
 
