@@ -30,7 +30,7 @@ from runner.run.budget import RenderBudget
 from runner.run.case import CaseRun, Hop, Listener, not_run, run_case
 from runner.run.hostslots import DEFAULT_PER_HOST, HostSlots
 from runner.run.loop import event_loop_name, new_event_loop
-from runner.run.route import lookup_problems, mx_notes, no_route, route_of
+from runner.run.route import FLEET_RESOLVING, fleet_route, lookup_problems, mx_notes, no_route, route_of
 from runner.run.steprender import preview_labels, skip_reason
 from runner.stats import LoadStats
 from runner.template import RenderError
@@ -111,6 +111,7 @@ class _PlanRun:
         self.plan, self.options, self.gate, self.stopping = plan, options, gate, stopping
         self.budget = budget  # the run's: large bodies of every plan's cases share it
         self.lookups = lookups  # the run's DNS: its own cap on queries in flight, each name and type asked once
+        self.resolving = asyncio.Semaphore(FLEET_RESOLVING)  # --targets: the mx: domains being looked up at once
         self.target = target_for(plan, options)
         self.scope = Scope.for_plan(plan, options.secrets)  # each case runs in its own scope derived from it
         self.result = PlanResult(plan.name, plan.file, self.scope.redactor.text(plan.source), str(self.target))
@@ -224,17 +225,9 @@ class _PlanRun:
         self._done(i, result, ran=True)
 
     async def _fleet_route(self, job: _Job) -> tuple[_Job, list[str]]:
-        """An `mx:domain` target: its MX hosts looked up, then the route. The lookup takes no session slot:
-        targets are resolved ahead of their sessions, as many at once as the run's DNS cap allows."""
-        from runner.net.dns import DnsError, config_for, resolve_mx
-
-        t = job.target or self.target
-        try:
-            found = await resolve_mx(t.mx or "", config_for(t.nameservers, t.dns_timeout, t.families), self.lookups)
-        except (DnsError, ValueError) as exc:
-            return dataclasses.replace(job, error=str(exc)), []
-        route = route_of(found)
-        return dataclasses.replace(job, route=route, error=None if route else no_route(found)), mx_notes(found)
+        """An `mx:domain` target: its MX hosts looked up (FLEET_RESOLVING domains at once), then the route."""
+        route, error, notes = await fleet_route(job.target or self.target, self.lookups, self.resolving)
+        return dataclasses.replace(job, route=route, error=error), notes
 
     async def _tries(self, case: Case, route: tuple[Hop, ...] | None, target: Target) -> CaseResult:
         """The case, tried again after a failure as often as its `retry:` allows; the last try is its result."""

@@ -3,11 +3,38 @@ route leaves out, and the lookup's notes for the report."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import TYPE_CHECKING, Any
 
+from runner.net.resolver import MAX_IN_FLIGHT
+from runner.plan.types import Target
 from runner.run.connect import Hop
 
-__all__ = ["lookup_problems", "mx_notes", "no_route", "route_of"]
+if TYPE_CHECKING:
+    from runner.net.resolver import Lookups
+
+__all__ = ["FLEET_RESOLVING", "fleet_route", "lookup_problems", "mx_notes", "no_route", "route_of"]
+
+# `mx:` domains of a fleet looked up at once: enough to keep the run's DNS cap busy (each domain asks its MX, then
+# A and AAAA of its hosts), few enough that a domain's lookups are done before the next ones begin, so its
+# sessions start while the rest are looked up, and 10,000 waiting lookups are not held in memory at once
+FLEET_RESOLVING = 2 * MAX_IN_FLIGHT
+
+
+async def fleet_route(target: Target, lookups: Lookups,
+                      resolving: asyncio.Semaphore) -> tuple[tuple[Hop, ...] | None, str | None, list[str]]:
+    """A fleet's `mx:domain` target: (its route, why it has none, the lookup's notes), its MX hosts looked up
+    when one of the `resolving` places is free. The lookup takes no session slot."""
+    from runner.net.dns import DnsError, config_for, resolve_mx
+
+    try:
+        async with resolving:
+            found = await resolve_mx(target.mx or "", config_for(target.nameservers, target.dns_timeout,
+                                                                 target.families), lookups)
+    except (DnsError, ValueError) as exc:
+        return None, str(exc), []
+    route = route_of(found)
+    return route, None if route else no_route(found), mx_notes(found)
 
 
 def route_of(found: Any) -> tuple[Hop, ...]:

@@ -213,3 +213,27 @@ def test_an_mx_host_left_out_of_the_route_is_said_with_the_case(tmp_path, server
     (case,) = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
     assert skipped in case["notes"]
     assert f"        {skipped}\n" in out  # on the console too, under the PASS line
+
+
+def test_a_fleet_of_more_mx_domains_than_are_looked_up_at_once_routes_each_its_own_way(tmp_path, server,
+                                                                                         dnsmasq_factory):
+    from runner.run.route import FLEET_RESOLVING
+
+    count = FLEET_RESOLVING + 40  # some wait for a place, and every third one does not exist
+    known = [i for i in range(count) if i % 3]
+    dns = dnsmasq_factory(*(f"--mx-host=d{i}.fleet.test,mx{i}.fleet.test,{i % 50}" for i in known),
+                          *(f"--host-record=mx{i}.fleet.test,127.0.0.1" for i in known))
+    targets = tmp_path / "targets.txt"
+    targets.write_text("".join(f"mx:d{i}.fleet.test\n" for i in range(count)))
+    plan = write_plan(tmp_path, PLAN.format(port=server.port, dns=dns.port))
+    code, out, err = run(plan, "--targets", str(targets), "--json", str(tmp_path / "r.json"), "--no-report")
+    assert code == 1, out + err
+    cases = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
+    assert [c["status"] for c in cases] == ["passed" if i % 3 else "failed" for i in range(count)]
+    for i, case in enumerate(cases):
+        if i % 3:
+            assert f"{i % 50:>5} mx{i}.fleet.test: 127.0.0.1" in case["notes"]
+        else:
+            assert case["reason"].endswith(f"NXDOMAIN for d{i}.fleet.test MX"), case["reason"]
+    log = dns.log.read_text(errors="replace")
+    assert [queries(log, "MX", f"d{i}.fleet.test") for i in range(count)] == [1] * count
