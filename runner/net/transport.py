@@ -219,15 +219,33 @@ class Connection:
         if wire.closed or wire.transport.is_closing():  # a handshake on a closed socket: uvloop logs a traceback
             raise ConnectionLost("the server closed the connection before the TLS handshake")
         remaining = max(0.001, deadline - time.monotonic())
-        new = await _until(
-            loop.start_tls(wire.transport, wire, context, server_hostname=server_name,
-                           ssl_handshake_timeout=remaining),
-            deadline,
-        )
+        try:
+            new = await _until(
+                loop.start_tls(wire.transport, wire, context, server_hostname=server_name,
+                               ssl_handshake_timeout=remaining),
+                deadline,
+            )
+        except BaseException:
+            await self._after_failed_handshake()
+            raise
         if new is None or wire.closed:  # the server hung up during the handshake
             raise ConnectionLost(CLOSED_IN_HANDSHAKE)
         wire.transport = new  # type: ignore[assignment]
         self.tls_object = new.get_extra_info("ssl_object")
+
+    async def _after_failed_handshake(self) -> None:
+        """asyncio's stock loop closes the socket of a handshake that failed or was cut short itself, and tells
+        the TLS layer it had put in between, never this wire: the socket is gone once the loop has run its
+        close (a turn or two), and shut() must not wait for a connection_lost that will not come."""
+        wire = self._wire
+        transport = wire.transport
+        if transport is None or transport.get_protocol() is wire:  # uvloop hands the wire back: it hears the rest
+            return
+        transport.abort()
+        for _ in range(2):
+            await asyncio.sleep(0)
+        wire.closed = wire.gone = True
+        wire._wake()
 
     @property
     def closed(self) -> bool:

@@ -127,8 +127,10 @@ def run_against(server: FaultServer, tmp_path: Path, steps: str, *args: str) -> 
     return Outcome(code, out, err, elapsed, json.loads(results.read_text()))
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])  # a small run's loop, and a large one's (runner/run/loop.py)
 @pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
-def test_hostile_server_fails_the_case_promptly_with_a_named_reason(tmp_path, fault):
+def test_hostile_server_fails_the_case_promptly_with_a_named_reason(tmp_path, fault, loop, monkeypatch):
+    monkeypatch.setenv("SMTPRUN_EVENT_LOOP", loop)
     with FaultServer(fault.behaviour, **fault.options) as server:
         result = run_against(server, tmp_path, fault.steps)
     assert result.code == 1, result.out + result.err
