@@ -16,27 +16,10 @@ from tests.support.cli import run, write_plan
 from tests.support.mtas import CA_PATH, EXIM, OPENSMTPD, POSTFIX, require_smtp
 from tests.support.oldtls import old_tls_server
 from tests.support.ratelimit import rate_limited
+from tests.support.tlsservers import offer_step as offer
 from tests.support.tlsservers import weak_server
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def offer(tmp_path, port: int, options: str, cafile: str) -> tuple[int, dict, str]:
-    """Run a plan of one tls_offer step against 127.0.0.1:port: the exit status, the step's details, the output."""
-    plan = write_plan(tmp_path, f"""
-target: {{host: 127.0.0.1, port: {port}, cafile: "{cafile}", server_name: localhost}}
-cases:
-  - name: offer
-    steps:
-      - expect: 220
-      - send: EHLO client.example.com
-        expect: 250
-      - tls_offer: {options}
-        timeout: 60
-""")
-    code, out, err = run(plan, "--json", str(tmp_path / "r.json"), "--no-report", "-v")
-    step = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"][0]["steps"][2]
-    return code, step.get("details") or {}, out + err
 
 
 def test_a_weak_server_has_each_weakness_named(tmp_path):
