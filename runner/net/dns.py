@@ -103,11 +103,23 @@ class _Found:
         return self.failure or ("" if self.addresses else self.absent)
 
 
+_Asked = tuple[list[str], list[asyncio.Future[tuple[str, ...]]]]  # record types, and a waiter for each
+
+
+def _ask(host: str, config: ResolverConfig, lookups: Lookups, families: tuple[str, ...] = ()) -> _Asked:
+    """The lookups of host's addresses started, A and AAAA together: the record types and a waiter for each."""
+    rdtypes = [FAMILIES[f] for f in families or config.families]
+    return rdtypes, [lookups.answer(host, t, config) for t in rdtypes]
+
+
 async def _addresses(host: str, config: ResolverConfig, lookups: Lookups, families: tuple[str, ...] = ()) -> _Found:
     """Addresses of host in the configured families' order (A and AAAA asked together), and what failed."""
-    rdtypes = [FAMILIES[f] for f in families or config.families]
+    return await _found(host, *_ask(host, config, lookups, families))
+
+
+async def _found(host: str, rdtypes: list[str], answers: list[asyncio.Future[tuple[str, ...]]]) -> _Found:
+    """What the lookups `_ask` started found, in the order of rdtypes."""
     joined = "/".join(rdtypes)
-    answers = [lookups.answer(host, t, config) for t in rdtypes]
     addresses: list[str] = []
     failures: dict[str, str] = {}
     for rdtype, answer in zip(rdtypes, answers, strict=True):
@@ -161,11 +173,8 @@ async def _resolve_mx(domain: str, config: ResolverConfig, lookups: Lookups) -> 
     omitted = max(len(ordered) - MAX_EXCHANGERS, 0)
     ordered = ordered[:MAX_EXCHANGERS]
     refused = {host: _not_a_host(host) for _, host in ordered}
-    for _, host in ordered:  # every exchanger's A and AAAA asked at once
-        for rdtype in (FAMILIES[f] for f in config.families):
-            if not refused[host]:
-                lookups.start(host, rdtype, config)
-    found = [_Found((), refused[host], "") if refused[host] else await _addresses(host, config, lookups)
+    asked = {host: _ask(host, config, lookups) for _, host in ordered if not refused[host]}  # all at once
+    found = [await _found(host, *asked[host]) if host in asked else _Found((), refused[host] or "", "")
              for _, host in ordered]
     exchangers = tuple(
         Exchanger(host, preference, each.addresses, None, each.reason or None) if each.addresses

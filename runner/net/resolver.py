@@ -195,20 +195,23 @@ class Lookups:
         import pycares
 
         def answered(status: int | None, result: Any) -> None:  # called from C: nothing may escape
-            what = f"{shown(lookup.name)} {lookup.rdtype}"
             try:
-                left = lookup.deadline - channel.loop.time()
-                if status == pycares.errno.ARES_ETIMEOUT and left >= _RESEND_AFTER and not self._closed:
+                if status is None:  # the common case first: an answer with records
+                    outcome: _Outcome = _records(result, lookup.rdtype)
+                elif (status == pycares.errno.ARES_ETIMEOUT and not self._closed
+                      and lookup.deadline - channel.loop.time() >= _RESEND_AFTER):
                     self._send(lookup, channel, servers)  # c-ares gave up sooner (its timeouts adapt): ask again
                     return
-                outcome: _Outcome = _values(status, result, lookup.rdtype, what, servers, lookup.config)
+                else:
+                    outcome = _failed(status, lookup, servers)
             except DnsError as e:
                 outcome = e
             except Exception as e:  # it would vanish in C and leave the waiters hanging: fail the lookup by name
-                outcome = DnsError(f"internal error in the DNS lookup of {what}: {type(e).__name__}: {e}")
+                outcome = DnsError(f"internal error in the DNS lookup of {shown(lookup.name)} {lookup.rdtype}: "
+                                   f"{type(e).__name__}: {e}")
             self._done(lookup, outcome)
 
-        channel.send(lookup.name, getattr(pycares, f"QUERY_TYPE_{lookup.rdtype}"), lookup.deadline, answered)
+        channel.send(lookup.name, _QUERY_TYPES[lookup.rdtype], lookup.deadline, answered)
 
     def _done(self, lookup: _Lookup, outcome: _Outcome) -> None:
         if lookup.outcome is not None:  # already settled (an internal error first, its answer after)
@@ -270,15 +273,20 @@ def _open(config: ResolverConfig) -> tuple[Channel, str]:
     return channel, f"name server{'s' if len(servers) > 1 else ''} {', '.join(servers) or 'none'}"
 
 
-def _values(status: int | None, result: Any, rdtype: str, what: str, servers: str,
-            config: ResolverConfig) -> tuple[Any, ...]:
+def _records(result: Any, rdtype: str) -> tuple[Any, ...]:
+    """The values of the answer's records of rdtype; a CNAME chain before them (RFC 1034 §3.6.2) is left out."""
+    qtype, value = _QUERY_TYPES[rdtype], _VALUES[rdtype]
+    return tuple(value(record.data) for record in result.answer if record.type == qtype)
+
+
+def _failed(status: int, lookup: _Lookup, servers: str) -> tuple[Any, ...]:
+    """No records: () when the name exists without records of its type; else the DnsError, raised."""
     import pycares
 
-    if status is None:  # the records of rdtype; a CNAME chain before them (RFC 1034 §3.6.2) is left out
-        return tuple(_VALUES[rdtype](record.data) for record in result.answer if _TYPES.get(record.type) == rdtype)
-    if status == pycares.errno.ARES_ENODATA:  # the name exists, without records of this type
+    if status == pycares.errno.ARES_ENODATA:
         return ()
-    raise DnsError(_reason(status, what, servers, config), _RCODES.get(_code(status)))
+    what = f"{shown(lookup.name)} {lookup.rdtype}"
+    raise DnsError(_reason(status, what, servers, lookup.config), _RCODES.get(_code(status)))
 
 
 def _code(status: int) -> str:
@@ -303,7 +311,7 @@ def _reason(status: int, what: str, servers: str, config: ResolverConfig) -> str
     return f"DNS error for {what}: {pycares.errno.strerror(status).lower()}"
 
 
-_TYPES = {1: "A", 28: "AAAA", 15: "MX", 16: "TXT", 12: "PTR", 52: "TLSA"}  # RFC 1035 §3.2.2, RFC 3596, RFC 6698
+_QUERY_TYPES = {"A": 1, "AAAA": 28, "MX": 15, "TXT": 16, "PTR": 12, "TLSA": 52}  # RFC 1035 §3.2.2, RFC 3596, RFC 6698
 
 _VALUES: dict[str, Callable[[Any], Any]] = {
     "A": lambda d: d.addr,
