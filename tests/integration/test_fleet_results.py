@@ -98,7 +98,11 @@ def test_ctrl_c_leaves_a_valid_json_of_what_finished(tmp_path):
                 if passed_lines == 200:
                     proc.send_signal(signal.SIGINT)
                     break
-            rest, err = proc.communicate(timeout=60)
+            # what the line iterator has read ahead is in proc.stdout's buffer, which communicate() would skip
+            # (it reads the pipe itself): read the rest through the same buffer
+            rest = proc.stdout.read()
+            err = proc.stderr.read() if proc.stderr is not None else ""
+            proc.wait(timeout=60)
     assert proc.returncode == 130, err
     out = rest
     assert out.rstrip().endswith("(interrupted)")
