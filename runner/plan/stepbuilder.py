@@ -19,6 +19,7 @@ from runner.errors import PlanError, Problem
 from runner.files import inside
 from runner.plan.actions import ACTIONS, KINDS, PIPELINE_LINE, named
 from runner.plan.envelope import envelope_warning
+from runner.plan.labels import shown, wire_template
 from runner.plan.load import Loaded, Unreadable, load_file
 from runner.plan.schema import did_you_mean
 from runner.plan.scope import render_early
@@ -121,7 +122,8 @@ class StepBuilder:
                             capture=dict(raw.get("capture", {})), timeout=raw.get("timeout"), name=raw.get("name"),
                             when=raw.get("when"), continue_on_failure=raw.get("continue_on_failure", False),
                             include=self.include_site, file=self.loaded.source.name, expected=_described(expect),
-                            dkim=step_dkim(raw, action, value, spath, self._plan_file, self.problem)))
+                            dkim=step_dkim(raw, action, value, spath, self._plan_file, self.problem),
+                            shown=shown(action, value, raw.get("name")), wire_template=wire_template(action, value)))
             captured |= set(raw.get("capture", {}))
         return out
 

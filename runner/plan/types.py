@@ -79,6 +79,8 @@ class Step:
     include: Include | None = None  # the include that brought the step in, if any
     file: str | None = None  # the file the step is written in (an included file, or the plan)
     expected: str | None = None  # `expect` in words, worked out once; None where it holds a template (rendered per run)
+    shown: str = ""  # what it does, in a few words, before it has run (running it may render a better one)
+    wire_template: str | None = None  # its text for the wire (ActionKind.large) when a template: rendered as it starts
     dkim: MessageDkim | None = None  # `dkim:` beside `data:` or `data_file:`: sign the body (the key path resolved)
 
     @property

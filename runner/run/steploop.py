@@ -9,15 +9,13 @@ import time
 from typing import Protocol
 
 from runner.errors import StepFailed
-from runner.plan.actions import KINDS
 from runner.plan.types import Step
 from runner.redact import Redactor
 from runner.results import FAILED, PASSED, SKIPPED, CaseResult, StepResult
 from runner.run.steprender import StepRenderer
 from runner.smtp import expect as expectations
-from runner.smtp.smuggling import ending_name
 
-__all__ = ["RunningCase", "cut", "label", "not_run", "run_list"]
+__all__ = ["RunningCase", "cut", "not_run", "run_list"]
 
 
 class RunningCase(Protocol):
@@ -41,7 +39,7 @@ class RunningCase(Protocol):
 
 def not_run(step: Step) -> StepResult:
     """A step's result before it runs (and if it never does): skipped, labelled by what it would do."""
-    return StepResult(step.index, step.line, step.action, label(step), status=SKIPPED, file=step.file)
+    return StepResult(step.index, step.line, step.action, step.shown, status=SKIPPED, file=step.file)
 
 
 async def run_list(session: RunningCase, steps: tuple[Step, ...], outs: list[StepResult],
@@ -94,16 +92,6 @@ async def _one(session: RunningCase, step: Step, out: StepResult, go_on: bool) -
         if out.reply is not None and session.redactor:
             out.reply = session.redactor.reply(out.reply)
     return True
-
-
-def label(step: Step) -> str:
-    """What a step does, in a few words, before it has run (running it may render a better one)."""
-    kind = KINDS.get(step.action)
-    if kind is not None and kind.large == ("",) and not kind.ends_data and isinstance(step.value, str):
-        return step.value  # a command line or raw bytes, as written
-    if step.action == "smuggle":
-        return step.name or f"smuggle {ending_name(step.value.ending)}"
-    return step.name or ("read a reply" if step.action == "expect" else step.action)
 
 
 def cut(session: RunningCase, reason: str) -> None:

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from runner.errors import RenderError
-from runner.plan.actions import KINDS
 from runner.plan.scope import Scope
 from runner.plan.types import Case, Include, Step
 from runner.results import SKIPPED, CaseResult
@@ -25,22 +24,12 @@ from runner.template import (
     MAX_VALUES,
     OutputTooLarge,
     evaluate,
-    is_template,
     preview,
     render,
     truth,
 )
 
 __all__ = ["StepRenderer", "preview_labels", "skip_reason"]
-
-def _body(step: Step) -> str | None:
-    """The step's text that goes on the wire (ActionKind.large), when it is a template."""
-    kind = KINDS.get(step.action)
-    if kind is None or not kind.large:
-        return None
-    value = getattr(step.value, kind.large[0], None) if kind.large[0] else step.value  # bdat's `data`
-    return value if isinstance(value, str) and is_template(value) else None
-
 
 class StepRenderer:
     """Renders one case's templates against the case's scope.
@@ -58,7 +47,7 @@ class StepRenderer:
     @contextlib.asynccontextmanager
     async def body(self, step: Step, deadline: float) -> AsyncIterator[None]:
         """While the step runs, its body rendered; a large one holds a share of the run's budget."""
-        template, share = _body(step), 0
+        template, share = step.wire_template, 0
         try:
             if template is not None:
                 try:
