@@ -47,10 +47,14 @@ class Validated:
     server: str  # "127.0.0.1:53", the name server that answered
     local: bool  # that server is on this host (loopback): see on_this_host
     records: tuple[Any, ...] = field(default=())  # dnspython rdata of rdtype, as the resolver gave them
+    resolver_text: str = ""  # the resolver's own words on a failure (RFC 8914 EXTRA-TEXT), when it gave any
 
     def facts(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.rdtype, "status": self.status, "reason": self.reason,
-                "rcode": self.rcode, "server": self.server}
+        facts = {"name": self.name, "type": self.rdtype, "status": self.status, "reason": self.reason,
+                 "rcode": self.rcode, "server": self.server}
+        if self.resolver_text:
+            facts["resolver_text"] = self.resolver_text
+        return facts
 
 
 def _servers(config: ResolverConfig) -> list[tuple[str, int]]:
@@ -118,11 +122,13 @@ def _records(reply: Any, rdtype: str) -> tuple[Any, ...]:
     return tuple(rdata for rrset in reply.answer if rrset.rdtype == wanted for rdata in rrset)
 
 
-def _ede(reply: Any) -> str:
-    """The DNSSEC Extended DNS Errors (RFC 8914) in a reply, in words: "Signature Expired: ..."."""
+def _ede(reply: Any) -> tuple[str, str]:
+    """The DNSSEC Extended DNS Errors (RFC 8914) in a reply: their codes in words ("EDE 7 Signature Expired"), for
+    the verdict, and the resolver's EXTRA-TEXT apart. unbound gives that text when it validates, not when it answers
+    from its cache, so a verdict that carried it would read differently from one run to the next."""
     found = [error for error in reply.extended_errors() if int(error.code) in _DNSSEC_EDE]
-    return "; ".join(f"EDE {int(e.code)} {_DNSSEC_EDE[int(e.code)]}" + (f": {e.text}" if e.text else "")
-                     for e in found)
+    codes = "; ".join(f"EDE {int(e.code)} {_DNSSEC_EDE[int(e.code)]}" for e in found)
+    return codes, "; ".join(e.text for e in found if e.text)
 
 
 async def validated(name: str, rdtype: str, config: ResolverConfig) -> Validated:
@@ -136,9 +142,11 @@ async def validated(name: str, rdtype: str, config: ResolverConfig) -> Validated
     rcode = dns.rcode.to_text(reply.rcode())
     where = hostport(*server)
 
+    ede, resolver_text = _ede(reply)
+
     def said(status: str, reason: str, answer: Any = reply) -> Validated:
         return Validated(shown(name), rdtype, status, reason, rcode, where, on_this_host(server),
-                         _records(answer, rdtype))
+                         _records(answer, rdtype), resolver_text)
 
     if rcode in ("NOERROR", "NXDOMAIN"):
         if reply.flags & dns.flags.AD:
@@ -149,7 +157,6 @@ async def validated(name: str, rdtype: str, config: ResolverConfig) -> Validated
         return said("insecure", f"not signed (no AD bit, no RRSIG from {where})")
     if rcode != "SERVFAIL":
         return said("unknown", f"{rcode} from {where}")
-    ede = _ede(reply)
     if ede:
         return said("bogus", f"validation failed at {where}: {ede}")
     try:  # RFC 4035 §3.2.2: with CD the resolver answers what it would have refused for a validation failure
