@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from runner.report.archive import INDEX_NAME
-from tests.support.cli import ROOT, run, write_plan
+from tests.support.cli import run, run_process, write_plan
 from tests.support.monitoring import dead_port
 from tests.support.mtas import EXIM, require_smtp
 
@@ -32,9 +30,7 @@ cases:
 
 
 def smtprun(*argv: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "runner", *argv], capture_output=True, text=True, env=env,
-                          timeout=60, check=False)
+    return run_process(*argv, timeout=60)
 
 
 def cases(path) -> dict[str, dict]:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 
-from tests.support.cli import ROOT, write_plan
+from tests.support.cli import ROOT, run_process, write_plan
 from tests.support.fleetserver import FleetServer
 from tests.support.monitoring import dead_port
 
@@ -31,9 +31,7 @@ cases:
 
 
 def smtprun(*argv: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "runner", *argv], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)
+    return run_process(*argv, timeout=120)
 
 
 def summary(out: str) -> dict[str, int]:
