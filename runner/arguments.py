@@ -11,8 +11,8 @@ from collections.abc import Callable
 from runner.errors import UsageError
 from runner.net.address import parse_hostport, parse_port, parse_source
 
-__all__ = ["ArgumentParser", "count", "host_port", "name_value", "nameserver", "seconds", "secret_value", "shard",
-           "source_address", "tcp_port", "whole_number"]
+__all__ = ["ArgumentParser", "count", "count_or_auto", "host_port", "name_value", "nameserver", "seconds",
+           "secret_value", "shard", "source_address", "tcp_port", "whole_number"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -96,6 +96,16 @@ def whole_number(most: int) -> Callable[[str], int]:
 
 
 count = whole_number(10_000_000)
+
+
+def count_or_auto(text: str) -> int | None:
+    """An argument type: `auto` (None: smtprun decides) or a whole number from 1."""
+    if text == "auto":
+        return None
+    try:
+        return count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number from 1, got {text!r}") from None
 
 
 def shard(text: str) -> tuple[int, int]:

@@ -121,7 +121,9 @@ class Console:
         self.out.flush()
 
     def _load(self, load: dict) -> None:  # type: ignore[type-arg]
-        self.out.write(f"      {load['sessions']} sessions in {load['wall']:.2f}s: {load['sessions_per_s']}/s, "
+        processes = load.get("processes", 1)
+        spread = f" ({processes} processes)" if processes > 1 else ""
+        self.out.write(f"      {load['sessions']} sessions in {load['wall']:.2f}s{spread}: {load['sessions_per_s']}/s, "
                        f"{load['failed']} failed; session p50 {load['session_p50'] * 1000:.1f} ms, "
                        f"p99 {load['session_p99'] * 1000:.1f} ms\n")
         for reason, count in list(load["failures"].items())[:5]:

@@ -37,6 +37,7 @@ class LoadStats:
         self.reasons: Counter[str] = Counter()
         self.examples: list[CaseResult] = []
         self.first: CaseResult | None = None
+        self.processes = 1  # the processes whose sessions these are (--workers)
 
     def add(self, result: CaseResult) -> None:
         self.sessions += 1
@@ -93,6 +94,7 @@ class LoadStats:
             "sessions": self.sessions,
             "passed": self.sessions - self.failed,
             "failed": self.failed,
+            "processes": self.processes,
             "wall": round(wall, 6),
             "sessions_per_s": round(self.sessions / wall, 2) if wall > 0 else None,
             "session_p50": round(percentile(durations, 50), 6),

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from runner.arguments import count, shard
+from runner.arguments import count, count_or_auto, shard
 from runner.cli.common import ArgumentParser, add_target_arguments, add_variable_arguments, check_profile, read_plans
 from runner.console import Console, Output
 from runner.environment import Environment
@@ -52,9 +52,9 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                      "with --repeat, --jobs)")
     run.add_argument("--repeat", type=count, default=1, metavar="N",
                      help="load mode: run each case N times (with --jobs in flight) and report throughput and latency")
-    run.add_argument("--workers", type=count, default=1, metavar="N",
+    run.add_argument("--workers", type=count_or_auto, default=None, metavar="N|auto",
                      help="load mode: share each case's sessions (and --jobs, --per-host) among N processes "
-                          "(default 1)")
+                          "(default auto: one per CPU from 2,000 sessions of a case, else 1)")
     run.add_argument("-v", "--verbose", action="store_true", help="print the live transcript (C: / S: lines)")
     run.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' for stdout)")
     run.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")

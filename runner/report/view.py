@@ -186,6 +186,7 @@ def _load(case: CaseResult, file: str) -> LoadView:
         ("session p50", format_latency(load.get("session_p50")), ""),
         ("session p99", format_latency(load.get("session_p99")), ""),
         ("wall time", format_seconds(float(load.get("wall") or 0.0)), ""),
+        ("processes", f"{int(load.get('processes') or 1)}", ""),
     ]
     failures = [(printable(str(reason)), int(count), _share(int(count), sessions))
                 for reason, count in (load.get("failures") or {}).items()]

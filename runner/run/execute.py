@@ -290,6 +290,7 @@ class _PlanRun:
                         _per_host(self.options))
         t0, started = time.monotonic(), datetime.now(timezone.utc)
         stats, problems = await self.options.pool.run(task, self.stopping)  # type: ignore[union-attr]
+        stats.processes = self.options.pool.count  # type: ignore[union-attr]
         return stats.result(self._first(case, target, stats), case.name, time.monotonic() - t0, started, problems)
 
     @staticmethod

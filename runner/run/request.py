@@ -11,6 +11,7 @@ The timeouts mean one thing everywhere: `reply_timeout` is how long one reply ma
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,9 @@ from runner.run.execute import RunOptions
 __all__ = ["RunRequest", "read_request_plans"]
 
 EMBEDDED_FAMILY = 4  # the embedded server listens on 127.0.0.1
+# --workers auto: one process per CPU once a repeated case has this many sessions. Below it the processes'
+# start (about 0.3 s: each imports smtprun) costs what a second core gains; bench/run.py measurement 2‴.
+AUTO_WORKERS_FROM = 2000
 
 
 @dataclass
@@ -40,7 +44,7 @@ class RunRequest:
     jobs: int | None = None
     per_host: int | None = None
     repeat: int = 1
-    workers: int = 1  # --workers: processes that share a repeated case's sessions
+    workers: int | None = None  # --workers: processes that share a repeated case's sessions; None: auto
     targets: tuple[FleetTarget, ...] = ()
     shard: tuple[int, int] | None = None
     embedded: bool = False  # the host is the embedded server, given once it has started
@@ -58,10 +62,10 @@ class RunRequest:
 
     def _check_workers(self) -> None:
         """--workers: only in load mode, and no more than the sessions in flight can be shared among."""
+        if self.workers is None or self.workers == 1:
+            return
         from runner.run.workers import MAX_WORKERS
 
-        if self.workers == 1:
-            return
         if self.repeat < 2:
             raise UsageError("--workers shares the sessions of load mode among processes: give it with --repeat N")
         if self.workers > MAX_WORKERS:
@@ -91,6 +95,19 @@ class RunRequest:
         except SourceUnusable as exc:
             raise UsageError(f"--source {self.source}: this machine cannot connect from it: {exc.strerror}") from None
 
+    def processes(self) -> int:
+        """The worker processes asked for; `auto` (None): one per CPU this process may use, for a repeated case
+        of at least AUTO_WORKERS_FROM sessions (the engine then gives each at least one of --jobs and --per-host,
+        so fewer where those are smaller), else 1."""
+        if self.workers is not None:
+            return self.workers
+        if self.repeat < AUTO_WORKERS_FROM:
+            return 1
+        from runner.run.workers import MAX_WORKERS
+
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, min(cpus, MAX_WORKERS))
+
     def options(self, **hooks: Any) -> RunOptions:
         """The engine's options for this request; `hooks` are the front end's callbacks (on_case, listener,
         on_start) and a connector of its own."""
@@ -98,7 +115,7 @@ class RunRequest:
         return RunOptions(host=self.host, port=self.port, timeout=self.reply_timeout,
                           session_timeout=self.session_timeout, repeat=self.repeat, per_host=self.per_host,
                           nameservers=self.nameservers, families=self.families, source=self.source,
-                          secrets=dict(self.secrets), targets=self.targets, shard=self.shard, workers=self.workers,
+                          secrets=dict(self.secrets), targets=self.targets, shard=self.shard, workers=self.processes(),
                           **given, **hooks)
 
 

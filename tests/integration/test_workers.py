@@ -89,6 +89,45 @@ def test_two_workers_run_exactly_the_sessions_asked_for(tmp_path, sink):
     assert all(s["p50"] <= s["p90"] <= s["p99"] <= s["max"] for s in load["steps"])
 
 
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def test_a_large_repeated_case_uses_one_process_per_cpu_by_default(tmp_path, sink):
+    from runner.run.request import AUTO_WORKERS_FROM
+
+    plan = write_plan(tmp_path, TRANSACTION.format(port=sink))
+    code, out, err = run(plan, "--repeat", str(AUTO_WORKERS_FROM), "--json", str(tmp_path / "r.json"), "--no-report")
+    assert code == 0, out + err
+    load = load_of(tmp_path / "r.json")["load"]
+    expected = min(_cpus(), 20)  # one per CPU, each with at least one of the 20 sessions in flight
+    assert load["processes"] == expected
+    assert load["sessions"] == load["passed"] == AUTO_WORKERS_FROM
+    assert [s["count"] for s in load["steps"]] == [AUTO_WORKERS_FROM] * 6
+    assert (f"({expected} processes)" in out) == (expected > 1)
+
+
+@pytest.mark.parametrize("extra", [[], ["--workers", "auto"]])
+def test_a_smaller_repeated_case_stays_in_one_process(tmp_path, sink, extra):
+    from runner.run.request import AUTO_WORKERS_FROM
+
+    plan = write_plan(tmp_path, TRANSACTION.format(port=sink))
+    code, out, err = run(plan, "--repeat", str(AUTO_WORKERS_FROM - 1), *extra, "--json", str(tmp_path / "r.json"),
+                         "--no-report")
+    assert code == 0, out + err
+    load = load_of(tmp_path / "r.json")["load"]
+    assert load["processes"] == 1 and load["sessions"] == AUTO_WORKERS_FROM - 1
+    assert "processes)" not in out
+
+
+def test_workers_1_keeps_a_large_run_in_one_process(tmp_path, sink):
+    plan = write_plan(tmp_path, TRANSACTION.format(port=sink))
+    code, out, err = run(plan, "--repeat", "2500", "--workers", "1", "--json", str(tmp_path / "r.json"),
+                         "--no-report")
+    assert code == 0, out + err
+    assert load_of(tmp_path / "r.json")["load"]["processes"] == 1
+
+
 def test_a_refusing_servers_failures_are_counted_across_workers(tmp_path, sink):
     # smtp-sink greets with 220: a plan that expects 554 fails every session, in both workers
     plan = write_plan(tmp_path, f"target: {{host: 127.0.0.1, port: {sink}, timeout: 10}}\n"
@@ -108,7 +147,7 @@ def test_a_refusing_servers_failures_are_counted_across_workers(tmp_path, sink):
 
 @pytest.mark.parametrize(("argv", "said"), [
     (["--workers", "0"], "--workers"),
-    (["--workers", "two"], "--workers"),
+    (["--workers", "two"], "expected auto or a whole number from 1, got 'two'"),
     (["--workers", "2"], "--workers shares the sessions of load mode among processes: give it with --repeat N"),
     (["--workers", "3", "--repeat", "10", "--jobs", "2"], "--workers 3 with --jobs 2"),
     (["--workers", "3", "--repeat", "10", "--per-host", "2"], "--workers 3 with --per-host 2"),
