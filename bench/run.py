@@ -353,11 +353,27 @@ def load_json(path: Path) -> dict[str, Any]:
         raise BenchError(f"cannot read smtprun's JSON {path}: {exc}") from None
 
 
+def interpreter(smtprun: list[str]) -> str:
+    """The Python that runs smtprun: the console script's `#!` line, or the interpreter of `python -m runner`."""
+    if len(smtprun) > 1:
+        return smtprun[0]
+    first = Path(smtprun[0]).read_bytes()[:500].split(b"\n", 1)[0]
+    return first[2:].decode().strip().split()[0] if first.startswith(b"#!") else sys.executable
+
+
+# What any Python tool that speaks SMTP with asyncio, reads YAML and renders HTML with Jinja2 imports before it
+# does anything: measurement 1's floor, beside the bare interpreter's start.
+FLOOR_IMPORTS = "import asyncio, ssl, yaml, jinja2.sandbox"
+
+
 def measure_single(smtprun: list[str], plan: Path, port: int, runs: int, work: Path) -> list[Check]:
-    """Measurement 1, and 1′: the same run writing its HTML report (into one folder, as a user's runs do)."""
+    """Measurement 1, and 1′: the same run writing its HTML report (into one folder, as a user's runs do);
+    beside them the same interpreter starting and doing nothing, and importing FLOOR_IMPORTS."""
     swaks = ["swaks", "--server", f"127.0.0.1:{port}", "--to", RECIPIENT, "--from", SENDER, "--silent"]
+    python = interpreter(smtprun)
     commands = {"smtprun": [*smtprun, str(plan), "--no-report"],
-                "smtprun_report": [*smtprun, str(plan), "--report-dir", str(work / "reports")], "swaks": swaks}
+                "smtprun_report": [*smtprun, str(plan), "--report-dir", str(work / "reports")], "swaks": swaks,
+                "python": [python, "-c", "pass"], "floor": [python, "-c", FLOOR_IMPORTS]}
     for argv in commands.values():
         run(argv, 60)  # warm-up: page cache, .pyc files, smtprun's cache folder
     times: dict[str, list[float]] = {name: [] for name in commands}
@@ -379,6 +395,15 @@ def measure_single(smtprun: list[str], plan: Path, port: int, runs: int, work: P
         row = (f"{label}, median of {runs}", f"{med[key] * 1000:.0f} ms", f"swaks {med['swaks'] * 1000:.0f} ms",
                f"{ratio:.2f}", f"≤ {target}")
         checks.append(Check("single" if mark == "1" else "single_report", line, ok, row, data))
+    floor = med["floor"] / med["swaks"]
+    line = (f"1 plan's floor (median of {runs}): {python} -c 'pass' {med['python'] * 1000:.0f} ms, "
+            f"-c '{FLOOR_IMPORTS}' {med['floor'] * 1000:.0f} ms = {floor:.2f}× swaks")
+    data = {"runs": runs, "python": python, "pass_s": times["python"], "floor_imports": FLOOR_IMPORTS,
+            "floor_s": times["floor"], "pass_median_s": med["python"], "floor_median_s": med["floor"],
+            "ratio_floor_over_swaks": floor}
+    row = ("1 plan's floor: Python importing asyncio, ssl, yaml, Jinja2", f"{med['floor'] * 1000:.0f} ms",
+           f"swaks {med['swaks'] * 1000:.0f} ms", f"{floor:.2f}", "-")
+    checks.append(Check("single_floor", line, None, row, data))
     return checks
 
 
