@@ -10,18 +10,19 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runner.errors import ConnectionLost, StepFailed
 from runner.net import tls as tlsinfo
 from runner.net.address import ip_version
-from runner.net.tlsclient import Handshake
 from runner.net.transport import Connector, SourceUnusable, Transport, hostport, open_unix_connection
 from runner.plan.types import Plan, Target
 from runner.results import SEND, CaseResult
-from runner.run import tlsclient
 from runner.smtp import proxy
 from runner.smtp.proxy import ProxyHeader
+
+if TYPE_CHECKING:
+    from runner.net.tlsclient import Handshake
 
 __all__ = ["Hop", "connect"]
 
@@ -117,6 +118,8 @@ def _implicit_tls(case: Connecting) -> Handshake | None:
     t = case.target
     if t.tls != "implicit":
         return None
+    from runner.run import tlsclient  # the TLS client's options and context: only a target of implicit TLS
+
     given = tlsclient.target_options(t)
     handshake = tlsclient.prepare(case.text, given, "", os.path.dirname(case.plan.file))
     for note in tlsclient.offered(given, handshake):
@@ -190,6 +193,8 @@ def _connected(case: Connecting, source: str | None, tls: Handshake | None) -> N
 def _tls_facts(case: Connecting, tls: Handshake) -> None:
     """The implicit TLS session's facts, with what the client sent; the certificate's name checked here when the
     plan chose the SNI."""
+    from runner.run import tlsclient
+
     assert case.conn is not None
     case.result.tls = tlsinfo.session_facts(case.conn.tls_object, case.target.verify)
     tlsclient.after_handshake(case.result.tls, tls, case.close)

@@ -15,21 +15,21 @@ import importlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from runner.errors import StepFailed
 from runner.files import inside, open_regular
 from runner.plan.actions import KINDS
-from runner.plan.options import Auth, Bdat, Pause, Raw
 from runner.plan.types import Step
 from runner.results import StepResult
-from runner.run import tlsclient
 from runner.run.context import StepContext
-from runner.run.smuggle import check_pauses, pause
 from runner.smtp import expect as expectations
 from runner.smtp.protocol import Reply, encode_line
 from runner.template import is_template
 from runner.text import CONTROLS, printable
+
+if TYPE_CHECKING:
+    from runner.plan.options import Auth, Bdat, Raw
 
 __all__ = ["ACTIONS"]
 
@@ -75,6 +75,9 @@ async def do_raw(session: StepContext, step: Step, out: StepResult, deadline: fl
         out.label = _label(session, text, escape=True)
         await session.send(text.encode("utf-8"), deadline, replies=None)
         return False
+    from runner.plan.options import Pause
+    from runner.run.smuggle import check_pauses, pause  # the pieces are paced as smuggle: paces its own
+
     raw: Raw = step.value
     parts = [item if isinstance(item, Pause) else session.text(item) for item in raw.pieces]
     shown = " ".join(f"[pause {p.seconds:g}s]" if isinstance(p, Pause) else _label(session, p, escape=True)
@@ -210,6 +213,8 @@ async def do_close(session: StepContext, step: Step, out: StepResult, deadline: 
 async def do_starttls(session: StepContext, step: Step, out: StepResult, deadline: float) -> bool:
     """RFC 3207: STARTTLS, 220, no plaintext after it (§4.2, cf. CVE-2011-0411), handshake, forget. The client's
     TLS options (runner.run.tlsclient) are read and their files checked before STARTTLS is sent."""
+    from runner.run import tlsclient
+
     out.label, out.expected = "STARTTLS", "220, then a TLS handshake"
     opts = tlsclient.starttls_options(step, session.target)
     name = session.text(opts.server_name or session.target.server_name or "") or session.server_host
