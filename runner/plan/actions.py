@@ -11,8 +11,10 @@ entry, its docs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from runner.plan import options
+if TYPE_CHECKING:
+    from runner.plan.options import Options
 
 __all__ = ["ACTIONS", "DATA", "DATA_FILE", "EXPECT", "KINDS", "PIPELINE_LINE", "SEND", "STARTTLS", "ActionKind",
            "named"]
@@ -38,34 +40,43 @@ class ActionKind:
     words: tuple[str, ...] = ()  # other words people type for it (`wait:` for `sleep:`): runner.plan.synonyms
     topic: str = ""  # what a failure of it is about, for monitoring (runner.tools.probe_reasons); "": its reply
     runs_in: str = "steps"  # the module of runner.run whose do_<name> runs it, imported the first time it is used
-    options: type[options.Options] | None = None  # its options, typed (runner.plan.options); None: the value as is
+    options: str = ""  # the name of its options class in runner.plan.options (see options_class); "": the value as is
+
+    def options_class(self) -> type[Options] | None:
+        """Its options class, or None: runner.plan.options is imported the first time a step that has one is built
+        (its dataclasses cost a plan of plain steps a few milliseconds of start-up)."""
+        if not self.options:
+            return None
+        from runner.plan import options
+
+        return getattr(options, self.options)
 
 
 KINDS: dict[str, ActionKind] = {kind.name: kind for kind in (
     ActionKind("send", large=("",), command=True, words=("command", "cmd", "line", "say", "write", "request")),
-    ActionKind("raw", large=("",), uncounted=True, options=options.Raw),
+    ActionKind("raw", large=("",), uncounted=True, options="Raw"),
     ActionKind("smuggle", judges_own=True, uncounted=True, topic="smuggling", runs_in="smuggle",
-               options=options.Smuggle),
+               options="Smuggle"),
     ActionKind("data", large=("",), command=True, ends_data=True, signed=True, words=("body", "content", "msg")),
     ActionKind("data_file", command=True, ends_data=True, signed=True,
                words=("file", "body_file", "message_file", "eml", "data_path")),
     ActionKind("data_size", command=True, ends_data=True, words=("size", "body_size", "message_size")),
     ActionKind("message", command=True, ends_data=True, words=("mime", "mime_message", "compose", "build_message"),
-               runs_in="message", options=options.Message),
+               runs_in="message", options="Message"),
     ActionKind("sleep", words=("wait", "pause", "delay", "sleep_seconds", "wait_seconds")),
     ActionKind("close", uncounted=True, words=("disconnect", "hangup", "hang_up")),
-    ActionKind("xclient", command=True, words=("x_client",), runs_in="xclient", options=options.Attributes),
-    ActionKind("xforward", command=True, words=("x_forward",), runs_in="xclient", options=options.Attributes),
+    ActionKind("xclient", command=True, words=("x_client",), runs_in="xclient", options="Attributes"),
+    ActionKind("xforward", command=True, words=("x_forward",), runs_in="xclient", options="Attributes"),
     ActionKind("starttls", judges_own=True, tls=True, words=("tls", "start_tls", "upgrade"), topic="tls",
-               options=options.ClientTls),
+               options="ClientTls"),
     ActionKind("auth", judges_own=True, password=True, words=("login", "authenticate", "authentication", "sasl"),
-               topic="auth", options=options.Auth),
-    ActionKind("pipeline", judges_own=True, words=("pipelining", "batch"), options=options.Pipeline),
-    ActionKind("bdat", large=("data",), judges_own=True, words=("chunk", "chunks", "chunking"), options=options.Bdat),
+               topic="auth", options="Auth"),
+    ActionKind("pipeline", judges_own=True, words=("pipelining", "batch"), options="Pipeline"),
+    ActionKind("bdat", large=("data",), judges_own=True, words=("chunk", "chunks", "chunking"), options="Bdat"),
     ActionKind("expect_tls", tls=True, words=("expect_cert", "certificate", "cert"), topic="tls", runs_in="tlssteps",
-               options=options.ExpectTls),
+               options="ExpectTls"),
     ActionKind("tls_offer", judges_own=True, tls=True, words=("tls_audit", "tls_scan", "cipher_scan"), topic="tls",
-               runs_in="tlsoffer", options=options.TlsOffer),
+               runs_in="tlsoffer", options="TlsOffer"),
     ActionKind("expect_dns", words=("dns",), topic="dns", runs_in="dnssteps"),
     ActionKind("expect_delivery", mailbox=True, password=True,
                words=("delivery", "expect_mail", "mailbox", "deliver", "delivered"), topic="delivery",

@@ -1,11 +1,11 @@
 """A step type's options as typed, frozen objects, made once from the validated YAML (runner.plan.stepbuilder).
 
 Each step type whose value is more than one string or number has a class here, named by its row in
-runner.plan.actions (`ActionKind.options`); its fields are the schema's keys for that step type
-(tests/unit/test_actions.py checks they agree). Strings stay as written: a template is rendered as its step
-runs (runner.run.steprender), so a field holds the template, not its text. A step type without a class keeps
-its value as the schema gave it: a string (`send:`, `data:`, `data_file:`), a size in bytes (`data_size:`,
-settled by the builder), seconds (`sleep:`), or `true` (`close:`).
+runner.plan.actions (`ActionKind.options`, by name: this module is imported only when a plan has such a step);
+its fields are the schema's keys for that step type (tests/unit/test_actions.py checks they agree). Strings
+stay as written: a template is rendered as its step runs (runner.run.steprender), so a field holds the template,
+not its text. A step type without a class keeps its value as the schema gave it: a string (`send:`, `data:`,
+`data_file:`), a size in bytes (`data_size:`, settled by the builder), seconds (`sleep:`), or `true` (`close:`).
 """
 
 from __future__ import annotations

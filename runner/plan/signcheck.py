@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner import template
 from runner.plan.actions import DATA_FILE, KINDS, named
-from runner.plan.options import MessageDkim
+
+if TYPE_CHECKING:
+    from runner.plan.options import MessageDkim
 
 __all__ = ["step_dkim"]
 
@@ -24,6 +26,8 @@ def step_dkim(raw: dict[str, Any], action: str, value: Any, path: tuple[Any, ...
     """The step's `dkim:`, its key path resolved; None (and the problem said) where it cannot sign."""
     if "dkim" not in raw:
         return None
+    from runner.plan.options import MessageDkim
+
     if action not in SIGNED:
         this = f"this step is {action}:" if action in KINDS else "this step sends nothing"
         problem(f"dkim: signs the body a {' or '.join(f'{name}:' for name in sorted(SIGNED))} step sends; {this}",
@@ -39,7 +43,8 @@ def step_dkim(raw: dict[str, Any], action: str, value: Any, path: tuple[Any, ...
 def _elsewhere(action: str) -> str:
     """Where the `dkim:` goes instead: under the step type's own options when they have one (`message:`)."""
     kind = KINDS.get(action)
-    if kind is not None and kind.options is not None and "dkim" in (kind.options.schema_keys() or ()):
+    typed = None if kind is None else kind.options_class()
+    if typed is not None and "dkim" in (typed.schema_keys() or ()):
         return f"give it under {action}: ({action}: {{..., dkim: {{domain, selector, key}}}})"
     return "put it on the step that sends the message"
 

@@ -171,8 +171,8 @@ class StepBuilder:
             self._mailbox(value, path, captured)
         settle = getattr(self, f"_settle_{action}", None)
         settled = value if settle is None else settle(value, path, captured)
-        kind = KINDS.get(action)
-        return settled if kind is None or kind.options is None else kind.options.read(settled)
+        typed = None if action not in KINDS else KINDS[action].options_class()
+        return settled if typed is None else typed.read(settled)
 
     def _settle_send(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> Any:
         self.envelope(value, path)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import Problem
 from runner.net.address import hostport
-from runner.plan.options import MessageDkim
-from runner.smtp.proxy import ProxyHeader
+
+if TYPE_CHECKING:
+    from runner.plan.options import MessageDkim
+    from runner.smtp.proxy import ProxyHeader
 
 __all__ = ["Case", "Include", "Plan", "Retry", "Step", "Target"]
 

@@ -61,15 +61,25 @@ def test_each_options_class_has_a_field_for_every_key_the_schema_allows():
     steps = json.loads((ROOT / "schemas/plan.schema.json").read_text())["$defs"]["step"]["properties"]
     checked = 0
     for name, kind in KINDS.items():
-        keys = _schema_keys(steps[name])
-        if kind.options is None or keys is None or kind.options.schema_keys() is None:
+        keys, typed = _schema_keys(steps[name]), kind.options_class()
+        if typed is None or keys is None or typed.schema_keys() is None:
             continue
-        assert kind.options.schema_keys() == keys, name
+        assert typed.schema_keys() == keys, name
         checked += 1
     pipeline = _schema_keys(steps["pipeline"]["items"])
-    assert KINDS["pipeline"].options is not None and pipeline is not None
+    assert KINDS["pipeline"].options_class() is options.Pipeline and pipeline is not None
     assert options.PipelineItem.schema_keys() == pipeline
     assert checked >= 3  # auth, smuggle, bdat at least
+
+
+def test_each_row_names_an_options_class_that_exists():
+    """A row names its class by a string (so the classes are made only when a plan uses one): a misspelt name
+    would fail only when a plan with that step type is read."""
+    for name, kind in KINDS.items():
+        if kind.options:
+            typed = kind.options_class()
+            assert isinstance(typed, type) and issubclass(typed, options.Options), name
+            assert typed.__name__ == kind.options, name
 
 
 def test_a_plan_s_steps_carry_typed_options(tmp_path):
