@@ -18,9 +18,7 @@ from runner.plan.load import Loaded
 from runner.plan.replies import unread_replies
 from runner.plan.scope import render_early
 from runner.plan.stepbuilder import StepBuilder
-from runner.plan.tlscheck import report_client_tls
 from runner.plan.types import Case, Plan, Retry, Step, Target
-from runner.smtp.proxy import ProxyHeader
 
 __all__ = ["MAX_MATRIX_CASES", "build_plan"]
 
@@ -142,8 +140,6 @@ class _PlanBuilder:
 
     # -- target -----------------------------------------------------------------------------
     def check_target(self, steps: StepBuilder) -> None:
-        from runner.net.dns import parse_nameserver
-
         target = self.data.get("target", {})
         for key in ("host", "server_name", "cafile", "port", "mx", "source", "unix"):
             if isinstance(target.get(key), str):
@@ -164,6 +160,8 @@ class _PlanBuilder:
         self.check_tls_client(target)
         nameservers = target.get("nameserver", [])
         for i, text in enumerate([nameservers] if isinstance(nameservers, str) else nameservers):
+            from runner.net.dns import parse_nameserver  # only a plan that names its name servers
+
             try:
                 parse_nameserver(text)
             except ValueError as exc:
@@ -174,6 +172,8 @@ class _PlanBuilder:
         """A PROXY header that can be sent: known version, addresses of one family."""
         if not isinstance(target.get("proxy"), dict):
             return
+        from runner.smtp.proxy import ProxyHeader
+
         try:
             ProxyHeader.from_plan(target["proxy"])
         except ValueError as exc:
@@ -186,6 +186,10 @@ class _PlanBuilder:
             self.problems.append(self.loaded.problem(
                 f"target.{given[0]} is for tls: implicit, and this target has none: for STARTTLS give it in the "
                 "starttls: step", ("target", given[0]), hint="add tls: implicit, or move it into starttls:"))
+        if not given:  # nothing to check: spares a plain target the import of the TLS client's checks
+            return
+        from runner.plan.tlscheck import report_client_tls
+
         report_client_tls(self.loaded, target, ("target",), "target", (self.problems, self.warnings))
 
     def check_lmtp(self, raw_cases: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
@@ -318,6 +322,8 @@ def _target(raw: dict[str, Any]) -> Target:
         if key in given:
             given[key] = float(given[key])
     if isinstance(given.get("proxy"), dict):
+        from runner.smtp.proxy import ProxyHeader
+
         given["proxy"] = ProxyHeader.from_plan(given["proxy"])
     given.setdefault("host", None)
     given.setdefault("port", IMPLICIT_TLS_PORT if given.get("tls") == "implicit" else DEFAULT_PORT)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from runner.plan.actions import EXPECT, KINDS
-from runner.smtp.smuggling import ending_name
 from runner.template import is_template
 
 __all__ = ["shown", "wire_template"]
@@ -18,6 +17,8 @@ def shown(action: str, value: Any, name: str | None) -> str:
     if kind is not None and kind.large == ("",) and not kind.ends_data and isinstance(value, str):
         return value  # a command line or raw bytes, as written
     if action == "smuggle":
+        from runner.smtp.smuggling import ending_name
+
         return name or f"smuggle {ending_name(value.ending)}"
     return name or ("read a reply" if action == EXPECT else action)
 

@@ -24,10 +24,8 @@ from runner.plan.load import Loaded, Unreadable, load_file
 from runner.plan.schema import did_you_mean
 from runner.plan.scope import render_early
 from runner.plan.signcheck import step_dkim
-from runner.plan.tlscheck import report_client_tls
 from runner.plan.types import Include, Step
 from runner.smtp.expect import describe
-from runner.smtp.smuggling import END_OF_DATA
 
 __all__ = ["ACTIONS", "LAST_IN_GROUP", "StepBuilder", "parse_size"]
 
@@ -206,6 +204,8 @@ class StepBuilder:
         return value
 
     def _settle_starttls(self, value: Any, path: tuple[Any, ...], captured: set[str]) -> Any:
+        from runner.plan.tlscheck import report_client_tls
+
         report_client_tls(self.loaded, value or {}, path, "starttls", (self.problems, self.warnings))
         return value
 
@@ -311,6 +311,8 @@ class StepBuilder:
 
     def _smuggle(self, value: dict[str, Any], path: tuple[Any, ...], captured: set[str]) -> dict[str, Any]:
         """The smuggling test's options, the envelope taken from the variables `sender` and `rcpt` unless given."""
+        from runner.smtp.smuggling import END_OF_DATA
+
         if value["ending"] == END_OF_DATA:
             self.problem("smuggle: ending is the real end of data <CR><LF>.<CR><LF> (RFC 5321 §4.1.1.4): "
                          "nothing would be smuggled", (*path, "ending"), hint='give a broken one, e.g. "\n.\n"')

@@ -18,11 +18,10 @@ from runner.net.address import ip_version
 from runner.net.transport import Connector, SourceUnusable, Transport, hostport, open_unix_connection
 from runner.plan.types import Plan, Target
 from runner.results import SEND, CaseResult
-from runner.smtp import proxy
-from runner.smtp.proxy import ProxyHeader
 
 if TYPE_CHECKING:
     from runner.net.tlsclient import Handshake
+    from runner.smtp.proxy import ProxyHeader
 
 __all__ = ["Hop", "connect"]
 
@@ -101,6 +100,8 @@ async def _connect_host(case: Connecting, tls_first: bool) -> None:
 
 async def _send_proxy(case: Connecting, header: ProxyHeader, deadline: float) -> None:
     """The PROXY header, first of all bytes (HAProxy's spec §2: before any data of the connection)."""
+    from runner.smtp import proxy
+
     assert case.conn is not None
     data = proxy.encode(header)
     if header.version == 2:
