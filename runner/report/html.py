@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import ReportError
 from runner.report.advice import SERVERS
@@ -32,13 +32,15 @@ from runner.report.archive import (
     write_new,
 )
 from runner.report.chart import PERCENTILES
-from runner.report.compare import Changes, compare_runs
 from runner.report.digest import FULL_CASES, FULL_FAILURES, Digest, Views, digest, lighten, peers_line
 from runner.report.format import format_seconds, format_utc, parse_utc, printable
 from runner.report.markup import embed_json, environment, page_script
 from runner.report.view import CaseView, case_view, skipped_groups, step_view, transcript_rows
 from runner.results import FAILED, PlanResult, RunResult, utc_iso
 from runner.stats import KEEP_FAILURES
+
+if TYPE_CHECKING:
+    from runner.report.compare import Changes
 
 __all__ = ["plan_data", "render_report", "write_html_reports"]
 
@@ -168,6 +170,8 @@ def write_html_reports(
             found = _previous(entries, data, warnings)
             page = None
             if found:
+                from runner.report.compare import compare_runs  # only with an earlier report to compare with
+
                 try:
                     page = render_report(run, plan, compare_runs(found[1], data), found[0].path.name, data)
                 except (AttributeError, KeyError, TypeError, ValueError, OverflowError):  # edited by hand

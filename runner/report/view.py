@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
@@ -20,8 +20,10 @@ from runner.report.format import (
     why_failed,
 )
 from runner.report.mailfacts import mail_rows
-from runner.report.tlsfacts import OfferView, offer_view
 from runner.results import FAILED, INFO, PASSED, RECV, SEND, SKIPPED, CaseResult, StepResult, show_bytes
+
+if TYPE_CHECKING:
+    from runner.report.tlsfacts import OfferView
 
 __all__ = ["MAX_EVENT_LINES", "CaseView", "LoadView", "SessionView", "StepView", "case_view", "skipped_groups",
            "step_view", "transcript_rows"]
@@ -163,8 +165,18 @@ def _session(title: str, case: CaseResult, file: str, status: str | None = None)
         transcript=transcript_rows(case),
         mail=[(s.index, s.action, [(printable(k), printable(v)) for k, v in mail_rows(s.details)])
               for s in case.steps if s.details and s.action != "tls_offer"],
-        offers=[offer_view(s.index, s.details) for s in case.steps if s.details and s.action == "tls_offer"],
+        offers=_offers(case),
     )
+
+
+def _offers(case: CaseResult) -> list[OfferView]:
+    """The tls_offer steps' facts laid out (runner.report.tlsfacts, imported only for a case that has one)."""
+    steps = [s for s in case.steps if s.details and s.action == "tls_offer"]
+    if not steps:
+        return []
+    from runner.report.tlsfacts import offer_view
+
+    return [offer_view(s.index, s.details) for s in steps]
 
 
 def _share(part: int, whole: int) -> str:
