@@ -36,12 +36,14 @@ def program(argv: Sequence[str], env: Environment) -> ExitStatus | int:
         env.stdout.write(f"smtprun {__version__}\n")
         return ExitStatus.OK
     if argv and argv[0] not in (*COMMANDS, "-h", "--help"):
-        import difflib
         import os
 
-        close = difflib.get_close_matches(argv[0], COMMANDS, n=1, cutoff=0.75)
-        if close and not os.path.exists(argv[0]):
-            raise UsageError(f"smtprun: no command or plan file {argv[0]!r}; did you mean '{close[0]}'?")
+        if not os.path.exists(argv[0]):  # a plan file is run as it is named, however close to a command
+            import difflib
+
+            close = difflib.get_close_matches(argv[0], COMMANDS, n=1, cutoff=0.75)
+            if close:
+                raise UsageError(f"smtprun: no command or plan file {argv[0]!r}; did you mean '{close[0]}'?")
         argv.insert(0, "run")  # `smtprun PLAN` means `smtprun run PLAN`
     if not argv or argv[0] in ("-h", "--help"):  # the main form first: `smtprun PLAN` and its options
         from runner.cli.run import print_help

@@ -21,11 +21,13 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import SmtprunError
 from runner.net.address import check_port, hostport
-from runner.net.cares import TIMED_OUT, Channel
+
+if TYPE_CHECKING:
+    from runner.net.cares import Channel
 
 __all__ = ["FAMILIES", "MAX_IN_FLIGHT", "DnsError", "Lookups", "ResolverConfig"]
 
@@ -261,6 +263,8 @@ def _open(config: ResolverConfig) -> tuple[Channel, str]:
     """A channel for config on the running loop, and its name servers as messages show them."""
     import pycares
 
+    from runner.net.cares import Channel  # the c-ares channel: only a run that looks a name up
+
     per_try = min(PER_TRY, config.timeout)
     tries = min(8, math.ceil(config.timeout / per_try) + 1)
     try:
@@ -292,6 +296,8 @@ def _failed(status: int, lookup: _Lookup, servers: str) -> tuple[Any, ...]:
 def _code(status: int) -> str:
     """c-ares' name for a status ("ARES_ENOTFOUND"), "ARES_ETIMEOUT" for a query the deadline ended."""
     import pycares
+
+    from runner.net.cares import TIMED_OUT
 
     return "ARES_ETIMEOUT" if status == TIMED_OUT else pycares.errno.errorcode.get(status, "")
 

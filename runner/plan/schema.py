@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -301,6 +300,8 @@ def _show(value: Any) -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """"did you mean 'rcpt'?" for the one choice closest to a mistyped word, or None when none is close."""
+    import difflib  # only for a mistake
+
     close = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 

@@ -10,7 +10,6 @@ variables of that target's cases. Every problem names the file and line.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import ipaddress
@@ -132,6 +131,8 @@ def _not_csv(first: str) -> str:
 
 
 def _csv_rows(text: str) -> Iterable[tuple[int, list[str]]]:
+    import csv  # only a targets file written as CSV
+
     reader = csv.reader(io.StringIO(text))
     for row in reader:
         yield reader.line_num, row

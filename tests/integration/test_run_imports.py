@@ -18,8 +18,8 @@ WATCHED = ("runner.mail", "runner.report.jsonout", "jsonschema")
 # What a plain plan's run does not need, each a few milliseconds of start-up (python -X importtime)
 NOT_FOR_A_PLAIN_PLAN = ("runner.mail", "runner.plan.options", "runner.run.smuggle", "runner.smtp.smuggling",
                         "runner.net.tlsclient", "runner.run.tlsclient", "runner.plan.tlscheck", "runner.net.dns",
-                        "runner.smtp.proxy", "runner.run.workers", "multiprocessing", "runner.report.compare",
-                        "runner.report.tlsfacts")
+                        "runner.net.cares", "runner.smtp.proxy", "runner.run.workers", "multiprocessing",
+                        "runner.report.compare", "runner.report.tlsfacts")
 PROBE = f"""
 import sys
 from runner.cli import main
