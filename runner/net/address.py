@@ -13,6 +13,7 @@ them in their own words around it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -35,6 +36,7 @@ def _quoted(text: str) -> str:
     return "'" + printable(text, CONTROLS, backslash=True) + "'"
 
 
+@functools.lru_cache(maxsize=1024)  # a load run connects to the same host thousands of times
 def check_host(host: str) -> str:
     """`host`: an IP address, or a name the resolver can be asked for (one trailing dot allowed).
 
@@ -234,6 +236,7 @@ def _check_unicast(address: ipaddress.IPv4Address | ipaddress.IPv6Address, text:
                          "(give an address of this machine, or no source for the system's choice)")
 
 
+@functools.lru_cache(maxsize=1024)
 def ip_version(address: str) -> int | None:
     """4 or 6 for an IP address (an IPv6 one may carry a %zone), None for a name."""
     try:

@@ -84,7 +84,7 @@ async def _connect_host(case: Connecting, tls_first: bool) -> None:
     source = case.source()
     tls = _implicit_tls(case) if tls_first else None
     port = case.port()
-    hops = case.route if case.route is not None else (Hop(case.host(), case.host()),)
+    hops = case.route if case.route is not None else (Hop(host := case.host(), host),)
     if case.route is None and t.host:  # a template (`host: "{{ h }}"`) as rendered for this case
         case.result.target = hostport(hops[0].address, port)
     if not hops:

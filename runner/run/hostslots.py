@@ -37,7 +37,9 @@ class HostSlots:
     async def __call__(self, host: str, port: int, deadline: float, tls: ssl.SSLContext | None = None,
                        server_name: str | None = None, **bind: Any) -> Transport:
         key = f"{host.lower()}:{port}"
-        slot = self._slots.setdefault(key, asyncio.Semaphore(self.limit))
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = asyncio.Semaphore(self.limit)
         t0 = time.monotonic()
         await slot.acquire()
         deadline += time.monotonic() - t0  # waiting for a slot is not the server's slowness
