@@ -17,7 +17,6 @@ from runner.cache import PrivateFolder
 from runner.environment import cache_folder
 from runner.errors import Problem
 from runner.plan.load import Loaded
-from runner.plan.synonyms import meant
 
 __all__ = ["SCHEMA_NAME", "ValidationCache", "did_you_mean", "schema", "schema_text", "validate", "validate_fragment"]
 
@@ -307,6 +306,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 
 
 def _unknown_key(loaded: Loaded, path: tuple[Any, ...], name: str, extra: str, allowed: list[str]) -> Problem:
+    from runner.plan.synonyms import meant  # only for a mistake
+
     synonym = meant(extra, allowed)  # `wait:` is `sleep:`: another word, not a misspelling
     hint = (f"did you mean '{synonym}'?" if synonym else did_you_mean(extra, allowed)) \
         or "allowed here: " + ", ".join(allowed)

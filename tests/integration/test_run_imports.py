@@ -19,7 +19,7 @@ WATCHED = ("runner.mail", "runner.report.jsonout", "jsonschema")
 NOT_FOR_A_PLAIN_PLAN = ("runner.mail", "runner.plan.options", "runner.run.smuggle", "runner.smtp.smuggling",
                         "runner.net.tlsclient", "runner.run.tlsclient", "runner.plan.tlscheck", "runner.net.dns",
                         "runner.net.cares", "runner.smtp.proxy", "runner.run.workers", "multiprocessing",
-                        "runner.report.compare", "runner.report.tlsfacts")
+                        "runner.report.compare", "runner.report.tlsfacts", "runner.plan.synonyms")
 PROBE = f"""
 import sys
 from runner.cli import main
