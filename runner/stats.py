@@ -44,8 +44,11 @@ class LoadStats:
         self.durations.append(result.duration)
         for step in result.steps:
             if step.reply is not None or step.status == FAILED:
-                self.latencies.setdefault(step.index, array("d")).append(step.duration)
-                self.labels.setdefault(step.index, step.label)
+                latencies = self.latencies.get(step.index)
+                if latencies is None:
+                    latencies = self.latencies[step.index] = array("d")
+                    self.labels[step.index] = step.label
+                latencies.append(step.duration)
         if result.status == FAILED:
             self.failed += 1
             self._count((result.failed_step.reason if result.failed_step else result.reason) or "unknown", 1)

@@ -211,9 +211,10 @@ class SmtpSession:
         is_ehlo = reply.code == 250 and command.upper().startswith(("EHLO", "LHLO"))
         if is_ehlo:
             self.keywords = reply.keywords()
-        words = reply.lines[0].split() if reply.lines else []  # "220  " is a valid reply of blank text
-        if (is_ehlo or (reply.code == 220 and not self.greeting_hosts)) and words:
-            self.greeting_hosts.append(words[0])
+        if is_ehlo or (reply.code == 220 and not self.greeting_hosts):
+            words = reply.lines[0].split() if reply.lines else []  # "220  " is a valid reply of blank text
+            if words:
+                self.greeting_hosts.append(words[0])
         return is_ehlo
 
     def _count_recipients(self, command: str, code: int) -> None:
