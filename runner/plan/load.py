@@ -19,8 +19,6 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runner.errors import Location, PlanError, Problem
 from runner.files import read_regular
-from runner.plan.broken import meant_as_yaml, secret_names, secret_spans
-from runner.plan.syntax import explain, unquoted_template
 from runner.redact import MASK, Redactor
 from runner.text import CONTROLS, printable
 
@@ -256,6 +254,9 @@ def load_text(text: str, name: str = "<plan>", kind: str = "plan", hide: Hidden 
 def _syntax_problem(exc: yaml.MarkedYAMLError, source: Source, kind: str) -> Problem:
     """A YAML syntax error on the line where the mistake is, with a hint; the line is shown only for a file meant
     as YAML, secrets masked as far as the broken file can be read."""
+    from runner.plan.broken import meant_as_yaml, secret_names, secret_spans  # only for a file YAML cannot read
+    from runner.plan.syntax import explain
+
     source.excerpts = meant_as_yaml(source.text, source.name, kind)
     mark = exc.problem_mark or exc.context_mark
     upto = source.text.find("\n", mark.index) if mark else -1
@@ -345,6 +346,8 @@ class _Builder:
 
     def _complex_key(self, node: MappingNode, key: Node) -> PlanError:
         if self.source.text.startswith("{{", node.start_mark.index):  # `send: {{ helo }}`: a template, unquoted
+            from runner.plan.syntax import unquoted_template
+
             found = unquoted_template(self.source.text, node.start_mark.index, self.source.overlaps_hidden)
             return PlanError(self.source.problem(found.message, *self.source.position(found.index), hint=found.hint))
         return self.fail("a mapping key must be a plain name, not a list or mapping", key)

@@ -19,7 +19,8 @@ WATCHED = ("runner.mail", "runner.report.jsonout", "jsonschema")
 NOT_FOR_A_PLAIN_PLAN = ("runner.mail", "runner.plan.options", "runner.run.smuggle", "runner.smtp.smuggling",
                         "runner.net.tlsclient", "runner.run.tlsclient", "runner.plan.tlscheck", "runner.net.dns",
                         "runner.net.cares", "runner.smtp.proxy", "runner.run.workers", "multiprocessing",
-                        "runner.report.compare", "runner.report.tlsfacts", "runner.plan.synonyms")
+                        "runner.report.compare", "runner.report.tlsfacts", "runner.plan.synonyms",
+                        "runner.plan.syntax", "runner.plan.broken")  # the last three explain mistakes
 PROBE = f"""
 import sys
 from runner.cli import main
