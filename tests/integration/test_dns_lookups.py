@@ -39,15 +39,22 @@ def queries(log_text: str, rdtype: str, name: str) -> int:
     return len(re.findall(rf"query\[{rdtype}\] {re.escape(name)} from ", log_text, re.IGNORECASE))
 
 
+def run_mx_fleet(tmp_path, server, dns, count: int) -> tuple[int, str, str, list[dict]]:
+    """The plan over `count` targets mx:d0.fleet.test, mx:d1.fleet.test, ... asking `dns`: the exit status, the
+    output and each case's JSON."""
+    targets = tmp_path / "targets.txt"
+    targets.write_text("".join(f"mx:d{i}.fleet.test\n" for i in range(count)))
+    plan = write_plan(tmp_path, PLAN.format(port=server.port, dns=dns.port))
+    code, out, err = run(plan, "--targets", str(targets), "--json", str(tmp_path / "r.json"), "--no-report")
+    cases = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"] if code in (0, 1) else []
+    return code, out, err, cases
+
+
 def test_a_fleet_sharing_one_mail_host_asks_for_its_addresses_once(tmp_path, server, dnsmasq_factory):
     dns = dnsmasq_factory(*(f"--mx-host=d{i}.fleet.test,mx.shared.test,10" for i in range(DOMAINS)),
                           "--host-record=mx.shared.test,127.0.0.1")
-    targets = tmp_path / "targets.txt"
-    targets.write_text("".join(f"mx:d{i}.fleet.test\n" for i in range(DOMAINS)))
-    plan = write_plan(tmp_path, PLAN.format(port=server.port, dns=dns.port))
-    code, out, err = run(plan, "--targets", str(targets), "--json", str(tmp_path / "r.json"), "--no-report")
+    code, out, err, cases = run_mx_fleet(tmp_path, server, dns, DOMAINS)
     assert code == 0, out + err
-    cases = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
     assert [c["status"] for c in cases] == ["passed"] * DOMAINS
     assert all("   10 mx.shared.test: 127.0.0.1" in c["notes"] for c in cases)
     log = dns.log.read_text(errors="replace")
@@ -223,12 +230,8 @@ def test_a_fleet_of_more_mx_domains_than_are_looked_up_at_once_routes_each_its_o
     known = [i for i in range(count) if i % 3]
     dns = dnsmasq_factory(*(f"--mx-host=d{i}.fleet.test,mx{i}.fleet.test,{i % 50}" for i in known),
                           *(f"--host-record=mx{i}.fleet.test,127.0.0.1" for i in known))
-    targets = tmp_path / "targets.txt"
-    targets.write_text("".join(f"mx:d{i}.fleet.test\n" for i in range(count)))
-    plan = write_plan(tmp_path, PLAN.format(port=server.port, dns=dns.port))
-    code, out, err = run(plan, "--targets", str(targets), "--json", str(tmp_path / "r.json"), "--no-report")
+    code, out, err, cases = run_mx_fleet(tmp_path, server, dns, count)
     assert code == 1, out + err
-    cases = json.loads((tmp_path / "r.json").read_text())["plans"][0]["cases"]
     assert [c["status"] for c in cases] == ["passed" if i % 3 else "failed" for i in range(count)]
     for i, case in enumerate(cases):
         if i % 3:
